@@ -1,0 +1,182 @@
+//! The running server: binds every socket, builds the first snapshot, and runs the
+//! UDP workers, TCP listeners and admin server until shutdown.
+//!
+//! `App::bind` does everything that can fail before the `ready` line; `App::run`
+//! only serves. Tests bind on port 0 in-process and read the real addresses back.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::dns::{tcp, udp};
+use crate::metrics::Stats;
+use crate::sources::Sources;
+use crate::store::{self, snapshot::AllUp, snapshot::Snapshot};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("{0}")]
+    Build(String),
+}
+
+/// A bound, ready-to-run server.
+pub struct App {
+    sources: Sources,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    stats: Arc<Stats>,
+    udp: Vec<std::net::UdpSocket>,
+    tcp: Vec<tokio::net::TcpListener>,
+    admin: tokio::net::TcpListener,
+    dns_addrs: Vec<SocketAddr>,
+}
+
+impl App {
+    /// Builds the first snapshot and binds every socket. Must run inside a tokio runtime.
+    pub async fn bind(sources: Sources) -> Result<App, AppError> {
+        let cfg = &sources.config;
+        let snap = store::build(&sources.zones, &sources.pools, &AllUp, cfg.dns.edns_udp_size, None)
+            .map_err(|p| AppError::Build(p.to_string()))?;
+        let threads = match cfg.dns.threads {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        };
+        let mut udp_sockets = Vec::new();
+        let mut tcp_listeners = Vec::new();
+        let mut dns_addrs = Vec::new();
+        for &addr in &cfg.dns.listen {
+            let (socks, listener, bound) = bind_dns(addr, threads)?;
+            udp_sockets.extend(socks);
+            tcp_listeners.push(listener);
+            dns_addrs.push(bound);
+        }
+        let admin = tokio::net::TcpListener::bind(cfg.admin.listen)
+            .await
+            .map_err(|source| AppError::Bind { addr: cfg.admin.listen, source })?;
+        Ok(App {
+            snapshot: Arc::new(ArcSwap::from_pointee(snap)),
+            stats: Arc::new(Stats::default()),
+            sources,
+            udp: udp_sockets,
+            tcp: tcp_listeners,
+            admin,
+            dns_addrs,
+        })
+    }
+
+    /// The DNS addresses actually bound (a `:0` port resolved).
+    pub fn dns_addrs(&self) -> &[SocketAddr] {
+        &self.dns_addrs
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr().unwrap_or(self.sources.config.admin.listen)
+    }
+
+    /// `lbdns ready dns=ADDR[,ADDR…] admin=ADDR`
+    pub fn ready_line(&self) -> String {
+        let dns: Vec<String> = self.dns_addrs.iter().map(|a| a.to_string()).collect();
+        format!("lbdns ready dns={} admin={}", dns.join(","), self.admin_addr())
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight work
+    /// finish, and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut threads = Vec::new();
+        for (i, sock) in self.udp.into_iter().enumerate() {
+            let seed = fastrand::u64(..) ^ i as u64;
+            threads.push(udp::spawn_worker(sock, self.snapshot.clone(), self.stats.worker(), stop.clone(), seed)?);
+        }
+        let mut tasks = Vec::new();
+        let cfg = &self.sources.config;
+        for listener in self.tcp {
+            let settings = tcp::TcpSettings {
+                idle_timeout: cfg.dns.tcp_idle_timeout,
+                max_connections: cfg.dns.max_tcp_connections,
+            };
+            tasks.push(tokio::spawn(tcp::serve(
+                listener,
+                self.snapshot.clone(),
+                self.stats.worker(),
+                settings,
+                stop_rx.clone(),
+            )));
+        }
+        let router = crate::admin::router();
+        let mut admin_stop = stop_rx.clone();
+        let admin = tokio::spawn(async move {
+            let _ = axum::serve(self.admin, router)
+                .with_graceful_shutdown(async move {
+                    let _ = admin_stop.changed().await;
+                })
+                .await;
+        });
+
+        shutdown.await;
+        info!("shutting down");
+        stop.store(true, Ordering::Relaxed);
+        let _ = stop_tx.send(true);
+        for t in tasks {
+            let _ = t.await;
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), admin).await;
+        tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await
+        .ok();
+        Ok(())
+    }
+}
+
+/// Binds `threads` UDP sockets and one TCP listener on the same address and port.
+/// With port 0 the kernel picks a UDP port, and we retry if TCP cannot have it.
+fn bind_dns(
+    addr: SocketAddr,
+    threads: usize,
+) -> Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener, SocketAddr), AppError> {
+    let err = |source| AppError::Bind { addr, source };
+    let mut last = None;
+    for _ in 0..20 {
+        let first = udp::bind_reuseport(addr).map_err(err)?;
+        let bound = first.local_addr().map_err(err)?;
+        let tcp = match bind_tcp(bound) {
+            Ok(l) => l,
+            Err(e) if addr.port() == 0 => {
+                last = Some(e);
+                continue;
+            }
+            Err(e) => return Err(err(e)),
+        };
+        let mut socks = vec![first];
+        for _ in 1..threads {
+            socks.push(udp::bind_reuseport(bound).map_err(err)?);
+        }
+        return Ok((socks, tcp, bound));
+    }
+    Err(err(last.unwrap_or_else(|| io::Error::other("no free port"))))
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
+    let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    tokio::net::TcpListener::from_std(s.into())
+}

@@ -1,0 +1,663 @@
+//! The TOML configuration: raw serde input types (`*Config`) and the validated
+//! [`Config`] built from them.
+//!
+//! Parsing never touches the network. Every problem is reported as a [`Problem`]
+//! naming the file and line, and all problems found are reported at once so that
+//! `lbdns check` shows everything an operator must fix. Relative paths are resolved
+//! against the config file's directory here, so nothing later depends on the
+//! working directory.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+/// One thing wrong with the configuration or a zone file, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    /// 1-based line; 0 when the problem has no line (a missing file).
+    pub line: usize,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(file: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
+        Problem {
+            file: file.into(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+/// Every problem found while loading; `Display` prints one per line.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Raw input types, exactly the TOML keys of DESIGN.md.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    dns: DnsConfig,
+    #[serde(default)]
+    admin: AdminConfig,
+    geoip: Option<GeoipConfig>,
+    #[serde(default)]
+    regions: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    zone: Vec<Spanned<ZoneConfig>>,
+    #[serde(default)]
+    pool: Vec<Spanned<PoolConfig>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DnsConfig {
+    #[serde(default = "default_listen")]
+    listen: Vec<SocketAddr>,
+    #[serde(default)]
+    threads: usize,
+    #[serde(default = "default_edns_udp_size")]
+    edns_udp_size: u16,
+    #[serde(default = "default_tcp_idle", deserialize_with = "duration")]
+    tcp_idle_timeout: Duration,
+    #[serde(default = "default_max_tcp")]
+    max_tcp_connections: usize,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            listen: default_listen(),
+            threads: 0,
+            edns_udp_size: default_edns_udp_size(),
+            tcp_idle_timeout: default_tcp_idle(),
+            max_tcp_connections: default_max_tcp(),
+        }
+    }
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], 5353))]
+}
+fn default_edns_udp_size() -> u16 {
+    1232
+}
+fn default_tcp_idle() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_tcp() -> usize {
+    1024
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminConfig {
+    #[serde(default = "default_admin_listen")]
+    listen: SocketAddr,
+    token_file: Option<PathBuf>,
+    #[serde(default = "default_state_dir")]
+    state_dir: PathBuf,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: default_admin_listen(),
+            token_file: None,
+            state_dir: default_state_dir(),
+        }
+    }
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8053))
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("state")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GeoipConfig {
+    database: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZoneConfig {
+    origin: String,
+    file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolConfig {
+    name: String,
+    #[serde(default)]
+    policy: PolicyName,
+    #[serde(default = "default_pool_ttl")]
+    ttl: u32,
+    #[serde(default)]
+    max_answers: usize,
+    #[serde(default)]
+    all_down: AllDown,
+    #[serde(default)]
+    fallback: Vec<IpAddr>,
+    health: Option<HealthConfig>,
+    #[serde(default)]
+    member: Vec<Spanned<MemberConfig>>,
+}
+
+/// Default pool TTL: short, so resolvers come back soon after a member leaves.
+pub fn default_pool_ttl() -> u32 {
+    30
+}
+
+/// A pool member as written in TOML (`[[pool.member]]`) or JSON (the admin API).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    pub address: IpAddr,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+fn default_true() -> bool {
+    true
+}
+
+/// How a pool orders its eligible members; see `src/policy/`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyName {
+    #[default]
+    RoundRobin,
+    Random,
+    Weighted,
+    Failover,
+    Affinity,
+    Geo,
+}
+
+impl PolicyName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyName::RoundRobin => "round-robin",
+            PolicyName::Random => "random",
+            PolicyName::Weighted => "weighted",
+            PolicyName::Failover => "failover",
+            PolicyName::Affinity => "affinity",
+            PolicyName::Geo => "geo",
+        }
+    }
+}
+
+/// What a pool answers when none of the queried family's members is eligible.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AllDown {
+    /// Answer every enabled member (fail open, as gdnsd does).
+    #[default]
+    ServeAll,
+    /// NODATA.
+    Empty,
+    /// SERVFAIL.
+    Servfail,
+    /// The pool's `fallback` addresses.
+    Fallback,
+}
+
+/// Which health check a pool's members get.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckKind {
+    #[default]
+    None,
+    Tcp,
+    Http,
+    Https,
+}
+
+impl CheckKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::None => "none",
+            CheckKind::Tcp => "tcp",
+            CheckKind::Http => "http",
+            CheckKind::Https => "https",
+        }
+    }
+}
+
+/// `[pool.health]`: the probe spec shared by every member of a pool.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    #[serde(default)]
+    pub check: CheckKind,
+    /// Port to probe; defaults to 80 (http), 443 (https); required for tcp.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// Host header and TLS server name; defaults to the pool name without its dot.
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default = "default_expect_status")]
+    pub expect_status: Vec<u16>,
+    #[serde(default)]
+    pub expect_body: Option<String>,
+    #[serde(
+        default = "default_interval",
+        deserialize_with = "duration",
+        serialize_with = "ser_duration"
+    )]
+    pub interval: Duration,
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "duration",
+        serialize_with = "ser_duration"
+    )]
+    pub timeout: Duration,
+    #[serde(default = "default_rise_fall")]
+    pub rise: u32,
+    #[serde(default = "default_rise_fall")]
+    pub fall: u32,
+    #[serde(default = "default_true")]
+    pub tls_verify: bool,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            check: CheckKind::None,
+            port: None,
+            path: default_path(),
+            host: None,
+            expect_status: default_expect_status(),
+            expect_body: None,
+            interval: default_interval(),
+            timeout: default_timeout(),
+            rise: default_rise_fall(),
+            fall: default_rise_fall(),
+            tls_verify: true,
+        }
+    }
+}
+
+fn default_path() -> String {
+    "/".to_string()
+}
+fn default_expect_status() -> Vec<u16> {
+    vec![200]
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_rise_fall() -> u32 {
+    2
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s)
+        .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+// ---------------------------------------------------------------------------
+// Validated configuration.
+
+/// The validated configuration the server runs from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file, absolute.
+    pub path: PathBuf,
+    pub dns: DnsSettings,
+    pub admin: AdminSettings,
+    pub geoip: Option<PathBuf>,
+    /// Location key (country code, continent code or `default`) -> regions.
+    pub regions: BTreeMap<String, Vec<String>>,
+    pub zones: Vec<ZoneSpec>,
+    pub pools: Vec<PoolDef>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DnsSettings {
+    pub listen: Vec<SocketAddr>,
+    /// UDP worker threads; 0 = one per CPU.
+    pub threads: usize,
+    pub edns_udp_size: u16,
+    pub tcp_idle_timeout: Duration,
+    pub max_tcp_connections: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    pub token_file: Option<PathBuf>,
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct ZoneSpec {
+    pub origin: Name,
+    pub file: PathBuf,
+    /// Line of the `[[zone]]` entry in the config file.
+    pub line: usize,
+}
+
+/// A pool after validation, from the config file or the admin API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolDef {
+    pub name: Name,
+    pub policy: PolicyName,
+    pub ttl: u32,
+    pub max_answers: usize,
+    pub all_down: AllDown,
+    pub fallback: Vec<IpAddr>,
+    pub health: HealthConfig,
+    pub members: Vec<MemberConfig>,
+    /// Where it was defined, for messages: config line, or 0 for the API.
+    pub line: usize,
+}
+
+/// Reads and validates `path`. Zone files are not read here (see `crate::load`).
+pub fn load(path: &Path) -> Result<Config, Problems> {
+    let path = absolute(path);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Problems(vec![Problem::new(&path, 0, format!("cannot read: {e}"))]))?;
+    parse(&path, &text)
+}
+
+/// Parses config text as if read from `path` (absolute).
+pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
+    let raw: ConfigFile = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+        Problems(vec![Problem::new(path, line, e.message().trim().to_string())])
+    })?;
+    let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let mut problems = Vec::new();
+    let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
+
+    if raw.dns.listen.is_empty() {
+        problems.push(Problem::new(path, find_line(text, "listen"), "[dns] listen is empty"));
+    }
+    if raw.dns.edns_udp_size < 512 {
+        problems.push(Problem::new(
+            path,
+            find_line(text, "edns_udp_size"),
+            "[dns] edns_udp_size must be at least 512",
+        ));
+    }
+
+    let mut zones: Vec<ZoneSpec> = Vec::new();
+    for z in &raw.zone {
+        let line = line_of(text, z.span().start);
+        let zc = z.get_ref();
+        match parse_fqdn(&zc.origin) {
+            Ok(origin) => {
+                if zones.iter().any(|o| o.origin == origin) {
+                    problems.push(Problem::new(path, line, format!("zone {origin} is defined twice")));
+                }
+                zones.push(ZoneSpec { origin, file: resolve(&zc.file), line });
+            }
+            Err(e) => problems.push(Problem::new(path, line, format!("zone origin: {e}"))),
+        }
+    }
+
+    let mut pools: Vec<PoolDef> = Vec::new();
+    for p in &raw.pool {
+        let line = line_of(text, p.span().start);
+        let pc = p.get_ref();
+        let name = match parse_fqdn(&pc.name) {
+            Ok(n) => n,
+            Err(e) => {
+                problems.push(Problem::new(path, line, format!("pool name: {e}")));
+                continue;
+            }
+        };
+        if pools.iter().any(|o| o.name == name) {
+            problems.push(Problem::new(path, line, format!("pool {name} is defined twice")));
+        }
+        let def = PoolDef {
+            name,
+            policy: pc.policy,
+            ttl: pc.ttl,
+            max_answers: pc.max_answers,
+            all_down: pc.all_down,
+            fallback: pc.fallback.clone(),
+            health: pc.health.clone().unwrap_or_default(),
+            members: pc.member.iter().map(|m| m.get_ref().clone()).collect(),
+            line,
+        };
+        let member_lines: Vec<usize> = pc.member.iter().map(|m| line_of(text, m.span().start)).collect();
+        for (i, msg) in def.validate() {
+            let l = i.and_then(|i| member_lines.get(i).copied()).unwrap_or(line);
+            problems.push(Problem::new(path, l, msg));
+        }
+        pools.push(def);
+    }
+
+    for (key, list) in &raw.regions {
+        if list.is_empty() {
+            problems.push(Problem::new(path, find_line(text, key), format!("[regions] {key} is an empty list")));
+        }
+    }
+    if pools.iter().any(|p| p.policy == PolicyName::Geo) && !raw.regions.contains_key("default") {
+        problems.push(Problem::new(
+            path,
+            find_line(text, "[regions]"),
+            "a geo pool needs [regions] with a `default` list",
+        ));
+    }
+
+    if !problems.is_empty() {
+        return Err(Problems(problems));
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        dns: DnsSettings {
+            listen: raw.dns.listen,
+            threads: raw.dns.threads,
+            edns_udp_size: raw.dns.edns_udp_size,
+            tcp_idle_timeout: raw.dns.tcp_idle_timeout,
+            max_tcp_connections: raw.dns.max_tcp_connections.max(1),
+        },
+        admin: AdminSettings {
+            listen: raw.admin.listen,
+            token_file: raw.admin.token_file.as_deref().map(resolve),
+            state_dir: resolve(&raw.admin.state_dir),
+        },
+        geoip: raw.geoip.map(|g| resolve(&g.database)),
+        regions: raw.regions,
+        zones,
+        pools,
+    })
+}
+
+impl PoolDef {
+    /// Checks that need only the pool itself. Returns (member index, message).
+    pub fn validate(&self) -> Vec<(Option<usize>, String)> {
+        let mut out = Vec::new();
+        let name = &self.name;
+        for (i, m) in self.members.iter().enumerate() {
+            if m.weight == 0 {
+                out.push((Some(i), format!("pool {name}: member {}: weight must be at least 1", m.address)));
+            }
+            if self.members[..i].iter().any(|o| o.address == m.address) {
+                out.push((Some(i), format!("pool {name}: duplicate member {}", m.address)));
+            }
+            if self.policy == PolicyName::Geo && m.region.is_none() {
+                out.push((Some(i), format!("pool {name}: member {} needs a region (policy geo)", m.address)));
+            }
+        }
+        if self.all_down == AllDown::Fallback {
+            if self.fallback.is_empty() {
+                out.push((None, format!("pool {name}: all_down = \"fallback\" needs `fallback` addresses")));
+            }
+            for f in &self.fallback {
+                let family_has_member = self.members.iter().any(|m| m.address.is_ipv4() == f.is_ipv4());
+                if !family_has_member {
+                    let fam = if f.is_ipv4() { "IPv4" } else { "IPv6" };
+                    out.push((
+                        None,
+                        format!("pool {name}: fallback {f} is {fam} but the pool has no {fam} member"),
+                    ));
+                }
+            }
+        } else if !self.fallback.is_empty() {
+            out.push((None, format!("pool {name}: `fallback` is set but all_down is not \"fallback\"")));
+        }
+        let h = &self.health;
+        if h.check == CheckKind::Tcp && h.port.is_none() {
+            out.push((None, format!("pool {name}: health check tcp needs a port")));
+        }
+        if h.rise == 0 || h.fall == 0 {
+            out.push((None, format!("pool {name}: health rise and fall must be at least 1")));
+        }
+        if h.timeout.is_zero() || h.interval.is_zero() {
+            out.push((None, format!("pool {name}: health interval and timeout must be above zero")));
+        }
+        if h.expect_status.is_empty() {
+            out.push((None, format!("pool {name}: health expect_status is empty")));
+        }
+        if !h.path.starts_with('/') {
+            out.push((None, format!("pool {name}: health path must start with /")));
+        }
+        out
+    }
+}
+
+/// Parses an absolute domain name; a missing final dot is added.
+pub fn parse_fqdn(s: &str) -> Result<Name, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty name".into());
+    }
+    let mut n = Name::from_ascii(s).map_err(|e| format!("invalid name {s:?}: {e}"))?;
+    n.set_fqdn(true);
+    Ok(n.to_lowercase())
+}
+
+/// 1-based line of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+/// Best-effort line of the first occurrence of `needle`, for problems found
+/// after deserialization where serde kept no span.
+fn find_line(text: &str, needle: &str) -> usize {
+    text.find(needle).map(|o| line_of(text, o)).unwrap_or(0)
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Config, Problems> {
+        parse(Path::new("/etc/lbdns/lbdns.toml"), text)
+    }
+
+    #[test]
+    fn unknown_key_names_line() {
+        let err = p("[dns]\nlisten = [\"127.0.0.1:53\"]\nlisten_typo = 1\n").unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert_eq!(err.0[0].line, 3, "{err}");
+        assert!(err.0[0].message.contains("listen_typo"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_config_dir() {
+        let c = p("[[zone]]\norigin = \"example.test\"\nfile = \"zones/x.zone\"\n").unwrap();
+        assert_eq!(c.zones[0].file, PathBuf::from("/etc/lbdns/zones/x.zone"));
+        assert_eq!(c.zones[0].origin.to_ascii(), "example.test.");
+        assert_eq!(c.admin.state_dir, PathBuf::from("/etc/lbdns/state"));
+    }
+
+    #[test]
+    fn pool_checks_name_member_lines() {
+        let text = "[[pool]]\nname = \"www.example.test.\"\nall_down = \"fallback\"\n\
+                    [[pool.member]]\naddress = \"192.0.2.1\"\nweight = 0\n\
+                    [[pool.member]]\naddress = \"192.0.2.1\"\n";
+        let err = p(text).unwrap_err();
+        let s = err.to_string();
+        assert!(s.contains(":4: pool www.example.test.: member 192.0.2.1: weight must be at least 1"), "{s}");
+        assert!(s.contains(":7: pool www.example.test.: duplicate member 192.0.2.1"), "{s}");
+        assert!(s.contains("needs `fallback`"), "{s}");
+    }
+
+    #[test]
+    fn unknown_policy_is_an_error_with_line() {
+        let err = p("[[pool]]\nname = \"a.example.\"\npolicy = \"fastest\"\n").unwrap_err();
+        assert_eq!(err.0[0].line, 3, "{err}");
+        assert!(err.0[0].message.contains("fastest"), "{err}");
+    }
+
+    #[test]
+    fn fallback_of_wrong_family() {
+        let text = "[[pool]]\nname = \"a.example.\"\nall_down = \"fallback\"\nfallback = [\"2001:db8::1\"]\n\
+                    [[pool.member]]\naddress = \"192.0.2.1\"\n";
+        let err = p(text).unwrap_err().to_string();
+        assert!(err.contains("fallback 2001:db8::1 is IPv6 but the pool has no IPv6 member"), "{err}");
+    }
+
+    #[test]
+    fn durations_parse() {
+        let text = "[[pool]]\nname = \"a.example.\"\n[pool.health]\ncheck = \"http\"\ninterval = \"500ms\"\ntimeout = \"2s\"\n";
+        let c = p(text).unwrap();
+        assert_eq!(c.pools[0].health.interval, Duration::from_millis(500));
+        assert_eq!(c.pools[0].health.timeout, Duration::from_secs(2));
+        let err = p("[[pool]]\nname = \"a.example.\"\n[pool.health]\ninterval = \"soon\"\n").unwrap_err();
+        assert_eq!(err.0[0].line, 4, "{err}");
+    }
+}

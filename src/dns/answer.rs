@@ -1,0 +1,427 @@
+//! Answering one query from a [`Snapshot`] into a reused buffer.
+//!
+//! This is the only answer engine: UDP and TCP both call [`Responder::respond`], so
+//! the two transports give the same answers by construction; only the size limit
+//! differs. It takes no lock, does no I/O and allocates nothing once its buffers have
+//! grown: names in the answer are compression pointers into the question (or into a
+//! CNAME target already written), and records are copied pre-encoded.
+
+use std::net::IpAddr;
+
+use super::wire::{self, Parsed, Query};
+use crate::config::AllDown;
+use crate::policy::{self, Pick, Scratch};
+use crate::store::snapshot::{Node, RRset, Snapshot, Zone};
+
+/// What happened, for counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Full (extended) RCODE.
+    pub rcode: u16,
+    /// The pool that answered, if any.
+    pub pool: Option<u32>,
+    /// The pool had no eligible member of the queried family.
+    pub all_down: bool,
+    pub truncated: bool,
+}
+
+/// Per-worker answering state: reused query, policy scratch and order buffers.
+pub struct Responder {
+    query: Box<Query>,
+    scratch: Scratch,
+    order: Vec<u16>,
+}
+
+/// An owner name to write: a compression pointer or the name itself.
+#[derive(Clone, Copy)]
+enum Owner<'a> {
+    Ptr(u16),
+    Name(&'a [u8]),
+}
+
+struct Answer {
+    an: u16,
+    ns: u16,
+    ar: u16,
+    aa: bool,
+    rcode: u16,
+    /// ECS scope prefix for the reply, when the answer depended on the client.
+    scope: u8,
+    pool: Option<u32>,
+    all_down: bool,
+}
+
+const MAX_CNAME_CHAIN: usize = 8;
+
+impl Responder {
+    pub fn new(seed: u64) -> Self {
+        Responder { query: Box::default(), scratch: Scratch::new(seed), order: Vec::with_capacity(64) }
+    }
+
+    /// Answers `packet` from `client` into `out`. `None`: send nothing.
+    pub fn respond(
+        &mut self,
+        snap: &Snapshot,
+        packet: &[u8],
+        client: IpAddr,
+        tcp: bool,
+        out: &mut Vec<u8>,
+    ) -> Option<Outcome> {
+        out.clear();
+        let q = &mut *self.query;
+        match wire::parse(packet, q) {
+            Ok(()) => {}
+            Err(Parsed::Drop) => return None,
+            Err(Parsed::Error { id, opcode, rd, rcode }) => {
+                let id = id.to_be_bytes();
+                out.extend_from_slice(&[id[0], id[1], 0x80 | (opcode << 3) | u8::from(rd), rcode, 0, 0, 0, 0, 0, 0, 0, 0]);
+                return Some(Outcome { rcode: rcode as u16, pool: None, all_down: false, truncated: false });
+            }
+        }
+        let q = &*self.query;
+        let max_len = if tcp {
+            u16::MAX as usize
+        } else {
+            match &q.edns {
+                Some(e) => e.payload.min(snap.edns_udp_size).max(512) as usize,
+                None => 512,
+            }
+        };
+        let id = q.id.to_be_bytes();
+        out.extend_from_slice(&[id[0], id[1], 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(&packet[12..q.question_end]);
+
+        let mut a = Answer { an: 0, ns: 0, ar: 0, aa: false, rcode: 0, scope: 0, pool: None, all_down: false };
+        if q.edns.is_some_and(|e| e.version > 0) {
+            a.rcode = wire::RCODE_BADVERS;
+        } else if q.qclass != wire::CLASS_IN {
+            a.rcode = wire::RCODE_REFUSED as u16;
+        } else if q.qtype == wire::TYPE_AXFR || q.qtype == wire::TYPE_IXFR {
+            a.rcode = wire::RCODE_REFUSED as u16;
+        } else if q.qtype == wire::TYPE_MAILA || q.qtype == wire::TYPE_MAILB {
+            a.rcode = wire::RCODE_NOTIMP as u16;
+        } else {
+            let mut ctx = Ctx { snap, q, scratch: &mut self.scratch, order: &mut self.order, client, out };
+            ctx.lookup(&mut a);
+        }
+
+        // OPT: sized now so that truncation leaves room for it.
+        let ecs = q.edns.and_then(|e| e.ecs);
+        let opt_len = if q.edns.is_some() {
+            11 + ecs.map(|e| 8 + (e.source_prefix as usize).div_ceil(8)).unwrap_or(0)
+        } else {
+            0
+        };
+        let mut truncated = false;
+        if out.len() + opt_len > max_len {
+            truncated = true;
+            out.truncate(q.question_end);
+            a.an = 0;
+            a.ns = 0;
+            a.ar = 0;
+        }
+        if let Some(e) = q.edns {
+            let ext = (a.rcode >> 4) as u8;
+            out.push(0);
+            out.extend_from_slice(&wire::TYPE_OPT.to_be_bytes());
+            out.extend_from_slice(&snap.edns_udp_size.to_be_bytes());
+            out.extend_from_slice(&[ext, 0, if e.dnssec_ok { 0x80 } else { 0 }, 0]);
+            match ecs {
+                Some(s) => {
+                    let n = (s.source_prefix as usize).div_ceil(8);
+                    out.extend_from_slice(&((8 + n) as u16).to_be_bytes());
+                    out.extend_from_slice(&wire::OPT_ECS.to_be_bytes());
+                    out.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+                    out.extend_from_slice(&s.family.to_be_bytes());
+                    out.push(s.source_prefix);
+                    out.push(a.scope.min(s.source_prefix));
+                    match s.addr {
+                        IpAddr::V4(v) => out.extend_from_slice(&v.octets()[..n]),
+                        IpAddr::V6(v) => out.extend_from_slice(&v.octets()[..n]),
+                    }
+                }
+                None => out.extend_from_slice(&[0, 0]),
+            }
+            a.ar += 1;
+        }
+        out[2] = 0x80 | (q.opcode << 3) | (u8::from(a.aa) << 2) | (u8::from(truncated) << 1) | u8::from(q.rd);
+        out[3] = (u8::from(q.cd) << 4) | (a.rcode & 0x0f) as u8;
+        out[6..8].copy_from_slice(&a.an.to_be_bytes());
+        out[8..10].copy_from_slice(&a.ns.to_be_bytes());
+        out[10..12].copy_from_slice(&a.ar.to_be_bytes());
+        Some(Outcome { rcode: a.rcode, pool: a.pool, all_down: a.all_down, truncated })
+    }
+}
+
+struct Ctx<'s, 'o> {
+    snap: &'s Snapshot,
+    q: &'s Query,
+    scratch: &'s mut Scratch,
+    order: &'s mut Vec<u16>,
+    client: IpAddr,
+    out: &'o mut Vec<u8>,
+}
+
+/// Label offsets of a wire name (root excluded); returns the label count.
+fn label_offsets(name: &[u8], offs: &mut [u8; 128]) -> usize {
+    let mut pos = 0usize;
+    let mut n = 0usize;
+    while pos < name.len() && name[pos] != 0 && n < 128 {
+        offs[n] = pos as u8;
+        n += 1;
+        pos += 1 + name[pos] as usize;
+    }
+    n
+}
+
+impl Ctx<'_, '_> {
+    fn write_owner(&mut self, owner: Owner<'_>) {
+        write_owner(self.out, owner);
+    }
+
+    /// Writes every record of `rs`; returns the offset of the first record's RDATA.
+    fn write_rrset(&mut self, owner: Owner<'_>, rs: &RRset) -> (usize, u16) {
+        let mut first = 0usize;
+        let mut n = 0u16;
+        for rec in rs.records() {
+            self.write_owner(owner);
+            if n == 0 {
+                first = self.out.len() + 10;
+            }
+            self.out.extend_from_slice(rec);
+            n += 1;
+        }
+        (first, n)
+    }
+
+    fn negative(&mut self, zone: &Zone, zone_label: usize, a: &mut Answer) {
+        let owner = Owner::Ptr(self.q.suffix_offset(zone_label));
+        self.write_owner(owner);
+        self.out.extend_from_slice(&zone.negative_soa);
+        a.ns += 1;
+    }
+
+    fn lookup(&mut self, a: &mut Answer) {
+        let q = self.q;
+        let snap = self.snap;
+        let Some((zl, zone)) = (0..=q.labels).find_map(|i| snap.zones.get(q.suffix(i)).map(|z| (i, z))) else {
+            a.rcode = wire::RCODE_REFUSED as u16;
+            return;
+        };
+        a.aa = true;
+        // Owner pointers for the question name: 12 + label offset.
+        let name_ptr = 12usize;
+        self.resolve(zone, zl, q.qname(), Some(name_ptr), 0, a);
+    }
+
+    /// Resolves `name` (lower-cased wire, written at `name_ptr` in the message if
+    /// known) in `zone`. `depth` counts CNAMEs followed so far.
+    fn resolve(&mut self, zone: &Zone, zl: usize, name: &[u8], name_ptr: Option<usize>, depth: usize, a: &mut Answer) {
+        let mut offs = [0u8; 128];
+        let labels = label_offsets(name, &mut offs);
+        let zone_labels_in_name = zone.labels;
+        if labels < zone_labels_in_name {
+            return;
+        }
+        let suffix = |i: usize| &name[offs.get(i).map(|&o| o as usize).filter(|_| i < labels).unwrap_or(name.len() - 1)..];
+        let owner_at = |i: usize| -> Owner<'_> {
+            let off = if i < labels { offs[i] as usize } else { name.len() - 1 };
+            match name_ptr {
+                Some(p) if p + off < 0x3fff => Owner::Ptr((p + off) as u16),
+                _ => Owner::Name(suffix(i)),
+            }
+        };
+        let apex_i = labels - zone_labels_in_name;
+        // Walk down from the apex: a zone cut above or at the name is a referral.
+        let mut k = apex_i;
+        let mut node: Option<&Node> = zone.nodes.get(&*zone.origin_wire);
+        while k > 0 {
+            match zone.nodes.get(suffix(k - 1)) {
+                Some(n) => {
+                    let at_name = k - 1 == 0;
+                    if n.delegation && !(at_name && self.q.qtype == wire::TYPE_DS && depth == 0) {
+                        if depth == 0 {
+                            self.referral(zone, n, owner_at(k - 1), a);
+                        }
+                        return;
+                    }
+                    node = Some(n);
+                    k -= 1;
+                }
+                None => break,
+            }
+        }
+        if k == 0 {
+            if let Some(n) = node {
+                self.answer_node(zone, zl, n, owner_at(0), depth, a);
+            }
+            return;
+        }
+        // The name does not exist; the closest encloser is suffix(k): RFC 4592.
+        let ce = suffix(k);
+        let mut wc = [0u8; 257];
+        wc[0] = 1;
+        wc[1] = b'*';
+        wc[2..2 + ce.len()].copy_from_slice(ce);
+        if let Some(n) = zone.nodes.get(&wc[..2 + ce.len()]) {
+            self.answer_node(zone, zl, n, owner_at(0), depth, a);
+            return;
+        }
+        a.rcode = wire::RCODE_NXDOMAIN as u16;
+        self.negative(zone, zl, a);
+    }
+
+    fn answer_node(&mut self, zone: &Zone, zl: usize, node: &Node, owner: Owner<'_>, depth: usize, a: &mut Answer) {
+        let qt = self.q.qtype;
+        if let Some(pidx) = node.pool {
+            if qt == wire::TYPE_A || qt == wire::TYPE_AAAA || qt == wire::TYPE_ANY {
+                match self.pool_answer(pidx, qt, owner, a) {
+                    PoolResult::Answered => return,
+                    PoolResult::ServFail => {
+                        a.rcode = wire::RCODE_SERVFAIL as u16;
+                        return;
+                    }
+                    PoolResult::NoData => {
+                        if qt != wire::TYPE_ANY {
+                            self.negative(zone, zl, a);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        if qt == wire::TYPE_ANY {
+            // RFC 8482: one RRset is enough.
+            if let Some(rs) = node.rrsets.first() {
+                let (_, n) = self.write_rrset(owner, rs);
+                a.an += n;
+            } else {
+                self.negative(zone, zl, a);
+            }
+            return;
+        }
+        if let Some(rs) = node.rrset(qt) {
+            let (_, n) = self.write_rrset(owner, rs);
+            a.an += n;
+            return;
+        }
+        if let Some(rs) = node.rrset(wire::TYPE_CNAME) {
+            let (rdata_at, n) = self.write_rrset(owner, rs);
+            a.an += n;
+            let Some(target) = rs.targets.first() else { return };
+            if depth + 1 >= MAX_CNAME_CHAIN {
+                return;
+            }
+            // Follow the chain inside this zone only (not into other zones or below cuts).
+            let in_zone = target.len() >= zone.origin_wire.len() && {
+                let mut offs = [0u8; 128];
+                let n = label_offsets(target, &mut offs);
+                n >= zone.labels && target[offs[n - zone.labels] as usize..] == *zone.origin_wire
+            };
+            if in_zone {
+                self.resolve(zone, zl, target, Some(rdata_at), depth + 1, a);
+            }
+            return;
+        }
+        self.negative(zone, zl, a);
+    }
+
+    fn referral(&mut self, zone: &Zone, cut: &Node, owner: Owner<'_>, a: &mut Answer) {
+        a.aa = false;
+        let Some(ns) = cut.rrset(wire::TYPE_NS) else { return };
+        let mut rdata_at = [0usize; 16];
+        for (j, rec) in ns.records().enumerate() {
+            self.write_owner(owner);
+            if j < rdata_at.len() {
+                rdata_at[j] = self.out.len() + 10;
+            }
+            self.out.extend_from_slice(rec);
+            a.ns += 1;
+        }
+        // Glue: addresses of name servers that live in this zone.
+        for (j, target) in ns.targets.iter().enumerate().take(rdata_at.len()) {
+            let Some(n) = zone.nodes.get(&**target) else { continue };
+            let p = rdata_at[j];
+            let glue_owner = if p < 0x3fff { Owner::Ptr(p as u16) } else { Owner::Name(target) };
+            for t in [wire::TYPE_A, wire::TYPE_AAAA] {
+                if let Some(rs) = n.rrset(t) {
+                    let (_, c) = self.write_rrset(glue_owner, rs);
+                    a.ar += c;
+                }
+            }
+        }
+    }
+
+    fn pool_answer(&mut self, pidx: u32, qt: u16, owner: Owner<'_>, a: &mut Answer) -> PoolResult {
+        let Some(pool) = self.snap.pools.get(pidx as usize) else { return PoolResult::NoData };
+        let f = if qt == wire::TYPE_AAAA || (qt == wire::TYPE_ANY && pool.family[0].all.is_empty()) { 1 } else { 0 };
+        let fam = &pool.family[f];
+        if fam.all.is_empty() {
+            return PoolResult::NoData;
+        }
+        a.pool = Some(pidx);
+        let list: &[u16] = if !fam.eligible.is_empty() {
+            &fam.eligible
+        } else {
+            a.all_down = true;
+            match pool.all_down {
+                AllDown::ServeAll if !fam.enabled.is_empty() => &fam.enabled,
+                AllDown::ServeAll | AllDown::Empty => return PoolResult::NoData,
+                AllDown::Servfail => return PoolResult::ServFail,
+                AllDown::Fallback => {
+                    if fam.fallback.is_empty() {
+                        return PoolResult::NoData;
+                    }
+                    for rec in &fam.fallback {
+                        self.write_owner(owner);
+                        self.out.extend_from_slice(rec);
+                        a.an += 1;
+                    }
+                    return PoolResult::Answered;
+                }
+            }
+        };
+        let limit = if pool.max_answers == 0 { list.len() } else { pool.max_answers.min(list.len()) };
+        let dependent = pool.policy.client_dependent();
+        let client_key = if dependent { policy::client_key(self.client_subnet()) } else { 0 };
+        let pick = Pick { members: &pool.candidates, eligible: list, family: f, client_key, limit };
+        pool.policy.order(&pick, self.scratch, self.order);
+        for &i in self.order.iter() {
+            if let Some(m) = pool.members.get(i as usize) {
+                write_owner(self.out, owner);
+                self.out.extend_from_slice(&m.record);
+                a.an += 1;
+            }
+        }
+        if dependent {
+            a.scope = match self.q.edns.and_then(|e| e.ecs) {
+                Some(s) if s.family == 1 => s.source_prefix.min(24),
+                Some(s) => s.source_prefix.min(56),
+                None => 0,
+            };
+        }
+        PoolResult::Answered
+    }
+
+    /// The address that stands for the client: the ECS address if the query has
+    /// one (already zero beyond its prefix), else the source address.
+    fn client_subnet(&self) -> IpAddr {
+        match self.q.edns.and_then(|e| e.ecs) {
+            Some(s) => s.addr,
+            None => policy::canonical(self.client),
+        }
+    }
+}
+
+fn write_owner(out: &mut Vec<u8>, owner: Owner<'_>) {
+    match owner {
+        Owner::Ptr(p) => out.extend_from_slice(&(0xc000 | p).to_be_bytes()),
+        Owner::Name(n) => out.extend_from_slice(n),
+    }
+}
+
+enum PoolResult {
+    Answered,
+    NoData,
+    ServFail,
+}

@@ -1,0 +1,9 @@
+//! The DNS side: wire parsing ([`wire`]), the answer engine ([`answer`]) and the
+//! two transports that feed it ([`udp`], [`tcp`]).
+
+pub mod answer;
+pub mod tcp;
+pub mod udp;
+pub mod wire;
+
+pub use answer::{Outcome, Responder};

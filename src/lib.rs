@@ -1,0 +1,24 @@
+//! lbdns: a load-balancing authoritative DNS server.
+//!
+//! ```text
+//!  config + zone files ──> Sources ──┐
+//!  health probes ────────────────────┼──> writer ──> Snapshot (arc-swap) ──> UDP workers
+//!  admin API (changes) ──────────────┘                                  └──> TCP tasks
+//! ```
+//!
+//! The query path reads an immutable [`store::snapshot::Snapshot`] and never locks,
+//! allocates per query, or waits. Everything that changes answers goes through the
+//! one writer, which builds the next snapshot and publishes it with one atomic swap.
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod dns;
+pub mod metrics;
+pub mod policy;
+pub mod sources;
+pub mod store;
+pub mod zone;
+
+pub use app::App;
+pub use sources::Sources;

@@ -1,0 +1,85 @@
+//! `affinity`: weighted rendezvous (highest random weight) hashing of the client
+//! network. Each member scores `-weight / ln(u)` with `u` a hash of (member, client)
+//! in (0, 1); members are answered by descending score. A client keeps its first
+//! answer while the eligible set is unchanged, and removing a member moves only the
+//! clients whose first answer it was.
+
+use super::{Pick, Policy, Scratch, mix};
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Affinity;
+
+fn score(weight: u32, seed: u64, client: u64) -> f64 {
+    let h = mix(seed ^ client.rotate_left(17));
+    // 53 random bits -> u in (0, 1), never 0 or 1.
+    let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    -(weight as f64) / u.ln()
+}
+
+impl Policy for Affinity {
+    fn order(&self, pick: &Pick<'_>, scratch: &mut Scratch, out: &mut Vec<u16>) {
+        out.clear();
+        let keys = &mut scratch.keys;
+        keys.clear();
+        keys.extend(pick.eligible.iter().map(|&i| {
+            let m = &pick.members[i as usize];
+            score(m.weight, m.seed, pick.client_key)
+        }));
+        // Repeated arg-max: limit is small, and this needs no allocation.
+        for _ in 0..pick.limit.min(keys.len()) {
+            let mut best = usize::MAX;
+            let mut best_score = f64::NEG_INFINITY;
+            for (k, &s) in keys.iter().enumerate() {
+                if s > best_score {
+                    best_score = s;
+                    best = k;
+                }
+            }
+            if best == usize::MAX {
+                break;
+            }
+            keys[best] = f64::NEG_INFINITY;
+            out.push(pick.eligible[best]);
+        }
+    }
+
+    fn client_dependent(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{first_counts, members};
+    use super::super::{Pick, Scratch, mix};
+    use super::*;
+
+    #[test]
+    fn spread_follows_weights() {
+        let counts = first_counts(&Affinity, &[2, 1, 1], 20_000, |i| mix(i as u64));
+        let share = |c: usize| c as f64 / 20_000.0;
+        assert!((share(counts[0]) - 0.5).abs() < 0.02, "{counts:?}");
+        assert!((share(counts[1]) - 0.25).abs() < 0.02, "{counts:?}");
+    }
+
+    #[test]
+    fn removing_a_member_moves_only_its_clients() {
+        let m = members(&[1, 1, 1, 1]);
+        let all: Vec<u16> = vec![0, 1, 2, 3];
+        let without: Vec<u16> = vec![0, 2, 3];
+        let mut s = Scratch::new(1);
+        let mut out = Vec::new();
+        for c in 0..2000u64 {
+            let key = mix(c);
+            let first = |e: &[u16], s: &mut Scratch, out: &mut Vec<u16>| {
+                Affinity.order(&Pick { members: &m, eligible: e, family: 0, client_key: key, limit: 1 }, s, out);
+                out[0]
+            };
+            let before = first(&all, &mut s, &mut out);
+            let after = first(&without, &mut s, &mut out);
+            if before != 1 {
+                assert_eq!(before, after, "client {c} moved");
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Sources: the configuration and the zone files it names, loaded and checked
+//! together. This is what `lbdns check` validates and what a reload replaces.
+//!
+//! Cross-checks that need both live here: a pool must be inside a zone, not at a
+//! name that the zone file already gives addresses or a CNAME, and not below a cut.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hickory_proto::rr::RecordType;
+
+use crate::config::{self, Config, PoolDef, Problem, Problems};
+use crate::zone::{self, ZoneData};
+
+/// A validated config and its loaded zones.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub config: Config,
+    pub zones: Vec<Arc<ZoneData>>,
+    pub pools: Vec<Arc<PoolDef>>,
+}
+
+impl Sources {
+    /// Loads the config at `path` and every zone file it names. Returns every
+    /// problem found, each with file and line.
+    pub fn load(path: &Path) -> Result<Sources, Problems> {
+        let config = config::load(path)?;
+        let mut problems = Vec::new();
+        let mut zones = Vec::new();
+        for spec in &config.zones {
+            match zone::load(&spec.origin, &spec.file) {
+                Ok(z) => zones.push(Arc::new(z)),
+                Err(p) => problems.extend(p),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Problems(problems));
+        }
+        for pool in &config.pools {
+            if let Err(msg) = check_pool_placement(pool, &zones) {
+                problems.push(Problem::new(&config.path, pool.line, msg));
+            }
+        }
+        if let Some(db) = &config.geoip {
+            if !db.exists() {
+                problems.push(Problem::new(&config.path, 0, format!("geoip database {} does not exist", db.display())));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Problems(problems));
+        }
+        let pools = config.pools.iter().cloned().map(Arc::new).collect();
+        Ok(Sources { config, zones, pools })
+    }
+}
+
+/// A pool name must be inside a zone, below no cut, and have no A, AAAA or CNAME
+/// in the zone file (the pool answers those).
+pub fn check_pool_placement(pool: &PoolDef, zones: &[Arc<ZoneData>]) -> Result<(), String> {
+    let name = &pool.name;
+    let Some(zone) = zones
+        .iter()
+        .filter(|z| z.origin.zone_of(name))
+        .max_by_key(|z| z.origin.num_labels())
+    else {
+        return Err(format!("pool {name} is not inside any zone"));
+    };
+    for r in &zone.records {
+        if r.name == *name && matches!(r.rtype(), RecordType::A | RecordType::AAAA | RecordType::CNAME) {
+            return Err(format!(
+                "pool {name} also has {} records in {}:{}; remove them from the zone file",
+                r.rtype(),
+                r.file.display(),
+                r.line
+            ));
+        }
+        if r.rtype() == RecordType::NS && r.name != zone.origin && r.name.zone_of(name) {
+            return Err(format!("pool {name} is at or below the zone cut {}", r.name));
+        }
+    }
+    Ok(())
+}

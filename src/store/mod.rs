@@ -1,0 +1,38 @@
+//! The data the query path reads ([`snapshot`]) and how the next snapshot is made
+//! from the sources, health state and (later) API changes.
+
+pub mod snapshot;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hickory_proto::rr::Name;
+use rustc_hash::FxHashMap;
+
+use crate::config::{PoolDef, Problem};
+use crate::zone::ZoneData;
+use snapshot::{HealthView, Snapshot, build_pool, build_zone};
+
+/// Builds a complete snapshot. `previous` lends round-robin cursors to pools that
+/// keep their policy.
+pub fn build(
+    zones: &[Arc<ZoneData>],
+    pools: &[Arc<PoolDef>],
+    health: &dyn HealthView,
+    edns_udp_size: u16,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, Problem> {
+    let mut index: BTreeMap<Name, u32> = BTreeMap::new();
+    let mut built = Vec::with_capacity(pools.len());
+    for (i, def) in pools.iter().enumerate() {
+        index.insert(def.name.clone(), i as u32);
+        let prev = previous.and_then(|s| s.pools.iter().find(|p| p.def.name == def.name));
+        built.push(Arc::new(build_pool(def.clone(), health, prev.map(|p| &**p))));
+    }
+    let mut zone_map = FxHashMap::default();
+    for z in zones {
+        let zone = build_zone(z, 0, &index)?;
+        zone_map.insert(zone.origin_wire.clone(), Arc::new(zone));
+    }
+    Ok(Snapshot { zones: zone_map, pools: built, edns_udp_size })
+}

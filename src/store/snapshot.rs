@@ -1,0 +1,332 @@
+//! The immutable [`Snapshot`] that every query reads, and how it is built.
+//!
+//! Names are keyed by their lower-cased wire form, and records are pre-encoded
+//! (type, class, TTL, RDLENGTH, RDATA with uncompressed names) so that answering is
+//! hash lookups and byte copies. Pools are held in a separate vector that zone nodes
+//! index into: a health change replaces one pool and the vector of `Arc`s, and shares
+//! every zone unchanged.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, RData};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+use rustc_hash::FxHashMap;
+
+use crate::config::{AllDown, PoolDef, Problem};
+use crate::policy::{self, Candidate, Policy};
+use crate::zone::{ZoneData, ZoneRecord};
+
+/// Everything the query path reads. Built by the writer, never mutated.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub zones: FxHashMap<Box<[u8]>, Arc<Zone>>,
+    pub pools: Vec<Arc<Pool>>,
+    pub edns_udp_size: u16,
+}
+
+#[derive(Debug)]
+pub struct Zone {
+    pub origin: Name,
+    pub origin_wire: Box<[u8]>,
+    pub labels: usize,
+    pub nodes: FxHashMap<Box<[u8]>, Node>,
+    /// The apex SOA encoded for negative answers: TTL = min(SOA TTL, MINIMUM).
+    pub negative_soa: Box<[u8]>,
+    pub serial: u32,
+}
+
+/// A name that exists in a zone (empty non-terminals included, with no RRsets).
+#[derive(Debug, Default)]
+pub struct Node {
+    pub rrsets: Vec<RRset>,
+    /// NS records at a name below the apex: a zone cut.
+    pub delegation: bool,
+    /// Index into `Snapshot::pools` when this name is a pool.
+    pub pool: Option<u32>,
+}
+
+impl Node {
+    pub fn rrset(&self, rtype: u16) -> Option<&RRset> {
+        self.rrsets.iter().find(|r| r.rtype == rtype)
+    }
+}
+
+/// One RRset, each record encoded from TYPE to the end of RDATA.
+#[derive(Debug)]
+pub struct RRset {
+    pub rtype: u16,
+    pub data: Box<[u8]>,
+    /// Length of each record in `data`.
+    pub lens: Box<[u16]>,
+    /// For CNAME: the target, lower-cased wire. For NS: every target.
+    pub targets: Vec<Box<[u8]>>,
+}
+
+impl RRset {
+    pub fn records(&self) -> impl Iterator<Item = &[u8]> {
+        let mut off = 0usize;
+        self.lens.iter().map(move |&l| {
+            let r = &self.data[off..off + l as usize];
+            off += l as usize;
+            r
+        })
+    }
+}
+
+/// A pool as the query path sees it.
+#[derive(Debug)]
+pub struct Pool {
+    pub def: Arc<PoolDef>,
+    pub name_text: String,
+    pub policy: Arc<dyn Policy>,
+    pub candidates: Box<[Candidate]>,
+    pub members: Box<[PoolMember]>,
+    /// [IPv4, IPv6].
+    pub family: [Family; 2],
+    pub max_answers: usize,
+    pub all_down: AllDown,
+}
+
+#[derive(Debug)]
+pub struct PoolMember {
+    pub address: IpAddr,
+    pub enabled: bool,
+    pub healthy: bool,
+    /// TYPE..RDATA of this member's A or AAAA record with the pool TTL.
+    pub record: Box<[u8]>,
+}
+
+#[derive(Debug, Default)]
+pub struct Family {
+    /// Members of this family, in declared order.
+    pub all: Box<[u16]>,
+    /// Enabled and healthy.
+    pub eligible: Box<[u16]>,
+    /// Enabled (for `all_down = "serve-all"`).
+    pub enabled: Box<[u16]>,
+    /// Encoded fallback records of this family.
+    pub fallback: Vec<Box<[u8]>>,
+}
+
+/// Health as the builder needs it: is this member up?
+pub trait HealthView {
+    fn is_up(&self, pool: &PoolDef, address: IpAddr) -> bool;
+}
+
+/// Every member is up (no probes): used by `check`, and for `check = "none"`.
+pub struct AllUp;
+impl HealthView for AllUp {
+    fn is_up(&self, _: &PoolDef, _: IpAddr) -> bool {
+        true
+    }
+}
+
+/// Lower-cased wire form of a name.
+pub fn wire(name: &Name) -> Box<[u8]> {
+    let mut v = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        v.push(label.len() as u8);
+        v.extend(label.iter().map(|b| b.to_ascii_lowercase()));
+    }
+    v.push(0);
+    v.into_boxed_slice()
+}
+
+/// Encodes TYPE, CLASS IN, TTL, RDLENGTH and RDATA (names uncompressed, case kept).
+pub fn encode_record(ttl: u32, rdata: &RData) -> Result<Vec<u8>, String> {
+    let mut rd = Vec::with_capacity(64);
+    {
+        let mut enc = BinEncoder::new(&mut rd);
+        enc.set_name_encoding(NameEncoding::Uncompressed);
+        rdata.emit(&mut enc).map_err(|e| format!("cannot encode {}: {e}", rdata.record_type()))?;
+    }
+    if rd.len() > u16::MAX as usize {
+        return Err("record data too long".into());
+    }
+    let mut out = Vec::with_capacity(10 + rd.len());
+    out.extend_from_slice(&u16::from(rdata.record_type()).to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&(rd.len() as u16).to_be_bytes());
+    out.extend_from_slice(&rd);
+    Ok(out)
+}
+
+fn address_record(address: IpAddr, ttl: u32) -> Box<[u8]> {
+    let (t, bytes): (u16, Vec<u8>) = match address {
+        IpAddr::V4(a) => (1, a.octets().to_vec()),
+        IpAddr::V6(a) => (28, a.octets().to_vec()),
+    };
+    let mut out = Vec::with_capacity(10 + bytes.len());
+    out.extend_from_slice(&t.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    out.extend_from_slice(&bytes);
+    out.into_boxed_slice()
+}
+
+/// Builds a zone's query structure from its records. `pool_names` marks nodes that
+/// are pools (index into the snapshot's pool vector).
+pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name, u32>) -> Result<Zone, Problem> {
+    let origin = data.origin.to_lowercase();
+    let origin_wire = wire(&origin);
+    let mut nodes: FxHashMap<Box<[u8]>, Node> = FxHashMap::default();
+    // Group records by (name, type), keeping file order.
+    let mut sets: BTreeMap<(Box<[u8]>, u16), Vec<&ZoneRecord>> = BTreeMap::new();
+    for r in &data.records {
+        sets.entry((wire(&r.name), u16::from(r.rtype()))).or_default().push(r);
+    }
+    let mut serial = 0;
+    let mut negative_soa: Box<[u8]> = Box::new([]);
+    for ((key, rtype), records) in &sets {
+        let mut buf = Vec::new();
+        let mut lens = Vec::new();
+        let mut targets = Vec::new();
+        // RFC 2181 5.2: one TTL per RRset; use the lowest.
+        let ttl = records.iter().map(|r| r.ttl).min().unwrap_or(0);
+        for r in records {
+            let rdata = match (&r.rdata, *rtype) {
+                (RData::SOA(soa), 6) if serial_bump > 0 => {
+                    // RFC 1982 serial arithmetic: wrapping addition.
+                    let mut soa = soa.clone();
+                    soa.serial = soa.serial.wrapping_add(serial_bump);
+                    RData::SOA(soa)
+                }
+                (other, _) => other.clone(),
+            };
+            let enc = encode_record(ttl, &rdata).map_err(|e| Problem::new(&*r.file, r.line, e))?;
+            // Identical records in one RRset are one record (RFC 2181 5).
+            if records.len() > 1 {
+                let mut off = 0usize;
+                let dup = lens.iter().any(|&l: &u16| {
+                    let same = buf[off..off + l as usize] == enc[..];
+                    off += l as usize;
+                    same
+                });
+                if dup {
+                    continue;
+                }
+            }
+            lens.push(enc.len() as u16);
+            buf.extend_from_slice(&enc);
+            match &rdata {
+                RData::CNAME(c) => targets.push(wire(&c.0)),
+                RData::NS(n) => targets.push(wire(&n.0)),
+                RData::SOA(soa) if *key == origin_wire => {
+                    serial = soa.serial;
+                    let neg_ttl = ttl.min(soa.minimum);
+                    negative_soa = encode_record(neg_ttl, &rdata)
+                        .map_err(|e| Problem::new(&*r.file, r.line, e))?
+                        .into_boxed_slice();
+                }
+                _ => {}
+            }
+        }
+        let node = nodes.entry(key.clone()).or_default();
+        if *rtype == 2 && *key != origin_wire {
+            node.delegation = true;
+        }
+        node.rrsets.push(RRset { rtype: *rtype, data: buf.into_boxed_slice(), lens: lens.into(), targets });
+    }
+    // Pools are names too.
+    for (name, &idx) in pool_index.range(origin.clone()..) {
+        if !origin.zone_of(name) {
+            continue;
+        }
+        nodes.entry(wire(name)).or_default().pool = Some(idx);
+    }
+    // Empty non-terminals: every ancestor of a name, up to the apex, exists.
+    let names: Vec<Box<[u8]>> = nodes.keys().cloned().collect();
+    for n in names {
+        let mut pos = 0usize;
+        while n.len() - pos > origin_wire.len() {
+            pos += 1 + n[pos] as usize;
+            nodes.entry(n[pos..].to_vec().into_boxed_slice()).or_default();
+        }
+    }
+    Ok(Zone {
+        labels: origin.num_labels() as usize,
+        origin,
+        origin_wire,
+        nodes,
+        negative_soa,
+        serial,
+    })
+}
+
+/// Builds the query-path form of a pool.
+pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&Pool>) -> Pool {
+    // Keep the policy object (its round-robin cursor) when the policy is unchanged.
+    let policy: Arc<dyn Policy> = match previous {
+        Some(p) if p.def.policy == def.policy => p.policy.clone(),
+        _ => Arc::from(policy::build(def.policy).unwrap_or_else(|| Box::new(policy::Weighted))),
+    };
+    let mut family: [Family; 2] = Default::default();
+    let mut lists: [(Vec<u16>, Vec<u16>, Vec<u16>); 2] = Default::default();
+    let mut members = Vec::with_capacity(def.members.len());
+    let mut candidates = Vec::with_capacity(def.members.len());
+    for (i, m) in def.members.iter().enumerate() {
+        let f = usize::from(m.address.is_ipv6());
+        let healthy = health.is_up(&def, m.address);
+        lists[f].0.push(i as u16);
+        if m.enabled {
+            lists[f].2.push(i as u16);
+            if healthy {
+                lists[f].1.push(i as u16);
+            }
+        }
+        members.push(PoolMember {
+            address: m.address,
+            enabled: m.enabled,
+            healthy,
+            record: address_record(m.address, def.ttl),
+        });
+        candidates.push(Candidate { weight: m.weight.max(1), seed: policy::addr_seed(m.address) });
+    }
+    for (f, (all, eligible, enabled)) in lists.into_iter().enumerate() {
+        family[f].all = all.into();
+        family[f].eligible = eligible.into();
+        family[f].enabled = enabled.into();
+    }
+    for fb in &def.fallback {
+        family[usize::from(fb.is_ipv6())].fallback.push(address_record(*fb, def.ttl));
+    }
+    Pool {
+        name_text: def.name.to_ascii(),
+        policy,
+        candidates: candidates.into(),
+        members: members.into(),
+        family,
+        max_answers: def.max_answers,
+        all_down: def.all_down,
+        def,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn empty_non_terminals_exist() {
+        let origin = Name::from_ascii("example.test.").unwrap();
+        let z = crate::zone::parse_str(
+            &origin,
+            Path::new("/z"),
+            "$TTL 60\n@ SOA ns h 1 2 3 4 30\n@ NS ns\nns A 192.0.2.1\na.b.c A 192.0.2.2\n",
+        )
+        .unwrap();
+        let zone = build_zone(&z, 0, &BTreeMap::new()).unwrap();
+        assert!(zone.nodes.contains_key(&wire(&Name::from_ascii("b.c.example.test.").unwrap())));
+        assert!(zone.nodes.contains_key(&wire(&Name::from_ascii("c.example.test.").unwrap())));
+        assert!(!zone.nodes.contains_key(&wire(&Name::from_ascii("x.example.test.").unwrap())));
+        // Negative TTL is min(SOA TTL, MINIMUM).
+        let neg = &zone.negative_soa;
+        assert_eq!(u32::from_be_bytes([neg[4], neg[5], neg[6], neg[7]]), 30);
+        assert_eq!(zone.serial, 1);
+    }
+}
