@@ -60,7 +60,10 @@ impl App {
         }
         let admin = tokio::net::TcpListener::bind(cfg.admin.listen)
             .await
-            .map_err(|source| AppError::Bind { addr: cfg.admin.listen, source })?;
+            .map_err(|source| AppError::Bind {
+                addr: cfg.admin.listen,
+                source,
+            })?;
         Ok(App {
             snapshot: Arc::new(ArcSwap::from_pointee(snap)),
             stats: Arc::new(Stats::default()),
@@ -95,7 +98,13 @@ impl App {
         let mut threads = Vec::new();
         for (i, sock) in self.udp.into_iter().enumerate() {
             let seed = fastrand::u64(..) ^ i as u64;
-            threads.push(udp::spawn_worker(sock, self.snapshot.clone(), self.stats.worker(), stop.clone(), seed)?);
+            threads.push(udp::spawn_worker(
+                sock,
+                self.snapshot.clone(),
+                self.stats.worker(),
+                stop.clone(),
+                seed,
+            )?);
         }
         let mut tasks = Vec::new();
         let cfg = &self.sources.config;

@@ -338,8 +338,7 @@ fn default_rise_fall() -> u32 {
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
-    humantime::parse_duration(&s)
-        .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+    humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -441,7 +440,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
                 if zones.iter().any(|o| o.origin == origin) {
                     problems.push(Problem::new(path, line, format!("zone {origin} is defined twice")));
                 }
-                zones.push(ZoneSpec { origin, file: resolve(&zc.file), line });
+                zones.push(ZoneSpec {
+                    origin,
+                    file: resolve(&zc.file),
+                    line,
+                });
             }
             Err(e) => problems.push(Problem::new(path, line, format!("zone origin: {e}"))),
         }
@@ -482,7 +485,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
 
     for (key, list) in &raw.regions {
         if list.is_empty() {
-            problems.push(Problem::new(path, find_line(text, key), format!("[regions] {key} is an empty list")));
+            problems.push(Problem::new(
+                path,
+                find_line(text, key),
+                format!("[regions] {key} is an empty list"),
+            ));
         }
     }
     if pools.iter().any(|p| p.policy == PolicyName::Geo) && !raw.regions.contains_key("default") {
@@ -524,18 +531,30 @@ impl PoolDef {
         let name = &self.name;
         for (i, m) in self.members.iter().enumerate() {
             if m.weight == 0 {
-                out.push((Some(i), format!("pool {name}: member {}: weight must be at least 1", m.address)));
+                out.push((
+                    Some(i),
+                    format!("pool {name}: member {}: weight must be at least 1", m.address),
+                ));
             }
             if self.members[..i].iter().any(|o| o.address == m.address) {
                 out.push((Some(i), format!("pool {name}: duplicate member {}", m.address)));
             }
             if self.policy == PolicyName::Geo && m.region.is_none() {
-                out.push((Some(i), format!("pool {name}: member {} needs a region (policy geo)", m.address)));
+                out.push((
+                    Some(i),
+                    format!("pool {name}: member {} needs a region (policy geo)", m.address),
+                ));
             }
+        }
+        if self.policy == PolicyName::Geo {
+            out.push((None, format!("pool {name}: policy \"geo\" is not available in this version")));
         }
         if self.all_down == AllDown::Fallback {
             if self.fallback.is_empty() {
-                out.push((None, format!("pool {name}: all_down = \"fallback\" needs `fallback` addresses")));
+                out.push((
+                    None,
+                    format!("pool {name}: all_down = \"fallback\" needs `fallback` addresses"),
+                ));
             }
             for f in &self.fallback {
                 let family_has_member = self.members.iter().any(|m| m.address.is_ipv4() == f.is_ipv4());
@@ -548,7 +567,10 @@ impl PoolDef {
                 }
             }
         } else if !self.fallback.is_empty() {
-            out.push((None, format!("pool {name}: `fallback` is set but all_down is not \"fallback\"")));
+            out.push((
+                None,
+                format!("pool {name}: `fallback` is set but all_down is not \"fallback\""),
+            ));
         }
         let h = &self.health;
         if h.check == CheckKind::Tcp && h.port.is_none() {
@@ -558,7 +580,10 @@ impl PoolDef {
             out.push((None, format!("pool {name}: health rise and fall must be at least 1")));
         }
         if h.timeout.is_zero() || h.interval.is_zero() {
-            out.push((None, format!("pool {name}: health interval and timeout must be above zero")));
+            out.push((
+                None,
+                format!("pool {name}: health interval and timeout must be above zero"),
+            ));
         }
         if h.expect_status.is_empty() {
             out.push((None, format!("pool {name}: health expect_status is empty")));
@@ -596,7 +621,9 @@ fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
     }
 }
 
@@ -631,8 +658,14 @@ mod tests {
                     [[pool.member]]\naddress = \"192.0.2.1\"\n";
         let err = p(text).unwrap_err();
         let s = err.to_string();
-        assert!(s.contains(":4: pool www.example.test.: member 192.0.2.1: weight must be at least 1"), "{s}");
-        assert!(s.contains(":7: pool www.example.test.: duplicate member 192.0.2.1"), "{s}");
+        assert!(
+            s.contains(":4: pool www.example.test.: member 192.0.2.1: weight must be at least 1"),
+            "{s}"
+        );
+        assert!(
+            s.contains(":7: pool www.example.test.: duplicate member 192.0.2.1"),
+            "{s}"
+        );
         assert!(s.contains("needs `fallback`"), "{s}");
     }
 
@@ -648,7 +681,10 @@ mod tests {
         let text = "[[pool]]\nname = \"a.example.\"\nall_down = \"fallback\"\nfallback = [\"2001:db8::1\"]\n\
                     [[pool.member]]\naddress = \"192.0.2.1\"\n";
         let err = p(text).unwrap_err().to_string();
-        assert!(err.contains("fallback 2001:db8::1 is IPv6 but the pool has no IPv6 member"), "{err}");
+        assert!(
+            err.contains("fallback 2001:db8::1 is IPv6 but the pool has no IPv6 member"),
+            "{err}"
+        );
     }
 
     #[test]

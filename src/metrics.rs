@@ -42,7 +42,10 @@ impl WorkerStats {
 
     #[inline]
     pub fn response(&self, o: &Outcome) {
-        let i = RCODES.iter().position(|&(c, _)| c == o.rcode).unwrap_or(RCODES.len() - 1);
+        let i = RCODES
+            .iter()
+            .position(|&(c, _)| c == o.rcode)
+            .unwrap_or(RCODES.len() - 1);
         self.responses[i].fetch_add(1, Ordering::Relaxed);
         if o.truncated {
             self.truncated.fetch_add(1, Ordering::Relaxed);

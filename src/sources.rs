@@ -43,7 +43,11 @@ impl Sources {
         }
         if let Some(db) = &config.geoip {
             if !db.exists() {
-                problems.push(Problem::new(&config.path, 0, format!("geoip database {} does not exist", db.display())));
+                problems.push(Problem::new(
+                    &config.path,
+                    0,
+                    format!("geoip database {} does not exist", db.display()),
+                ));
             }
         }
         if !problems.is_empty() {

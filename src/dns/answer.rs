@@ -55,7 +55,11 @@ const MAX_CNAME_CHAIN: usize = 8;
 
 impl Responder {
     pub fn new(seed: u64) -> Self {
-        Responder { query: Box::default(), scratch: Scratch::new(seed), order: Vec::with_capacity(64) }
+        Responder {
+            query: Box::default(),
+            scratch: Scratch::new(seed),
+            order: Vec::with_capacity(64),
+        }
     }
 
     /// Answers `packet` from `client` into `out`. `None`: send nothing.
@@ -74,8 +78,26 @@ impl Responder {
             Err(Parsed::Drop) => return None,
             Err(Parsed::Error { id, opcode, rd, rcode }) => {
                 let id = id.to_be_bytes();
-                out.extend_from_slice(&[id[0], id[1], 0x80 | (opcode << 3) | u8::from(rd), rcode, 0, 0, 0, 0, 0, 0, 0, 0]);
-                return Some(Outcome { rcode: rcode as u16, pool: None, all_down: false, truncated: false });
+                out.extend_from_slice(&[
+                    id[0],
+                    id[1],
+                    0x80 | (opcode << 3) | u8::from(rd),
+                    rcode,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ]);
+                return Some(Outcome {
+                    rcode: rcode as u16,
+                    pool: None,
+                    all_down: false,
+                    truncated: false,
+                });
             }
         }
         let q = &*self.query;
@@ -91,17 +113,32 @@ impl Responder {
         out.extend_from_slice(&[id[0], id[1], 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
         out.extend_from_slice(&packet[12..q.question_end]);
 
-        let mut a = Answer { an: 0, ns: 0, ar: 0, aa: false, rcode: 0, scope: 0, pool: None, all_down: false };
+        let mut a = Answer {
+            an: 0,
+            ns: 0,
+            ar: 0,
+            aa: false,
+            rcode: 0,
+            scope: 0,
+            pool: None,
+            all_down: false,
+        };
         if q.edns.is_some_and(|e| e.version > 0) {
             a.rcode = wire::RCODE_BADVERS;
-        } else if q.qclass != wire::CLASS_IN {
-            a.rcode = wire::RCODE_REFUSED as u16;
-        } else if q.qtype == wire::TYPE_AXFR || q.qtype == wire::TYPE_IXFR {
+        } else if q.qclass != wire::CLASS_IN || q.qtype == wire::TYPE_AXFR || q.qtype == wire::TYPE_IXFR {
+            // Only class IN is served; zone transfers are not offered.
             a.rcode = wire::RCODE_REFUSED as u16;
         } else if q.qtype == wire::TYPE_MAILA || q.qtype == wire::TYPE_MAILB {
             a.rcode = wire::RCODE_NOTIMP as u16;
         } else {
-            let mut ctx = Ctx { snap, q, scratch: &mut self.scratch, order: &mut self.order, client, out };
+            let mut ctx = Ctx {
+                snap,
+                q,
+                scratch: &mut self.scratch,
+                order: &mut self.order,
+                client,
+                out,
+            };
             ctx.lookup(&mut a);
         }
 
@@ -149,7 +186,12 @@ impl Responder {
         out[6..8].copy_from_slice(&a.an.to_be_bytes());
         out[8..10].copy_from_slice(&a.ns.to_be_bytes());
         out[10..12].copy_from_slice(&a.ar.to_be_bytes());
-        Some(Outcome { rcode: a.rcode, pool: a.pool, all_down: a.all_down, truncated })
+        Some(Outcome {
+            rcode: a.rcode,
+            pool: a.pool,
+            all_down: a.all_down,
+            truncated,
+        })
     }
 }
 
@@ -223,7 +265,13 @@ impl Ctx<'_, '_> {
         if labels < zone_labels_in_name {
             return;
         }
-        let suffix = |i: usize| &name[offs.get(i).map(|&o| o as usize).filter(|_| i < labels).unwrap_or(name.len() - 1)..];
+        let suffix = |i: usize| {
+            &name[offs
+                .get(i)
+                .map(|&o| o as usize)
+                .filter(|_| i < labels)
+                .unwrap_or(name.len() - 1)..]
+        };
         let owner_at = |i: usize| -> Owner<'_> {
             let off = if i < labels { offs[i] as usize } else { name.len() - 1 };
             match name_ptr {
@@ -342,7 +390,11 @@ impl Ctx<'_, '_> {
         for (j, target) in ns.targets.iter().enumerate().take(rdata_at.len()) {
             let Some(n) = zone.nodes.get(&**target) else { continue };
             let p = rdata_at[j];
-            let glue_owner = if p < 0x3fff { Owner::Ptr(p as u16) } else { Owner::Name(target) };
+            let glue_owner = if p < 0x3fff {
+                Owner::Ptr(p as u16)
+            } else {
+                Owner::Name(target)
+            };
             for t in [wire::TYPE_A, wire::TYPE_AAAA] {
                 if let Some(rs) = n.rrset(t) {
                     let (_, c) = self.write_rrset(glue_owner, rs);
@@ -353,8 +405,14 @@ impl Ctx<'_, '_> {
     }
 
     fn pool_answer(&mut self, pidx: u32, qt: u16, owner: Owner<'_>, a: &mut Answer) -> PoolResult {
-        let Some(pool) = self.snap.pools.get(pidx as usize) else { return PoolResult::NoData };
-        let f = if qt == wire::TYPE_AAAA || (qt == wire::TYPE_ANY && pool.family[0].all.is_empty()) { 1 } else { 0 };
+        let Some(pool) = self.snap.pools.get(pidx as usize) else {
+            return PoolResult::NoData;
+        };
+        let f = if qt == wire::TYPE_AAAA || (qt == wire::TYPE_ANY && pool.family[0].all.is_empty()) {
+            1
+        } else {
+            0
+        };
         let fam = &pool.family[f];
         if fam.all.is_empty() {
             return PoolResult::NoData;
@@ -381,10 +439,24 @@ impl Ctx<'_, '_> {
                 }
             }
         };
-        let limit = if pool.max_answers == 0 { list.len() } else { pool.max_answers.min(list.len()) };
+        let limit = if pool.max_answers == 0 {
+            list.len()
+        } else {
+            pool.max_answers.min(list.len())
+        };
         let dependent = pool.policy.client_dependent();
-        let client_key = if dependent { policy::client_key(self.client_subnet()) } else { 0 };
-        let pick = Pick { members: &pool.candidates, eligible: list, family: f, client_key, limit };
+        let client_key = if dependent {
+            policy::client_key(self.client_subnet())
+        } else {
+            0
+        };
+        let pick = Pick {
+            members: &pool.candidates,
+            eligible: list,
+            family: f,
+            client_key,
+            limit,
+        };
         pool.policy.order(&pick, self.scratch, self.order);
         for &i in self.order.iter() {
             if let Some(m) = pool.members.get(i as usize) {

@@ -72,7 +72,17 @@ mod tests {
         for c in 0..2000u64 {
             let key = mix(c);
             let first = |e: &[u16], s: &mut Scratch, out: &mut Vec<u16>| {
-                Affinity.order(&Pick { members: &m, eligible: e, family: 0, client_key: key, limit: 1 }, s, out);
+                Affinity.order(
+                    &Pick {
+                        members: &m,
+                        eligible: e,
+                        family: 0,
+                        client_key: key,
+                        limit: 1,
+                    },
+                    s,
+                    out,
+                );
                 out[0]
             };
             let before = first(&all, &mut s, &mut out);

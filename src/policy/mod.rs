@@ -54,7 +54,11 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new(seed: u64) -> Self {
-        Scratch { rng: fastrand::Rng::with_seed(seed), keys: Vec::with_capacity(64), pool: Vec::with_capacity(64) }
+        Scratch {
+            rng: fastrand::Rng::with_seed(seed),
+            keys: Vec::with_capacity(64),
+            pool: Vec::with_capacity(64),
+        }
     }
 }
 
@@ -130,7 +134,10 @@ pub(crate) mod testutil {
         weights
             .iter()
             .enumerate()
-            .map(|(i, &w)| Candidate { weight: w, seed: mix(i as u64 + 1) })
+            .map(|(i, &w)| Candidate {
+                weight: w,
+                seed: mix(i as u64 + 1),
+            })
             .collect()
     }
 
@@ -142,7 +149,13 @@ pub(crate) mod testutil {
         let mut out = Vec::new();
         let mut counts = vec![0; m.len()];
         for i in 0..n {
-            let pick = Pick { members: &m, eligible: &eligible, family: 0, client_key: key(i), limit: m.len() };
+            let pick = Pick {
+                members: &m,
+                eligible: &eligible,
+                family: 0,
+                client_key: key(i),
+                limit: m.len(),
+            };
             p.order(&pick, &mut scratch, &mut out);
             assert_eq!(out.len(), m.len());
             let mut sorted = out.clone();

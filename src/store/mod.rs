@@ -34,5 +34,9 @@ pub fn build(
         let zone = build_zone(z, 0, &index)?;
         zone_map.insert(zone.origin_wire.clone(), Arc::new(zone));
     }
-    Ok(Snapshot { zones: zone_map, pools: built, edns_udp_size })
+    Ok(Snapshot {
+        zones: zone_map,
+        pools: built,
+        edns_udp_size,
+    })
 }

@@ -140,7 +140,9 @@ pub fn encode_record(ttl: u32, rdata: &RData) -> Result<Vec<u8>, String> {
     {
         let mut enc = BinEncoder::new(&mut rd);
         enc.set_name_encoding(NameEncoding::Uncompressed);
-        rdata.emit(&mut enc).map_err(|e| format!("cannot encode {}: {e}", rdata.record_type()))?;
+        rdata
+            .emit(&mut enc)
+            .map_err(|e| format!("cannot encode {}: {e}", rdata.record_type()))?;
     }
     if rd.len() > u16::MAX as usize {
         return Err("record data too long".into());
@@ -229,7 +231,12 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
         if *rtype == 2 && *key != origin_wire {
             node.delegation = true;
         }
-        node.rrsets.push(RRset { rtype: *rtype, data: buf.into_boxed_slice(), lens: lens.into(), targets });
+        node.rrsets.push(RRset {
+            rtype: *rtype,
+            data: buf.into_boxed_slice(),
+            lens: lens.into(),
+            targets,
+        });
     }
     // Pools are names too.
     for (name, &idx) in pool_index.range(origin.clone()..) {
@@ -284,7 +291,10 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
             healthy,
             record: address_record(m.address, def.ttl),
         });
-        candidates.push(Candidate { weight: m.weight.max(1), seed: policy::addr_seed(m.address) });
+        candidates.push(Candidate {
+            weight: m.weight.max(1),
+            seed: policy::addr_seed(m.address),
+        });
     }
     for (f, (all, eligible, enabled)) in lists.into_iter().enumerate() {
         family[f].all = all.into();
@@ -292,7 +302,9 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
         family[f].enabled = enabled.into();
     }
     for fb in &def.fallback {
-        family[usize::from(fb.is_ipv6())].fallback.push(address_record(*fb, def.ttl));
+        family[usize::from(fb.is_ipv6())]
+            .fallback
+            .push(address_record(*fb, def.ttl));
     }
     Pool {
         name_text: def.name.to_ascii(),
@@ -321,9 +333,19 @@ mod tests {
         )
         .unwrap();
         let zone = build_zone(&z, 0, &BTreeMap::new()).unwrap();
-        assert!(zone.nodes.contains_key(&wire(&Name::from_ascii("b.c.example.test.").unwrap())));
-        assert!(zone.nodes.contains_key(&wire(&Name::from_ascii("c.example.test.").unwrap())));
-        assert!(!zone.nodes.contains_key(&wire(&Name::from_ascii("x.example.test.").unwrap())));
+        assert!(
+            zone.nodes
+                .contains_key(&wire(&Name::from_ascii("b.c.example.test.").unwrap()))
+        );
+        assert!(
+            zone.nodes
+                .contains_key(&wire(&Name::from_ascii("c.example.test.").unwrap()))
+        );
+        assert!(
+            !zone
+                .nodes
+                .contains_key(&wire(&Name::from_ascii("x.example.test.").unwrap()))
+        );
         // Negative TTL is min(SOA TTL, MINIMUM).
         let neg = &zone.negative_soa;
         assert_eq!(u32::from_be_bytes([neg[4], neg[5], neg[6], neg[7]]), 30);

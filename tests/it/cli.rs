@@ -1,0 +1,211 @@
+//! The built binary: `lbdns check`, the ready line, `dig`, and a graceful stop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lbdns"))
+}
+
+fn check(dir: &std::path::Path) -> (i32, String) {
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(dir.join("lbdns.toml"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const CFG: &str = "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n\
+                   [[zone]]\norigin=\"t.test.\"\nfile=\"t.zone\"\n";
+
+#[test]
+fn check_accepts_the_example() {
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(manifest_dir().join("lbdns.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn check_reports_zone_errors_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("lbdns.toml"), CFG);
+    write(
+        &dir.path().join("t.zone"),
+        &small_zone("www IN A 192.0.2.1\nbad IN A 300.1.2.3\nc IN CNAME www\nc IN TXT \"x\"\n"),
+    );
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64, "{err}");
+    let zone = dir.path().join("t.zone");
+    assert!(err.contains(&format!("{}:6: invalid A data", zone.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}:7: CNAME at c.t.test. beside other data", zone.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_reports_config_errors_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir.path().join("lbdns.toml"),
+        &format!("{CFG}[[pool]]\nname = \"www.t.test.\"\npolicy = \"fastest\"\n"),
+    );
+    write(&dir.path().join("t.zone"), &small_zone(""));
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64);
+    let cfg = dir.path().join("lbdns.toml");
+    assert!(
+        err.starts_with(&format!("{}:10: unknown variant `fastest`", cfg.display())),
+        "{err}"
+    );
+
+    write(
+        &dir.path().join("lbdns.toml"),
+        &format!("{CFG}[[pool]]\nname = \"www.elsewhere.test.\"\n"),
+    );
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64);
+    assert!(
+        err.contains(":8: pool www.elsewhere.test. is not inside any zone"),
+        "{err}"
+    );
+
+    // A missing zone file names the file.
+    std::fs::remove_file(dir.path().join("t.zone")).unwrap();
+    write(&dir.path().join("lbdns.toml"), CFG);
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64);
+    assert!(err.contains("cannot read zone file"), "{err}");
+}
+
+/// A running binary, killed on drop.
+pub struct Running {
+    pub child: Child,
+    pub dns: std::net::SocketAddr,
+    #[allow(dead_code)]
+    pub admin: std::net::SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary and waits for its ready line.
+pub fn spawn(config: &std::path::Path) -> Running {
+    let mut child = bin()
+        .arg("--config")
+        .arg(config)
+        .env("LBDNS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // lbdns ready dns=ADDR[,ADDR…] admin=ADDR
+    let mut parts = line.trim().split(' ');
+    assert_eq!(parts.next(), Some("lbdns"), "{line}");
+    assert_eq!(parts.next(), Some("ready"), "{line}");
+    let dns = parts
+        .next()
+        .unwrap()
+        .strip_prefix("dns=")
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let admin = parts.next().unwrap().strip_prefix("admin=").unwrap().parse().unwrap();
+    Running { child, dns, admin }
+}
+
+fn example_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("lbdns.toml"), &example_config());
+    dir
+}
+
+#[test]
+fn binary_prints_ready_and_stops_on_sigterm() {
+    let dir = example_dir();
+    let mut r = spawn(&dir.path().join("lbdns.toml"));
+    assert_eq!(
+        udp(r.dns, &msg("static.example.test.", hickory_proto::rr::RecordType::A))
+            .answers
+            .len(),
+        3
+    );
+    let pid = r.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let start = Instant::now();
+    loop {
+        if let Some(status) = r.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "did not stop within 5 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn dig(args: &[&str]) -> Option<String> {
+    let out = Command::new("dig").args(args).output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn dig_against_the_binary() {
+    if dig(&["-v"]).is_none() {
+        eprintln!("SKIPPED dig_against_the_binary: dig is not installed (apt-get install dnsutils)");
+        return;
+    }
+    let dir = example_dir();
+    let r = spawn(&dir.path().join("lbdns.toml"));
+    let port = r.dns.port().to_string();
+    let base = ["@127.0.0.1", "-p", port.as_str(), "+norec", "+time=2", "+tries=1"];
+    let run = |extra: &[&str]| {
+        let mut a: Vec<&str> = base.to_vec();
+        a.extend_from_slice(extra);
+        dig(&a).unwrap()
+    };
+    let out = run(&["www.example.test"]);
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(out.contains("flags: qr aa;"), "{out}");
+    assert!(out.contains("www.example.test.\t20\tIN\tA\t192.0.2.1"), "{out}");
+
+    let out = run(&["nope.example.test"]);
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+    assert!(
+        out.contains("IN\tSOA\tns1.example.test. hostmaster.example.test."),
+        "{out}"
+    );
+
+    let out = run(&["example.com"]);
+    assert!(out.contains("status: REFUSED"), "{out}");
+
+    let out = run(&["www.example.test", "+edns=1", "+noednsnegotiation"]);
+    assert!(out.contains("status: BADVERS"), "{out}");
+
+    let out = run(&["big.example.test", "TXT", "+bufsize=512", "+ignore"]);
+    assert!(out.contains("flags: qr aa tc;"), "{out}");
+
+    let out = run(&["big.example.test", "TXT", "+tcp"]);
+    assert!(out.contains("lbdns-example-long-text-08"), "{out}");
+    assert!(!out.contains(" tc"), "{out}");
+}

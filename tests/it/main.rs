@@ -1,0 +1,8 @@
+//! The one integration test binary: the real server on port 0, real sockets, a real
+//! DNS client (hickory-proto messages over UDP and TCP), and the built binary for
+//! the command-line cases and `dig`.
+
+mod cli;
+mod core;
+mod harness;
+mod pools;

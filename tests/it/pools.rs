@@ -1,0 +1,247 @@
+//! Pools and policies, checked with real UDP queries against the running server.
+
+use std::collections::HashMap;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use crate::harness::*;
+
+/// A server for zone `p.test.` with the given pool tables appended to the config.
+fn pool_server(pools: &str) -> Server {
+    let cfg = format!(
+        "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n\
+         [[zone]]\norigin=\"p.test.\"\nfile=\"p.zone\"\n{pools}"
+    );
+    let zone = small_zone("www IN TXT \"pool text\"\nalias IN CNAME www\nstatic IN A 192.0.2.200\n");
+    Server::start(&cfg, &[("p.zone", &zone)])
+}
+
+fn members(addrs: &[&str]) -> String {
+    addrs
+        .iter()
+        .map(|a| format!("[[pool.member]]\naddress = \"{a}\"\n"))
+        .collect()
+}
+
+fn first_counts(s: &Server, name: &str, n: usize) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for _ in 0..n {
+        let r = s.query(name, RecordType::A);
+        *counts.entry(addrs(&r)[0].clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[test]
+fn round_robin_each_member_first_exactly_k_times() {
+    let m = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"];
+    let s = pool_server(&format!(
+        "[[pool]]\nname=\"www.p.test.\"\npolicy=\"round-robin\"\n{}",
+        members(&m)
+    ));
+    let k = 25;
+    let counts = first_counts(&s, "www.p.test.", k * m.len());
+    for a in m {
+        assert_eq!(counts.get(a), Some(&k), "{counts:?}");
+    }
+    // And each answer is a rotation of the declared order with every member.
+    let r = s.query("www.p.test.", RecordType::A);
+    let got = addrs(&r);
+    assert_eq!(got.len(), 4);
+    let start = m.iter().position(|a| *a == got[0]).unwrap();
+    for (i, a) in got.iter().enumerate() {
+        assert_eq!(a, m[(start + i) % 4]);
+    }
+}
+
+#[test]
+fn random_is_uniform_by_chi_square() {
+    let m = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"];
+    let s = pool_server(&format!(
+        "[[pool]]\nname=\"www.p.test.\"\npolicy=\"random\"\n{}",
+        members(&m)
+    ));
+    let n = 10_000;
+    let counts = first_counts(&s, "www.p.test.", n);
+    assert_eq!(counts.len(), 4, "every member comes first: {counts:?}");
+    let expected = n as f64 / 4.0;
+    let chi2: f64 = m
+        .iter()
+        .map(|a| (counts[*a] as f64 - expected).powi(2) / expected)
+        .sum();
+    // Critical value of chi-square with 3 degrees of freedom at p = 0.001.
+    assert!(chi2 < 16.266, "chi2 = {chi2}, counts {counts:?}");
+}
+
+#[test]
+fn weighted_shares_follow_weights() {
+    let s = pool_server(
+        "[[pool]]\nname=\"www.p.test.\"\npolicy=\"weighted\"\n\
+         [[pool.member]]\naddress=\"192.0.2.1\"\nweight=3\n\
+         [[pool.member]]\naddress=\"192.0.2.2\"\nweight=1\n\
+         [[pool.member]]\naddress=\"192.0.2.3\"\nweight=1\n",
+    );
+    let n = 10_000;
+    let counts = first_counts(&s, "www.p.test.", n);
+    for (a, share) in [("192.0.2.1", 60.0), ("192.0.2.2", 20.0), ("192.0.2.3", 20.0)] {
+        let got = counts.get(a).copied().unwrap_or(0) as f64 * 100.0 / n as f64;
+        assert!((got - share).abs() <= 2.5, "{a}: {got:.1}% vs {share}% ({counts:?})");
+    }
+}
+
+#[test]
+fn failover_answers_first_eligible_in_declared_order() {
+    let s = pool_server(
+        "[[pool]]\nname=\"www.p.test.\"\npolicy=\"failover\"\nmax_answers=1\n\
+         [[pool.member]]\naddress=\"192.0.2.1\"\n[[pool.member]]\naddress=\"192.0.2.2\"\n\
+         [[pool]]\nname=\"drained.p.test.\"\npolicy=\"failover\"\nmax_answers=1\n\
+         [[pool.member]]\naddress=\"192.0.2.1\"\nenabled=false\n[[pool.member]]\naddress=\"192.0.2.2\"\n",
+    );
+    for _ in 0..20 {
+        assert_eq!(addrs(&s.query("www.p.test.", RecordType::A)), vec!["192.0.2.1"]);
+        assert_eq!(addrs(&s.query("drained.p.test.", RecordType::A)), vec!["192.0.2.2"]);
+    }
+}
+
+const AFFINITY_MEMBERS: &str = "[[pool.member]]\naddress=\"192.0.2.1\"\nweight=2\n\
+     [[pool.member]]\naddress=\"192.0.2.2\"\n[[pool.member]]\naddress=\"192.0.2.3\"\n\
+     [[pool.member]]\naddress=\"192.0.2.4\"\n";
+
+fn subnet(i: usize) -> String {
+    format!("10.{}.{}.0", i / 256, i % 256)
+}
+
+#[test]
+fn affinity_is_stable_per_subnet_and_spreads_by_weight() {
+    let s = pool_server(&format!(
+        "[[pool]]\nname=\"www.p.test.\"\npolicy=\"affinity\"\n{AFFINITY_MEMBERS}"
+    ));
+    // The same subnet gets the same first answer 100 times out of 100.
+    let first = |net: &str| addrs(&udp(s.dns, &msg_ecs("www.p.test.", RecordType::A, net, 24)))[0].clone();
+    let a = first("198.51.100.0");
+    for _ in 0..100 {
+        assert_eq!(first("198.51.100.0"), a);
+    }
+    // The reply scope says the answer depends on the /24.
+    let r = udp(s.dns, &msg_ecs("www.p.test.", RecordType::A, "198.51.100.0", 24));
+    assert_eq!(reply_ecs(&r).map(|e| (e.0, e.1)), Some((24, 24)));
+    // 2,000 subnets spread within 4 points of 40/20/20/20.
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for i in 0..2000 {
+        *counts.entry(first(&subnet(i))).or_insert(0) += 1;
+    }
+    for (addr, share) in [
+        ("192.0.2.1", 40.0),
+        ("192.0.2.2", 20.0),
+        ("192.0.2.3", 20.0),
+        ("192.0.2.4", 20.0),
+    ] {
+        let got = counts.get(addr).copied().unwrap_or(0) as f64 / 20.0;
+        assert!((got - share).abs() <= 4.0, "{addr}: {got:.1}% vs {share}% ({counts:?})");
+    }
+    // Without ECS the source address (127.0.0.1/24) decides, stably; the reply has no ECS.
+    let plain = addrs(&s.query("www.p.test.", RecordType::A))[0].clone();
+    for _ in 0..20 {
+        assert_eq!(addrs(&s.query("www.p.test.", RecordType::A))[0], plain);
+    }
+}
+
+#[test]
+fn affinity_drain_moves_only_that_members_clients() {
+    let drained = AFFINITY_MEMBERS.replacen("address=\"192.0.2.3\"\n", "address=\"192.0.2.3\"\nenabled=false\n", 1);
+    let s = pool_server(&format!(
+        "[[pool]]\nname=\"www.p.test.\"\npolicy=\"affinity\"\n{AFFINITY_MEMBERS}\
+         [[pool]]\nname=\"d.p.test.\"\npolicy=\"affinity\"\n{drained}"
+    ));
+    let mut moved = 0;
+    for i in 0..500 {
+        let net = subnet(i);
+        let before = addrs(&udp(s.dns, &msg_ecs("www.p.test.", RecordType::A, &net, 24)))[0].clone();
+        let after = addrs(&udp(s.dns, &msg_ecs("d.p.test.", RecordType::A, &net, 24)))[0].clone();
+        if before == "192.0.2.3" {
+            assert_ne!(after, "192.0.2.3");
+            moved += 1;
+        } else {
+            assert_eq!(before, after, "client {net} moved though its member stayed");
+        }
+    }
+    assert!(moved > 50, "the drained member had clients: {moved}");
+}
+
+#[test]
+fn max_answers_ttl_and_families() {
+    let s = pool_server(&format!(
+        "[[pool]]\nname=\"www.p.test.\"\nttl=7\nmax_answers=2\n{}",
+        members(&["192.0.2.1", "192.0.2.2", "192.0.2.3", "2001:db8::1"])
+    ));
+    let r = s.query("www.p.test.", RecordType::A);
+    assert_eq!(r.answers.len(), 2);
+    assert!(r.answers.iter().all(|a| a.ttl == 7 && a.record_type() == RecordType::A));
+    assert!(r.metadata.authoritative);
+    let r = s.query("www.p.test.", RecordType::AAAA);
+    assert_eq!(addrs(&r), vec!["2001:db8::1"]);
+    assert_eq!(r.answers[0].ttl, 7);
+    // Non-client-dependent answers carry ECS scope 0.
+    let r = udp(s.dns, &msg_ecs("www.p.test.", RecordType::A, "198.51.100.0", 24));
+    assert_eq!(reply_ecs(&r).map(|e| (e.0, e.1)), Some((24, 0)));
+}
+
+#[test]
+fn pool_without_that_family_is_nodata() {
+    let s = pool_server(&format!("[[pool]]\nname=\"www.p.test.\"\n{}", members(&["192.0.2.1"])));
+    let r = s.query("www.p.test.", RecordType::AAAA);
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+    assert!(r.answers.is_empty());
+    assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+}
+
+#[test]
+fn txt_at_pool_name_and_cname_to_pool() {
+    let s = pool_server(&format!(
+        "[[pool]]\nname=\"www.p.test.\"\n{}",
+        members(&["192.0.2.1", "192.0.2.2"])
+    ));
+    let r = s.query("www.p.test.", RecordType::TXT);
+    assert_eq!(lines(&r.answers), vec!["www.p.test. TXT pool text"]);
+    let r = s.query("alias.p.test.", RecordType::A);
+    let l = lines(&r.answers);
+    assert_eq!(l[0], "alias.p.test. CNAME www.p.test.");
+    assert_eq!(l.len(), 3, "{l:?}");
+    assert!(l[1..].iter().all(|x| x.starts_with("www.p.test. A 192.0.2.")), "{l:?}");
+}
+
+#[test]
+fn all_down_modes_with_every_member_drained() {
+    let drained = "[[pool.member]]\naddress=\"192.0.2.1\"\nenabled=false\n\
+                   [[pool.member]]\naddress=\"192.0.2.2\"\nenabled=false\n";
+    let s = pool_server(&format!(
+        "[[pool]]\nname=\"serveall.p.test.\"\nall_down=\"serve-all\"\n{drained}\
+         [[pool]]\nname=\"empty.p.test.\"\nall_down=\"empty\"\n{drained}\
+         [[pool]]\nname=\"servfail.p.test.\"\nall_down=\"servfail\"\n{drained}\
+         [[pool]]\nname=\"fallback.p.test.\"\nall_down=\"fallback\"\nfallback=[\"198.51.100.99\"]\n{drained}"
+    ));
+    // serve-all answers every enabled member: none are enabled, so NODATA.
+    let r = s.query("serveall.p.test.", RecordType::A);
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+    assert!(r.answers.is_empty());
+    let r = s.query("empty.p.test.", RecordType::A);
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+    assert!(r.answers.is_empty());
+    assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+    let r = s.query("servfail.p.test.", RecordType::A);
+    assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    let r = s.query("fallback.p.test.", RecordType::A);
+    assert_eq!(addrs(&r), vec!["198.51.100.99"]);
+}
+
+#[test]
+fn example_pools_answer() {
+    let s = Server::example();
+    let a = addrs(&s.query("www.example.test.", RecordType::A));
+    let b = addrs(&s.query("www.example.test.", RecordType::A));
+    assert_eq!(a.len(), 2);
+    assert_ne!(a[0], b[0], "www rotates");
+    assert_eq!(addrs(&s.query("db.example.test.", RecordType::A)), vec!["192.0.2.40"]);
+    assert_eq!(addrs(&s.query("api.example.test.", RecordType::A)).len(), 1);
+}
