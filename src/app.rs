@@ -15,9 +15,12 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::dns::{tcp, udp};
+use crate::health::{self, HealthTable, ProbeResult, Prober};
 use crate::metrics::Stats;
 use crate::sources::Sources;
-use crate::store::{self, snapshot::AllUp, snapshot::Snapshot};
+use crate::store::writer::{Command, Writer};
+use crate::store::{self, snapshot::Snapshot};
+use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -37,13 +40,33 @@ pub struct App {
     tcp: Vec<tokio::net::TcpListener>,
     admin: tokio::net::TcpListener,
     dns_addrs: Vec<SocketAddr>,
+    health: HealthTable,
+    prober: Prober,
+    probe_rx: mpsc::Receiver<ProbeResult>,
 }
 
 impl App {
-    /// Builds the first snapshot and binds every socket. Must run inside a tokio runtime.
+    /// Runs the first probe round, builds the first snapshot and binds every
+    /// socket. Must run inside a tokio runtime.
     pub async fn bind(sources: Sources) -> Result<App, AppError> {
         let cfg = &sources.config;
-        let snap = store::build(&sources.zones, &sources.pools, &AllUp, cfg.dns.edns_udp_size, None)
+        let (probe_tx, probe_rx) = mpsc::channel(4096);
+        let prober = Prober::new(probe_tx);
+        let keys = health::keys_of(&sources.pools);
+        let mut health = HealthTable::default();
+        if !keys.is_empty() {
+            let started = std::time::Instant::now();
+            let results = prober.first_round(&keys).await;
+            let down = results.iter().filter(|r| r.outcome.is_err()).count();
+            for r in &results {
+                health.apply(r);
+                if let Err(e) = &r.outcome {
+                    tracing::warn!(address = %r.key.addr, check = r.key.spec.check.as_str(), reason = %e, "member down at start");
+                }
+            }
+            info!(probes = results.len(), down, took = ?started.elapsed(), "first probe round done");
+        }
+        let snap = store::build(&sources.zones, &sources.pools, &health, cfg.dns.edns_udp_size, None)
             .map_err(|p| AppError::Build(p.to_string()))?;
         let threads = match cfg.dns.threads {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -72,6 +95,9 @@ impl App {
             tcp: tcp_listeners,
             admin,
             dns_addrs,
+            health,
+            prober,
+            probe_rx,
         })
     }
 
@@ -121,6 +147,14 @@ impl App {
                 stop_rx.clone(),
             )));
         }
+        let (_cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
+        let writer = Writer {
+            sources: self.sources.clone(),
+            health: self.health,
+            snapshot: self.snapshot.clone(),
+            prober: self.prober,
+        };
+        let writer = tokio::spawn(writer.run(self.probe_rx, cmd_rx, stop_rx.clone()));
         let router = crate::admin::router();
         let mut admin_stop = stop_rx.clone();
         let admin = tokio::spawn(async move {
@@ -138,6 +172,7 @@ impl App {
         for t in tasks {
             let _ = t.await;
         }
+        let _ = writer.await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), admin).await;
         tokio::task::spawn_blocking(move || {
             for t in threads {

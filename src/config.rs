@@ -547,7 +547,10 @@ impl PoolDef {
             }
         }
         if self.policy == PolicyName::Geo {
-            out.push((None, format!("pool {name}: policy \"geo\" is not available in this version")));
+            out.push((
+                None,
+                format!("pool {name}: policy \"geo\" is not available in this version"),
+            ));
         }
         if self.all_down == AllDown::Fallback {
             if self.fallback.is_empty() {

@@ -2,6 +2,7 @@
 //! from the sources, health state and (later) API changes.
 
 pub mod snapshot;
+pub mod writer;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,8 +36,29 @@ pub fn build(
         zone_map.insert(zone.origin_wire.clone(), Arc::new(zone));
     }
     Ok(Snapshot {
-        zones: zone_map,
+        zones: Arc::new(zone_map),
         pools: built,
         edns_udp_size,
     })
+}
+
+/// The next snapshot after a health change: the pools for which `affected` is true
+/// are rebuilt, every other pool and every zone is shared with `prev`.
+pub fn rebuild_pools(prev: &Snapshot, health: &dyn HealthView, affected: impl Fn(&PoolDef) -> bool) -> Snapshot {
+    let pools = prev
+        .pools
+        .iter()
+        .map(|p| {
+            if affected(&p.def) {
+                Arc::new(build_pool(p.def.clone(), health, Some(p)))
+            } else {
+                p.clone()
+            }
+        })
+        .collect();
+    Snapshot {
+        zones: prev.zones.clone(),
+        pools,
+        edns_udp_size: prev.edns_udp_size,
+    }
 }

@@ -21,7 +21,9 @@ use crate::zone::{ZoneData, ZoneRecord};
 /// Everything the query path reads. Built by the writer, never mutated.
 #[derive(Debug)]
 pub struct Snapshot {
-    pub zones: FxHashMap<Box<[u8]>, Arc<Zone>>,
+    /// Zones by lower-cased wire origin; shared between snapshots that differ
+    /// only in pools.
+    pub zones: Arc<FxHashMap<Box<[u8]>, Arc<Zone>>>,
     pub pools: Vec<Arc<Pool>>,
     pub edns_udp_size: u16,
 }

@@ -2,7 +2,9 @@
 //! DNS client (hickory-proto messages over UDP and TCP), and the built binary for
 //! the command-line cases and `dig`.
 
+mod backend;
 mod cli;
 mod core;
 mod harness;
+mod health;
 mod pools;
