@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Health-probe load: N members (default 1000) probed over HTTP every second against a
+# local backend. Reports lbdns CPU (share of one core), RSS, and probe-interval
+# accuracy per member. Usage: bench/probes.sh [MEMBERS] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000}
+SECS=${2:-30}
+PORT=18081
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+cargo build --release --quiet
+cp zones/example.test.zone "$work/"
+{
+  printf '[dns]\nlisten = ["127.0.0.1:0"]\n[admin]\nlisten = "127.0.0.1:0"\n'
+  printf '[[zone]]\norigin = "example.test."\nfile = "example.test.zone"\n'
+  printf '[[pool]]\nname = "many.example.test."\nmax_answers = 4\n'
+  printf '[pool.health]\ncheck = "http"\nport = %d\npath = "/health"\ninterval = "1s"\ntimeout = "500ms"\n' "$PORT"
+  for i in $(seq 0 $((N - 1))); do
+    printf '[[pool.member]]\naddress = "127.1.%d.%d"\n' $((i / 250)) $((i % 250 + 1))
+  done
+} > "$work/lbdns.toml"
+
+python3 bench/probe_backend.py "$PORT" "$work/requests.log" &
+sleep 0.5
+./target/release/lbdns --config "$work/lbdns.toml" > "$work/ready" 2> "$work/lbdns.log" &
+pid=$!
+for _ in $(seq 100); do [ -s "$work/ready" ] && break; sleep 0.1; done
+cat "$work/ready"
+sleep 5   # warm-up
+ticks=$(getconf CLK_TCK)
+cpu0=$(awk '{print $14 + $15}' /proc/$pid/stat); t0=$(date +%s.%N)
+sleep "$SECS"
+cpu1=$(awk '{print $14 + $15}' /proc/$pid/stat); t1=$(date +%s.%N)
+rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+kill $pid
+python3 - "$work/requests.log" "$cpu0" "$cpu1" "$t0" "$t1" "$ticks" "$rss" "$N" <<'PY'
+import sys, statistics
+log, cpu0, cpu1, t0, t1, ticks, rss, n = sys.argv[1:]
+cpu = (float(cpu1) - float(cpu0)) / int(ticks) / (float(t1) - float(t0))
+by = {}
+for line in open(log):
+    t, ip = line.split()
+    by.setdefault(ip, []).append(float(t))
+iv = sorted(b - a for ts in by.values() for a, b in zip(ts, ts[1:]))
+q = lambda p: iv[min(len(iv) - 1, int(p * len(iv)))]
+print(f"members={n} probed={len(by)} probes={sum(map(len, by.values()))}")
+print(f"lbdns cpu={cpu * 100:.1f}% of one core, rss={int(rss) / 1024:.1f} MiB")
+print(f"interval s: mean={statistics.mean(iv):.3f} p1={q(0.01):.3f} p50={q(0.5):.3f} p99={q(0.99):.3f} min={iv[0]:.3f} max={iv[-1]:.3f}")
+PY
