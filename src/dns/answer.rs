@@ -338,9 +338,14 @@ impl Ctx<'_, '_> {
                 }
             }
         }
+        if node.apex && qt == wire::TYPE_SOA {
+            let (_, n) = self.write_rrset(owner, &zone.soa);
+            a.an += n;
+            return;
+        }
         if qt == wire::TYPE_ANY {
             // RFC 8482: one RRset is enough.
-            if let Some(rs) = node.rrsets.first() {
+            if let Some(rs) = node.rrsets.first().or(if node.apex { Some(&zone.soa) } else { None }) {
                 let (_, n) = self.write_rrset(owner, rs);
                 a.an += n;
             } else {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use rustc_hash::FxHashMap;
@@ -33,15 +34,56 @@ pub struct Zone {
     pub origin: Name,
     pub origin_wire: Box<[u8]>,
     pub labels: usize,
-    pub nodes: FxHashMap<Box<[u8]>, Node>,
+    /// Every name; shared by zones that differ only in their SOA serial.
+    pub nodes: Arc<FxHashMap<Box<[u8]>, Node>>,
+    /// The apex SOA RRset (kept out of the apex node, so that a serial bump
+    /// re-encodes one record and shares every node).
+    pub soa: RRset,
     /// The apex SOA encoded for negative answers: TTL = min(SOA TTL, MINIMUM).
     pub negative_soa: Box<[u8]>,
     pub serial: u32,
+    soa_rdata: SOA,
+    soa_ttl: u32,
+}
+
+impl Zone {
+    /// This zone with its SOA serial advanced by `bump` from the zone file's.
+    pub fn with_serial_bump(&self, base_serial: u32, bump: u32) -> Result<Zone, String> {
+        let mut soa = self.soa_rdata.clone();
+        soa.serial = base_serial.wrapping_add(bump);
+        let (rrset, negative) = encode_soa(&soa, self.soa_ttl)?;
+        Ok(Zone {
+            origin: self.origin.clone(),
+            origin_wire: self.origin_wire.clone(),
+            labels: self.labels,
+            nodes: self.nodes.clone(),
+            soa: rrset,
+            negative_soa: negative,
+            serial: soa.serial,
+            soa_rdata: soa,
+            soa_ttl: self.soa_ttl,
+        })
+    }
+}
+
+fn encode_soa(soa: &SOA, ttl: u32) -> Result<(RRset, Box<[u8]>), String> {
+    let rdata = RData::SOA(soa.clone());
+    let rec = encode_record(ttl, &rdata)?;
+    let negative = encode_record(ttl.min(soa.minimum), &rdata)?.into_boxed_slice();
+    let rrset = RRset {
+        rtype: 6,
+        lens: vec![rec.len() as u16].into(),
+        data: rec.into_boxed_slice(),
+        targets: Vec::new(),
+    };
+    Ok((rrset, negative))
 }
 
 /// A name that exists in a zone (empty non-terminals included, with no RRsets).
 #[derive(Debug, Default)]
 pub struct Node {
+    /// The zone apex (whose SOA lives in `Zone::soa`).
+    pub apex: bool,
     pub rrsets: Vec<RRset>,
     /// NS records at a name below the apex: a zone cut.
     pub delegation: bool,
@@ -183,24 +225,22 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
     for r in &data.records {
         sets.entry((wire(&r.name), u16::from(r.rtype()))).or_default().push(r);
     }
-    let mut serial = 0;
-    let mut negative_soa: Box<[u8]> = Box::new([]);
+    let mut apex_soa: Option<(SOA, u32)> = None;
     for ((key, rtype), records) in &sets {
+        if *rtype == 6 {
+            // Zone loading guarantees exactly one SOA, at the apex.
+            if let (RData::SOA(soa), Some(r)) = (&records[0].rdata, records.first()) {
+                apex_soa = Some((soa.clone(), r.ttl));
+            }
+            continue;
+        }
         let mut buf = Vec::new();
         let mut lens = Vec::new();
         let mut targets = Vec::new();
         // RFC 2181 5.2: one TTL per RRset; use the lowest.
         let ttl = records.iter().map(|r| r.ttl).min().unwrap_or(0);
         for r in records {
-            let rdata = match (&r.rdata, *rtype) {
-                (RData::SOA(soa), 6) if serial_bump > 0 => {
-                    // RFC 1982 serial arithmetic: wrapping addition.
-                    let mut soa = soa.clone();
-                    soa.serial = soa.serial.wrapping_add(serial_bump);
-                    RData::SOA(soa)
-                }
-                (other, _) => other.clone(),
-            };
+            let rdata = r.rdata.clone();
             let enc = encode_record(ttl, &rdata).map_err(|e| Problem::new(&*r.file, r.line, e))?;
             // Identical records in one RRset are one record (RFC 2181 5).
             if records.len() > 1 {
@@ -219,13 +259,6 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
             match &rdata {
                 RData::CNAME(c) => targets.push(wire(&c.0)),
                 RData::NS(n) => targets.push(wire(&n.0)),
-                RData::SOA(soa) if *key == origin_wire => {
-                    serial = soa.serial;
-                    let neg_ttl = ttl.min(soa.minimum);
-                    negative_soa = encode_record(neg_ttl, &rdata)
-                        .map_err(|e| Problem::new(&*r.file, r.line, e))?
-                        .into_boxed_slice();
-                }
                 _ => {}
             }
         }
@@ -256,13 +289,27 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
             nodes.entry(n[pos..].to_vec().into_boxed_slice()).or_default();
         }
     }
+    nodes.entry(origin_wire.clone()).or_default().apex = true;
+    let Some((mut soa, soa_ttl)) = apex_soa else {
+        return Err(Problem::new(
+            &data.file,
+            0,
+            format!("zone {origin} has no SOA record at its apex"),
+        ));
+    };
+    // RFC 1982 serial arithmetic: wrapping addition.
+    soa.serial = soa.serial.wrapping_add(serial_bump);
+    let (soa_rrset, negative_soa) = encode_soa(&soa, soa_ttl).map_err(|e| Problem::new(&data.file, 0, e))?;
     Ok(Zone {
         labels: origin.num_labels() as usize,
         origin,
         origin_wire,
-        nodes,
+        nodes: Arc::new(nodes),
+        soa: soa_rrset,
         negative_soa,
-        serial,
+        serial: soa.serial,
+        soa_rdata: soa,
+        soa_ttl,
     })
 }
 
