@@ -1,8 +1,9 @@
 //! The running server: binds every socket, builds the first snapshot, and runs the
-//! UDP workers, TCP listeners and admin server until shutdown.
+//! UDP workers, TCP listeners, the writer and the admin server until shutdown.
 //!
-//! `App::bind` does everything that can fail before the `ready` line; `App::run`
-//! only serves. Tests bind on port 0 in-process and read the real addresses back.
+//! `App::bind` does everything that can fail before the `ready` line (open the
+//! state store, run the first probe round, bind sockets); `App::run` only serves.
+//! Tests bind on port 0 in-process and read the real addresses back.
 
 use std::future::Future;
 use std::io;
@@ -11,16 +12,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::info;
 
+use crate::admin::{self, AdminState};
 use crate::dns::{tcp, udp};
-use crate::health::{self, HealthTable, ProbeResult, Prober};
+use crate::health::{ProbeResult, Prober};
 use crate::metrics::Stats;
 use crate::sources::Sources;
+use crate::store::durable::SqliteStore;
+use crate::store::snapshot::Snapshot;
 use crate::store::writer::{Command, Writer};
-use crate::store::{self, snapshot::Snapshot};
-use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -28,7 +30,7 @@ pub enum AppError {
     #[error("cannot bind {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
     #[error("{0}")]
-    Build(String),
+    Start(String),
 }
 
 /// A bound, ready-to-run server.
@@ -40,34 +42,26 @@ pub struct App {
     tcp: Vec<tokio::net::TcpListener>,
     admin: tokio::net::TcpListener,
     dns_addrs: Vec<SocketAddr>,
-    health: HealthTable,
-    prober: Prober,
+    writer: Writer,
     probe_rx: mpsc::Receiver<ProbeResult>,
+    token: Arc<ArcSwap<Option<String>>>,
 }
 
 impl App {
-    /// Runs the first probe round, builds the first snapshot and binds every
-    /// socket. Must run inside a tokio runtime.
+    /// Opens the state store, runs the first probe round, builds the first
+    /// snapshot and binds every socket. Must run inside a multi-thread tokio runtime.
     pub async fn bind(sources: Sources) -> Result<App, AppError> {
         let cfg = &sources.config;
+        let token = match &cfg.admin.token_file {
+            Some(p) => Some(admin::read_token(p).map_err(AppError::Start)?),
+            None => None,
+        };
+        let store = SqliteStore::open(&cfg.admin.state_dir).map_err(|e| AppError::Start(e.to_string()))?;
         let (probe_tx, probe_rx) = mpsc::channel(4096);
-        let prober = Prober::new(probe_tx);
-        let keys = health::keys_of(&sources.pools);
-        let mut health = HealthTable::default();
-        if !keys.is_empty() {
-            let started = std::time::Instant::now();
-            let results = prober.first_round(&keys).await;
-            let down = results.iter().filter(|r| r.outcome.is_err()).count();
-            for r in &results {
-                health.apply(r);
-                if let Err(e) = &r.outcome {
-                    tracing::warn!(address = %r.key.addr, check = r.key.spec.check.as_str(), reason = %e, "member down at start");
-                }
-            }
-            info!(probes = results.len(), down, took = ?started.elapsed(), "first probe round done");
-        }
-        let snap = store::build(&sources.zones, &sources.pools, &health, cfg.dns.edns_udp_size, None)
-            .map_err(|p| AppError::Build(p.to_string()))?;
+        let mut writer =
+            Writer::new(sources.clone(), Box::new(store), Prober::new(probe_tx)).map_err(AppError::Start)?;
+        writer.start().await.map_err(AppError::Start)?;
+
         let threads = match cfg.dns.threads {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             n => n,
@@ -88,16 +82,16 @@ impl App {
                 source,
             })?;
         Ok(App {
-            snapshot: Arc::new(ArcSwap::from_pointee(snap)),
+            snapshot: writer.snapshot(),
             stats: Arc::new(Stats::default()),
             sources,
             udp: udp_sockets,
             tcp: tcp_listeners,
             admin,
             dns_addrs,
-            health,
-            prober,
+            writer,
             probe_rx,
+            token: Arc::new(ArcSwap::from_pointee(token)),
         })
     }
 
@@ -147,15 +141,12 @@ impl App {
                 stop_rx.clone(),
             )));
         }
-        let (_cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
-        let writer = Writer {
-            sources: self.sources.clone(),
-            health: self.health,
-            snapshot: self.snapshot.clone(),
-            prober: self.prober,
-        };
-        let writer = tokio::spawn(writer.run(self.probe_rx, cmd_rx, stop_rx.clone()));
-        let router = crate::admin::router();
+        let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(256);
+        let writer = tokio::spawn(self.writer.run(self.probe_rx, cmd_rx, stop_rx.clone()));
+        let router = admin::router(AdminState {
+            token: self.token.clone(),
+            writer: cmd_tx,
+        });
         let mut admin_stop = stop_rx.clone();
         let admin = tokio::spawn(async move {
             let _ = axum::serve(self.admin, router)

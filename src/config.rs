@@ -268,6 +268,7 @@ impl CheckKind {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
+    // (`Default` below matches the serde defaults.)
     #[serde(default)]
     pub check: CheckKind,
     /// Port to probe; defaults to 80 (http), 443 (https); required for tcp.
@@ -343,6 +344,55 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+/// A pool as the admin API takes and shows it: the TOML keys, with `members` for
+/// the `[[pool.member]]` list. The name comes from the URL.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiPoolConfig {
+    #[serde(default)]
+    pub policy: PolicyName,
+    #[serde(default = "default_pool_ttl")]
+    pub ttl: u32,
+    #[serde(default)]
+    pub max_answers: usize,
+    #[serde(default)]
+    pub all_down: AllDown,
+    #[serde(default)]
+    pub fallback: Vec<IpAddr>,
+    #[serde(default)]
+    pub health: HealthConfig,
+    #[serde(default)]
+    pub members: Vec<MemberConfig>,
+}
+
+impl ApiPoolConfig {
+    pub fn into_def(self, name: Name) -> PoolDef {
+        PoolDef {
+            name,
+            policy: self.policy,
+            ttl: self.ttl,
+            max_answers: self.max_answers,
+            all_down: self.all_down,
+            fallback: self.fallback,
+            health: self.health,
+            members: self.members,
+            line: 0,
+        }
+    }
+
+    pub fn from_def(def: &PoolDef) -> Self {
+        ApiPoolConfig {
+            policy: def.policy,
+            ttl: def.ttl,
+            max_answers: def.max_answers,
+            all_down: def.all_down,
+            fallback: def.fallback.clone(),
+            health: def.health.clone(),
+            members: def.members.clone(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -41,6 +41,11 @@ impl Sources {
                 problems.push(Problem::new(&config.path, pool.line, msg));
             }
         }
+        if let Some(t) = &config.admin.token_file {
+            if let Err(e) = crate::admin::read_token(t) {
+                problems.push(Problem::new(&config.path, 0, format!("[admin] {e}")));
+            }
+        }
         if let Some(db) = &config.geoip {
             if !db.exists() {
                 problems.push(Problem::new(

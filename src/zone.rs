@@ -294,6 +294,41 @@ impl Loader {
     }
 }
 
+/// Parses one record's data in presentation format, names relative to `origin`
+/// (used for RRsets written through the admin API).
+pub fn parse_rdata(rtype: RecordType, text: &str, origin: &Name) -> Result<RData, String> {
+    let origin_text = origin.to_ascii();
+    let text: Vec<&str> = text
+        .split_whitespace()
+        .map(|t| if t == "@" { origin_text.as_str() } else { t })
+        .collect();
+    let text = text.join(" ");
+    if text.is_empty() {
+        return Err(format!("empty {rtype} data"));
+    }
+    let rdata = RData::try_from_str(rtype, &text).map_err(|e| format!("invalid {rtype} data {text:?}: {e}"))?;
+    complete_names(rdata, origin)
+}
+
+/// Record types that cannot be stored in a zone.
+pub fn is_meta_type(rtype: RecordType) -> bool {
+    matches!(
+        rtype,
+        RecordType::OPT | RecordType::AXFR | RecordType::IXFR | RecordType::ANY
+    )
+}
+
+/// Whole-zone checks (SOA and NS at the apex, CNAME exclusivity), for a zone
+/// changed through the API.
+pub fn check_zone(zone: &ZoneData) -> Result<(), String> {
+    let mut problems = Vec::new();
+    check(&zone.origin, &zone.file, &zone.records, &mut problems);
+    match problems.first() {
+        None => Ok(()),
+        Some(p) => Err(p.message.clone()),
+    }
+}
+
 /// Completes names in the record data that were written relative to the origin.
 fn complete_names(rdata: RData, origin: &Name) -> Result<RData, String> {
     let fix = |n: Name| -> Result<Name, String> {

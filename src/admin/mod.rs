@@ -1,11 +1,223 @@
-//! The admin HTTP server: liveness and readiness now; the `/v1` API and
-//! `/metrics` build on this router.
+//! The admin HTTP server (axum): `/healthz`, `/readyz`, `/metrics` without auth, and
+//! the `/v1` API behind a bearer token.
+//!
+//! Handlers do no validation of their own beyond reading the body: every request is
+//! passed to the writer, which validates it against the state in effect, stores it,
+//! publishes the next snapshot, and only then answers.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
 use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use tokio::sync::{mpsc, oneshot};
 
-pub fn router() -> Router {
+use crate::store::writer::Command;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// An API error: rendered as `{"error": "..."}` with its status.
+#[derive(Debug)]
+pub struct AdminError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl AdminError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        AdminError {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, m)
+    }
+    pub fn conflict(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, m)
+    }
+    pub fn unprocessable(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, m)
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+/// An API request as the writer receives it (raw path parts and body).
+#[derive(Debug)]
+pub enum ApiRequest {
+    ListPools,
+    GetPool(String),
+    PutPool(String, Bytes),
+    DeletePool(String),
+    PutMember(String, String, Bytes),
+    DeleteMember(String, String),
+    GetRecords(String),
+    PutRRset(String, String, String, Bytes),
+    DeleteRRset(String, String, String),
+}
+
+/// Shared by the handlers.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The bearer token; `None` when no token file is configured (the API is off).
+    pub token: Arc<ArcSwap<Option<String>>>,
+    pub writer: mpsc::Sender<Command>,
+}
+
+pub fn router(state: AdminState) -> Router {
+    let v1 = Router::new()
+        .route("/pools", get(list_pools))
+        .route("/pools/{name}", get(get_pool).put(put_pool).delete(delete_pool))
+        .route(
+            "/pools/{name}/members/{address}",
+            axum::routing::put(put_member).delete(delete_member),
+        )
+        .route("/zones/{origin}/records", get(get_records))
+        .route(
+            "/zones/{origin}/records/{name}/{rtype}",
+            axum::routing::put(put_rrset).delete(delete_rrset),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
+        .nest("/v1", v1)
+        .fallback(|| async { AdminError::not_found("no such endpoint") })
+        .with_state(state)
+}
+
+async fn auth(State(st): State<AdminState>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    let token = st.token.load();
+    let Some(expected) = token.as_deref() else {
+        return AdminError::new(
+            StatusCode::FORBIDDEN,
+            "the admin API is disabled: no [admin] token_file is configured",
+        )
+        .into_response();
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let ok: bool = given.as_bytes().ct_eq(expected.as_bytes()).into();
+    if !ok {
+        let mut r = AdminError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    next.run(req).await
+}
+
+/// Sends a request to the writer and renders its answer.
+async fn ask(st: &AdminState, req: ApiRequest) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if st.writer.send(Command::Api(req, tx)).await.is_err() {
+        return AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    match tokio::time::timeout(Duration::from_secs(30), rx).await {
+        Ok(Ok(Ok((status, Value::Null)))) => status.into_response(),
+        Ok(Ok(Ok((status, body)))) => (status, axum::Json(body)).into_response(),
+        Ok(Ok(Err(e))) => e.into_response(),
+        _ => AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "the writer did not answer").into_response(),
+    }
+}
+
+async fn read_body(body: Body) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        AdminError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {MAX_BODY} bytes"),
+        )
+        .into_response()
+    })
+}
+
+async fn list_pools(State(st): State<AdminState>) -> Response {
+    ask(&st, ApiRequest::ListPools).await
+}
+
+async fn get_pool(State(st): State<AdminState>, Path(name): Path<String>) -> Response {
+    ask(&st, ApiRequest::GetPool(name)).await
+}
+
+async fn put_pool(State(st): State<AdminState>, Path(name): Path<String>, body: Body) -> Response {
+    match read_body(body).await {
+        Ok(b) => ask(&st, ApiRequest::PutPool(name, b)).await,
+        Err(r) => r,
+    }
+}
+
+async fn delete_pool(State(st): State<AdminState>, Path(name): Path<String>) -> Response {
+    ask(&st, ApiRequest::DeletePool(name)).await
+}
+
+async fn put_member(State(st): State<AdminState>, Path((name, addr)): Path<(String, String)>, body: Body) -> Response {
+    match read_body(body).await {
+        Ok(b) => ask(&st, ApiRequest::PutMember(name, addr, b)).await,
+        Err(r) => r,
+    }
+}
+
+async fn delete_member(State(st): State<AdminState>, Path((name, addr)): Path<(String, String)>) -> Response {
+    ask(&st, ApiRequest::DeleteMember(name, addr)).await
+}
+
+async fn get_records(State(st): State<AdminState>, Path(origin): Path<String>) -> Response {
+    ask(&st, ApiRequest::GetRecords(origin)).await
+}
+
+async fn put_rrset(
+    State(st): State<AdminState>,
+    Path((origin, name, rtype)): Path<(String, String, String)>,
+    body: Body,
+) -> Response {
+    match read_body(body).await {
+        Ok(b) => ask(&st, ApiRequest::PutRRset(origin, name, rtype, b)).await,
+        Err(r) => r,
+    }
+}
+
+async fn delete_rrset(
+    State(st): State<AdminState>,
+    Path((origin, name, rtype)): Path<(String, String, String)>,
+) -> Response {
+    ask(&st, ApiRequest::DeleteRRset(origin, name, rtype)).await
+}
+
+/// Reads the bearer token from `path` (trimmed). Warns when others can read it.
+pub fn read_token(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("token file {}: {e}", path.display()))?;
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        return Err(format!("token file {} is empty", path.display()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o044 != 0 {
+                tracing::warn!(file = %path.display(), "the admin token file is readable by other users; chmod 600 it");
+            }
+        }
+    }
+    Ok(token)
 }

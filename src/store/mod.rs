@@ -1,6 +1,8 @@
 //! The data the query path reads ([`snapshot`]) and how the next snapshot is made
 //! from the sources, health state and (later) API changes.
 
+pub mod durable;
+pub mod overlay;
 pub mod snapshot;
 pub mod writer;
 
@@ -21,6 +23,7 @@ pub fn build(
     pools: &[Arc<PoolDef>],
     health: &dyn HealthView,
     edns_udp_size: u16,
+    serials: &BTreeMap<Name, u32>,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, Problem> {
     let mut index: BTreeMap<Name, u32> = BTreeMap::new();
@@ -32,7 +35,8 @@ pub fn build(
     }
     let mut zone_map = FxHashMap::default();
     for z in zones {
-        let zone = build_zone(z, 0, &index)?;
+        let bump = serials.get(&z.origin).copied().unwrap_or(0);
+        let zone = build_zone(z, bump, &index)?;
         zone_map.insert(zone.origin_wire.clone(), Arc::new(zone));
     }
     Ok(Snapshot {

@@ -1,42 +1,131 @@
 //! The one writer: the only task that publishes snapshots.
 //!
-//! Inputs arrive on bounded channels (probe results now; API changes and reloads
-//! join them). The writer applies everything already queued as one batch and
-//! publishes at most one new snapshot per batch, so a burst of health changes is a
-//! single swap.
+//! Inputs arrive on bounded channels: probe results and admin API requests.
+//! Probe results already queued are applied as one batch, so a burst of health
+//! changes is a single swap. An API change is validated against the current state,
+//! stored durably, applied to the overlay and published before its reply is sent,
+//! so a client that got a 2xx reads its own write from DNS.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use axum::http::StatusCode;
+use hickory_proto::rr::{Name, RecordType};
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
-use crate::health::{HealthTable, ProbeKey, ProbeResult, ProbeSpec, Prober};
-use crate::sources::Sources;
+use super::durable::Store;
+use super::overlay::{self, Change, Origin, Overlay, StoredRRset};
+use crate::admin::{AdminError, ApiRequest};
+use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, PoolDef, parse_fqdn};
+use crate::health::{self, HealthTable, ProbeKey, ProbeResult, ProbeSpec, Prober};
+use crate::sources::{Sources, check_pool_placement};
 use crate::store::snapshot::Snapshot;
+use crate::zone::{self, ZoneData};
 
 /// Requests other tasks make of the writer.
 pub enum Command {
-    /// A copy of the health table (for the admin API and metrics).
+    /// A copy of the health table (for metrics).
     Health(oneshot::Sender<HealthTable>),
+    /// An admin API request; the reply is the response body.
+    Api(ApiRequest, oneshot::Sender<Result<(StatusCode, Value), AdminError>>),
+}
+
+/// The state in effect: sources with the overlay applied.
+struct Effective {
+    zones: Vec<Arc<ZoneData>>,
+    pools: Vec<(Arc<PoolDef>, Origin, Vec<Origin>)>,
 }
 
 pub struct Writer {
-    pub sources: Sources,
-    pub health: HealthTable,
-    pub snapshot: Arc<ArcSwap<Snapshot>>,
-    pub prober: Prober,
+    sources: Sources,
+    overlay: Overlay,
+    store: Box<dyn Store>,
+    health: HealthTable,
+    prober: Prober,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    effective: Effective,
 }
 
 impl Writer {
+    /// Loads the stored API changes over `sources`. The first snapshot is built by
+    /// [`Writer::start`], after the first probe round.
+    pub fn new(sources: Sources, mut store: Box<dyn Store>, prober: Prober) -> Result<Writer, String> {
+        let overlay = store.load().map_err(|e| e.to_string())?;
+        let effective = effective(&sources, &overlay)?;
+        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot {
+            zones: Arc::default(),
+            pools: Vec::new(),
+            edns_udp_size: sources.config.dns.edns_udp_size,
+        }));
+        Ok(Writer {
+            sources,
+            overlay,
+            store,
+            health: HealthTable::default(),
+            prober,
+            snapshot,
+            effective,
+        })
+    }
+
+    /// Runs the first probe round and publishes the first snapshot.
+    pub async fn start(&mut self) -> Result<(), String> {
+        let keys = self.probe_keys();
+        if !keys.is_empty() {
+            let started = std::time::Instant::now();
+            let results = self.prober.first_round(&keys).await;
+            let down = results.iter().filter(|r| r.outcome.is_err()).count();
+            for r in &results {
+                self.health.apply(r);
+                if let Err(e) = &r.outcome {
+                    warn!(address = %r.key.addr, check = r.key.spec.check.as_str(), reason = %e, "member down at start");
+                }
+            }
+            info!(probes = results.len(), down, took = ?started.elapsed(), "first probe round done");
+        }
+        self.publish()
+    }
+
+    pub fn snapshot(&self) -> Arc<ArcSwap<Snapshot>> {
+        self.snapshot.clone()
+    }
+
+    fn pool_defs(&self) -> Vec<Arc<PoolDef>> {
+        self.effective.pools.iter().map(|(p, _, _)| p.clone()).collect()
+    }
+
+    fn probe_keys(&self) -> Vec<ProbeKey> {
+        health::keys_of(&self.pool_defs())
+    }
+
+    /// Builds and publishes a full snapshot of the effective state.
+    fn publish(&mut self) -> Result<(), String> {
+        let prev = self.snapshot.load_full();
+        let pools = self.pool_defs();
+        let next = super::build(
+            &self.effective.zones,
+            &pools,
+            &self.health,
+            self.sources.config.dns.edns_udp_size,
+            &self.overlay.serials,
+            Some(&prev),
+        )
+        .map_err(|p| p.to_string())?;
+        self.snapshot.store(Arc::new(next));
+        Ok(())
+    }
+
     pub async fn run(
         mut self,
         mut probes: mpsc::Receiver<ProbeResult>,
         mut commands: mpsc::Receiver<Command>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let keys = crate::health::keys_of(&self.sources.pools);
+        let keys = self.probe_keys();
         self.prober.sync(&keys, false);
         loop {
             tokio::select! {
@@ -53,6 +142,10 @@ impl Writer {
                 }
                 c = commands.recv() => match c {
                     Some(Command::Health(reply)) => { let _ = reply.send(self.health.clone()); }
+                    Some(Command::Api(req, reply)) => {
+                        let r = self.api(req);
+                        let _ = reply.send(r);
+                    }
                     None => return,
                 },
                 _ = shutdown.changed() => return,
@@ -79,8 +172,7 @@ impl Writer {
 
     fn pools_with(&self, key: &ProbeKey) -> String {
         let names: Vec<String> = self
-            .sources
-            .pools
+            .pool_defs()
             .iter()
             .filter(|p| p.members.iter().any(|m| m.address == key.addr) && ProbeSpec::of(p) == *key.spec)
             .map(|p| p.name.to_ascii())
@@ -91,17 +183,399 @@ impl Writer {
     fn publish_health(&mut self, changed: &HashSet<ProbeKey>) {
         let prev = self.snapshot.load_full();
         let next = super::rebuild_pools(&prev, &self.health, |def| {
-            if def.health.check == crate::config::CheckKind::None {
+            if def.health.check == CheckKind::None {
                 return false;
             }
-            let spec = ProbeSpec::of(def);
+            let spec = Arc::new(ProbeSpec::of(def));
             def.members.iter().any(|m| {
                 changed.contains(&ProbeKey {
                     addr: m.address,
-                    spec: Arc::new(spec.clone()),
+                    spec: spec.clone(),
                 })
             })
         });
         self.snapshot.store(Arc::new(next));
     }
+
+    // -----------------------------------------------------------------------
+    // Admin API.
+
+    fn api(&mut self, req: ApiRequest) -> Result<(StatusCode, Value), AdminError> {
+        match req {
+            ApiRequest::ListPools => {
+                let all: Vec<Value> = self.effective.pools.iter().map(|p| self.pool_json(p)).collect();
+                Ok((StatusCode::OK, Value::Array(all)))
+            }
+            ApiRequest::GetPool(name) => {
+                let name = pool_name(&name)?;
+                let p = self
+                    .find_pool(&name)
+                    .ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
+                Ok((StatusCode::OK, self.pool_json(p)))
+            }
+            ApiRequest::GetRecords(origin) => {
+                let z = self.find_zone(&origin)?;
+                Ok((StatusCode::OK, self.records_json(&z)))
+            }
+            other => {
+                let (change, zone, created) = self.plan(other)?;
+                self.commit(change.clone(), &zone)?;
+                let body = match &change {
+                    Change::PutPool(def) => self
+                        .find_pool(&def.name)
+                        .map(|p| self.pool_json(p))
+                        .unwrap_or(Value::Null),
+                    Change::PutMember { pool, .. } => {
+                        self.find_pool(pool).map(|p| self.pool_json(p)).unwrap_or(Value::Null)
+                    }
+                    Change::PutRRset { name, rtype, set, .. } => {
+                        json!({"name": name.to_ascii(), "type": rtype.to_string(), "ttl": set.ttl, "data": set.data, "source": "api"})
+                    }
+                    _ => return Ok((StatusCode::NO_CONTENT, Value::Null)),
+                };
+                Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, body))
+            }
+        }
+    }
+
+    /// Stores, applies and publishes a validated change.
+    fn commit(&mut self, change: Change, zone: &Name) -> Result<(), AdminError> {
+        let mut overlay = self.overlay.clone();
+        overlay.apply(&change, zone);
+        // Everything that can fail is tried before anything is stored.
+        let effective = effective(&self.sources, &overlay).map_err(AdminError::conflict)?;
+        tokio::task::block_in_place(|| self.store.apply(&change, zone))
+            .map_err(|e| AdminError::new(StatusCode::SERVICE_UNAVAILABLE, format!("change not stored: {e}")))?;
+        self.overlay = overlay;
+        self.effective = effective;
+        let keys = self.probe_keys();
+        self.prober.sync(&keys, true);
+        self.health.retain(&keys);
+        self.publish().map_err(AdminError::conflict)?;
+        info!(change = ?change_label(&change), zone = %zone, "admin change applied");
+        Ok(())
+    }
+
+    fn find_pool(&self, name: &Name) -> Option<&(Arc<PoolDef>, Origin, Vec<Origin>)> {
+        self.effective.pools.iter().find(|(p, _, _)| p.name == *name)
+    }
+
+    fn find_zone(&self, origin: &str) -> Result<Arc<ZoneData>, AdminError> {
+        let origin = parse_fqdn(origin).map_err(|e| AdminError::unprocessable(format!("zone: {e}")))?;
+        self.effective
+            .zones
+            .iter()
+            .find(|z| z.origin == origin)
+            .cloned()
+            .ok_or_else(|| AdminError::not_found(format!("no zone {origin}")))
+    }
+
+    fn zone_of(&self, name: &Name) -> Option<&Arc<ZoneData>> {
+        self.effective
+            .zones
+            .iter()
+            .filter(|z| z.origin.zone_of(name))
+            .max_by_key(|z| z.origin.num_labels())
+    }
+
+    /// Validates a write and turns it into a stored change, the zone it belongs
+    /// to, and whether it creates something.
+    fn plan(&self, req: ApiRequest) -> Result<(Change, Name, bool), AdminError> {
+        match req {
+            ApiRequest::PutPool(name, body) => {
+                let name = pool_name(&name)?;
+                if self.sources.pools.iter().any(|p| p.name == name) {
+                    return Err(AdminError::conflict(format!(
+                        "pool {name} is defined in the config file; change its members with PUT /v1/pools/{name}/members/ADDRESS"
+                    )));
+                }
+                let cfg: ApiPoolConfig = parse_json(&body)?;
+                let def = cfg.into_def(name.clone());
+                validate_pool(&def)?;
+                check_pool_placement(&def, &self.effective.zones).map_err(AdminError::unprocessable)?;
+                let zone = self.zone_of(&name).map(|z| z.origin.clone()).unwrap_or(name.clone());
+                let created = self.find_pool(&name).is_none();
+                Ok((Change::PutPool(Box::new(def)), zone, created))
+            }
+            ApiRequest::DeletePool(name) => {
+                let name = pool_name(&name)?;
+                let (_, origin, _) = self
+                    .find_pool(&name)
+                    .ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
+                if *origin == Origin::Config {
+                    return Err(AdminError::conflict(format!(
+                        "pool {name} is defined in the config file; remove it there and reload"
+                    )));
+                }
+                let zone = self.zone_of(&name).map(|z| z.origin.clone()).unwrap_or(name.clone());
+                Ok((Change::DeletePool(name), zone, false))
+            }
+            ApiRequest::PutMember(pool, address, body) => {
+                let name = pool_name(&pool)?;
+                let address = member_address(&address)?;
+                let (def, origin, _) = self
+                    .find_pool(&name)
+                    .ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
+                let patch: MemberPatch = parse_json(&body)?;
+                let existing = def.members.iter().find(|m| m.address == address);
+                let created = existing.is_none();
+                let mut member = existing.cloned().unwrap_or(MemberConfig {
+                    address,
+                    weight: 1,
+                    region: None,
+                    enabled: true,
+                });
+                if let Some(w) = patch.weight {
+                    member.weight = w;
+                }
+                if let Some(r) = patch.region {
+                    member.region = Some(r);
+                }
+                if let Some(e) = patch.enabled {
+                    member.enabled = e;
+                }
+                let mut next = (**def).clone();
+                match next.members.iter_mut().find(|m| m.address == address) {
+                    Some(m) => *m = member.clone(),
+                    None => next.members.push(member.clone()),
+                }
+                validate_pool(&next)?;
+                let zone = self.zone_of(&name).map(|z| z.origin.clone()).unwrap_or(name.clone());
+                let change = match origin {
+                    Origin::Api => Change::PutPool(Box::new(next)),
+                    Origin::Config => Change::PutMember { pool: name, member },
+                };
+                Ok((change, zone, created))
+            }
+            ApiRequest::DeleteMember(pool, address) => {
+                let name = pool_name(&pool)?;
+                let address = member_address(&address)?;
+                let (def, origin, _) = self
+                    .find_pool(&name)
+                    .ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
+                if !def.members.iter().any(|m| m.address == address) {
+                    return Err(AdminError::not_found(format!("pool {name} has no member {address}")));
+                }
+                let mut next = (**def).clone();
+                next.members.retain(|m| m.address != address);
+                validate_pool(&next)?;
+                let zone = self.zone_of(&name).map(|z| z.origin.clone()).unwrap_or(name.clone());
+                let change = match origin {
+                    Origin::Api => Change::PutPool(Box::new(next)),
+                    Origin::Config => Change::DeleteMember { pool: name, address },
+                };
+                Ok((change, zone, false))
+            }
+            ApiRequest::PutRRset(origin, name, rtype, body) => {
+                let z = self.find_zone(&origin)?;
+                let (name, rtype) = self.rrset_key(&z, &name, &rtype)?;
+                let set: RRsetBody = parse_json(&body)?;
+                if set.data.is_empty() {
+                    return Err(AdminError::unprocessable(
+                        "data: at least one record is needed (DELETE removes an RRset)",
+                    ));
+                }
+                if set.ttl > i32::MAX as u32 {
+                    return Err(AdminError::unprocessable("ttl: above 2^31-1"));
+                }
+                for (i, d) in set.data.iter().enumerate() {
+                    zone::parse_rdata(rtype, d, &z.origin)
+                        .map_err(|e| AdminError::unprocessable(format!("data[{i}]: {e}")))?;
+                }
+                if matches!(rtype, RecordType::A | RecordType::AAAA | RecordType::CNAME)
+                    && self.find_pool(&name).is_some()
+                {
+                    return Err(AdminError::conflict(format!(
+                        "{name} is a pool: its {rtype} answers come from its members"
+                    )));
+                }
+                let created = !z.records.iter().any(|r| r.name == name && r.rtype() == rtype);
+                let change = Change::PutRRset {
+                    zone: z.origin.clone(),
+                    name,
+                    rtype,
+                    set: StoredRRset {
+                        ttl: set.ttl,
+                        data: set.data,
+                    },
+                };
+                Ok((change, z.origin.clone(), created))
+            }
+            ApiRequest::DeleteRRset(origin, name, rtype) => {
+                let z = self.find_zone(&origin)?;
+                let (name, rtype) = self.rrset_key(&z, &name, &rtype)?;
+                if !z.records.iter().any(|r| r.name == name && r.rtype() == rtype) {
+                    return Err(AdminError::not_found(format!("no {rtype} records at {name}")));
+                }
+                Ok((
+                    Change::DeleteRRset {
+                        zone: z.origin.clone(),
+                        name,
+                        rtype,
+                    },
+                    z.origin.clone(),
+                    false,
+                ))
+            }
+            ApiRequest::ListPools | ApiRequest::GetPool(_) | ApiRequest::GetRecords(_) => {
+                Err(AdminError::new(StatusCode::METHOD_NOT_ALLOWED, "not a write"))
+            }
+        }
+    }
+
+    fn rrset_key(&self, z: &ZoneData, name: &str, rtype: &str) -> Result<(Name, RecordType), AdminError> {
+        let name = parse_fqdn(name).map_err(|e| AdminError::unprocessable(format!("name: {e}")))?;
+        if !z.origin.zone_of(&name) {
+            return Err(AdminError::unprocessable(format!(
+                "name: {name} is not inside zone {}",
+                z.origin
+            )));
+        }
+        let rtype: RecordType = rtype
+            .to_ascii_uppercase()
+            .parse()
+            .ok()
+            .filter(|t| !matches!(t, RecordType::Unknown(_)))
+            .ok_or_else(|| AdminError::unprocessable(format!("type: unknown record type {rtype:?}")))?;
+        if zone::is_meta_type(rtype) || rtype == RecordType::SOA {
+            return Err(AdminError::unprocessable(format!(
+                "type: {rtype} cannot be changed through the API (the SOA serial is managed by lbdns)"
+            )));
+        }
+        Ok((name, rtype))
+    }
+
+    fn pool_json(&self, (def, origin, member_origins): &(Arc<PoolDef>, Origin, Vec<Origin>)) -> Value {
+        let cfg = ApiPoolConfig::from_def(def);
+        let members: Vec<Value> = def
+            .members
+            .iter()
+            .zip(member_origins)
+            .map(|(m, o)| {
+                let h = self.health.get(def, m.address);
+                let state = match (def.health.check, h) {
+                    (CheckKind::None, _) => "none",
+                    (_, Some(h)) => h.state(),
+                    (_, None) => "unknown",
+                };
+                json!({
+                    "address": m.address,
+                    "weight": m.weight,
+                    "region": m.region,
+                    "enabled": m.enabled,
+                    "source": o,
+                    "health": state,
+                    "last_change": h.and_then(|h| h.last_change).map(rfc3339),
+                    "last_error": h.and_then(|h| h.last_error.clone()),
+                })
+            })
+            .collect();
+        let mut v = serde_json::to_value(&cfg).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut v {
+            map.insert("name".into(), json!(def.name.to_ascii()));
+            map.insert("source".into(), json!(origin));
+            map.insert("members".into(), Value::Array(members));
+        }
+        v
+    }
+
+    fn records_json(&self, z: &ZoneData) -> Value {
+        let snap = self.snapshot.load();
+        let serial = snap.zones.get(&*super::snapshot::wire(&z.origin)).map(|zz| zz.serial);
+        let mut sets: std::collections::BTreeMap<(String, String), (u32, Vec<String>)> = Default::default();
+        for r in &z.records {
+            let e = sets
+                .entry((r.name.to_ascii(), r.rtype().to_string()))
+                .or_insert((r.ttl, Vec::new()));
+            e.0 = e.0.min(r.ttl);
+            e.1.push(r.rdata.to_string());
+        }
+        let records: Vec<Value> = sets
+            .into_iter()
+            .map(|((name, t), (ttl, data))| {
+                let api = parse_fqdn(&name)
+                    .ok()
+                    .zip(t.parse::<RecordType>().ok())
+                    .map(|(n, rt)| self.overlay.rrsets.contains_key(&(z.origin.clone(), n, rt)))
+                    .unwrap_or(false);
+                json!({"name": name, "type": t, "ttl": ttl, "data": data, "source": if api { "api" } else { "zone" }})
+            })
+            .collect();
+        json!({"zone": z.origin.to_ascii(), "serial": serial, "records": records})
+    }
+}
+
+/// Sources with the overlay applied, checked.
+fn effective(sources: &Sources, overlay: &Overlay) -> Result<Effective, String> {
+    let mut zones = Vec::with_capacity(sources.zones.len());
+    for z in &sources.zones {
+        let ez = overlay::effective_zone(z, overlay)?;
+        if !Arc::ptr_eq(&ez, z) {
+            zone::check_zone(&ez)?;
+        }
+        zones.push(ez);
+    }
+    let pools = overlay::effective_pools(sources, overlay);
+    for (p, origin, _) in &pools {
+        if *origin == Origin::Api {
+            check_pool_placement(p, &zones)?;
+        }
+    }
+    Ok(Effective { zones, pools })
+}
+
+fn validate_pool(def: &PoolDef) -> Result<(), AdminError> {
+    let problems = def.validate();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        let msgs: Vec<String> = problems.into_iter().map(|(_, m)| m).collect();
+        Err(AdminError::unprocessable(msgs.join("; ")))
+    }
+}
+
+fn pool_name(s: &str) -> Result<Name, AdminError> {
+    parse_fqdn(s).map_err(|e| AdminError::unprocessable(format!("pool name: {e}")))
+}
+
+fn member_address(s: &str) -> Result<IpAddr, AdminError> {
+    s.parse()
+        .map_err(|_| AdminError::unprocessable(format!("address: {s:?} is not an IP address")))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
+    serde_json::from_slice(body).map_err(|e| AdminError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn change_label(c: &Change) -> String {
+    match c {
+        Change::PutPool(d) => format!("put pool {}", d.name),
+        Change::DeletePool(n) => format!("delete pool {n}"),
+        Change::PutMember { pool, member } => format!("put member {} of {pool}", member.address),
+        Change::DeleteMember { pool, address } => format!("delete member {address} of {pool}"),
+        Change::PutRRset { name, rtype, .. } => format!("put {name} {rtype}"),
+        Change::DeleteRRset { name, rtype, .. } => format!("delete {name} {rtype}"),
+    }
+}
+
+/// `PUT /v1/pools/{name}/members/{address}`: fields left out keep their value
+/// (or the default, for a new member).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberPatch {
+    weight: Option<u32>,
+    region: Option<String>,
+    enabled: Option<bool>,
+}
+
+/// `PUT /v1/zones/{origin}/records/{name}/{type}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RRsetBody {
+    ttl: u32,
+    data: Vec<String>,
 }

@@ -1,0 +1,322 @@
+//! Durable storage of API changes: the [`Store`] trait and its embedded SQLite
+//! implementation.
+//!
+//! SQLite runs in WAL mode with `synchronous = FULL`: a change is on disk when
+//! `apply` returns, so an acknowledged write survives `kill -9` and power loss.
+//! Each change is one transaction that also increments its zone's serial counter.
+//! Another implementation (a shared, replicated store) can back several servers:
+//! it reports changes made elsewhere through [`Store::remote_changes`].
+
+use std::path::Path;
+
+use hickory_proto::rr::{Name, RecordType};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::overlay::{Change, Overlay, StoredRRset};
+use crate::config::{ApiPoolConfig, MemberConfig, parse_fqdn};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("state store {path}: {source}")]
+    Sqlite { path: String, source: rusqlite::Error },
+    #[error("state store {path}: {message}")]
+    Corrupt { path: String, message: String },
+    #[error("cannot create state directory {path}: {source}")]
+    Dir { path: String, source: std::io::Error },
+}
+
+/// Where API changes live.
+pub trait Store: Send {
+    /// Everything stored so far.
+    fn load(&mut self) -> Result<Overlay, StoreError>;
+    /// Stores `change` (made in `zone`) and increments that zone's serial, in one
+    /// transaction; returns once it is durable.
+    fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError>;
+    /// Changes made by other servers sharing this store: `None` when this process
+    /// is the only writer (the embedded store).
+    fn remote_changes(&mut self) -> Option<tokio::sync::mpsc::Receiver<Overlay>> {
+        None
+    }
+}
+
+/// The embedded store: `state_dir/lbdns.sqlite3`.
+pub struct SqliteStore {
+    conn: Connection,
+    path: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS pools   (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS members (pool TEXT NOT NULL, address TEXT NOT NULL, body TEXT,
+                                    PRIMARY KEY (pool, address));
+CREATE TABLE IF NOT EXISTS rrsets  (zone TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, body TEXT,
+                                    PRIMARY KEY (zone, name, type));
+CREATE TABLE IF NOT EXISTS serials (zone TEXT PRIMARY KEY, bumps INTEGER NOT NULL);
+";
+
+impl SqliteStore {
+    pub fn open(state_dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::Dir {
+            path: state_dir.display().to_string(),
+            source,
+        })?;
+        let file = state_dir.join("lbdns.sqlite3");
+        let path = file.display().to_string();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&file).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt {
+                path,
+                message: format!("cannot enable WAL (journal_mode={mode})"),
+            });
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL;").map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(SqliteStore { conn, path })
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, message: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            message,
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn load(&mut self) -> Result<Overlay, StoreError> {
+        let mut o = Overlay::default();
+        let rows: Vec<(String, String)> = {
+            let mut st = self.conn.prepare("SELECT name, body FROM pools").map_err(self.err())?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(self.err())?
+                .collect::<Result<_, _>>()
+                .map_err(self.err())?
+        };
+        for (name, body) in rows {
+            let n = parse_fqdn(&name).map_err(|e| self.corrupt(format!("pool {name}: {e}")))?;
+            let cfg: ApiPoolConfig =
+                serde_json::from_str(&body).map_err(|e| self.corrupt(format!("pool {name}: {e}")))?;
+            o.pools.insert(n.clone(), cfg.into_def(n));
+        }
+        let rows: Vec<(String, String, Option<String>)> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT pool, address, body FROM members")
+                .map_err(self.err())?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(self.err())?
+                .collect::<Result<_, _>>()
+                .map_err(self.err())?
+        };
+        for (pool, addr, body) in rows {
+            let p = parse_fqdn(&pool).map_err(|e| self.corrupt(format!("member of {pool}: {e}")))?;
+            let a = addr
+                .parse()
+                .map_err(|e| self.corrupt(format!("member {addr} of {pool}: {e}")))?;
+            let m: Option<MemberConfig> = match body {
+                Some(b) => Some(serde_json::from_str(&b).map_err(|e| self.corrupt(format!("member {addr}: {e}")))?),
+                None => None,
+            };
+            o.members.insert((p, a), m);
+        }
+        let rows: Vec<(String, String, String, Option<String>)> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT zone, name, type, body FROM rrsets")
+                .map_err(self.err())?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(self.err())?
+                .collect::<Result<_, _>>()
+                .map_err(self.err())?
+        };
+        for (zone, name, rtype, body) in rows {
+            let z = parse_fqdn(&zone).map_err(|e| self.corrupt(e))?;
+            let n = parse_fqdn(&name).map_err(|e| self.corrupt(e))?;
+            let t: RecordType = rtype
+                .parse()
+                .map_err(|e| self.corrupt(format!("rrset type {rtype}: {e}")))?;
+            let set: Option<StoredRRset> = match body {
+                Some(b) => Some(serde_json::from_str(&b).map_err(|e| self.corrupt(format!("rrset {name}: {e}")))?),
+                None => None,
+            };
+            o.rrsets.insert((z, n, t), set);
+        }
+        let rows: Vec<(String, i64)> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT zone, bumps FROM serials")
+                .map_err(self.err())?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(self.err())?
+                .collect::<Result<_, _>>()
+                .map_err(self.err())?
+        };
+        for (zone, bumps) in rows {
+            let z = parse_fqdn(&zone).map_err(|e| self.corrupt(e))?;
+            o.serials.insert(z, bumps as u32);
+        }
+        Ok(o)
+    }
+
+    fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        match change {
+            Change::PutPool(def) => {
+                let body = serde_json::to_string(&ApiPoolConfig::from_def(def)).unwrap_or_default();
+                tx.execute(
+                    "INSERT INTO pools (name, body) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET body = ?2",
+                    params![def.name.to_ascii(), body],
+                )
+                .map_err(err)?;
+            }
+            Change::DeletePool(name) => {
+                tx.execute("DELETE FROM pools WHERE name = ?1", params![name.to_ascii()])
+                    .map_err(err)?;
+            }
+            Change::PutMember { pool, member } => {
+                let body = serde_json::to_string(member).unwrap_or_default();
+                tx.execute(
+                    "INSERT INTO members (pool, address, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(pool, address) DO UPDATE SET body = ?3",
+                    params![pool.to_ascii(), member.address.to_string(), body],
+                )
+                .map_err(err)?;
+            }
+            Change::DeleteMember { pool, address } => {
+                tx.execute(
+                    "INSERT INTO members (pool, address, body) VALUES (?1, ?2, NULL)
+                     ON CONFLICT(pool, address) DO UPDATE SET body = NULL",
+                    params![pool.to_ascii(), address.to_string()],
+                )
+                .map_err(err)?;
+            }
+            Change::PutRRset { zone, name, rtype, set } => {
+                let body = serde_json::to_string(set).unwrap_or_default();
+                tx.execute(
+                    "INSERT INTO rrsets (zone, name, type, body) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(zone, name, type) DO UPDATE SET body = ?4",
+                    params![zone.to_ascii(), name.to_ascii(), rtype.to_string(), body],
+                )
+                .map_err(err)?;
+            }
+            Change::DeleteRRset { zone, name, rtype } => {
+                tx.execute(
+                    "INSERT INTO rrsets (zone, name, type, body) VALUES (?1, ?2, ?3, NULL)
+                     ON CONFLICT(zone, name, type) DO UPDATE SET body = NULL",
+                    params![zone.to_ascii(), name.to_ascii(), rtype.to_string()],
+                )
+                .map_err(err)?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO serials (zone, bumps) VALUES (?1, 1) ON CONFLICT(zone) DO UPDATE SET bumps = bumps + 1",
+            params![zone.to_ascii()],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(())
+    }
+}
+
+/// Reads the current serial bump of a zone (for tests and diagnostics).
+pub fn stored_bumps(state_dir: &Path, zone: &str) -> Option<u32> {
+    let conn = Connection::open(state_dir.join("lbdns.sqlite3")).ok()?;
+    conn.query_row("SELECT bumps FROM serials WHERE zone = ?1", params![zone], |r| {
+        r.get::<_, i64>(0)
+    })
+    .optional()
+    .ok()
+    .flatten()
+    .map(|b| b as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AllDown, HealthConfig, PolicyName, PoolDef};
+
+    #[test]
+    fn changes_round_trip_through_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = parse_fqdn("example.test.").unwrap();
+        let pool = PoolDef {
+            name: parse_fqdn("api.example.test.").unwrap(),
+            policy: PolicyName::Weighted,
+            ttl: 5,
+            max_answers: 1,
+            all_down: AllDown::Empty,
+            fallback: vec![],
+            health: HealthConfig::default(),
+            members: vec![MemberConfig {
+                address: "192.0.2.1".parse().unwrap(),
+                weight: 3,
+                region: None,
+                enabled: true,
+            }],
+            line: 0,
+        };
+        let changes = vec![
+            Change::PutPool(Box::new(pool)),
+            Change::PutMember {
+                pool: parse_fqdn("www.example.test.").unwrap(),
+                member: MemberConfig {
+                    address: "2001:db8::9".parse().unwrap(),
+                    weight: 1,
+                    region: Some("eu".into()),
+                    enabled: false,
+                },
+            },
+            Change::DeleteMember {
+                pool: parse_fqdn("www.example.test.").unwrap(),
+                address: "192.0.2.10".parse().unwrap(),
+            },
+            Change::PutRRset {
+                zone: zone.clone(),
+                name: parse_fqdn("new.example.test.").unwrap(),
+                rtype: RecordType::A,
+                set: StoredRRset {
+                    ttl: 60,
+                    data: vec!["192.0.2.7".into()],
+                },
+            },
+            Change::DeleteRRset {
+                zone: zone.clone(),
+                name: parse_fqdn("static.example.test.").unwrap(),
+                rtype: RecordType::AAAA,
+            },
+        ];
+        let mut expected = Overlay::default();
+        {
+            let mut s = SqliteStore::open(dir.path()).unwrap();
+            for c in &changes {
+                s.apply(c, &zone).unwrap();
+                expected.apply(c, &zone);
+            }
+        }
+        let mut s = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(s.load().unwrap(), expected);
+        assert_eq!(expected.serials[&zone], 5);
+        assert_eq!(stored_bumps(dir.path(), "example.test."), Some(5));
+    }
+}
