@@ -218,8 +218,15 @@ impl Writer {
                 Ok((StatusCode::OK, self.records_json(&z)))
             }
             other => {
+                let deletes = matches!(
+                    other,
+                    ApiRequest::DeletePool(_) | ApiRequest::DeleteMember(..) | ApiRequest::DeleteRRset(..)
+                );
                 let (change, zone, created) = self.plan(other)?;
                 self.commit(change.clone(), &zone)?;
+                if deletes {
+                    return Ok((StatusCode::NO_CONTENT, Value::Null));
+                }
                 let body = match &change {
                     Change::PutPool(def) => self
                         .find_pool(&def.name)

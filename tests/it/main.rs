@@ -2,6 +2,7 @@
 //! DNS client (hickory-proto messages over UDP and TCP), and the built binary for
 //! the command-line cases and `dig`.
 
+mod admin;
 mod backend;
 mod cli;
 mod core;
