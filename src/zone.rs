@@ -399,10 +399,12 @@ fn check(origin: &Name, file: &Path, records: &[ZoneRecord], problems: &mut Vec<
             format!("zone {origin} has no NS record at its apex"),
         ));
     }
-    for (i, r) in records.iter().enumerate() {
-        if r.rtype() != RecordType::CNAME {
-            continue;
-        }
+    // CNAME exclusivity: one pass to group types by name, one to check.
+    let mut by_name: std::collections::HashMap<&Name, Vec<&ZoneRecord>> = std::collections::HashMap::new();
+    for r in records {
+        by_name.entry(&r.name).or_default().push(r);
+    }
+    for r in records.iter().filter(|r| r.rtype() == RecordType::CNAME) {
         if r.name == *origin {
             problems.push(Problem::new(
                 &*r.file,
@@ -411,23 +413,22 @@ fn check(origin: &Name, file: &Path, records: &[ZoneRecord], problems: &mut Vec<
             ));
             continue;
         }
-        for (j, o) in records.iter().enumerate() {
-            if j != i && o.name == r.name {
-                if o.rtype() == RecordType::CNAME && j < i {
-                    problems.push(Problem::new(&*r.file, r.line, format!("second CNAME at {}", r.name)));
-                } else if o.rtype() != RecordType::CNAME {
-                    problems.push(Problem::new(
-                        &*r.file,
-                        r.line,
-                        format!(
-                            "CNAME at {} beside other data ({} at line {})",
-                            r.name,
-                            o.rtype(),
-                            o.line
-                        ),
-                    ));
-                }
-            }
+        let same = &by_name[&r.name];
+        if let Some(o) = same.iter().find(|o| o.rtype() != RecordType::CNAME) {
+            problems.push(Problem::new(
+                &*r.file,
+                r.line,
+                format!(
+                    "CNAME at {} beside other data ({} at line {})",
+                    r.name,
+                    o.rtype(),
+                    o.line
+                ),
+            ));
+        } else if same.iter().filter(|o| o.rtype() == RecordType::CNAME).count() > 1
+            && !std::ptr::eq(*same.iter().find(|o| o.rtype() == RecordType::CNAME).unwrap_or(&r), r)
+        {
+            problems.push(Problem::new(&*r.file, r.line, format!("second CNAME at {}", r.name)));
         }
     }
 }

@@ -157,10 +157,20 @@ pub fn effective_zone(zone: &Arc<ZoneData>, overlay: &Overlay) -> Result<Arc<Zon
     if changes.is_empty() {
         return Ok(zone.clone());
     }
-    let mut z = (**zone).clone();
+    let replaced: std::collections::HashSet<(&Name, RecordType)> =
+        changes.iter().map(|((_, name, rtype), _)| (name, *rtype)).collect();
+    let mut z = ZoneData {
+        origin: zone.origin.clone(),
+        file: zone.file.clone(),
+        records: zone
+            .records
+            .iter()
+            .filter(|r| !replaced.contains(&(&r.name, r.rtype())))
+            .cloned()
+            .collect(),
+    };
     let api_file: Arc<std::path::Path> = Arc::from(std::path::Path::new("(api)"));
     for ((_, name, rtype), set) in changes {
-        z.records.retain(|r| !(r.name == *name && r.rtype() == *rtype));
         if let Some(set) = set {
             for d in &set.data {
                 let rdata = crate::zone::parse_rdata(*rtype, d, origin)?;

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use super::durable::Store;
 use super::overlay::{self, Change, Origin, Overlay, StoredRRset};
+
 use crate::admin::{AdminError, ApiRequest};
 use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, PoolDef, parse_fqdn};
 use crate::health::{self, HealthTable, ProbeKey, ProbeResult, ProbeSpec, Prober};
@@ -245,21 +246,145 @@ impl Writer {
         }
     }
 
-    /// Stores, applies and publishes a validated change.
+    /// Stores, applies and publishes a validated change. The work is proportional
+    /// to what the change touches: an RRset change re-derives one zone, a member
+    /// change one pool (plus the zone's SOA serial).
     fn commit(&mut self, change: Change, zone: &Name) -> Result<(), AdminError> {
-        let mut overlay = self.overlay.clone();
-        overlay.apply(&change, zone);
         // Everything that can fail is tried before anything is stored.
-        let effective = effective(&self.sources, &overlay).map_err(AdminError::conflict)?;
+        let new_zone = match &change {
+            Change::PutRRset { .. } | Change::DeleteRRset { .. } => {
+                Some(self.zone_with(&change, zone).map_err(AdminError::conflict)?)
+            }
+            _ => None,
+        };
         tokio::task::block_in_place(|| self.store.apply(&change, zone))
             .map_err(|e| AdminError::new(StatusCode::SERVICE_UNAVAILABLE, format!("change not stored: {e}")))?;
-        self.overlay = overlay;
-        self.effective = effective;
-        let keys = self.probe_keys();
-        self.prober.sync(&keys, true);
-        self.health.retain(&keys);
-        self.publish().map_err(AdminError::conflict)?;
+        let pools_before: Vec<Name> = self.effective.pools.iter().map(|(p, _, _)| p.name.clone()).collect();
+        self.overlay.apply(&change, zone);
+        let published = if let Some(z) = new_zone {
+            if let Some(slot) = self.effective.zones.iter_mut().find(|x| x.origin == *zone) {
+                *slot = z;
+            }
+            self.publish_zone(zone)
+        } else {
+            self.effective.pools = overlay::effective_pools(&self.sources, &self.overlay);
+            let pools_after: Vec<Name> = self.effective.pools.iter().map(|(p, _, _)| p.name.clone()).collect();
+            let keys = self.probe_keys();
+            self.prober.sync(&keys, true);
+            self.health.retain(&keys);
+            if pools_after == pools_before {
+                let name = match &change {
+                    Change::PutPool(d) => d.name.clone(),
+                    Change::PutMember { pool, .. } | Change::DeleteMember { pool, .. } => pool.clone(),
+                    _ => zone.clone(),
+                };
+                self.publish_pool(&name, zone)
+            } else {
+                self.publish()
+            }
+        };
+        // The change is stored; a failure to publish it is a bug, not a bad request.
+        published.map_err(|e| AdminError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
         info!(change = ?change_label(&change), zone = %zone, "admin change applied");
+        Ok(())
+    }
+
+    /// The zone `origin` with an RRset change applied, checked.
+    fn zone_with(&self, change: &Change, origin: &Name) -> Result<Arc<ZoneData>, String> {
+        let base = self
+            .effective
+            .zones
+            .iter()
+            .find(|z| z.origin == *origin)
+            .ok_or("no such zone")?;
+        let (name, rtype, set) = match change {
+            Change::PutRRset { name, rtype, set, .. } => (name, *rtype, Some(set)),
+            Change::DeleteRRset { name, rtype, .. } => (name, *rtype, None),
+            _ => return Ok(base.clone()),
+        };
+        let mut records: Vec<_> = base
+            .records
+            .iter()
+            .filter(|r| !(r.name == *name && r.rtype() == rtype))
+            .cloned()
+            .collect();
+        if let Some(set) = set {
+            let file: Arc<std::path::Path> = Arc::from(std::path::Path::new("(api)"));
+            for d in &set.data {
+                let rdata = zone::parse_rdata(rtype, d, origin)?;
+                records.push(zone::ZoneRecord {
+                    name: name.clone(),
+                    ttl: set.ttl,
+                    rdata,
+                    file: file.clone(),
+                    line: 0,
+                });
+            }
+        }
+        let z = ZoneData {
+            origin: base.origin.clone(),
+            file: base.file.clone(),
+            records,
+        };
+        zone::check_zone(&z)?;
+        Ok(Arc::new(z))
+    }
+
+    /// Publishes a change to one zone's records: that zone is rebuilt, the rest shared.
+    fn publish_zone(&mut self, origin: &Name) -> Result<(), String> {
+        let prev = self.snapshot.load_full();
+        let index: std::collections::BTreeMap<Name, u32> = prev
+            .pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.def.name.clone(), i as u32))
+            .collect();
+        let data = self
+            .effective
+            .zones
+            .iter()
+            .find(|z| z.origin == *origin)
+            .ok_or("no such zone")?;
+        let bump = self.overlay.serials.get(origin).copied().unwrap_or(0);
+        let zone = super::snapshot::build_zone(data, bump, &index).map_err(|p| p.to_string())?;
+        let mut zones = (*prev.zones).clone();
+        zones.insert(zone.origin_wire.clone(), Arc::new(zone));
+        self.snapshot.store(Arc::new(Snapshot {
+            zones: Arc::new(zones),
+            pools: prev.pools.clone(),
+            edns_udp_size: prev.edns_udp_size,
+        }));
+        Ok(())
+    }
+
+    /// Publishes a change to one pool whose name set is unchanged: the pool is
+    /// rebuilt and its zone's serial advanced; every node is shared.
+    fn publish_pool(&mut self, pool: &Name, origin: &Name) -> Result<(), String> {
+        let prev = self.snapshot.load_full();
+        let def = self.find_pool(pool).map(|(d, _, _)| d.clone()).ok_or("no such pool")?;
+        let mut pools = prev.pools.clone();
+        if let Some(slot) = pools.iter_mut().find(|p| p.def.name == *pool) {
+            *slot = Arc::new(super::snapshot::build_pool(def, &self.health, Some(slot)));
+        }
+        let mut zones = (*prev.zones).clone();
+        let key = super::snapshot::wire(origin);
+        if let (Some(z), Some(data)) = (
+            zones.get(&key),
+            self.effective.zones.iter().find(|z| z.origin == *origin),
+        ) {
+            let base = data.records.iter().find_map(|r| match &r.rdata {
+                hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
+                _ => None,
+            });
+            let bump = self.overlay.serials.get(origin).copied().unwrap_or(0);
+            let next = z.with_serial_bump(base.unwrap_or(0), bump)?;
+            zones.insert(key, Arc::new(next));
+        }
+        self.snapshot.store(Arc::new(Snapshot {
+            zones: Arc::new(zones),
+            pools,
+            edns_udp_size: prev.edns_udp_size,
+        }));
         Ok(())
     }
 
@@ -522,12 +647,9 @@ fn effective(sources: &Sources, overlay: &Overlay) -> Result<Effective, String> 
         }
         zones.push(ez);
     }
+    // API pools are placed-checked when written (`plan`), and RRset writes are
+    // checked against pools there too, so this stays linear in the data.
     let pools = overlay::effective_pools(sources, overlay);
-    for (p, origin, _) in &pools {
-        if *origin == Origin::Api {
-            check_pool_placement(p, &zones)?;
-        }
-    }
     Ok(Effective { zones, pools })
 }
 
