@@ -6,6 +6,7 @@ mod admin;
 mod backend;
 mod cli;
 mod core;
+mod docs;
 mod harness;
 mod health;
 mod pools;
