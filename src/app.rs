@@ -16,9 +16,10 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::admin::{self, AdminState};
+use crate::config::{Problem, Problems};
 use crate::dns::{tcp, udp};
 use crate::health::{ProbeResult, Prober};
-use crate::metrics::Stats;
+use crate::metrics::{Metrics, Stats};
 use crate::sources::Sources;
 use crate::store::durable::SqliteStore;
 use crate::store::snapshot::Snapshot;
@@ -44,7 +45,74 @@ pub struct App {
     dns_addrs: Vec<SocketAddr>,
     writer: Writer,
     probe_rx: mpsc::Receiver<ProbeResult>,
+    cmd_rx: mpsc::Receiver<Command>,
+    control: Control,
+}
+
+/// What can be done to a running server from outside: reload it.
+#[derive(Clone)]
+pub struct Control {
+    config_path: std::path::PathBuf,
+    writer: mpsc::Sender<Command>,
     token: Arc<ArcSwap<Option<String>>>,
+    metrics: Metrics,
+}
+
+impl Control {
+    /// Reloads config, zone files and token file as one swap. On any problem the
+    /// old state keeps serving; every problem is logged with file and line and
+    /// returned, and counted in `lbdns_reloads_total{result="error"}`.
+    pub async fn reload(&self) -> Result<(), Problems> {
+        let path = self.config_path.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let sources = Sources::load(&path)?;
+            let token = match &sources.config.admin.token_file {
+                Some(t) => Some(admin::read_token(t).map_err(|e| Problems(vec![Problem::new(&path, 0, e)]))?),
+                None => None,
+            };
+            Ok::<_, Problems>((sources, token))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(Problems(vec![Problem::new(
+                &self.config_path,
+                0,
+                format!("reload failed: {e}"),
+            )]))
+        });
+        let result = match loaded {
+            Ok((sources, token)) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let sent = self.writer.send(Command::Reload(Box::new(sources), tx)).await;
+                match (sent, rx.await) {
+                    (Ok(()), Ok(Ok(()))) => {
+                        self.token.store(Arc::new(token));
+                        Ok(())
+                    }
+                    (_, Ok(Err(e))) => Err(Problems(vec![Problem::new(&self.config_path, 0, e)])),
+                    _ => Err(Problems(vec![Problem::new(
+                        &self.config_path,
+                        0,
+                        "the server is stopping",
+                    )])),
+                }
+            }
+            Err(p) => Err(p),
+        };
+        match &result {
+            Ok(()) => {
+                self.metrics.reload(true);
+                info!("reload done");
+            }
+            Err(problems) => {
+                self.metrics.reload(false);
+                for p in &problems.0 {
+                    tracing::error!("reload failed, old state kept: {p}");
+                }
+            }
+        }
+        result
+    }
 }
 
 impl App {
@@ -60,7 +128,17 @@ impl App {
         let (probe_tx, probe_rx) = mpsc::channel(4096);
         let mut writer =
             Writer::new(sources.clone(), Box::new(store), Prober::new(probe_tx)).map_err(AppError::Start)?;
+        let stats = Arc::new(Stats::default());
+        let metrics = Metrics::new(stats.clone(), writer.snapshot());
+        writer.set_metrics(metrics.clone());
         writer.start().await.map_err(AppError::Start)?;
+        let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(256);
+        let control = Control {
+            config_path: cfg.path.clone(),
+            writer: cmd_tx,
+            token: Arc::new(ArcSwap::from_pointee(token)),
+            metrics,
+        };
 
         let threads = match cfg.dns.threads {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -83,7 +161,7 @@ impl App {
             })?;
         Ok(App {
             snapshot: writer.snapshot(),
-            stats: Arc::new(Stats::default()),
+            stats,
             sources,
             udp: udp_sockets,
             tcp: tcp_listeners,
@@ -91,8 +169,14 @@ impl App {
             dns_addrs,
             writer,
             probe_rx,
-            token: Arc::new(ArcSwap::from_pointee(token)),
+            cmd_rx,
+            control,
         })
+    }
+
+    /// A handle to reload the running server (SIGHUP does this).
+    pub fn control(&self) -> Control {
+        self.control.clone()
     }
 
     /// The DNS addresses actually bound (a `:0` port resolved).
@@ -141,11 +225,11 @@ impl App {
                 stop_rx.clone(),
             )));
         }
-        let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(256);
-        let writer = tokio::spawn(self.writer.run(self.probe_rx, cmd_rx, stop_rx.clone()));
+        let writer = tokio::spawn(self.writer.run(self.probe_rx, self.cmd_rx, stop_rx.clone()));
         let router = admin::router(AdminState {
-            token: self.token.clone(),
-            writer: cmd_tx,
+            token: self.control.token.clone(),
+            writer: self.control.writer.clone(),
+            metrics: self.control.metrics.clone(),
         });
         let mut admin_stop = stop_rx.clone();
         let admin = tokio::spawn(async move {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lbdns::{App, Sources};
+use sd_notify::NotifyState;
 use tracing::{error, info};
 
 /// EX_USAGE from sysexits.h: the configuration is wrong.
@@ -112,6 +113,18 @@ fn serve(path: &std::path::Path) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // Signal handlers go in before anyone is told we are ready: a SIGHUP or
+        // SIGTERM sent right after the ready line must not meet the default action.
+        use tokio::signal::unix::{SignalKind, signal};
+        let signals = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        );
+        let (Ok(hup), Ok(term), Ok(int)) = signals else {
+            error!("cannot install signal handlers");
+            return ExitCode::FAILURE;
+        };
         let line = app.ready_line();
         {
             let mut out = std::io::stdout().lock();
@@ -119,7 +132,18 @@ fn serve(path: &std::path::Path) -> ExitCode {
             let _ = out.flush();
         }
         info!("{line}");
-        match app.run(shutdown_signal()).await {
+        notify(&[NotifyState::Ready]);
+        tokio::spawn(reload_on_sighup(hup, app.control()));
+        if let Some(interval) = sd_notify::watchdog_enabled() {
+            tokio::spawn(watchdog(interval));
+        }
+        let result = app
+            .run(async {
+                shutdown_signal(term, int).await;
+                notify(&[NotifyState::Stopping]);
+            })
+            .await;
+        match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 error!("{e}");
@@ -129,12 +153,40 @@ fn serve(path: &std::path::Path) -> ExitCode {
     })
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        std::future::pending::<()>().await;
-        return;
-    };
+/// Tells systemd (when `NOTIFY_SOCKET` is set) about state changes.
+fn notify(state: &[NotifyState]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        if let Err(e) = sd_notify::notify(state) {
+            tracing::warn!(error = %e, "sd_notify failed");
+        }
+    }
+}
+
+/// SIGHUP: reload config, zones and token file as one swap, telling systemd.
+async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, control: lbdns::app::Control) {
+    while hup.recv().await.is_some() {
+        info!("SIGHUP received: reloading");
+        let mut states = vec![NotifyState::Reloading];
+        if let Ok(now) = NotifyState::monotonic_usec_now() {
+            states.push(now);
+        }
+        notify(&states);
+        // Errors are logged and counted by reload(); the old state keeps serving.
+        let _ = control.reload().await;
+        notify(&[NotifyState::Ready]);
+    }
+}
+
+/// Pings the systemd watchdog at half its interval while the runtime is alive.
+async fn watchdog(interval: std::time::Duration) {
+    let mut tick = tokio::time::interval(interval / 2);
+    loop {
+        tick.tick().await;
+        notify(&[NotifyState::Watchdog]);
+    }
+}
+
+async fn shutdown_signal(mut term: tokio::signal::unix::Signal, mut int: tokio::signal::unix::Signal) {
     tokio::select! {
         _ = term.recv() => info!("SIGTERM received"),
         _ = int.recv() => info!("SIGINT received"),

@@ -79,6 +79,7 @@ pub struct AdminState {
     /// The bearer token; `None` when no token file is configured (the API is off).
     pub token: Arc<ArcSwap<Option<String>>>,
     pub writer: mpsc::Sender<Command>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -94,13 +95,35 @@ pub fn router(state: AdminState) -> Router {
             "/zones/{origin}/records/{name}/{rtype}",
             axum::routing::put(put_rrset).delete(delete_rrset),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(middleware::from_fn_with_state(state.clone(), count));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
+        .route("/metrics", get(metrics))
         .nest("/v1", v1)
         .fallback(|| async { AdminError::not_found("no such endpoint") })
         .with_state(state)
+}
+
+async fn metrics(State(st): State<AdminState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Counts every `/v1` request by response status.
+async fn count(State(st): State<AdminState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    st.metrics
+        .admin_requests
+        .get_or_create(&crate::metrics::StatusLabel {
+            status: resp.status().as_u16().to_string(),
+        })
+        .inc();
+    resp
 }
 
 async fn auth(State(st): State<AdminState>, headers: HeaderMap, req: Request, next: Next) -> Response {

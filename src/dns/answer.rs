@@ -423,10 +423,14 @@ impl Ctx<'_, '_> {
             return PoolResult::NoData;
         }
         a.pool = Some(pidx);
+        pool.counters.answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let list: &[u16] = if !fam.eligible.is_empty() {
             &fam.eligible
         } else {
             a.all_down = true;
+            pool.counters
+                .all_down
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match pool.all_down {
                 AllDown::ServeAll if !fam.enabled.is_empty() => &fam.enabled,
                 AllDown::ServeAll | AllDown::Empty => return PoolResult::NoData,

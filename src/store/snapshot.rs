@@ -16,6 +16,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use rustc_hash::FxHashMap;
 
 use crate::config::{AllDown, PoolDef, Problem};
+use crate::metrics::PoolCounters;
 use crate::policy::{self, Candidate, Policy};
 use crate::zone::{ZoneData, ZoneRecord};
 
@@ -131,6 +132,8 @@ pub struct Pool {
     pub family: [Family; 2],
     pub max_answers: usize,
     pub all_down: AllDown,
+    /// Shared with the pool's previous versions, so counts survive rebuilds.
+    pub counters: Arc<PoolCounters>,
 }
 
 #[derive(Debug)]
@@ -355,8 +358,10 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
             .fallback
             .push(address_record(*fb, def.ttl));
     }
+    let counters = previous.map(|p| p.counters.clone()).unwrap_or_default();
     Pool {
         name_text: def.name.to_ascii(),
+        counters,
         policy,
         candidates: candidates.into(),
         members: members.into(),

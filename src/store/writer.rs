@@ -33,6 +33,8 @@ pub enum Command {
     Health(oneshot::Sender<HealthTable>),
     /// An admin API request; the reply is the response body.
     Api(ApiRequest, oneshot::Sender<Result<(StatusCode, Value), AdminError>>),
+    /// New sources after SIGHUP: applied as one swap, or refused whole.
+    Reload(Box<Sources>, oneshot::Sender<Result<(), String>>),
 }
 
 /// The state in effect: sources with the overlay applied.
@@ -49,6 +51,7 @@ pub struct Writer {
     prober: Prober,
     snapshot: Arc<ArcSwap<Snapshot>>,
     effective: Effective,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Writer {
@@ -70,7 +73,13 @@ impl Writer {
             prober,
             snapshot,
             effective,
+            metrics: None,
         })
+    }
+
+    /// Probe durations are recorded here from now on.
+    pub fn set_metrics(&mut self, m: crate::metrics::Metrics) {
+        self.metrics = Some(m);
     }
 
     /// Runs the first probe round and publishes the first snapshot.
@@ -81,6 +90,13 @@ impl Writer {
             let results = self.prober.first_round(&keys).await;
             let down = results.iter().filter(|r| r.outcome.is_err()).count();
             for r in &results {
+                if let Some(m) = &self.metrics {
+                    m.probe_duration
+                        .get_or_create(&crate::metrics::CheckLabel {
+                            check: r.key.spec.check.as_str().to_string(),
+                        })
+                        .observe(r.took.as_secs_f64());
+                }
                 self.health.apply(r);
                 if let Err(e) = &r.outcome {
                     warn!(address = %r.key.addr, check = r.key.spec.check.as_str(), reason = %e, "member down at start");
@@ -147,6 +163,10 @@ impl Writer {
                         let r = self.api(req);
                         let _ = reply.send(r);
                     }
+                    Some(Command::Reload(sources, reply)) => {
+                        let r = self.reload(*sources);
+                        let _ = reply.send(r);
+                    }
                     None => return,
                 },
                 _ = shutdown.changed() => return,
@@ -154,7 +174,48 @@ impl Writer {
         }
     }
 
+    /// Replaces the sources (config and zone files) in one swap. On any error the
+    /// old state stays in effect.
+    fn reload(&mut self, sources: Sources) -> Result<(), String> {
+        let effective = effective(&sources, &self.overlay)?;
+        let old = &self.sources.config;
+        let new = &sources.config;
+        if old.dns.listen != new.dns.listen
+            || old.admin.listen != new.admin.listen
+            || old.dns.threads != new.dns.threads
+        {
+            warn!("listen addresses and threads change only on restart; the rest of the new config is in effect");
+        }
+        if old.admin.state_dir != new.admin.state_dir {
+            warn!("state_dir changes only on restart");
+        }
+        let old_sources = std::mem::replace(&mut self.sources, sources);
+        let old_effective = std::mem::replace(&mut self.effective, effective);
+        let keys = self.probe_keys();
+        if let Err(e) = self.publish() {
+            self.sources = old_sources;
+            self.effective = old_effective;
+            return Err(e);
+        }
+        let started = self.prober.sync(&keys, true);
+        self.health.retain(&keys);
+        info!(
+            zones = self.effective.zones.len(),
+            pools = self.effective.pools.len(),
+            new_probes = started.len(),
+            "reloaded"
+        );
+        Ok(())
+    }
+
     fn apply_probe(&mut self, r: ProbeResult, changed: &mut HashSet<ProbeKey>) {
+        if let Some(m) = &self.metrics {
+            m.probe_duration
+                .get_or_create(&crate::metrics::CheckLabel {
+                    check: r.key.spec.check.as_str().to_string(),
+                })
+                .observe(r.took.as_secs_f64());
+        }
         if self.health.apply(&r) {
             let up = self.health.members.get(&r.key).and_then(|h| h.flap.up).unwrap_or(false);
             let pools = self.pools_with(&r.key);

@@ -105,10 +105,16 @@ impl Drop for Running {
 
 /// Starts the binary and waits for its ready line.
 pub fn spawn(config: &std::path::Path) -> Running {
+    spawn_with(config, &[])
+}
+
+/// Starts the binary with extra environment variables.
+pub fn spawn_with(config: &std::path::Path, env: &[(&str, &str)]) -> Running {
     let mut child = bin()
         .arg("--config")
         .arg(config)
         .env("LBDNS_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

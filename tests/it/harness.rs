@@ -213,3 +213,9 @@ pub fn write(path: &Path, text: &str) {
 pub fn small_zone(extra: &str) -> String {
     format!("$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ IN NS ns1\nns1 IN A 192.0.2.53\n{extra}")
 }
+
+/// GET over HTTP, returning the body.
+pub fn http_get(url: &str) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::get(url).unwrap().text().unwrap()
+}

@@ -9,4 +9,5 @@ mod core;
 mod docs;
 mod harness;
 mod health;
+mod ops;
 mod pools;

@@ -1,0 +1,300 @@
+//! Operations: systemd notification, SIGHUP reload, metrics, graceful stop, and
+//! the unit file, all against the built binary.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use crate::cli::{Running, spawn, spawn_with};
+use crate::harness::*;
+
+fn signal(r: &Running, sig: &str) {
+    let pid = r.child.id().to_string();
+    assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+}
+
+const CFG: &str = "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n\
+                   [[zone]]\norigin=\"o.test.\"\nfile=\"o.zone\"\n\
+                   [[pool]]\nname=\"www.o.test.\"\n[[pool.member]]\naddress=\"192.0.2.1\"\n";
+
+fn setup(dir: &Path) -> std::path::PathBuf {
+    write(&dir.join("lbdns.toml"), CFG);
+    write(&dir.join("o.zone"), &small_zone("static IN A 192.0.2.100\n"));
+    dir.join("lbdns.toml")
+}
+
+/// Scrapes /metrics and returns the value of the series `name{labels}` (as written).
+fn metric(admin: std::net::SocketAddr, series: &str) -> f64 {
+    let text = http_get(&format!("http://{admin}/metrics"));
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .map(|v| v.trim().parse::<f64>().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+}
+
+fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn sd_notify_ready_reloading_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let recv = || {
+        let mut buf = [0u8; 512];
+        let n = sock.recv(&mut buf).expect("no notification within 5 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let r = spawn_with(&cfg, &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]);
+    assert_eq!(recv().trim(), "READY=1");
+    signal(&r, "-HUP");
+    let reloading = recv();
+    assert!(reloading.contains("RELOADING=1"), "{reloading}");
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    assert_eq!(recv().trim(), "READY=1");
+    signal(&r, "-TERM");
+    assert_eq!(recv().trim(), "STOPPING=1");
+}
+
+#[test]
+fn reload_applies_zone_and_pool_changes_and_survives_broken_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let r = spawn(&cfg);
+    assert_eq!(
+        udp(r.dns, &msg("added.o.test.", RecordType::A)).metadata.response_code,
+        ResponseCode::NXDomain
+    );
+
+    write(
+        &dir.path().join("o.zone"),
+        &small_zone("static IN A 192.0.2.100\nadded IN A 192.0.2.55\n"),
+    );
+    write(&cfg, &format!("{CFG}[[pool.member]]\naddress=\"192.0.2.2\"\n"));
+    signal(&r, "-HUP");
+    assert!(
+        wait_for(Duration::from_secs(5), || addrs(&udp(
+            r.dns,
+            &msg("added.o.test.", RecordType::A)
+        )) == vec!["192.0.2.55"]),
+        "zone change not answered after SIGHUP"
+    );
+    let mut www = addrs(&udp(r.dns, &msg("www.o.test.", RecordType::A)));
+    www.sort();
+    assert_eq!(www, vec!["192.0.2.1", "192.0.2.2"], "pool change not answered");
+    assert_eq!(metric(r.admin, "lbdns_reloads_total{result=\"ok\"}"), 1.0);
+
+    // A broken zone file: the old data keeps serving, the error is counted.
+    write(
+        &dir.path().join("o.zone"),
+        &small_zone("static IN A 192.0.2.100\nadded IN A 192.0.2.555\n"),
+    );
+    signal(&r, "-HUP");
+    assert!(wait_for(Duration::from_secs(5), || metric(
+        r.admin,
+        "lbdns_reloads_total{result=\"error\"}"
+    ) == 1.0));
+    assert_eq!(
+        addrs(&udp(r.dns, &msg("added.o.test.", RecordType::A))),
+        vec!["192.0.2.55"]
+    );
+    // A broken config too.
+    write(&cfg, "[dns]\nlisten = 5\n");
+    signal(&r, "-HUP");
+    assert!(wait_for(Duration::from_secs(5), || metric(
+        r.admin,
+        "lbdns_reloads_total{result=\"error\"}"
+    ) == 2.0));
+    assert_eq!(
+        addrs(&udp(r.dns, &msg("static.o.test.", RecordType::A))),
+        vec!["192.0.2.100"]
+    );
+}
+
+#[test]
+fn twenty_reloads_under_query_load_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let r = spawn(&cfg);
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let dns = r.dns;
+    let client = {
+        let (stop, failures, answered) = (stop.clone(), failures.clone(), answered.clone());
+        std::thread::spawn(move || {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            let mut buf = [0u8; 4096];
+            while !stop.load(Ordering::Relaxed) {
+                let q = msg("www.o.test.", RecordType::A);
+                s.send_to(&q.to_vec().unwrap(), dns).unwrap();
+                match s.recv(&mut buf) {
+                    Ok(n) => {
+                        let m = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+                        if m.metadata.id != q.metadata.id
+                            || m.metadata.response_code != ResponseCode::NoError
+                            || m.answers.is_empty()
+                        {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+    for i in 1..=20 {
+        signal(&r, "-HUP");
+        assert!(
+            wait_for(Duration::from_secs(5), || metric(
+                r.admin,
+                "lbdns_reloads_total{result=\"ok\"}"
+            ) == i as f64),
+            "reload {i} did not finish"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    assert_eq!(failures.load(Ordering::Relaxed), 0);
+    assert!(
+        answered.load(Ordering::Relaxed) > 100,
+        "{}",
+        answered.load(Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn metrics_move_by_exactly_the_queries_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let r = spawn(&cfg);
+    let series = [
+        "lbdns_dns_queries_total{proto=\"udp\"}",
+        "lbdns_dns_queries_total{proto=\"tcp\"}",
+        "lbdns_dns_responses_total{rcode=\"NOERROR\"}",
+        "lbdns_dns_responses_total{rcode=\"NXDOMAIN\"}",
+        "lbdns_dns_responses_total{rcode=\"REFUSED\"}",
+        "lbdns_pool_answers_total{pool=\"www.o.test.\"}",
+        "lbdns_pool_all_down_total{pool=\"www.o.test.\"}",
+    ];
+    let before: Vec<f64> = series.iter().map(|s| metric(r.admin, s)).collect();
+    for _ in 0..10 {
+        udp(r.dns, &msg("www.o.test.", RecordType::A));
+    }
+    for _ in 0..3 {
+        udp(r.dns, &msg("nope.o.test.", RecordType::A));
+    }
+    udp(r.dns, &msg("example.com.", RecordType::A));
+    for _ in 0..2 {
+        tcp(r.dns, &msg("www.o.test.", RecordType::A));
+    }
+    let after: Vec<f64> = series.iter().map(|s| metric(r.admin, s)).collect();
+    let delta: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(delta, vec![14.0, 2.0, 12.0, 3.0, 1.0, 12.0, 0.0]);
+    assert_eq!(
+        metric(r.admin, "lbdns_member_up{pool=\"www.o.test.\",address=\"192.0.2.1\"}"),
+        1.0
+    );
+}
+
+#[test]
+fn sigterm_under_load_exits_zero_within_five_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let mut r = spawn(&cfg);
+    let stop = Arc::new(AtomicBool::new(false));
+    let dns = r.dns;
+    let load: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                let q = msg("www.o.test.", RecordType::A).to_vec().unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = s.send_to(&q, dns);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&r, "-TERM");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = r.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "still running 5 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.join().unwrap();
+    }
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn systemd_unit_verifies() {
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("SKIPPED systemd_unit_verifies: systemd-analyze is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(manifest_dir().join("dist/lbdns.service")).unwrap();
+    // Point the unit at the binary under test; everything else is verified as shipped.
+    let unit = unit.replace("/usr/local/bin/lbdns", env!("CARGO_BIN_EXE_lbdns"));
+    let path = dir.path().join("lbdns.service");
+    write(&path, &unit);
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "systemd-analyze verify: {err}"
+    );
+    for key in [
+        "Type=notify",
+        "ExecStartPre=",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "DynamicUser=yes",
+        "StateDirectory=lbdns",
+        "ConfigurationDirectory=lbdns",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "RestrictAddressFamilies=",
+    ] {
+        assert!(unit.contains(key), "unit lacks {key}");
+    }
+}
