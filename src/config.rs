@@ -406,6 +406,8 @@ pub struct Config {
     pub dns: DnsSettings,
     pub admin: AdminSettings,
     pub geoip: Option<PathBuf>,
+    /// Line of `[geoip]`, for messages about the database.
+    pub geoip_line: usize,
     /// Location key (country code, continent code or `default`) -> regions.
     pub regions: BTreeMap<String, Vec<String>>,
     pub zones: Vec<ZoneSpec>,
@@ -534,6 +536,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
     }
 
     for (key, list) in &raw.regions {
+        let valid_key = key == "default" || (key.len() == 2 && key.bytes().all(|b| b.is_ascii_uppercase()));
+        if !valid_key {
+            problems.push(Problem::new(
+                path,
+                find_line(text, key),
+                format!("[regions] key {key:?}: use an ISO country code (JP), a continent code (EU) or \"default\""),
+            ));
+        }
         if list.is_empty() {
             problems.push(Problem::new(
                 path,
@@ -568,6 +578,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
             state_dir: resolve(&raw.admin.state_dir),
         },
         geoip: raw.geoip.map(|g| resolve(&g.database)),
+        geoip_line: find_line(text, "[geoip]"),
         regions: raw.regions,
         zones,
         pools,
@@ -595,12 +606,6 @@ impl PoolDef {
                     format!("pool {name}: member {} needs a region (policy geo)", m.address),
                 ));
             }
-        }
-        if self.policy == PolicyName::Geo {
-            out.push((
-                None,
-                format!("pool {name}: policy \"geo\" is not available in this version"),
-            ));
         }
         if self.all_down == AllDown::Fallback {
             if self.fallback.is_empty() {

@@ -14,6 +14,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod dns;
+pub mod geoip;
 pub mod health;
 pub mod metrics;
 pub mod policy;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use hickory_proto::rr::RecordType;
 
 use crate::config::{self, Config, PoolDef, Problem, Problems};
+use crate::geoip::GeoDb;
 use crate::zone::{self, ZoneData};
 
 /// A validated config and its loaded zones.
@@ -18,6 +19,8 @@ pub struct Sources {
     pub config: Config,
     pub zones: Vec<Arc<ZoneData>>,
     pub pools: Vec<Arc<PoolDef>>,
+    /// The GeoIP database named by `[geoip]`, read whole.
+    pub geoip: Option<Arc<GeoDb>>,
 }
 
 impl Sources {
@@ -46,20 +49,23 @@ impl Sources {
                 problems.push(Problem::new(&config.path, 0, format!("[admin] {e}")));
             }
         }
+        let mut geoip = None;
         if let Some(db) = &config.geoip {
-            if !db.exists() {
-                problems.push(Problem::new(
-                    &config.path,
-                    0,
-                    format!("geoip database {} does not exist", db.display()),
-                ));
+            match GeoDb::open(db) {
+                Ok(g) => geoip = Some(Arc::new(g)),
+                Err(e) => problems.push(Problem::new(&config.path, config.geoip_line, e)),
             }
         }
         if !problems.is_empty() {
             return Err(Problems(problems));
         }
         let pools = config.pools.iter().cloned().map(Arc::new).collect();
-        Ok(Sources { config, zones, pools })
+        Ok(Sources {
+            config,
+            zones,
+            pools,
+            geoip,
+        })
     }
 }
 

@@ -459,12 +459,18 @@ impl Ctx<'_, '_> {
         } else {
             0
         };
+        let location = if pool.policy.needs_location() {
+            self.snap.geoip.as_ref().map(|db| db.locate(self.client_subnet()))
+        } else {
+            None
+        };
         let pick = Pick {
             members: &pool.candidates,
             eligible: list,
             family: f,
             client_key,
             limit,
+            location,
         };
         pool.policy.order(&pick, self.scratch, self.order);
         for &i in self.order.iter() {
@@ -474,21 +480,29 @@ impl Ctx<'_, '_> {
                 a.an += 1;
             }
         }
-        if dependent {
-            a.scope = match self.q.edns.and_then(|e| e.ecs) {
-                Some(s) if s.family == 1 => s.source_prefix.min(24),
-                Some(s) => s.source_prefix.min(56),
-                None => 0,
-            };
+        if let Some(s) = self.q.edns.and_then(|e| e.ecs) {
+            a.scope = pool.policy.ecs_scope(s.source_prefix, s.family, location.as_ref());
         }
         PoolResult::Answered
     }
 
     /// The address that stands for the client: the ECS address if the query has
-    /// one (already zero beyond its prefix), else the source address.
+    /// one, else the source address. For privacy (RFC 7871 section 11) no more
+    /// than /24 (IPv4) or /56 (IPv6) of a client subnet is used.
     fn client_subnet(&self) -> IpAddr {
         match self.q.edns.and_then(|e| e.ecs) {
-            Some(s) => s.addr,
+            Some(s) => match s.addr {
+                IpAddr::V4(a) => {
+                    let bits = s.source_prefix.min(24) as u32;
+                    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                    IpAddr::V4((u32::from(a) & mask).into())
+                }
+                IpAddr::V6(a) => {
+                    let bits = s.source_prefix.min(56) as u32;
+                    let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+                    IpAddr::V6((u128::from(a) & mask).into())
+                }
+            },
             None => policy::canonical(self.client),
         }
     }

@@ -46,6 +46,11 @@ impl Policy for Affinity {
     fn client_dependent(&self) -> bool {
         true
     }
+
+    /// The answer depends on the client's /24 (IPv4) or /56 (IPv6).
+    fn ecs_scope(&self, source_prefix: u8, family: u16, _location: Option<&crate::geoip::Location>) -> u8 {
+        source_prefix.min(if family == 1 { 24 } else { 56 })
+    }
 }
 
 #[cfg(test)]
@@ -79,6 +84,7 @@ mod tests {
                         family: 0,
                         client_key: key,
                         limit: 1,
+                        location: None,
                     },
                     s,
                     out,

@@ -8,12 +8,14 @@
 
 mod affinity;
 mod failover;
+mod geo;
 mod random;
 mod round_robin;
 mod weighted;
 
 pub use affinity::Affinity;
 pub use failover::Failover;
+pub use geo::Geo;
 pub use random::Random;
 pub use round_robin::RoundRobin;
 pub use weighted::Weighted;
@@ -42,6 +44,8 @@ pub struct Pick<'a> {
     pub client_key: u64,
     /// At most this many indices are wanted (always >= 1).
     pub limit: usize,
+    /// The client's location, for policies that ask for it (`needs_location`).
+    pub location: Option<crate::geoip::Location>,
 }
 
 /// Reusable per-worker buffers and randomness, so that picking never allocates
@@ -70,6 +74,17 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
     /// Whether the answer depends on the client address (for the ECS scope).
     fn client_dependent(&self) -> bool {
         false
+    }
+
+    /// Whether `Pick::location` must be looked up.
+    fn needs_location(&self) -> bool {
+        false
+    }
+
+    /// The ECS scope prefix of an answer for a client subnet of `source_prefix`
+    /// bits (RFC 7871): how much of the address the answer depended on.
+    fn ecs_scope(&self, _source_prefix: u8, _family: u16, _location: Option<&crate::geoip::Location>) -> u8 {
+        0
     }
 }
 
@@ -155,6 +170,7 @@ pub(crate) mod testutil {
                 family: 0,
                 client_key: key(i),
                 limit: m.len(),
+                location: None,
             };
             p.order(&pick, &mut scratch, &mut out);
             assert_eq!(out.len(), m.len());

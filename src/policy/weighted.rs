@@ -9,25 +9,36 @@ pub struct Weighted;
 impl Policy for Weighted {
     fn order(&self, pick: &Pick<'_>, scratch: &mut Scratch, out: &mut Vec<u16>) {
         out.clear();
-        let left = &mut scratch.pool;
-        left.clear();
-        left.extend_from_slice(pick.eligible);
-        let mut total: u64 = left.iter().map(|&i| pick.members[i as usize].weight as u64).sum();
-        while out.len() < pick.limit && !left.is_empty() {
-            let mut r = scratch.rng.u64(0..total.max(1));
-            let mut chosen = left.len() - 1;
-            for (k, &i) in left.iter().enumerate() {
-                let w = pick.members[i as usize].weight as u64;
-                if r < w {
-                    chosen = k;
-                    break;
-                }
-                r -= w;
+        scratch.pool.clear();
+        scratch.pool.extend_from_slice(pick.eligible);
+        weighted_order(pick.members, &mut scratch.pool, pick.limit, &mut scratch.rng, out);
+    }
+}
+
+/// Draws up to `limit` of `left` (consumed) into `out`, each with probability
+/// proportional to its weight among those left.
+pub(crate) fn weighted_order(
+    members: &[super::Candidate],
+    left: &mut Vec<u16>,
+    limit: usize,
+    rng: &mut fastrand::Rng,
+    out: &mut Vec<u16>,
+) {
+    let mut total: u64 = left.iter().map(|&i| members[i as usize].weight as u64).sum();
+    while out.len() < limit && !left.is_empty() {
+        let mut r = rng.u64(0..total.max(1));
+        let mut chosen = left.len() - 1;
+        for (k, &i) in left.iter().enumerate() {
+            let w = members[i as usize].weight as u64;
+            if r < w {
+                chosen = k;
+                break;
             }
-            let i = left.remove(chosen);
-            total -= pick.members[i as usize].weight as u64;
-            out.push(i);
+            r -= w;
         }
+        let i = left.remove(chosen);
+        total -= members[i as usize].weight as u64;
+        out.push(i);
     }
 }
 

@@ -16,22 +16,34 @@ use crate::config::{PoolDef, Problem};
 use crate::zone::ZoneData;
 use snapshot::{HealthView, Snapshot, build_pool, build_zone};
 
+/// Snapshot-wide settings from the config.
+pub struct Settings {
+    pub edns_udp_size: u16,
+    pub regions: Arc<snapshot::Regions>,
+    pub geoip: Option<Arc<crate::geoip::GeoDb>>,
+}
+
 /// Builds a complete snapshot. `previous` lends round-robin cursors to pools that
 /// keep their policy.
 pub fn build(
     zones: &[Arc<ZoneData>],
     pools: &[Arc<PoolDef>],
     health: &dyn HealthView,
-    edns_udp_size: u16,
     serials: &BTreeMap<Name, u32>,
+    settings: Settings,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, Problem> {
+    let Settings {
+        edns_udp_size,
+        regions,
+        geoip,
+    } = settings;
     let mut index: BTreeMap<Name, u32> = BTreeMap::new();
     let mut built = Vec::with_capacity(pools.len());
     for (i, def) in pools.iter().enumerate() {
         index.insert(def.name.clone(), i as u32);
         let prev = previous.and_then(|s| s.pools.iter().find(|p| p.def.name == def.name));
-        built.push(Arc::new(build_pool(def.clone(), health, prev.map(|p| &**p))));
+        built.push(Arc::new(build_pool(def.clone(), health, prev.map(|p| &**p), &regions)));
     }
     let mut zone_map = FxHashMap::default();
     for z in zones {
@@ -43,6 +55,8 @@ pub fn build(
         zones: Arc::new(zone_map),
         pools: built,
         edns_udp_size,
+        regions: regions.clone(),
+        geoip,
     })
 }
 
@@ -54,7 +68,7 @@ pub fn rebuild_pools(prev: &Snapshot, health: &dyn HealthView, affected: impl Fn
         .iter()
         .map(|p| {
             if affected(&p.def) {
-                Arc::new(build_pool(p.def.clone(), health, Some(p)))
+                Arc::new(build_pool(p.def.clone(), health, Some(p), &prev.regions))
             } else {
                 p.clone()
             }
@@ -64,5 +78,7 @@ pub fn rebuild_pools(prev: &Snapshot, health: &dyn HealthView, affected: impl Fn
         zones: prev.zones.clone(),
         pools,
         edns_udp_size: prev.edns_udp_size,
+        regions: prev.regions.clone(),
+        geoip: prev.geoip.clone(),
     }
 }

@@ -16,6 +16,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use rustc_hash::FxHashMap;
 
 use crate::config::{AllDown, PoolDef, Problem};
+use crate::geoip::GeoDb;
 use crate::metrics::PoolCounters;
 use crate::policy::{self, Candidate, Policy};
 use crate::zone::{ZoneData, ZoneRecord};
@@ -28,7 +29,14 @@ pub struct Snapshot {
     pub zones: Arc<FxHashMap<Box<[u8]>, Arc<Zone>>>,
     pub pools: Vec<Arc<Pool>>,
     pub edns_udp_size: u16,
+    /// `[regions]`, for building `geo` pools.
+    pub regions: Arc<Regions>,
+    /// The GeoIP database, for `geo` pools.
+    pub geoip: Option<Arc<GeoDb>>,
 }
+
+/// `[regions]`: location key -> region names, most preferred first.
+pub type Regions = BTreeMap<String, Vec<String>>;
 
 #[derive(Debug)]
 pub struct Zone {
@@ -317,11 +325,16 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
 }
 
 /// Builds the query-path form of a pool.
-pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&Pool>) -> Pool {
-    // Keep the policy object (its round-robin cursor) when the policy is unchanged.
-    let policy: Arc<dyn Policy> = match previous {
-        Some(p) if p.def.policy == def.policy => p.policy.clone(),
-        _ => Arc::from(policy::build(def.policy).unwrap_or_else(|| Box::new(policy::Weighted))),
+pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&Pool>, regions: &Regions) -> Pool {
+    // Keep the policy object (its round-robin cursor) when the policy is unchanged;
+    // `geo` depends on the members' regions, so it is built anew.
+    let policy: Arc<dyn Policy> = match (previous, policy::build(def.policy)) {
+        (Some(p), Some(_)) if p.def.policy == def.policy => p.policy.clone(),
+        (_, Some(built)) => Arc::from(built),
+        (_, None) => {
+            let member_regions: Vec<Option<&str>> = def.members.iter().map(|m| m.region.as_deref()).collect();
+            Arc::new(policy::Geo::new(regions, &member_regions))
+        }
     };
     let mut family: [Family; 2] = Default::default();
     let mut lists: [(Vec<u16>, Vec<u16>, Vec<u16>); 2] = Default::default();

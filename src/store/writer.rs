@@ -64,6 +64,8 @@ impl Writer {
             zones: Arc::default(),
             pools: Vec::new(),
             edns_udp_size: sources.config.dns.edns_udp_size,
+            regions: Arc::default(),
+            geoip: None,
         }));
         Ok(Writer {
             sources,
@@ -127,8 +129,12 @@ impl Writer {
             &self.effective.zones,
             &pools,
             &self.health,
-            self.sources.config.dns.edns_udp_size,
             &self.overlay.serials,
+            super::Settings {
+                edns_udp_size: self.sources.config.dns.edns_udp_size,
+                regions: Arc::new(self.sources.config.regions.clone()),
+                geoip: self.sources.geoip.clone(),
+            },
             Some(&prev),
         )
         .map_err(|p| p.to_string())?;
@@ -414,6 +420,8 @@ impl Writer {
             zones: Arc::new(zones),
             pools: prev.pools.clone(),
             edns_udp_size: prev.edns_udp_size,
+            regions: prev.regions.clone(),
+            geoip: prev.geoip.clone(),
         }));
         Ok(())
     }
@@ -425,7 +433,12 @@ impl Writer {
         let def = self.find_pool(pool).map(|(d, _, _)| d.clone()).ok_or("no such pool")?;
         let mut pools = prev.pools.clone();
         if let Some(slot) = pools.iter_mut().find(|p| p.def.name == *pool) {
-            *slot = Arc::new(super::snapshot::build_pool(def, &self.health, Some(slot)));
+            *slot = Arc::new(super::snapshot::build_pool(
+                def,
+                &self.health,
+                Some(slot),
+                &prev.regions,
+            ));
         }
         let mut zones = (*prev.zones).clone();
         let key = super::snapshot::wire(origin);
@@ -445,6 +458,8 @@ impl Writer {
             zones: Arc::new(zones),
             pools,
             edns_udp_size: prev.edns_udp_size,
+            regions: prev.regions.clone(),
+            geoip: prev.geoip.clone(),
         }));
         Ok(())
     }

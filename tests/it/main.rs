@@ -7,6 +7,8 @@ mod backend;
 mod cli;
 mod core;
 mod docs;
+mod geo;
+mod geoip_gen;
 mod harness;
 mod health;
 mod ops;
