@@ -9,9 +9,9 @@
 use std::net::IpAddr;
 
 use super::wire::{self, Parsed, Query};
-use crate::config::AllDown;
-use crate::policy::{self, Pick, Scratch};
-use crate::store::snapshot::{Node, RRset, Snapshot, Zone};
+use crate::policy::{self, Scratch};
+use crate::store::snapshot::{Node, RRset, Selection, Snapshot, Zone};
+use std::sync::atomic::Ordering;
 
 /// What happened, for counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -418,70 +418,41 @@ impl Ctx<'_, '_> {
         } else {
             0
         };
-        let fam = &pool.family[f];
-        if fam.all.is_empty() {
-            return PoolResult::NoData;
+        let client = self.client_subnet();
+        let (selection, all_down, location) =
+            pool.select(f, client, self.snap.geoip.as_deref(), self.scratch, self.order);
+        if selection != Selection::NoData || all_down {
+            a.pool = Some(pidx);
+            pool.counters.answers.fetch_add(1, Ordering::Relaxed);
         }
-        a.pool = Some(pidx);
-        pool.counters.answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let list: &[u16] = if !fam.eligible.is_empty() {
-            &fam.eligible
-        } else {
+        if all_down {
             a.all_down = true;
-            pool.counters
-                .all_down
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            match pool.all_down {
-                AllDown::ServeAll if !fam.enabled.is_empty() => &fam.enabled,
-                AllDown::ServeAll | AllDown::Empty => return PoolResult::NoData,
-                AllDown::Servfail => return PoolResult::ServFail,
-                AllDown::Fallback => {
-                    if fam.fallback.is_empty() {
-                        return PoolResult::NoData;
-                    }
-                    for rec in &fam.fallback {
-                        self.write_owner(owner);
-                        self.out.extend_from_slice(rec);
-                        a.an += 1;
-                    }
-                    return PoolResult::Answered;
+            pool.counters.all_down.fetch_add(1, Ordering::Relaxed);
+        }
+        match selection {
+            Selection::NoData => return PoolResult::NoData,
+            Selection::ServFail => return PoolResult::ServFail,
+            Selection::Fallback => {
+                for rec in &pool.family[f].fallback {
+                    write_owner(self.out, owner);
+                    self.out.extend_from_slice(rec);
+                    a.an += 1;
                 }
             }
-        };
-        let limit = if pool.max_answers == 0 {
-            list.len()
-        } else {
-            pool.max_answers.min(list.len())
-        };
-        let dependent = pool.policy.client_dependent();
-        let client_key = if dependent {
-            policy::client_key(self.client_subnet())
-        } else {
-            0
-        };
-        let location = if pool.policy.needs_location() {
-            self.snap.geoip.as_ref().map(|db| db.locate(self.client_subnet()))
-        } else {
-            None
-        };
-        let pick = Pick {
-            members: &pool.candidates,
-            eligible: list,
-            family: f,
-            client_key,
-            limit,
-            location,
-        };
-        pool.policy.order(&pick, self.scratch, self.order);
-        for &i in self.order.iter() {
-            if let Some(m) = pool.members.get(i as usize) {
-                write_owner(self.out, owner);
-                self.out.extend_from_slice(&m.record);
-                a.an += 1;
+            Selection::Members => {
+                for &i in self.order.iter() {
+                    if let Some(m) = pool.members.get(i as usize) {
+                        write_owner(self.out, owner);
+                        self.out.extend_from_slice(&m.record);
+                        a.an += 1;
+                    }
+                }
             }
         }
         if let Some(s) = self.q.edns.and_then(|e| e.ecs) {
-            a.scope = pool.policy.ecs_scope(s.source_prefix, s.family, location.as_ref());
+            if selection == Selection::Members {
+                a.scope = pool.policy.ecs_scope(s.source_prefix, s.family, location.as_ref());
+            }
         }
         PoolResult::Answered
     }

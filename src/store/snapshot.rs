@@ -144,6 +144,58 @@ pub struct Pool {
     pub counters: Arc<PoolCounters>,
 }
 
+/// What a pool answers for one family, decided by [`Pool::select`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// The members whose indices were written to `order`, in answer order.
+    Members,
+    /// The pool's fallback records of that family.
+    Fallback,
+    /// Nothing (NODATA).
+    NoData,
+    /// SERVFAIL.
+    ServFail,
+}
+
+impl Pool {
+    /// Chooses the answer for family `f` (0 = IPv4, 1 = IPv6) for a client whose
+    /// address (ECS already applied and truncated) is `client`. Returns the
+    /// selection, whether no member was eligible (`all_down`), and the client's
+    /// location if the policy looked it up. Allocation-free once `order` and
+    /// `scratch` have grown.
+    pub fn select(
+        &self,
+        f: usize,
+        client: IpAddr,
+        geoip: Option<&GeoDb>,
+        scratch: &mut crate::policy::Scratch,
+        order: &mut Vec<u16>,
+    ) -> (Selection, bool, Option<crate::geoip::Location>) {
+        order.clear();
+        let fam = &self.family[f];
+        if fam.all.is_empty() {
+            return (Selection::NoData, false, None);
+        }
+        let (list, all_down): (&[u16], bool) = if !fam.eligible.is_empty() {
+            (&fam.eligible, false)
+        } else {
+            match self.all_down {
+                AllDown::ServeAll if !fam.enabled.is_empty() => (&fam.enabled, true),
+                AllDown::ServeAll | AllDown::Empty => return (Selection::NoData, true, None),
+                AllDown::Servfail => return (Selection::ServFail, true, None),
+                AllDown::Fallback if fam.fallback.is_empty() => return (Selection::NoData, true, None),
+                AllDown::Fallback => return (Selection::Fallback, true, None),
+            }
+        };
+        let limit = if self.max_answers == 0 { list.len() } else { self.max_answers.min(list.len()) };
+        let client_key = if self.policy.client_dependent() { policy::client_key(client) } else { 0 };
+        let location = if self.policy.needs_location() { geoip.map(|db| db.locate(client)) } else { None };
+        let pick = policy::Pick { members: &self.candidates, eligible: list, family: f, client_key, limit, location };
+        self.policy.order(&pick, scratch, order);
+        (Selection::Members, all_down, location)
+    }
+}
+
 #[derive(Debug)]
 pub struct PoolMember {
     pub address: IpAddr,
