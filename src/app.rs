@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::admin::{self, AdminState};
-use crate::config::{Problem, Problems};
+use crate::config::{Problem, Problems, RedirectSettings};
 use crate::dns::{tcp, udp};
 use crate::health::{ProbeResult, Prober};
 use crate::metrics::{Metrics, Stats};
@@ -47,6 +47,7 @@ pub struct App {
     probe_rx: mpsc::Receiver<ProbeResult>,
     cmd_rx: mpsc::Receiver<Command>,
     control: Control,
+    redirect: Vec<tokio::net::TcpListener>,
 }
 
 /// What can be done to a running server from outside: reload it.
@@ -56,6 +57,7 @@ pub struct Control {
     writer: mpsc::Sender<Command>,
     token: Arc<ArcSwap<Option<String>>>,
     metrics: Metrics,
+    redirect: Option<Arc<ArcSwap<RedirectSettings>>>,
 }
 
 impl Control {
@@ -73,28 +75,26 @@ impl Control {
             Ok::<_, Problems>((sources, token))
         })
         .await
-        .unwrap_or_else(|e| {
-            Err(Problems(vec![Problem::new(
-                &self.config_path,
-                0,
-                format!("reload failed: {e}"),
-            )]))
-        });
+        .unwrap_or_else(|e| Err(Problems(vec![Problem::new(&self.config_path, 0, format!("reload failed: {e}"))])));
         let result = match loaded {
             Ok((sources, token)) => {
+                let redirect = sources.config.redirect.clone();
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let sent = self.writer.send(Command::Reload(Box::new(sources), tx)).await;
                 match (sent, rx.await) {
                     (Ok(()), Ok(Ok(()))) => {
                         self.token.store(Arc::new(token));
+                        match (&self.redirect, redirect) {
+                            (Some(current), Some(new)) => current.store(Arc::new(new)),
+                            (None, Some(_)) | (Some(_), None) => {
+                                tracing::warn!("adding or removing [redirect] takes effect on restart")
+                            }
+                            (None, None) => {}
+                        }
                         Ok(())
                     }
                     (_, Ok(Err(e))) => Err(Problems(vec![Problem::new(&self.config_path, 0, e)])),
-                    _ => Err(Problems(vec![Problem::new(
-                        &self.config_path,
-                        0,
-                        "the server is stopping",
-                    )])),
+                    _ => Err(Problems(vec![Problem::new(&self.config_path, 0, "the server is stopping")])),
                 }
             }
             Err(p) => Err(p),
@@ -138,6 +138,7 @@ impl App {
             writer: cmd_tx,
             token: Arc::new(ArcSwap::from_pointee(token)),
             metrics,
+            redirect: cfg.redirect.clone().map(|r| Arc::new(ArcSwap::from_pointee(r))),
         };
 
         let threads = match cfg.dns.threads {
@@ -155,10 +156,12 @@ impl App {
         }
         let admin = tokio::net::TcpListener::bind(cfg.admin.listen)
             .await
-            .map_err(|source| AppError::Bind {
-                addr: cfg.admin.listen,
-                source,
-            })?;
+            .map_err(|source| AppError::Bind { addr: cfg.admin.listen, source })?;
+        let mut redirect = Vec::new();
+        for &addr in cfg.redirect.iter().flat_map(|r| r.listen.iter()) {
+            let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| AppError::Bind { addr, source })?;
+            redirect.push(l);
+        }
         Ok(App {
             snapshot: writer.snapshot(),
             stats,
@@ -171,6 +174,7 @@ impl App {
             probe_rx,
             cmd_rx,
             control,
+            redirect,
         })
     }
 
@@ -188,10 +192,21 @@ impl App {
         self.admin.local_addr().unwrap_or(self.sources.config.admin.listen)
     }
 
-    /// `lbdns ready dns=ADDR[,ADDR…] admin=ADDR`
+    /// The HTTP redirect addresses actually bound.
+    pub fn redirect_addrs(&self) -> Vec<SocketAddr> {
+        self.redirect.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// `lbdns ready dns=ADDR[,ADDR…] admin=ADDR`, then ` redirect=ADDR[,ADDR…]` when
+    /// `[redirect]` is configured.
     pub fn ready_line(&self) -> String {
         let dns: Vec<String> = self.dns_addrs.iter().map(|a| a.to_string()).collect();
-        format!("lbdns ready dns={} admin={}", dns.join(","), self.admin_addr())
+        let mut line = format!("lbdns ready dns={} admin={}", dns.join(","), self.admin_addr());
+        let redirect: Vec<String> = self.redirect_addrs().iter().map(|a| a.to_string()).collect();
+        if !redirect.is_empty() {
+            line.push_str(&format!(" redirect={}", redirect.join(",")));
+        }
+        line
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight work
@@ -202,13 +217,7 @@ impl App {
         let mut threads = Vec::new();
         for (i, sock) in self.udp.into_iter().enumerate() {
             let seed = fastrand::u64(..) ^ i as u64;
-            threads.push(udp::spawn_worker(
-                sock,
-                self.snapshot.clone(),
-                self.stats.worker(),
-                stop.clone(),
-                seed,
-            )?);
+            threads.push(udp::spawn_worker(sock, self.snapshot.clone(), self.stats.worker(), stop.clone(), seed)?);
         }
         let mut tasks = Vec::new();
         let cfg = &self.sources.config;
@@ -239,6 +248,25 @@ impl App {
                 })
                 .await;
         });
+
+        if let Some(settings) = &self.control.redirect {
+            let state = crate::redirect::RedirectState {
+                settings: settings.clone(),
+                snapshot: self.snapshot.clone(),
+                metrics: self.control.metrics.clone(),
+            };
+            for listener in self.redirect {
+                let app = crate::redirect::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+                let mut stop = stop_rx.clone();
+                tasks.push(tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.changed().await;
+                        })
+                        .await;
+                }));
+            }
+        }
 
         shutdown.await;
         info!("shutting down");

@@ -28,11 +28,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(file: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
-        Problem {
-            file: file.into(),
-            line,
-            message: message.into(),
-        }
+        Problem { file: file.into(), line, message: message.into() }
     }
 }
 
@@ -71,6 +67,7 @@ struct ConfigFile {
     geoip: Option<GeoipConfig>,
     #[serde(default)]
     regions: BTreeMap<String, Vec<String>>,
+    redirect: Option<Spanned<RedirectConfig>>,
     #[serde(default)]
     zone: Vec<Spanned<ZoneConfig>>,
     #[serde(default)]
@@ -129,11 +126,7 @@ struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig {
-            listen: default_admin_listen(),
-            token_file: None,
-            state_dir: default_state_dir(),
-        }
+        AdminConfig { listen: default_admin_listen(), token_file: None, state_dir: default_state_dir() }
     }
 }
 
@@ -142,6 +135,48 @@ fn default_admin_listen() -> SocketAddr {
 }
 fn default_state_dir() -> PathBuf {
     PathBuf::from("state")
+}
+
+/// `[redirect]`: HTTP-redirect balancing over the same pools.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedirectConfig {
+    #[serde(default = "default_redirect_listen")]
+    listen: Vec<SocketAddr>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    trusted_proxies: Vec<ipnet::IpNet>,
+    hosts: BTreeMap<String, RedirectHostConfig>,
+}
+
+fn default_redirect_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], 8080))]
+}
+
+/// A `hosts` entry: the pool name, or a table with options.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RedirectHostConfig {
+    Pool(String),
+    Full(RedirectTargetConfig),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedirectTargetConfig {
+    pool: String,
+    #[serde(default = "default_scheme")]
+    scheme: String,
+    port: Option<u16>,
+    #[serde(default = "default_redirect_status")]
+    status: u16,
+}
+
+fn default_scheme() -> String {
+    "http".into()
+}
+fn default_redirect_status() -> u16 {
+    302
 }
 
 #[derive(Debug, Deserialize)]
@@ -283,17 +318,9 @@ pub struct HealthConfig {
     pub expect_status: Vec<u16>,
     #[serde(default)]
     pub expect_body: Option<String>,
-    #[serde(
-        default = "default_interval",
-        deserialize_with = "duration",
-        serialize_with = "ser_duration"
-    )]
+    #[serde(default = "default_interval", deserialize_with = "duration", serialize_with = "ser_duration")]
     pub interval: Duration,
-    #[serde(
-        default = "default_timeout",
-        deserialize_with = "duration",
-        serialize_with = "ser_duration"
-    )]
+    #[serde(default = "default_timeout", deserialize_with = "duration", serialize_with = "ser_duration")]
     pub timeout: Duration,
     #[serde(default = "default_rise_fall")]
     pub rise: u32,
@@ -412,6 +439,24 @@ pub struct Config {
     pub regions: BTreeMap<String, Vec<String>>,
     pub zones: Vec<ZoneSpec>,
     pub pools: Vec<PoolDef>,
+    pub redirect: Option<RedirectSettings>,
+}
+
+/// Validated `[redirect]`.
+#[derive(Debug, Clone)]
+pub struct RedirectSettings {
+    pub listen: Vec<SocketAddr>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Lower-cased Host (no port, no final dot) -> target.
+    pub hosts: BTreeMap<String, RedirectTarget>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedirectTarget {
+    pub pool: Name,
+    pub scheme: String,
+    pub port: Option<u16>,
+    pub status: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -476,11 +521,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
         problems.push(Problem::new(path, find_line(text, "listen"), "[dns] listen is empty"));
     }
     if raw.dns.edns_udp_size < 512 {
-        problems.push(Problem::new(
-            path,
-            find_line(text, "edns_udp_size"),
-            "[dns] edns_udp_size must be at least 512",
-        ));
+        problems.push(Problem::new(path, find_line(text, "edns_udp_size"), "[dns] edns_udp_size must be at least 512"));
     }
 
     let mut zones: Vec<ZoneSpec> = Vec::new();
@@ -492,11 +533,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
                 if zones.iter().any(|o| o.origin == origin) {
                     problems.push(Problem::new(path, line, format!("zone {origin} is defined twice")));
                 }
-                zones.push(ZoneSpec {
-                    origin,
-                    file: resolve(&zc.file),
-                    line,
-                });
+                zones.push(ZoneSpec { origin, file: resolve(&zc.file), line });
             }
             Err(e) => problems.push(Problem::new(path, line, format!("zone origin: {e}"))),
         }
@@ -545,11 +582,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
             ));
         }
         if list.is_empty() {
-            problems.push(Problem::new(
-                path,
-                find_line(text, key),
-                format!("[regions] {key} is an empty list"),
-            ));
+            problems.push(Problem::new(path, find_line(text, key), format!("[regions] {key} is an empty list")));
         }
     }
     if pools.iter().any(|p| p.policy == PolicyName::Geo) && !raw.regions.contains_key("default") {
@@ -560,10 +593,59 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
         ));
     }
 
+    let mut redirect = None;
+    if let Some(r) = &raw.redirect {
+        let line = line_of(text, r.span().start);
+        let rc = r.get_ref();
+        let mut hosts = BTreeMap::new();
+        for (host, target) in &rc.hosts {
+            let (pool, scheme, port, status) = match target {
+                RedirectHostConfig::Pool(p) => (p.as_str(), "http", None, 302),
+                RedirectHostConfig::Full(t) => (t.pool.as_str(), t.scheme.as_str(), t.port, t.status),
+            };
+            let pool = match parse_fqdn(pool) {
+                Ok(p) => p,
+                Err(e) => {
+                    problems.push(Problem::new(path, line, format!("[redirect] host {host}: pool: {e}")));
+                    continue;
+                }
+            };
+            if !pools.iter().any(|p| p.name == pool) {
+                problems.push(Problem::new(
+                    path,
+                    line,
+                    format!("[redirect] host {host}: no pool {pool} in this config"),
+                ));
+            }
+            if !matches!(scheme, "http" | "https") {
+                problems.push(Problem::new(
+                    path,
+                    line,
+                    format!("[redirect] host {host}: scheme must be http or https"),
+                ));
+            }
+            if !matches!(status, 301 | 302 | 307 | 308) {
+                problems.push(Problem::new(
+                    path,
+                    line,
+                    format!("[redirect] host {host}: status must be 301, 302, 307 or 308"),
+                ));
+            }
+            let key = host.trim().trim_end_matches('.').to_ascii_lowercase();
+            hosts.insert(key, RedirectTarget { pool, scheme: scheme.to_string(), port, status });
+        }
+        if rc.listen.is_empty() {
+            problems.push(Problem::new(path, line, "[redirect] listen is empty"));
+        }
+        redirect =
+            Some(RedirectSettings { listen: rc.listen.clone(), trusted_proxies: rc.trusted_proxies.clone(), hosts });
+    }
+
     if !problems.is_empty() {
         return Err(Problems(problems));
     }
     Ok(Config {
+        redirect,
         path: path.to_path_buf(),
         dns: DnsSettings {
             listen: raw.dns.listen,
@@ -592,43 +674,28 @@ impl PoolDef {
         let name = &self.name;
         for (i, m) in self.members.iter().enumerate() {
             if m.weight == 0 {
-                out.push((
-                    Some(i),
-                    format!("pool {name}: member {}: weight must be at least 1", m.address),
-                ));
+                out.push((Some(i), format!("pool {name}: member {}: weight must be at least 1", m.address)));
             }
             if self.members[..i].iter().any(|o| o.address == m.address) {
                 out.push((Some(i), format!("pool {name}: duplicate member {}", m.address)));
             }
             if self.policy == PolicyName::Geo && m.region.is_none() {
-                out.push((
-                    Some(i),
-                    format!("pool {name}: member {} needs a region (policy geo)", m.address),
-                ));
+                out.push((Some(i), format!("pool {name}: member {} needs a region (policy geo)", m.address)));
             }
         }
         if self.all_down == AllDown::Fallback {
             if self.fallback.is_empty() {
-                out.push((
-                    None,
-                    format!("pool {name}: all_down = \"fallback\" needs `fallback` addresses"),
-                ));
+                out.push((None, format!("pool {name}: all_down = \"fallback\" needs `fallback` addresses")));
             }
             for f in &self.fallback {
                 let family_has_member = self.members.iter().any(|m| m.address.is_ipv4() == f.is_ipv4());
                 if !family_has_member {
                     let fam = if f.is_ipv4() { "IPv4" } else { "IPv6" };
-                    out.push((
-                        None,
-                        format!("pool {name}: fallback {f} is {fam} but the pool has no {fam} member"),
-                    ));
+                    out.push((None, format!("pool {name}: fallback {f} is {fam} but the pool has no {fam} member")));
                 }
             }
         } else if !self.fallback.is_empty() {
-            out.push((
-                None,
-                format!("pool {name}: `fallback` is set but all_down is not \"fallback\""),
-            ));
+            out.push((None, format!("pool {name}: `fallback` is set but all_down is not \"fallback\"")));
         }
         let h = &self.health;
         if h.check == CheckKind::Tcp && h.port.is_none() {
@@ -638,10 +705,7 @@ impl PoolDef {
             out.push((None, format!("pool {name}: health rise and fall must be at least 1")));
         }
         if h.timeout.is_zero() || h.interval.is_zero() {
-            out.push((
-                None,
-                format!("pool {name}: health interval and timeout must be above zero"),
-            ));
+            out.push((None, format!("pool {name}: health interval and timeout must be above zero")));
         }
         if h.expect_status.is_empty() {
             out.push((None, format!("pool {name}: health expect_status is empty")));
@@ -679,9 +743,7 @@ fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir()
-            .map(|d| d.join(p))
-            .unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
     }
 }
 
@@ -716,14 +778,8 @@ mod tests {
                     [[pool.member]]\naddress = \"192.0.2.1\"\n";
         let err = p(text).unwrap_err();
         let s = err.to_string();
-        assert!(
-            s.contains(":4: pool www.example.test.: member 192.0.2.1: weight must be at least 1"),
-            "{s}"
-        );
-        assert!(
-            s.contains(":7: pool www.example.test.: duplicate member 192.0.2.1"),
-            "{s}"
-        );
+        assert!(s.contains(":4: pool www.example.test.: member 192.0.2.1: weight must be at least 1"), "{s}");
+        assert!(s.contains(":7: pool www.example.test.: duplicate member 192.0.2.1"), "{s}");
         assert!(s.contains("needs `fallback`"), "{s}");
     }
 
@@ -739,10 +795,7 @@ mod tests {
         let text = "[[pool]]\nname = \"a.example.\"\nall_down = \"fallback\"\nfallback = [\"2001:db8::1\"]\n\
                     [[pool.member]]\naddress = \"192.0.2.1\"\n";
         let err = p(text).unwrap_err().to_string();
-        assert!(
-            err.contains("fallback 2001:db8::1 is IPv6 but the pool has no IPv6 member"),
-            "{err}"
-        );
+        assert!(err.contains("fallback 2001:db8::1 is IPv6 but the pool has no IPv6 member"), "{err}");
     }
 
     #[test]

@@ -31,10 +31,7 @@ pub struct GeoDb {
 
 impl std::fmt::Debug for GeoDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GeoDb")
-            .field("path", &self.path)
-            .field("type", &self.database_type)
-            .finish()
+        f.debug_struct("GeoDb").field("path", &self.path).field("type", &self.database_type).finish()
     }
 }
 
@@ -74,11 +71,7 @@ impl GeoDb {
         let reader =
             maxminddb::Reader::open_readfile(path).map_err(|e| format!("geoip database {}: {e}", path.display()))?;
         let database_type = reader.metadata().database_type.clone();
-        let db = GeoDb {
-            reader,
-            path: path.to_path_buf(),
-            database_type,
-        };
+        let db = GeoDb { reader, path: path.to_path_buf(), database_type };
         Ok(db)
     }
 
@@ -91,29 +84,19 @@ impl GeoDb {
         let prefix = result.network().map(|n| n.prefix()).unwrap_or(0);
         let rec: Option<Record<'_>> = result.decode().ok().flatten();
         let Some(rec) = rec else {
-            return Location {
-                prefix,
-                ..Location::default()
-            };
+            return Location { prefix, ..Location::default() };
         };
         let country = code(rec.country.as_ref().and_then(|c| c.iso_code))
             .or_else(|| code(rec.registered_country.as_ref().and_then(|c| c.iso_code)))
             .or_else(|| code(rec.country_code));
         let continent = code(rec.continent.as_ref().and_then(|c| c.code)).or_else(|| country.and_then(continent_of));
-        Location {
-            country,
-            continent,
-            prefix,
-        }
+        Location { country, continent, prefix }
     }
 }
 
 /// The continent (GeoNames code: AF AN AS EU NA OC SA) of an ISO 3166 country.
 pub fn continent_of(country: [u8; 2]) -> Option<[u8; 2]> {
-    CONTINENTS
-        .binary_search_by(|(c, _)| c.cmp(&country))
-        .ok()
-        .map(|i| CONTINENTS[i].1)
+    CONTINENTS.binary_search_by(|(c, _)| c.cmp(&country)).ok().map(|i| CONTINENTS[i].1)
 }
 
 /// Sorted by country code.

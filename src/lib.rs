@@ -18,6 +18,7 @@ pub mod geoip;
 pub mod health;
 pub mod metrics;
 pub mod policy;
+pub mod redirect;
 pub mod sources;
 pub mod store;
 pub mod zone;

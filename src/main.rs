@@ -47,14 +47,11 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = std::env::var("LBDNS_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_string());
+    let filter =
+        std::env::var("LBDNS_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".to_string());
     let filter =
         tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -65,13 +62,7 @@ fn check(path: &std::path::Path) -> ExitCode {
     match Sources::load(path) {
         Ok(s) => {
             let records: usize = s.zones.iter().map(|z| z.records.len()).sum();
-            println!(
-                "{}: ok ({} zones, {} records, {} pools)",
-                path.display(),
-                s.zones.len(),
-                records,
-                s.pools.len()
-            );
+            println!("{}: ok ({} zones, {} records, {} pools)", path.display(), s.zones.len(), records, s.pools.len());
             ExitCode::SUCCESS
         }
         Err(problems) => {
@@ -94,11 +85,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .worker_threads(2)
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -116,11 +103,7 @@ fn serve(path: &std::path::Path) -> ExitCode {
         // Signal handlers go in before anyone is told we are ready: a SIGHUP or
         // SIGTERM sent right after the ready line must not meet the default action.
         use tokio::signal::unix::{SignalKind, signal};
-        let signals = (
-            signal(SignalKind::hangup()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        );
+        let signals = (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
         let (Ok(hup), Ok(term), Ok(int)) = signals else {
             error!("cannot install signal handlers");
             return ExitCode::FAILURE;

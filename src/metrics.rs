@@ -56,10 +56,7 @@ impl WorkerStats {
 
     #[inline]
     pub fn response(&self, o: &Outcome) {
-        let i = RCODES
-            .iter()
-            .position(|&(c, _)| c == o.rcode)
-            .unwrap_or(RCODES.len() - 1);
+        let i = RCODES.iter().position(|&(c, _)| c == o.rcode).unwrap_or(RCODES.len() - 1);
         self.responses[i].fetch_add(1, Ordering::Relaxed);
         if o.truncated {
             self.truncated.fetch_add(1, Ordering::Relaxed);
@@ -116,7 +113,14 @@ pub struct Metrics {
     pub probe_duration: Family<CheckLabel, Histogram>,
     pub admin_requests: Family<StatusLabel, Counter>,
     pub reloads: Family<ResultLabel, Counter>,
+    pub redirects: Family<RedirectLabels, Counter>,
     registry: Arc<Registry>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RedirectLabels {
+    pub pool: String,
+    pub status: String,
 }
 
 impl Metrics {
@@ -127,27 +131,16 @@ impl Metrics {
         });
         let admin_requests = Family::<StatusLabel, Counter>::default();
         let reloads = Family::<ResultLabel, Counter>::default();
-        registry.register(
-            "lbdns_probe_duration_seconds",
-            "Health probe duration by check",
-            probe_duration.clone(),
-        );
-        registry.register(
-            "lbdns_admin_requests",
-            "Admin API requests by HTTP status",
-            admin_requests.clone(),
-        );
+        let redirects = Family::<RedirectLabels, Counter>::default();
+        registry.register("lbdns_redirects", "HTTP redirect responses by pool and status", redirects.clone());
+        registry.register("lbdns_probe_duration_seconds", "Health probe duration by check", probe_duration.clone());
+        registry.register("lbdns_admin_requests", "Admin API requests by HTTP status", admin_requests.clone());
         registry.register("lbdns_reloads", "Reloads (SIGHUP) by result", reloads.clone());
         // Both results are shown from the start, so an alert on errors has a series.
         let _ = reloads.get_or_create(&ResultLabel { result: "ok".into() });
         let _ = reloads.get_or_create(&ResultLabel { result: "error".into() });
         registry.register_collector(Box::new(QueryPath { stats, snapshot }));
-        Metrics {
-            probe_duration,
-            admin_requests,
-            reloads,
-            registry: Arc::new(registry),
-        }
+        Metrics { probe_duration, admin_requests, reloads, redirects, registry: Arc::new(registry) }
     }
 
     /// The Prometheus text exposition.
@@ -158,11 +151,7 @@ impl Metrics {
     }
 
     pub fn reload(&self, ok: bool) {
-        self.reloads
-            .get_or_create(&ResultLabel {
-                result: if ok { "ok" } else { "error" }.into(),
-            })
-            .inc();
+        self.reloads.get_or_create(&ResultLabel { result: if ok { "ok" } else { "error" }.into() }).inc();
     }
 }
 

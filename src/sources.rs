@@ -60,12 +60,7 @@ impl Sources {
             return Err(Problems(problems));
         }
         let pools = config.pools.iter().cloned().map(Arc::new).collect();
-        Ok(Sources {
-            config,
-            zones,
-            pools,
-            geoip,
-        })
+        Ok(Sources { config, zones, pools, geoip })
     }
 }
 
@@ -73,11 +68,7 @@ impl Sources {
 /// in the zone file (the pool answers those).
 pub fn check_pool_placement(pool: &PoolDef, zones: &[Arc<ZoneData>]) -> Result<(), String> {
     let name = &pool.name;
-    let Some(zone) = zones
-        .iter()
-        .filter(|z| z.origin.zone_of(name))
-        .max_by_key(|z| z.origin.num_labels())
-    else {
+    let Some(zone) = zones.iter().filter(|z| z.origin.zone_of(name)).max_by_key(|z| z.origin.num_labels()) else {
         return Err(format!("pool {name} is not inside any zone"));
     };
     for r in &zone.records {

@@ -49,19 +49,11 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 
 /// Loads and checks a zone file. Every problem found is returned.
 pub fn load(origin: &Name, file: &Path) -> Result<ZoneData, Vec<Problem>> {
-    let mut loader = Loader {
-        records: Vec::new(),
-        problems: Vec::new(),
-        last_ttl: None,
-    };
+    let mut loader = Loader { records: Vec::new(), problems: Vec::new(), last_ttl: None };
     loader.file(origin, file, 0, None, None);
     check(origin, file, &loader.records, &mut loader.problems);
     if loader.problems.is_empty() {
-        Ok(ZoneData {
-            origin: origin.clone(),
-            file: file.to_path_buf(),
-            records: loader.records,
-        })
+        Ok(ZoneData { origin: origin.clone(), file: file.to_path_buf(), records: loader.records })
     } else {
         Err(loader.problems)
     }
@@ -69,19 +61,11 @@ pub fn load(origin: &Name, file: &Path) -> Result<ZoneData, Vec<Problem>> {
 
 /// Parses zone text as if read from `file` (used by tests and the fuzzer).
 pub fn parse_str(origin: &Name, file: &Path, text: &str) -> Result<ZoneData, Vec<Problem>> {
-    let mut loader = Loader {
-        records: Vec::new(),
-        problems: Vec::new(),
-        last_ttl: None,
-    };
+    let mut loader = Loader { records: Vec::new(), problems: Vec::new(), last_ttl: None };
     loader.text(origin, file, text, 0, None);
     check(origin, file, &loader.records, &mut loader.problems);
     if loader.problems.is_empty() {
-        Ok(ZoneData {
-            origin: origin.clone(),
-            file: file.to_path_buf(),
-            records: loader.records,
-        })
+        Ok(ZoneData { origin: origin.clone(), file: file.to_path_buf(), records: loader.records })
     } else {
         Err(loader.problems)
     }
@@ -100,11 +84,7 @@ impl Loader {
             Ok(text) => self.text(origin, file, &text, depth, ttl),
             Err(e) => {
                 let (f, l) = from.unwrap_or((file, 0));
-                self.problems.push(Problem::new(
-                    f,
-                    l,
-                    format!("cannot read zone file {}: {e}", file.display()),
-                ));
+                self.problems.push(Problem::new(f, l, format!("cannot read zone file {}: {e}", file.display())));
             }
         }
     }
@@ -143,8 +123,7 @@ impl Loader {
                     },
                     "$INCLUDE" => {
                         if toks.len() < 2 || toks.len() > 3 {
-                            self.problems
-                                .push(err("$INCLUDE takes a file name and an optional origin".into()));
+                            self.problems.push(err("$INCLUDE takes a file name and an optional origin".into()));
                             continue;
                         }
                         if depth >= MAX_INCLUDE_DEPTH {
@@ -211,8 +190,7 @@ impl Loader {
                     continue;
                 }
                 if matches!(up.as_str(), "CH" | "HS" | "CS" | "NONE" | "ANY") {
-                    self.problems
-                        .push(err(format!("class {up} is not supported (only IN)")));
+                    self.problems.push(err(format!("class {up} is not supported (only IN)")));
                     break;
                 }
                 match RecordType::from_str(&up) {
@@ -227,19 +205,13 @@ impl Loader {
                 }
                 continue;
             };
-            if matches!(
-                rtype,
-                RecordType::OPT | RecordType::AXFR | RecordType::IXFR | RecordType::ANY
-            ) {
-                self.problems
-                    .push(err(format!("record type {rtype} cannot appear in a zone file")));
+            if matches!(rtype, RecordType::OPT | RecordType::AXFR | RecordType::IXFR | RecordType::ANY) {
+                self.problems.push(err(format!("record type {rtype} cannot appear in a zone file")));
                 continue;
             }
             let origin_text = origin.to_ascii();
-            let rdata_text: Vec<&str> = toks[i..]
-                .iter()
-                .map(|t| if t == "@" { origin_text.as_str() } else { t.as_str() })
-                .collect();
+            let rdata_text: Vec<&str> =
+                toks[i..].iter().map(|t| if t == "@" { origin_text.as_str() } else { t.as_str() }).collect();
             if rdata_text.is_empty() {
                 self.problems.push(err(format!("{rtype} record has no data")));
                 continue;
@@ -247,8 +219,7 @@ impl Loader {
             let rdata = match RData::try_from_str(rtype, &rdata_text.join(" ")) {
                 Ok(r) => r,
                 Err(e) => {
-                    self.problems
-                        .push(err(format!("invalid {rtype} data {:?}: {e}", rdata_text.join(" "))));
+                    self.problems.push(err(format!("invalid {rtype} data {:?}: {e}", rdata_text.join(" "))));
                     continue;
                 }
             };
@@ -265,8 +236,7 @@ impl Loader {
                 None => match &rdata {
                     RData::SOA(soa) => soa.minimum,
                     _ => {
-                        self.problems
-                            .push(err("record has no TTL and there is no $TTL before it".into()));
+                        self.problems.push(err("record has no TTL and there is no $TTL before it".into()));
                         continue;
                     }
                 },
@@ -279,17 +249,10 @@ impl Loader {
                 self.last_ttl = explicit_ttl;
             }
             if !zone_origin.zone_of(&name) {
-                self.problems
-                    .push(err(format!("{name} is outside the zone {zone_origin}")));
+                self.problems.push(err(format!("{name} is outside the zone {zone_origin}")));
                 continue;
             }
-            self.records.push(ZoneRecord {
-                name: name.to_lowercase(),
-                ttl,
-                rdata,
-                file: file_arc.clone(),
-                line,
-            });
+            self.records.push(ZoneRecord { name: name.to_lowercase(), ttl, rdata, file: file_arc.clone(), line });
         }
     }
 }
@@ -298,10 +261,7 @@ impl Loader {
 /// (used for RRsets written through the admin API).
 pub fn parse_rdata(rtype: RecordType, text: &str, origin: &Name) -> Result<RData, String> {
     let origin_text = origin.to_ascii();
-    let text: Vec<&str> = text
-        .split_whitespace()
-        .map(|t| if t == "@" { origin_text.as_str() } else { t })
-        .collect();
+    let text: Vec<&str> = text.split_whitespace().map(|t| if t == "@" { origin_text.as_str() } else { t }).collect();
     let text = text.join(" ");
     if text.is_empty() {
         return Err(format!("empty {rtype} data"));
@@ -312,10 +272,7 @@ pub fn parse_rdata(rtype: RecordType, text: &str, origin: &Name) -> Result<RData
 
 /// Record types that cannot be stored in a zone.
 pub fn is_meta_type(rtype: RecordType) -> bool {
-    matches!(
-        rtype,
-        RecordType::OPT | RecordType::AXFR | RecordType::IXFR | RecordType::ANY
-    )
+    matches!(rtype, RecordType::OPT | RecordType::AXFR | RecordType::IXFR | RecordType::ANY)
 }
 
 /// Whole-zone checks (SOA and NS at the apex, CNAME exclusivity), for a zone
@@ -332,11 +289,7 @@ pub fn check_zone(zone: &ZoneData) -> Result<(), String> {
 /// Completes names in the record data that were written relative to the origin.
 fn complete_names(rdata: RData, origin: &Name) -> Result<RData, String> {
     let fix = |n: Name| -> Result<Name, String> {
-        if n.is_fqdn() {
-            Ok(n)
-        } else {
-            n.append_domain(origin).map_err(|e| format!("name too long: {e}"))
-        }
+        if n.is_fqdn() { Ok(n) } else { n.append_domain(origin).map_err(|e| format!("name too long: {e}")) }
     };
     Ok(match rdata {
         RData::CNAME(c) => RData::CNAME(CNAME(fix(c.0)?)),
@@ -371,11 +324,7 @@ fn check(origin: &Name, file: &Path, records: &[ZoneRecord], problems: &mut Vec<
     let soas: Vec<&ZoneRecord> = records.iter().filter(|r| r.rtype() == RecordType::SOA).collect();
     let apex_soa = soas.iter().filter(|r| r.name == *origin).count();
     if apex_soa == 0 {
-        problems.push(Problem::new(
-            file,
-            0,
-            format!("zone {origin} has no SOA record at its apex"),
-        ));
+        problems.push(Problem::new(file, 0, format!("zone {origin} has no SOA record at its apex")));
     }
     for r in &soas {
         if r.name != *origin {
@@ -393,11 +342,7 @@ fn check(origin: &Name, file: &Path, records: &[ZoneRecord], problems: &mut Vec<
         }
     }
     if !records.iter().any(|r| r.rtype() == RecordType::NS && r.name == *origin) {
-        problems.push(Problem::new(
-            file,
-            0,
-            format!("zone {origin} has no NS record at its apex"),
-        ));
+        problems.push(Problem::new(file, 0, format!("zone {origin} has no NS record at its apex")));
     }
     // CNAME exclusivity: one pass to group types by name, one to check.
     let mut by_name: std::collections::HashMap<&Name, Vec<&ZoneRecord>> = std::collections::HashMap::new();
@@ -406,11 +351,7 @@ fn check(origin: &Name, file: &Path, records: &[ZoneRecord], problems: &mut Vec<
     }
     for r in records.iter().filter(|r| r.rtype() == RecordType::CNAME) {
         if r.name == *origin {
-            problems.push(Problem::new(
-                &*r.file,
-                r.line,
-                format!("CNAME at the zone apex {origin}"),
-            ));
+            problems.push(Problem::new(&*r.file, r.line, format!("CNAME at the zone apex {origin}")));
             continue;
         }
         let same = &by_name[&r.name];
@@ -418,12 +359,7 @@ fn check(origin: &Name, file: &Path, records: &[ZoneRecord], problems: &mut Vec<
             problems.push(Problem::new(
                 &*r.file,
                 r.line,
-                format!(
-                    "CNAME at {} beside other data ({} at line {})",
-                    r.name,
-                    o.rtype(),
-                    o.line
-                ),
+                format!("CNAME at {} beside other data ({} at line {})", r.name, o.rtype(), o.line),
             ));
         } else if same.iter().filter(|o| o.rtype() == RecordType::CNAME).count() > 1
             && !std::ptr::eq(*same.iter().find(|o| o.rtype() == RecordType::CNAME).unwrap_or(&r), r)
@@ -454,13 +390,9 @@ fn lex(text: &str) -> Result<Vec<Entry>, (usize, String)> {
 
     fn flush_tok(tok: &mut String, cur: &mut Option<Entry>, line: usize, blank: bool) {
         if !tok.is_empty() {
-            cur.get_or_insert_with(|| Entry {
-                line,
-                blank_owner: blank,
-                tokens: Vec::new(),
-            })
-            .tokens
-            .push(std::mem::take(tok));
+            cur.get_or_insert_with(|| Entry { line, blank_owner: blank, tokens: Vec::new() })
+                .tokens
+                .push(std::mem::take(tok));
         }
     }
 
@@ -497,11 +429,7 @@ fn lex(text: &str) -> Result<Vec<Entry>, (usize, String)> {
                     paren_line = line;
                 }
                 depth += 1;
-                cur.get_or_insert_with(|| Entry {
-                    line,
-                    blank_owner: blank,
-                    tokens: Vec::new(),
-                });
+                cur.get_or_insert_with(|| Entry { line, blank_owner: blank, tokens: Vec::new() });
             }
             ')' => {
                 flush_tok(&mut tok, &mut cur, line, blank);
@@ -576,11 +504,7 @@ mod tests {
         ))
         .unwrap();
         let find = |n: &str, t: RecordType| {
-            z.records
-                .iter()
-                .find(|r| r.name.to_ascii() == n && r.rtype() == t)
-                .unwrap()
-                .clone()
+            z.records.iter().find(|r| r.name.to_ascii() == n && r.rtype() == t).unwrap().clone()
         };
         assert_eq!(find("www.example.test.", RecordType::AAAA).ttl, 300);
         assert_eq!(find("www.example.test.", RecordType::A).ttl, 60);

@@ -34,10 +34,7 @@ pub struct AdminError {
 
 impl AdminError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        AdminError {
-            status,
-            message: message.into(),
-        }
+        AdminError { status, message: message.into() }
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, m)
@@ -86,15 +83,9 @@ pub fn router(state: AdminState) -> Router {
     let v1 = Router::new()
         .route("/pools", get(list_pools))
         .route("/pools/{name}", get(get_pool).put(put_pool).delete(delete_pool))
-        .route(
-            "/pools/{name}/members/{address}",
-            axum::routing::put(put_member).delete(delete_member),
-        )
+        .route("/pools/{name}/members/{address}", axum::routing::put(put_member).delete(delete_member))
         .route("/zones/{origin}/records", get(get_records))
-        .route(
-            "/zones/{origin}/records/{name}/{rtype}",
-            axum::routing::put(put_rrset).delete(delete_rrset),
-        )
+        .route("/zones/{origin}/records/{name}/{rtype}", axum::routing::put(put_rrset).delete(delete_rrset))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(middleware::from_fn_with_state(state.clone(), count));
     Router::new()
@@ -107,13 +98,7 @@ pub fn router(state: AdminState) -> Router {
 }
 
 async fn metrics(State(st): State<AdminState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        st.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], st.metrics.render())
         .into_response()
 }
 
@@ -122,9 +107,7 @@ async fn count(State(st): State<AdminState>, req: Request, next: Next) -> Respon
     let resp = next.run(req).await;
     st.metrics
         .admin_requests
-        .get_or_create(&crate::metrics::StatusLabel {
-            status: resp.status().as_u16().to_string(),
-        })
+        .get_or_create(&crate::metrics::StatusLabel { status: resp.status().as_u16().to_string() })
         .inc();
     resp
 }
@@ -146,8 +129,7 @@ async fn auth(State(st): State<AdminState>, headers: HeaderMap, req: Request, ne
     let ok: bool = given.as_bytes().ct_eq(expected.as_bytes()).into();
     if !ok {
         let mut r = AdminError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         return r;
     }
     next.run(req).await
@@ -169,11 +151,7 @@ async fn ask(st: &AdminState, req: ApiRequest) -> Response {
 
 async fn read_body(body: Body) -> Result<Bytes, Response> {
     axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        AdminError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {MAX_BODY} bytes"),
-        )
-        .into_response()
+        AdminError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {MAX_BODY} bytes")).into_response()
     })
 }
 

@@ -55,11 +55,7 @@ const MAX_CNAME_CHAIN: usize = 8;
 
 impl Responder {
     pub fn new(seed: u64) -> Self {
-        Responder {
-            query: Box::default(),
-            scratch: Scratch::new(seed),
-            order: Vec::with_capacity(64),
-        }
+        Responder { query: Box::default(), scratch: Scratch::new(seed), order: Vec::with_capacity(64) }
     }
 
     /// Answers `packet` from `client` into `out`. `None`: send nothing.
@@ -92,12 +88,7 @@ impl Responder {
                     0,
                     0,
                 ]);
-                return Some(Outcome {
-                    rcode: rcode as u16,
-                    pool: None,
-                    all_down: false,
-                    truncated: false,
-                });
+                return Some(Outcome { rcode: rcode as u16, pool: None, all_down: false, truncated: false });
             }
         }
         let q = &*self.query;
@@ -113,16 +104,7 @@ impl Responder {
         out.extend_from_slice(&[id[0], id[1], 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
         out.extend_from_slice(&packet[12..q.question_end]);
 
-        let mut a = Answer {
-            an: 0,
-            ns: 0,
-            ar: 0,
-            aa: false,
-            rcode: 0,
-            scope: 0,
-            pool: None,
-            all_down: false,
-        };
+        let mut a = Answer { an: 0, ns: 0, ar: 0, aa: false, rcode: 0, scope: 0, pool: None, all_down: false };
         if q.edns.is_some_and(|e| e.version > 0) {
             a.rcode = wire::RCODE_BADVERS;
         } else if q.qclass != wire::CLASS_IN || q.qtype == wire::TYPE_AXFR || q.qtype == wire::TYPE_IXFR {
@@ -131,14 +113,7 @@ impl Responder {
         } else if q.qtype == wire::TYPE_MAILA || q.qtype == wire::TYPE_MAILB {
             a.rcode = wire::RCODE_NOTIMP as u16;
         } else {
-            let mut ctx = Ctx {
-                snap,
-                q,
-                scratch: &mut self.scratch,
-                order: &mut self.order,
-                client,
-                out,
-            };
+            let mut ctx = Ctx { snap, q, scratch: &mut self.scratch, order: &mut self.order, client, out };
             ctx.lookup(&mut a);
         }
 
@@ -186,12 +161,7 @@ impl Responder {
         out[6..8].copy_from_slice(&a.an.to_be_bytes());
         out[8..10].copy_from_slice(&a.ns.to_be_bytes());
         out[10..12].copy_from_slice(&a.ar.to_be_bytes());
-        Some(Outcome {
-            rcode: a.rcode,
-            pool: a.pool,
-            all_down: a.all_down,
-            truncated,
-        })
+        Some(Outcome { rcode: a.rcode, pool: a.pool, all_down: a.all_down, truncated })
     }
 }
 
@@ -265,13 +235,8 @@ impl Ctx<'_, '_> {
         if labels < zone_labels_in_name {
             return;
         }
-        let suffix = |i: usize| {
-            &name[offs
-                .get(i)
-                .map(|&o| o as usize)
-                .filter(|_| i < labels)
-                .unwrap_or(name.len() - 1)..]
-        };
+        let suffix =
+            |i: usize| &name[offs.get(i).map(|&o| o as usize).filter(|_| i < labels).unwrap_or(name.len() - 1)..];
         let owner_at = |i: usize| -> Owner<'_> {
             let off = if i < labels { offs[i] as usize } else { name.len() - 1 };
             match name_ptr {
@@ -395,11 +360,7 @@ impl Ctx<'_, '_> {
         for (j, target) in ns.targets.iter().enumerate().take(rdata_at.len()) {
             let Some(n) = zone.nodes.get(&**target) else { continue };
             let p = rdata_at[j];
-            let glue_owner = if p < 0x3fff {
-                Owner::Ptr(p as u16)
-            } else {
-                Owner::Name(target)
-            };
+            let glue_owner = if p < 0x3fff { Owner::Ptr(p as u16) } else { Owner::Name(target) };
             for t in [wire::TYPE_A, wire::TYPE_AAAA] {
                 if let Some(rs) = n.rrset(t) {
                     let (_, c) = self.write_rrset(glue_owner, rs);
@@ -413,11 +374,7 @@ impl Ctx<'_, '_> {
         let Some(pool) = self.snap.pools.get(pidx as usize) else {
             return PoolResult::NoData;
         };
-        let f = if qt == wire::TYPE_AAAA || (qt == wire::TYPE_ANY && pool.family[0].all.is_empty()) {
-            1
-        } else {
-            0
-        };
+        let f = if qt == wire::TYPE_AAAA || (qt == wire::TYPE_ANY && pool.family[0].all.is_empty()) { 1 } else { 0 };
         let client = self.client_subnet();
         let (selection, all_down, location) =
             pool.select(f, client, self.snap.geoip.as_deref(), self.scratch, self.order);

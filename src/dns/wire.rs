@@ -76,22 +76,14 @@ impl Query {
 
     /// The suffix of the question name that starts at label `i`.
     pub fn suffix(&self, i: usize) -> &[u8] {
-        let off = if i >= self.labels {
-            self.qname_len - 1
-        } else {
-            self.label_offsets[i] as usize
-        };
+        let off = if i >= self.labels { self.qname_len - 1 } else { self.label_offsets[i] as usize };
         &self.qname[off..self.qname_len]
     }
 
     /// Byte offset in the packet of the suffix starting at label `i`, for a
     /// compression pointer (the question starts at offset 12).
     pub fn suffix_offset(&self, i: usize) -> u16 {
-        let off = if i >= self.labels {
-            self.qname_len - 1
-        } else {
-            self.label_offsets[i] as usize
-        };
+        let off = if i >= self.labels { self.qname_len - 1 } else { self.label_offsets[i] as usize };
         12 + off as u16
     }
 }
@@ -130,19 +122,9 @@ pub fn parse(packet: &[u8], q: &mut Query) -> Result<(), Parsed> {
     }
     let opcode = (flags >> 3) & 0x0f;
     let rd = flags & 0x01 != 0;
-    let formerr = Parsed::Error {
-        id,
-        opcode,
-        rd,
-        rcode: RCODE_FORMERR,
-    };
+    let formerr = Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR };
     if opcode != 0 {
-        return Err(Parsed::Error {
-            id,
-            opcode,
-            rd,
-            rcode: RCODE_NOTIMP,
-        });
+        return Err(Parsed::Error { id, opcode, rd, rcode: RCODE_NOTIMP });
     }
     let qdcount = u16::from_be_bytes([packet[4], packet[5]]);
     let ancount = u16::from_be_bytes([packet[6], packet[7]]);
@@ -200,59 +182,25 @@ pub fn parse(packet: &[u8], q: &mut Query) -> Result<(), Parsed> {
 
     // Answer and authority sections: skip, checking structure.
     for _ in 0..(ancount as usize + nscount as usize) {
-        pos = skip_rr(packet, pos).ok_or(Parsed::Error {
-            id,
-            opcode,
-            rd,
-            rcode: RCODE_FORMERR,
-        })?;
+        pos = skip_rr(packet, pos).ok_or(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR })?;
     }
     for _ in 0..arcount {
-        let name_end = skip_name(packet, pos).ok_or(Parsed::Error {
-            id,
-            opcode,
-            rd,
-            rcode: RCODE_FORMERR,
-        })?;
-        let rtype = u16_at(packet, name_end).ok_or(Parsed::Error {
-            id,
-            opcode,
-            rd,
-            rcode: RCODE_FORMERR,
-        })?;
-        let end = skip_rr(packet, pos).ok_or(Parsed::Error {
-            id,
-            opcode,
-            rd,
-            rcode: RCODE_FORMERR,
-        })?;
+        let name_end = skip_name(packet, pos).ok_or(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR })?;
+        let rtype = u16_at(packet, name_end).ok_or(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR })?;
+        let end = skip_rr(packet, pos).ok_or(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR })?;
         if rtype == TYPE_OPT {
             // RFC 6891: one OPT, owned by the root.
             if q.edns.is_some() || name_end != pos + 1 {
-                return Err(Parsed::Error {
-                    id,
-                    opcode,
-                    rd,
-                    rcode: RCODE_FORMERR,
-                });
+                return Err(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR });
             }
-            let edns = parse_opt(packet, name_end, end).ok_or(Parsed::Error {
-                id,
-                opcode,
-                rd,
-                rcode: RCODE_FORMERR,
-            })?;
+            let edns =
+                parse_opt(packet, name_end, end).ok_or(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR })?;
             q.edns = Some(edns);
         }
         pos = end;
     }
     if qtype == TYPE_OPT {
-        return Err(Parsed::Error {
-            id,
-            opcode,
-            rd,
-            rcode: RCODE_FORMERR,
-        });
+        return Err(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR });
     }
     Ok(())
 }
@@ -297,13 +245,7 @@ fn parse_opt(b: &[u8], p: usize, end: usize) -> Option<Edns> {
     let payload = u16_at(b, p + 2)?.max(512);
     let version = *b.get(p + 5)?;
     let dnssec_ok = b.get(p + 6)? & 0x80 != 0;
-    let mut edns = Edns {
-        payload,
-        version,
-        dnssec_ok,
-        ecs: None,
-        client_cookie: None,
-    };
+    let mut edns = Edns { payload, version, dnssec_ok, ecs: None, client_cookie: None };
     let mut o = p + 10;
     while o < end {
         let code = u16_at(b, o)?;
@@ -370,11 +312,7 @@ pub fn parse_ecs(data: &[u8]) -> Option<ClientSubnet> {
         a[..need].copy_from_slice(addr_bytes);
         IpAddr::V6(Ipv6Addr::from(a))
     };
-    Some(ClientSubnet {
-        family,
-        source_prefix,
-        addr,
-    })
+    Some(ClientSubnet { family, source_prefix, addr })
 }
 
 impl Default for Query {
@@ -426,45 +364,21 @@ mod tests {
         assert!(matches!(parse(&[0; 5], &mut q), Err(Parsed::Drop)));
         // Compression pointer in the question.
         let p = query(b"\xc0\x0c", 1, &[], 0);
-        assert!(matches!(
-            parse(&p, &mut q),
-            Err(Parsed::Error {
-                rcode: RCODE_FORMERR,
-                ..
-            })
-        ));
+        assert!(matches!(parse(&p, &mut q), Err(Parsed::Error { rcode: RCODE_FORMERR, .. })));
         // Label of 64.
         let mut name = vec![64u8];
         name.extend_from_slice(&[b'a'; 64]);
         name.push(0);
-        assert!(matches!(
-            parse(&query(&name, 1, &[], 0), &mut q),
-            Err(Parsed::Error {
-                rcode: RCODE_FORMERR,
-                ..
-            })
-        ));
+        assert!(matches!(parse(&query(&name, 1, &[], 0), &mut q), Err(Parsed::Error { rcode: RCODE_FORMERR, .. })));
         // Additional count larger than the packet.
         let p = query(b"\x00", 1, &[], 3);
-        assert!(matches!(
-            parse(&p, &mut q),
-            Err(Parsed::Error {
-                rcode: RCODE_FORMERR,
-                ..
-            })
-        ));
+        assert!(matches!(parse(&p, &mut q), Err(Parsed::Error { rcode: RCODE_FORMERR, .. })));
         // Two OPT records.
         let opt = [0u8, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0];
         let mut two = opt.to_vec();
         two.extend_from_slice(&opt);
         let p = query(b"\x00", 1, &two, 2);
-        assert!(matches!(
-            parse(&p, &mut q),
-            Err(Parsed::Error {
-                rcode: RCODE_FORMERR,
-                ..
-            })
-        ));
+        assert!(matches!(parse(&p, &mut q), Err(Parsed::Error { rcode: RCODE_FORMERR, .. })));
         let p = query(b"\x00", 1, &opt, 1);
         parse(&p, &mut q).unwrap();
         assert_eq!(q.edns.unwrap().payload, 1232);
@@ -472,14 +386,8 @@ mod tests {
 
     #[test]
     fn ecs_rules() {
-        assert_eq!(
-            parse_ecs(&[0, 1, 24, 0, 198, 51, 100]).unwrap().addr,
-            "198.51.100.0".parse::<IpAddr>().unwrap()
-        );
-        assert!(
-            parse_ecs(&[0, 1, 24, 0, 198, 51, 100, 7]).is_none(),
-            "address longer than prefix"
-        );
+        assert_eq!(parse_ecs(&[0, 1, 24, 0, 198, 51, 100]).unwrap().addr, "198.51.100.0".parse::<IpAddr>().unwrap());
+        assert!(parse_ecs(&[0, 1, 24, 0, 198, 51, 100, 7]).is_none(), "address longer than prefix");
         assert!(parse_ecs(&[0, 1, 23, 0, 198, 51, 101]).is_none(), "bits beyond prefix");
         assert!(parse_ecs(&[0, 1, 33, 0, 1, 2, 3, 4, 5]).is_none(), "prefix too long");
         assert!(parse_ecs(&[0, 3, 0, 0]).is_none(), "unknown family");

@@ -50,10 +50,7 @@ impl ProbeSpec {
             check: h.check,
             port: h.port.unwrap_or(default_port),
             path: h.path.clone(),
-            host: h
-                .host
-                .clone()
-                .unwrap_or_else(|| pool.name.to_ascii().trim_end_matches('.').to_string()),
+            host: h.host.clone().unwrap_or_else(|| pool.name.to_ascii().trim_end_matches('.').to_string()),
             expect_status: h.expect_status.clone(),
             expect_body: h.expect_body.clone(),
             interval: h.interval,
@@ -82,10 +79,7 @@ pub fn keys_of<'a>(pools: impl IntoIterator<Item = &'a Arc<PoolDef>>) -> Vec<Pro
         }
         let spec = Arc::new(ProbeSpec::of(p));
         for m in &p.members {
-            let key = ProbeKey {
-                addr: m.address,
-                spec: spec.clone(),
-            };
+            let key = ProbeKey { addr: m.address, spec: spec.clone() };
             if seen.insert(key.clone()) {
                 out.push(key);
             }
@@ -114,12 +108,7 @@ pub struct MemberHealth {
 
 impl MemberHealth {
     pub fn new() -> Self {
-        MemberHealth {
-            flap: Flap::default(),
-            last_change: None,
-            last_error: None,
-            last_probe: None,
-        }
+        MemberHealth { flap: Flap::default(), last_change: None, last_error: None, last_probe: None }
     }
 
     /// "up", "down" or "unknown" (not probed yet).
@@ -165,10 +154,7 @@ impl HealthTable {
         if pool.health.check == CheckKind::None {
             return true;
         }
-        let key = ProbeKey {
-            addr,
-            spec: Arc::new(ProbeSpec::of(pool)),
-        };
+        let key = ProbeKey { addr, spec: Arc::new(ProbeSpec::of(pool)) };
         self.members.get(&key).and_then(|h| h.flap.up).unwrap_or(false)
     }
 
@@ -176,10 +162,7 @@ impl HealthTable {
         if pool.health.check == CheckKind::None {
             return None;
         }
-        self.members.get(&ProbeKey {
-            addr,
-            spec: Arc::new(ProbeSpec::of(pool)),
-        })
+        self.members.get(&ProbeKey { addr, spec: Arc::new(ProbeSpec::of(pool)) })
     }
 
     /// Forgets keys no longer probed.
@@ -278,9 +261,7 @@ impl Drop for Prober {
 }
 
 fn https_for(key: &ProbeKey) -> Option<reqwest::Client> {
-    (key.spec.check == CheckKind::Https)
-        .then(|| probe::https_client(key).ok())
-        .flatten()
+    (key.spec.check == CheckKind::Https).then(|| probe::https_client(key).ok()).flatten()
 }
 
 async fn probe_once(key: &ProbeKey, http: &reqwest::Client, https: Option<&reqwest::Client>) -> ProbeResult {
@@ -290,12 +271,7 @@ async fn probe_once(key: &ProbeKey, http: &reqwest::Client, https: Option<&reqwe
         Ok(r) => r,
         Err(_) => Err(format!("timed out after {:?}", key.spec.timeout)),
     };
-    ProbeResult {
-        key: key.clone(),
-        outcome,
-        took: start.elapsed(),
-        at,
-    }
+    ProbeResult { key: key.clone(), outcome, took: start.elapsed(), at }
 }
 
 /// One stream: probe every (jittered) interval, measured start to start.

@@ -51,10 +51,7 @@ pub async fn run(key: &ProbeKey, http: &reqwest::Client, https: Option<&reqwest:
     let target = SocketAddr::new(key.addr, spec.port);
     match spec.check {
         CheckKind::None => Ok(()),
-        CheckKind::Tcp => TcpStream::connect(target)
-            .await
-            .map(drop)
-            .map_err(|e| format!("connect {target}: {e}")),
+        CheckKind::Tcp => TcpStream::connect(target).await.map(drop).map_err(|e| format!("connect {target}: {e}")),
         CheckKind::Http => {
             let url = format!("http://{target}{}", spec.path);
             let req = http.get(&url).header(reqwest::header::HOST, &spec.host);

@@ -78,14 +78,7 @@ mod tests {
             let key = mix(c);
             let first = |e: &[u16], s: &mut Scratch, out: &mut Vec<u16>| {
                 Affinity.order(
-                    &Pick {
-                        members: &m,
-                        eligible: e,
-                        family: 0,
-                        client_key: key,
-                        limit: 1,
-                        location: None,
-                    },
+                    &Pick { members: &m, eligible: e, family: 0, client_key: key, limit: 1, location: None },
                     s,
                     out,
                 );

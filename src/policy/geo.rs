@@ -40,15 +40,8 @@ impl Geo {
                 by_key.insert([k[0].to_ascii_uppercase(), k[1].to_ascii_uppercase()], list);
             }
         }
-        let member_region = members
-            .iter()
-            .map(|r| r.and_then(|r| names.get(r).copied()).unwrap_or(u16::MAX))
-            .collect();
-        Geo {
-            by_key,
-            default,
-            member_region,
-        }
+        let member_region = members.iter().map(|r| r.and_then(|r| names.get(r).copied()).unwrap_or(u16::MAX)).collect();
+        Geo { by_key, default, member_region }
     }
 
     fn regions_for(&self, loc: Option<&Location>) -> &[u16] {
@@ -65,11 +58,7 @@ impl Policy for Geo {
         out.clear();
         for &region in self.regions_for(pick.location.as_ref()) {
             scratch.pool.clear();
-            scratch.pool.extend(
-                pick.eligible
-                    .iter()
-                    .filter(|&&i| self.member_region.get(i as usize) == Some(&region)),
-            );
+            scratch.pool.extend(pick.eligible.iter().filter(|&&i| self.member_region.get(i as usize) == Some(&region)));
             if !scratch.pool.is_empty() {
                 weighted_order(pick.members, &mut scratch.pool, pick.limit, &mut scratch.rng, out);
                 return;
@@ -102,53 +91,26 @@ mod tests {
     use super::*;
 
     fn regions() -> BTreeMap<String, Vec<String>> {
-        [
-            ("JP", vec!["ap", "us"]),
-            ("EU", vec!["eu", "us"]),
-            ("default", vec!["us", "eu", "ap"]),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
-        .collect()
+        [("JP", vec!["ap", "us"]), ("EU", vec!["eu", "us"]), ("default", vec!["us", "eu", "ap"])]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+            .collect()
     }
 
     fn first(g: &Geo, eligible: &[u16], loc: Option<Location>) -> u16 {
         let m = members(&[1, 1, 1, 1]);
         let mut s = Scratch::new(3);
         let mut out = Vec::new();
-        g.order(
-            &Pick {
-                members: &m,
-                eligible,
-                family: 0,
-                client_key: 0,
-                limit: 4,
-                location: loc,
-            },
-            &mut s,
-            &mut out,
-        );
+        g.order(&Pick { members: &m, eligible, family: 0, client_key: 0, limit: 4, location: loc }, &mut s, &mut out);
         out[0]
     }
 
     #[test]
     fn country_then_continent_then_default_then_next_region() {
         let g = Geo::new(&regions(), &[Some("us"), Some("eu"), Some("ap"), Some("eu")]);
-        let jp = Location {
-            country: Some(*b"JP"),
-            continent: Some(*b"AS"),
-            prefix: 24,
-        };
-        let de = Location {
-            country: Some(*b"DE"),
-            continent: Some(*b"EU"),
-            prefix: 24,
-        };
-        let br = Location {
-            country: Some(*b"BR"),
-            continent: Some(*b"SA"),
-            prefix: 24,
-        };
+        let jp = Location { country: Some(*b"JP"), continent: Some(*b"AS"), prefix: 24 };
+        let de = Location { country: Some(*b"DE"), continent: Some(*b"EU"), prefix: 24 };
+        let br = Location { country: Some(*b"BR"), continent: Some(*b"SA"), prefix: 24 };
         assert_eq!(first(&g, &[0, 1, 2, 3], Some(jp)), 2);
         assert!([1, 3].contains(&first(&g, &[0, 1, 2, 3], Some(de))));
         assert_eq!(first(&g, &[0, 1, 2, 3], Some(br)), 0);

@@ -58,11 +58,7 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new(seed: u64) -> Self {
-        Scratch {
-            rng: fastrand::Rng::with_seed(seed),
-            keys: Vec::with_capacity(64),
-            pool: Vec::with_capacity(64),
-        }
+        Scratch { rng: fastrand::Rng::with_seed(seed), keys: Vec::with_capacity(64), pool: Vec::with_capacity(64) }
     }
 }
 
@@ -146,14 +142,7 @@ pub(crate) mod testutil {
     use super::*;
 
     pub fn members(weights: &[u32]) -> Vec<Candidate> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| Candidate {
-                weight: w,
-                seed: mix(i as u64 + 1),
-            })
-            .collect()
+        weights.iter().enumerate().map(|(i, &w)| Candidate { weight: w, seed: mix(i as u64 + 1) }).collect()
     }
 
     /// How often each member came first over `n` picks.

@@ -20,12 +20,7 @@ impl Policy for RoundRobin {
             return;
         }
         let start = self.cursor[pick.family & 1].fetch_add(1, Ordering::Relaxed) % n;
-        out.extend(
-            pick.eligible[start..]
-                .iter()
-                .chain(&pick.eligible[..start])
-                .take(pick.limit),
-        );
+        out.extend(pick.eligible[start..].iter().chain(&pick.eligible[..start]).take(pick.limit));
     }
 }
 

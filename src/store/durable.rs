@@ -57,26 +57,16 @@ CREATE TABLE IF NOT EXISTS serials (zone TEXT PRIMARY KEY, bumps INTEGER NOT NUL
 
 impl SqliteStore {
     pub fn open(state_dir: &Path) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::Dir {
-            path: state_dir.display().to_string(),
-            source,
-        })?;
+        std::fs::create_dir_all(state_dir)
+            .map_err(|source| StoreError::Dir { path: state_dir.display().to_string(), source })?;
         let file = state_dir.join("lbdns.sqlite3");
         let path = file.display().to_string();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| StoreError::Sqlite { path: path.clone(), source };
         let conn = Connection::open(&file).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(err)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(err)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Corrupt {
-                path,
-                message: format!("cannot enable WAL (journal_mode={mode})"),
-            });
+            return Err(StoreError::Corrupt { path, message: format!("cannot enable WAL (journal_mode={mode})") });
         }
         conn.execute_batch("PRAGMA synchronous=FULL;").map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
@@ -84,17 +74,11 @@ impl SqliteStore {
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        |source| StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        |source| StoreError::Sqlite { path: self.path.clone(), source }
     }
 
     fn corrupt(&self, message: String) -> StoreError {
-        StoreError::Corrupt {
-            path: self.path.clone(),
-            message,
-        }
+        StoreError::Corrupt { path: self.path.clone(), message }
     }
 }
 
@@ -115,10 +99,7 @@ impl Store for SqliteStore {
             o.pools.insert(n.clone(), cfg.into_def(n));
         }
         let rows: Vec<(String, String, Option<String>)> = {
-            let mut st = self
-                .conn
-                .prepare("SELECT pool, address, body FROM members")
-                .map_err(self.err())?;
+            let mut st = self.conn.prepare("SELECT pool, address, body FROM members").map_err(self.err())?;
             st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .map_err(self.err())?
                 .collect::<Result<_, _>>()
@@ -126,9 +107,7 @@ impl Store for SqliteStore {
         };
         for (pool, addr, body) in rows {
             let p = parse_fqdn(&pool).map_err(|e| self.corrupt(format!("member of {pool}: {e}")))?;
-            let a = addr
-                .parse()
-                .map_err(|e| self.corrupt(format!("member {addr} of {pool}: {e}")))?;
+            let a = addr.parse().map_err(|e| self.corrupt(format!("member {addr} of {pool}: {e}")))?;
             let m: Option<MemberConfig> = match body {
                 Some(b) => Some(serde_json::from_str(&b).map_err(|e| self.corrupt(format!("member {addr}: {e}")))?),
                 None => None,
@@ -136,10 +115,7 @@ impl Store for SqliteStore {
             o.members.insert((p, a), m);
         }
         let rows: Vec<(String, String, String, Option<String>)> = {
-            let mut st = self
-                .conn
-                .prepare("SELECT zone, name, type, body FROM rrsets")
-                .map_err(self.err())?;
+            let mut st = self.conn.prepare("SELECT zone, name, type, body FROM rrsets").map_err(self.err())?;
             st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                 .map_err(self.err())?
                 .collect::<Result<_, _>>()
@@ -148,9 +124,7 @@ impl Store for SqliteStore {
         for (zone, name, rtype, body) in rows {
             let z = parse_fqdn(&zone).map_err(|e| self.corrupt(e))?;
             let n = parse_fqdn(&name).map_err(|e| self.corrupt(e))?;
-            let t: RecordType = rtype
-                .parse()
-                .map_err(|e| self.corrupt(format!("rrset type {rtype}: {e}")))?;
+            let t: RecordType = rtype.parse().map_err(|e| self.corrupt(format!("rrset type {rtype}: {e}")))?;
             let set: Option<StoredRRset> = match body {
                 Some(b) => Some(serde_json::from_str(&b).map_err(|e| self.corrupt(format!("rrset {name}: {e}")))?),
                 None => None,
@@ -158,10 +132,7 @@ impl Store for SqliteStore {
             o.rrsets.insert((z, n, t), set);
         }
         let rows: Vec<(String, i64)> = {
-            let mut st = self
-                .conn
-                .prepare("SELECT zone, bumps FROM serials")
-                .map_err(self.err())?;
+            let mut st = self.conn.prepare("SELECT zone, bumps FROM serials").map_err(self.err())?;
             st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(self.err())?
                 .collect::<Result<_, _>>()
@@ -176,10 +147,7 @@ impl Store for SqliteStore {
 
     fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| StoreError::Sqlite { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(err)?;
         match change {
             Change::PutPool(def) => {
@@ -191,8 +159,7 @@ impl Store for SqliteStore {
                 .map_err(err)?;
             }
             Change::DeletePool(name) => {
-                tx.execute("DELETE FROM pools WHERE name = ?1", params![name.to_ascii()])
-                    .map_err(err)?;
+                tx.execute("DELETE FROM pools WHERE name = ?1", params![name.to_ascii()]).map_err(err)?;
             }
             Change::PutMember { pool, member } => {
                 let body = serde_json::to_string(member).unwrap_or_default();
@@ -242,13 +209,11 @@ impl Store for SqliteStore {
 /// Reads the current serial bump of a zone (for tests and diagnostics).
 pub fn stored_bumps(state_dir: &Path, zone: &str) -> Option<u32> {
     let conn = Connection::open(state_dir.join("lbdns.sqlite3")).ok()?;
-    conn.query_row("SELECT bumps FROM serials WHERE zone = ?1", params![zone], |r| {
-        r.get::<_, i64>(0)
-    })
-    .optional()
-    .ok()
-    .flatten()
-    .map(|b| b as u32)
+    conn.query_row("SELECT bumps FROM serials WHERE zone = ?1", params![zone], |r| r.get::<_, i64>(0))
+        .optional()
+        .ok()
+        .flatten()
+        .map(|b| b as u32)
 }
 
 #[cfg(test)]
@@ -295,10 +260,7 @@ mod tests {
                 zone: zone.clone(),
                 name: parse_fqdn("new.example.test.").unwrap(),
                 rtype: RecordType::A,
-                set: StoredRRset {
-                    ttl: 60,
-                    data: vec!["192.0.2.7".into()],
-                },
+                set: StoredRRset { ttl: 60, data: vec!["192.0.2.7".into()] },
             },
             Change::DeleteRRset {
                 zone: zone.clone(),

@@ -33,11 +33,7 @@ pub fn build(
     settings: Settings,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, Problem> {
-    let Settings {
-        edns_udp_size,
-        regions,
-        geoip,
-    } = settings;
+    let Settings { edns_udp_size, regions, geoip } = settings;
     let mut index: BTreeMap<Name, u32> = BTreeMap::new();
     let mut built = Vec::with_capacity(pools.len());
     for (i, def) in pools.iter().enumerate() {
@@ -51,13 +47,7 @@ pub fn build(
         let zone = build_zone(z, bump, &index)?;
         zone_map.insert(zone.origin_wire.clone(), Arc::new(zone));
     }
-    Ok(Snapshot {
-        zones: Arc::new(zone_map),
-        pools: built,
-        edns_udp_size,
-        regions: regions.clone(),
-        geoip,
-    })
+    Ok(Snapshot { zones: Arc::new(zone_map), pools: built, edns_udp_size, regions: regions.clone(), geoip })
 }
 
 /// The next snapshot after a health change: the pools for which `affected` is true

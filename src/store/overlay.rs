@@ -77,15 +77,13 @@ impl Overlay {
                 self.pools.remove(name);
             }
             Change::PutMember { pool, member } => {
-                self.members
-                    .insert((pool.clone(), member.address), Some(member.clone()));
+                self.members.insert((pool.clone(), member.address), Some(member.clone()));
             }
             Change::DeleteMember { pool, address } => {
                 self.members.insert((pool.clone(), *address), None);
             }
             Change::PutRRset { zone, name, rtype, set } => {
-                self.rrsets
-                    .insert((zone.clone(), name.clone(), *rtype), Some(set.clone()));
+                self.rrsets.insert((zone.clone(), name.clone(), *rtype), Some(set.clone()));
             }
             Change::DeleteRRset { zone, name, rtype } => {
                 self.rrsets.insert((zone.clone(), name.clone(), *rtype), None);
@@ -162,25 +160,14 @@ pub fn effective_zone(zone: &Arc<ZoneData>, overlay: &Overlay) -> Result<Arc<Zon
     let mut z = ZoneData {
         origin: zone.origin.clone(),
         file: zone.file.clone(),
-        records: zone
-            .records
-            .iter()
-            .filter(|r| !replaced.contains(&(&r.name, r.rtype())))
-            .cloned()
-            .collect(),
+        records: zone.records.iter().filter(|r| !replaced.contains(&(&r.name, r.rtype()))).cloned().collect(),
     };
     let api_file: Arc<std::path::Path> = Arc::from(std::path::Path::new("(api)"));
     for ((_, name, rtype), set) in changes {
         if let Some(set) = set {
             for d in &set.data {
                 let rdata = crate::zone::parse_rdata(*rtype, d, origin)?;
-                z.records.push(ZoneRecord {
-                    name: name.clone(),
-                    ttl: set.ttl,
-                    rdata,
-                    file: api_file.clone(),
-                    line: 0,
-                });
+                z.records.push(ZoneRecord { name: name.clone(), ttl: set.ttl, rdata, file: api_file.clone(), line: 0 });
             }
         }
     }

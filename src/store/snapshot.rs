@@ -79,12 +79,8 @@ fn encode_soa(soa: &SOA, ttl: u32) -> Result<(RRset, Box<[u8]>), String> {
     let rdata = RData::SOA(soa.clone());
     let rec = encode_record(ttl, &rdata)?;
     let negative = encode_record(ttl.min(soa.minimum), &rdata)?.into_boxed_slice();
-    let rrset = RRset {
-        rtype: 6,
-        lens: vec![rec.len() as u16].into(),
-        data: rec.into_boxed_slice(),
-        targets: Vec::new(),
-    };
+    let rrset =
+        RRset { rtype: 6, lens: vec![rec.len() as u16].into(), data: rec.into_boxed_slice(), targets: Vec::new() };
     Ok((rrset, negative))
 }
 
@@ -215,6 +211,8 @@ pub struct Family {
     pub enabled: Box<[u16]>,
     /// Encoded fallback records of this family.
     pub fallback: Vec<Box<[u8]>>,
+    /// The same fallback addresses (for HTTP redirects).
+    pub fallback_addrs: Vec<IpAddr>,
 }
 
 /// Health as the builder needs it: is this member up?
@@ -247,9 +245,7 @@ pub fn encode_record(ttl: u32, rdata: &RData) -> Result<Vec<u8>, String> {
     {
         let mut enc = BinEncoder::new(&mut rd);
         enc.set_name_encoding(NameEncoding::Uncompressed);
-        rdata
-            .emit(&mut enc)
-            .map_err(|e| format!("cannot encode {}: {e}", rdata.record_type()))?;
+        rdata.emit(&mut enc).map_err(|e| format!("cannot encode {}: {e}", rdata.record_type()))?;
     }
     if rd.len() > u16::MAX as usize {
         return Err("record data too long".into());
@@ -329,12 +325,7 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
         if *rtype == 2 && *key != origin_wire {
             node.delegation = true;
         }
-        node.rrsets.push(RRset {
-            rtype: *rtype,
-            data: buf.into_boxed_slice(),
-            lens: lens.into(),
-            targets,
-        });
+        node.rrsets.push(RRset { rtype: *rtype, data: buf.into_boxed_slice(), lens: lens.into(), targets });
     }
     // Pools are names too.
     for (name, &idx) in pool_index.range(origin.clone()..) {
@@ -354,11 +345,7 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
     }
     nodes.entry(origin_wire.clone()).or_default().apex = true;
     let Some((mut soa, soa_ttl)) = apex_soa else {
-        return Err(Problem::new(
-            &data.file,
-            0,
-            format!("zone {origin} has no SOA record at its apex"),
-        ));
+        return Err(Problem::new(&data.file, 0, format!("zone {origin} has no SOA record at its apex")));
     };
     // RFC 1982 serial arithmetic: wrapping addition.
     soa.serial = soa.serial.wrapping_add(serial_bump);
@@ -408,10 +395,7 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
             healthy,
             record: address_record(m.address, def.ttl),
         });
-        candidates.push(Candidate {
-            weight: m.weight.max(1),
-            seed: policy::addr_seed(m.address),
-        });
+        candidates.push(Candidate { weight: m.weight.max(1), seed: policy::addr_seed(m.address) });
     }
     for (f, (all, eligible, enabled)) in lists.into_iter().enumerate() {
         family[f].all = all.into();
@@ -419,9 +403,9 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
         family[f].enabled = enabled.into();
     }
     for fb in &def.fallback {
-        family[usize::from(fb.is_ipv6())]
-            .fallback
-            .push(address_record(*fb, def.ttl));
+        let f = &mut family[usize::from(fb.is_ipv6())];
+        f.fallback.push(address_record(*fb, def.ttl));
+        f.fallback_addrs.push(*fb);
     }
     let counters = previous.map(|p| p.counters.clone()).unwrap_or_default();
     Pool {
@@ -452,19 +436,9 @@ mod tests {
         )
         .unwrap();
         let zone = build_zone(&z, 0, &BTreeMap::new()).unwrap();
-        assert!(
-            zone.nodes
-                .contains_key(&wire(&Name::from_ascii("b.c.example.test.").unwrap()))
-        );
-        assert!(
-            zone.nodes
-                .contains_key(&wire(&Name::from_ascii("c.example.test.").unwrap()))
-        );
-        assert!(
-            !zone
-                .nodes
-                .contains_key(&wire(&Name::from_ascii("x.example.test.").unwrap()))
-        );
+        assert!(zone.nodes.contains_key(&wire(&Name::from_ascii("b.c.example.test.").unwrap())));
+        assert!(zone.nodes.contains_key(&wire(&Name::from_ascii("c.example.test.").unwrap())));
+        assert!(!zone.nodes.contains_key(&wire(&Name::from_ascii("x.example.test.").unwrap())));
         // Negative TTL is min(SOA TTL, MINIMUM).
         let neg = &zone.negative_soa;
         assert_eq!(u32::from_be_bytes([neg[4], neg[5], neg[6], neg[7]]), 30);

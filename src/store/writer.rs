@@ -94,9 +94,7 @@ impl Writer {
             for r in &results {
                 if let Some(m) = &self.metrics {
                     m.probe_duration
-                        .get_or_create(&crate::metrics::CheckLabel {
-                            check: r.key.spec.check.as_str().to_string(),
-                        })
+                        .get_or_create(&crate::metrics::CheckLabel { check: r.key.spec.check.as_str().to_string() })
                         .observe(r.took.as_secs_f64());
                 }
                 self.health.apply(r);
@@ -217,9 +215,7 @@ impl Writer {
     fn apply_probe(&mut self, r: ProbeResult, changed: &mut HashSet<ProbeKey>) {
         if let Some(m) = &self.metrics {
             m.probe_duration
-                .get_or_create(&crate::metrics::CheckLabel {
-                    check: r.key.spec.check.as_str().to_string(),
-                })
+                .get_or_create(&crate::metrics::CheckLabel { check: r.key.spec.check.as_str().to_string() })
                 .observe(r.took.as_secs_f64());
         }
         if self.health.apply(&r) {
@@ -255,12 +251,7 @@ impl Writer {
                 return false;
             }
             let spec = Arc::new(ProbeSpec::of(def));
-            def.members.iter().any(|m| {
-                changed.contains(&ProbeKey {
-                    addr: m.address,
-                    spec: spec.clone(),
-                })
-            })
+            def.members.iter().any(|m| changed.contains(&ProbeKey { addr: m.address, spec: spec.clone() }))
         });
         self.snapshot.store(Arc::new(next));
     }
@@ -276,9 +267,7 @@ impl Writer {
             }
             ApiRequest::GetPool(name) => {
                 let name = pool_name(&name)?;
-                let p = self
-                    .find_pool(&name)
-                    .ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
+                let p = self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
                 Ok((StatusCode::OK, self.pool_json(p)))
             }
             ApiRequest::GetRecords(origin) => {
@@ -296,10 +285,7 @@ impl Writer {
                     return Ok((StatusCode::NO_CONTENT, Value::Null));
                 }
                 let body = match &change {
-                    Change::PutPool(def) => self
-                        .find_pool(&def.name)
-                        .map(|p| self.pool_json(p))
-                        .unwrap_or(Value::Null),
+                    Change::PutPool(def) => self.find_pool(&def.name).map(|p| self.pool_json(p)).unwrap_or(Value::Null),
                     Change::PutMember { pool, .. } => {
                         self.find_pool(pool).map(|p| self.pool_json(p)).unwrap_or(Value::Null)
                     }
@@ -358,41 +344,22 @@ impl Writer {
 
     /// The zone `origin` with an RRset change applied, checked.
     fn zone_with(&self, change: &Change, origin: &Name) -> Result<Arc<ZoneData>, String> {
-        let base = self
-            .effective
-            .zones
-            .iter()
-            .find(|z| z.origin == *origin)
-            .ok_or("no such zone")?;
+        let base = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or("no such zone")?;
         let (name, rtype, set) = match change {
             Change::PutRRset { name, rtype, set, .. } => (name, *rtype, Some(set)),
             Change::DeleteRRset { name, rtype, .. } => (name, *rtype, None),
             _ => return Ok(base.clone()),
         };
-        let mut records: Vec<_> = base
-            .records
-            .iter()
-            .filter(|r| !(r.name == *name && r.rtype() == rtype))
-            .cloned()
-            .collect();
+        let mut records: Vec<_> =
+            base.records.iter().filter(|r| !(r.name == *name && r.rtype() == rtype)).cloned().collect();
         if let Some(set) = set {
             let file: Arc<std::path::Path> = Arc::from(std::path::Path::new("(api)"));
             for d in &set.data {
                 let rdata = zone::parse_rdata(rtype, d, origin)?;
-                records.push(zone::ZoneRecord {
-                    name: name.clone(),
-                    ttl: set.ttl,
-                    rdata,
-                    file: file.clone(),
-                    line: 0,
-                });
+                records.push(zone::ZoneRecord { name: name.clone(), ttl: set.ttl, rdata, file: file.clone(), line: 0 });
             }
         }
-        let z = ZoneData {
-            origin: base.origin.clone(),
-            file: base.file.clone(),
-            records,
-        };
+        let z = ZoneData { origin: base.origin.clone(), file: base.file.clone(), records };
         zone::check_zone(&z)?;
         Ok(Arc::new(z))
     }
@@ -400,18 +367,9 @@ impl Writer {
     /// Publishes a change to one zone's records: that zone is rebuilt, the rest shared.
     fn publish_zone(&mut self, origin: &Name) -> Result<(), String> {
         let prev = self.snapshot.load_full();
-        let index: std::collections::BTreeMap<Name, u32> = prev
-            .pools
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.def.name.clone(), i as u32))
-            .collect();
-        let data = self
-            .effective
-            .zones
-            .iter()
-            .find(|z| z.origin == *origin)
-            .ok_or("no such zone")?;
+        let index: std::collections::BTreeMap<Name, u32> =
+            prev.pools.iter().enumerate().map(|(i, p)| (p.def.name.clone(), i as u32)).collect();
+        let data = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or("no such zone")?;
         let bump = self.overlay.serials.get(origin).copied().unwrap_or(0);
         let zone = super::snapshot::build_zone(data, bump, &index).map_err(|p| p.to_string())?;
         let mut zones = (*prev.zones).clone();
@@ -433,19 +391,11 @@ impl Writer {
         let def = self.find_pool(pool).map(|(d, _, _)| d.clone()).ok_or("no such pool")?;
         let mut pools = prev.pools.clone();
         if let Some(slot) = pools.iter_mut().find(|p| p.def.name == *pool) {
-            *slot = Arc::new(super::snapshot::build_pool(
-                def,
-                &self.health,
-                Some(slot),
-                &prev.regions,
-            ));
+            *slot = Arc::new(super::snapshot::build_pool(def, &self.health, Some(slot), &prev.regions));
         }
         let mut zones = (*prev.zones).clone();
         let key = super::snapshot::wire(origin);
-        if let (Some(z), Some(data)) = (
-            zones.get(&key),
-            self.effective.zones.iter().find(|z| z.origin == *origin),
-        ) {
+        if let (Some(z), Some(data)) = (zones.get(&key), self.effective.zones.iter().find(|z| z.origin == *origin)) {
             let base = data.records.iter().find_map(|r| match &r.rdata {
                 hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
                 _ => None,
@@ -479,11 +429,7 @@ impl Writer {
     }
 
     fn zone_of(&self, name: &Name) -> Option<&Arc<ZoneData>> {
-        self.effective
-            .zones
-            .iter()
-            .filter(|z| z.origin.zone_of(name))
-            .max_by_key(|z| z.origin.num_labels())
+        self.effective.zones.iter().filter(|z| z.origin.zone_of(name)).max_by_key(|z| z.origin.num_labels())
     }
 
     /// Validates a write and turns it into a stored change, the zone it belongs
@@ -507,9 +453,8 @@ impl Writer {
             }
             ApiRequest::DeletePool(name) => {
                 let name = pool_name(&name)?;
-                let (_, origin, _) = self
-                    .find_pool(&name)
-                    .ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
+                let (_, origin, _) =
+                    self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
                 if *origin == Origin::Config {
                     return Err(AdminError::conflict(format!(
                         "pool {name} is defined in the config file; remove it there and reload"
@@ -521,18 +466,13 @@ impl Writer {
             ApiRequest::PutMember(pool, address, body) => {
                 let name = pool_name(&pool)?;
                 let address = member_address(&address)?;
-                let (def, origin, _) = self
-                    .find_pool(&name)
-                    .ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
+                let (def, origin, _) =
+                    self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
                 let patch: MemberPatch = parse_json(&body)?;
                 let existing = def.members.iter().find(|m| m.address == address);
                 let created = existing.is_none();
-                let mut member = existing.cloned().unwrap_or(MemberConfig {
-                    address,
-                    weight: 1,
-                    region: None,
-                    enabled: true,
-                });
+                let mut member =
+                    existing.cloned().unwrap_or(MemberConfig { address, weight: 1, region: None, enabled: true });
                 if let Some(w) = patch.weight {
                     member.weight = w;
                 }
@@ -558,9 +498,8 @@ impl Writer {
             ApiRequest::DeleteMember(pool, address) => {
                 let name = pool_name(&pool)?;
                 let address = member_address(&address)?;
-                let (def, origin, _) = self
-                    .find_pool(&name)
-                    .ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
+                let (def, origin, _) =
+                    self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
                 if !def.members.iter().any(|m| m.address == address) {
                     return Err(AdminError::not_found(format!("pool {name} has no member {address}")));
                 }
@@ -602,10 +541,7 @@ impl Writer {
                     zone: z.origin.clone(),
                     name,
                     rtype,
-                    set: StoredRRset {
-                        ttl: set.ttl,
-                        data: set.data,
-                    },
+                    set: StoredRRset { ttl: set.ttl, data: set.data },
                 };
                 Ok((change, z.origin.clone(), created))
             }
@@ -615,15 +551,7 @@ impl Writer {
                 if !z.records.iter().any(|r| r.name == name && r.rtype() == rtype) {
                     return Err(AdminError::not_found(format!("no {rtype} records at {name}")));
                 }
-                Ok((
-                    Change::DeleteRRset {
-                        zone: z.origin.clone(),
-                        name,
-                        rtype,
-                    },
-                    z.origin.clone(),
-                    false,
-                ))
+                Ok((Change::DeleteRRset { zone: z.origin.clone(), name, rtype }, z.origin.clone(), false))
             }
             ApiRequest::ListPools | ApiRequest::GetPool(_) | ApiRequest::GetRecords(_) => {
                 Err(AdminError::new(StatusCode::METHOD_NOT_ALLOWED, "not a write"))
@@ -634,10 +562,7 @@ impl Writer {
     fn rrset_key(&self, z: &ZoneData, name: &str, rtype: &str) -> Result<(Name, RecordType), AdminError> {
         let name = parse_fqdn(name).map_err(|e| AdminError::unprocessable(format!("name: {e}")))?;
         if !z.origin.zone_of(&name) {
-            return Err(AdminError::unprocessable(format!(
-                "name: {name} is not inside zone {}",
-                z.origin
-            )));
+            return Err(AdminError::unprocessable(format!("name: {name} is not inside zone {}", z.origin)));
         }
         let rtype: RecordType = rtype
             .to_ascii_uppercase()
@@ -692,9 +617,7 @@ impl Writer {
         let serial = snap.zones.get(&*super::snapshot::wire(&z.origin)).map(|zz| zz.serial);
         let mut sets: std::collections::BTreeMap<(String, String), (u32, Vec<String>)> = Default::default();
         for r in &z.records {
-            let e = sets
-                .entry((r.name.to_ascii(), r.rtype().to_string()))
-                .or_insert((r.ttl, Vec::new()));
+            let e = sets.entry((r.name.to_ascii(), r.rtype().to_string())).or_insert((r.ttl, Vec::new()));
             e.0 = e.0.min(r.ttl);
             e.1.push(r.rdata.to_string());
         }
@@ -744,8 +667,7 @@ fn pool_name(s: &str) -> Result<Name, AdminError> {
 }
 
 fn member_address(s: &str) -> Result<IpAddr, AdminError> {
-    s.parse()
-        .map_err(|_| AdminError::unprocessable(format!("address: {s:?} is not an IP address")))
+    s.parse().map_err(|_| AdminError::unprocessable(format!("address: {s:?} is not an IP address")))
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {

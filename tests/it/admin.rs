@@ -27,10 +27,7 @@ fn zone() -> String {
 }
 
 fn server() -> Server {
-    Server::start(
-        &config("token_file=\"admin.token\""),
-        &[("a.zone", &zone()), ("admin.token", &format!("{TOKEN}\n"))],
-    )
+    Server::start(&config("token_file=\"admin.token\""), &[("a.zone", &zone()), ("admin.token", &format!("{TOKEN}\n"))])
 }
 
 struct Api {
@@ -47,9 +44,7 @@ impl Api {
         }
     }
     fn send(&self, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -116,10 +111,7 @@ fn every_endpoint_takes_effect_in_dns_at_once() {
     assert_eq!(addrs(&s.query("cdn.a.test.", RecordType::A)), vec!["198.51.100.3"]);
     let (st, _) = api.delete("/v1/pools/cdn.a.test.");
     assert_eq!(st, 204);
-    assert_eq!(
-        s.query("cdn.a.test.", RecordType::A).metadata.response_code,
-        ResponseCode::NXDomain
-    );
+    assert_eq!(s.query("cdn.a.test.", RecordType::A).metadata.response_code, ResponseCode::NXDomain);
     assert_eq!(api.get("/v1/pools/cdn.a.test.").0, 404);
 
     // Config pool: member overrides (drain, add, remove), shown with their source.
@@ -133,12 +125,7 @@ fn every_endpoint_takes_effect_in_dns_at_once() {
     assert_eq!(st, 204);
     assert_eq!(sorted_addrs(&s, "www.a.test."), vec!["192.0.2.3"]);
     let (_, pools) = api.get("/v1/pools");
-    let www = pools
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "www.a.test.")
-        .unwrap();
+    let www = pools.as_array().unwrap().iter().find(|p| p["name"] == "www.a.test.").unwrap();
     assert_eq!(www["source"], "config");
     let members: Vec<(String, String, bool)> = www["members"]
         .as_array()
@@ -152,58 +139,34 @@ fn every_endpoint_takes_effect_in_dns_at_once() {
             )
         })
         .collect();
-    assert_eq!(
-        members,
-        vec![
-            ("192.0.2.1".into(), "api".into(), false),
-            ("192.0.2.3".into(), "api".into(), true)
-        ]
-    );
+    assert_eq!(members, vec![("192.0.2.1".into(), "api".into(), false), ("192.0.2.3".into(), "api".into(), true)]);
 
     // RRsets: create, replace, delete; a zone-file RRset replaced and deleted.
-    let (st, _) = api.put(
-        "/v1/zones/a.test./records/new.a.test./A",
-        r#"{"ttl":60,"data":["192.0.2.7"]}"#,
-    );
+    let (st, _) = api.put("/v1/zones/a.test./records/new.a.test./A", r#"{"ttl":60,"data":["192.0.2.7"]}"#);
     assert_eq!(st, 201);
     let r = s.query("new.a.test.", RecordType::A);
     assert_eq!(addrs(&r), vec!["192.0.2.7"]);
     assert_eq!(r.answers[0].ttl, 60);
-    let (st, _) = api.put(
-        "/v1/zones/a.test/records/static.a.test/a",
-        r#"{"ttl":30,"data":["192.0.2.101","192.0.2.102"]}"#,
-    );
+    let (st, _) =
+        api.put("/v1/zones/a.test/records/static.a.test/a", r#"{"ttl":30,"data":["192.0.2.101","192.0.2.102"]}"#);
     assert_eq!(st, 200);
     assert_eq!(sorted_addrs(&s, "static.a.test."), vec!["192.0.2.101", "192.0.2.102"]);
-    let (st, _) = api.put(
-        "/v1/zones/a.test/records/mail.a.test/MX",
-        r#"{"ttl":300,"data":["10 mx1", "20 mx2.a.test."]}"#,
-    );
+    let (st, _) =
+        api.put("/v1/zones/a.test/records/mail.a.test/MX", r#"{"ttl":300,"data":["10 mx1", "20 mx2.a.test."]}"#);
     assert_eq!(st, 201);
     let mx = lines(&s.query("mail.a.test.", RecordType::MX).answers);
-    assert_eq!(
-        mx,
-        vec!["mail.a.test. MX 10 mx1.a.test.", "mail.a.test. MX 20 mx2.a.test."]
-    );
+    assert_eq!(mx, vec!["mail.a.test. MX 10 mx1.a.test.", "mail.a.test. MX 20 mx2.a.test."]);
     let (st, recs) = api.get("/v1/zones/a.test./records");
     assert_eq!(st, 200);
     let find = |n: &str, t: &str| {
-        recs["records"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == n && r["type"] == t)
-            .cloned()
+        recs["records"].as_array().unwrap().iter().find(|r| r["name"] == n && r["type"] == t).cloned()
     };
     assert_eq!(find("static.a.test.", "A").unwrap()["source"], "api");
     assert_eq!(find("static.a.test.", "TXT").unwrap()["source"], "zone");
     assert_eq!(find("new.a.test.", "A").unwrap()["data"], json!(["192.0.2.7"]));
     let (st, _) = api.delete("/v1/zones/a.test./records/new.a.test./A");
     assert_eq!(st, 204);
-    assert_eq!(
-        s.query("new.a.test.", RecordType::A).metadata.response_code,
-        ResponseCode::NXDomain
-    );
+    assert_eq!(s.query("new.a.test.", RecordType::A).metadata.response_code, ResponseCode::NXDomain);
     let (st, _) = api.delete("/v1/zones/a.test./records/static.a.test./TXT");
     assert_eq!(st, 204);
     let r = s.query("static.a.test.", RecordType::TXT);
@@ -222,13 +185,7 @@ fn bad_requests_get_their_status_and_change_nothing() {
     let before_records = api.get("/v1/zones/a.test./records").1;
     let serial0 = serial(&s);
     let cases: Vec<(&str, &str, Option<String>, u16, &str)> = vec![
-        (
-            "PUT",
-            "/v1/pools/x.a.test.",
-            Some("{not json".into()),
-            400,
-            "invalid JSON",
-        ),
+        ("PUT", "/v1/pools/x.a.test.", Some("{not json".into()), 400, "invalid JSON"),
         (
             "PUT",
             "/v1/pools/x.a.test.",
@@ -236,13 +193,7 @@ fn bad_requests_get_their_status_and_change_nothing() {
             400,
             "weigth",
         ),
-        (
-            "PUT",
-            "/v1/pools/x.a.test.",
-            Some(r#"{"members":[{"address":"192.0.2.999"}]}"#.into()),
-            400,
-            "address",
-        ),
+        ("PUT", "/v1/pools/x.a.test.", Some(r#"{"members":[{"address":"192.0.2.999"}]}"#.into()), 400, "address"),
         (
             "PUT",
             "/v1/pools/x.a.test.",
@@ -250,63 +201,15 @@ fn bad_requests_get_their_status_and_change_nothing() {
             422,
             "weight must be at least 1",
         ),
-        (
-            "PUT",
-            "/v1/pools/x.a.test.",
-            Some(r#"{"policy":"fastest"}"#.into()),
-            400,
-            "fastest",
-        ),
-        (
-            "PUT",
-            "/v1/pools/x.elsewhere.test.",
-            Some(r#"{"members":[]}"#.into()),
-            422,
-            "not inside any zone",
-        ),
-        (
-            "PUT",
-            "/v1/pools/static.a.test.",
-            Some(r#"{"members":[]}"#.into()),
-            422,
-            "also has A records",
-        ),
-        (
-            "PUT",
-            "/v1/pools/www.a.test.",
-            Some(r#"{"members":[]}"#.into()),
-            409,
-            "defined in the config file",
-        ),
-        (
-            "DELETE",
-            "/v1/pools/www.a.test.",
-            None,
-            409,
-            "defined in the config file",
-        ),
+        ("PUT", "/v1/pools/x.a.test.", Some(r#"{"policy":"fastest"}"#.into()), 400, "fastest"),
+        ("PUT", "/v1/pools/x.elsewhere.test.", Some(r#"{"members":[]}"#.into()), 422, "not inside any zone"),
+        ("PUT", "/v1/pools/static.a.test.", Some(r#"{"members":[]}"#.into()), 422, "also has A records"),
+        ("PUT", "/v1/pools/www.a.test.", Some(r#"{"members":[]}"#.into()), 409, "defined in the config file"),
+        ("DELETE", "/v1/pools/www.a.test.", None, 409, "defined in the config file"),
         ("DELETE", "/v1/pools/nope.a.test.", None, 404, "no pool"),
-        (
-            "PUT",
-            "/v1/pools/www.a.test./members/not-an-ip",
-            Some("{}".into()),
-            422,
-            "not an IP address",
-        ),
-        (
-            "PUT",
-            "/v1/pools/www.a.test./members/192.0.2.1",
-            Some(r#"{"weight":0}"#.into()),
-            422,
-            "weight",
-        ),
-        (
-            "DELETE",
-            "/v1/pools/www.a.test./members/192.0.2.77",
-            None,
-            404,
-            "no member",
-        ),
+        ("PUT", "/v1/pools/www.a.test./members/not-an-ip", Some("{}".into()), 422, "not an IP address"),
+        ("PUT", "/v1/pools/www.a.test./members/192.0.2.1", Some(r#"{"weight":0}"#.into()), 422, "weight"),
+        ("DELETE", "/v1/pools/www.a.test./members/192.0.2.77", None, 404, "no member"),
         (
             "PUT",
             "/v1/zones/a.test./records/x.a.test./BOGUS",
@@ -314,13 +217,7 @@ fn bad_requests_get_their_status_and_change_nothing() {
             422,
             "unknown record type",
         ),
-        (
-            "PUT",
-            "/v1/zones/a.test./records/x.a.test./A",
-            Some(r#"{"ttl":1,"data":["nope"]}"#.into()),
-            422,
-            "data[0]",
-        ),
+        ("PUT", "/v1/zones/a.test./records/x.a.test./A", Some(r#"{"ttl":1,"data":["nope"]}"#.into()), 422, "data[0]"),
         (
             "PUT",
             "/v1/zones/a.test./records/x.other.test./A",
@@ -349,48 +246,16 @@ fn bad_requests_get_their_status_and_change_nothing() {
             409,
             "beside other data",
         ),
-        (
-            "PUT",
-            "/v1/zones/a.test./records/a.test./SOA",
-            Some(r#"{"ttl":1,"data":["x"]}"#.into()),
-            422,
-            "SOA",
-        ),
-        (
-            "PUT",
-            "/v1/zones/a.test./records/x.a.test./A",
-            Some(r#"{"ttl":1,"data":[],"extra":1}"#.into()),
-            400,
-            "extra",
-        ),
-        (
-            "DELETE",
-            "/v1/zones/a.test./records/nothing.a.test./A",
-            None,
-            404,
-            "no A records",
-        ),
-        (
-            "DELETE",
-            "/v1/zones/a.test./records/a.test./NS",
-            None,
-            409,
-            "no NS record at its apex",
-        ),
-        (
-            "PUT",
-            "/v1/pools/big.a.test.",
-            Some("x".repeat((1 << 20) + 10)),
-            413,
-            "over",
-        ),
+        ("PUT", "/v1/zones/a.test./records/a.test./SOA", Some(r#"{"ttl":1,"data":["x"]}"#.into()), 422, "SOA"),
+        ("PUT", "/v1/zones/a.test./records/x.a.test./A", Some(r#"{"ttl":1,"data":[],"extra":1}"#.into()), 400, "extra"),
+        ("DELETE", "/v1/zones/a.test./records/nothing.a.test./A", None, 404, "no A records"),
+        ("DELETE", "/v1/zones/a.test./records/a.test./NS", None, 409, "no NS record at its apex"),
+        ("PUT", "/v1/pools/big.a.test.", Some("x".repeat((1 << 20) + 10)), 413, "over"),
     ];
     for (method, path, body, status, needle) in &cases {
         let (st, v) = api.send(method, path, body.as_deref(), Some(TOKEN));
         assert_eq!(st, *status, "{method} {path}: {v}");
-        let err = v["error"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{method} {path}: no error field in {v}"));
+        let err = v["error"].as_str().unwrap_or_else(|| panic!("{method} {path}: no error field in {v}"));
         assert!(err.contains(needle), "{method} {path}: {err:?} lacks {needle:?}");
     }
     // Authentication.
@@ -402,10 +267,7 @@ fn bad_requests_get_their_status_and_change_nothing() {
     assert_eq!(api.get("/v1/pools").1, before_pools);
     assert_eq!(api.get("/v1/zones/a.test./records").1, before_records);
     assert_eq!(serial(&s), serial0);
-    assert_eq!(
-        s.query("x.a.test.", RecordType::A).metadata.response_code,
-        ResponseCode::NXDomain
-    );
+    assert_eq!(s.query("x.a.test.", RecordType::A).metadata.response_code, ResponseCode::NXDomain);
 }
 
 #[test]
@@ -447,10 +309,7 @@ fn added_members_are_probed_at_once_and_removed_ones_stop() {
 }
 
 fn binary_config(dir: &std::path::Path) -> std::path::PathBuf {
-    write(
-        &dir.join("lbdns.toml"),
-        &config("token_file=\"admin.token\"\nstate_dir=\"state\""),
-    );
+    write(&dir.join("lbdns.toml"), &config("token_file=\"admin.token\"\nstate_dir=\"state\""));
     write(&dir.join("a.zone"), &zone());
     write(&dir.join("admin.token"), TOKEN);
     dir.join("lbdns.toml")
@@ -464,10 +323,7 @@ fn durable_writes(kill: bool) {
     let serial0 = serial_at(r.dns);
     for i in 0..200 {
         let path = format!("/v1/zones/a.test./records/h{i}.a.test./A");
-        let (st, v) = api.put(
-            &path,
-            &format!(r#"{{"ttl":60,"data":["10.0.{}.{}"]}}"#, i / 256, i % 256),
-        );
+        let (st, v) = api.put(&path, &format!(r#"{{"ttl":60,"data":["10.0.{}.{}"]}}"#, i / 256, i % 256));
         assert_eq!(st, 201, "{v}");
     }
     let mut r = r;
@@ -475,10 +331,7 @@ fn durable_writes(kill: bool) {
         r.child.kill().unwrap(); // SIGKILL
     } else {
         let pid = r.child.id().to_string();
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
+        std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     }
     let status = r.child.wait().unwrap();
     assert_eq!(status.success(), !kill, "{status}");
@@ -491,12 +344,7 @@ fn durable_writes(kill: bool) {
         assert_eq!(got, vec![format!("10.0.{}.{}", i / 256, i % 256)], "write {i} lost");
     }
     let recs = api.get("/v1/zones/a.test./records").1;
-    let api_sets = recs["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["source"] == "api")
-        .count();
+    let api_sets = recs["records"].as_array().unwrap().iter().filter(|r| r["source"] == "api").count();
     assert_eq!(api_sets, 200);
     assert_eq!(serial_at(r.dns), serial0 + 200);
 }

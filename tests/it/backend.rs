@@ -37,10 +37,7 @@ impl Backend {
         let ck = rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         let cert = ck.cert.der().clone();
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
-        let cfg = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert], key)
-            .unwrap();
+        let cfg = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(vec![cert], key).unwrap();
         Self::start(ip, port, Some(Arc::new(cfg)))
     }
 
@@ -134,15 +131,9 @@ fn handle<S: Read + Write>(s: &mut S, st: &State) {
         Some(want) if *want != host => (400, format!("wrong host {host:?}")),
         _ => (st.status.load(Ordering::SeqCst), st.body.lock().unwrap().clone()),
     };
-    let extra = if status == 301 {
-        "Location: http://elsewhere.test/\r\n"
-    } else {
-        ""
-    };
-    let resp = format!(
-        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
-        body.len()
-    );
+    let extra = if status == 301 { "Location: http://elsewhere.test/\r\n" } else { "" };
+    let resp =
+        format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}", body.len());
     let _ = s.write_all(resp.as_bytes());
     let _ = s.flush();
 }

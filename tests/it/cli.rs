@@ -11,15 +11,8 @@ fn bin() -> Command {
 }
 
 fn check(dir: &std::path::Path) -> (i32, String) {
-    let out = bin()
-        .args(["check", "--config"])
-        .arg(dir.join("lbdns.toml"))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = bin().args(["check", "--config"]).arg(dir.join("lbdns.toml")).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 const CFG: &str = "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n\
@@ -27,11 +20,7 @@ const CFG: &str = "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:
 
 #[test]
 fn check_accepts_the_example() {
-    let out = bin()
-        .args(["check", "--config"])
-        .arg(manifest_dir().join("lbdns.toml"))
-        .output()
-        .unwrap();
+    let out = bin().args(["check", "--config"]).arg(manifest_dir().join("lbdns.toml")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -47,38 +36,23 @@ fn check_reports_zone_errors_with_file_and_line() {
     assert_eq!(code, 64, "{err}");
     let zone = dir.path().join("t.zone");
     assert!(err.contains(&format!("{}:6: invalid A data", zone.display())), "{err}");
-    assert!(
-        err.contains(&format!("{}:7: CNAME at c.t.test. beside other data", zone.display())),
-        "{err}"
-    );
+    assert!(err.contains(&format!("{}:7: CNAME at c.t.test. beside other data", zone.display())), "{err}");
 }
 
 #[test]
 fn check_reports_config_errors_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    write(
-        &dir.path().join("lbdns.toml"),
-        &format!("{CFG}[[pool]]\nname = \"www.t.test.\"\npolicy = \"fastest\"\n"),
-    );
+    write(&dir.path().join("lbdns.toml"), &format!("{CFG}[[pool]]\nname = \"www.t.test.\"\npolicy = \"fastest\"\n"));
     write(&dir.path().join("t.zone"), &small_zone(""));
     let (code, err) = check(dir.path());
     assert_eq!(code, 64);
     let cfg = dir.path().join("lbdns.toml");
-    assert!(
-        err.starts_with(&format!("{}:10: unknown variant `fastest`", cfg.display())),
-        "{err}"
-    );
+    assert!(err.starts_with(&format!("{}:10: unknown variant `fastest`", cfg.display())), "{err}");
 
-    write(
-        &dir.path().join("lbdns.toml"),
-        &format!("{CFG}[[pool]]\nname = \"www.elsewhere.test.\"\n"),
-    );
+    write(&dir.path().join("lbdns.toml"), &format!("{CFG}[[pool]]\nname = \"www.elsewhere.test.\"\n"));
     let (code, err) = check(dir.path());
     assert_eq!(code, 64);
-    assert!(
-        err.contains(":8: pool www.elsewhere.test. is not inside any zone"),
-        "{err}"
-    );
+    assert!(err.contains(":8: pool www.elsewhere.test. is not inside any zone"), "{err}");
 
     // A missing zone file names the file.
     std::fs::remove_file(dir.path().join("t.zone")).unwrap();
@@ -120,23 +94,12 @@ pub fn spawn_with(config: &std::path::Path, env: &[(&str, &str)]) -> Running {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     // lbdns ready dns=ADDR[,ADDR…] admin=ADDR
     let mut parts = line.trim().split(' ');
     assert_eq!(parts.next(), Some("lbdns"), "{line}");
     assert_eq!(parts.next(), Some("ready"), "{line}");
-    let dns = parts
-        .next()
-        .unwrap()
-        .strip_prefix("dns=")
-        .unwrap()
-        .split(',')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let dns = parts.next().unwrap().strip_prefix("dns=").unwrap().split(',').next().unwrap().parse().unwrap();
     let admin = parts.next().unwrap().strip_prefix("admin=").unwrap().parse().unwrap();
     Running { child, dns, admin }
 }
@@ -151,12 +114,7 @@ fn example_dir() -> tempfile::TempDir {
 fn binary_prints_ready_and_stops_on_sigterm() {
     let dir = example_dir();
     let mut r = spawn(&dir.path().join("lbdns.toml"));
-    assert_eq!(
-        udp(r.dns, &msg("static.example.test.", hickory_proto::rr::RecordType::A))
-            .answers
-            .len(),
-        3
-    );
+    assert_eq!(udp(r.dns, &msg("static.example.test.", hickory_proto::rr::RecordType::A)).answers.len(), 3);
     let pid = r.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let start = Instant::now();
@@ -197,10 +155,7 @@ fn dig_against_the_binary() {
 
     let out = run(&["nope.example.test"]);
     assert!(out.contains("status: NXDOMAIN"), "{out}");
-    assert!(
-        out.contains("IN\tSOA\tns1.example.test. hostmaster.example.test."),
-        "{out}"
-    );
+    assert!(out.contains("IN\tSOA\tns1.example.test. hostmaster.example.test."), "{out}");
 
     let out = run(&["example.com"]);
     assert!(out.contains("status: REFUSED"), "{out}");

@@ -18,16 +18,7 @@ struct Case {
 }
 
 const fn case(name: &'static str, qtype: RecordType, rcode: ResponseCode, aa: bool) -> Case {
-    Case {
-        name,
-        qtype,
-        rcode,
-        aa,
-        answers: &[],
-        answer_count: 0,
-        authority: &[],
-        additional_records: 0,
-    }
+    Case { name, qtype, rcode, aa, answers: &[], answer_count: 0, authority: &[], additional_records: 0 }
 }
 
 fn cases() -> Vec<Case> {
@@ -43,50 +34,23 @@ fn cases() -> Vec<Case> {
             answer_count: 3,
             ..case("static.example.test.", T::A, R::NoError, true)
         },
-        Case {
-            answer_count: 2,
-            ..case("static.example.test.", T::AAAA, R::NoError, true)
-        },
+        Case { answer_count: 2, ..case("static.example.test.", T::AAAA, R::NoError, true) },
         // NODATA: the name exists without that type.
-        Case {
-            authority: &[T::SOA],
-            ..case("static.example.test.", T::TXT, R::NoError, true)
-        },
-        Case {
-            authority: &[T::SOA],
-            ..case("nope.example.test.", T::A, R::NXDomain, true)
-        },
-        Case {
-            authority: &[T::SOA],
-            ..case("deep.nope.example.test.", T::AAAA, R::NXDomain, true)
-        },
+        Case { authority: &[T::SOA], ..case("static.example.test.", T::TXT, R::NoError, true) },
+        Case { authority: &[T::SOA], ..case("nope.example.test.", T::A, R::NXDomain, true) },
+        Case { authority: &[T::SOA], ..case("deep.nope.example.test.", T::AAAA, R::NXDomain, true) },
         case("example.com.", T::A, R::Refused, false),
         case("test.", T::SOA, R::Refused, false),
-        Case {
-            answer_count: 1,
-            ..case("example.test.", T::SOA, R::NoError, true)
-        },
+        Case { answer_count: 1, ..case("example.test.", T::SOA, R::NoError, true) },
         Case {
             answers: &["example.test. MX 10 mail.example.test."],
             answer_count: 1,
             ..case("example.test.", T::MX, R::NoError, true)
         },
-        Case {
-            answer_count: 1,
-            ..case("example.test.", T::CAA, R::NoError, true)
-        },
-        Case {
-            answer_count: 2,
-            ..case("example.test.", T::NS, R::NoError, true)
-        },
-        Case {
-            answer_count: 1,
-            ..case("_http._tcp.example.test.", T::SRV, R::NoError, true)
-        },
-        Case {
-            answer_count: 1,
-            ..case("www.example.test.", T::TXT, R::NoError, true)
-        },
+        Case { answer_count: 1, ..case("example.test.", T::CAA, R::NoError, true) },
+        Case { answer_count: 2, ..case("example.test.", T::NS, R::NoError, true) },
+        Case { answer_count: 1, ..case("_http._tcp.example.test.", T::SRV, R::NoError, true) },
+        Case { answer_count: 1, ..case("www.example.test.", T::TXT, R::NoError, true) },
         // In-zone CNAME chain to static data.
         Case {
             answers: &[
@@ -104,11 +68,7 @@ fn cases() -> Vec<Case> {
             ..case("docs.example.test.", T::CNAME, R::NoError, true)
         },
         // CNAME to a name without that type: the CNAME, then NODATA.
-        Case {
-            answer_count: 1,
-            authority: &[T::SOA],
-            ..case("docs.example.test.", T::MX, R::NoError, true)
-        },
+        Case { answer_count: 1, authority: &[T::SOA], ..case("docs.example.test.", T::MX, R::NoError, true) },
         // Wildcards (RFC 4592): owner is the query name; deeper names match too.
         Case {
             answers: &["x.apps.example.test. A 192.0.2.80"],
@@ -120,15 +80,9 @@ fn cases() -> Vec<Case> {
             answer_count: 1,
             ..case("y.z.apps.example.test.", T::A, R::NoError, true)
         },
-        Case {
-            authority: &[T::SOA],
-            ..case("x.apps.example.test.", T::MX, R::NoError, true)
-        },
+        Case { authority: &[T::SOA], ..case("x.apps.example.test.", T::MX, R::NoError, true) },
         // The empty non-terminal above the wildcard exists: NODATA, not NXDOMAIN.
-        Case {
-            authority: &[T::SOA],
-            ..case("apps.example.test.", T::A, R::NoError, true)
-        },
+        Case { authority: &[T::SOA], ..case("apps.example.test.", T::A, R::NoError, true) },
         // Referral with glue, not authoritative.
         Case {
             authority: &[T::NS, T::NS],
@@ -141,10 +95,7 @@ fn cases() -> Vec<Case> {
             ..case("child.example.test.", T::NS, R::NoError, false)
         },
         // ANY: one RRset (RFC 8482).
-        Case {
-            answer_count: 2,
-            ..case("example.test.", T::ANY, R::NoError, true)
-        },
+        Case { answer_count: 2, ..case("example.test.", T::ANY, R::NoError, true) },
     ]
 }
 
@@ -258,10 +209,7 @@ fn large_answer_truncates_over_udp_and_is_whole_over_tcp() {
 fn server_never_exceeds_its_own_udp_size() {
     let zone = small_zone(&format!(
         "many IN TXT {}\n",
-        (0..8)
-            .map(|i| format!("\"{}\"", "y".repeat(200 + i)))
-            .collect::<Vec<_>>()
-            .join(" ")
+        (0..8).map(|i| format!("\"{}\"", "y".repeat(200 + i))).collect::<Vec<_>>().join(" ")
     ));
     let cfg = "[dns]\nlisten=[\"127.0.0.1:0\"]\nedns_udp_size = 1232\n[admin]\nlisten=\"127.0.0.1:0\"\n\
                [[zone]]\norigin=\"t.test.\"\nfile=\"t.zone\"\n";
@@ -346,8 +294,5 @@ fn tcp_serves_several_queries_per_connection() {
         conn.read_exact(&mut m).unwrap();
         rcodes.push(Message::from_vec(&m).unwrap().metadata.response_code);
     }
-    assert_eq!(
-        rcodes,
-        vec![ResponseCode::NoError, ResponseCode::NoError, ResponseCode::NXDomain]
-    );
+    assert_eq!(rcodes, vec![ResponseCode::NoError, ResponseCode::NoError, ResponseCode::NXDomain]);
 }

@@ -11,17 +11,9 @@ use crate::harness::*;
 fn members(drain_ap: bool) -> String {
     let mut s = String::new();
     for (region, n) in [("us", 10), ("eu", 20), ("ap", 30)] {
-        let enabled = if drain_ap && region == "ap" {
-            "enabled=false\n"
-        } else {
-            ""
-        };
-        s.push_str(&format!(
-            "[[pool.member]]\naddress=\"192.0.2.{n}\"\nregion=\"{region}\"\n{enabled}"
-        ));
-        s.push_str(&format!(
-            "[[pool.member]]\naddress=\"2001:db8::{n}\"\nregion=\"{region}\"\n{enabled}"
-        ));
+        let enabled = if drain_ap && region == "ap" { "enabled=false\n" } else { "" };
+        s.push_str(&format!("[[pool.member]]\naddress=\"192.0.2.{n}\"\nregion=\"{region}\"\n{enabled}"));
+        s.push_str(&format!("[[pool.member]]\naddress=\"2001:db8::{n}\"\nregion=\"{region}\"\n{enabled}"));
     }
     s
 }
@@ -44,11 +36,7 @@ fn server(db: &str) -> Server {
 
 fn ask(s: &Server, name: &str, t: RecordType, net: &str, prefix: u8) -> (Vec<String>, Option<(u8, u8)>) {
     let r = udp(s.dns, &msg_ecs(name, t, net, prefix));
-    assert_eq!(
-        r.metadata.response_code,
-        ResponseCode::NoError,
-        "{name} {t} via {net}/{prefix}"
-    );
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{name} {t} via {net}/{prefix}");
     (addrs(&r), reply_ecs(&r).map(|e| (e.0, e.1)))
 }
 
@@ -97,19 +85,10 @@ fn a_region_with_nothing_eligible_moves_to_the_next() {
 #[test]
 fn the_flat_database_shape_works_with_built_in_continents() {
     let s = server("test-flat.mmdb");
-    assert_eq!(
-        ask(&s, "www.g.test.", RecordType::A, "192.0.2.0", 24).0,
-        vec!["192.0.2.30"]
-    );
-    assert_eq!(
-        ask(&s, "www.g.test.", RecordType::A, "198.51.100.0", 24).0,
-        vec!["192.0.2.10"]
-    );
+    assert_eq!(ask(&s, "www.g.test.", RecordType::A, "192.0.2.0", 24).0, vec!["192.0.2.30"]);
+    assert_eq!(ask(&s, "www.g.test.", RecordType::A, "198.51.100.0", 24).0, vec!["192.0.2.10"]);
     // FR has no key of its own: its continent (EU, from the built-in table) decides.
-    assert_eq!(
-        ask(&s, "www.g.test.", RecordType::A, "203.0.113.0", 24).0,
-        vec!["192.0.2.20"]
-    );
+    assert_eq!(ask(&s, "www.g.test.", RecordType::A, "203.0.113.0", 24).0, vec!["192.0.2.20"]);
 }
 
 #[test]
@@ -177,16 +156,10 @@ fn sighup_swaps_in_a_new_database() {
     let moved = source.replace("203.0.113.0/25       FR", "203.0.113.0/25       JP");
     write_bytes(&dir.path().join("geo.mmdb"), &geoip_gen::build(Shape::GeoIp2, &moved));
     let pid = r.child.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap();
+    std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while first() != vec!["192.0.2.30"] {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "new database not in effect after SIGHUP"
-        );
+        assert!(std::time::Instant::now() < deadline, "new database not in effect after SIGHUP");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

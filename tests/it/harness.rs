@@ -21,6 +21,8 @@ pub struct Server {
     pub dns: SocketAddr,
     #[allow(dead_code)]
     pub admin: SocketAddr,
+    /// The first `[redirect]` listener, when configured.
+    pub redirect: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
@@ -44,14 +46,11 @@ impl Server {
         let path = dir.path().join("lbdns.toml");
         std::fs::write(&path, config).unwrap();
         let sources = lbdns::Sources::load(&path).map_err(|e| e.to_string())?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let app = rt.block_on(lbdns::App::bind(sources)).map_err(|e| e.to_string())?;
         let dns = app.dns_addrs()[0];
         let admin = app.admin_addr();
+        let redirect = app.redirect_addrs().first().copied();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let done = rt.spawn(async move {
             app.run(async move {
@@ -60,14 +59,7 @@ impl Server {
             .await
             .unwrap();
         });
-        Ok(Server {
-            dns,
-            admin,
-            dir,
-            stop: Some(tx),
-            done: Some(done),
-            rt: Some(rt),
-        })
+        Ok(Server { dns, admin, redirect, dir, stop: Some(tx), done: Some(done), rt: Some(rt) })
     }
 
     /// The repository's example config and zone, on port 0.
@@ -99,14 +91,8 @@ pub fn example_config() -> String {
     text.replace("127.0.0.1:5353", "127.0.0.1:0")
         .replace("127.0.0.1:8053", "127.0.0.1:0")
         .replace("127.0.0.1:8080", "127.0.0.1:0")
-        .replace(
-            "file = \"zones/",
-            &format!("file = \"{}/zones/", manifest_dir().display()),
-        )
-        .replace(
-            "database = \"geoip/",
-            &format!("database = \"{}/geoip/", manifest_dir().display()),
-        )
+        .replace("file = \"zones/", &format!("file = \"{}/zones/", manifest_dir().display()))
+        .replace("database = \"geoip/", &format!("database = \"{}/geoip/", manifest_dir().display()))
 }
 
 /// The example zone's text, for configs that want it under another name.
@@ -135,11 +121,7 @@ pub fn msg_plain(name: &str, t: RecordType) -> Message {
 pub fn msg_ecs(name: &str, t: RecordType, addr: &str, prefix: u8) -> Message {
     let mut m = msg(name, t);
     let subnet = ClientSubnet::new(addr.parse().unwrap(), prefix, 0);
-    m.edns
-        .as_mut()
-        .unwrap()
-        .options_mut()
-        .insert(EdnsOption::Subnet(subnet));
+    m.edns.as_mut().unwrap().options_mut().insert(EdnsOption::Subnet(subnet));
     m
 }
 
@@ -181,19 +163,12 @@ pub fn tcp(addr: SocketAddr, m: &Message) -> Message {
 
 /// "name TYPE rdata" of each record in a section, for comparisons.
 pub fn lines(records: &[hickory_proto::rr::Record]) -> Vec<String> {
-    records
-        .iter()
-        .map(|r| format!("{} {} {}", r.name, r.record_type(), r.data))
-        .collect()
+    records.iter().map(|r| format!("{} {} {}", r.name, r.record_type(), r.data)).collect()
 }
 
 /// The address of each A/AAAA record in the answer, in order.
 pub fn addrs(m: &Message) -> Vec<String> {
-    m.answers
-        .iter()
-        .filter_map(|r| r.data.ip_addr())
-        .map(|a| a.to_string())
-        .collect()
+    m.answers.iter().filter_map(|r| r.data.ip_addr()).map(|a| a.to_string()).collect()
 }
 
 /// The ECS option of a reply: (source prefix, scope prefix, address).

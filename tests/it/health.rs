@@ -71,14 +71,7 @@ fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> Option<Durati
 fn failed_member_leaves_within_fall_intervals_and_returns_after_rise() {
     let b = backends(2);
     let port = b[0].addr.port();
-    let s = server(&pool(
-        "www.h.test.",
-        "http",
-        port,
-        "path=\"/healthz\"",
-        "",
-        &["127.0.0.2", "127.0.0.3"],
-    ));
+    let s = server(&pool("www.h.test.", "http", port, "path=\"/healthz\"", "", &["127.0.0.2", "127.0.0.3"]));
     assert_eq!(answered(&s, "www.h.test."), vec!["127.0.0.2", "127.0.0.3"]);
 
     b[1].set_status(503);
@@ -102,90 +95,29 @@ fn checks_status_body_host_redirects_timeouts_and_tcp() {
     b[2].expect_host("api.h.test");
     b[3].set_status(301);
     b[4].set_hang(true);
-    let all = [
-        "127.0.0.2",
-        "127.0.0.3",
-        "127.0.0.4",
-        "127.0.0.5",
-        "127.0.0.6",
-        "127.0.0.7",
-    ];
+    let all = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7"];
     let closed_port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
     let cfg = [
-        pool(
-            "body.h.test.",
-            "http",
-            port,
-            "expect_body=\"ok\"",
-            "",
-            &["127.0.0.2", "127.0.0.3"],
-        ),
-        pool(
-            "hostok.h.test.",
-            "http",
-            port,
-            "host=\"api.h.test\"",
-            "",
-            &["127.0.0.4"],
-        ),
-        pool(
-            "hostbad.h.test.",
-            "http",
-            port,
-            "host=\"other.h.test\"",
-            "all_down=\"empty\"",
-            &["127.0.0.4"],
-        ),
-        pool(
-            "redirect.h.test.",
-            "http",
-            port,
-            "",
-            "all_down=\"empty\"",
-            &["127.0.0.5", "127.0.0.7"],
-        ),
-        pool(
-            "redirect-ok.h.test.",
-            "http",
-            port,
-            "expect_status=[301]",
-            "",
-            &["127.0.0.5", "127.0.0.7"],
-        ),
+        pool("body.h.test.", "http", port, "expect_body=\"ok\"", "", &["127.0.0.2", "127.0.0.3"]),
+        pool("hostok.h.test.", "http", port, "host=\"api.h.test\"", "", &["127.0.0.4"]),
+        pool("hostbad.h.test.", "http", port, "host=\"other.h.test\"", "all_down=\"empty\"", &["127.0.0.4"]),
+        pool("redirect.h.test.", "http", port, "", "all_down=\"empty\"", &["127.0.0.5", "127.0.0.7"]),
+        pool("redirect-ok.h.test.", "http", port, "expect_status=[301]", "", &["127.0.0.5", "127.0.0.7"]),
         pool("hang.h.test.", "http", port, "", "", &["127.0.0.6", "127.0.0.7"]),
         pool("tcp.h.test.", "tcp", port, "", "", &all),
-        pool(
-            "tcpclosed.h.test.",
-            "tcp",
-            closed_port,
-            "",
-            "all_down=\"empty\"",
-            &["127.0.0.2"],
-        ),
+        pool("tcpclosed.h.test.", "tcp", closed_port, "", "all_down=\"empty\"", &["127.0.0.2"]),
     ]
     .concat();
     let s = server(&cfg);
     assert_eq!(answered(&s, "body.h.test."), vec!["127.0.0.2"]);
     assert_eq!(answered(&s, "hostok.h.test."), vec!["127.0.0.4"]);
     assert_eq!(answered(&s, "hostbad.h.test."), Vec::<String>::new());
-    assert_eq!(
-        answered(&s, "redirect.h.test."),
-        vec!["127.0.0.7"],
-        "a 301 is a failure"
-    );
-    assert_eq!(
-        answered(&s, "redirect-ok.h.test."),
-        vec!["127.0.0.5"],
-        "unless expected"
-    );
-    assert_eq!(
-        answered(&s, "hang.h.test."),
-        vec!["127.0.0.7"],
-        "a backend that never answers times out"
-    );
+    assert_eq!(answered(&s, "redirect.h.test."), vec!["127.0.0.7"], "a 301 is a failure");
+    assert_eq!(answered(&s, "redirect-ok.h.test."), vec!["127.0.0.5"], "unless expected");
+    assert_eq!(answered(&s, "hang.h.test."), vec!["127.0.0.7"], "a backend that never answers times out");
     assert_eq!(answered(&s, "tcp.h.test.").len(), 6, "every port is open");
     assert_eq!(answered(&s, "tcpclosed.h.test."), Vec::<String>::new());
 }
@@ -196,30 +128,12 @@ fn https_verifies_the_certificate_unless_told_not_to() {
     let port = b.addr.port();
     let s = server(
         &[
-            pool(
-                "verify.h.test.",
-                "https",
-                port,
-                "host=\"www.h.test\"",
-                "all_down=\"empty\"",
-                &["127.0.0.9"],
-            ),
-            pool(
-                "noverify.h.test.",
-                "https",
-                port,
-                "host=\"www.h.test\"\ntls_verify=false",
-                "",
-                &["127.0.0.9"],
-            ),
+            pool("verify.h.test.", "https", port, "host=\"www.h.test\"", "all_down=\"empty\"", &["127.0.0.9"]),
+            pool("noverify.h.test.", "https", port, "host=\"www.h.test\"\ntls_verify=false", "", &["127.0.0.9"]),
         ]
         .concat(),
     );
-    assert_eq!(
-        answered(&s, "verify.h.test."),
-        Vec::<String>::new(),
-        "self-signed fails verification"
-    );
+    assert_eq!(answered(&s, "verify.h.test."), Vec::<String>::new(), "self-signed fails verification");
     assert_eq!(answered(&s, "noverify.h.test."), vec!["127.0.0.9"]);
 }
 
@@ -235,29 +149,15 @@ fn every_all_down_mode_with_every_member_down() {
             pool("serveall.h.test.", "http", port, "", "all_down=\"serve-all\"", &m),
             pool("empty.h.test.", "http", port, "", "all_down=\"empty\"", &m),
             pool("servfail.h.test.", "http", port, "", "all_down=\"servfail\"", &m),
-            pool(
-                "fallback.h.test.",
-                "http",
-                port,
-                "",
-                "all_down=\"fallback\"\nfallback=[\"198.51.100.9\"]",
-                &m,
-            ),
+            pool("fallback.h.test.", "http", port, "", "all_down=\"fallback\"\nfallback=[\"198.51.100.9\"]", &m),
         ]
         .concat(),
     );
-    assert_eq!(
-        answered(&s, "serveall.h.test."),
-        vec!["127.0.0.2", "127.0.0.3"],
-        "fail open"
-    );
+    assert_eq!(answered(&s, "serveall.h.test."), vec!["127.0.0.2", "127.0.0.3"], "fail open");
     let r = s.query("empty.h.test.", RecordType::A);
     assert_eq!(r.metadata.response_code, ResponseCode::NoError);
     assert!(r.answers.is_empty());
-    assert_eq!(
-        s.query("servfail.h.test.", RecordType::A).metadata.response_code,
-        ResponseCode::ServFail
-    );
+    assert_eq!(s.query("servfail.h.test.", RecordType::A).metadata.response_code, ResponseCode::ServFail);
     assert_eq!(answered(&s, "fallback.h.test."), vec!["198.51.100.9"]);
 }
 
@@ -287,14 +187,7 @@ fn a_backend_down_at_start_is_never_answered() {
     let b = backends(2);
     let port = b[0].addr.port();
     b[1].set_status(500);
-    let s = server(&pool(
-        "www.h.test.",
-        "http",
-        port,
-        "fall=3",
-        "",
-        &["127.0.0.2", "127.0.0.3"],
-    ));
+    let s = server(&pool("www.h.test.", "http", port, "fall=3", "", &["127.0.0.2", "127.0.0.3"]));
     for _ in 0..50 {
         assert_eq!(answered(&s, "www.h.test."), vec!["127.0.0.2"]);
     }

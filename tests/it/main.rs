@@ -13,3 +13,4 @@ mod harness;
 mod health;
 mod ops;
 mod pools;
+mod redirect;

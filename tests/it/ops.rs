@@ -34,9 +34,7 @@ fn metric(admin: std::net::SocketAddr, series: &str) -> f64 {
     let text = http_get(&format!("http://{admin}/metrics"));
     text.lines()
         .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-                .map(|v| v.trim().parse::<f64>().unwrap())
+            l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).map(|v| v.trim().parse::<f64>().unwrap())
         })
         .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
 }
@@ -80,22 +78,14 @@ fn reload_applies_zone_and_pool_changes_and_survives_broken_files() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = setup(dir.path());
     let r = spawn(&cfg);
-    assert_eq!(
-        udp(r.dns, &msg("added.o.test.", RecordType::A)).metadata.response_code,
-        ResponseCode::NXDomain
-    );
+    assert_eq!(udp(r.dns, &msg("added.o.test.", RecordType::A)).metadata.response_code, ResponseCode::NXDomain);
 
-    write(
-        &dir.path().join("o.zone"),
-        &small_zone("static IN A 192.0.2.100\nadded IN A 192.0.2.55\n"),
-    );
+    write(&dir.path().join("o.zone"), &small_zone("static IN A 192.0.2.100\nadded IN A 192.0.2.55\n"));
     write(&cfg, &format!("{CFG}[[pool.member]]\naddress=\"192.0.2.2\"\n"));
     signal(&r, "-HUP");
     assert!(
-        wait_for(Duration::from_secs(5), || addrs(&udp(
-            r.dns,
-            &msg("added.o.test.", RecordType::A)
-        )) == vec!["192.0.2.55"]),
+        wait_for(Duration::from_secs(5), || addrs(&udp(r.dns, &msg("added.o.test.", RecordType::A)))
+            == vec!["192.0.2.55"]),
         "zone change not answered after SIGHUP"
     );
     let mut www = addrs(&udp(r.dns, &msg("www.o.test.", RecordType::A)));
@@ -104,30 +94,15 @@ fn reload_applies_zone_and_pool_changes_and_survives_broken_files() {
     assert_eq!(metric(r.admin, "lbdns_reloads_total{result=\"ok\"}"), 1.0);
 
     // A broken zone file: the old data keeps serving, the error is counted.
-    write(
-        &dir.path().join("o.zone"),
-        &small_zone("static IN A 192.0.2.100\nadded IN A 192.0.2.555\n"),
-    );
+    write(&dir.path().join("o.zone"), &small_zone("static IN A 192.0.2.100\nadded IN A 192.0.2.555\n"));
     signal(&r, "-HUP");
-    assert!(wait_for(Duration::from_secs(5), || metric(
-        r.admin,
-        "lbdns_reloads_total{result=\"error\"}"
-    ) == 1.0));
-    assert_eq!(
-        addrs(&udp(r.dns, &msg("added.o.test.", RecordType::A))),
-        vec!["192.0.2.55"]
-    );
+    assert!(wait_for(Duration::from_secs(5), || metric(r.admin, "lbdns_reloads_total{result=\"error\"}") == 1.0));
+    assert_eq!(addrs(&udp(r.dns, &msg("added.o.test.", RecordType::A))), vec!["192.0.2.55"]);
     // A broken config too.
     write(&cfg, "[dns]\nlisten = 5\n");
     signal(&r, "-HUP");
-    assert!(wait_for(Duration::from_secs(5), || metric(
-        r.admin,
-        "lbdns_reloads_total{result=\"error\"}"
-    ) == 2.0));
-    assert_eq!(
-        addrs(&udp(r.dns, &msg("static.o.test.", RecordType::A))),
-        vec!["192.0.2.100"]
-    );
+    assert!(wait_for(Duration::from_secs(5), || metric(r.admin, "lbdns_reloads_total{result=\"error\"}") == 2.0));
+    assert_eq!(addrs(&udp(r.dns, &msg("static.o.test.", RecordType::A))), vec!["192.0.2.100"]);
 }
 
 #[test]
@@ -169,21 +144,14 @@ fn twenty_reloads_under_query_load_lose_nothing() {
     for i in 1..=20 {
         signal(&r, "-HUP");
         assert!(
-            wait_for(Duration::from_secs(5), || metric(
-                r.admin,
-                "lbdns_reloads_total{result=\"ok\"}"
-            ) == i as f64),
+            wait_for(Duration::from_secs(5), || metric(r.admin, "lbdns_reloads_total{result=\"ok\"}") == i as f64),
             "reload {i} did not finish"
         );
     }
     stop.store(true, Ordering::Relaxed);
     client.join().unwrap();
     assert_eq!(failures.load(Ordering::Relaxed), 0);
-    assert!(
-        answered.load(Ordering::Relaxed) > 100,
-        "{}",
-        answered.load(Ordering::Relaxed)
-    );
+    assert!(answered.load(Ordering::Relaxed) > 100, "{}", answered.load(Ordering::Relaxed));
 }
 
 #[test]
@@ -214,10 +182,7 @@ fn metrics_move_by_exactly_the_queries_sent() {
     let after: Vec<f64> = series.iter().map(|s| metric(r.admin, s)).collect();
     let delta: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
     assert_eq!(delta, vec![14.0, 2.0, 12.0, 3.0, 1.0, 12.0, 0.0]);
-    assert_eq!(
-        metric(r.admin, "lbdns_member_up{pool=\"www.o.test.\",address=\"192.0.2.1\"}"),
-        1.0
-    );
+    assert_eq!(metric(r.admin, "lbdns_member_up{pool=\"www.o.test.\",address=\"192.0.2.1\"}"), 1.0);
 }
 
 #[test]
@@ -246,10 +211,7 @@ fn sigterm_under_load_exits_zero_within_five_seconds() {
         if let Some(s) = r.child.try_wait().unwrap() {
             break s;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "still running 5 s after SIGTERM"
-        );
+        assert!(start.elapsed() < Duration::from_secs(5), "still running 5 s after SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     };
     stop.store(true, Ordering::Relaxed);
@@ -271,16 +233,9 @@ fn systemd_unit_verifies() {
     let unit = unit.replace("/usr/local/bin/lbdns", env!("CARGO_BIN_EXE_lbdns"));
     let path = dir.path().join("lbdns.service");
     write(&path, &unit);
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && err.trim().is_empty(),
-        "systemd-analyze verify: {err}"
-    );
+    assert!(out.status.success() && err.trim().is_empty(), "systemd-analyze verify: {err}");
     for key in [
         "Type=notify",
         "ExecStartPre=",

@@ -18,10 +18,7 @@ fn pool_server(pools: &str) -> Server {
 }
 
 fn members(addrs: &[&str]) -> String {
-    addrs
-        .iter()
-        .map(|a| format!("[[pool.member]]\naddress = \"{a}\"\n"))
-        .collect()
+    addrs.iter().map(|a| format!("[[pool.member]]\naddress = \"{a}\"\n")).collect()
 }
 
 fn first_counts(s: &Server, name: &str, n: usize) -> HashMap<String, usize> {
@@ -36,10 +33,7 @@ fn first_counts(s: &Server, name: &str, n: usize) -> HashMap<String, usize> {
 #[test]
 fn round_robin_each_member_first_exactly_k_times() {
     let m = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"];
-    let s = pool_server(&format!(
-        "[[pool]]\nname=\"www.p.test.\"\npolicy=\"round-robin\"\n{}",
-        members(&m)
-    ));
+    let s = pool_server(&format!("[[pool]]\nname=\"www.p.test.\"\npolicy=\"round-robin\"\n{}", members(&m)));
     let k = 25;
     let counts = first_counts(&s, "www.p.test.", k * m.len());
     for a in m {
@@ -58,18 +52,12 @@ fn round_robin_each_member_first_exactly_k_times() {
 #[test]
 fn random_is_uniform_by_chi_square() {
     let m = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"];
-    let s = pool_server(&format!(
-        "[[pool]]\nname=\"www.p.test.\"\npolicy=\"random\"\n{}",
-        members(&m)
-    ));
+    let s = pool_server(&format!("[[pool]]\nname=\"www.p.test.\"\npolicy=\"random\"\n{}", members(&m)));
     let n = 10_000;
     let counts = first_counts(&s, "www.p.test.", n);
     assert_eq!(counts.len(), 4, "every member comes first: {counts:?}");
     let expected = n as f64 / 4.0;
-    let chi2: f64 = m
-        .iter()
-        .map(|a| (counts[*a] as f64 - expected).powi(2) / expected)
-        .sum();
+    let chi2: f64 = m.iter().map(|a| (counts[*a] as f64 - expected).powi(2) / expected).sum();
     // Critical value of chi-square with 3 degrees of freedom at p = 0.001.
     assert!(chi2 < 16.266, "chi2 = {chi2}, counts {counts:?}");
 }
@@ -114,9 +102,7 @@ fn subnet(i: usize) -> String {
 
 #[test]
 fn affinity_is_stable_per_subnet_and_spreads_by_weight() {
-    let s = pool_server(&format!(
-        "[[pool]]\nname=\"www.p.test.\"\npolicy=\"affinity\"\n{AFFINITY_MEMBERS}"
-    ));
+    let s = pool_server(&format!("[[pool]]\nname=\"www.p.test.\"\npolicy=\"affinity\"\n{AFFINITY_MEMBERS}"));
     // The same subnet gets the same first answer 100 times out of 100.
     let first = |net: &str| addrs(&udp(s.dns, &msg_ecs("www.p.test.", RecordType::A, net, 24)))[0].clone();
     let a = first("198.51.100.0");
@@ -131,12 +117,7 @@ fn affinity_is_stable_per_subnet_and_spreads_by_weight() {
     for i in 0..2000 {
         *counts.entry(first(&subnet(i))).or_insert(0) += 1;
     }
-    for (addr, share) in [
-        ("192.0.2.1", 40.0),
-        ("192.0.2.2", 20.0),
-        ("192.0.2.3", 20.0),
-        ("192.0.2.4", 20.0),
-    ] {
+    for (addr, share) in [("192.0.2.1", 40.0), ("192.0.2.2", 20.0), ("192.0.2.3", 20.0), ("192.0.2.4", 20.0)] {
         let got = counts.get(addr).copied().unwrap_or(0) as f64 / 20.0;
         assert!((got - share).abs() <= 4.0, "{addr}: {got:.1}% vs {share}% ({counts:?})");
     }
@@ -198,10 +179,7 @@ fn pool_without_that_family_is_nodata() {
 
 #[test]
 fn txt_at_pool_name_and_cname_to_pool() {
-    let s = pool_server(&format!(
-        "[[pool]]\nname=\"www.p.test.\"\n{}",
-        members(&["192.0.2.1", "192.0.2.2"])
-    ));
+    let s = pool_server(&format!("[[pool]]\nname=\"www.p.test.\"\n{}", members(&["192.0.2.1", "192.0.2.2"])));
     let r = s.query("www.p.test.", RecordType::TXT);
     assert_eq!(lines(&r.answers), vec!["www.p.test. TXT pool text"]);
     let r = s.query("alias.p.test.", RecordType::A);

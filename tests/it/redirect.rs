@@ -1,0 +1,141 @@
+//! HTTP redirect balancing over real HTTP: the same pools, policies and health as DNS.
+
+use std::collections::HashMap;
+
+use reqwest::blocking::Client;
+
+use crate::harness::*;
+
+fn server(extra: &str) -> Server {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = format!(
+        "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n\
+         [redirect]\nlisten=[\"127.0.0.1:0\"]\ntrusted_proxies=[\"127.0.0.0/8\"]\n\
+         [redirect.hosts]\n\"rr.r.test\"=\"rr.r.test.\"\n\"w.r.test\"=\"w.r.test.\"\n\"aff.r.test\"=\"aff.r.test.\"\n\
+         \"v6.r.test\"={{pool=\"v6.r.test.\",scheme=\"https\",port=8443,status=307}}\n\
+         \"down.r.test\"=\"down.r.test.\"\n\"fb.r.test\"=\"fb.r.test.\"\n\"empty.r.test\"=\"empty.r.test.\"\n\
+         [[zone]]\norigin=\"r.test.\"\nfile=\"r.zone\"\n\
+         [[pool]]\nname=\"rr.r.test.\"\n\
+         [[pool.member]]\naddress=\"192.0.2.1\"\n[[pool.member]]\naddress=\"192.0.2.2\"\n\
+         [[pool.member]]\naddress=\"192.0.2.3\"\nenabled=false\n\
+         [[pool]]\nname=\"w.r.test.\"\npolicy=\"weighted\"\n\
+         [[pool.member]]\naddress=\"192.0.2.1\"\nweight=3\n[[pool.member]]\naddress=\"192.0.2.2\"\n\
+         [[pool]]\nname=\"aff.r.test.\"\npolicy=\"affinity\"\n\
+         [[pool.member]]\naddress=\"192.0.2.1\"\n[[pool.member]]\naddress=\"192.0.2.2\"\n\
+         [[pool.member]]\naddress=\"192.0.2.3\"\n\
+         [[pool]]\nname=\"v6.r.test.\"\n[[pool.member]]\naddress=\"2001:db8::1\"\n\
+         [[pool]]\nname=\"down.r.test.\"\nall_down=\"servfail\"\n[pool.health]\ncheck=\"tcp\"\nport={closed_port}\n\
+         [[pool.member]]\naddress=\"127.0.0.1\"\n\
+         [[pool]]\nname=\"fb.r.test.\"\nall_down=\"fallback\"\nfallback=[\"198.51.100.9\"]\n\
+         [pool.health]\ncheck=\"tcp\"\nport={closed_port}\n[[pool.member]]\naddress=\"127.0.0.1\"\n\
+         [[pool]]\nname=\"empty.r.test.\"\nall_down=\"empty\"\n\
+         [[pool.member]]\naddress=\"192.0.2.9\"\nenabled=false\n{extra}"
+    );
+    Server::start(&cfg, &[("r.zone", &small_zone(""))])
+}
+
+fn client() -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+struct Reply {
+    status: u16,
+    location: String,
+    headers: reqwest::header::HeaderMap,
+}
+
+fn get(c: &Client, s: &Server, host: &str, path: &str, xff: Option<&str>) -> Reply {
+    let mut req = c.get(format!("http://{}{path}", s.redirect.unwrap())).header("host", host);
+    if let Some(x) = xff {
+        req = req.header("x-forwarded-for", x);
+    }
+    let r = req.send().unwrap();
+    let location = r.headers().get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    Reply { status: r.status().as_u16(), location, headers: r.headers().clone() }
+}
+
+#[test]
+fn round_robin_rotates_and_keeps_path_and_query() {
+    let s = server("");
+    let c = client();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let r = get(&c, &s, "rr.r.test", "/x/y?a=1&b=2", None);
+        assert_eq!(r.status, 302);
+        assert_eq!(r.headers["cache-control"], "no-store");
+        seen.push(r.location);
+    }
+    assert_ne!(seen[0], seen[1], "rotates: {seen:?}");
+    assert_eq!(seen[0], seen[2]);
+    for l in &seen {
+        assert!(l == "http://192.0.2.1/x/y?a=1&b=2" || l == "http://192.0.2.2/x/y?a=1&b=2", "{l}");
+    }
+}
+
+#[test]
+fn weighted_shares_and_a_drained_member_never_chosen() {
+    let s = server("");
+    let c = client();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for _ in 0..2000 {
+        *counts.entry(get(&c, &s, "w.r.test", "/", None).location).or_insert(0) += 1;
+    }
+    let share = counts.get("http://192.0.2.1/").copied().unwrap_or(0) as f64 / 20.0;
+    assert!((share - 75.0).abs() < 4.0, "{counts:?}");
+    for _ in 0..50 {
+        assert_ne!(get(&c, &s, "rr.r.test", "/", None).location, "http://192.0.2.3/");
+    }
+}
+
+#[test]
+fn affinity_is_stable_per_client_behind_a_trusted_proxy() {
+    let s = server("");
+    let c = client();
+    let mut firsts = std::collections::HashSet::new();
+    for i in 0..40 {
+        let xff = format!("198.51.{i}.7");
+        let first = get(&c, &s, "aff.r.test", "/", Some(&xff)).location;
+        for _ in 0..5 {
+            assert_eq!(get(&c, &s, "aff.r.test", "/", Some(&xff)).location, first);
+        }
+        firsts.insert(first);
+    }
+    assert!(firsts.len() >= 2, "clients spread: {firsts:?}");
+}
+
+#[test]
+fn failed_members_all_down_and_unknown_hosts() {
+    let s = server("");
+    let c = client();
+    let r = get(&c, &s, "down.r.test", "/", None);
+    assert_eq!(r.status, 503, "servfail -> 503");
+    assert!(r.headers.contains_key("retry-after"));
+    let r = get(&c, &s, "empty.r.test", "/", None);
+    assert_eq!(r.status, 503);
+    assert!(r.headers.contains_key("retry-after"));
+    let r = get(&c, &s, "fb.r.test", "/p", None);
+    assert_eq!((r.status, r.location.as_str()), (302, "http://198.51.100.9/p"));
+    let r = get(&c, &s, "nope.r.test", "/", None);
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn ipv6_members_are_bracketed_with_host_options() {
+    let s = server("");
+    let c = client();
+    let r = get(&c, &s, "V6.R.test:8080", "/a?b", None);
+    assert_eq!((r.status, r.location.as_str()), (307, "https://[2001:db8::1]:8443/a?b"));
+}
+
+#[test]
+fn forwarded_for_is_ignored_from_untrusted_peers() {
+    let cfg_extra = "";
+    let s = server(cfg_extra);
+    // 127.0.0.1 is trusted in this config: a forged chain ending in a trusted hop
+    // yields the first untrusted address from the right.
+    let c = client();
+    let a = get(&c, &s, "aff.r.test", "/", Some("203.0.113.5, 127.0.0.9")).location;
+    let b = get(&c, &s, "aff.r.test", "/", Some("203.0.113.5")).location;
+    assert_eq!(a, b);
+}
