@@ -610,13 +610,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
                     continue;
                 }
             };
-            if !pools.iter().any(|p| p.name == pool) {
-                problems.push(Problem::new(
-                    path,
-                    line,
-                    format!("[redirect] host {host}: no pool {pool} in this config"),
-                ));
-            }
+            // The pool may be a config pool or one created through the API: a Host
+            // whose pool does not exist gets 404 naming it.
             if !matches!(scheme, "http" | "https") {
                 problems.push(Problem::new(
                     path,
