@@ -2,6 +2,7 @@
 //! two transports that feed it ([`udp`], [`tcp`]).
 
 pub mod answer;
+pub mod mmsg;
 pub mod tcp;
 pub mod udp;
 pub mod wire;

@@ -1,5 +1,6 @@
 //! The UDP path: one SO_REUSEPORT socket per worker thread, each running a tight
-//! receive-answer-send loop over reused buffers. The kernel spreads datagrams over
+//! receive-answer-send loop over reused buffers, batched with recvmmsg/sendmmsg
+//! (up to 32 datagrams per system call). The kernel spreads datagrams over
 //! the sockets; nothing is shared between workers except the snapshot pointer.
 
 use std::io;
@@ -14,6 +15,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tracing::debug;
 
 use super::Responder;
+use super::mmsg::{BATCH, Batch};
+use std::os::fd::AsRawFd;
 use crate::metrics::WorkerStats;
 use crate::store::snapshot::Snapshot;
 
@@ -42,28 +45,52 @@ pub fn spawn_worker(
     seed: u64,
 ) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("lbdns-udp".into()).spawn(move || {
+        let fd = socket.as_raw_fd();
         let mut responder = Responder::new(seed);
-        let mut inbuf = vec![0u8; 65535];
-        let mut outbuf = Vec::with_capacity(65535);
+        let mut batch = Batch::new();
+        let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(4096)).collect();
+        let mut answered = [false; BATCH];
         while !stop.load(Ordering::Relaxed) {
-            let (len, peer) = match socket.recv_from(&mut inbuf) {
-                Ok(r) => r,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            let n = match batch.recv(fd) {
+                Ok(n) => n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue;
+                }
                 Err(e) => {
                     debug!(error = %e, "udp receive failed");
                     continue;
                 }
             };
             let snap = snapshot.load();
-            stats.query(false);
-            let Some(outcome) = responder.respond(&snap, &inbuf[..len], peer.ip(), false, &mut outbuf) else {
-                stats.dropped();
-                continue;
-            };
-            stats.response(&outcome);
-            if let Err(e) = socket.send_to(&outbuf, peer) {
-                debug!(error = %e, %peer, "udp send failed");
+            for i in 0..n {
+                stats.query(false);
+                answered[i] = false;
+                let (Some(packet), Some(peer)) = (batch.packet(i), batch.peer_ip(i)) else {
+                    stats.dropped();
+                    continue;
+                };
+                match responder.respond(&snap, packet, peer, false, &mut outs[i]) {
+                    Some(outcome) => {
+                        stats.response(&outcome);
+                        answered[i] = true;
+                    }
+                    None => stats.dropped(),
+                }
             }
+            let mut list: [(usize, &[u8]); BATCH] = [(0, &[]); BATCH];
+            let mut m = 0;
+            for i in 0..n {
+                if answered[i] {
+                    list[m] = (i, &outs[i]);
+                    m += 1;
+                }
+            }
+            batch.send(fd, &list[..m]);
         }
     })
 }
