@@ -215,9 +215,17 @@ impl App {
         let stop = Arc::new(AtomicBool::new(false));
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut threads = Vec::new();
+        let rrl = self.sources.config.dns.rrl.map(|c| Arc::new(crate::dns::rrl::Rrl::new(c)));
         for (i, sock) in self.udp.into_iter().enumerate() {
             let seed = fastrand::u64(..) ^ i as u64;
-            threads.push(udp::spawn_worker(sock, self.snapshot.clone(), self.stats.worker(), stop.clone(), seed)?);
+            threads.push(udp::spawn_worker(
+                sock,
+                self.snapshot.clone(),
+                self.stats.worker(),
+                stop.clone(),
+                seed,
+                rrl.clone(),
+            )?);
         }
         let mut tasks = Vec::new();
         let cfg = &self.sources.config;
@@ -236,13 +244,14 @@ impl App {
         }
         let writer = tokio::spawn(self.writer.run(self.probe_rx, self.cmd_rx, stop_rx.clone()));
         let router = admin::router(AdminState {
+            auth_failures: Arc::default(),
             token: self.control.token.clone(),
             writer: self.control.writer.clone(),
             metrics: self.control.metrics.clone(),
         });
         let mut admin_stop = stop_rx.clone();
         let admin = tokio::spawn(async move {
-            let _ = axum::serve(self.admin, router)
+            let _ = axum::serve(self.admin, router.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = admin_stop.changed().await;
                 })

@@ -87,6 +87,26 @@ struct DnsConfig {
     tcp_idle_timeout: Duration,
     #[serde(default = "default_max_tcp")]
     max_tcp_connections: usize,
+    rrl: Option<RrlConfig>,
+}
+
+/// `[dns.rrl]`: response rate limiting, off unless the table is present.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RrlConfig {
+    /// Responses per second per client /24 (IPv4) or /56 (IPv6).
+    #[serde(default = "default_rrl_rate")]
+    pub responses_per_second: u32,
+    /// Every `slip`-th limited response goes out truncated (TC=1); 0 = drop all.
+    #[serde(default = "default_rrl_slip")]
+    pub slip: u32,
+}
+
+fn default_rrl_rate() -> u32 {
+    20
+}
+fn default_rrl_slip() -> u32 {
+    2
 }
 
 impl Default for DnsConfig {
@@ -97,6 +117,7 @@ impl Default for DnsConfig {
             edns_udp_size: default_edns_udp_size(),
             tcp_idle_timeout: default_tcp_idle(),
             max_tcp_connections: default_max_tcp(),
+            rrl: None,
         }
     }
 }
@@ -467,6 +488,7 @@ pub struct DnsSettings {
     pub edns_udp_size: u16,
     pub tcp_idle_timeout: Duration,
     pub max_tcp_connections: usize,
+    pub rrl: Option<RrlConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -519,6 +541,23 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
 
     if raw.dns.listen.is_empty() {
         problems.push(Problem::new(path, find_line(text, "listen"), "[dns] listen is empty"));
+    }
+    if !raw.admin.listen.ip().is_loopback() && raw.admin.token_file.is_none() {
+        problems.push(Problem::new(
+            path,
+            find_line(text, "[admin]"),
+            format!(
+                "[admin] listen {} is not a loopback address: set token_file, or listen on 127.0.0.1",
+                raw.admin.listen
+            ),
+        ));
+    }
+    if raw.dns.rrl.is_some_and(|r| r.responses_per_second == 0) {
+        problems.push(Problem::new(
+            path,
+            find_line(text, "responses_per_second"),
+            "[dns.rrl] responses_per_second must be at least 1",
+        ));
     }
     if raw.dns.edns_udp_size < 512 {
         problems.push(Problem::new(path, find_line(text, "edns_udp_size"), "[dns] edns_udp_size must be at least 512"));
@@ -648,6 +687,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
             edns_udp_size: raw.dns.edns_udp_size,
             tcp_idle_timeout: raw.dns.tcp_idle_timeout,
             max_tcp_connections: raw.dns.max_tcp_connections.max(1),
+            rrl: raw.dns.rrl,
         },
         admin: AdminSettings {
             listen: raw.admin.listen,

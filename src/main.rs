@@ -40,6 +40,12 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    // A panic anywhere is a bug: stop the whole process (systemd restarts it) rather
+    // than go on with a dead worker thread silently dropping its share of queries.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("lbdns: internal error, stopping: {info}");
+        std::process::abort();
+    }));
     match cli.command {
         Some(Command::Check) => check(&cli.config),
         None => serve(&cli.config),

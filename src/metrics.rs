@@ -41,12 +41,20 @@ pub struct WorkerStats {
     pub responses: [AtomicU64; RCODES.len()],
     pub dropped: AtomicU64,
     pub truncated: AtomicU64,
+    /// Rate-limited responses: [slipped, dropped].
+    pub rrl: [AtomicU64; 2],
 }
 
 impl WorkerStats {
     #[inline]
     pub fn query(&self, tcp: bool) {
         self.queries[usize::from(tcp)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A response held back by rate limiting: dropped, or slipped (sent truncated).
+    #[inline]
+    pub fn rrl(&self, dropped: bool) {
+        self.rrl[usize::from(dropped)].fetch_add(1, Ordering::Relaxed);
     }
 
     #[inline]
@@ -196,6 +204,17 @@ impl prometheus_client::collector::Collector for QueryPath {
         )?;
         ConstCounter::new(self.stats.sum(|w| w.dropped.load(Ordering::Relaxed)))
             .encode(e.encode_family(&[("proto", "any")])?)?;
+
+        let mut e = encoder.encode_descriptor(
+            "lbdns_rrl_limited",
+            "UDP responses held back by response rate limiting: slipped (sent truncated) or dropped",
+            None,
+            MetricType::Counter,
+        )?;
+        for (i, action) in ["slipped", "dropped"].iter().enumerate() {
+            let v = self.stats.sum(|w| w.rrl[i].load(Ordering::Relaxed));
+            ConstCounter::new(v).encode(e.encode_family(&[("action", *action)])?)?;
+        }
 
         let snap = self.snapshot.load();
         let mut e = encoder.encode_descriptor(

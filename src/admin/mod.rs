@@ -70,9 +70,42 @@ pub enum ApiRequest {
     DeleteRRset(String, String, String),
 }
 
+/// Failed authentications allowed per source address per window before 429.
+const AUTH_FAILURES_PER_WINDOW: u32 = 20;
+const AUTH_WINDOW: Duration = Duration::from_secs(10);
+/// Every admin request must complete within this.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Failed bearer tokens per source, so that guessing tokens is slow.
+#[derive(Default)]
+pub struct AuthFailures {
+    by_source: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (std::time::Instant, u32)>>,
+}
+
+impl AuthFailures {
+    /// Whether `ip` is over its budget of failures (without counting this one).
+    fn limited(&self, ip: std::net::IpAddr) -> bool {
+        let Ok(map) = self.by_source.lock() else { return false };
+        map.get(&ip).is_some_and(|(start, n)| start.elapsed() < AUTH_WINDOW && *n >= AUTH_FAILURES_PER_WINDOW)
+    }
+
+    fn record(&self, ip: std::net::IpAddr) {
+        let Ok(mut map) = self.by_source.lock() else { return };
+        if map.len() > 100_000 {
+            map.retain(|_, (start, _)| start.elapsed() < AUTH_WINDOW);
+        }
+        let e = map.entry(ip).or_insert((std::time::Instant::now(), 0));
+        if e.0.elapsed() >= AUTH_WINDOW {
+            *e = (std::time::Instant::now(), 0);
+        }
+        e.1 += 1;
+    }
+}
+
 /// Shared by the handlers.
 #[derive(Clone)]
 pub struct AdminState {
+    pub auth_failures: Arc<AuthFailures>,
     /// The bearer token; `None` when no token file is configured (the API is off).
     pub token: Arc<ArcSwap<Option<String>>>,
     pub writer: mpsc::Sender<Command>,
@@ -94,12 +127,21 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .nest("/v1", v1)
         .fallback(|| async { AdminError::not_found("no such endpoint") })
+        .layer(middleware::from_fn(deadline))
         .with_state(state)
 }
 
 async fn metrics(State(st): State<AdminState>) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], st.metrics.render())
         .into_response()
+}
+
+/// Bounds every request (body reading included) by [`REQUEST_TIMEOUT`].
+async fn deadline(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => AdminError::new(StatusCode::REQUEST_TIMEOUT, "request took too long").into_response(),
+    }
 }
 
 /// Counts every `/v1` request by response status.
@@ -112,7 +154,19 @@ async fn count(State(st): State<AdminState>, req: Request, next: Next) -> Respon
     resp
 }
 
-async fn auth(State(st): State<AdminState>, headers: HeaderMap, req: Request, next: Next) -> Response {
+async fn auth(
+    State(st): State<AdminState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    if st.auth_failures.limited(peer.ip()) {
+        let mut r = AdminError::new(StatusCode::TOO_MANY_REQUESTS, "too many failed authentications; wait and retry")
+            .into_response();
+        r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("10"));
+        return r;
+    }
     let token = st.token.load();
     let Some(expected) = token.as_deref() else {
         return AdminError::new(
@@ -128,6 +182,7 @@ async fn auth(State(st): State<AdminState>, headers: HeaderMap, req: Request, ne
         .unwrap_or("");
     let ok: bool = given.as_bytes().ct_eq(expected.as_bytes()).into();
     if !ok {
+        st.auth_failures.record(peer.ip());
         let mut r = AdminError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
         r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         return r;

@@ -58,6 +58,22 @@ impl Responder {
         Responder { query: Box::default(), scratch: Scratch::new(seed), order: Vec::with_capacity(64) }
     }
 
+    /// Turns the answer just written into `out` into a truncated one (TC=1, the
+    /// question only): what response rate limiting "slips" to a limited client.
+    pub fn slip(&self, out: &mut Vec<u8>) {
+        if out.len() < 12 {
+            return;
+        }
+        let qd = u16::from_be_bytes([out[4], out[5]]);
+        if qd == 1 && self.query.question_end <= out.len() {
+            out.truncate(self.query.question_end);
+        } else {
+            out.truncate(12);
+        }
+        out[2] |= 0x02;
+        out[6..12].fill(0);
+    }
+
     /// Answers `packet` from `client` into `out`. `None`: send nothing.
     pub fn respond(
         &mut self,

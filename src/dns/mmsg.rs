@@ -38,10 +38,8 @@ impl Batch {
         let mut bufs = vec![[0u8; RECV_SIZE]; BATCH].into_boxed_slice();
         // SAFETY: all-zero is a valid value for these plain C structs.
         let mut addrs: Box<[libc::sockaddr_storage]> = (0..BATCH).map(|_| unsafe { zeroed() }).collect();
-        let mut iovs: Box<[libc::iovec]> = bufs
-            .iter_mut()
-            .map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: RECV_SIZE })
-            .collect();
+        let mut iovs: Box<[libc::iovec]> =
+            bufs.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: RECV_SIZE }).collect();
         let hdrs: Box<[libc::mmsghdr]> = (0..BATCH)
             .map(|i| {
                 // SAFETY: as above.
@@ -70,7 +68,13 @@ impl Batch {
         // SAFETY: `hdrs` holds BATCH headers whose name and iovec pointers point into
         // `addrs`, `iovs` and `bufs`, all alive and unaliased for the call.
         let n = unsafe {
-            libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_WAITFORONE, std::ptr::null_mut())
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
         };
         if n < 0 {
             self.received = 0;
@@ -134,9 +138,8 @@ impl Batch {
         while sent < count {
             // SAFETY: headers [sent, count) point at addresses in `addrs` and at iovecs
             // whose buffers are borrowed from `answers` for the duration of this call.
-            let n = unsafe {
-                libc::sendmmsg(fd, self.out_hdrs[sent..].as_mut_ptr(), (count - sent) as libc::c_uint, 0)
-            };
+            let n =
+                unsafe { libc::sendmmsg(fd, self.out_hdrs[sent..].as_mut_ptr(), (count - sent) as libc::c_uint, 0) };
             if n <= 0 {
                 // Skip the datagram the kernel refused (e.g. an unreachable peer).
                 sent += 1;

@@ -3,6 +3,7 @@
 
 pub mod answer;
 pub mod mmsg;
+pub mod rrl;
 pub mod tcp;
 pub mod udp;
 pub mod wire;

@@ -16,9 +16,10 @@ use tracing::debug;
 
 use super::Responder;
 use super::mmsg::{BATCH, Batch};
-use std::os::fd::AsRawFd;
+use super::rrl::{Rrl, Verdict};
 use crate::metrics::WorkerStats;
 use crate::store::snapshot::Snapshot;
+use std::os::fd::AsRawFd;
 
 /// Binds one UDP socket with SO_REUSEPORT at `addr`.
 pub fn bind_reuseport(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -43,6 +44,7 @@ pub fn spawn_worker(
     stats: Arc<WorkerStats>,
     stop: Arc<AtomicBool>,
     seed: u64,
+    rrl: Option<Arc<Rrl>>,
 ) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("lbdns-udp".into()).spawn(move || {
         let fd = socket.as_raw_fd();
@@ -76,8 +78,19 @@ pub fn spawn_worker(
                 };
                 match responder.respond(&snap, packet, peer, false, &mut outs[i]) {
                     Some(outcome) => {
-                        stats.response(&outcome);
-                        answered[i] = true;
+                        let verdict = rrl.as_ref().map(|r| r.check(peer)).unwrap_or(Verdict::Send);
+                        match verdict {
+                            Verdict::Send => {
+                                stats.response(&outcome);
+                                answered[i] = true;
+                            }
+                            Verdict::Slip => {
+                                responder.slip(&mut outs[i]);
+                                stats.rrl(false);
+                                answered[i] = true;
+                            }
+                            Verdict::Drop => stats.rrl(true),
+                        }
                     }
                     None => stats.dropped(),
                 }

@@ -365,3 +365,49 @@ fn acknowledged_writes_survive_kill_9() {
 fn acknowledged_writes_survive_a_restart() {
     durable_writes(false);
 }
+
+#[test]
+fn failed_authentications_are_rate_limited_per_source() {
+    let s = server();
+    let api = Api::new(s.admin);
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        statuses.push(api.send("GET", "/v1/pools", None, Some("guess")).0);
+    }
+    assert!(statuses[..20].iter().all(|&st| st == 401), "{statuses:?}");
+    assert!(statuses[20..].iter().all(|&st| st == 429), "{statuses:?}");
+    // Even the right token waits out the window: a guesser cannot tell.
+    assert_eq!(api.get("/v1/pools").0, 429);
+    // DNS and the unauthenticated endpoints are unaffected.
+    assert_eq!(api.send("GET", "/healthz", None, None).0, 200);
+    assert_eq!(addrs(&s.query("static.a.test.", RecordType::A)), vec!["192.0.2.100"]);
+}
+
+#[test]
+fn a_thousand_concurrent_bad_requests_do_not_stop_dns() {
+    let s = server();
+    let admin = s.admin;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood: Vec<_> = (0..8)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let api = Api::new(admin);
+                let mut n = 0;
+                while n < 125 && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (st, _) = api.send("PUT", "/v1/pools/x.a.test.", Some("{not json"), Some("wrong"));
+                    assert!(st == 401 || st == 429, "{st}");
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    // Every DNS query during the flood is answered (the client waits at most 2 s).
+    for _ in 0..200 {
+        assert_eq!(addrs(&s.query("static.a.test.", RecordType::A)), vec!["192.0.2.100"]);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in flood {
+        t.join().unwrap();
+    }
+}

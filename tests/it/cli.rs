@@ -170,3 +170,13 @@ fn dig_against_the_binary() {
     assert!(out.contains("lbdns-example-long-text-08"), "{out}");
     assert!(!out.contains(" tc"), "{out}");
 }
+
+#[test]
+fn check_rejects_an_open_admin_api_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("lbdns.toml"), &CFG.replace("listen=\"127.0.0.1:0\"", "listen=\"0.0.0.0:8053\""));
+    write(&dir.path().join("t.zone"), &small_zone(""));
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains(":3: [admin] listen 0.0.0.0:8053 is not a loopback address"), "{err}");
+}

@@ -11,6 +11,7 @@ mod geo;
 mod geoip_gen;
 mod harness;
 mod health;
+mod hostile;
 mod ops;
 mod pools;
 mod redirect;
