@@ -25,7 +25,7 @@ dig @127.0.0.1 -p 5305 p777.big.test +short | head -2
 
 # Reload under load: change one record, SIGHUP, time until it is answered.
 printf 'h1.big.test A\nt1.big.test TXT\np1.big.test A\nnope.big.test A\n' > "$work/q.txt"
-dnsperf -s 127.0.0.1 -p 5305 -d "$work/q.txt" -l 12 -Q 20000 -c 4 > "$work/dnsperf.txt" 2>&1 &
+dnsperf -s 127.0.0.1 -p 5305 -d "$work/q.txt" -l 30 -Q 20000 -c 4 > "$work/dnsperf.txt" 2>&1 &
 dp=$!
 sleep 2
 sed -i 's/^h1 IN A .*/h1 IN A 192.0.2.99/' "$work/big.zone"

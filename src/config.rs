@@ -536,6 +536,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
         Problems(vec![Problem::new(path, line, e.message().trim().to_string())])
     })?;
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let lines = LineIndex::new(text);
     let mut problems = Vec::new();
     let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
 
@@ -565,7 +566,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
 
     let mut zones: Vec<ZoneSpec> = Vec::new();
     for z in &raw.zone {
-        let line = line_of(text, z.span().start);
+        let line = lines.line(z.span().start);
         let zc = z.get_ref();
         match parse_fqdn(&zc.origin) {
             Ok(origin) => {
@@ -579,8 +580,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
     }
 
     let mut pools: Vec<PoolDef> = Vec::new();
+    let mut pool_names: std::collections::HashSet<Name> = std::collections::HashSet::new();
     for p in &raw.pool {
-        let line = line_of(text, p.span().start);
+        let line = lines.line(p.span().start);
         let pc = p.get_ref();
         let name = match parse_fqdn(&pc.name) {
             Ok(n) => n,
@@ -589,7 +591,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
                 continue;
             }
         };
-        if pools.iter().any(|o| o.name == name) {
+        if !pool_names.insert(name.clone()) {
             problems.push(Problem::new(path, line, format!("pool {name} is defined twice")));
         }
         let def = PoolDef {
@@ -603,7 +605,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
             members: pc.member.iter().map(|m| m.get_ref().clone()).collect(),
             line,
         };
-        let member_lines: Vec<usize> = pc.member.iter().map(|m| line_of(text, m.span().start)).collect();
+        let member_lines: Vec<usize> = pc.member.iter().map(|m| lines.line(m.span().start)).collect();
         for (i, msg) in def.validate() {
             let l = i.and_then(|i| member_lines.get(i).copied()).unwrap_or(line);
             problems.push(Problem::new(path, l, msg));
@@ -634,7 +636,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
 
     let mut redirect = None;
     if let Some(r) = &raw.redirect {
-        let line = line_of(text, r.span().start);
+        let line = lines.line(r.span().start);
         let rc = r.get_ref();
         let mut hosts = BTreeMap::new();
         for (host, target) in &rc.hosts {
@@ -763,6 +765,25 @@ pub fn parse_fqdn(s: &str) -> Result<Name, String> {
     Ok(n.to_lowercase())
 }
 
+/// Line numbers of byte offsets, found by binary search over the line starts
+/// (a config with 100,000 pools asks for 500,000 of them).
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    /// 1-based line of `offset`.
+    fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset)
+    }
+}
+
 /// 1-based line of a byte offset.
 pub fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
@@ -788,6 +809,15 @@ mod tests {
 
     fn p(text: &str) -> Result<Config, Problems> {
         parse(Path::new("/etc/lbdns/lbdns.toml"), text)
+    }
+
+    #[test]
+    fn line_index_agrees_with_counting() {
+        let text = "a\nbb\n\nccc\n";
+        let idx = LineIndex::new(text);
+        for off in 0..text.len() {
+            assert_eq!(idx.line(off), line_of(text, off), "offset {off}");
+        }
     }
 
     #[test]

@@ -39,8 +39,9 @@ impl Sources {
         if !problems.is_empty() {
             return Err(Problems(problems));
         }
+        let index = PlacementIndex::new(&zones);
         for pool in &config.pools {
-            if let Err(msg) = check_pool_placement(pool, &zones) {
+            if let Err(msg) = index.check(pool) {
                 problems.push(Problem::new(&config.path, pool.line, msg));
             }
         }
@@ -61,6 +62,61 @@ impl Sources {
         }
         let pools = config.pools.iter().cloned().map(Arc::new).collect();
         Ok(Sources { config, zones, pools, geoip })
+    }
+}
+
+/// The names that matter for placing pools, indexed once: checking 100,000 pools
+/// against a zone of 1,000,000 records must not scan the zone per pool.
+struct PlacementIndex<'a> {
+    zones: &'a [Arc<ZoneData>],
+    /// Owner -> its first A, AAAA or CNAME record.
+    addresses: std::collections::HashMap<&'a hickory_proto::rr::Name, &'a crate::zone::ZoneRecord>,
+    /// Names with NS records below their zone's apex.
+    cuts: std::collections::HashSet<&'a hickory_proto::rr::Name>,
+}
+
+impl<'a> PlacementIndex<'a> {
+    fn new(zones: &'a [Arc<ZoneData>]) -> Self {
+        let mut addresses = std::collections::HashMap::new();
+        let mut cuts = std::collections::HashSet::new();
+        for z in zones {
+            for r in &z.records {
+                match r.rtype() {
+                    RecordType::A | RecordType::AAAA | RecordType::CNAME => {
+                        addresses.entry(&r.name).or_insert(r);
+                    }
+                    RecordType::NS if r.name != z.origin => {
+                        cuts.insert(&r.name);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        PlacementIndex { zones, addresses, cuts }
+    }
+
+    fn check(&self, pool: &PoolDef) -> Result<(), String> {
+        let name = &pool.name;
+        let Some(zone) = self.zones.iter().filter(|z| z.origin.zone_of(name)).max_by_key(|z| z.origin.num_labels())
+        else {
+            return Err(format!("pool {name} is not inside any zone"));
+        };
+        if let Some(r) = self.addresses.get(name) {
+            return Err(format!(
+                "pool {name} also has {} records in {}:{}; remove them from the zone file",
+                r.rtype(),
+                r.file.display(),
+                r.line
+            ));
+        }
+        let mut n = name.clone();
+        while n.num_labels() > zone.origin.num_labels() {
+            if self.cuts.contains(&n) {
+                return Err(format!("pool {name} is at or below the zone cut {n}"));
+            }
+            n = n.base_name();
+        }
+        Ok(())
     }
 }
 

@@ -36,9 +36,12 @@ pub fn build(
     let Settings { edns_udp_size, regions, geoip } = settings;
     let mut index: BTreeMap<Name, u32> = BTreeMap::new();
     let mut built = Vec::with_capacity(pools.len());
+    // Previous pools by name: a reload of 100,000 pools must not search for each.
+    let previous_by_name: std::collections::HashMap<&Name, &Arc<snapshot::Pool>> =
+        previous.map(|s| s.pools.iter().map(|p| (&p.def.name, p)).collect()).unwrap_or_default();
     for (i, def) in pools.iter().enumerate() {
         index.insert(def.name.clone(), i as u32);
-        let prev = previous.and_then(|s| s.pools.iter().find(|p| p.def.name == def.name));
+        let prev = previous_by_name.get(&def.name).copied();
         built.push(Arc::new(build_pool(def.clone(), health, prev.map(|p| &**p), &regions)));
     }
     let mut zone_map = FxHashMap::default();
