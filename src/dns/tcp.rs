@@ -70,6 +70,7 @@ async fn connection(
     let mut responder = Responder::new(fastrand::u64(..));
     let mut inbuf = vec![0u8; 65535];
     let mut outbuf = Vec::with_capacity(4096);
+    let mut framed = Vec::with_capacity(4098);
     loop {
         let mut len = [0u8; 2];
         let read = tokio::select! {
@@ -98,7 +99,8 @@ async fn connection(
             return;
         };
         stats.response(&outcome);
-        let mut framed = Vec::with_capacity(outbuf.len() + 2);
+        // One reused buffer for length + message: no allocation per query.
+        framed.clear();
         framed.extend_from_slice(&(outbuf.len() as u16).to_be_bytes());
         framed.extend_from_slice(&outbuf);
         match tokio::time::timeout(idle, stream.write_all(&framed)).await {

@@ -7,11 +7,15 @@ use reqwest::blocking::Client;
 use crate::harness::*;
 
 fn server(extra: &str) -> Server {
+    server_with_host("unused.r.test", extra)
+}
+
+fn server_with_host(host: &str, extra: &str) -> Server {
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let cfg = format!(
         "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n\
          [redirect]\nlisten=[\"127.0.0.1:0\"]\ntrusted_proxies=[\"127.0.0.0/8\"]\n\
-         [redirect.hosts]\n\"rr.r.test\"=\"rr.r.test.\"\n\"w.r.test\"=\"w.r.test.\"\n\"aff.r.test\"=\"aff.r.test.\"\n\
+         [redirect.hosts]\n\"{host}\"=\"{host}.\"\n\"rr.r.test\"=\"rr.r.test.\"\n\"w.r.test\"=\"w.r.test.\"\n\"aff.r.test\"=\"aff.r.test.\"\n\
          \"v6.r.test\"={{pool=\"v6.r.test.\",scheme=\"https\",port=8443,status=307}}\n\
          \"down.r.test\"=\"down.r.test.\"\n\"fb.r.test\"=\"fb.r.test.\"\n\"empty.r.test\"=\"empty.r.test.\"\n\
          [[zone]]\norigin=\"r.test.\"\nfile=\"r.zone\"\n\
@@ -138,4 +142,21 @@ fn forwarded_for_is_ignored_from_untrusted_peers() {
     let a = get(&c, &s, "aff.r.test", "/", Some("203.0.113.5, 127.0.0.9")).location;
     let b = get(&c, &s, "aff.r.test", "/", Some("203.0.113.5")).location;
     assert_eq!(a, b);
+}
+
+#[test]
+fn a_failed_member_is_never_chosen() {
+    let open = std::net::TcpListener::bind("127.0.0.31:0").unwrap();
+    let port = open.local_addr().unwrap().port();
+    let extra = format!(
+        "[[pool]]\nname=\"hc.r.test.\"\n[pool.health]\ncheck=\"tcp\"\nport={port}\n\
+         [[pool.member]]\naddress=\"127.0.0.31\"\n[[pool.member]]\naddress=\"127.0.0.32\"\n"
+    );
+    let s = server_with_host("hc.r.test", &extra);
+    let c = client();
+    for _ in 0..30 {
+        let r = get(&c, &s, "hc.r.test", "/", None);
+        assert_eq!((r.status, r.location.as_str()), (302, "http://127.0.0.31/"), "127.0.0.32 has nothing listening");
+    }
+    drop(open);
 }
