@@ -31,7 +31,7 @@ impl Sources {
         let mut problems = Vec::new();
         let mut zones = Vec::new();
         for spec in &config.zones {
-            match zone::load(&spec.origin, &spec.file) {
+            match zone::load_named_at(&spec.origin, &spec.file, Some((&config.path, spec.line))) {
                 Ok(z) => zones.push(Arc::new(z)),
                 Err(p) => problems.extend(p),
             }

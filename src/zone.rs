@@ -49,9 +49,18 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 
 /// Loads and checks a zone file. Every problem found is returned.
 pub fn load(origin: &Name, file: &Path) -> Result<ZoneData, Vec<Problem>> {
+    load_named_at(origin, file, None)
+}
+
+/// As [`load`]; a file that cannot be read is reported at `named_at` (the config
+/// file and line that name it).
+pub fn load_named_at(origin: &Name, file: &Path, named_at: Option<(&Path, usize)>) -> Result<ZoneData, Vec<Problem>> {
     let mut loader = Loader { records: Vec::new(), problems: Vec::new(), last_ttl: None };
-    loader.file(origin, file, 0, None, None);
-    check(origin, file, &loader.records, &mut loader.problems);
+    loader.file(origin, file, 0, named_at, None);
+    // A file that could not be read has no records to check.
+    if !(loader.records.is_empty() && !loader.problems.is_empty()) {
+        check(origin, file, &loader.records, &mut loader.problems);
+    }
     if loader.problems.is_empty() {
         Ok(ZoneData { origin: origin.clone(), file: file.to_path_buf(), records: loader.records })
     } else {
