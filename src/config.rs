@@ -270,19 +270,6 @@ pub enum PolicyName {
     Geo,
 }
 
-impl PolicyName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PolicyName::RoundRobin => "round-robin",
-            PolicyName::Random => "random",
-            PolicyName::Weighted => "weighted",
-            PolicyName::Failover => "failover",
-            PolicyName::Affinity => "affinity",
-            PolicyName::Geo => "geo",
-        }
-    }
-}
-
 /// What a pool answers when none of the queried family's members is eligible.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -26,8 +26,6 @@ pub struct Batch {
     hdrs: Box<[libc::mmsghdr]>,
     out_iovs: Box<[libc::iovec]>,
     out_hdrs: Box<[libc::mmsghdr]>,
-    /// Number of datagrams from the last `recv`.
-    received: usize,
 }
 
 // SAFETY: the raw pointers inside point only into this struct's own heap buffers.
@@ -55,7 +53,7 @@ impl Batch {
             (0..BATCH).map(|_| libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }).collect();
         // SAFETY: as above.
         let out_hdrs: Box<[libc::mmsghdr]> = (0..BATCH).map(|_| unsafe { zeroed() }).collect();
-        Batch { bufs, addrs, _iovs: iovs, hdrs, out_iovs, out_hdrs, received: 0 }
+        Batch { bufs, addrs, _iovs: iovs, hdrs, out_iovs, out_hdrs }
     }
 
     /// Waits for at least one datagram and takes up to `BATCH`. Returns the count.
@@ -77,11 +75,9 @@ impl Batch {
             )
         };
         if n < 0 {
-            self.received = 0;
             return Err(io::Error::last_os_error());
         }
-        self.received = n as usize;
-        Ok(self.received)
+        Ok(n as usize)
     }
 
     /// Datagram `i` of the last receive, or `None` if it was truncated.

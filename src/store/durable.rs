@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use hickory_proto::rr::{Name, RecordType};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::overlay::{Change, Overlay, StoredRRset};
 use crate::config::{ApiPoolConfig, MemberConfig, parse_fqdn};
@@ -206,20 +206,21 @@ impl Store for SqliteStore {
     }
 }
 
-/// Reads the current serial bump of a zone (for tests and diagnostics).
-pub fn stored_bumps(state_dir: &Path, zone: &str) -> Option<u32> {
-    let conn = Connection::open(state_dir.join("lbdns.sqlite3")).ok()?;
-    conn.query_row("SELECT bumps FROM serials WHERE zone = ?1", params![zone], |r| r.get::<_, i64>(0))
-        .optional()
-        .ok()
-        .flatten()
-        .map(|b| b as u32)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{AllDown, HealthConfig, PolicyName, PoolDef};
+    use rusqlite::OptionalExtension;
+
+    /// The serial bump stored for a zone, read straight from the file.
+    fn stored_bumps(state_dir: &Path, zone: &str) -> Option<u32> {
+        let conn = Connection::open(state_dir.join("lbdns.sqlite3")).ok()?;
+        conn.query_row("SELECT bumps FROM serials WHERE zone = ?1", params![zone], |r| r.get::<_, i64>(0))
+            .optional()
+            .ok()
+            .flatten()
+            .map(|b| b as u32)
+    }
 
     #[test]
     fn changes_round_trip_through_the_database() {

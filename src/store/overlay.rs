@@ -162,14 +162,27 @@ pub fn effective_zone(zone: &Arc<ZoneData>, overlay: &Overlay) -> Result<Arc<Zon
         file: zone.file.clone(),
         records: zone.records.iter().filter(|r| !replaced.contains(&(&r.name, r.rtype()))).cloned().collect(),
     };
-    let api_file: Arc<std::path::Path> = Arc::from(std::path::Path::new("(api)"));
     for ((_, name, rtype), set) in changes {
         if let Some(set) = set {
-            for d in &set.data {
-                let rdata = crate::zone::parse_rdata(*rtype, d, origin)?;
-                z.records.push(ZoneRecord { name: name.clone(), ttl: set.ttl, rdata, file: api_file.clone(), line: 0 });
-            }
+            z.records.extend(api_records(name, *rtype, set, origin)?);
         }
     }
     Ok(Arc::new(z))
+}
+
+/// The records of an RRset stored through the API (data parsed relative to `origin`).
+pub fn api_records(
+    name: &Name,
+    rtype: RecordType,
+    set: &StoredRRset,
+    origin: &Name,
+) -> Result<Vec<ZoneRecord>, String> {
+    let file: Arc<std::path::Path> = Arc::from(std::path::Path::new("(api)"));
+    set.data
+        .iter()
+        .map(|d| {
+            let rdata = crate::zone::parse_rdata(rtype, d, origin)?;
+            Ok(ZoneRecord { name: name.clone(), ttl: set.ttl, rdata, file: file.clone(), line: 0 })
+        })
+        .collect()
 }

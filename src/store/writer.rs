@@ -92,11 +92,7 @@ impl Writer {
             let results = self.prober.first_round(&keys).await;
             let down = results.iter().filter(|r| r.outcome.is_err()).count();
             for r in &results {
-                if let Some(m) = &self.metrics {
-                    m.probe_duration
-                        .get_or_create(&crate::metrics::CheckLabel { check: r.key.spec.check.as_str().to_string() })
-                        .observe(r.took.as_secs_f64());
-                }
+                self.observe_probe(r);
                 self.health.apply(r);
                 if let Err(e) = &r.outcome {
                     warn!(address = %r.key.addr, check = r.key.spec.check.as_str(), reason = %e, "member down at start");
@@ -212,12 +208,15 @@ impl Writer {
         Ok(())
     }
 
-    fn apply_probe(&mut self, r: ProbeResult, changed: &mut HashSet<ProbeKey>) {
+    fn observe_probe(&self, r: &ProbeResult) {
         if let Some(m) = &self.metrics {
-            m.probe_duration
-                .get_or_create(&crate::metrics::CheckLabel { check: r.key.spec.check.as_str().to_string() })
-                .observe(r.took.as_secs_f64());
+            let check = crate::metrics::CheckLabel { check: r.key.spec.check.as_str().to_string() };
+            m.probe_duration.get_or_create(&check).observe(r.took.as_secs_f64());
         }
+    }
+
+    fn apply_probe(&mut self, r: ProbeResult, changed: &mut HashSet<ProbeKey>) {
+        self.observe_probe(&r);
         if self.health.apply(&r) {
             let up = self.health.members.get(&r.key).and_then(|h| h.flap.up).unwrap_or(false);
             let pools = self.pools_with(&r.key);
@@ -353,11 +352,7 @@ impl Writer {
         let mut records: Vec<_> =
             base.records.iter().filter(|r| !(r.name == *name && r.rtype() == rtype)).cloned().collect();
         if let Some(set) = set {
-            let file: Arc<std::path::Path> = Arc::from(std::path::Path::new("(api)"));
-            for d in &set.data {
-                let rdata = zone::parse_rdata(rtype, d, origin)?;
-                records.push(zone::ZoneRecord { name: name.clone(), ttl: set.ttl, rdata, file: file.clone(), line: 0 });
-            }
+            records.extend(overlay::api_records(name, rtype, set, origin)?);
         }
         let z = ZoneData { origin: base.origin.clone(), file: base.file.clone(), records };
         zone::check_zone(&z)?;
