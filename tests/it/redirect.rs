@@ -133,15 +133,21 @@ fn ipv6_members_are_bracketed_with_host_options() {
 }
 
 #[test]
-fn forwarded_for_is_ignored_from_untrusted_peers() {
-    let cfg_extra = "";
-    let s = server(cfg_extra);
-    // 127.0.0.1 is trusted in this config: a forged chain ending in a trusted hop
-    // yields the first untrusted address from the right.
+fn a_forwarded_chain_ending_in_trusted_proxies_names_the_client() {
+    // 127.0.0.0/8 is trusted here: trailing trusted hops are skipped, and the first
+    // untrusted address from the right is the client.
+    let s = server("");
     let c = client();
-    let a = get(&c, &s, "aff.r.test", "/", Some("203.0.113.5, 127.0.0.9")).location;
-    let b = get(&c, &s, "aff.r.test", "/", Some("203.0.113.5")).location;
-    assert_eq!(a, b);
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..40 {
+        let chained = get(&c, &s, "aff.r.test", "/", Some(&format!("198.51.{i}.5, 127.0.0.9"))).location;
+        let direct = get(&c, &s, "aff.r.test", "/", Some(&format!("198.51.{i}.5"))).location;
+        assert_eq!(chained, direct, "client 198.51.{i}.5");
+        seen.insert(direct);
+    }
+    // Were X-Forwarded-For ignored, every request would be the peer 127.0.0.1 and
+    // get one member.
+    assert!(seen.len() >= 2, "{seen:?}");
 }
 
 #[test]
