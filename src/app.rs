@@ -249,14 +249,7 @@ impl App {
             writer: self.control.writer.clone(),
             metrics: self.control.metrics.clone(),
         });
-        let mut admin_stop = stop_rx.clone();
-        let admin = tokio::spawn(async move {
-            let _ = axum::serve(self.admin, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = admin_stop.changed().await;
-                })
-                .await;
-        });
+        let admin = tokio::spawn(crate::http::serve(self.admin, router, stop_rx.clone()));
 
         if let Some(settings) = &self.control.redirect {
             let state = crate::redirect::RedirectState {
@@ -265,15 +258,8 @@ impl App {
                 metrics: self.control.metrics.clone(),
             };
             for listener in self.redirect {
-                let app = crate::redirect::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-                let mut stop = stop_rx.clone();
-                tasks.push(tokio::spawn(async move {
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async move {
-                            let _ = stop.changed().await;
-                        })
-                        .await;
-                }));
+                let app = crate::redirect::router(state.clone());
+                tasks.push(tokio::spawn(crate::http::serve(listener, app, stop_rx.clone())));
             }
         }
 
@@ -285,7 +271,7 @@ impl App {
             let _ = t.await;
         }
         let _ = writer.await;
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), admin).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), admin).await;
         tokio::task::spawn_blocking(move || {
             for t in threads {
                 let _ = t.join();

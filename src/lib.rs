@@ -16,6 +16,7 @@ pub mod config;
 pub mod dns;
 pub mod geoip;
 pub mod health;
+pub mod http;
 pub mod metrics;
 pub mod policy;
 pub mod redirect;

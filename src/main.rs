@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use lbdns::{App, Sources};
 use sd_notify::NotifyState;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// EX_USAGE from sysexits.h: the configuration is wrong.
 const EXIT_CONFIG: u8 = 64;
@@ -91,6 +91,15 @@ fn serve(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // Every TCP connection is a file descriptor: lift the soft limit to the hard one
+    // (1024 by default, 524288 under systemd) so max_tcp_connections can be reached.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) if (n as usize) < sources.config.dns.max_tcp_connections + 256 => {
+            warn!(limit = n, "the open-file limit is below max_tcp_connections + 256; raise LimitNOFILE")
+        }
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build() {
         Ok(r) => r,
         Err(e) => {

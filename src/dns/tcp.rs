@@ -1,15 +1,27 @@
 //! The TCP path: length-prefixed messages (RFC 1035 4.2.2, RFC 7766), answered by
-//! the same engine as UDP with a 64 KiB limit. Connections are bounded in number and
-//! closed when idle; queries on one connection are answered in order.
+//! the same engine as UDP with a 64 KiB limit.
+//!
+//! Limits, so that a client holding connections open cannot shut others out:
+//! - at most `max_tcp_connections` at once; when full, a new connection evicts the
+//!   one that has gone longest without completing a query (RFC 7766 section 6.2.3),
+//!   so idle and slow connections make room for real clients instead of the
+//!   listener refusing everyone;
+//! - each message (length and body) must arrive within `tcp_idle_timeout` of the
+//!   previous answer (or of the accept): a client sending one byte per second is cut
+//!   off at the deadline however long it keeps trickling;
+//! - queries on one connection are read and answered one at a time, so a connection
+//!   has at most one query in progress and pipelined queries wait in the socket
+//!   buffer (TCP flow control pushes back on the sender).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use tracing::debug;
 
 use super::Responder;
@@ -21,6 +33,62 @@ pub struct TcpSettings {
     pub max_connections: usize,
 }
 
+/// One open connection, as the table sees it.
+struct Conn {
+    id: u64,
+    /// Milliseconds since the table's start at which the last query completed.
+    last_active: Arc<AtomicU64>,
+    evict: Arc<Notify>,
+}
+
+/// The open connections: a small list scanned only when full (to find the one to
+/// evict); a connection touches only its own atomic while it runs.
+struct Table {
+    start: Instant,
+    max: usize,
+    conns: Mutex<Vec<Conn>>,
+    next_id: AtomicU64,
+}
+
+/// Removes a connection from the table when its task ends, however it ends.
+struct Registration {
+    table: Arc<Table>,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut conns = self.table.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = conns.iter().position(|c| c.id == self.id) {
+            conns.swap_remove(i);
+        }
+    }
+}
+
+impl Table {
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Registers a new connection, first evicting the longest-idle one if full.
+    fn register(self: &Arc<Self>) -> (Registration, Arc<AtomicU64>, Arc<Notify>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let last_active = Arc::new(AtomicU64::new(self.now_ms()));
+        let evict = Arc::new(Notify::new());
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if conns.len() >= self.max {
+            let oldest =
+                conns.iter().enumerate().min_by_key(|(_, c)| c.last_active.load(Ordering::Relaxed)).map(|(i, _)| i);
+            if let Some(i) = oldest {
+                // notify_one keeps a permit if the task is not waiting right now.
+                conns.swap_remove(i).evict.notify_one();
+            }
+        }
+        conns.push(Conn { id, last_active: last_active.clone(), evict: evict.clone() });
+        (Registration { table: self.clone(), id }, last_active, evict)
+    }
+}
+
 /// Accepts connections until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
@@ -29,12 +97,18 @@ pub async fn serve(
     settings: TcpSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let limit = Arc::new(Semaphore::new(settings.max_connections));
+    let table = Arc::new(Table {
+        start: Instant::now(),
+        max: settings.max_connections.max(1),
+        conns: Mutex::new(Vec::new()),
+        next_id: AtomicU64::new(0),
+    });
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
+                    // Out of file descriptors, most often: back off briefly.
                     debug!(error = %e, "tcp accept failed");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
@@ -42,70 +116,81 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return,
         };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            debug!(%peer, "tcp connection limit reached, closing");
-            drop(stream);
-            continue;
+        let (registration, last_active, evict) = table.register();
+        let conn = Connection {
+            snapshot: snapshot.clone(),
+            stats: stats.clone(),
+            deadline: settings.idle_timeout,
+            table: table.clone(),
+            last_active,
         };
-        let snapshot = snapshot.clone();
-        let stats = stats.clone();
-        let idle = settings.idle_timeout;
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            connection(stream, peer, snapshot, stats, idle, shutdown).await;
-            drop(permit);
+            tokio::select! {
+                _ = conn.run(stream, peer) => {}
+                _ = evict.notified() => debug!(%peer, "tcp connection evicted (longest idle)"),
+                _ = wait_shutdown(shutdown) => {}
+            }
+            drop(registration);
         });
     }
 }
 
-async fn connection(
-    mut stream: TcpStream,
-    peer: SocketAddr,
+async fn wait_shutdown(mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+struct Connection {
     snapshot: Arc<ArcSwap<Snapshot>>,
     stats: Arc<WorkerStats>,
-    idle: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
-    let mut responder = Responder::new(fastrand::u64(..));
-    let mut inbuf = vec![0u8; 65535];
-    let mut outbuf = Vec::with_capacity(4096);
-    let mut framed = Vec::with_capacity(4098);
-    loop {
-        let mut len = [0u8; 2];
-        let read = tokio::select! {
-            r = tokio::time::timeout(idle, stream.read_exact(&mut len)) => r,
-            _ = shutdown.changed() => return,
-        };
-        match read {
-            Ok(Ok(_)) => {}
-            _ => return,
-        }
-        let len = u16::from_be_bytes(len) as usize;
-        if len == 0 {
-            return;
-        }
-        match tokio::time::timeout(idle, stream.read_exact(&mut inbuf[..len])).await {
-            Ok(Ok(_)) => {}
-            _ => return,
-        }
-        stats.query(true);
-        let outcome = {
-            let snap = snapshot.load();
-            responder.respond(&snap, &inbuf[..len], peer.ip(), true, &mut outbuf)
-        };
-        let Some(outcome) = outcome else {
-            stats.dropped();
-            return;
-        };
-        stats.response(&outcome);
-        // One reused buffer for length + message: no allocation per query.
-        framed.clear();
-        framed.extend_from_slice(&(outbuf.len() as u16).to_be_bytes());
-        framed.extend_from_slice(&outbuf);
-        match tokio::time::timeout(idle, stream.write_all(&framed)).await {
-            Ok(Ok(())) => {}
-            _ => return,
+    deadline: Duration,
+    table: Arc<Table>,
+    last_active: Arc<AtomicU64>,
+}
+
+impl Connection {
+    async fn run(self, mut stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let mut responder = Responder::new(fastrand::u64(..));
+        let mut inbuf = vec![0u8; 65535];
+        let mut outbuf = Vec::with_capacity(4096);
+        let mut framed = Vec::with_capacity(4098);
+        loop {
+            // The whole message, length and body, within one deadline.
+            let read = async {
+                let mut len = [0u8; 2];
+                stream.read_exact(&mut len).await?;
+                let len = u16::from_be_bytes(len) as usize;
+                stream.read_exact(&mut inbuf[..len]).await?;
+                std::io::Result::Ok(len)
+            };
+            let len = match tokio::time::timeout(self.deadline, read).await {
+                Ok(Ok(len)) if len > 0 => len,
+                _ => return,
+            };
+            self.stats.query(true);
+            let outcome = {
+                let snap = self.snapshot.load();
+                responder.respond(&snap, &inbuf[..len], peer.ip(), true, &mut outbuf)
+            };
+            let Some(outcome) = outcome else {
+                self.stats.dropped();
+                return;
+            };
+            self.stats.response(&outcome);
+            // One reused buffer for length + message: no allocation per query.
+            framed.clear();
+            framed.extend_from_slice(&(outbuf.len() as u16).to_be_bytes());
+            framed.extend_from_slice(&outbuf);
+            match tokio::time::timeout(self.deadline, stream.write_all(&framed)).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+            self.last_active.store(self.table.now_ms(), Ordering::Relaxed);
         }
     }
 }

@@ -411,3 +411,29 @@ fn a_thousand_concurrent_bad_requests_do_not_stop_dns() {
         t.join().unwrap();
     }
 }
+
+/// Sends raw bytes to the admin port and returns the status code of the reply
+/// (0 when the connection closed without one).
+fn raw_status(addr: std::net::SocketAddr, request: &[u8]) -> u16 {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = c.write_all(request);
+    let mut reply = Vec::new();
+    let _ = c.read_to_end(&mut reply);
+    let text = String::from_utf8_lossy(&reply);
+    text.strip_prefix("HTTP/1.1 ").and_then(|t| t.get(..3)).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn oversized_request_heads_are_refused_with_431() {
+    let s = server();
+    let big = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(20 * 1024));
+    assert_eq!(raw_status(s.admin, big.as_bytes()), 431);
+    let many: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    assert_eq!(raw_status(s.admin, many.as_bytes()), 431);
+    // A normal request on the same server, and DNS, are fine.
+    assert_eq!(raw_status(s.admin, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 200);
+    assert_eq!(addrs(&s.query("static.a.test.", RecordType::A)), vec!["192.0.2.100"]);
+}

@@ -215,3 +215,84 @@ fn response_rate_limiting_slips_and_drops_over_the_limit() {
         assert_eq!(tcp(s.dns, &msg("a.r.test.", RecordType::A)).answers.len(), 1);
     }
 }
+
+/// 2,000 connections that never finish a query, half of them idle and half sending
+/// one byte a second, against the default max_tcp_connections (1,024): a normal
+/// client is still answered over UDP and TCP, because a new connection evicts the
+/// longest-idle one instead of being refused.
+#[test]
+fn idle_and_trickling_tcp_connections_do_not_shut_out_real_clients() {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = "[dns]\nlisten=[\"127.0.0.1:0\"]\ntcp_idle_timeout=\"60s\"\n[admin]\nlisten=\"127.0.0.1:0\"\n\
+               [[zone]]\norigin=\"t.test.\"\nfile=\"t.zone\"\n";
+    write(&dir.path().join("lbdns.toml"), cfg);
+    write(&dir.path().join("t.zone"), &small_zone("a IN A 192.0.2.1\n"));
+    let r = spawn(&dir.path().join("lbdns.toml"));
+    let dns = r.dns;
+
+    let mut idle = Vec::new();
+    let mut slow = Vec::new();
+    for i in 0..2000 {
+        let s = TcpStream::connect(dns).unwrap();
+        s.set_nonblocking(true).unwrap();
+        if i % 2 == 0 { idle.push(s) } else { slow.push(s) }
+    }
+    // One byte a second on each slow connection: a length of 32, then the body.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trickle = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut sent = 0usize;
+            let mut alive = slow.len();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let byte = if sent == 1 { 32u8 } else { 0u8 };
+                alive = 0;
+                for s in &mut slow {
+                    if (&*s).write(&[byte]).is_ok() {
+                        alive += 1;
+                    }
+                }
+                sent += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            alive
+        })
+    };
+    let q = msg("a.t.test.", RecordType::A);
+    for _ in 0..5 {
+        assert_eq!(addrs(&udp(dns, &q)), ["192.0.2.1"], "UDP");
+        assert_eq!(addrs(&tcp(dns, &q)), ["192.0.2.1"], "TCP");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let alive = trickle.join().unwrap();
+    // Over 1,024 of the 2,000 (plus our own) were evicted: not every slow one lives.
+    assert!(alive < 1000, "{alive} trickling connections still accepted writes");
+    drop(idle);
+    let mut r = r;
+    assert!(r.child.try_wait().unwrap().is_none(), "the server died");
+}
+
+/// A message must arrive whole within tcp_idle_timeout: trickling bytes does not
+/// keep a connection open past it.
+#[test]
+fn a_trickled_message_is_cut_off_at_the_deadline() {
+    let cfg = "[dns]\nlisten=[\"127.0.0.1:0\"]\ntcp_idle_timeout=\"2s\"\n[admin]\nlisten=\"127.0.0.1:0\"\n\
+               [[zone]]\norigin=\"t.test.\"\nfile=\"t.zone\"\n";
+    let s = Server::start(cfg, &[("t.zone", &small_zone("a IN A 192.0.2.1\n"))]);
+    let mut c = TcpStream::connect(s.dns).unwrap();
+    let start = std::time::Instant::now();
+    let mut closed = None;
+    for byte in [0u8, 200].into_iter().chain(std::iter::repeat(0)).take(12) {
+        if c.write_all(&[byte]).is_err() {
+            closed = Some(start.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let closed = closed.expect("the server kept a trickling connection open for 6 s");
+    assert!(closed >= Duration::from_secs(2), "closed before the deadline: {closed:?}");
+    // The reply to our query, sent whole, still works on a new connection.
+    assert_eq!(addrs(&tcp(s.dns, &msg("a.t.test.", RecordType::A))), ["192.0.2.1"]);
+}
