@@ -17,6 +17,7 @@ use tracing::info;
 
 use crate::admin::{self, AdminState};
 use crate::config::{Problem, Problems, RedirectSettings};
+use crate::dns::cookie::Cookies;
 use crate::dns::{tcp, udp};
 use crate::health::{ProbeResult, Prober};
 use crate::metrics::{Metrics, Stats};
@@ -216,6 +217,13 @@ impl App {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut threads = Vec::new();
         let rrl = self.sources.config.dns.rrl.map(|c| Arc::new(crate::dns::rrl::Rrl::new(c)));
+        let dns_cfg = &self.sources.config.dns;
+        let cookies = dns_cfg.cookies.then(|| {
+            Arc::new(match dns_cfg.cookie_secret {
+                Some(secret) => Cookies::new(secret),
+                None => Cookies::random(),
+            })
+        });
         for (i, sock) in self.udp.into_iter().enumerate() {
             let seed = fastrand::u64(..) ^ i as u64;
             threads.push(udp::spawn_worker(
@@ -225,6 +233,7 @@ impl App {
                 stop.clone(),
                 seed,
                 rrl.clone(),
+                cookies.clone(),
             )?);
         }
         let mut tasks = Vec::new();
@@ -233,6 +242,7 @@ impl App {
             let settings = tcp::TcpSettings {
                 idle_timeout: cfg.dns.tcp_idle_timeout,
                 max_connections: cfg.dns.max_tcp_connections,
+                cookies: cookies.clone(),
             };
             tasks.push(tokio::spawn(tcp::serve(
                 listener,

@@ -88,6 +88,12 @@ struct DnsConfig {
     #[serde(default = "default_max_tcp")]
     max_tcp_connections: usize,
     rrl: Option<RrlConfig>,
+    /// Answer DNS Cookies (RFC 7873/9018).
+    #[serde(default = "default_true")]
+    cookies: bool,
+    /// A file holding the 16-byte cookie secret as 32 hex digits; servers sharing
+    /// it accept each other's cookies. Default: a random secret at each start.
+    cookie_secret_file: Option<PathBuf>,
 }
 
 /// `[dns.rrl]`: response rate limiting, off unless the table is present.
@@ -118,6 +124,8 @@ impl Default for DnsConfig {
             tcp_idle_timeout: default_tcp_idle(),
             max_tcp_connections: default_max_tcp(),
             rrl: None,
+            cookies: true,
+            cookie_secret_file: None,
         }
     }
 }
@@ -476,6 +484,9 @@ pub struct DnsSettings {
     pub tcp_idle_timeout: Duration,
     pub max_tcp_connections: usize,
     pub rrl: Option<RrlConfig>,
+    pub cookies: bool,
+    /// The shared cookie secret read from `cookie_secret_file`.
+    pub cookie_secret: Option<[u8; 16]>,
 }
 
 #[derive(Debug, Clone)]
@@ -546,6 +557,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
             find_line(text, "responses_per_second"),
             "[dns.rrl] responses_per_second must be at least 1",
         ));
+    }
+    let mut cookie_secret = None;
+    if let Some(f) = &raw.dns.cookie_secret_file {
+        let line = find_line(text, "cookie_secret_file");
+        let file = resolve(f);
+        match std::fs::read_to_string(&file) {
+            Ok(t) => match crate::dns::cookie::parse_secret(&t) {
+                Ok(secret) => cookie_secret = Some(secret),
+                Err(e) => problems.push(Problem::new(path, line, format!("{}: {e}", file.display()))),
+            },
+            Err(e) => problems.push(Problem::new(
+                path,
+                line,
+                format!("cannot read cookie_secret_file {}: {e}", file.display()),
+            )),
+        }
     }
     if raw.dns.edns_udp_size < 512 {
         problems.push(Problem::new(path, find_line(text, "edns_udp_size"), "[dns] edns_udp_size must be at least 512"));
@@ -677,6 +704,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
             tcp_idle_timeout: raw.dns.tcp_idle_timeout,
             max_tcp_connections: raw.dns.max_tcp_connections.max(1),
             rrl: raw.dns.rrl,
+            cookies: raw.dns.cookies,
+            cookie_secret,
         },
         admin: AdminSettings {
             listen: raw.admin.listen,

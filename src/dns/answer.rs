@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 
+use super::cookie::{CookieCheck, Cookies};
 use super::wire::{self, Parsed, Query};
 use crate::policy::{self, Scratch};
 use crate::store::snapshot::{Node, RRset, Selection, Snapshot, Zone};
@@ -23,6 +24,7 @@ pub struct Outcome {
     /// The pool had no eligible member of the queried family.
     pub all_down: bool,
     pub truncated: bool,
+    pub cookie: CookieCheck,
 }
 
 /// Per-worker answering state: reused query, policy scratch and order buffers.
@@ -30,6 +32,11 @@ pub struct Responder {
     query: Box<Query>,
     scratch: Scratch,
     order: Vec<u16>,
+    cookies: Option<std::sync::Arc<Cookies>>,
+    /// The COOKIE option data of the last reply (client + server cookie).
+    cookie_reply: [u8; 24],
+    /// Where the last reply's OPT record starts (0 = no OPT).
+    opt_start: usize,
 }
 
 /// An owner name to write: a compression pointer or the name itself.
@@ -55,7 +62,44 @@ const MAX_CNAME_CHAIN: usize = 8;
 
 impl Responder {
     pub fn new(seed: u64) -> Self {
-        Responder { query: Box::default(), scratch: Scratch::new(seed), order: Vec::with_capacity(64) }
+        Responder {
+            query: Box::default(),
+            scratch: Scratch::new(seed),
+            order: Vec::with_capacity(64),
+            cookies: None,
+            cookie_reply: [0; 24],
+            opt_start: 0,
+        }
+    }
+
+    /// Answers DNS Cookies (RFC 7873) with server cookies made from `cookies`.
+    pub fn with_cookies(mut self, cookies: Option<std::sync::Arc<Cookies>>) -> Self {
+        self.cookies = cookies;
+        self
+    }
+
+    /// Turns the reply just written into `out` into BADCOOKIE (RCODE 23) carrying a
+    /// fresh server cookie and no records: what a rate-limited client that sent a
+    /// client cookie gets instead of a truncated reply, so that it can retry with the
+    /// cookie and be let through (RFC 7873 section 5.2.3).
+    pub fn badcookie(&self, out: &mut Vec<u8>) {
+        let start = self.opt_start;
+        if start == 0 || start + 9 > out.len() || self.query.question_end > start {
+            return self.slip(out);
+        }
+        let mut opt = [0u8; 9];
+        opt.copy_from_slice(&out[start..start + 9]);
+        opt[5] = (wire::RCODE_BADCOOKIE >> 4) as u8;
+        out.truncate(self.query.question_end);
+        out.extend_from_slice(&opt);
+        out.extend_from_slice(&28u16.to_be_bytes());
+        out.extend_from_slice(&wire::OPT_COOKIE.to_be_bytes());
+        out.extend_from_slice(&24u16.to_be_bytes());
+        out.extend_from_slice(&self.cookie_reply);
+        out[2] &= !0x06; // no AA, no TC
+        out[3] = (out[3] & 0xf0) | (wire::RCODE_BADCOOKIE & 0x0f) as u8;
+        out[6..10].fill(0);
+        out[10..12].copy_from_slice(&1u16.to_be_bytes());
     }
 
     /// Turns the answer just written into `out` into a truncated one (TC=1, the
@@ -104,10 +148,31 @@ impl Responder {
                     0,
                     0,
                 ]);
-                return Some(Outcome { rcode: rcode as u16, pool: None, all_down: false, truncated: false });
+                self.opt_start = 0;
+                return Some(Outcome {
+                    rcode: rcode as u16,
+                    pool: None,
+                    all_down: false,
+                    truncated: false,
+                    cookie: CookieCheck::None,
+                });
             }
         }
         let q = &*self.query;
+        // DNS Cookies: check what came, make the server cookie for the reply.
+        let mut cookie = CookieCheck::None;
+        if let (Some(cookies), Some(e)) = (&self.cookies, q.edns) {
+            if let Some(cc) = e.client_cookie {
+                let now = Cookies::now();
+                cookie = if cookies.check(&cc, e.server_cookie(), client, now) {
+                    CookieCheck::Valid
+                } else {
+                    CookieCheck::ClientOnly
+                };
+                self.cookie_reply[..8].copy_from_slice(&cc);
+                self.cookie_reply[8..].copy_from_slice(&cookies.make(&cc, client, now));
+            }
+        }
         let max_len = if tcp {
             u16::MAX as usize
         } else {
@@ -135,11 +200,9 @@ impl Responder {
 
         // OPT: sized now so that truncation leaves room for it.
         let ecs = q.edns.and_then(|e| e.ecs);
-        let opt_len = if q.edns.is_some() {
-            11 + ecs.map(|e| 8 + (e.source_prefix as usize).div_ceil(8)).unwrap_or(0)
-        } else {
-            0
-        };
+        let ecs_len = ecs.map(|e| 8 + (e.source_prefix as usize).div_ceil(8)).unwrap_or(0);
+        let cookie_len = if cookie == CookieCheck::None { 0 } else { 28 };
+        let opt_len = if q.edns.is_some() { 11 + ecs_len + cookie_len } else { 0 };
         let mut truncated = false;
         if out.len() + opt_len > max_len {
             truncated = true;
@@ -148,27 +211,31 @@ impl Responder {
             a.ns = 0;
             a.ar = 0;
         }
+        self.opt_start = 0;
         if let Some(e) = q.edns {
             let ext = (a.rcode >> 4) as u8;
+            self.opt_start = out.len();
             out.push(0);
             out.extend_from_slice(&wire::TYPE_OPT.to_be_bytes());
             out.extend_from_slice(&snap.edns_udp_size.to_be_bytes());
             out.extend_from_slice(&[ext, 0, if e.dnssec_ok { 0x80 } else { 0 }, 0]);
-            match ecs {
-                Some(s) => {
-                    let n = (s.source_prefix as usize).div_ceil(8);
-                    out.extend_from_slice(&((8 + n) as u16).to_be_bytes());
-                    out.extend_from_slice(&wire::OPT_ECS.to_be_bytes());
-                    out.extend_from_slice(&((4 + n) as u16).to_be_bytes());
-                    out.extend_from_slice(&s.family.to_be_bytes());
-                    out.push(s.source_prefix);
-                    out.push(a.scope.min(s.source_prefix));
-                    match s.addr {
-                        IpAddr::V4(v) => out.extend_from_slice(&v.octets()[..n]),
-                        IpAddr::V6(v) => out.extend_from_slice(&v.octets()[..n]),
-                    }
+            out.extend_from_slice(&((ecs_len + cookie_len) as u16).to_be_bytes());
+            if let Some(s) = ecs {
+                let n = (s.source_prefix as usize).div_ceil(8);
+                out.extend_from_slice(&wire::OPT_ECS.to_be_bytes());
+                out.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+                out.extend_from_slice(&s.family.to_be_bytes());
+                out.push(s.source_prefix);
+                out.push(a.scope.min(s.source_prefix));
+                match s.addr {
+                    IpAddr::V4(v) => out.extend_from_slice(&v.octets()[..n]),
+                    IpAddr::V6(v) => out.extend_from_slice(&v.octets()[..n]),
                 }
-                None => out.extend_from_slice(&[0, 0]),
+            }
+            if cookie != CookieCheck::None {
+                out.extend_from_slice(&wire::OPT_COOKIE.to_be_bytes());
+                out.extend_from_slice(&24u16.to_be_bytes());
+                out.extend_from_slice(&self.cookie_reply);
             }
             a.ar += 1;
         }
@@ -177,7 +244,7 @@ impl Responder {
         out[6..8].copy_from_slice(&a.an.to_be_bytes());
         out[8..10].copy_from_slice(&a.ns.to_be_bytes());
         out[10..12].copy_from_slice(&a.ar.to_be_bytes());
-        Some(Outcome { rcode: a.rcode, pool: a.pool, all_down: a.all_down, truncated })
+        Some(Outcome { rcode: a.rcode, pool: a.pool, all_down: a.all_down, truncated, cookie })
     }
 }
 

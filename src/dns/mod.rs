@@ -2,6 +2,7 @@
 //! two transports that feed it ([`udp`], [`tcp`]).
 
 pub mod answer;
+pub mod cookie;
 pub mod mmsg;
 pub mod rrl;
 pub mod tcp;

@@ -25,12 +25,14 @@ use tokio::sync::{Notify, watch};
 use tracing::debug;
 
 use super::Responder;
+use super::cookie::Cookies;
 use crate::metrics::WorkerStats;
 use crate::store::snapshot::Snapshot;
 
 pub struct TcpSettings {
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    pub cookies: Option<Arc<Cookies>>,
 }
 
 /// One open connection, as the table sees it.
@@ -121,6 +123,7 @@ pub async fn serve(
             snapshot: snapshot.clone(),
             stats: stats.clone(),
             deadline: settings.idle_timeout,
+            cookies: settings.cookies.clone(),
             table: table.clone(),
             last_active,
         };
@@ -148,6 +151,7 @@ struct Connection {
     snapshot: Arc<ArcSwap<Snapshot>>,
     stats: Arc<WorkerStats>,
     deadline: Duration,
+    cookies: Option<Arc<Cookies>>,
     table: Arc<Table>,
     last_active: Arc<AtomicU64>,
 }
@@ -155,7 +159,7 @@ struct Connection {
 impl Connection {
     async fn run(self, mut stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
-        let mut responder = Responder::new(fastrand::u64(..));
+        let mut responder = Responder::new(fastrand::u64(..)).with_cookies(self.cookies.clone());
         let mut inbuf = vec![0u8; 65535];
         let mut outbuf = Vec::with_capacity(4096);
         let mut framed = Vec::with_capacity(4098);

@@ -15,6 +15,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tracing::debug;
 
 use super::Responder;
+use super::cookie::{CookieCheck, Cookies};
 use super::mmsg::{BATCH, Batch};
 use super::rrl::{Rrl, Verdict};
 use crate::metrics::WorkerStats;
@@ -45,10 +46,11 @@ pub fn spawn_worker(
     stop: Arc<AtomicBool>,
     seed: u64,
     rrl: Option<Arc<Rrl>>,
+    cookies: Option<Arc<Cookies>>,
 ) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("lbdns-udp".into()).spawn(move || {
         let fd = socket.as_raw_fd();
-        let mut responder = Responder::new(seed);
+        let mut responder = Responder::new(seed).with_cookies(cookies);
         let mut batch = Batch::new();
         let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(4096)).collect();
         let mut answered = [false; BATCH];
@@ -78,10 +80,20 @@ pub fn spawn_worker(
                 };
                 match responder.respond(&snap, packet, peer, false, &mut outs[i]) {
                     Some(outcome) => {
-                        let verdict = rrl.as_ref().map(|r| r.check(peer)).unwrap_or(Verdict::Send);
+                        // A valid server cookie proves the address is not spoofed.
+                        let verdict = match &rrl {
+                            Some(r) if outcome.cookie != CookieCheck::Valid => r.check(peer),
+                            _ => Verdict::Send,
+                        };
                         match verdict {
                             Verdict::Send => {
                                 stats.response(&outcome);
+                                answered[i] = true;
+                            }
+                            Verdict::Slip if outcome.cookie == CookieCheck::ClientOnly => {
+                                // It speaks cookies: BADCOOKIE hands it one to retry with.
+                                responder.badcookie(&mut outs[i]);
+                                stats.rrl(false);
                                 answered[i] = true;
                             }
                             Verdict::Slip => {

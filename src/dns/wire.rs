@@ -45,8 +45,17 @@ pub struct Edns {
     pub version: u8,
     pub dnssec_ok: bool,
     pub ecs: Option<ClientSubnet>,
-    /// Client cookie (8 bytes) and whether a server cookie came with it.
+    /// Client cookie (8 bytes).
     pub client_cookie: Option<[u8; 8]>,
+    /// The server cookie sent with it (8 to 32 bytes; `server_cookie_len` 0 = none).
+    pub server_cookie: [u8; 32],
+    pub server_cookie_len: u8,
+}
+
+impl Edns {
+    pub fn server_cookie(&self) -> &[u8] {
+        &self.server_cookie[..self.server_cookie_len as usize]
+    }
 }
 
 /// A query, decoded enough to answer it.
@@ -105,6 +114,7 @@ pub const RCODE_NOTIMP: u8 = 4;
 pub const RCODE_REFUSED: u8 = 5;
 /// Extended RCODE 16: only expressible with OPT.
 pub const RCODE_BADVERS: u16 = 16;
+pub const RCODE_BADCOOKIE: u16 = 23;
 
 fn u16_at(b: &[u8], i: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]))
@@ -245,7 +255,15 @@ fn parse_opt(b: &[u8], p: usize, end: usize) -> Option<Edns> {
     let payload = u16_at(b, p + 2)?.max(512);
     let version = *b.get(p + 5)?;
     let dnssec_ok = b.get(p + 6)? & 0x80 != 0;
-    let mut edns = Edns { payload, version, dnssec_ok, ecs: None, client_cookie: None };
+    let mut edns = Edns {
+        payload,
+        version,
+        dnssec_ok,
+        ecs: None,
+        client_cookie: None,
+        server_cookie: [0; 32],
+        server_cookie_len: 0,
+    };
     let mut o = p + 10;
     while o < end {
         let code = u16_at(b, o)?;
@@ -263,12 +281,14 @@ fn parse_opt(b: &[u8], p: usize, end: usize) -> Option<Edns> {
             }
             OPT_COOKIE => {
                 // RFC 7873: a client cookie of 8 bytes, optionally a server cookie of 8-32.
-                if !(len == 8 || (16..=40).contains(&len)) {
+                if !(len == 8 || (16..=40).contains(&len)) || edns.client_cookie.is_some() {
                     return None;
                 }
                 let mut c = [0u8; 8];
                 c.copy_from_slice(&data[..8]);
                 edns.client_cookie = Some(c);
+                edns.server_cookie[..len - 8].copy_from_slice(&data[8..]);
+                edns.server_cookie_len = (len - 8) as u8;
             }
             _ => {}
         }
