@@ -562,7 +562,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
     if let Some(f) = &raw.dns.cookie_secret_file {
         let line = find_line(text, "cookie_secret_file");
         let file = resolve(f);
-        match std::fs::read_to_string(&file) {
+        let read = std::fs::metadata(&file).and_then(|m| {
+            if m.is_file() && m.len() <= 4096 {
+                std::fs::read_to_string(&file)
+            } else {
+                Err(std::io::Error::other("not a regular file of at most 4 KiB"))
+            }
+        });
+        match read {
             Ok(t) => match crate::dns::cookie::parse_secret(&t) {
                 Ok(secret) => cookie_secret = Some(secret),
                 Err(e) => problems.push(Problem::new(path, line, format!("{}: {e}", file.display()))),

@@ -14,6 +14,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod dns;
+pub mod fuzzing;
 pub mod geoip;
 pub mod health;
 pub mod http;

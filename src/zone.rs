@@ -87,9 +87,19 @@ struct Loader {
     last_ttl: Option<u32>,
 }
 
+/// Reads a zone file, refusing anything but a regular file: `$INCLUDE /dev/zero`
+/// or a FIFO would otherwise hang the loader or exhaust memory.
+fn read_regular(file: &Path) -> std::io::Result<String> {
+    let meta = std::fs::metadata(file)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    std::fs::read_to_string(file)
+}
+
 impl Loader {
     fn file(&mut self, origin: &Name, file: &Path, depth: usize, from: Option<(&Path, usize)>, ttl: Option<u32>) {
-        match std::fs::read_to_string(file) {
+        match read_regular(file) {
             Ok(text) => self.text(origin, file, &text, depth, ttl),
             Err(e) => {
                 let (f, l) = from.unwrap_or((file, 0));

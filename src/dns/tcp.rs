@@ -13,13 +13,13 @@
 //!   has at most one query in progress and pipelined queries wait in the socket
 //!   buffer (TCP flow control pushes back on the sender).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tracing::debug;
@@ -157,44 +157,63 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, mut stream: TcpStream, peer: SocketAddr) {
+    async fn run(self, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
         let mut responder = Responder::new(fastrand::u64(..)).with_cookies(self.cookies.clone());
-        let mut inbuf = vec![0u8; 65535];
-        let mut outbuf = Vec::with_capacity(4096);
-        let mut framed = Vec::with_capacity(4098);
-        loop {
-            // The whole message, length and body, within one deadline.
-            let read = async {
-                let mut len = [0u8; 2];
-                stream.read_exact(&mut len).await?;
-                let len = u16::from_be_bytes(len) as usize;
-                stream.read_exact(&mut inbuf[..len]).await?;
-                std::io::Result::Ok(len)
-            };
-            let len = match tokio::time::timeout(self.deadline, read).await {
-                Ok(Ok(len)) if len > 0 => len,
-                _ => return,
-            };
-            self.stats.query(true);
-            let outcome = {
-                let snap = self.snapshot.load();
-                responder.respond(&snap, &inbuf[..len], peer.ip(), true, &mut outbuf)
-            };
-            let Some(outcome) = outcome else {
-                self.stats.dropped();
-                return;
-            };
-            self.stats.response(&outcome);
-            // One reused buffer for length + message: no allocation per query.
-            framed.clear();
-            framed.extend_from_slice(&(outbuf.len() as u16).to_be_bytes());
-            framed.extend_from_slice(&outbuf);
-            match tokio::time::timeout(self.deadline, stream.write_all(&framed)).await {
-                Ok(Ok(())) => {}
-                _ => return,
-            }
-            self.last_active.store(self.table.now_ms(), Ordering::Relaxed);
+        answer_stream(stream, peer.ip(), &self.snapshot, &self.stats, self.deadline, &mut responder, || {
+            self.last_active.store(self.table.now_ms(), Ordering::Relaxed)
+        })
+        .await;
+    }
+}
+
+/// Answers length-prefixed queries from `stream` in order until the client closes
+/// it, a message misses `deadline`, a query is not worth answering, or a write
+/// fails. `answered` is called after each answer is written. (Generic over the
+/// stream so that the fuzz target drives exactly this loop.)
+pub async fn answer_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    peer: IpAddr,
+    snapshot: &ArcSwap<Snapshot>,
+    stats: &WorkerStats,
+    deadline: Duration,
+    responder: &mut Responder,
+    mut answered: impl FnMut(),
+) {
+    let mut inbuf = vec![0u8; 65535];
+    let mut outbuf = Vec::with_capacity(4096);
+    let mut framed = Vec::with_capacity(4098);
+    loop {
+        // The whole message, length and body, within one deadline.
+        let read = async {
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).await?;
+            let len = u16::from_be_bytes(len) as usize;
+            stream.read_exact(&mut inbuf[..len]).await?;
+            std::io::Result::Ok(len)
+        };
+        let len = match tokio::time::timeout(deadline, read).await {
+            Ok(Ok(len)) if len > 0 => len,
+            _ => return,
+        };
+        stats.query(true);
+        let outcome = {
+            let snap = snapshot.load();
+            responder.respond(&snap, &inbuf[..len], peer, true, &mut outbuf)
+        };
+        let Some(outcome) = outcome else {
+            stats.dropped();
+            return;
+        };
+        stats.response(&outcome);
+        // One reused buffer for length + message: no allocation per query.
+        framed.clear();
+        framed.extend_from_slice(&(outbuf.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&outbuf);
+        match tokio::time::timeout(deadline, stream.write_all(&framed)).await {
+            Ok(Ok(())) => {}
+            _ => return,
         }
+        answered();
     }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod cookies;
 mod core;
 mod docs;
+mod fuzz_regressions;
 mod geo;
 mod geoip_gen;
 mod harness;
