@@ -16,15 +16,16 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::admin::{self, AdminState};
-use crate::config::{Problem, Problems, RedirectSettings};
+use crate::config::{ClusterHealth, Problem, Problems, RedirectSettings};
 use crate::dns::cookie::Cookies;
 use crate::dns::{tcp, udp};
 use crate::health::{ProbeResult, Prober};
 use crate::metrics::{Metrics, Stats};
 use crate::sources::Sources;
-use crate::store::durable::SqliteStore;
+use crate::store::durable::{SqliteStore, Store};
+use crate::store::etcd::{self, EtcdStore, NodeView};
 use crate::store::snapshot::Snapshot;
-use crate::store::writer::{Command, Writer};
+use crate::store::writer::{ClusterLink, Command, Writer};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -125,10 +126,35 @@ impl App {
             Some(p) => Some(admin::read_token(p).map_err(AppError::Start)?),
             None => None,
         };
-        let store = SqliteStore::open(&cfg.admin.state_dir).map_err(|e| AppError::Start(e.to_string()))?;
+        let (store, etcd): (Box<dyn Store>, _) = match &cfg.etcd {
+            None => {
+                let s = SqliteStore::open(&cfg.admin.state_dir).map_err(|e| AppError::Start(e.to_string()))?;
+                (Box::new(s), None)
+            }
+            Some(e) => {
+                let s = EtcdStore::open(e).await.map_err(AppError::Start)?;
+                let client = s.client();
+                (Box::new(s), Some((e.clone(), client)))
+            }
+        };
         let (probe_tx, probe_rx) = mpsc::channel(4096);
-        let mut writer =
-            Writer::new(sources.clone(), Box::new(store), Prober::new(probe_tx)).map_err(AppError::Start)?;
+        let mut writer = Writer::new(sources.clone(), store, Prober::new(probe_tx, sources.config.probe_source))
+            .map_err(AppError::Start)?;
+        if let Some((settings, client)) = etcd {
+            let (remote_tx, remote_rx) = mpsc::channel(256);
+            let (views_tx, views_rx) = watch::channel(NodeView::new());
+            writer.set_cluster(ClusterLink {
+                node: settings.node.clone(),
+                quorum: settings.health == ClusterHealth::Quorum,
+                remote: Some(remote_rx),
+                views: views_tx,
+            });
+            // The watch starts with a full load of its own: it brings the other nodes'
+            // health views, which the state loaded above leaves out.
+            tokio::spawn(etcd::watch_loop(client.clone(), settings.prefix.clone(), None, remote_tx));
+            tokio::spawn(etcd::health_loop(client, settings.prefix.clone(), settings.node.clone(), views_rx));
+            info!(node = %settings.node, endpoints = %settings.endpoints.join(","), "state shared through etcd");
+        }
         let stats = Arc::new(Stats::default());
         let metrics = Metrics::new(stats.clone(), writer.snapshot());
         writer.set_metrics(metrics.clone());

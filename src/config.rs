@@ -68,6 +68,9 @@ struct ConfigFile {
     #[serde(default)]
     regions: BTreeMap<String, Vec<String>>,
     redirect: Option<Spanned<RedirectConfig>>,
+    cluster: Option<ClusterConfig>,
+    #[serde(default)]
+    health: GlobalHealthConfig,
     #[serde(default)]
     zone: Vec<Spanned<ZoneConfig>>,
     #[serde(default)]
@@ -141,6 +144,78 @@ fn default_tcp_idle() -> Duration {
 }
 fn default_max_tcp() -> usize {
     1024
+}
+
+/// `[cluster]`: where API state lives and how nodes agree on health.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    #[serde(default)]
+    pub store: StoreKind,
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default)]
+    pub health: ClusterHealth,
+    /// This node's name among the others (default: the host name).
+    pub node: Option<String>,
+    /// etcd authentication: user name, and a file holding the password.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// TLS to etcd (https:// endpoints): CA bundle, and a client certificate and key.
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Deadline of each etcd request (a write waits at most this long).
+    #[serde(default = "default_etcd_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    #[default]
+    Embedded,
+    Etcd,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterHealth {
+    /// Each node trusts its own probes.
+    Local,
+    /// A member is down only when more than half of the live nodes see it down.
+    #[default]
+    Quorum,
+}
+
+fn default_prefix() -> String {
+    "/lbdns/".to_string()
+}
+fn default_etcd_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// `[health]`: settings for every probe.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalHealthConfig {
+    /// Source address of probes (on a host with several addresses).
+    pub source_address: Option<IpAddr>,
+}
+
+/// Validated `[cluster]` with store = "etcd".
+#[derive(Debug, Clone)]
+pub struct EtcdSettings {
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    pub health: ClusterHealth,
+    pub node: String,
+    pub user: Option<(String, String)>,
+    pub ca_pem: Option<Vec<u8>>,
+    pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -456,6 +531,9 @@ pub struct Config {
     pub zones: Vec<ZoneSpec>,
     pub pools: Vec<PoolDef>,
     pub redirect: Option<RedirectSettings>,
+    /// `Some` when API state lives in etcd.
+    pub etcd: Option<EtcdSettings>,
+    pub probe_source: Option<IpAddr>,
 }
 
 /// Validated `[redirect]`.
@@ -655,6 +733,86 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
         ));
     }
 
+    let mut etcd = None;
+    if let Some(c) = &raw.cluster {
+        let line = find_line(text, "[cluster]");
+        let read = |what: &str, f: &Path, problems: &mut Vec<Problem>| -> Option<Vec<u8>> {
+            let file = resolve(f);
+            match std::fs::read(&file) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    problems.push(Problem::new(
+                        path,
+                        find_line(text, what),
+                        format!("cannot read {what} {}: {e}", file.display()),
+                    ));
+                    None
+                }
+            }
+        };
+        if c.store == StoreKind::Etcd {
+            if c.endpoints.is_empty() {
+                problems.push(Problem::new(
+                    path,
+                    line,
+                    "[cluster] store = \"etcd\" needs endpoints, e.g. [\"http://127.0.0.1:2379\"]",
+                ));
+            }
+            for e in &c.endpoints {
+                if !(e.starts_with("http://") || e.starts_with("https://")) {
+                    problems.push(Problem::new(
+                        path,
+                        find_line(text, "endpoints"),
+                        format!("[cluster] endpoint {e:?}: must start with http:// or https://"),
+                    ));
+                }
+            }
+            if !c.prefix.starts_with('/') || !c.prefix.ends_with('/') {
+                problems.push(Problem::new(
+                    path,
+                    find_line(text, "prefix"),
+                    "[cluster] prefix must start and end with /",
+                ));
+            }
+            let node = c.node.clone().unwrap_or_else(hostname);
+            if node.is_empty() || node.contains('/') {
+                problems.push(Problem::new(
+                    path,
+                    find_line(text, "node"),
+                    "[cluster] node must be a non-empty name without /",
+                ));
+            }
+            let user = match (&c.username, &c.password_file) {
+                (Some(u), Some(f)) => read("password_file", f, &mut problems)
+                    .map(|p| (u.clone(), String::from_utf8_lossy(&p).trim_end_matches(['\n', '\r']).to_string())),
+                (None, None) => None,
+                _ => {
+                    problems.push(Problem::new(path, line, "[cluster] username and password_file go together"));
+                    None
+                }
+            };
+            let ca_pem = c.ca_file.as_ref().and_then(|f| read("ca_file", f, &mut problems));
+            let identity_pem = match (&c.cert_file, &c.key_file) {
+                (Some(cf), Some(kf)) => read("cert_file", cf, &mut problems).zip(read("key_file", kf, &mut problems)),
+                (None, None) => None,
+                _ => {
+                    problems.push(Problem::new(path, line, "[cluster] cert_file and key_file go together"));
+                    None
+                }
+            };
+            etcd = Some(EtcdSettings {
+                endpoints: c.endpoints.clone(),
+                prefix: c.prefix.clone(),
+                health: c.health,
+                node,
+                user,
+                ca_pem,
+                identity_pem,
+                timeout: c.timeout,
+            });
+        }
+    }
+
     let mut redirect = None;
     if let Some(r) = &raw.redirect {
         let line = lines.line(r.span().start);
@@ -703,6 +861,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
     }
     Ok(Config {
         redirect,
+        etcd,
+        probe_source: raw.health.source_address,
         path: path.to_path_buf(),
         dns: DnsSettings {
             listen: raw.dns.listen,
@@ -778,6 +938,15 @@ impl PoolDef {
 }
 
 /// Parses an absolute domain name; a missing final dot is added.
+/// The host name, for a node that does not name itself.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "lbdns".to_string())
+}
+
 pub fn parse_fqdn(s: &str) -> Result<Name, String> {
     let s = s.trim();
     if s.is_empty() {

@@ -69,6 +69,62 @@ pub struct ProbeKey {
     pub spec: Arc<ProbeSpec>,
 }
 
+impl ProbeKey {
+    /// The same text on every node for the same member and check: how nodes
+    /// compare their views of a member (`[cluster] health = "quorum"`).
+    pub fn id(&self) -> String {
+        let s = &self.spec;
+        format!(
+            "{} {} port={} path={} host={} expect={:?} body={:?} tls_verify={}",
+            self.addr,
+            s.check.as_str(),
+            s.port,
+            s.path,
+            s.host,
+            s.expect_status,
+            s.expect_body,
+            s.tls_verify
+        )
+    }
+}
+
+/// What the pools are built from: this node's probe results, and with
+/// `health = "quorum"` the other nodes' views of the same members. A member is down
+/// only when more than half of the nodes that probed it see it down; a member no
+/// node has a result for yet is not answered.
+pub struct ClusterView<'a> {
+    pub local: &'a HealthTable,
+    /// Other live nodes' views (empty: local decisions only).
+    pub nodes: &'a std::collections::BTreeMap<String, crate::store::etcd::NodeView>,
+}
+
+impl crate::store::snapshot::HealthView for ClusterView<'_> {
+    fn is_up(&self, pool: &PoolDef, addr: IpAddr) -> bool {
+        if pool.health.check == CheckKind::None {
+            return true;
+        }
+        if self.nodes.is_empty() {
+            return self.local.is_up(pool, addr);
+        }
+        let key = ProbeKey { addr, spec: Arc::new(ProbeSpec::of(pool)) };
+        let id = key.id();
+        let (mut voters, mut down) = (0u32, 0u32);
+        let views = self.local.members.get(&key).and_then(|h| h.flap.up).into_iter();
+        for up in views.chain(self.nodes.values().filter_map(|v| v.get(&id).copied())) {
+            voters += 1;
+            down += u32::from(!up);
+        }
+        voters > 0 && down * 2 <= voters
+    }
+}
+
+impl HealthTable {
+    /// This node's known results, by probe id (what it publishes to the others).
+    pub fn view(&self) -> crate::store::etcd::NodeView {
+        self.members.iter().filter_map(|(k, h)| Some((k.id(), h.flap.up?))).collect()
+    }
+}
+
 /// Every probe key the pools need (check = none needs none).
 pub fn keys_of<'a>(pools: impl IntoIterator<Item = &'a Arc<PoolDef>>) -> Vec<ProbeKey> {
     let mut out: Vec<ProbeKey> = Vec::new();
@@ -182,16 +238,41 @@ impl crate::store::snapshot::HealthView for HealthTable {
 pub struct Prober {
     results: mpsc::Sender<ProbeResult>,
     limit: Arc<Semaphore>,
-    http: reqwest::Client,
+    clients: Clients,
     streams: HashMap<ProbeKey, JoinHandle<()>>,
 }
 
+/// The HTTP clients probes share, and the source address (`[health] source_address`).
+#[derive(Clone)]
+struct Clients {
+    /// Plain HTTP from the source address (used for members of its family).
+    http_src: reqwest::Client,
+    /// Plain HTTP from any address.
+    http: reqwest::Client,
+    source: Option<IpAddr>,
+}
+
+impl Clients {
+    fn http_for(&self, target: IpAddr) -> &reqwest::Client {
+        if probe::source_for(self.source, target).is_some() { &self.http_src } else { &self.http }
+    }
+
+    fn https_for(&self, key: &ProbeKey) -> Option<reqwest::Client> {
+        (key.spec.check == CheckKind::Https)
+            .then(|| probe::https_client(key, probe::source_for(self.source, key.addr)).ok())
+            .flatten()
+    }
+}
+
 impl Prober {
-    pub fn new(results: mpsc::Sender<ProbeResult>) -> Self {
+    /// Probes leave from `source` when set (for members of its family).
+    pub fn new(results: mpsc::Sender<ProbeResult>, source: Option<IpAddr>) -> Self {
+        let http = probe::http_client(None);
+        let http_src = if source.is_some() { probe::http_client(source) } else { http.clone() };
         Prober {
             results,
             limit: Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES)),
-            http: probe::http_client(),
+            clients: Clients { http_src, http, source },
             streams: HashMap::new(),
         }
     }
@@ -202,11 +283,11 @@ impl Prober {
         for key in keys {
             let key = key.clone();
             let limit = self.limit.clone();
-            let http = self.http.clone();
+            let clients = self.clients.clone();
             set.spawn(async move {
-                let https = https_for(&key);
+                let https = clients.https_for(&key);
                 let _permit = limit.acquire_owned().await;
-                probe_once(&key, &http, https.as_ref()).await
+                probe_once(&key, &clients, https.as_ref()).await
             });
         }
         let mut out = Vec::with_capacity(keys.len());
@@ -238,7 +319,7 @@ impl Prober {
                 key.clone(),
                 self.results.clone(),
                 self.limit.clone(),
-                self.http.clone(),
+                self.clients.clone(),
                 immediate,
             ));
             self.streams.insert(key.clone(), task);
@@ -260,14 +341,11 @@ impl Drop for Prober {
     }
 }
 
-fn https_for(key: &ProbeKey) -> Option<reqwest::Client> {
-    (key.spec.check == CheckKind::Https).then(|| probe::https_client(key).ok()).flatten()
-}
-
-async fn probe_once(key: &ProbeKey, http: &reqwest::Client, https: Option<&reqwest::Client>) -> ProbeResult {
+async fn probe_once(key: &ProbeKey, clients: &Clients, https: Option<&reqwest::Client>) -> ProbeResult {
     let start = Instant::now();
     let at = SystemTime::now();
-    let outcome = match tokio::time::timeout(key.spec.timeout, probe::run(key, http, https)).await {
+    let run = probe::run(key, clients.http_for(key.addr), https, clients.source);
+    let outcome = match tokio::time::timeout(key.spec.timeout, run).await {
         Ok(r) => r,
         Err(_) => Err(format!("timed out after {:?}", key.spec.timeout)),
     };
@@ -279,10 +357,10 @@ async fn stream(
     key: ProbeKey,
     results: mpsc::Sender<ProbeResult>,
     limit: Arc<Semaphore>,
-    http: reqwest::Client,
+    clients: Clients,
     immediate: bool,
 ) {
-    let https = https_for(&key);
+    let https = clients.https_for(&key);
     let mut next = if immediate {
         tokio::time::Instant::now()
     } else {
@@ -293,7 +371,7 @@ async fn stream(
         next += probe::jitter(key.spec.interval);
         let result = {
             let Ok(_permit) = limit.acquire().await else { return };
-            probe_once(&key, &http, https.as_ref()).await
+            probe_once(&key, &clients, https.as_ref()).await
         };
         if results.send(result).await.is_err() {
             return;

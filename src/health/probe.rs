@@ -2,10 +2,10 @@
 //! no redirect, and check the status and optionally a body substring. The caller
 //! bounds every probe with the spec's timeout.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use super::ProbeKey;
 use crate::config::CheckKind;
@@ -15,9 +15,10 @@ const MAX_BODY: usize = 64 * 1024;
 
 /// The shared plain-HTTP client: no redirects, no proxy, no pooling beyond a few
 /// idle connections (probes are spaced out; a fresh connection is the real test).
-pub fn http_client() -> reqwest::Client {
+pub fn http_client(source: Option<IpAddr>) -> reqwest::Client {
     install_crypto();
     reqwest::Client::builder()
+        .local_address(source)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .pool_max_idle_per_host(0)
@@ -28,9 +29,10 @@ pub fn http_client() -> reqwest::Client {
 
 /// An HTTPS client for one stream: the member's address is pinned for `host`, so
 /// that the certificate is verified against `host` while connecting to the member.
-pub fn https_client(key: &ProbeKey) -> Result<reqwest::Client, String> {
+pub fn https_client(key: &ProbeKey, source: Option<IpAddr>) -> Result<reqwest::Client, String> {
     install_crypto();
     reqwest::Client::builder()
+        .local_address(source)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .pool_max_idle_per_host(0)
@@ -45,13 +47,30 @@ fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// The probe source address for `target`, if one is set of its family.
+pub fn source_for(source: Option<IpAddr>, target: IpAddr) -> Option<IpAddr> {
+    source.filter(|s| s.is_ipv4() == target.is_ipv4())
+}
+
+async fn tcp_connect(target: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(src) = source_for(source, target.ip()) else { return TcpStream::connect(target).await };
+    let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.bind(SocketAddr::new(src, 0))?;
+    socket.connect(target).await
+}
+
 /// Runs one probe (without its timeout). `Err` says why it failed.
-pub async fn run(key: &ProbeKey, http: &reqwest::Client, https: Option<&reqwest::Client>) -> Result<(), String> {
+pub async fn run(
+    key: &ProbeKey,
+    http: &reqwest::Client,
+    https: Option<&reqwest::Client>,
+    source: Option<IpAddr>,
+) -> Result<(), String> {
     let spec = &key.spec;
     let target = SocketAddr::new(key.addr, spec.port);
     match spec.check {
         CheckKind::None => Ok(()),
-        CheckKind::Tcp => TcpStream::connect(target).await.map(drop).map_err(|e| format!("connect {target}: {e}")),
+        CheckKind::Tcp => tcp_connect(target, source).await.map(drop).map_err(|e| format!("connect {target}: {e}")),
         CheckKind::Http => {
             let url = format!("http://{target}{}", spec.path);
             let req = http.get(&url).header(reqwest::header::HOST, &spec.host);

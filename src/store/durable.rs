@@ -4,8 +4,7 @@
 //! SQLite runs in WAL mode with `synchronous = FULL`: a change is on disk when
 //! `apply` returns, so an acknowledged write survives `kill -9` and power loss.
 //! Each change is one transaction that also increments its zone's serial counter.
-//! Another implementation (a shared, replicated store) can back several servers:
-//! it reports changes made elsewhere through [`Store::remote_changes`].
+//! The other implementation, `etcd.rs`, backs several servers with one state.
 
 use std::path::Path;
 
@@ -24,6 +23,12 @@ pub enum StoreError {
     Corrupt { path: String, message: String },
     #[error("cannot create state directory {path}: {source}")]
     Dir { path: String, source: std::io::Error },
+    /// The shared store cannot be reached (the change was not stored).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The change lost a race with another server's, or the target is not empty.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Where API changes live.
@@ -33,11 +38,26 @@ pub trait Store: Send {
     /// Stores `change` (made in `zone`) and increments that zone's serial, in one
     /// transaction; returns once it is durable.
     fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError>;
-    /// Changes made by other servers sharing this store: `None` when this process
-    /// is the only writer (the embedded store).
-    fn remote_changes(&mut self) -> Option<tokio::sync::mpsc::Receiver<Overlay>> {
-        None
+    /// Stores a whole exported state into this (empty) store; returns the number of
+    /// entries written. Refuses a store that already holds changes.
+    fn import(&mut self, o: &Overlay) -> Result<usize, StoreError>;
+    /// What another server changed, as the shared store's watch saw it, reduced to
+    /// what this server has not applied yet. The embedded store has no others.
+    fn observe(&mut self, remote: super::etcd::Remote) -> Observed {
+        let _ = remote;
+        Observed::Nothing
     }
+}
+
+/// A remote update, ready for the writer.
+pub enum Observed {
+    Nothing,
+    /// The whole state: replaces the overlay and the node views.
+    Full(super::etcd::State),
+    /// Keys to apply (value `None` = deleted).
+    Changes(Vec<(String, Option<Vec<u8>>)>),
+    /// etcd is out of reach: other nodes' views are unknown.
+    Lost,
 }
 
 /// The embedded store: `state_dir/lbdns.sqlite3`.
@@ -203,6 +223,50 @@ impl Store for SqliteStore {
         .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(())
+    }
+
+    fn import(&mut self, o: &Overlay) -> Result<usize, StoreError> {
+        if self.load()? != Overlay::default() {
+            return Err(StoreError::Conflict(format!(
+                "{} already holds changes: import only into an empty store",
+                self.path
+            )));
+        }
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        let mut n = 0;
+        for def in o.pools.values() {
+            let body = serde_json::to_string(&ApiPoolConfig::from_def(def)).unwrap_or_default();
+            tx.execute("INSERT INTO pools (name, body) VALUES (?1, ?2)", params![def.name.to_ascii(), body])
+                .map_err(err)?;
+            n += 1;
+        }
+        for ((pool, addr), m) in &o.members {
+            let body = m.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default());
+            tx.execute(
+                "INSERT INTO members (pool, address, body) VALUES (?1, ?2, ?3)",
+                params![pool.to_ascii(), addr.to_string(), body],
+            )
+            .map_err(err)?;
+            n += 1;
+        }
+        for ((zone, name, rtype), set) in &o.rrsets {
+            let body = set.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default());
+            tx.execute(
+                "INSERT INTO rrsets (zone, name, type, body) VALUES (?1, ?2, ?3, ?4)",
+                params![zone.to_ascii(), name.to_ascii(), rtype.to_string(), body],
+            )
+            .map_err(err)?;
+            n += 1;
+        }
+        for (zone, bumps) in &o.serials {
+            tx.execute("INSERT INTO serials (zone, bumps) VALUES (?1, ?2)", params![zone.to_ascii(), *bumps as i64])
+                .map_err(err)?;
+            n += 1;
+        }
+        tx.commit().map_err(err)?;
+        Ok(n)
     }
 }
 

@@ -2,6 +2,7 @@
 //! from the sources, health state and (later) API changes.
 
 pub mod durable;
+pub mod etcd;
 pub mod overlay;
 pub mod snapshot;
 pub mod writer;

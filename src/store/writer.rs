@@ -1,12 +1,13 @@
 //! The one writer: the only task that publishes snapshots.
 //!
-//! Inputs arrive on bounded channels: probe results and admin API requests.
+//! Inputs arrive on bounded channels: probe results, admin API requests and, with
+//! etcd, what other servers changed.
 //! Probe results already queued are applied as one batch, so a burst of health
 //! changes is a single swap. An API change is validated against the current state,
 //! stored durably, applied to the overlay and published before its reply is sent,
 //! so a client that got a 2xx reads its own write from DNS.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -15,14 +16,15 @@ use axum::http::StatusCode;
 use hickory_proto::rr::{Name, RecordType};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use super::durable::Store;
+use super::durable::{Observed, Store, StoreError};
+use super::etcd::{NodeView, Remote, State};
 use super::overlay::{self, Change, Origin, Overlay, StoredRRset};
 
 use crate::admin::{AdminError, ApiRequest};
 use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, PoolDef, parse_fqdn};
-use crate::health::{self, HealthTable, ProbeKey, ProbeResult, ProbeSpec, Prober};
+use crate::health::{self, ClusterView, HealthTable, ProbeKey, ProbeResult, ProbeSpec, Prober};
 use crate::sources::{Sources, check_pool_placement};
 use crate::store::snapshot::Snapshot;
 use crate::zone::{self, ZoneData};
@@ -52,6 +54,19 @@ pub struct Writer {
     snapshot: Arc<ArcSwap<Snapshot>>,
     effective: Effective,
     metrics: Option<crate::metrics::Metrics>,
+    /// Other nodes' health views (`health = "quorum"`; empty otherwise).
+    nodes: BTreeMap<String, NodeView>,
+    cluster: Option<ClusterLink>,
+}
+
+/// The writer's side of `[cluster] store = "etcd"`.
+pub struct ClusterLink {
+    pub node: String,
+    pub quorum: bool,
+    /// What the watch sees.
+    pub remote: Option<mpsc::Receiver<Remote>>,
+    /// This node's health view, for the task that publishes it.
+    pub views: watch::Sender<NodeView>,
 }
 
 impl Writer {
@@ -76,7 +91,102 @@ impl Writer {
             snapshot,
             effective,
             metrics: None,
+            nodes: BTreeMap::new(),
+            cluster: None,
         })
+    }
+
+    /// Joins a cluster: remote changes come from the watch, the health view goes out.
+    pub fn set_cluster(&mut self, link: ClusterLink) {
+        self.cluster = Some(link);
+    }
+
+    fn view(&self) -> ClusterView<'_> {
+        ClusterView { local: &self.health, nodes: &self.nodes }
+    }
+
+    /// Hands this node's current view to the publishing task, if it changed.
+    fn share_view(&self) {
+        if let Some(c) = &self.cluster {
+            let view = self.health.view();
+            c.views.send_if_modified(|v| {
+                if *v == view {
+                    return false;
+                }
+                *v = view;
+                true
+            });
+        }
+    }
+
+    /// Applies what another server changed (or what a reconnect loaded).
+    fn remote(&mut self, r: Remote) {
+        match self.store.observe(r) {
+            Observed::Nothing => {}
+            Observed::Lost => {
+                if !self.nodes.is_empty() {
+                    self.nodes.clear();
+                    warn!("etcd out of reach: health decided by this node's probes alone");
+                    let _ = self.publish();
+                }
+            }
+            Observed::Full(state) => {
+                self.set_nodes(state.nodes);
+                self.overlay = state.overlay;
+                self.refresh_from_overlay();
+            }
+            Observed::Changes(list) => {
+                let mut st =
+                    State { overlay: std::mem::take(&mut self.overlay), nodes: std::mem::take(&mut self.nodes) };
+                let mut api = false;
+                for (k, v) in &list {
+                    api |= !k.starts_with("nodes/");
+                    if let Err(e) = st.apply_key(k, v.as_deref()) {
+                        warn!("{e}");
+                    }
+                }
+                self.overlay = st.overlay;
+                self.set_nodes(st.nodes);
+                if api {
+                    info!(keys = list.len(), "applying changes from etcd");
+                    self.refresh_from_overlay();
+                } else if let Err(e) = self.publish() {
+                    error!(error = %e, "cannot publish");
+                }
+            }
+        }
+    }
+
+    fn set_nodes(&mut self, mut nodes: BTreeMap<String, NodeView>) {
+        match &self.cluster {
+            Some(c) if c.quorum => {
+                nodes.remove(&c.node);
+                self.nodes = nodes;
+            }
+            _ => self.nodes.clear(),
+        }
+    }
+
+    /// Re-derives and publishes everything after the overlay changed underneath.
+    fn refresh_from_overlay(&mut self) {
+        match effective(&self.sources, &self.overlay) {
+            Ok(e) => {
+                self.effective = e;
+                let keys = self.probe_keys();
+                self.prober.sync(&keys, true);
+                self.health.retain(&keys);
+                self.share_view();
+                self.share_view();
+                if let Err(e) = self.publish() {
+                    error!(error = %e, "cannot publish the state from etcd");
+                }
+                self.share_view();
+            }
+            Err(e) => error!(
+                error = %e,
+                "the state in etcd conflicts with this server's config or zone files; serving the previous state"
+            ),
+        }
     }
 
     /// Probe durations are recorded here from now on.
@@ -100,6 +210,7 @@ impl Writer {
             }
             info!(probes = results.len(), down, took = ?started.elapsed(), "first probe round done");
         }
+        self.share_view();
         self.publish()
     }
 
@@ -122,7 +233,7 @@ impl Writer {
         let next = super::build(
             &self.effective.zones,
             &pools,
-            &self.health,
+            &self.view(),
             &self.overlay.serials,
             super::Settings {
                 edns_udp_size: self.sources.config.dns.edns_udp_size,
@@ -144,8 +255,12 @@ impl Writer {
     ) {
         let keys = self.probe_keys();
         self.prober.sync(&keys, false);
+        let mut remote = self.cluster.as_mut().and_then(|c| c.remote.take());
         loop {
             tokio::select! {
+                Some(r) = async { match remote.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                    self.remote(r);
+                }
                 r = probes.recv() => {
                     let Some(first) = r else { return };
                     let mut changed: HashSet<ProbeKey> = HashSet::new();
@@ -155,6 +270,7 @@ impl Writer {
                     }
                     if !changed.is_empty() {
                         self.publish_health(&changed);
+                        self.share_view();
                     }
                 }
                 c = commands.recv() => match c {
@@ -199,6 +315,7 @@ impl Writer {
         }
         let started = self.prober.sync(&keys, true);
         self.health.retain(&keys);
+        self.share_view();
         info!(
             zones = self.effective.zones.len(),
             pools = self.effective.pools.len(),
@@ -245,7 +362,8 @@ impl Writer {
 
     fn publish_health(&mut self, changed: &HashSet<ProbeKey>) {
         let prev = self.snapshot.load_full();
-        let next = super::rebuild_pools(&prev, &self.health, |def| {
+        let view = self.view();
+        let next = super::rebuild_pools(&prev, &view, |def| {
             if def.health.check == CheckKind::None {
                 return false;
             }
@@ -309,8 +427,10 @@ impl Writer {
             }
             _ => None,
         };
-        tokio::task::block_in_place(|| self.store.apply(&change, zone))
-            .map_err(|e| AdminError::new(StatusCode::SERVICE_UNAVAILABLE, format!("change not stored: {e}")))?;
+        tokio::task::block_in_place(|| self.store.apply(&change, zone)).map_err(|e| match e {
+            StoreError::Conflict(m) => AdminError::conflict(format!("change not stored: {m}")),
+            e => AdminError::new(StatusCode::SERVICE_UNAVAILABLE, format!("change not stored: {e}")),
+        })?;
         let pools_before: Vec<Name> = self.effective.pools.iter().map(|(p, _, _)| p.name.clone()).collect();
         self.overlay.apply(&change, zone);
         let published = if let Some(z) = new_zone {
@@ -324,6 +444,8 @@ impl Writer {
             let keys = self.probe_keys();
             self.prober.sync(&keys, true);
             self.health.retain(&keys);
+            self.share_view();
+            self.share_view();
             if pools_after == pools_before {
                 let name = match &change {
                     Change::PutPool(d) => d.name.clone(),
@@ -386,7 +508,7 @@ impl Writer {
         let def = self.find_pool(pool).map(|(d, _, _)| d.clone()).ok_or("no such pool")?;
         let mut pools = prev.pools.clone();
         if let Some(slot) = pools.iter_mut().find(|p| p.def.name == *pool) {
-            *slot = Arc::new(super::snapshot::build_pool(def, &self.health, Some(slot), &prev.regions));
+            *slot = Arc::new(super::snapshot::build_pool(def, &self.view(), Some(slot), &prev.regions));
         }
         let mut zones = (*prev.zones).clone();
         let key = super::snapshot::wire(origin);

@@ -18,6 +18,8 @@ struct State {
     hang: AtomicBool,
     expect_host: Mutex<Option<String>>,
     stop: AtomicBool,
+    /// Connections from these addresses are closed at once (an unreachable path).
+    refuse: Mutex<Vec<std::net::IpAddr>>,
 }
 
 pub struct Backend {
@@ -54,6 +56,9 @@ impl Backend {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
+                if conn.peer_addr().is_ok_and(|p| st.refuse.lock().unwrap().contains(&p.ip())) {
+                    continue;
+                }
                 let st = st.clone();
                 let tls = tls.clone();
                 std::thread::spawn(move || serve(conn, st, tls));
@@ -73,6 +78,10 @@ impl Backend {
     }
     pub fn expect_host(&self, h: &str) {
         *self.state.expect_host.lock().unwrap() = Some(h.into());
+    }
+    /// Closes connections from `ip` without an answer, as if it could not reach us.
+    pub fn refuse_from(&self, ip: &str) {
+        self.state.refuse.lock().unwrap().push(ip.parse().unwrap());
     }
     pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::SeqCst)

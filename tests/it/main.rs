@@ -5,6 +5,7 @@
 mod admin;
 mod backend;
 mod cli;
+mod cluster;
 mod cookies;
 mod core;
 mod docs;

@@ -1,0 +1,663 @@
+//! API state in etcd, shared by several lbdns servers (`[cluster] store = "etcd"`).
+//!
+//! Keys under the prefix (names percent-encode `%` and `/`):
+//! - `pools/NAME` → an API pool (JSON, as the API takes it)
+//! - `members/POOL/ADDRESS` → a member override of a config pool (JSON, `null` = removed)
+//! - `rrsets/ZONE/NAME/TYPE` → an RRset override (JSON, `null` = deleted)
+//! - `serials/ZONE` → how many changes the zone has had (its SOA serial bump)
+//! - `nodes/NODE` → that node's probe results, attached to a lease (gone when it dies)
+//!
+//! A write is one etcd transaction: the change and the zone's serial counter, on
+//! condition that the counter is still the one this node last saw (so two nodes
+//! cannot both validate a change against the same state). The 2xx goes out only
+//! after etcd acknowledged it. Every node watches the prefix from the revision it
+//! loaded and applies what it sees, skipping its own writes (already applied) and
+//! anything at or below the loaded revision: nothing missed, nothing applied twice.
+//! When the watch breaks (etcd down) it resumes from the next revision; when etcd
+//! has compacted that history, it loads everything again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity, PutOptions, TlsOptions,
+    Txn, TxnOp, WatchOptions,
+};
+use hickory_proto::rr::{Name, RecordType};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::durable::{Observed, Store, StoreError};
+use super::overlay::{Change, Overlay, StoredRRset};
+use crate::config::{ApiPoolConfig, EtcdSettings, MemberConfig, parse_fqdn};
+
+/// One node's view of its probes: probe id → up.
+pub type NodeView = BTreeMap<String, bool>;
+
+/// What the watch tells the writer.
+#[derive(Debug)]
+pub enum Remote {
+    /// Every key under the prefix at `revision`: replaces what the node had.
+    Full { entries: Vec<(String, Vec<u8>, i64)>, revision: i64 },
+    /// Keys changed after the last update: (relative key, value or `None` when
+    /// deleted, revision of the change).
+    Changes(Vec<(String, Option<Vec<u8>>, i64)>),
+    /// The watch lost etcd: other nodes' health views can no longer be trusted.
+    Lost,
+}
+
+/// Decoded API state and node views.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct State {
+    pub overlay: Overlay,
+    pub nodes: BTreeMap<String, NodeView>,
+}
+
+// ---------------------------------------------------------------------------
+// Keys and values.
+
+fn enc(s: &str) -> String {
+    s.replace('%', "%25").replace('/', "%2F")
+}
+
+fn dec(s: &str) -> String {
+    s.replace("%2F", "/").replace("%25", "%")
+}
+
+fn name(s: &str) -> Result<Name, String> {
+    parse_fqdn(&dec(s))
+}
+
+/// The key and value (`None` = delete the key) a change is stored as.
+pub fn change_entry(change: &Change) -> (String, Option<String>) {
+    let json = |v: serde_json::Result<String>| v.unwrap_or_else(|_| "null".into());
+    match change {
+        Change::PutPool(def) => (
+            format!("pools/{}", enc(&def.name.to_ascii())),
+            Some(json(serde_json::to_string(&ApiPoolConfig::from_def(def)))),
+        ),
+        Change::DeletePool(n) => (format!("pools/{}", enc(&n.to_ascii())), None),
+        Change::PutMember { pool, member } => {
+            (format!("members/{}/{}", enc(&pool.to_ascii()), member.address), Some(json(serde_json::to_string(member))))
+        }
+        Change::DeleteMember { pool, address } => {
+            (format!("members/{}/{}", enc(&pool.to_ascii()), address), Some("null".into()))
+        }
+        Change::PutRRset { zone, name, rtype, set } => (
+            format!("rrsets/{}/{}/{}", enc(&zone.to_ascii()), enc(&name.to_ascii()), rtype),
+            Some(json(serde_json::to_string(set))),
+        ),
+        Change::DeleteRRset { zone, name, rtype } => {
+            (format!("rrsets/{}/{}/{}", enc(&zone.to_ascii()), enc(&name.to_ascii()), rtype), Some("null".into()))
+        }
+    }
+}
+
+pub fn serial_key(zone: &Name) -> String {
+    format!("serials/{}", enc(&zone.to_ascii()))
+}
+
+/// Every entry of an overlay, as stored (for export and import).
+pub fn entries(o: &Overlay) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for def in o.pools.values() {
+        let (k, v) = change_entry(&Change::PutPool(Box::new(def.clone())));
+        out.extend(v.map(|v| (k, v)));
+    }
+    for ((pool, addr), m) in &o.members {
+        let k = format!("members/{}/{}", enc(&pool.to_ascii()), addr);
+        out.push((k, serde_json::to_string(m).unwrap_or_else(|_| "null".into())));
+    }
+    for ((zone, name, rtype), set) in &o.rrsets {
+        let k = format!("rrsets/{}/{}/{}", enc(&zone.to_ascii()), enc(&name.to_ascii()), rtype);
+        out.push((k, serde_json::to_string(set).unwrap_or_else(|_| "null".into())));
+    }
+    for (zone, bumps) in &o.serials {
+        out.push((serial_key(zone), bumps.to_string()));
+    }
+    out
+}
+
+impl State {
+    /// Applies one stored key (`value` `None` = the key was deleted). Keys this
+    /// version does not know are ignored; a value that does not decode is an error.
+    pub fn apply_key(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), String> {
+        let parts: Vec<&str> = key.split('/').collect();
+        let text = value.map(|v| String::from_utf8_lossy(v).into_owned());
+        let bad = |e: &dyn std::fmt::Display| format!("etcd key {key}: {e}");
+        match parts.as_slice() {
+            ["pools", n] => {
+                let n = name(n).map_err(|e| bad(&e))?;
+                match text {
+                    Some(t) => {
+                        let cfg: ApiPoolConfig = serde_json::from_str(&t).map_err(|e| bad(&e))?;
+                        self.overlay.pools.insert(n.clone(), cfg.into_def(n));
+                    }
+                    None => {
+                        self.overlay.pools.remove(&n);
+                    }
+                }
+            }
+            ["members", p, a] => {
+                let p = name(p).map_err(|e| bad(&e))?;
+                let a: IpAddr = a.parse().map_err(|e| bad(&e))?;
+                match text {
+                    Some(t) => {
+                        let m: Option<MemberConfig> = serde_json::from_str(&t).map_err(|e| bad(&e))?;
+                        self.overlay.members.insert((p, a), m);
+                    }
+                    None => {
+                        self.overlay.members.remove(&(p, a));
+                    }
+                }
+            }
+            ["rrsets", z, n, t] => {
+                let z = name(z).map_err(|e| bad(&e))?;
+                let n = name(n).map_err(|e| bad(&e))?;
+                let t: RecordType = t.parse().map_err(|e| bad(&e))?;
+                match text {
+                    Some(body) => {
+                        let set: Option<StoredRRset> = serde_json::from_str(&body).map_err(|e| bad(&e))?;
+                        self.overlay.rrsets.insert((z, n, t), set);
+                    }
+                    None => {
+                        self.overlay.rrsets.remove(&(z, n, t));
+                    }
+                }
+            }
+            ["serials", z] => {
+                let z = name(z).map_err(|e| bad(&e))?;
+                match text {
+                    Some(t) => {
+                        let bumps: u32 = t.trim().parse().map_err(|e| bad(&e))?;
+                        self.overlay.serials.insert(z, bumps);
+                    }
+                    None => {
+                        self.overlay.serials.remove(&z);
+                    }
+                }
+            }
+            ["nodes", node] => match text {
+                Some(t) => {
+                    let view: NodeView = serde_json::from_str(&t).map_err(|e| bad(&e))?;
+                    self.nodes.insert(dec(node), view);
+                }
+                None => {
+                    self.nodes.remove(&dec(node));
+                }
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Connecting.
+
+/// Connects to etcd as `[cluster]` says. The connection is lazy: this succeeds
+/// while etcd is down, and requests fail until it is back.
+pub async fn connect(s: &EtcdSettings) -> Result<Client, String> {
+    let mut opts = ConnectOptions::new()
+        .with_connect_timeout(s.timeout)
+        .with_timeout(s.timeout)
+        .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3));
+    if let Some((user, password)) = &s.user {
+        opts = opts.with_user(user.clone(), password.clone());
+    }
+    if s.ca_pem.is_some() || s.identity_pem.is_some() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut tls = TlsOptions::new();
+        if let Some(ca) = &s.ca_pem {
+            tls = tls.ca_certificate(Certificate::from_pem(ca));
+        }
+        if let Some((cert, key)) = &s.identity_pem {
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        opts = opts.with_tls(tls);
+    }
+    Client::connect(&s.endpoints, Some(opts)).await.map_err(|e| format!("etcd {}: {e}", s.endpoints.join(",")))
+}
+
+/// Reads every key under `prefix`: (relative key, value, mod revision) and the
+/// store's revision.
+pub async fn load_all(client: &mut Client, prefix: &str) -> Result<(Vec<(String, Vec<u8>, i64)>, i64), String> {
+    let resp = client.get(prefix, Some(GetOptions::new().with_prefix())).await.map_err(|e| format!("etcd: {e}"))?;
+    let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
+    let entries = resp
+        .kvs()
+        .iter()
+        .filter_map(|kv| {
+            let key = std::str::from_utf8(kv.key()).ok()?.strip_prefix(prefix)?.to_string();
+            Some((key, kv.value().to_vec(), kv.mod_revision()))
+        })
+        .collect();
+    Ok((entries, revision))
+}
+
+// ---------------------------------------------------------------------------
+// The store the writer writes through.
+
+pub struct EtcdStore {
+    client: Client,
+    prefix: String,
+    timeout: Duration,
+    /// Per zone: (changes so far, revision of its serial key), as this node knows them.
+    serials: HashMap<Name, (u32, i64)>,
+    /// Revision of the last full load: events at or below it are in it.
+    loaded: i64,
+    /// Revisions of this node's own writes whose watch events have not come back.
+    own: BTreeSet<i64>,
+    initial: Option<State>,
+}
+
+impl EtcdStore {
+    /// Connects and loads the state. When etcd cannot be reached the store starts
+    /// empty (config and zone files only) and the watch loads it when etcd is back.
+    pub async fn open(s: &EtcdSettings) -> Result<EtcdStore, String> {
+        let mut client = connect(s).await?;
+        let mut store = EtcdStore {
+            client: client.clone(),
+            prefix: s.prefix.clone(),
+            timeout: s.timeout,
+            serials: HashMap::new(),
+            loaded: 0,
+            own: BTreeSet::new(),
+            initial: None,
+        };
+        match tokio::time::timeout(s.timeout, load_all(&mut client, &s.prefix)).await {
+            Ok(Ok((entries, revision))) => {
+                let state = store.observe_full(&entries, revision);
+                info!(keys = entries.len(), revision, "loaded state from etcd");
+                store.initial = Some(state);
+                Ok(store)
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "etcd unreachable at start: serving config and zone files until it is back");
+                Ok(store)
+            }
+            Err(_) => {
+                warn!("etcd did not answer at start: serving config and zone files until it is back");
+                Ok(store)
+            }
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Decodes a full load and records its serial revisions.
+    pub fn observe_full(&mut self, entries: &[(String, Vec<u8>, i64)], revision: i64) -> State {
+        let mut state = State::default();
+        self.serials.clear();
+        for (k, v, rev) in entries {
+            if let Err(e) = state.apply_key(k, Some(v)) {
+                warn!("{e}");
+            }
+            if let Some(z) = k.strip_prefix("serials/").and_then(|z| name(z).ok()) {
+                let bumps = state.overlay.serials.get(&z).copied().unwrap_or(0);
+                self.serials.insert(z, (bumps, *rev));
+            }
+        }
+        self.loaded = revision;
+        self.own.retain(|&r| r > revision);
+        state
+    }
+
+    /// Drops from `changes` what this node already has (its own writes, and what
+    /// a full load covered) and records the serial revisions of the rest.
+    pub fn observe_changes(&mut self, changes: Vec<(String, Option<Vec<u8>>, i64)>) -> Vec<(String, Option<Vec<u8>>)> {
+        let mut out = Vec::new();
+        for (k, v, rev) in changes {
+            if rev <= self.loaded {
+                continue;
+            }
+            if self.own.contains(&rev) {
+                if !k.starts_with("serials/") {
+                    continue;
+                }
+                // The serial key is the last event of our transaction.
+                self.own.remove(&rev);
+                continue;
+            }
+            if let Some(z) = k.strip_prefix("serials/").and_then(|z| name(z).ok()) {
+                let bumps = v.as_deref().and_then(|b| std::str::from_utf8(b).ok()?.trim().parse().ok()).unwrap_or(0);
+                self.serials.insert(z, (bumps, rev));
+            }
+            out.push((k, v));
+        }
+        out
+    }
+
+    fn conflict(&self, zone: &Name) -> StoreError {
+        StoreError::Conflict(format!(
+            "zone {zone} was changed on another server at the same moment; this server has not seen that change yet, retry"
+        ))
+    }
+
+    /// After a retried write: whether an earlier try was applied, i.e. the zone's
+    /// serial counter is `bumps` and was written together with `key`.
+    fn landed(&self, serial: &str, key: &str, bumps: u32) -> Result<Option<i64>, StoreError> {
+        let (mut c1, mut c2) = (self.client.clone(), self.client.clone());
+        let (serial, key) = (serial.to_string(), key.to_string());
+        let s = self.block(async move { c1.get(serial, None).await })?;
+        let k = self.block(async move { c2.get(key, None).await })?;
+        let Some(skv) = s.kvs().first() else { return Ok(None) };
+        let value_ok = std::str::from_utf8(skv.value()).ok().and_then(|v| v.trim().parse::<u32>().ok()) == Some(bumps);
+        // A deleted key has no revision left to compare: trust the counter.
+        let key_ok = k.kvs().first().is_none_or(|kv| kv.mod_revision() == skv.mod_revision());
+        Ok((value_ok && key_ok).then(|| skv.mod_revision()))
+    }
+
+    fn block<T>(&self, f: impl std::future::Future<Output = Result<T, etcd_client::Error>>) -> Result<T, StoreError> {
+        let timeout = self.timeout;
+        let run = async move { tokio::time::timeout(timeout, f).await };
+        let r = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(run));
+        match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!("etcd: {e}"))),
+            Err(_) => Err(StoreError::Unavailable(format!("etcd did not answer within {timeout:?}"))),
+        }
+    }
+}
+
+impl Store for EtcdStore {
+    fn load(&mut self) -> Result<Overlay, StoreError> {
+        match self.initial.take() {
+            Some(s) => Ok(s.overlay),
+            None => {
+                let mut client = self.client.clone();
+                let prefix = self.prefix.clone();
+                let (entries, revision) = tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current()
+                        .block_on(async { tokio::time::timeout(self.timeout, load_all(&mut client, &prefix)).await })
+                })
+                .map_err(|_| StoreError::Unavailable("etcd did not answer".into()))?
+                .map_err(StoreError::Unavailable)?;
+                Ok(self.observe_full(&entries, revision).overlay)
+            }
+        }
+    }
+
+    fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
+        let (bumps, rev) = self.serials.get(zone).copied().unwrap_or((0, 0));
+        let serial = format!("{}{}", self.prefix, serial_key(zone));
+        let (key, value) = change_entry(change);
+        let key = format!("{}{key}", self.prefix);
+        let op = match &value {
+            Some(v) => TxnOp::put(key.clone(), v.clone(), None),
+            None => TxnOp::delete(key.clone(), None),
+        };
+        let txn = Txn::new()
+            .when(vec![Compare::mod_revision(serial.clone(), CompareOp::Equal, rev)])
+            .and_then(vec![op, TxnOp::put(serial.clone(), (bumps + 1).to_string(), None)]);
+        // The client spreads requests over all endpoints and does not skip a dead
+        // one: a request sent to it fails at once, and another try reaches a live
+        // member. A try that failed after reaching etcd may have been applied; the
+        // condition then fails, and the serial key tells whether it was ours.
+        let deadline = std::time::Instant::now() + self.timeout;
+        let mut tries = 0;
+        let revision = loop {
+            tries += 1;
+            let mut client = self.client.clone();
+            let t = txn.clone();
+            match self.block(async move { client.txn(t).await }) {
+                Ok(resp) if resp.succeeded() => break resp.header().map(|h| h.revision()).unwrap_or(0),
+                Ok(_) if tries > 1 => match self.landed(&serial, &key, bumps + 1)? {
+                    Some(r) => break r,
+                    None => return Err(self.conflict(zone)),
+                },
+                Ok(_) => return Err(self.conflict(zone)),
+                Err(e) if std::time::Instant::now() < deadline && tries < 8 => {
+                    tracing::debug!(error = %e, "etcd write failed; retrying");
+                    std::thread::sleep(Duration::from_millis(20 * tries));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        self.serials.insert(zone.clone(), (bumps + 1, revision));
+        self.own.insert(revision);
+        Ok(())
+    }
+
+    fn observe(&mut self, remote: Remote) -> Observed {
+        match remote {
+            Remote::Full { entries, revision } => Observed::Full(self.observe_full(&entries, revision)),
+            Remote::Changes(c) => Observed::Changes(self.observe_changes(c)),
+            Remote::Lost => Observed::Lost,
+        }
+    }
+
+    fn import(&mut self, o: &Overlay) -> Result<usize, StoreError> {
+        let mut client = self.client.clone();
+        let prefix = self.prefix.clone();
+        let existing = self.block(async move {
+            client.get(prefix.clone(), Some(GetOptions::new().with_prefix().with_count_only())).await
+        })?;
+        if existing.count() > 0 {
+            return Err(StoreError::Conflict(format!(
+                "etcd already holds {} keys under {}: import only into an empty prefix",
+                existing.count(),
+                self.prefix
+            )));
+        }
+        let all = entries(o);
+        // etcd allows 128 operations per transaction by default.
+        for chunk in all.chunks(100) {
+            let ops: Vec<TxnOp> =
+                chunk.iter().map(|(k, v)| TxnOp::put(format!("{}{k}", self.prefix), v.clone(), None)).collect();
+            let mut client = self.client.clone();
+            self.block(async move { client.txn(Txn::new().and_then(ops)).await })?;
+        }
+        Ok(all.len())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Background tasks: the watch, and this node's health view under a lease.
+
+/// Watches the prefix from `start` (the revision after the last load; `None` =
+/// load everything first) and sends what changes, until `tx` closes.
+pub async fn watch_loop(mut client: Client, prefix: String, start: Option<i64>, tx: mpsc::Sender<Remote>) {
+    let mut next = start;
+    let mut lost = false;
+    loop {
+        let from = match next {
+            Some(n) => n,
+            None => match load_all(&mut client, &prefix).await {
+                Ok((entries, revision)) => {
+                    if tx.send(Remote::Full { entries, revision }).await.is_err() {
+                        return;
+                    }
+                    info!(revision, "state loaded from etcd");
+                    revision + 1
+                }
+                Err(e) => {
+                    if !lost {
+                        warn!(error = %e, "etcd unreachable; serving the last known state");
+                        lost = true;
+                        let _ = tx.send(Remote::Lost).await;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        next = Some(from);
+        let opts = WatchOptions::new().with_prefix().with_start_revision(from).with_progress_notify();
+        let mut stream = match client.watch(prefix.clone(), Some(opts)).await {
+            Ok(s) => s,
+            Err(e) => {
+                if !lost {
+                    warn!(error = %e, "etcd watch failed; serving the last known state");
+                    lost = true;
+                    let _ = tx.send(Remote::Lost).await;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        loop {
+            match stream.message().await {
+                Ok(Some(resp)) => {
+                    if lost {
+                        info!("etcd reachable again");
+                        lost = false;
+                    }
+                    if resp.compact_revision() > 0 || resp.canceled() {
+                        warn!(compacted = resp.compact_revision(), "etcd history compacted; loading everything");
+                        next = None;
+                        break;
+                    }
+                    let mut changes = Vec::new();
+                    for ev in resp.events() {
+                        let Some(kv) = ev.kv() else { continue };
+                        let Some(key) = std::str::from_utf8(kv.key()).ok().and_then(|k| k.strip_prefix(&prefix)) else {
+                            continue;
+                        };
+                        let value = match ev.event_type() {
+                            EventType::Put => Some(kv.value().to_vec()),
+                            EventType::Delete => None,
+                        };
+                        changes.push((key.to_string(), value, kv.mod_revision()));
+                        next = Some(next.unwrap_or(0).max(kv.mod_revision() + 1));
+                    }
+                    if let Some(h) = resp.header() {
+                        next = Some(next.unwrap_or(0).max(h.revision() + 1));
+                    }
+                    if !changes.is_empty() && tx.send(Remote::Changes(changes)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    if !lost {
+                        warn!("etcd watch broken; serving the last known state, resuming when etcd is back");
+                        lost = true;
+                        let _ = tx.send(Remote::Lost).await;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
+
+/// How long a node's health view outlives it.
+const NODE_TTL: i64 = 6;
+
+/// Publishes this node's health view at `nodes/NODE` under a lease, and keeps the
+/// lease alive; when the node dies the key expires and others stop counting it.
+pub async fn health_loop(mut client: Client, prefix: String, node: String, mut views: watch::Receiver<NodeView>) {
+    let key = format!("{prefix}nodes/{}", enc(&node));
+    loop {
+        let run = async {
+            let lease = client.lease_grant(NODE_TTL, None).await?.id();
+            let (mut keeper, mut acks) = client.lease_keep_alive(lease).await?;
+            let body = serde_json::to_string(&*views.borrow_and_update()).unwrap_or_default();
+            client.put(key.clone(), body, Some(PutOptions::new().with_lease(lease))).await?;
+            let mut tick = tokio::time::interval(Duration::from_secs((NODE_TTL / 3).max(1) as u64));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        keeper.keep_alive().await?;
+                        match acks.message().await? {
+                            Some(a) if a.ttl() > 0 => {}
+                            _ => return Ok::<(), etcd_client::Error>(()), // lease gone: grant a new one
+                        }
+                    }
+                    r = views.changed() => {
+                        if r.is_err() {
+                            let _ = client.lease_revoke(lease).await;
+                            return Ok(());
+                        }
+                        let body = serde_json::to_string(&*views.borrow_and_update()).unwrap_or_default();
+                        client.put(key.clone(), body, Some(PutOptions::new().with_lease(lease))).await?;
+                    }
+                }
+            }
+        };
+        let r = run.await;
+        if views.has_changed().is_err() {
+            return;
+        }
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "publishing health to etcd failed; retrying");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AllDown, HealthConfig, PolicyName, PoolDef};
+
+    /// Every kind of change survives the trip through keys and values.
+    #[test]
+    fn entries_round_trip() {
+        let zone = parse_fqdn("example.test.").unwrap();
+        let mut o = Overlay::default();
+        let changes = vec![
+            Change::PutPool(Box::new(PoolDef {
+                name: parse_fqdn("api.example.test.").unwrap(),
+                policy: PolicyName::Weighted,
+                ttl: 5,
+                max_answers: 1,
+                all_down: AllDown::Empty,
+                fallback: vec![],
+                health: HealthConfig::default(),
+                members: vec![MemberConfig {
+                    address: "192.0.2.1".parse().unwrap(),
+                    weight: 3,
+                    region: None,
+                    enabled: true,
+                }],
+                line: 0,
+            })),
+            Change::PutMember {
+                pool: parse_fqdn("www.example.test.").unwrap(),
+                member: MemberConfig {
+                    address: "2001:db8::9".parse().unwrap(),
+                    weight: 1,
+                    region: Some("eu".into()),
+                    enabled: false,
+                },
+            },
+            Change::DeleteMember {
+                pool: parse_fqdn("www.example.test.").unwrap(),
+                address: "192.0.2.10".parse().unwrap(),
+            },
+            Change::PutRRset {
+                zone: zone.clone(),
+                name: parse_fqdn("new.example.test.").unwrap(),
+                rtype: RecordType::TXT,
+                set: StoredRRset { ttl: 60, data: vec!["\"a/b%c\"".into()] },
+            },
+            Change::DeleteRRset {
+                zone: zone.clone(),
+                name: parse_fqdn("static.example.test.").unwrap(),
+                rtype: RecordType::AAAA,
+            },
+        ];
+        for c in &changes {
+            o.apply(c, &zone);
+        }
+        let mut s = State::default();
+        for (k, v) in entries(&o) {
+            s.apply_key(&k, Some(v.as_bytes())).unwrap();
+        }
+        assert_eq!(s.overlay, o);
+        // A deleted pool key removes the pool.
+        s.apply_key("pools/api.example.test.", None).unwrap();
+        assert!(s.overlay.pools.is_empty());
+        assert!(s.apply_key("pools/api.example.test.", Some(b"{not json")).is_err());
+        assert_eq!(enc("a/b%c"), "a%2Fb%25c");
+        assert_eq!(dec(&enc("a/b%c")), "a/b%c");
+    }
+}

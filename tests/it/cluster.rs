@@ -1,0 +1,335 @@
+//! Several lbdns servers sharing one state through a real etcd (Debian's
+//! etcd-server, started here on loopback ports): writes through one node are
+//! answered by the others, a restarted node catches up, etcd members and etcd
+//! itself can go away, and nodes vote on member health.
+//!
+//! Without the `etcd` binary these tests print why and pass, unless
+//! LBDNS_REQUIRE_ETCD=1 (as `.ci/run` sets, after installing it).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use reqwest::blocking::Client;
+use serde_json::Value;
+
+use crate::backend::Backend;
+use crate::harness::*;
+
+const TOKEN: &str = "cluster-test-token";
+
+struct Member {
+    name: String,
+    client: u16,
+    peer: u16,
+    child: Option<Child>,
+}
+
+/// An etcd cluster of one or more members on loopback, killed on drop.
+pub struct Etcd {
+    members: Vec<Member>,
+    dir: tempfile::TempDir,
+    initial: String,
+    token: String,
+}
+
+impl Etcd {
+    fn start(n: usize) -> Option<Etcd> {
+        if Command::new("etcd").arg("--version").stdout(Stdio::null()).status().is_err() {
+            assert!(
+                std::env::var_os("LBDNS_REQUIRE_ETCD").is_none(),
+                "LBDNS_REQUIRE_ETCD is set but there is no etcd binary (apt-get install etcd-server)"
+            );
+            eprintln!("skipping: no etcd binary (apt-get install etcd-server)");
+            return None;
+        }
+        // Hold every port until all are chosen, so that none repeats.
+        let holds: Vec<TcpListener> = (0..2 * n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+        let ports: Vec<u16> = holds.iter().map(|l| l.local_addr().unwrap().port()).collect();
+        drop(holds);
+        let members: Vec<Member> = (0..n)
+            .map(|i| Member { name: format!("m{i}"), client: ports[2 * i], peer: ports[2 * i + 1], child: None })
+            .collect();
+        let initial =
+            members.iter().map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer)).collect::<Vec<_>>().join(",");
+        let mut e =
+            Etcd { members, dir: tempfile::tempdir().unwrap(), initial, token: format!("t{}", fastrand::u64(..)) };
+        for i in 0..n {
+            e.spawn(i);
+        }
+        for i in 0..n {
+            e.wait_healthy(i);
+        }
+        Some(e)
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let m = &self.members[i];
+        let child = Command::new("etcd")
+            .args(["--name", &m.name])
+            .arg("--data-dir")
+            .arg(self.dir.path().join(&m.name))
+            .args(["--listen-client-urls", &format!("http://127.0.0.1:{}", m.client)])
+            .args(["--advertise-client-urls", &format!("http://127.0.0.1:{}", m.client)])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{}", m.peer)])
+            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{}", m.peer)])
+            .args(["--initial-cluster", &self.initial, "--initial-cluster-state", "new"])
+            .args(["--initial-cluster-token", &self.token])
+            .args(["--logger=zap", "--log-level=error", "--heartbeat-interval=50", "--election-timeout=500"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd starts");
+        self.members[i].child = Some(child);
+    }
+
+    fn wait_healthy(&self, i: usize) {
+        let url = format!("http://127.0.0.1:{}/health", self.members[i].client);
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = Client::builder().timeout(Duration::from_secs(1)).build().unwrap();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if http.get(&url).send().and_then(|r| r.text()).is_ok_and(|t| t.contains("true")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("etcd member {i} did not become healthy");
+    }
+
+    fn endpoints(&self) -> String {
+        self.members.iter().map(|m| format!("\"http://127.0.0.1:{}\"", m.client)).collect::<Vec<_>>().join(", ")
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts a killed member again on its data directory.
+    fn restart(&mut self, i: usize) {
+        self.spawn(i);
+        self.wait_healthy(i);
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
+const ZONE: &str = "$ORIGIN c.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ IN NS ns1\n\
+                    ns1 IN A 192.0.2.53\n";
+
+/// A node: its own DNS and admin ports, the shared etcd, and `extra` config.
+fn node(etcd: &Etcd, name: &str, cluster_extra: &str, rest: &str) -> Server {
+    let config = format!(
+        "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\ntoken_file=\"token\"\n\
+         [cluster]\nstore=\"etcd\"\nendpoints=[{}]\nnode=\"{name}\"\n{cluster_extra}\n{rest}\n\
+         [[zone]]\norigin=\"c.test.\"\nfile=\"c.zone\"\n\
+         [[pool]]\nname=\"www.c.test.\"\npolicy=\"round-robin\"\n\
+         [[pool.member]]\naddress=\"192.0.2.10\"\n[[pool.member]]\naddress=\"192.0.2.11\"\n",
+        etcd.endpoints()
+    );
+    Server::start(&config, &[("c.zone", ZONE), ("token", TOKEN)])
+}
+
+fn api(s: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
+    let mut req = http.request(method.parse().unwrap(), format!("http://{}{path}", s.admin)).bearer_auth(TOKEN);
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b.to_string());
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn put_a(s: &Server, name: &str, addr: &str) -> (u16, Value) {
+    let body = format!("{{\"ttl\":60,\"data\":[\"{addr}\"]}}");
+    api(s, "PUT", &format!("/v1/zones/c.test./records/{name}/A"), Some(&body))
+}
+
+/// Polls `f` until it holds or `limit` passes; returns how long it took.
+fn within(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn answers(s: &Server, name: &str) -> Vec<String> {
+    let mut a = addrs(&s.query(name, RecordType::A));
+    a.sort();
+    a
+}
+
+fn serial(s: &Server) -> u32 {
+    match &s.query("c.test.", RecordType::SOA).answers[0].data {
+        hickory_proto::rr::RData::SOA(soa) => soa.serial,
+        other => panic!("{other:?}"),
+    }
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[test]
+fn writes_through_one_node_are_answered_by_all_and_a_restarted_node_catches_up() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    let mut nodes: Vec<Server> = (0..3).map(|i| node(&etcd, &format!("n{i}"), "", "")).collect();
+
+    // An RRset written through A: B and C answer it within a second.
+    assert_eq!(put_a(&nodes[0], "new.c.test.", "192.0.2.77").0, 201);
+    for n in &nodes {
+        let t = within(SECOND, || answers(n, "new.c.test.") == ["192.0.2.77"]);
+        assert!(t.is_some(), "a node did not answer the new record within 1 s");
+    }
+    // A member drained through B: A and C stop answering it.
+    let (st, body) = api(&nodes[1], "PUT", "/v1/pools/www.c.test./members/192.0.2.11", Some("{\"enabled\":false}"));
+    assert_eq!(st, 200, "{body}");
+    for n in &nodes {
+        assert!(within(SECOND, || answers(n, "www.c.test.") == ["192.0.2.10"]).is_some());
+    }
+    // Deleted through C: gone everywhere.
+    assert_eq!(api(&nodes[2], "DELETE", "/v1/zones/c.test./records/new.c.test./A", None).0, 204);
+    for n in &nodes {
+        let gone =
+            within(SECOND, || n.query("new.c.test.", RecordType::A).metadata.response_code == ResponseCode::NXDomain);
+        assert!(gone.is_some());
+    }
+    // Three changes, one serial: 1 + 3 on every node.
+    for n in &nodes {
+        assert!(within(SECOND, || serial(n) == 4).is_some(), "serial {}", serial(n));
+    }
+
+    // C stops; two writes go through A while it is away; C starts again and
+    // answers them at once, with the same serial (nothing missed, nothing twice).
+    drop(nodes.pop());
+    assert_eq!(put_a(&nodes[0], "while-away.c.test.", "192.0.2.78").0, 201);
+    assert_eq!(put_a(&nodes[1], "while-away2.c.test.", "192.0.2.79").0, 201);
+    let c = node(&etcd, "n2", "", "");
+    assert_eq!(answers(&c, "while-away.c.test."), ["192.0.2.78"]);
+    assert_eq!(answers(&c, "while-away2.c.test."), ["192.0.2.79"]);
+    assert_eq!(answers(&c, "www.c.test."), ["192.0.2.10"]);
+    assert_eq!(serial(&c), 6);
+    assert!(within(SECOND, || serial(&nodes[0]) == 6 && serial(&nodes[1]) == 6).is_some());
+    // And C's own writes reach the others.
+    assert_eq!(put_a(&c, "from-c.c.test.", "192.0.2.80").0, 201);
+    for n in &nodes {
+        assert!(within(SECOND, || answers(n, "from-c.c.test.") == ["192.0.2.80"]).is_some());
+    }
+}
+
+#[test]
+fn with_etcd_down_dns_answers_writes_get_503_and_nothing_acknowledged_is_lost() {
+    let Some(mut etcd) = Etcd::start(1) else { return };
+    let a = node(&etcd, "a", "", "");
+    let b = node(&etcd, "b", "", "");
+    assert_eq!(put_a(&a, "before.c.test.", "192.0.2.1").0, 201);
+    assert!(within(SECOND, || answers(&b, "before.c.test.") == ["192.0.2.1"]).is_some());
+
+    etcd.kill(0);
+    // DNS goes on from the last known state.
+    for _ in 0..20 {
+        assert_eq!(answers(&a, "before.c.test."), ["192.0.2.1"]);
+        assert_eq!(answers(&b, "www.c.test."), ["192.0.2.10", "192.0.2.11"]);
+    }
+    // A write is refused, saying why, and changes nothing.
+    let (st, body) = put_a(&a, "during.c.test.", "192.0.2.2");
+    assert_eq!(st, 503, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("etcd"), "{body}");
+    assert_eq!(a.query("during.c.test.", RecordType::A).metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(api(&a, "GET", "/v1/zones/c.test./records", None).0, 200, "reads still work");
+
+    etcd.restart(0);
+    // Writes work again (the client reconnects on its own) and both nodes catch up.
+    let ok = within(Duration::from_secs(10), || put_a(&b, "after.c.test.", "192.0.2.3").0 == 201);
+    assert!(ok.is_some(), "writes did not resume after etcd came back");
+    for n in [&a, &b] {
+        assert!(within(SECOND * 3, || answers(n, "after.c.test.") == ["192.0.2.3"]).is_some());
+        assert_eq!(answers(n, "before.c.test."), ["192.0.2.1"], "an acknowledged write was lost");
+        assert_eq!(n.query("during.c.test.", RecordType::A).metadata.response_code, ResponseCode::NXDomain);
+    }
+    // A node started now loads the same.
+    let c = node(&etcd, "c", "", "");
+    assert_eq!(answers(&c, "before.c.test."), ["192.0.2.1"]);
+    assert_eq!(answers(&c, "after.c.test."), ["192.0.2.3"]);
+}
+
+#[test]
+fn a_three_member_etcd_loses_one_member_and_writes_go_on() {
+    let Some(mut etcd) = Etcd::start(3) else { return };
+    let a = node(&etcd, "a", "", "");
+    let b = node(&etcd, "b", "", "");
+    assert_eq!(put_a(&a, "first.c.test.", "192.0.2.1").0, 201);
+    etcd.kill(0);
+    for i in 0..10 {
+        let name = format!("w{i}.c.test.");
+        let addr = format!("192.0.2.{}", 100 + i);
+        let (st, body) = put_a(if i % 2 == 0 { &a } else { &b }, &name, &addr);
+        assert_eq!(st, 201, "write {i} with one etcd member down: {body}");
+        for n in [&a, &b] {
+            assert!(within(SECOND, || answers(n, &name) == [addr.clone()]).is_some(), "{name} not answered in 1 s");
+        }
+    }
+    assert_eq!(serial(&a), 1 + 11);
+    assert_eq!(serial(&b), 1 + 11);
+}
+
+/// Members on 127.0.0.2-4 with one port; nodes probe from 127.0.0.11-14.
+#[test]
+fn quorum_health_keeps_a_member_one_node_cannot_reach_and_drops_one_none_can() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    let x = Backend::http("127.0.0.2", 0);
+    let port = x.addr.port();
+    let y = Backend::http("127.0.0.3", port);
+    let z = Backend::http("127.0.0.4", port);
+    // Node c (127.0.0.13) cannot reach y; nobody can reach z.
+    y.refuse_from("127.0.0.13");
+    for n in ["127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"] {
+        z.refuse_from(n);
+    }
+    let pool = format!(
+        "[[pool]]\nname=\"app.c.test.\"\npolicy=\"round-robin\"\n\
+         [pool.health]\ncheck=\"http\"\nport={port}\ninterval=\"200ms\"\ntimeout=\"300ms\"\nrise=1\nfall=1\n\
+         [[pool.member]]\naddress=\"127.0.0.2\"\n[[pool.member]]\naddress=\"127.0.0.3\"\n\
+         [[pool.member]]\naddress=\"127.0.0.4\"\n"
+    );
+    let quorum = "health=\"quorum\"";
+    let nodes: Vec<Server> = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| node(&etcd, n, quorum, &format!("[health]\nsource_address=\"127.0.0.1{}\"\n{pool}", i + 1)))
+        .collect();
+    // A fourth node on c's broken path, trusting only itself: it drops y.
+    let local = node(&etcd, "d", "health=\"local\"", &format!("[health]\nsource_address=\"127.0.0.13\"\n{pool}"));
+
+    let want = ["127.0.0.2", "127.0.0.3"];
+    for (i, n) in nodes.iter().enumerate() {
+        let t = within(Duration::from_secs(5), || answers(n, "app.c.test.") == want);
+        assert!(t.is_some(), "node {i} answers {:?}", answers(n, "app.c.test."));
+    }
+    assert!(within(Duration::from_secs(5), || answers(&local, "app.c.test.") == ["127.0.0.2"]).is_some());
+    // It holds: c keeps y (two of three see it up) for a while of probing.
+    for _ in 0..20 {
+        for n in &nodes {
+            assert_eq!(answers(n, "app.c.test."), want);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
