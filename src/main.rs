@@ -29,6 +29,13 @@ struct Cli {
 enum Command {
     /// Load and validate config, zones and GeoIP database, then exit.
     Check,
+    /// Print the API state of the configured store (embedded or etcd) as JSON.
+    Export,
+    /// Load a JSON export into the configured store, which must be empty.
+    Import {
+        /// The file `lbdns export` wrote ("-" = standard input).
+        file: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -48,6 +55,8 @@ fn main() -> ExitCode {
     }));
     match cli.command {
         Some(Command::Check) => check(&cli.config),
+        Some(Command::Export) => transfer(&cli.config, None),
+        Some(Command::Import { file }) => transfer(&cli.config, Some(&file)),
         None => serve(&cli.config),
     }
 }
@@ -76,6 +85,59 @@ fn check(path: &std::path::Path) -> ExitCode {
                 eprintln!("{p}");
             }
             ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// `export` (no file) or `import FILE`.
+fn transfer(path: &std::path::Path, import: Option<&std::path::Path>) -> ExitCode {
+    let config = match lbdns::config::load(path) {
+        Ok(c) => c,
+        Err(problems) => {
+            eprintln!("{problems}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let text = match import {
+        Some(f) if f.as_os_str() == "-" => {
+            let mut t = String::new();
+            if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut t) {
+                eprintln!("cannot read standard input: {e}");
+                return ExitCode::FAILURE;
+            }
+            Some(t)
+        }
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("cannot read {}: {e}", f.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() else {
+        eprintln!("cannot start the runtime");
+        return ExitCode::FAILURE;
+    };
+    let result = rt.block_on(async {
+        match &text {
+            None => lbdns::store::transfer::export(&config).await.map(|json| {
+                print!("{json}");
+                0
+            }),
+            Some(t) => lbdns::store::transfer::import(&config, t).await,
+        }
+    });
+    match (result, import) {
+        (Ok(_), None) => ExitCode::SUCCESS,
+        (Ok(n), Some(f)) => {
+            eprintln!("imported {n} entries from {}", f.display());
+            ExitCode::SUCCESS
+        }
+        (Err(e), _) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }

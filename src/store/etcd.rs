@@ -223,7 +223,8 @@ pub async fn connect(s: &EtcdSettings) -> Result<Client, String> {
 /// Reads every key under `prefix`: (relative key, value, mod revision) and the
 /// store's revision.
 pub async fn load_all(client: &mut Client, prefix: &str) -> Result<(Vec<(String, Vec<u8>, i64)>, i64), String> {
-    let resp = client.get(prefix, Some(GetOptions::new().with_prefix())).await.map_err(|e| format!("etcd: {e}"))?;
+    let resp =
+        client.get(prefix, Some(GetOptions::new().with_prefix())).await.map_err(|e| format!("etcd: {}", short(&e)))?;
     let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
     let entries = resp
         .kvs()
@@ -241,6 +242,7 @@ pub async fn load_all(client: &mut Client, prefix: &str) -> Result<(Vec<(String,
 
 pub struct EtcdStore {
     client: Client,
+    endpoints: String,
     prefix: String,
     timeout: Duration,
     /// Per zone: (changes so far, revision of its serial key), as this node knows them.
@@ -259,6 +261,7 @@ impl EtcdStore {
         let mut client = connect(s).await?;
         let mut store = EtcdStore {
             client: client.clone(),
+            endpoints: s.endpoints.join(","),
             prefix: s.prefix.clone(),
             timeout: s.timeout,
             serials: HashMap::new(),
@@ -357,8 +360,10 @@ impl EtcdStore {
         let r = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(run));
         match r {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::Unavailable(format!("etcd: {e}"))),
-            Err(_) => Err(StoreError::Unavailable(format!("etcd did not answer within {timeout:?}"))),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!("etcd {} unavailable: {}", self.endpoints, short(&e)))),
+            Err(_) => {
+                Err(StoreError::Unavailable(format!("etcd {} did not answer within {timeout:?}", self.endpoints)))
+            }
         }
     }
 }
@@ -452,6 +457,14 @@ impl Store for EtcdStore {
             self.block(async move { client.txn(Txn::new().and_then(ops)).await })?;
         }
         Ok(all.len())
+    }
+}
+
+/// An etcd error without the transport's debug dump.
+fn short(e: &etcd_client::Error) -> String {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => s.message().to_string(),
+        other => other.to_string(),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod durable;
 pub mod etcd;
 pub mod overlay;
 pub mod snapshot;
+pub mod transfer;
 pub mod writer;
 
 use std::collections::BTreeMap;

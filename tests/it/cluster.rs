@@ -333,3 +333,57 @@ fn quorum_health_keeps_a_member_one_node_cannot_reach_and_drops_one_none_can() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Moving from the embedded store to etcd: `lbdns export` on the old config,
+/// `lbdns import` on the new one, and the new node serves the same.
+#[test]
+fn export_from_the_embedded_store_and_import_into_etcd() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    // A single server with the embedded store and three API changes.
+    let single = "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\ntoken_file=\"token\"\n\
+                  [[zone]]\norigin=\"c.test.\"\nfile=\"c.zone\"\n\
+                  [[pool]]\nname=\"www.c.test.\"\npolicy=\"round-robin\"\n\
+                  [[pool.member]]\naddress=\"192.0.2.10\"\n[[pool.member]]\naddress=\"192.0.2.11\"\n";
+    let old = Server::start(single, &[("c.zone", ZONE), ("token", TOKEN)]);
+    assert_eq!(put_a(&old, "moved.c.test.", "192.0.2.90").0, 201);
+    let (st, _) = api(&old, "PUT", "/v1/pools/www.c.test./members/192.0.2.11", Some("{\"enabled\":false}"));
+    assert_eq!(st, 200);
+    let pool = r#"{"policy":"weighted","members":[{"address":"192.0.2.91","weight":2}]}"#;
+    assert_eq!(api(&old, "PUT", "/v1/pools/api.c.test.", Some(pool)).0, 201);
+    let old_serial = serial(&old);
+    let state_dir = old.dir.path().to_path_buf();
+
+    let run = |args: &[&str], config: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lbdns")).args(args).arg("--config").arg(config).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, json, err) = run(&["export"], &state_dir.join("lbdns.toml"));
+    assert!(ok, "{err}");
+    assert!(json.contains("\"lbdns_state\": 1") && json.contains("moved.c.test."), "{json}");
+    let export = state_dir.join("state.json");
+    std::fs::write(&export, &json).unwrap();
+
+    // The etcd config: same zone and pools, [cluster] added.
+    let dir = tempfile::tempdir().unwrap();
+    let etcd_cfg = format!("{single}[cluster]\nstore=\"etcd\"\nendpoints=[{}]\nnode=\"n\"\n", etcd.endpoints());
+    write(&dir.path().join("lbdns.toml"), &etcd_cfg);
+    let (ok, _, err) = run(&["import", export.to_str().unwrap()], &dir.path().join("lbdns.toml"));
+    assert!(ok && err.contains("imported"), "{err}");
+    // Importing twice is refused: the target is no longer empty.
+    let (ok, _, err) = run(&["import", export.to_str().unwrap()], &dir.path().join("lbdns.toml"));
+    assert!(!ok && err.contains("import only into an empty"), "{err}");
+    // And exporting from etcd gives the same document.
+    let (ok, again, _) = run(&["export"], &dir.path().join("lbdns.toml"));
+    assert!(ok);
+    assert_eq!(again, json);
+
+    let new = node(&etcd, "n", "", "");
+    assert_eq!(answers(&new, "moved.c.test."), ["192.0.2.90"]);
+    assert_eq!(answers(&new, "www.c.test."), ["192.0.2.10"]);
+    assert_eq!(answers(&new, "api.c.test."), ["192.0.2.91"]);
+    assert_eq!(serial(&new), old_serial);
+}
