@@ -387,3 +387,43 @@ fn export_from_the_embedded_store_and_import_into_etcd() {
     assert_eq!(answers(&new, "api.c.test."), ["192.0.2.91"]);
     assert_eq!(serial(&new), old_serial);
 }
+
+/// Two nodes writing the same zone at the same moment: every write is either
+/// acknowledged (201) or refused as a conflict (409), and in the end both nodes
+/// serve every acknowledged write, none of the refused ones, and one serial that
+/// counts exactly the acknowledged writes.
+#[test]
+fn concurrent_writes_to_one_zone_through_two_nodes_are_counted_exactly() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    let nodes = [node(&etcd, "a", "", ""), node(&etcd, "b", "", "")];
+    let results: Vec<(String, u16)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                scope.spawn(move || {
+                    (0..40)
+                        .map(|j| {
+                            let name = format!("r{i}-{j}.c.test.");
+                            let (st, body) = put_a(n, &name, "192.0.2.5");
+                            assert!(st == 201 || st == 409, "{st} {body}");
+                            (name, st)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let acked = results.iter().filter(|(_, st)| *st == 201).count() as u32;
+    assert!(acked >= 20, "only {acked} of 80 writes acknowledged");
+    eprintln!("{acked} of 80 concurrent writes acknowledged, {} refused as conflicts", 80 - acked);
+    for n in &nodes {
+        assert!(within(SECOND * 2, || serial(n) == 1 + acked).is_some(), "serial {} vs {}", serial(n), 1 + acked);
+        for (name, st) in &results {
+            let rcode = n.query(name, RecordType::A).metadata.response_code;
+            let want = if *st == 201 { ResponseCode::NoError } else { ResponseCode::NXDomain };
+            assert_eq!(rcode, want, "{name} after {st}");
+        }
+    }
+}
