@@ -13,8 +13,8 @@
 //! after etcd acknowledged it. Every node watches the prefix from the revision it
 //! loaded and applies what it sees, skipping its own writes (already applied) and
 //! anything at or below the loaded revision: nothing missed, nothing applied twice.
-//! When the watch breaks (etcd down) it resumes from the next revision; when etcd
-//! has compacted that history, it loads everything again.
+//! When the watch breaks (etcd down, compaction) the node loads everything again at
+//! a new revision and watches on from there.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -305,7 +305,10 @@ impl EtcdStore {
             }
         }
         self.loaded = revision;
-        self.own.retain(|&r| r > revision);
+        // Own writes after `revision` are not in this state; the writer may have
+        // applied them before this load reached it (the load replaced them), so let
+        // the watch, which continues from `revision`, bring them back.
+        self.own.clear();
         state
     }
 
@@ -402,7 +405,10 @@ impl Store for EtcdStore {
         // one: a request sent to it fails at once, and another try reaches a live
         // member. A try that failed after reaching etcd may have been applied; the
         // condition then fails, and the serial key tells whether it was ours.
-        let deadline = std::time::Instant::now() + self.timeout;
+        // Each try has the timeout; all tries together three times it, so that a try
+        // stuck on a member that just died (a leader election) is followed by one
+        // that reaches a live member.
+        let deadline = std::time::Instant::now() + self.timeout * 3;
         let mut tries = 0;
         let revision = loop {
             tries += 1;
@@ -476,6 +482,9 @@ fn short(e: &etcd_client::Error) -> String {
 pub async fn watch_loop(mut client: Client, prefix: String, start: Option<i64>, tx: mpsc::Sender<Remote>) {
     let mut next = start;
     let mut lost = false;
+    // Retry soon (the client may have picked a dead member; the next try picks
+    // another), then back off to once a second while etcd stays away.
+    let mut backoff = Duration::from_millis(50);
     loop {
         let from = match next {
             Some(n) => n,
@@ -493,7 +502,8 @@ pub async fn watch_loop(mut client: Client, prefix: String, start: Option<i64>, 
                         lost = true;
                         let _ = tx.send(Remote::Lost).await;
                     }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                     continue;
                 }
             },
@@ -508,13 +518,16 @@ pub async fn watch_loop(mut client: Client, prefix: String, start: Option<i64>, 
                     lost = true;
                     let _ = tx.send(Remote::Lost).await;
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                next = None;
                 continue;
             }
         };
         loop {
             match stream.message().await {
                 Ok(Some(resp)) => {
+                    backoff = Duration::from_millis(50);
                     if lost {
                         info!("etcd reachable again");
                         lost = false;
@@ -550,7 +563,11 @@ pub async fn watch_loop(mut client: Client, prefix: String, start: Option<i64>, 
                         lost = true;
                         let _ = tx.send(Remote::Lost).await;
                     }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    // Reload rather than resume: the other nodes' health views were
+                    // dropped when etcd was lost, and a full load brings them back.
+                    next = None;
                     break;
                 }
             }

@@ -283,8 +283,9 @@ fn a_three_member_etcd_loses_one_member_and_writes_go_on() {
         let addr = format!("192.0.2.{}", 100 + i);
         let (st, body) = put_a(if i % 2 == 0 { &a } else { &b }, &name, &addr);
         assert_eq!(st, 201, "write {i} with one etcd member down: {body}");
+        // A node whose watch was on the dead member reconnects first.
         for n in [&a, &b] {
-            assert!(within(SECOND, || answers(n, &name) == [addr.clone()]).is_some(), "{name} not answered in 1 s");
+            assert!(within(SECOND * 3, || answers(n, &name) == [addr.clone()]).is_some(), "{name} not answered in 3 s");
         }
     }
     assert_eq!(serial(&a), 1 + 11);
