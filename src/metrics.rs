@@ -122,6 +122,9 @@ pub struct Metrics {
     pub admin_requests: Family<StatusLabel, Counter>,
     pub reloads: Family<ResultLabel, Counter>,
     pub redirects: Family<RedirectLabels, Counter>,
+    /// API writes that lost a race with another server's write to the same zone
+    /// (etcd) and were tried again after catching up.
+    pub admin_write_retries: Counter,
     registry: Arc<Registry>,
 }
 
@@ -144,11 +147,24 @@ impl Metrics {
         registry.register("lbdns_probe_duration_seconds", "Health probe duration by check", probe_duration.clone());
         registry.register("lbdns_admin_requests", "Admin API requests by HTTP status", admin_requests.clone());
         registry.register("lbdns_reloads", "Reloads (SIGHUP) by result", reloads.clone());
+        let admin_write_retries = Counter::default();
+        registry.register(
+            "lbdns_admin_write_retries",
+            "API writes tried again after losing a race with another server's write to the same zone",
+            admin_write_retries.clone(),
+        );
         // Both results are shown from the start, so an alert on errors has a series.
         let _ = reloads.get_or_create(&ResultLabel { result: "ok".into() });
         let _ = reloads.get_or_create(&ResultLabel { result: "error".into() });
         registry.register_collector(Box::new(QueryPath { stats, snapshot }));
-        Metrics { probe_duration, admin_requests, reloads, redirects, registry: Arc::new(registry) }
+        Metrics {
+            probe_duration,
+            admin_requests,
+            reloads,
+            redirects,
+            admin_write_retries,
+            registry: Arc::new(registry),
+        }
     }
 
     /// The Prometheus text exposition.

@@ -57,7 +57,7 @@ impl IntoResponse for AdminError {
 }
 
 /// An API request as the writer receives it (raw path parts and body).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ApiRequest {
     ListPools,
     GetPool(String),

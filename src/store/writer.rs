@@ -57,7 +57,15 @@ pub struct Writer {
     /// Other nodes' health views (`health = "quorum"`; empty otherwise).
     nodes: BTreeMap<String, NodeView>,
     cluster: Option<ClusterLink>,
+    /// Set when the last API write lost a race with another server's write to the
+    /// same zone (etcd): the request is then tried again once this server has seen
+    /// the winner's change.
+    lost_race: bool,
 }
+
+/// How long an API write that lost a race keeps catching up and trying again
+/// before it answers 409.
+const RACE_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The writer's side of `[cluster] store = "etcd"`.
 pub struct ClusterLink {
@@ -93,6 +101,7 @@ impl Writer {
             metrics: None,
             nodes: BTreeMap::new(),
             cluster: None,
+            lost_race: false,
         })
     }
 
@@ -276,7 +285,7 @@ impl Writer {
                 c = commands.recv() => match c {
                     Some(Command::Health(reply)) => { let _ = reply.send(self.health.clone()); }
                     Some(Command::Api(req, reply)) => {
-                        let r = self.api(req);
+                        let r = self.api_settled(req, &mut remote).await;
                         let _ = reply.send(r);
                     }
                     Some(Command::Reload(sources, reply)) => {
@@ -376,6 +385,41 @@ impl Writer {
     // -----------------------------------------------------------------------
     // Admin API.
 
+    /// Answers an API request. A write that lost a race with another server's
+    /// write to the same zone is not refused at once: this server waits for the
+    /// winner's change on the watch, applies it, and validates and stores the
+    /// request again on the new state (so two automation clients writing through
+    /// two servers both succeed, and a write that now conflicts with the winner's
+    /// gets the same answer it would have got in sequence). Only a race lost for
+    /// `RACE_RETRY_FOR` answers 409.
+    async fn api_settled(
+        &mut self,
+        req: ApiRequest,
+        remote: &mut Option<mpsc::Receiver<Remote>>,
+    ) -> Result<(StatusCode, Value), AdminError> {
+        let deadline = tokio::time::Instant::now() + RACE_RETRY_FOR;
+        loop {
+            self.lost_race = false;
+            let r = self.api(req.clone());
+            if !self.lost_race {
+                return r;
+            }
+            let Some(rx) = remote.as_mut() else { return r };
+            if let Some(m) = &self.metrics {
+                m.admin_write_retries.inc();
+            }
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(first)) => {
+                    self.remote(first);
+                    while let Ok(more) = rx.try_recv() {
+                        self.remote(more);
+                    }
+                }
+                _ => return r,
+            }
+        }
+    }
+
     fn api(&mut self, req: ApiRequest) -> Result<(StatusCode, Value), AdminError> {
         match req {
             ApiRequest::ListPools => {
@@ -428,7 +472,10 @@ impl Writer {
             _ => None,
         };
         tokio::task::block_in_place(|| self.store.apply(&change, zone)).map_err(|e| match e {
-            StoreError::Conflict(m) => AdminError::conflict(format!("change not stored: {m}")),
+            StoreError::Conflict(m) => {
+                self.lost_race = true;
+                AdminError::conflict(format!("change not stored: {m}"))
+            }
             e => AdminError::new(StatusCode::SERVICE_UNAVAILABLE, format!("change not stored: {e}")),
         })?;
         let pools_before: Vec<Name> = self.effective.pools.iter().map(|(p, _, _)| p.name.clone()).collect();
