@@ -133,14 +133,14 @@ impl App {
             }
             Some(e) => {
                 let s = EtcdStore::open(e).await.map_err(AppError::Start)?;
-                let client = s.client();
-                (Box::new(s), Some((e.clone(), client)))
+                let conn = s.connector();
+                (Box::new(s), Some((e.clone(), conn)))
             }
         };
         let (probe_tx, probe_rx) = mpsc::channel(4096);
         let mut writer = Writer::new(sources.clone(), store, Prober::new(probe_tx, sources.config.probe_source))
             .map_err(AppError::Start)?;
-        if let Some((settings, client)) = etcd {
+        if let Some((settings, conn)) = etcd {
             let (remote_tx, remote_rx) = mpsc::channel(256);
             let (views_tx, views_rx) = watch::channel(NodeView::new());
             writer.set_cluster(ClusterLink {
@@ -151,8 +151,8 @@ impl App {
             });
             // The watch starts with a full load of its own: it brings the other nodes'
             // health views, which the state loaded above leaves out.
-            tokio::spawn(etcd::watch_loop(client.clone(), settings.prefix.clone(), None, remote_tx));
-            tokio::spawn(etcd::health_loop(client, settings.prefix.clone(), settings.node.clone(), views_rx));
+            tokio::spawn(etcd::watch_loop(conn.clone(), settings.prefix.clone(), None, remote_tx));
+            tokio::spawn(etcd::health_loop(conn, settings.prefix.clone(), settings.node.clone(), views_rx));
             info!(node = %settings.node, endpoints = %settings.endpoints.join(","), "state shared through etcd");
         }
         let stats = Arc::new(Stats::default());

@@ -6,6 +6,8 @@
 //! - `rrsets/ZONE/NAME/TYPE` → an RRset override (JSON, `null` = deleted)
 //! - `serials/ZONE` → how many changes the zone has had (its SOA serial bump)
 //! - `nodes/NODE` → that node's probe results, attached to a lease (gone when it dies)
+//! - `txn/NODE` → a random mark of that node's last write, so that after a try
+//!   whose reply was lost the node can tell whether it was applied
 //!
 //! A write is one etcd transaction: the change and the zone's serial counter, on
 //! condition that the counter is still the one this node last saw (so two nodes
@@ -196,15 +198,22 @@ impl State {
 // ---------------------------------------------------------------------------
 // Connecting.
 
-/// Connects to etcd as `[cluster]` says. The connection is lazy: this succeeds
-/// while etcd is down, and requests fail until it is back.
+/// Connects to etcd as `[cluster]` says. Without authentication the connection
+/// is lazy (this succeeds while etcd is down); with it, the client logs in here,
+/// so this fails while etcd is out of reach: see [`Connector`].
 pub async fn connect(s: &EtcdSettings) -> Result<Client, String> {
+    connect_client(s).await.map_err(|e| format!("etcd {}: {}", s.endpoints.join(","), short(&e)))
+}
+
+async fn connect_client(s: &EtcdSettings) -> Result<Client, etcd_client::Error> {
     let mut opts = ConnectOptions::new()
         .with_connect_timeout(s.timeout)
         .with_timeout(s.timeout)
         .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3));
     if let Some((user, password)) = &s.user {
-        opts = opts.with_user(user.clone(), password.clone());
+        // etcd's tokens expire (5 minutes by default): log in again when one does,
+        // rather than fail every request from then on.
+        opts = opts.with_user(user.clone(), password.clone()).with_auto_token_refresh(true);
     }
     if s.ca_pem.is_some() || s.identity_pem.is_some() {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -217,7 +226,49 @@ pub async fn connect(s: &EtcdSettings) -> Result<Client, String> {
         }
         opts = opts.with_tls(tls);
     }
-    Client::connect(&s.endpoints, Some(opts)).await.map_err(|e| format!("etcd {}: {e}", s.endpoints.join(",")))
+    Client::connect(&s.endpoints, Some(opts)).await
+}
+
+/// Whether etcd answered and refused these credentials (as opposed to not
+/// answering): a configuration error, not an outage.
+fn rejected_credentials(e: &etcd_client::Error) -> bool {
+    match e {
+        // gRPC status codes 7 (PERMISSION_DENIED) and 16 (UNAUTHENTICATED); a wrong
+        // password is INVALID_ARGUMENT with this message.
+        etcd_client::Error::GRpcStatus(st) => {
+            st.message().contains("authentication failed") || matches!(st.code() as i32, 7 | 16)
+        }
+        _ => false,
+    }
+}
+
+/// The etcd client, made on first use and kept. A server must start and serve
+/// its files while etcd is out of reach, but a client with credentials cannot
+/// be made then (it logs in while connecting), so every user of the client asks
+/// the connector, which connects (and logs in) when etcd is back.
+#[derive(Clone)]
+pub struct Connector {
+    settings: std::sync::Arc<EtcdSettings>,
+    client: std::sync::Arc<tokio::sync::Mutex<Option<Client>>>,
+}
+
+impl Connector {
+    pub fn new(settings: &EtcdSettings) -> Connector {
+        Connector { settings: std::sync::Arc::new(settings.clone()), client: Default::default() }
+    }
+
+    /// The client, connecting first if there is none yet.
+    pub async fn get(&self) -> Result<Client, etcd_client::Error> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = &*slot {
+            return Ok(c.clone());
+        }
+        let c = tokio::time::timeout(self.settings.timeout, connect_client(&self.settings))
+            .await
+            .map_err(|_| etcd_client::Error::InvalidArgs(format!("no answer within {:?}", self.settings.timeout)))??;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
 }
 
 /// Reads every key under `prefix`: (relative key, value, mod revision) and the
@@ -241,7 +292,7 @@ pub async fn load_all(client: &mut Client, prefix: &str) -> Result<(Vec<(String,
 // The store the writer writes through.
 
 pub struct EtcdStore {
-    client: Client,
+    conn: Connector,
     endpoints: String,
     prefix: String,
     timeout: Duration,
@@ -252,15 +303,18 @@ pub struct EtcdStore {
     /// Revisions of this node's own writes whose watch events have not come back.
     own: BTreeSet<i64>,
     initial: Option<State>,
+    /// `txn/NODE`: written with every change, only by this node.
+    mark_key: String,
 }
 
 impl EtcdStore {
     /// Connects and loads the state. When etcd cannot be reached the store starts
     /// empty (config and zone files only) and the watch loads it when etcd is back.
+    /// Credentials that etcd refuses are an error: the config is wrong.
     pub async fn open(s: &EtcdSettings) -> Result<EtcdStore, String> {
-        let mut client = connect(s).await?;
+        let conn = Connector::new(s);
         let mut store = EtcdStore {
-            client: client.clone(),
+            conn: conn.clone(),
             endpoints: s.endpoints.join(","),
             prefix: s.prefix.clone(),
             timeout: s.timeout,
@@ -268,27 +322,45 @@ impl EtcdStore {
             loaded: 0,
             own: BTreeSet::new(),
             initial: None,
+            mark_key: format!("{}txn/{}", s.prefix, enc(&s.node)),
         };
-        match tokio::time::timeout(s.timeout, load_all(&mut client, &s.prefix)).await {
-            Ok(Ok((entries, revision))) => {
+        let load = async {
+            let mut client = conn.get().await.map_err(|e| {
+                if rejected_credentials(&e) {
+                    Err(format!(
+                        "etcd {} refused the [cluster] credentials (username, password_file, cert_file): {}",
+                        store.endpoints,
+                        short(&e)
+                    ))
+                } else {
+                    Ok(short(&e))
+                }
+            })?;
+            tokio::time::timeout(s.timeout, load_all(&mut client, &s.prefix))
+                .await
+                .map_err(|_| Ok(format!("no answer within {:?}", s.timeout)))?
+                .map_err(Ok)
+        };
+        match load.await {
+            Ok((entries, revision)) => {
                 let state = store.observe_full(&entries, revision);
                 info!(keys = entries.len(), revision, "loaded state from etcd");
                 store.initial = Some(state);
                 Ok(store)
             }
-            Ok(Err(e)) => {
+            Err(Err(refused)) => Err(refused),
+            Err(Ok(e)) => {
                 warn!(error = %e, "etcd unreachable at start: serving config and zone files until it is back");
-                Ok(store)
-            }
-            Err(_) => {
-                warn!("etcd did not answer at start: serving config and zone files until it is back");
+                // Nothing loaded: the files alone, until the watch's full load.
+                store.initial = Some(State::default());
                 Ok(store)
             }
         }
     }
 
-    pub fn client(&self) -> Client {
-        self.client.clone()
+    /// The client (made when etcd is first reached), for the watch and health tasks.
+    pub fn connector(&self) -> Connector {
+        self.conn.clone()
     }
 
     /// Decodes a full load and records its serial revisions.
@@ -343,18 +415,13 @@ impl EtcdStore {
         ))
     }
 
-    /// After a retried write: whether an earlier try was applied, i.e. the zone's
-    /// serial counter is `bumps` and was written together with `key`.
-    fn landed(&self, serial: &str, key: &str, bumps: u32) -> Result<Option<i64>, StoreError> {
-        let (mut c1, mut c2) = (self.client.clone(), self.client.clone());
-        let (serial, key) = (serial.to_string(), key.to_string());
-        let s = self.block(async move { c1.get(serial, None).await })?;
-        let k = self.block(async move { c2.get(key, None).await })?;
-        let Some(skv) = s.kvs().first() else { return Ok(None) };
-        let value_ok = std::str::from_utf8(skv.value()).ok().and_then(|v| v.trim().parse::<u32>().ok()) == Some(bumps);
-        // A deleted key has no revision left to compare: trust the counter.
-        let key_ok = k.kvs().first().is_none_or(|kv| kv.mod_revision() == skv.mod_revision());
-        Ok((value_ok && key_ok).then(|| skv.mod_revision()))
+    /// After a retried write: whether an earlier try was applied, i.e. this
+    /// node's mark key holds that write's `mark` (only this node writes it, and
+    /// only together with a change); the revision it was applied at if so.
+    fn landed(&self, mark: &str) -> Result<Option<i64>, StoreError> {
+        let (conn, key) = (self.conn.clone(), self.mark_key.clone());
+        let r = self.block(async move { conn.get().await?.get(key, None).await })?;
+        Ok(r.kvs().first().filter(|kv| kv.value() == mark.as_bytes()).map(|kv| kv.mod_revision()))
     }
 
     fn block<T>(&self, f: impl std::future::Future<Output = Result<T, etcd_client::Error>>) -> Result<T, StoreError> {
@@ -376,13 +443,15 @@ impl Store for EtcdStore {
         match self.initial.take() {
             Some(s) => Ok(s.overlay),
             None => {
-                let mut client = self.client.clone();
-                let prefix = self.prefix.clone();
+                let (conn, prefix, timeout) = (self.conn.clone(), self.prefix.clone(), self.timeout);
                 let (entries, revision) = tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current()
-                        .block_on(async { tokio::time::timeout(self.timeout, load_all(&mut client, &prefix)).await })
+                    tokio::runtime::Handle::current().block_on(async move {
+                        let mut client = conn.get().await.map_err(|e| format!("etcd: {}", short(&e)))?;
+                        tokio::time::timeout(timeout, load_all(&mut client, &prefix))
+                            .await
+                            .map_err(|_| "etcd did not answer".to_string())?
+                    })
                 })
-                .map_err(|_| StoreError::Unavailable("etcd did not answer".into()))?
                 .map_err(StoreError::Unavailable)?;
                 Ok(self.observe_full(&entries, revision).overlay)
             }
@@ -398,13 +467,17 @@ impl Store for EtcdStore {
             Some(v) => TxnOp::put(key.clone(), v.clone(), None),
             None => TxnOp::delete(key.clone(), None),
         };
-        let txn = Txn::new()
-            .when(vec![Compare::mod_revision(serial.clone(), CompareOp::Equal, rev)])
-            .and_then(vec![op, TxnOp::put(serial.clone(), (bumps + 1).to_string(), None)]);
+        let mark = format!("{:016x}", fastrand::u64(..));
+        let txn = Txn::new().when(vec![Compare::mod_revision(serial.clone(), CompareOp::Equal, rev)]).and_then(vec![
+            op,
+            TxnOp::put(self.mark_key.clone(), mark.clone(), None),
+            // Last: the watch takes the serial key as the end of a transaction.
+            TxnOp::put(serial.clone(), (bumps + 1).to_string(), None),
+        ]);
         // The client spreads requests over all endpoints and does not skip a dead
         // one: a request sent to it fails at once, and another try reaches a live
         // member. A try that failed after reaching etcd may have been applied; the
-        // condition then fails, and the serial key tells whether it was ours.
+        // condition then fails, and the mark tells whether it was ours.
         // Each try has the timeout; all tries together three times it, so that a try
         // stuck on a member that just died (a leader election) is followed by one
         // that reaches a live member.
@@ -412,11 +485,10 @@ impl Store for EtcdStore {
         let mut tries = 0;
         let revision = loop {
             tries += 1;
-            let mut client = self.client.clone();
-            let t = txn.clone();
-            match self.block(async move { client.txn(t).await }) {
+            let (conn, t) = (self.conn.clone(), txn.clone());
+            match self.block(async move { conn.get().await?.txn(t).await }) {
                 Ok(resp) if resp.succeeded() => break resp.header().map(|h| h.revision()).unwrap_or(0),
-                Ok(_) if tries > 1 => match self.landed(&serial, &key, bumps + 1)? {
+                Ok(_) if tries > 1 => match self.landed(&mark)? {
                     Some(r) => break r,
                     None => return Err(self.conflict(zone)),
                 },
@@ -442,10 +514,9 @@ impl Store for EtcdStore {
     }
 
     fn import(&mut self, o: &Overlay) -> Result<usize, StoreError> {
-        let mut client = self.client.clone();
-        let prefix = self.prefix.clone();
+        let (conn, prefix) = (self.conn.clone(), self.prefix.clone());
         let existing = self.block(async move {
-            client.get(prefix.clone(), Some(GetOptions::new().with_prefix().with_count_only())).await
+            conn.get().await?.get(prefix.clone(), Some(GetOptions::new().with_prefix().with_count_only())).await
         })?;
         if existing.count() > 0 {
             return Err(StoreError::Conflict(format!(
@@ -459,8 +530,8 @@ impl Store for EtcdStore {
         for chunk in all.chunks(100) {
             let ops: Vec<TxnOp> =
                 chunk.iter().map(|(k, v)| TxnOp::put(format!("{}{k}", self.prefix), v.clone(), None)).collect();
-            let mut client = self.client.clone();
-            self.block(async move { client.txn(Txn::new().and_then(ops)).await })?;
+            let conn = self.conn.clone();
+            self.block(async move { conn.get().await?.txn(Txn::new().and_then(ops)).await })?;
         }
         Ok(all.len())
     }
@@ -479,13 +550,26 @@ fn short(e: &etcd_client::Error) -> String {
 
 /// Watches the prefix from `start` (the revision after the last load; `None` =
 /// load everything first) and sends what changes, until `tx` closes.
-pub async fn watch_loop(mut client: Client, prefix: String, start: Option<i64>, tx: mpsc::Sender<Remote>) {
+pub async fn watch_loop(conn: Connector, prefix: String, start: Option<i64>, tx: mpsc::Sender<Remote>) {
     let mut next = start;
     let mut lost = false;
     // Retry soon (the client may have picked a dead member; the next try picks
     // another), then back off to once a second while etcd stays away.
     let mut backoff = Duration::from_millis(50);
     loop {
+        let mut client = match conn.get().await {
+            Ok(c) => c,
+            Err(e) => {
+                if !lost {
+                    warn!(error = %short(&e), "etcd unreachable; serving the last known state");
+                    lost = true;
+                    let _ = tx.send(Remote::Lost).await;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
         let from = match next {
             Some(n) => n,
             None => match load_all(&mut client, &prefix).await {
@@ -583,10 +667,11 @@ const NODE_TTL: i64 = 6;
 
 /// Publishes this node's health view at `nodes/NODE` under a lease, and keeps the
 /// lease alive; when the node dies the key expires and others stop counting it.
-pub async fn health_loop(mut client: Client, prefix: String, node: String, mut views: watch::Receiver<NodeView>) {
+pub async fn health_loop(conn: Connector, prefix: String, node: String, mut views: watch::Receiver<NodeView>) {
     let key = format!("{prefix}nodes/{}", enc(&node));
     loop {
         let run = async {
+            let mut client = conn.get().await?;
             let lease = client.lease_grant(NODE_TTL, None).await?.id();
             let (mut keeper, mut acks) = client.lease_keep_alive(lease).await?;
             let body = serde_json::to_string(&*views.borrow_and_update()).unwrap_or_default();

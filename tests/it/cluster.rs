@@ -33,10 +33,45 @@ pub struct Etcd {
     dir: tempfile::TempDir,
     initial: String,
     token: String,
+    /// Clients must come over TLS with a certificate signed by this CA.
+    tls: Option<Pki>,
+}
+
+/// A CA, etcd's server certificate for 127.0.0.1 and a client certificate (PEM).
+pub struct Pki {
+    ca: String,
+    server: (String, String),
+    client: (String, String),
+}
+
+impl Pki {
+    fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "lbdns test CA");
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap().pem();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf = |names: Vec<String>, cn: &str, usage: ExtendedKeyUsagePurpose| {
+            let mut p = CertificateParams::new(names).unwrap();
+            p.distinguished_name.push(DnType::CommonName, cn);
+            p.extended_key_usages = vec![usage];
+            let key = KeyPair::generate().unwrap();
+            (p.signed_by(&key, &issuer).unwrap().pem(), key.serialize_pem())
+        };
+        let server = leaf(vec!["127.0.0.1".into()], "etcd", ExtendedKeyUsagePurpose::ServerAuth);
+        let client = leaf(vec![], "lbdns-node", ExtendedKeyUsagePurpose::ClientAuth);
+        Pki { ca, server, client }
+    }
 }
 
 impl Etcd {
     fn start(n: usize) -> Option<Etcd> {
+        Self::start_with(n, None)
+    }
+
+    fn start_with(n: usize, tls: Option<Pki>) -> Option<Etcd> {
         if Command::new("etcd").arg("--version").stdout(Stdio::null()).status().is_err() {
             assert!(
                 std::env::var_os("LBDNS_REQUIRE_ETCD").is_none(),
@@ -55,7 +90,12 @@ impl Etcd {
         let initial =
             members.iter().map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer)).collect::<Vec<_>>().join(",");
         let mut e =
-            Etcd { members, dir: tempfile::tempdir().unwrap(), initial, token: format!("t{}", fastrand::u64(..)) };
+            Etcd { members, dir: tempfile::tempdir().unwrap(), initial, token: format!("t{}", fastrand::u64(..)), tls };
+        if let Some(pki) = &e.tls {
+            for (f, pem) in [("ca.pem", &pki.ca), ("server.pem", &pki.server.0), ("server-key.pem", &pki.server.1)] {
+                write(&e.dir.path().join(f), pem);
+            }
+        }
         for i in 0..n {
             e.spawn(i);
         }
@@ -67,12 +107,21 @@ impl Etcd {
 
     fn spawn(&mut self, i: usize) {
         let m = &self.members[i];
-        let child = Command::new("etcd")
+        let scheme = self.scheme();
+        let mut cmd = Command::new("etcd");
+        if self.tls.is_some() {
+            let d = self.dir.path();
+            cmd.arg("--cert-file").arg(d.join("server.pem")).arg("--key-file").arg(d.join("server-key.pem"));
+            cmd.arg("--client-cert-auth").arg("--trusted-ca-file").arg(d.join("ca.pem"));
+            // Login tokens live one second (default 300): clients must log in again.
+            cmd.arg("--auth-token-ttl=1");
+        }
+        let child = cmd
             .args(["--name", &m.name])
             .arg("--data-dir")
             .arg(self.dir.path().join(&m.name))
-            .args(["--listen-client-urls", &format!("http://127.0.0.1:{}", m.client)])
-            .args(["--advertise-client-urls", &format!("http://127.0.0.1:{}", m.client)])
+            .args(["--listen-client-urls", &format!("{scheme}://127.0.0.1:{}", m.client)])
+            .args(["--advertise-client-urls", &format!("{scheme}://127.0.0.1:{}", m.client)])
             .args(["--listen-peer-urls", &format!("http://127.0.0.1:{}", m.peer)])
             .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{}", m.peer)])
             .args(["--initial-cluster", &self.initial, "--initial-cluster-state", "new"])
@@ -85,7 +134,22 @@ impl Etcd {
         self.members[i].child = Some(child);
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     fn wait_healthy(&self, i: usize) {
+        if self.tls.is_some() {
+            // /health needs a client certificate too: ask through the etcd client.
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(20) {
+                if self.admin(|mut c| async move { c.status().await.map(|_| ()) }).is_ok() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            panic!("etcd member {i} did not become healthy");
+        }
         let url = format!("http://127.0.0.1:{}/health", self.members[i].client);
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = Client::builder().timeout(Duration::from_secs(1)).build().unwrap();
@@ -100,7 +164,34 @@ impl Etcd {
     }
 
     fn endpoints(&self) -> String {
-        self.members.iter().map(|m| format!("\"http://127.0.0.1:{}\"", m.client)).collect::<Vec<_>>().join(", ")
+        let scheme = self.scheme();
+        self.members.iter().map(|m| format!("\"{scheme}://127.0.0.1:{}\"", m.client)).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Runs `f` with an etcd client of the tests' own (with the client
+    /// certificate when etcd wants one, and no user).
+    fn admin<F, Fut>(&self, f: F) -> Result<(), etcd_client::Error>
+    where
+        F: FnOnce(etcd_client::Client) -> Fut,
+        Fut: std::future::Future<Output = Result<(), etcd_client::Error>>,
+    {
+        use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let endpoints: Vec<String> =
+            self.members.iter().map(|m| format!("{}://127.0.0.1:{}", self.scheme(), m.client)).collect();
+        let mut opts = ConnectOptions::new().with_timeout(Duration::from_secs(2));
+        if let Some(pki) = &self.tls {
+            opts = opts.with_tls(
+                TlsOptions::new()
+                    .ca_certificate(Certificate::from_pem(&pki.ca))
+                    .identity(Identity::from_pem(&pki.client.0, &pki.client.1)),
+            );
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let c = etcd_client::Client::connect(endpoints, Some(opts)).await?;
+            f(c).await
+        })
     }
 
     fn kill(&mut self, i: usize) {
@@ -130,15 +221,18 @@ const ZONE: &str = "$ORIGIN c.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 36
 
 /// A node: its own DNS and admin ports, the shared etcd, and `extra` config.
 fn node(etcd: &Etcd, name: &str, cluster_extra: &str, rest: &str) -> Server {
-    let config = format!(
+    Server::start(&node_config(etcd, name, cluster_extra, rest), &[("c.zone", ZONE), ("token", TOKEN)])
+}
+
+fn node_config(etcd: &Etcd, name: &str, cluster_extra: &str, rest: &str) -> String {
+    format!(
         "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\ntoken_file=\"token\"\n\
          [cluster]\nstore=\"etcd\"\nendpoints=[{}]\nnode=\"{name}\"\n{cluster_extra}\n{rest}\n\
          [[zone]]\norigin=\"c.test.\"\nfile=\"c.zone\"\n\
          [[pool]]\nname=\"www.c.test.\"\npolicy=\"round-robin\"\n\
          [[pool.member]]\naddress=\"192.0.2.10\"\n[[pool.member]]\naddress=\"192.0.2.11\"\n",
         etcd.endpoints()
-    );
-    Server::start(&config, &[("c.zone", ZONE), ("token", TOKEN)])
+    )
 }
 
 fn api(s: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
@@ -435,4 +529,91 @@ fn metric(s: &Server, name: &str) -> u64 {
     let text = http_get(&format!("http://{}/metrics", s.admin));
     let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in /metrics"));
     line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// etcd as production runs it: TLS with client certificates, and authentication
+/// with a user whose role may only touch the lbdns prefix, and short-lived login
+/// tokens. Nodes with the right credentials share writes across token expiry; a
+/// wrong password stops the server at start with a clear error; a node without
+/// the CA serves its files and refuses writes with a 503 that says why.
+#[test]
+fn etcd_over_tls_with_client_certificates_and_a_password() {
+    let Some(etcd) = Etcd::start_with(1, Some(Pki::new())) else { return };
+    etcd.admin(|mut c| async move {
+        use etcd_client::Permission;
+        c.user_add("root", "root-password", None).await?;
+        c.user_grant_role("root", "root").await?;
+        c.role_add("lbdns").await?;
+        c.role_grant_permission("lbdns", Permission::read_write("/lbdns/").with_prefix()).await?;
+        c.user_add("lbdns", "s3cret", None).await?;
+        c.user_grant_role("lbdns", "lbdns").await?;
+        c.auth_enable().await?;
+        Ok(())
+    })
+    .expect("users, role and auth set up");
+    let pki = etcd.tls.as_ref().unwrap();
+    let start = |name: &str, password: &str, ca: bool| {
+        let creds = format!(
+            "username=\"lbdns\"\npassword_file=\"etcd.password\"\ncert_file=\"client.pem\"\nkey_file=\"client-key.pem\"\n{}",
+            if ca { "ca_file=\"ca.pem\"" } else { "" }
+        );
+        let config = node_config(&etcd, name, &creds, "");
+        let files = [
+            ("c.zone", ZONE),
+            ("token", TOKEN),
+            ("etcd.password", password),
+            ("ca.pem", pki.ca.as_str()),
+            ("client.pem", pki.client.0.as_str()),
+            ("client-key.pem", pki.client.1.as_str()),
+        ];
+        Server::try_start(&config, &files)
+    };
+    let a = start("a", "s3cret\n", true).unwrap();
+    let b = start("b", "s3cret\n", true).unwrap();
+    assert_eq!(put_a(&a, "tls.c.test.", "192.0.2.44").0, 201);
+    assert!(within(SECOND, || answers(&b, "tls.c.test.") == ["192.0.2.44"]).is_some());
+    // The login token expires; the next writes log in again.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(put_a(&b, "later.c.test.", "192.0.2.46").0, 201);
+    assert!(within(SECOND, || answers(&a, "later.c.test.") == ["192.0.2.46"]).is_some());
+    assert_eq!(serial(&a), 3);
+
+    // Credentials etcd refuses are a configuration error: the server says so and
+    // does not start.
+    let err = start("wrong", "guess\n", true).err().expect("a wrong password is refused at start");
+    assert!(err.contains("refused the [cluster] credentials") && err.contains("authentication failed"), "{err}");
+
+    // Without the CA etcd's certificate cannot be verified: as when etcd is out
+    // of reach, the node serves its files and refuses writes saying why.
+    let no_ca = start("no-ca", "s3cret\n", false).unwrap();
+    assert_eq!(answers(&no_ca, "www.c.test."), ["192.0.2.10", "192.0.2.11"]);
+    let (st, body) = put_a(&no_ca, "nope.c.test.", "192.0.2.45");
+    assert_eq!(st, 503, "{body}");
+    eprintln!("wrong password: {err}\nno CA: {}", body["error"]);
+    assert_eq!(answers(&a, "nope.c.test."), Vec::<String>::new());
+    assert_eq!(serial(&a), 3);
+}
+
+/// etcd down when a server starts: it serves its config and zone files, refuses
+/// writes with 503, and loads the shared state as soon as etcd is up, then
+/// takes writes again.
+#[test]
+fn a_server_started_while_etcd_is_down_serves_its_files_and_catches_up() {
+    let Some(mut etcd) = Etcd::start(1) else { return };
+    let a = node(&etcd, "a", "", "");
+    assert_eq!(put_a(&a, "shared.c.test.", "192.0.2.60").0, 201);
+    etcd.kill(0);
+    let late = node(&etcd, "late", "", "");
+    assert_eq!(answers(&late, "www.c.test."), ["192.0.2.10", "192.0.2.11"], "serves its files");
+    assert_eq!(late.query("shared.c.test.", RecordType::A).metadata.response_code, ResponseCode::NXDomain);
+    let (st, body) = put_a(&late, "early.c.test.", "192.0.2.61");
+    assert_eq!(st, 503, "{body}");
+    etcd.restart(0);
+    assert!(
+        within(Duration::from_secs(5), || answers(&late, "shared.c.test.") == ["192.0.2.60"]).is_some(),
+        "the late server did not load the shared state"
+    );
+    assert_eq!(serial(&late), 2);
+    assert!(within(Duration::from_secs(5), || put_a(&late, "from-late.c.test.", "192.0.2.62").0 == 201).is_some());
+    assert!(within(SECOND, || answers(&a, "from-late.c.test.") == ["192.0.2.62"]).is_some());
 }
