@@ -182,12 +182,23 @@ impl Responder {
             }
         };
         let id = q.id.to_be_bytes();
-        out.extend_from_slice(&[id[0], id[1], 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        let qdcount = u8::from(!q.no_question);
+        out.extend_from_slice(&[id[0], id[1], 0, 0, 0, qdcount, 0, 0, 0, 0, 0, 0]);
         out.extend_from_slice(&packet[12..q.question_end]);
 
         let mut a = Answer { an: 0, ns: 0, ar: 0, aa: false, rcode: 0, scope: 0, pool: None, all_down: false };
         if q.edns.is_some_and(|e| e.version > 0) {
             a.rcode = wire::RCODE_BADVERS;
+        } else if q.no_question {
+            // RFC 7873 section 5.4: a query for a server cookie alone. NOERROR with
+            // a fresh one, BADCOOKIE if the server cookie sent is not valid; a
+            // server without cookies treats QDCOUNT=0 as malformed.
+            let sent_server_cookie = q.edns.is_some_and(|e| !e.server_cookie().is_empty());
+            a.rcode = match cookie {
+                CookieCheck::None => wire::RCODE_FORMERR as u16,
+                CookieCheck::ClientOnly if sent_server_cookie => wire::RCODE_BADCOOKIE,
+                _ => wire::RCODE_NOERROR as u16,
+            };
         } else if q.qclass != wire::CLASS_IN || q.qtype == wire::TYPE_AXFR || q.qtype == wire::TYPE_IXFR {
             // Only class IN is served; zone transfers are not offered.
             a.rcode = wire::RCODE_REFUSED as u16;

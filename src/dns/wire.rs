@@ -76,6 +76,9 @@ pub struct Query {
     pub label_offsets: [u8; 128],
     pub labels: usize,
     pub edns: Option<Edns>,
+    /// QDCOUNT was 0: only a query for a server cookie (RFC 7873 section 5.4),
+    /// which must carry a COOKIE option; the question fields are empty.
+    pub no_question: bool,
 }
 
 impl Query {
@@ -140,7 +143,7 @@ pub fn parse(packet: &[u8], q: &mut Query) -> Result<(), Parsed> {
     let ancount = u16::from_be_bytes([packet[6], packet[7]]);
     let nscount = u16::from_be_bytes([packet[8], packet[9]]);
     let arcount = u16::from_be_bytes([packet[10], packet[11]]);
-    if qdcount != 1 {
+    if qdcount > 1 {
         return Err(formerr);
     }
     q.id = id;
@@ -148,47 +151,20 @@ pub fn parse(packet: &[u8], q: &mut Query) -> Result<(), Parsed> {
     q.rd = rd;
     q.cd = packet[3] & 0x10 != 0;
     q.edns = None;
-
-    // Question name: no compression allowed (nothing precedes it to point at).
+    q.no_question = qdcount == 0;
     let mut pos = 12;
-    let mut len = 0usize;
-    let mut labels = 0usize;
-    loop {
-        let Some(&l) = packet.get(pos) else { return Err(formerr) };
-        if l & 0xc0 != 0 {
-            return Err(formerr);
-        }
-        let l = l as usize;
-        if len + 1 + l > 255 {
-            return Err(formerr);
-        }
-        if l == 0 {
-            q.qname[len] = 0;
-            len += 1;
-            pos += 1;
-            break;
-        }
-        let Some(label) = packet.get(pos + 1..pos + 1 + l) else {
-            return Err(formerr);
-        };
-        q.label_offsets[labels] = len as u8;
-        labels += 1;
-        q.qname[len] = l as u8;
-        for (d, s) in q.qname[len + 1..len + 1 + l].iter_mut().zip(label) {
-            *d = s.to_ascii_lowercase();
-        }
-        len += 1 + l;
-        pos += 1 + l;
-    }
-    q.qname_len = len;
-    q.labels = labels;
-    let (Some(qtype), Some(qclass)) = (u16_at(packet, pos), u16_at(packet, pos + 2)) else {
-        return Err(formerr);
+    let qtype = if q.no_question {
+        q.qname[0] = 0;
+        q.qname_len = 1;
+        q.labels = 0;
+        q.qtype = 0;
+        q.qclass = 0;
+        q.question_end = pos;
+        0
+    } else {
+        pos = parse_question(packet, q).ok_or(formerr)?;
+        q.qtype
     };
-    q.qtype = qtype;
-    q.qclass = qclass;
-    pos += 4;
-    q.question_end = pos;
 
     // Answer and authority sections: skip, checking structure.
     for _ in 0..(ancount as usize + nscount as usize) {
@@ -212,7 +188,50 @@ pub fn parse(packet: &[u8], q: &mut Query) -> Result<(), Parsed> {
     if qtype == TYPE_OPT {
         return Err(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR });
     }
+    if q.no_question && q.edns.is_none_or(|e| e.client_cookie.is_none()) {
+        return Err(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR });
+    }
     Ok(())
+}
+
+/// Parses the question into `q`; the offset after it, or `None` if malformed.
+fn parse_question(packet: &[u8], q: &mut Query) -> Option<usize> {
+    // Question name: no compression allowed (nothing precedes it to point at).
+    let mut pos = 12;
+    let mut len = 0usize;
+    let mut labels = 0usize;
+    loop {
+        let &l = packet.get(pos)?;
+        if l & 0xc0 != 0 {
+            return None;
+        }
+        let l = l as usize;
+        if len + 1 + l > 255 {
+            return None;
+        }
+        if l == 0 {
+            q.qname[len] = 0;
+            len += 1;
+            pos += 1;
+            break;
+        }
+        let label = packet.get(pos + 1..pos + 1 + l)?;
+        q.label_offsets[labels] = len as u8;
+        labels += 1;
+        q.qname[len] = l as u8;
+        for (d, s) in q.qname[len + 1..len + 1 + l].iter_mut().zip(label) {
+            *d = s.to_ascii_lowercase();
+        }
+        len += 1 + l;
+        pos += 1 + l;
+    }
+    q.qname_len = len;
+    q.labels = labels;
+    q.qtype = u16_at(packet, pos)?;
+    q.qclass = u16_at(packet, pos + 2)?;
+    pos += 4;
+    q.question_end = pos;
+    Some(pos)
 }
 
 /// Skips a possibly compressed name, returns the offset after it.
@@ -350,6 +369,7 @@ impl Default for Query {
             label_offsets: [0; 128],
             labels: 0,
             edns: None,
+            no_question: false,
         }
     }
 }
@@ -365,6 +385,29 @@ mod tests {
         p.extend_from_slice(&1u16.to_be_bytes());
         p.extend_from_slice(extra);
         p
+    }
+
+    /// QDCOUNT=0 parses only with a COOKIE option (RFC 7873 section 5.4).
+    #[test]
+    fn no_question_only_with_a_cookie() {
+        let mut q = Query::default();
+        let mut p = vec![0x12, 0x34, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 1];
+        p.extend_from_slice(&[0, 0x00, 0x29, 0x04, 0xd0, 0, 0, 0, 0, 0, 12, 0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert!(parse(&p, &mut q).is_ok());
+        assert!(
+            q.no_question && q.question_end == 12 && q.edns.unwrap().client_cookie == Some([1, 2, 3, 4, 5, 6, 7, 8])
+        );
+        // The same without the OPT, or with an OPT but no cookie: FORMERR.
+        let bare = &p[..12];
+        let mut bare = bare.to_vec();
+        bare[11] = 0;
+        assert!(matches!(parse(&bare, &mut q), Err(Parsed::Error { rcode: RCODE_FORMERR, .. })));
+        let mut no_cookie = p[..12 + 11].to_vec();
+        no_cookie[12 + 10] = 0;
+        assert!(matches!(parse(&no_cookie, &mut q), Err(Parsed::Error { rcode: RCODE_FORMERR, .. })));
+        // And a question parsed after it is whole again.
+        let p = query(b"\x01a\x00", 1, &[], 0);
+        assert!(parse(&p, &mut q).is_ok() && !q.no_question && q.qname() == b"\x01a\x00");
     }
 
     #[test]

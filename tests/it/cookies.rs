@@ -158,3 +158,33 @@ fn a_bad_cookie_secret_file_is_reported_at_its_line() {
     let err = Server::try_start(&config("cookie_secret_file=\"missing\""), &[("c.zone", &zone())]).err().unwrap();
     assert!(err.contains("lbdns.toml:3:") && err.contains("cannot read cookie_secret_file"), "{err}");
 }
+
+/// RFC 7873 section 5.4: a query with no question and a COOKIE option asks for a
+/// server cookie. A client cookie alone, or with a valid server cookie: NOERROR and
+/// a fresh cookie; with a server cookie that is not valid: BADCOOKIE and a fresh one.
+#[test]
+fn a_query_without_a_question_gets_a_server_cookie() {
+    let s = Server::start(&config(""), &[("c.zone", &zone())]);
+    let ask = |cookie: &[u8]| {
+        let mut m = query(cookie);
+        m.queries.clear();
+        m
+    };
+    for transport in [udp as fn(_, &Message) -> Message, tcp] {
+        let r = transport(s.dns, &ask(&CLIENT));
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert!(r.queries.is_empty() && r.answers.is_empty());
+        let good = check_cookie(&r);
+
+        let r = transport(s.dns, &ask(&good));
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError, "a valid server cookie is confirmed");
+        check_cookie(&r);
+
+        let mut forged = good.clone();
+        forged[20] ^= 0xff;
+        let r = transport(s.dns, &ask(&forged));
+        assert_eq!(r.metadata.response_code, ResponseCode::BADCOOKIE, "a server cookie that is not ours");
+        let fresh = check_cookie(&r);
+        assert_ne!(fresh, forged);
+    }
+}

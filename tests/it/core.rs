@@ -258,6 +258,10 @@ fn malformed_queries_get_formerr_or_nothing() {
     q.add_query(q.queries[0].clone());
     let r = udp(s.dns, &q);
     assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
+    // No question and no COOKIE option (QDCOUNT=0 is only for cookies).
+    let mut q = msg("example.test.", RecordType::SOA);
+    q.queries.clear();
+    assert_eq!(udp(s.dns, &q).metadata.response_code, ResponseCode::FormErr);
     // A header that promises more than the packet has.
     let mut raw = msg_plain("example.test.", RecordType::SOA).to_vec().unwrap();
     raw[11] = 5;
