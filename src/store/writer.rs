@@ -141,12 +141,21 @@ impl Writer {
             }
             Observed::Full(state) => {
                 self.set_nodes(state.nodes);
-                self.overlay = state.overlay;
-                self.refresh_from_overlay();
+                match effective(&self.sources, &state.overlay) {
+                    Ok(e) => self.put_in_effect(state.overlay, e),
+                    Err(e) => {
+                        error!(
+                            error = %e,
+                            "the state in etcd conflicts with this server's config or zone files; serving the previous state"
+                        );
+                        self.publish_or_log();
+                    }
+                }
             }
             Observed::Changes(list) => {
-                let mut st =
-                    State { overlay: std::mem::take(&mut self.overlay), nodes: std::mem::take(&mut self.nodes) };
+                // Applied to a copy: what is served and the overlay it comes from
+                // stay one, even when this server's files refuse a change.
+                let mut st = State { overlay: self.overlay.clone(), nodes: std::mem::take(&mut self.nodes) };
                 let mut api = false;
                 for (k, v) in &list {
                     api |= !k.starts_with("nodes/");
@@ -154,15 +163,62 @@ impl Writer {
                         warn!("{e}");
                     }
                 }
-                self.overlay = st.overlay;
                 self.set_nodes(st.nodes);
-                if api {
-                    info!(keys = list.len(), "applying changes from etcd");
-                    self.refresh_from_overlay();
-                } else if let Err(e) = self.publish() {
-                    error!(error = %e, "cannot publish");
+                if !api {
+                    self.publish_or_log();
+                    return;
+                }
+                info!(keys = list.len(), "applying changes from etcd");
+                match effective(&self.sources, &st.overlay) {
+                    Ok(e) => self.put_in_effect(st.overlay, e),
+                    Err(e) => {
+                        // Another server accepted a change that this server's config
+                        // or zone files refuse (they differ). Take the changes one key
+                        // at a time and leave out only what does not fit, so that
+                        // later changes keep arriving.
+                        error!(error = %e, "a change from etcd conflicts with this server's config or zone files");
+                        let mut overlay = self.overlay.clone();
+                        let mut fits = None;
+                        for (k, v) in list.iter().filter(|(k, _)| !k.starts_with("nodes/")) {
+                            let mut one = State { overlay: overlay.clone(), nodes: BTreeMap::new() };
+                            if one.apply_key(k, v.as_deref()).is_err() {
+                                continue;
+                            }
+                            match effective(&self.sources, &one.overlay) {
+                                Ok(e) => {
+                                    overlay = one.overlay;
+                                    fits = Some(e);
+                                }
+                                Err(e) => error!(key = %k, error = %e, "change from etcd not applied on this server"),
+                            }
+                        }
+                        match fits {
+                            Some(e) => self.put_in_effect(overlay, e),
+                            None => self.publish_or_log(),
+                        }
+                    }
                 }
             }
+        }
+    }
+
+    fn publish_or_log(&mut self) {
+        if let Err(e) = self.publish() {
+            error!(error = %e, "cannot publish");
+        }
+    }
+
+    /// Makes `overlay` (with `effective`, derived from it) the state in effect:
+    /// probes follow its pools, and it is published.
+    fn put_in_effect(&mut self, overlay: Overlay, effective: Effective) {
+        self.overlay = overlay;
+        self.effective = effective;
+        let keys = self.probe_keys();
+        self.prober.sync(&keys, true);
+        self.health.retain(&keys);
+        self.share_view();
+        if let Err(e) = self.publish() {
+            error!(error = %e, "cannot publish the state from etcd");
         }
     }
 
@@ -173,28 +229,6 @@ impl Writer {
                 self.nodes = nodes;
             }
             _ => self.nodes.clear(),
-        }
-    }
-
-    /// Re-derives and publishes everything after the overlay changed underneath.
-    fn refresh_from_overlay(&mut self) {
-        match effective(&self.sources, &self.overlay) {
-            Ok(e) => {
-                self.effective = e;
-                let keys = self.probe_keys();
-                self.prober.sync(&keys, true);
-                self.health.retain(&keys);
-                self.share_view();
-                self.share_view();
-                if let Err(e) = self.publish() {
-                    error!(error = %e, "cannot publish the state from etcd");
-                }
-                self.share_view();
-            }
-            Err(e) => error!(
-                error = %e,
-                "the state in etcd conflicts with this server's config or zone files; serving the previous state"
-            ),
         }
     }
 

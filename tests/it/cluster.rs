@@ -617,3 +617,28 @@ fn a_server_started_while_etcd_is_down_serves_its_files_and_catches_up() {
     assert!(within(Duration::from_secs(5), || put_a(&late, "from-late.c.test.", "192.0.2.62").0 == 201).is_some());
     assert!(within(SECOND, || answers(&a, "from-late.c.test.") == ["192.0.2.62"]).is_some());
 }
+
+/// Two servers whose zone files differ (a deployment mistake): a change that one
+/// accepts and the other's zone file refuses (an A record where that file has a
+/// CNAME) is left out on the second, loudly, and every later change still reaches it.
+#[test]
+fn a_change_one_servers_files_refuse_is_left_out_there_and_later_ones_still_arrive() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    let a = node(&etcd, "a", "", "");
+    let b_zone = format!("{ZONE}clash IN CNAME ns1\n");
+    let b = Server::start(&node_config(&etcd, "b", "", ""), &[("c.zone", &b_zone), ("token", TOKEN)]);
+
+    assert_eq!(put_a(&a, "clash.c.test.", "192.0.2.70").0, 201);
+    assert_eq!(put_a(&a, "after.c.test.", "192.0.2.71").0, 201);
+    assert!(
+        within(SECOND * 2, || answers(&b, "after.c.test.") == ["192.0.2.71"]).is_some(),
+        "a later change did not reach the server that refused an earlier one"
+    );
+    // b still serves its own file's CNAME, and a's A record is served by a.
+    let r = b.query("clash.c.test.", RecordType::A);
+    assert_eq!(r.answers[0].record_type(), RecordType::CNAME);
+    assert_eq!(answers(&a, "clash.c.test."), ["192.0.2.70"]);
+    // b's own writes go on.
+    assert_eq!(put_a(&b, "from-b.c.test.", "192.0.2.72").0, 201);
+    assert!(within(SECOND, || answers(&a, "from-b.c.test.") == ["192.0.2.72"]).is_some());
+}
