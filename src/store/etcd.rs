@@ -18,7 +18,7 @@
 //! When the watch breaks (etcd down, compaction) the node loads everything again at
 //! a new revision and watches on from there.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -33,6 +33,9 @@ use tracing::{info, warn};
 use super::durable::{Observed, Store, StoreError};
 use super::overlay::{Change, Overlay, StoredRRset};
 use crate::config::{ApiPoolConfig, EtcdSettings, MemberConfig, parse_fqdn};
+
+/// Keys (relative to the prefix) with their values (`None`: deleted).
+type KeyValues = Vec<(String, Option<Vec<u8>>)>;
 
 /// One node's view of its probes: probe id → up.
 pub type NodeView = BTreeMap<String, bool>;
@@ -300,8 +303,10 @@ pub struct EtcdStore {
     serials: HashMap<Name, (u32, i64)>,
     /// Revision of the last full load: events at or below it are in it.
     loaded: i64,
-    /// Revisions of this node's own writes whose watch events have not come back.
-    own: BTreeSet<i64>,
+    /// This node's own writes whose watch events have not come back, by revision:
+    /// their keys and values (relative), so that a full load older than them
+    /// does not take them back out of what the node serves.
+    own: BTreeMap<i64, KeyValues>,
     initial: Option<State>,
     /// `txn/NODE`: written with every change, only by this node.
     mark_key: String,
@@ -320,7 +325,7 @@ impl EtcdStore {
             timeout: s.timeout,
             serials: HashMap::new(),
             loaded: 0,
-            own: BTreeSet::new(),
+            own: BTreeMap::new(),
             initial: None,
             mark_key: format!("{}txn/{}", s.prefix, enc(&s.node)),
         };
@@ -377,10 +382,22 @@ impl EtcdStore {
             }
         }
         self.loaded = revision;
-        // Own writes after `revision` are not in this state; the writer may have
-        // applied them before this load reached it (the load replaced them), so let
-        // the watch, which continues from `revision`, bring them back.
-        self.own.clear();
+        // Own writes after `revision` are not in this load, but the writer applied
+        // and acknowledged them already (the load was queued before they were
+        // made): keep them, so DNS never goes back to before an acknowledged write.
+        // Their watch events are then skipped as own. Older ones are in the load.
+        self.own.retain(|rev, _| *rev > revision);
+        for (rev, kvs) in &self.own {
+            for (k, v) in kvs {
+                if let Err(e) = state.apply_key(k, v.as_deref()) {
+                    warn!("{e}");
+                }
+                if let Some(z) = k.strip_prefix("serials/").and_then(|z| name(z).ok()) {
+                    let bumps = state.overlay.serials.get(&z).copied().unwrap_or(0);
+                    self.serials.insert(z, (bumps, *rev));
+                }
+            }
+        }
         state
     }
 
@@ -392,7 +409,7 @@ impl EtcdStore {
             if rev <= self.loaded {
                 continue;
             }
-            if self.own.contains(&rev) {
+            if self.own.contains_key(&rev) {
                 if !k.starts_with("serials/") {
                     continue;
                 }
@@ -407,6 +424,17 @@ impl EtcdStore {
             out.push((k, v));
         }
         out
+    }
+
+    /// Records this node's write of `change`, the zone's `bumps`-th, stored at
+    /// `revision`.
+    fn wrote(&mut self, change: &Change, zone: &Name, bumps: u32, revision: i64) {
+        self.serials.insert(zone.clone(), (bumps, revision));
+        let (key, value) = change_entry(change);
+        self.own.insert(
+            revision,
+            vec![(key, value.map(String::into_bytes)), (serial_key(zone), Some(bumps.to_string().into_bytes()))],
+        );
     }
 
     fn conflict(&self, zone: &Name) -> StoreError {
@@ -500,8 +528,7 @@ impl Store for EtcdStore {
                 Err(e) => return Err(e),
             }
         };
-        self.serials.insert(zone.clone(), (bumps + 1, revision));
-        self.own.insert(revision);
+        self.wrote(change, zone, bumps + 1, revision);
         Ok(())
     }
 
@@ -681,8 +708,12 @@ pub async fn health_loop(conn: Connector, prefix: String, node: String, mut view
                 tokio::select! {
                     _ = tick.tick() => {
                         keeper.keep_alive().await?;
-                        match acks.message().await? {
-                            Some(a) if a.ttl() > 0 => {}
+                        // The keep-alive stream has no request deadline of its own: an
+                        // answer that does not come means a new lease, like one that is gone.
+                        let ack = tokio::time::timeout(Duration::from_secs(2), acks.message()).await;
+                        match ack {
+                            Ok(Ok(Some(a))) if a.ttl() > 0 => {}
+                            Ok(Err(e)) => return Err(e),
                             _ => return Ok::<(), etcd_client::Error>(()), // lease gone: grant a new one
                         }
                     }
@@ -774,5 +805,63 @@ mod tests {
         assert!(s.apply_key("pools/api.example.test.", Some(b"{not json")).is_err());
         assert_eq!(enc("a/b%c"), "a%2Fb%25c");
         assert_eq!(dec(&enc("a/b%c")), "a/b%c");
+    }
+
+    fn store() -> EtcdStore {
+        let settings = EtcdSettings {
+            endpoints: vec!["http://127.0.0.1:1".into()],
+            prefix: "/lbdns/".into(),
+            health: crate::config::ClusterHealth::Local,
+            node: "n".into(),
+            user: None,
+            ca_pem: None,
+            identity_pem: None,
+            timeout: Duration::from_secs(1),
+        };
+        EtcdStore {
+            conn: Connector::new(&settings),
+            endpoints: String::new(),
+            prefix: settings.prefix.clone(),
+            timeout: settings.timeout,
+            serials: HashMap::new(),
+            loaded: 0,
+            own: BTreeMap::new(),
+            initial: None,
+            mark_key: "/lbdns/txn/n".into(),
+        }
+    }
+
+    /// A full load queued before this node's own write but applied after it must
+    /// not take the (acknowledged) write back out; the write's watch events are
+    /// then skipped, and a later load that covers it forgets it.
+    #[test]
+    fn a_full_load_older_than_an_own_write_keeps_it() {
+        let zone = parse_fqdn("c.test.").unwrap();
+        let change = Change::PutRRset {
+            zone: zone.clone(),
+            name: parse_fqdn("w.c.test.").unwrap(),
+            rtype: RecordType::A,
+            set: StoredRRset { ttl: 60, data: vec!["192.0.2.7".into()] },
+        };
+        let mut s = store();
+        s.wrote(&change, &zone, 3, 10);
+        // Loaded at revision 8: the zone had 2 changes then.
+        let state = s.observe_full(&[("serials/c.test.".into(), b"2".to_vec(), 7)], 8);
+        let mut want = Overlay::default();
+        want.apply(&change, &zone);
+        assert_eq!(state.overlay.rrsets, want.rrsets);
+        assert_eq!(state.overlay.serials.get(&zone), Some(&3));
+        assert_eq!(s.serials.get(&zone), Some(&(3, 10)), "the next write is conditional on the own write");
+        // Its watch events come back: nothing to apply.
+        let (k, v) = change_entry(&change);
+        let events = vec![(k, v.map(String::into_bytes), 10), ("serials/c.test.".into(), Some(b"3".to_vec()), 10)];
+        assert!(s.observe_changes(events).is_empty());
+        // Another node's change after it is applied.
+        let other = vec![("serials/c.test.".into(), Some(b"4".to_vec()), 11)];
+        assert_eq!(s.observe_changes(other).len(), 1);
+        // A load at or after the write forgets it.
+        s.wrote(&change, &zone, 5, 12);
+        s.observe_full(&[], 12);
+        assert!(s.own.is_empty());
     }
 }
