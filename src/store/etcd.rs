@@ -74,6 +74,40 @@ fn name(s: &str) -> Result<Name, String> {
     parse_fqdn(&dec(s))
 }
 
+/// What a changed key touches in the state in effect, so that applying another
+/// server's change costs what the change touches, as applying one's own does.
+#[derive(Debug, Default, PartialEq)]
+pub struct Touched {
+    /// Zones whose RRsets changed (re-derived and rebuilt).
+    pub records: std::collections::BTreeSet<Name>,
+    /// Zones whose serial counter changed.
+    pub serials: std::collections::BTreeSet<Name>,
+    /// Pools that were put, deleted, or had a member changed.
+    pub pools: std::collections::BTreeSet<Name>,
+}
+
+impl Touched {
+    pub fn of<'a>(keys: impl IntoIterator<Item = &'a str>) -> Touched {
+        let mut t = Touched::default();
+        for key in keys {
+            let parts: Vec<&str> = key.split('/').collect();
+            match parts.as_slice() {
+                ["rrsets", z, ..] => t.records.extend(name(z).ok()),
+                ["serials", z] => t.serials.extend(name(z).ok()),
+                ["pools", p] | ["members", p, _] => t.pools.extend(name(p).ok()),
+                _ => {}
+            }
+        }
+        t
+    }
+
+    pub fn add(&mut self, other: Touched) {
+        self.records.extend(other.records);
+        self.serials.extend(other.serials);
+        self.pools.extend(other.pools);
+    }
+}
+
 /// The key and value (`None` = delete the key) a change is stored as.
 pub fn change_entry(change: &Change) -> (String, Option<String>) {
     let json = |v: serde_json::Result<String>| v.unwrap_or_else(|_| "null".into());
@@ -405,16 +439,16 @@ impl EtcdStore {
     /// a full load covered) and records the serial revisions of the rest.
     pub fn observe_changes(&mut self, changes: Vec<(String, Option<Vec<u8>>, i64)>) -> Vec<(String, Option<Vec<u8>>)> {
         let mut out = Vec::new();
+        // etcd never splits one revision's events over two watch responses, so an
+        // own write is done with once its revision has been seen (whatever the
+        // order of its keys).
+        let mut seen_own = Vec::new();
         for (k, v, rev) in changes {
             if rev <= self.loaded {
                 continue;
             }
             if self.own.contains_key(&rev) {
-                if !k.starts_with("serials/") {
-                    continue;
-                }
-                // The serial key is the last event of our transaction.
-                self.own.remove(&rev);
+                seen_own.push(rev);
                 continue;
             }
             if let Some(z) = k.strip_prefix("serials/").and_then(|z| name(z).ok()) {
@@ -422,6 +456,9 @@ impl EtcdStore {
                 self.serials.insert(z, (bumps, rev));
             }
             out.push((k, v));
+        }
+        for rev in seen_own {
+            self.own.remove(&rev);
         }
         out
     }

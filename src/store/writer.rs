@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 use super::durable::{Observed, Store, StoreError};
-use super::etcd::{NodeView, Remote, State};
+use super::etcd::{NodeView, Remote, State, Touched};
 use super::overlay::{self, Change, Origin, Overlay, StoredRRset};
 
 use crate::admin::{AdminError, ApiRequest};
@@ -40,6 +40,7 @@ pub enum Command {
 }
 
 /// The state in effect: sources with the overlay applied.
+#[derive(Clone)]
 struct Effective {
     zones: Vec<Arc<ZoneData>>,
     pools: Vec<(Arc<PoolDef>, Origin, Vec<Origin>)>,
@@ -134,9 +135,9 @@ impl Writer {
             Observed::Nothing => {}
             Observed::Lost => {
                 if !self.nodes.is_empty() {
-                    self.nodes.clear();
+                    let before = std::mem::take(&mut self.nodes);
                     warn!("etcd out of reach: health decided by this node's probes alone");
-                    let _ = self.publish();
+                    self.publish_votes(&changed_votes(&before, &self.nodes));
                 }
             }
             Observed::Full(state) => {
@@ -153,53 +154,142 @@ impl Writer {
                 }
             }
             Observed::Changes(list) => {
+                // Health views and write marks change nothing served by themselves.
+                let api = list.iter().any(|(k, _)| !k.starts_with("nodes/") && !k.starts_with("txn/"));
                 // Applied to a copy: what is served and the overlay it comes from
                 // stay one, even when this server's files refuse a change.
-                let mut st = State { overlay: self.overlay.clone(), nodes: std::mem::take(&mut self.nodes) };
-                let mut api = false;
+                let before = self.nodes.clone();
+                let overlay = if api { self.overlay.clone() } else { Overlay::default() };
+                let mut st = State { overlay, nodes: std::mem::take(&mut self.nodes) };
                 for (k, v) in &list {
-                    api |= !k.starts_with("nodes/");
                     if let Err(e) = st.apply_key(k, v.as_deref()) {
                         warn!("{e}");
                     }
                 }
                 self.set_nodes(st.nodes);
-                if !api {
-                    self.publish_or_log();
-                    return;
+                if api {
+                    info!(keys = list.len(), "applying changes from etcd");
+                    self.apply_remote(st.overlay, &list);
                 }
-                info!(keys = list.len(), "applying changes from etcd");
-                match effective(&self.sources, &st.overlay) {
-                    Ok(e) => self.put_in_effect(st.overlay, e),
-                    Err(e) => {
-                        // Another server accepted a change that this server's config
-                        // or zone files refuse (they differ). Take the changes one key
-                        // at a time and leave out only what does not fit, so that
-                        // later changes keep arriving.
-                        error!(error = %e, "a change from etcd conflicts with this server's config or zone files");
-                        let mut overlay = self.overlay.clone();
-                        let mut fits = None;
-                        for (k, v) in list.iter().filter(|(k, _)| !k.starts_with("nodes/")) {
-                            let mut one = State { overlay: overlay.clone(), nodes: BTreeMap::new() };
-                            if one.apply_key(k, v.as_deref()).is_err() {
-                                continue;
-                            }
-                            match effective(&self.sources, &one.overlay) {
-                                Ok(e) => {
-                                    overlay = one.overlay;
-                                    fits = Some(e);
-                                }
-                                Err(e) => error!(key = %k, error = %e, "change from etcd not applied on this server"),
-                            }
-                        }
-                        match fits {
-                            Some(e) => self.put_in_effect(overlay, e),
-                            None => self.publish_or_log(),
-                        }
-                    }
+                let votes = changed_votes(&before, &self.nodes);
+                if !votes.is_empty() {
+                    self.publish_votes(&votes);
                 }
             }
         }
+    }
+
+    /// Puts another server's API changes (`overlay`, made from `list`) in effect,
+    /// re-deriving and rebuilding only what they touch.
+    fn apply_remote(&mut self, overlay: Overlay, list: &[(String, Option<Vec<u8>>)]) {
+        let api_keys = || list.iter().filter(|(k, _)| !k.starts_with("nodes/"));
+        let touched = Touched::of(api_keys().map(|(k, _)| k.as_str()));
+        match self.derive(&overlay, &touched) {
+            Ok(e) => self.put_in_effect_touched(overlay, e, &touched),
+            Err(e) => {
+                // Another server accepted a change that this server's config or
+                // zone files refuse (they differ). Take the changes one key at a
+                // time and leave out only what does not fit, so that later changes
+                // keep arriving.
+                error!(error = %e, "a change from etcd conflicts with this server's config or zone files");
+                let mut overlay = self.overlay.clone();
+                let mut fits: Option<Effective> = None;
+                let mut all = Touched::default();
+                for (k, v) in api_keys() {
+                    let mut one = State { overlay: overlay.clone(), nodes: BTreeMap::new() };
+                    if one.apply_key(k, v.as_deref()).is_err() {
+                        continue;
+                    }
+                    let t = Touched::of([k.as_str()]);
+                    let base = fits.take().unwrap_or_else(|| self.effective.clone());
+                    match derive(&self.sources, &base, &one.overlay, &t) {
+                        Ok(e) => {
+                            overlay = one.overlay;
+                            fits = Some(e);
+                            all.add(t);
+                        }
+                        Err(e) => {
+                            error!(key = %k, error = %e, "change from etcd not applied on this server");
+                            fits = Some(base);
+                        }
+                    }
+                }
+                if let Some(e) = fits {
+                    self.put_in_effect_touched(overlay, e, &all);
+                }
+            }
+        }
+    }
+
+    /// The state in effect with `overlay`, re-deriving only what `t` touches.
+    fn derive(&self, overlay: &Overlay, t: &Touched) -> Result<Effective, String> {
+        derive(&self.sources, &self.effective, overlay, t)
+    }
+
+    /// Makes `overlay` and `effective` (derived from it, differing from the state
+    /// in effect only in what `t` touches) the state in effect, and publishes it
+    /// rebuilding only the touched zones and pools.
+    fn put_in_effect_touched(&mut self, overlay: Overlay, effective: Effective, t: &Touched) {
+        let names = |e: &Effective| e.pools.iter().map(|(p, _, _)| p.name.clone()).collect::<Vec<_>>();
+        let same_pool_names = names(&self.effective) == names(&effective);
+        if !same_pool_names {
+            // Pools created or deleted: the pool index of every zone changes.
+            return self.put_in_effect(overlay, effective);
+        }
+        self.overlay = overlay;
+        self.effective = effective;
+        if !t.pools.is_empty() {
+            let keys = self.probe_keys();
+            self.prober.sync(&keys, true);
+            self.health.retain(&keys);
+            self.share_view();
+            let prev = self.snapshot.load_full();
+            let view = self.view();
+            let defs: std::collections::HashMap<&Name, &Arc<PoolDef>> =
+                self.effective.pools.iter().map(|(p, _, _)| (&p.name, p)).collect();
+            let pools = prev
+                .pools
+                .iter()
+                .map(|p| match defs.get(&p.def.name) {
+                    Some(d) if t.pools.contains(&p.def.name) => {
+                        Arc::new(super::snapshot::build_pool((*d).clone(), &view, Some(p), &prev.regions))
+                    }
+                    _ => p.clone(),
+                })
+                .collect();
+            self.snapshot.store(Arc::new(Snapshot {
+                zones: prev.zones.clone(),
+                pools,
+                edns_udp_size: prev.edns_udp_size,
+                regions: prev.regions.clone(),
+                geoip: prev.geoip.clone(),
+            }));
+        }
+        for z in &t.records {
+            if let Err(e) = self.publish_zone(z) {
+                error!(zone = %z, error = %e, "cannot publish the zone from etcd");
+            }
+        }
+        for z in t.serials.difference(&t.records) {
+            if let Err(e) = self.publish_serial(z) {
+                error!(zone = %z, error = %e, "cannot publish the serial from etcd");
+            }
+        }
+    }
+
+    /// Rebuilds the pools whose members' votes changed (other nodes' health
+    /// views); zones are shared.
+    fn publish_votes(&mut self, ids: &HashSet<String>) {
+        let prev = self.snapshot.load_full();
+        let view = self.view();
+        let next = super::rebuild_pools(&prev, &view, |def| {
+            if def.health.check == CheckKind::None {
+                return false;
+            }
+            let spec = Arc::new(ProbeSpec::of(def));
+            def.members.iter().any(|m| ids.contains(&ProbeKey { addr: m.address, spec: spec.clone() }.id()))
+        });
+        self.snapshot.store(Arc::new(next));
     }
 
     fn publish_or_log(&mut self) {
@@ -591,6 +681,21 @@ impl Writer {
         if let Some(slot) = pools.iter_mut().find(|p| p.def.name == *pool) {
             *slot = Arc::new(super::snapshot::build_pool(def, &self.view(), Some(slot), &prev.regions));
         }
+        self.snapshot.store(Arc::new(Snapshot {
+            zones: prev.zones.clone(),
+            pools,
+            edns_udp_size: prev.edns_udp_size,
+            regions: prev.regions.clone(),
+            geoip: prev.geoip.clone(),
+        }));
+        self.publish_serial(origin)
+    }
+
+    /// Publishes the zone's current serial (its counter of changes); the zone's
+    /// nodes are shared.
+    fn publish_serial(&mut self, origin: &Name) -> Result<(), String> {
+        let prev = self.snapshot.load_full();
+        let pools = prev.pools.clone();
         let mut zones = (*prev.zones).clone();
         let key = super::snapshot::wire(origin);
         if let (Some(z), Some(data)) = (zones.get(&key), self.effective.zones.iter().find(|z| z.origin == *origin)) {
@@ -848,6 +953,37 @@ fn effective(sources: &Sources, overlay: &Overlay) -> Result<Effective, String> 
     // checked against pools there too, so this stays linear in the data.
     let pools = overlay::effective_pools(sources, overlay);
     Ok(Effective { zones, pools })
+}
+
+/// `base` (the state in effect) with `overlay`, re-deriving only what `t`
+/// touches: the zones whose RRsets changed (checked), and the pools if any changed.
+fn derive(sources: &Sources, base: &Effective, overlay: &Overlay, t: &Touched) -> Result<Effective, String> {
+    let mut zones = base.zones.clone();
+    for slot in zones.iter_mut().filter(|z| t.records.contains(&z.origin)) {
+        let Some(file) = sources.zones.iter().find(|z| z.origin == slot.origin) else { continue };
+        let ez = overlay::effective_zone(file, overlay)?;
+        if !Arc::ptr_eq(&ez, file) {
+            zone::check_zone(&ez)?;
+        }
+        *slot = ez;
+    }
+    let pools = if t.pools.is_empty() { base.pools.clone() } else { overlay::effective_pools(sources, overlay) };
+    Ok(Effective { zones, pools })
+}
+
+/// Probe ids on which some node's vote differs between two sets of node views.
+fn changed_votes(before: &BTreeMap<String, NodeView>, after: &BTreeMap<String, NodeView>) -> HashSet<String> {
+    let empty = NodeView::new();
+    let mut ids = HashSet::new();
+    for node in before.keys().chain(after.keys()) {
+        let (b, a) = (before.get(node).unwrap_or(&empty), after.get(node).unwrap_or(&empty));
+        for id in b.keys().chain(a.keys()) {
+            if b.get(id) != a.get(id) {
+                ids.insert(id.clone());
+            }
+        }
+    }
+    ids
 }
 
 fn validate_pool(def: &PoolDef) -> Result<(), AdminError> {

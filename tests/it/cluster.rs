@@ -642,3 +642,35 @@ fn a_change_one_servers_files_refuse_is_left_out_there_and_later_ones_still_arri
     assert_eq!(put_a(&b, "from-b.c.test.", "192.0.2.72").0, 201);
     assert!(within(SECOND, || answers(&a, "from-b.c.test.") == ["192.0.2.72"]).is_some());
 }
+
+/// API pools through the cluster: created through one server, changed through
+/// another, answered by all with one serial; and a member override on a config pool.
+#[test]
+fn pools_created_and_changed_through_different_servers_are_answered_by_all() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    let nodes: Vec<Server> = (0..3).map(|i| node(&etcd, &format!("p{i}"), "", "")).collect();
+    let pool = r#"{"policy":"failover","members":[{"address":"192.0.2.31"},{"address":"192.0.2.32"}]}"#;
+    assert_eq!(api(&nodes[0], "PUT", "/v1/pools/api.c.test.", Some(pool)).0, 201);
+    for n in &nodes {
+        assert!(within(SECOND, || answers(n, "api.c.test.") == ["192.0.2.31", "192.0.2.32"]).is_some());
+    }
+    // Drained through another server: the first member leaves every answer.
+    let (st, body) = api(&nodes[1], "PUT", "/v1/pools/api.c.test./members/192.0.2.31", Some(r#"{"enabled":false}"#));
+    assert_eq!(st, 200, "{body}");
+    // A member added to the config pool through a third.
+    let (st, body) = api(&nodes[2], "PUT", "/v1/pools/www.c.test./members/192.0.2.12", Some("{}"));
+    assert_eq!(st, 201, "{body}");
+    for n in &nodes {
+        assert!(within(SECOND, || answers(n, "api.c.test.") == ["192.0.2.32"]).is_some());
+        assert!(within(SECOND, || answers(n, "www.c.test.") == ["192.0.2.10", "192.0.2.11", "192.0.2.12"]).is_some());
+        assert!(within(SECOND, || serial(n) == 4).is_some(), "serial {}", serial(n));
+    }
+    // Deleted through the first: gone everywhere.
+    assert_eq!(api(&nodes[0], "DELETE", "/v1/pools/api.c.test.", None).0, 204);
+    for n in &nodes {
+        let gone =
+            within(SECOND, || n.query("api.c.test.", RecordType::A).metadata.response_code == ResponseCode::NXDomain);
+        assert!(gone.is_some());
+        assert_eq!(answers(n, "www.c.test."), ["192.0.2.10", "192.0.2.11", "192.0.2.12"]);
+    }
+}
