@@ -195,6 +195,7 @@ pub fn parse(packet: &[u8], q: &mut Query) -> Result<(), Parsed> {
 }
 
 /// Parses the question into `q`; the offset after it, or `None` if malformed.
+#[inline]
 fn parse_question(packet: &[u8], q: &mut Query) -> Option<usize> {
     // Question name: no compression allowed (nothing precedes it to point at).
     let mut pos = 12;
