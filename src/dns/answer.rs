@@ -129,7 +129,13 @@ impl Responder {
     ) -> Option<Outcome> {
         out.clear();
         let q = &mut *self.query;
-        match wire::parse(packet, q) {
+        let parsed = match wire::parse(packet, q) {
+            Ok(()) if self.cookies.is_some() && q.edns.is_some_and(|e| e.cookie_malformed) => {
+                Err(Parsed::Error { id: q.id, opcode: q.opcode, rd: q.rd, rcode: wire::RCODE_FORMERR })
+            }
+            other => other,
+        };
+        match parsed {
             Ok(()) => {}
             Err(Parsed::Drop) => return None,
             Err(Parsed::Error { id, opcode, rd, rcode }) => {

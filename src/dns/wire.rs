@@ -50,6 +50,9 @@ pub struct Edns {
     /// The server cookie sent with it (8 to 32 bytes; `server_cookie_len` 0 = none).
     pub server_cookie: [u8; 32],
     pub server_cookie_len: u8,
+    /// A COOKIE option of a wrong length, or a second one: FORMERR from a server
+    /// that answers cookies (RFC 7873 section 5.2.2), ignored by one that does not.
+    pub cookie_malformed: bool,
 }
 
 impl Edns {
@@ -283,6 +286,7 @@ fn parse_opt(b: &[u8], p: usize, end: usize) -> Option<Edns> {
         client_cookie: None,
         server_cookie: [0; 32],
         server_cookie_len: 0,
+        cookie_malformed: false,
     };
     let mut o = p + 10;
     while o < end {
@@ -301,8 +305,12 @@ fn parse_opt(b: &[u8], p: usize, end: usize) -> Option<Edns> {
             }
             OPT_COOKIE => {
                 // RFC 7873: a client cookie of 8 bytes, optionally a server cookie of 8-32.
-                if !(len == 8 || (16..=40).contains(&len)) || edns.client_cookie.is_some() {
-                    return None;
+                if !(len == 8 || (16..=40).contains(&len)) || edns.client_cookie.is_some() || edns.cookie_malformed {
+                    edns.cookie_malformed = true;
+                    edns.client_cookie = None;
+                    edns.server_cookie_len = 0;
+                    o += 4 + len;
+                    continue;
                 }
                 let mut c = [0u8; 8];
                 c.copy_from_slice(&data[..8]);

@@ -188,3 +188,24 @@ fn a_query_without_a_question_gets_a_server_cookie() {
         assert_ne!(fresh, forged);
     }
 }
+
+/// A COOKIE option of a wrong length is FORMERR from a server that answers
+/// cookies (RFC 7873 section 5.2.2); with `cookies = false` it is an unknown
+/// option like any other, and ignored.
+#[test]
+fn a_malformed_cookie_is_formerr_only_when_cookies_are_on() {
+    let on = Server::start(&config(""), &[("c.zone", &zone())]);
+    let off = Server::start(&config("cookies = false"), &[("c.zone", &zone())]);
+    for bad in [&CLIENT[..4], &[0u8; 12][..], &[0u8; 41][..]] {
+        let r = udp(on.dns, &query(bad));
+        assert_eq!(r.metadata.response_code, ResponseCode::FormErr, "{} bytes", bad.len());
+        let r = udp(off.dns, &query(bad));
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{} bytes", bad.len());
+        assert_eq!(addrs(&r), ["192.0.2.1"]);
+        assert!(reply_cookie(&r).is_none(), "no cookie from a server without cookies");
+    }
+    // A good cookie to a server without cookies: answered, no cookie back.
+    let r = udp(off.dns, &query(&CLIENT));
+    assert_eq!(addrs(&r), ["192.0.2.1"]);
+    assert!(reply_cookie(&r).is_none());
+}
