@@ -622,7 +622,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
     if !raw.admin.listen.ip().is_loopback() && raw.admin.token_file.is_none() {
         problems.push(Problem::new(
             path,
-            find_line(text, "[admin]"),
+            find_key_line(text, "[admin]", "listen"),
             format!(
                 "[admin] listen {} is not a loopback address: set token_file, or listen on 127.0.0.1",
                 raw.admin.listen
@@ -987,6 +987,22 @@ fn find_line(text: &str, needle: &str) -> usize {
     text.find(needle).map(|o| line_of(text, o)).unwrap_or(0)
 }
 
+/// The line of `key` inside the table that starts with `table` (e.g. `listen`
+/// in `[admin]`), else the table's line.
+fn find_key_line(text: &str, table: &str, key: &str) -> usize {
+    let Some(start) = text.find(table) else { return 0 };
+    let body = &text[start + table.len()..];
+    let end = body.find("\n[").unwrap_or(body.len());
+    let at = body[..end]
+        .match_indices(key)
+        .find(|&(i, _)| {
+            let line_start = body[..i].rfind('\n').map_or(0, |n| n + 1);
+            body[line_start..i].trim().is_empty() && body[i + key.len()..].trim_start().starts_with('=')
+        })
+        .map(|(i, _)| start + table.len() + i);
+    line_of(text, at.unwrap_or(start))
+}
+
 fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
@@ -1001,6 +1017,14 @@ mod tests {
 
     fn p(text: &str) -> Result<Config, Problems> {
         parse(Path::new("/etc/lbdns/lbdns.toml"), text)
+    }
+
+    #[test]
+    fn key_lines_are_found_inside_their_table() {
+        let text = "[dns]\nlisten = [\"x\"]\n[admin]\n# listen = \"old\"\nlistener_x = 1\n  listen = \"y\"\n[geoip]\n";
+        assert_eq!(find_key_line(text, "[admin]", "listen"), 6);
+        assert_eq!(find_key_line(text, "[admin]", "token_file"), 3, "absent: the table's line");
+        assert_eq!(find_key_line(text, "[cluster]", "node"), 0);
     }
 
     #[test]

@@ -178,5 +178,5 @@ fn check_rejects_an_open_admin_api_without_a_token() {
     write(&dir.path().join("t.zone"), &small_zone(""));
     let (code, err) = check(dir.path());
     assert_eq!(code, 64, "{err}");
-    assert!(err.contains(":3: [admin] listen 0.0.0.0:8053 is not a loopback address"), "{err}");
+    assert!(err.contains(":4: [admin] listen 0.0.0.0:8053 is not a loopback address"), "{err}");
 }
