@@ -311,8 +311,14 @@ impl Connector {
 /// Reads every key under `prefix`: (relative key, value, mod revision) and the
 /// store's revision.
 pub async fn load_all(client: &mut Client, prefix: &str) -> Result<(Vec<(String, Vec<u8>, i64)>, i64), String> {
-    let resp =
-        client.get(prefix, Some(GetOptions::new().with_prefix())).await.map_err(|e| format!("etcd: {}", short(&e)))?;
+    load_all_raw(client, prefix).await.map_err(|e| format!("etcd: {}", short(&e)))
+}
+
+async fn load_all_raw(
+    client: &mut Client,
+    prefix: &str,
+) -> Result<(Vec<(String, Vec<u8>, i64)>, i64), etcd_client::Error> {
+    let resp = client.get(prefix, Some(GetOptions::new().with_prefix())).await?;
     let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
     let entries = resp
         .kvs()
@@ -363,22 +369,26 @@ impl EtcdStore {
             initial: None,
             mark_key: format!("{}txn/{}", s.prefix, enc(&s.node)),
         };
+        // Err(Err(..)): refused, a configuration error; Err(Ok(..)): out of reach.
+        let refused_or_unreachable = |e: etcd_client::Error| {
+            if rejected_credentials(&e) {
+                Err(format!(
+                    "etcd {} refused the [cluster] credentials (username, password_file, cert_file) \
+                     or their access to {}: {}",
+                    store.endpoints,
+                    s.prefix,
+                    short(&e)
+                ))
+            } else {
+                Ok(short(&e))
+            }
+        };
         let load = async {
-            let mut client = conn.get().await.map_err(|e| {
-                if rejected_credentials(&e) {
-                    Err(format!(
-                        "etcd {} refused the [cluster] credentials (username, password_file, cert_file): {}",
-                        store.endpoints,
-                        short(&e)
-                    ))
-                } else {
-                    Ok(short(&e))
-                }
-            })?;
-            tokio::time::timeout(s.timeout, load_all(&mut client, &s.prefix))
+            let mut client = conn.get().await.map_err(refused_or_unreachable)?;
+            tokio::time::timeout(s.timeout, load_all_raw(&mut client, &s.prefix))
                 .await
                 .map_err(|_| Ok(format!("no answer within {:?}", s.timeout)))?
-                .map_err(Ok)
+                .map_err(refused_or_unreachable)
         };
         match load.await {
             Ok((entries, revision)) => {
@@ -453,7 +463,8 @@ impl EtcdStore {
             }
             if let Some(z) = k.strip_prefix("serials/").and_then(|z| name(z).ok()) {
                 let bumps = v.as_deref().and_then(|b| std::str::from_utf8(b).ok()?.trim().parse().ok()).unwrap_or(0);
-                self.serials.insert(z, (bumps, rev));
+                // A deleted key compares as mod revision 0 in a transaction.
+                self.serials.insert(z, (bumps, if v.is_some() { rev } else { 0 }));
             }
             out.push((k, v));
         }

@@ -64,6 +64,8 @@ pub struct Writer {
     lost_race: bool,
 }
 
+type ZoneMap = rustc_hash::FxHashMap<Box<[u8]>, Arc<super::snapshot::Zone>>;
+
 /// How long an API write that lost a race keeps catching up and trying again
 /// before it answers 409.
 const RACE_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(2);
@@ -83,7 +85,7 @@ impl Writer {
     /// [`Writer::start`], after the first probe round.
     pub fn new(sources: Sources, mut store: Box<dyn Store>, prober: Prober) -> Result<Writer, String> {
         let overlay = store.load().map_err(|e| e.to_string())?;
-        let effective = effective(&sources, &overlay)?;
+        let (overlay, effective) = fit(&sources, overlay)?;
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot {
             zones: Arc::default(),
             pools: Vec::new(),
@@ -142,15 +144,9 @@ impl Writer {
             }
             Observed::Full(state) => {
                 self.set_nodes(state.nodes);
-                match effective(&self.sources, &state.overlay) {
-                    Ok(e) => self.put_in_effect(state.overlay, e),
-                    Err(e) => {
-                        error!(
-                            error = %e,
-                            "the state in etcd conflicts with this server's config or zone files; serving the previous state"
-                        );
-                        self.publish_or_log();
-                    }
+                match fit(&self.sources, state.overlay) {
+                    Ok((overlay, e)) => self.put_in_effect(overlay, e),
+                    Err(e) => error!(error = %e, "cannot derive the state from the files alone"),
                 }
             }
             Observed::Changes(list) => {
@@ -192,31 +188,10 @@ impl Writer {
                 // time and leave out only what does not fit, so that later changes
                 // keep arriving.
                 error!(error = %e, "a change from etcd conflicts with this server's config or zone files");
-                let mut overlay = self.overlay.clone();
-                let mut fits: Option<Effective> = None;
-                let mut all = Touched::default();
-                for (k, v) in api_keys() {
-                    let mut one = State { overlay: overlay.clone(), nodes: BTreeMap::new() };
-                    if one.apply_key(k, v.as_deref()).is_err() {
-                        continue;
-                    }
-                    let t = Touched::of([k.as_str()]);
-                    let base = fits.take().unwrap_or_else(|| self.effective.clone());
-                    match derive(&self.sources, &base, &one.overlay, &t) {
-                        Ok(e) => {
-                            overlay = one.overlay;
-                            fits = Some(e);
-                            all.add(t);
-                        }
-                        Err(e) => {
-                            error!(key = %k, error = %e, "change from etcd not applied on this server");
-                            fits = Some(base);
-                        }
-                    }
-                }
-                if let Some(e) = fits {
-                    self.put_in_effect_touched(overlay, e, &all);
-                }
+                let keys: Vec<(String, Option<Vec<u8>>)> = api_keys().cloned().collect();
+                let (overlay, e, touched) =
+                    fit_keys(&self.sources, self.overlay.clone(), self.effective.clone(), &keys);
+                self.put_in_effect_touched(overlay, e, &touched);
             }
         }
     }
@@ -230,8 +205,10 @@ impl Writer {
     /// in effect only in what `t` touches) the state in effect, and publishes it
     /// rebuilding only the touched zones and pools.
     fn put_in_effect_touched(&mut self, overlay: Overlay, effective: Effective, t: &Touched) {
-        let names = |e: &Effective| e.pools.iter().map(|(p, _, _)| p.name.clone()).collect::<Vec<_>>();
-        let same_pool_names = names(&self.effective) == names(&effective);
+        // Compared with what is published (zones index pools by position there).
+        let published = self.snapshot.load_full();
+        let same_pool_names = published.pools.len() == effective.pools.len()
+            && published.pools.iter().zip(&effective.pools).all(|(p, (d, _, _))| p.def.name == d.name);
         if !same_pool_names {
             // Pools created or deleted: the pool index of every zone changes.
             return self.put_in_effect(overlay, effective);
@@ -290,12 +267,6 @@ impl Writer {
             def.members.iter().any(|m| ids.contains(&ProbeKey { addr: m.address, spec: spec.clone() }.id()))
         });
         self.snapshot.store(Arc::new(next));
-    }
-
-    fn publish_or_log(&mut self) {
-        if let Err(e) = self.publish() {
-            error!(error = %e, "cannot publish");
-        }
     }
 
     /// Makes `overlay` (with `effective`, derived from it) the state in effect:
@@ -525,7 +496,7 @@ impl Writer {
         loop {
             self.lost_race = false;
             let r = self.api(req.clone());
-            if !self.lost_race {
+            if !self.lost_race || tokio::time::Instant::now() >= deadline {
                 return r;
             }
             let Some(rx) = remote.as_mut() else { return r };
@@ -673,7 +644,7 @@ impl Writer {
     }
 
     /// Publishes a change to one pool whose name set is unchanged: the pool is
-    /// rebuilt and its zone's serial advanced; every node is shared.
+    /// rebuilt and its zone's serial advanced, in one swap; every node is shared.
     fn publish_pool(&mut self, pool: &Name, origin: &Name) -> Result<(), String> {
         let prev = self.snapshot.load_full();
         let def = self.find_pool(pool).map(|(d, _, _)| d.clone()).ok_or("no such pool")?;
@@ -681,21 +652,34 @@ impl Writer {
         if let Some(slot) = pools.iter_mut().find(|p| p.def.name == *pool) {
             *slot = Arc::new(super::snapshot::build_pool(def, &self.view(), Some(slot), &prev.regions));
         }
+        let zones = self.zones_with_serial(&prev, origin)?;
         self.snapshot.store(Arc::new(Snapshot {
-            zones: prev.zones.clone(),
+            zones: Arc::new(zones),
             pools,
             edns_udp_size: prev.edns_udp_size,
             regions: prev.regions.clone(),
             geoip: prev.geoip.clone(),
         }));
-        self.publish_serial(origin)
+        Ok(())
     }
 
     /// Publishes the zone's current serial (its counter of changes); the zone's
     /// nodes are shared.
     fn publish_serial(&mut self, origin: &Name) -> Result<(), String> {
         let prev = self.snapshot.load_full();
-        let pools = prev.pools.clone();
+        let zones = self.zones_with_serial(&prev, origin)?;
+        self.snapshot.store(Arc::new(Snapshot {
+            zones: Arc::new(zones),
+            pools: prev.pools.clone(),
+            edns_udp_size: prev.edns_udp_size,
+            regions: prev.regions.clone(),
+            geoip: prev.geoip.clone(),
+        }));
+        Ok(())
+    }
+
+    /// `prev`'s zones with `origin`'s SOA serial re-encoded from its counter.
+    fn zones_with_serial(&self, prev: &Snapshot, origin: &Name) -> Result<ZoneMap, String> {
         let mut zones = (*prev.zones).clone();
         let key = super::snapshot::wire(origin);
         if let (Some(z), Some(data)) = (zones.get(&key), self.effective.zones.iter().find(|z| z.origin == *origin)) {
@@ -707,14 +691,7 @@ impl Writer {
             let next = z.with_serial_bump(base.unwrap_or(0), bump)?;
             zones.insert(key, Arc::new(next));
         }
-        self.snapshot.store(Arc::new(Snapshot {
-            zones: Arc::new(zones),
-            pools,
-            edns_udp_size: prev.edns_udp_size,
-            regions: prev.regions.clone(),
-            geoip: prev.geoip.clone(),
-        }));
-        Ok(())
+        Ok(zones)
     }
 
     fn find_pool(&self, name: &Name) -> Option<&(Arc<PoolDef>, Origin, Vec<Origin>)> {
@@ -969,6 +946,51 @@ fn derive(sources: &Sources, base: &Effective, overlay: &Overlay, t: &Touched) -
     }
     let pools = if t.pools.is_empty() { base.pools.clone() } else { overlay::effective_pools(sources, overlay) };
     Ok(Effective { zones, pools })
+}
+
+/// The state in effect from `overlay` over the files. When the files refuse some
+/// of it (a zone file changed under a stored API change, or another server's
+/// files differ), what fits, each change left out logged: one stale change must
+/// not keep a server from starting or from following the others.
+fn fit(sources: &Sources, overlay: Overlay) -> Result<(Overlay, Effective), String> {
+    match effective(sources, &overlay) {
+        Ok(e) => Ok((overlay, e)),
+        Err(e) => {
+            error!(error = %e, "stored API changes conflict with the config or zone files; applying what fits");
+            let files = effective(sources, &Overlay::default())?;
+            let keys: Vec<(String, Option<Vec<u8>>)> =
+                super::etcd::entries(&overlay).into_iter().map(|(k, v)| (k, Some(v.into_bytes()))).collect();
+            let (overlay, e, _) = fit_keys(sources, Overlay::default(), files, &keys);
+            Ok((overlay, e))
+        }
+    }
+}
+
+/// Applies stored `keys` to `overlay` (in effect as `base`) one at a time,
+/// leaving out each that the config or zone files refuse (logged).
+fn fit_keys(
+    sources: &Sources,
+    mut overlay: Overlay,
+    mut base: Effective,
+    keys: &[(String, Option<Vec<u8>>)],
+) -> (Overlay, Effective, Touched) {
+    let mut all = Touched::default();
+    for (k, v) in keys {
+        let mut one = State { overlay: overlay.clone(), nodes: BTreeMap::new() };
+        if one.apply_key(k, v.as_deref()).is_err() {
+            continue;
+        }
+        let t = Touched::of([k.as_str()]);
+        match derive(sources, &base, &one.overlay, &t) {
+            Ok(e) => {
+                overlay = one.overlay;
+                base = e;
+                all.add(t);
+            }
+            Err(e) => error!(key = %k, error = %e, "stored API change not applied: the files refuse it"),
+        }
+    }
+    (overlay, base, all)
 }
 
 /// Probe ids on which some node's vote differs between two sets of node views.

@@ -547,14 +547,15 @@ fn etcd_over_tls_with_client_certificates_and_a_password() {
         c.role_grant_permission("lbdns", Permission::read_write("/lbdns/").with_prefix()).await?;
         c.user_add("lbdns", "s3cret", None).await?;
         c.user_grant_role("lbdns", "lbdns").await?;
+        c.user_add("outsider", "pw", None).await?; // no role: no access to the prefix
         c.auth_enable().await?;
         Ok(())
     })
     .expect("users, role and auth set up");
     let pki = etcd.tls.as_ref().unwrap();
-    let start = |name: &str, password: &str, ca: bool| {
+    let start_as = |user: &str, name: &str, password: &str, ca: bool| {
         let creds = format!(
-            "username=\"lbdns\"\npassword_file=\"etcd.password\"\ncert_file=\"client.pem\"\nkey_file=\"client-key.pem\"\n{}",
+            "username=\"{user}\"\npassword_file=\"etcd.password\"\ncert_file=\"client.pem\"\nkey_file=\"client-key.pem\"\n{}",
             if ca { "ca_file=\"ca.pem\"" } else { "" }
         );
         let config = node_config(&etcd, name, &creds, "");
@@ -568,6 +569,7 @@ fn etcd_over_tls_with_client_certificates_and_a_password() {
         ];
         Server::try_start(&config, &files)
     };
+    let start = |name: &str, password: &str, ca: bool| start_as("lbdns", name, password, ca);
     let a = start("a", "s3cret\n", true).unwrap();
     let b = start("b", "s3cret\n", true).unwrap();
     assert_eq!(put_a(&a, "tls.c.test.", "192.0.2.44").0, 201);
@@ -582,6 +584,11 @@ fn etcd_over_tls_with_client_certificates_and_a_password() {
     // does not start.
     let err = start("wrong", "guess\n", true).err().expect("a wrong password is refused at start");
     assert!(err.contains("refused the [cluster] credentials") && err.contains("authentication failed"), "{err}");
+
+    // A user etcd knows but who may not read the prefix: also refused at start.
+    let err =
+        start_as("outsider", "outsider", "pw\n", true).err().expect("no access to the prefix is refused at start");
+    assert!(err.contains("or their access to /lbdns/") && err.contains("permission denied"), "{err}");
 
     // Without the CA etcd's certificate cannot be verified: as when etcd is out
     // of reach, the node serves its files and refuses writes saying why.
@@ -641,6 +648,15 @@ fn a_change_one_servers_files_refuse_is_left_out_there_and_later_ones_still_arri
     // b's own writes go on.
     assert_eq!(put_a(&b, "from-b.c.test.", "192.0.2.72").0, 201);
     assert!(within(SECOND, || answers(&a, "from-b.c.test.") == ["192.0.2.72"]).is_some());
+    // Restarted, b loads everything but the refused change (it used to refuse to
+    // start), and follows on.
+    drop(b);
+    let b = Server::start(&node_config(&etcd, "b", "", ""), &[("c.zone", &b_zone), ("token", TOKEN)]);
+    assert_eq!(answers(&b, "after.c.test."), ["192.0.2.71"]);
+    assert_eq!(answers(&b, "from-b.c.test."), ["192.0.2.72"]);
+    assert_eq!(b.query("clash.c.test.", RecordType::A).answers[0].record_type(), RecordType::CNAME);
+    assert_eq!(put_a(&a, "later.c.test.", "192.0.2.73").0, 201);
+    assert!(within(SECOND, || answers(&b, "later.c.test.") == ["192.0.2.73"]).is_some());
 }
 
 /// API pools through the cluster: created through one server, changed through
