@@ -62,6 +62,9 @@ pub struct Writer {
     /// same zone (etcd): the request is then tried again once this server has seen
     /// the winner's change.
     lost_race: bool,
+    /// Stored RRset changes that the files refuse (left out of the state in
+    /// effect); a DELETE of one is allowed, so that it can be dropped.
+    refused: std::collections::BTreeSet<RRsetKey>,
 }
 
 type ZoneMap = rustc_hash::FxHashMap<Box<[u8]>, Arc<super::snapshot::Zone>>;
@@ -85,7 +88,7 @@ impl Writer {
     /// [`Writer::start`], after the first probe round.
     pub fn new(sources: Sources, mut store: Box<dyn Store>, prober: Prober) -> Result<Writer, String> {
         let overlay = store.load().map_err(|e| e.to_string())?;
-        let (overlay, effective) = fit(&sources, overlay)?;
+        let (overlay, effective, refused) = fit(&sources, overlay)?;
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot {
             zones: Arc::default(),
             pools: Vec::new(),
@@ -105,6 +108,7 @@ impl Writer {
             nodes: BTreeMap::new(),
             cluster: None,
             lost_race: false,
+            refused: refused.into_iter().collect(),
         })
     }
 
@@ -145,7 +149,10 @@ impl Writer {
             Observed::Full(state) => {
                 self.set_nodes(state.nodes);
                 match fit(&self.sources, state.overlay) {
-                    Ok((overlay, e)) => self.put_in_effect(overlay, e),
+                    Ok((overlay, e, refused)) => {
+                        self.refused = refused.into_iter().collect();
+                        self.put_in_effect(overlay, e);
+                    }
                     Err(e) => error!(error = %e, "cannot derive the state from the files alone"),
                 }
             }
@@ -189,8 +196,9 @@ impl Writer {
                 // keep arriving.
                 error!(error = %e, "a change from etcd conflicts with this server's config or zone files");
                 let keys: Vec<(String, Option<Vec<u8>>)> = api_keys().cloned().collect();
-                let (overlay, e, touched) =
+                let (overlay, e, touched, refused) =
                     fit_keys(&self.sources, self.overlay.clone(), self.effective.clone(), &keys);
+                self.refused.extend(refused);
                 self.put_in_effect_touched(overlay, e, &touched);
             }
         }
@@ -537,6 +545,9 @@ impl Writer {
                 );
                 let (change, zone, created) = self.plan(other)?;
                 self.commit(change.clone(), &zone)?;
+                if let Change::DeleteRRset { zone, name, rtype } = &change {
+                    self.refused.remove(&(zone.clone(), name.clone(), *rtype));
+                }
                 if deletes {
                     return Ok((StatusCode::NO_CONTENT, Value::Null));
                 }
@@ -828,7 +839,8 @@ impl Writer {
             ApiRequest::DeleteRRset(origin, name, rtype) => {
                 let z = self.find_zone(&origin)?;
                 let (name, rtype) = self.rrset_key(&z, &name, &rtype)?;
-                if !z.records.iter().any(|r| r.name == name && r.rtype() == rtype) {
+                let refused = self.refused.contains(&(z.origin.clone(), name.clone(), rtype));
+                if !refused && !z.records.iter().any(|r| r.name == name && r.rtype() == rtype) {
                     return Err(AdminError::not_found(format!("no {rtype} records at {name}")));
                 }
                 Ok((Change::DeleteRRset { zone: z.origin.clone(), name, rtype }, z.origin.clone(), false))
@@ -952,16 +964,16 @@ fn derive(sources: &Sources, base: &Effective, overlay: &Overlay, t: &Touched) -
 /// of it (a zone file changed under a stored API change, or another server's
 /// files differ), what fits, each change left out logged: one stale change must
 /// not keep a server from starting or from following the others.
-fn fit(sources: &Sources, overlay: Overlay) -> Result<(Overlay, Effective), String> {
+fn fit(sources: &Sources, overlay: Overlay) -> Result<(Overlay, Effective, Vec<RRsetKey>), String> {
     match effective(sources, &overlay) {
-        Ok(e) => Ok((overlay, e)),
+        Ok(e) => Ok((overlay, e, Vec::new())),
         Err(e) => {
             error!(error = %e, "stored API changes conflict with the config or zone files; applying what fits");
             let files = effective(sources, &Overlay::default())?;
             let keys: Vec<(String, Option<Vec<u8>>)> =
                 super::etcd::entries(&overlay).into_iter().map(|(k, v)| (k, Some(v.into_bytes()))).collect();
-            let (overlay, e, _) = fit_keys(sources, Overlay::default(), files, &keys);
-            Ok((overlay, e))
+            let (overlay, e, _, refused) = fit_keys(sources, Overlay::default(), files, &keys);
+            Ok((overlay, e, refused))
         }
     }
 }
@@ -973,8 +985,9 @@ fn fit_keys(
     mut overlay: Overlay,
     mut base: Effective,
     keys: &[(String, Option<Vec<u8>>)],
-) -> (Overlay, Effective, Touched) {
+) -> (Overlay, Effective, Touched, Vec<RRsetKey>) {
     let mut all = Touched::default();
+    let mut refused = Vec::new();
     for (k, v) in keys {
         let mut one = State { overlay: overlay.clone(), nodes: BTreeMap::new() };
         if one.apply_key(k, v.as_deref()).is_err() {
@@ -987,11 +1000,20 @@ fn fit_keys(
                 base = e;
                 all.add(t);
             }
-            Err(e) => error!(key = %k, error = %e, "stored API change not applied: the files refuse it"),
+            Err(e) => {
+                error!(key = %k, error = %e, "stored API change not applied: the files refuse it");
+                let mut alone = State::default();
+                if alone.apply_key(k, v.as_deref()).is_ok() {
+                    refused.extend(alone.overlay.rrsets.into_keys());
+                }
+            }
         }
     }
-    (overlay, base, all)
+    (overlay, base, all, refused)
 }
+
+/// Zone, owner name and type of an RRset.
+type RRsetKey = (Name, Name, RecordType);
 
 /// Probe ids on which some node's vote differs between two sets of node views.
 fn changed_votes(before: &BTreeMap<String, NodeView>, after: &BTreeMap<String, NodeView>) -> HashSet<String> {

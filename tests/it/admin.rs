@@ -437,3 +437,32 @@ fn oversized_request_heads_are_refused_with_431() {
     assert_eq!(raw_status(s.admin, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 200);
     assert_eq!(addrs(&s.query("static.a.test.", RecordType::A)), vec!["192.0.2.100"]);
 }
+
+/// A zone file edited under a stored API change so that it refuses it (a CNAME
+/// where the API wrote an A record): the server still starts, serves everything
+/// else including the other API changes, and the refused change can be deleted.
+#[test]
+fn a_stored_change_the_edited_zone_file_refuses_does_not_stop_a_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = binary_config(dir.path());
+    let r = crate::cli::spawn(&cfg);
+    let api = Api::new(r.admin);
+    assert_eq!(api.put("/v1/zones/a.test./records/x.a.test./A", r#"{"ttl":60,"data":["192.0.2.81"]}"#).0, 201);
+    assert_eq!(api.put("/v1/zones/a.test./records/y.a.test./A", r#"{"ttl":60,"data":["192.0.2.82"]}"#).0, 201);
+    drop(r);
+    // The operator now puts a CNAME at x in the zone file.
+    let zone = std::fs::read_to_string(dir.path().join("a.zone")).unwrap();
+    write(&dir.path().join("a.zone"), &format!("{zone}x IN CNAME y\n"));
+    let r = crate::cli::spawn(&cfg);
+    let api = Api::new(r.admin);
+    assert_eq!(addrs(&udp(r.dns, &msg("y.a.test.", RecordType::A))), ["192.0.2.82"]);
+    let x = udp(r.dns, &msg("x.a.test.", RecordType::A));
+    assert_eq!(x.answers[0].record_type(), RecordType::CNAME, "the zone file's CNAME, then y");
+    assert_eq!(addrs(&x), ["192.0.2.82"]);
+    // Dropped through the API; then it is gone for good.
+    assert_eq!(api.delete("/v1/zones/a.test./records/x.a.test./A").0, 204);
+    assert_eq!(api.delete("/v1/zones/a.test./records/x.a.test./A").0, 404);
+    drop(r);
+    let r = crate::cli::spawn(&cfg);
+    assert_eq!(addrs(&udp(r.dns, &msg("x.a.test.", RecordType::A))), ["192.0.2.82"]);
+}

@@ -657,6 +657,11 @@ fn a_change_one_servers_files_refuse_is_left_out_there_and_later_ones_still_arri
     assert_eq!(b.query("clash.c.test.", RecordType::A).answers[0].record_type(), RecordType::CNAME);
     assert_eq!(put_a(&a, "later.c.test.", "192.0.2.73").0, 201);
     assert!(within(SECOND, || answers(&b, "later.c.test.") == ["192.0.2.73"]).is_some());
+    // The refused change can be dropped through the server that refuses it.
+    assert_eq!(api(&b, "DELETE", "/v1/zones/c.test./records/clash.c.test./A", None).0, 204);
+    let gone = || a.query("clash.c.test.", RecordType::A).metadata.response_code == ResponseCode::NXDomain;
+    assert!(within(SECOND, gone).is_some(), "a still answers the deleted A record");
+    assert_eq!(api(&b, "DELETE", "/v1/zones/c.test./records/clash.c.test./A", None).0, 404, "now gone");
 }
 
 /// API pools through the cluster: created through one server, changed through
