@@ -80,29 +80,38 @@ impl Etcd {
             eprintln!("skipping: no etcd binary (apt-get install etcd-server)");
             return None;
         }
-        // Hold every port until all are chosen, so that none repeats.
-        let holds: Vec<TcpListener> = (0..2 * n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-        let ports: Vec<u16> = holds.iter().map(|l| l.local_addr().unwrap().port()).collect();
-        drop(holds);
+        // A port another test takes between our choice and etcd's bind makes etcd
+        // exit: then start over on other ports.
+        let mut tls = tls;
+        for _ in 0..3 {
+            let mut e = Etcd::prepare(n, tls.take());
+            for i in 0..n {
+                e.spawn(i);
+            }
+            if (0..n).all(|i| e.wait_healthy(i)) {
+                return Some(e);
+            }
+            eprintln!("etcd did not start (a port taken?); trying other ports");
+            tls = e.tls.take();
+        }
+        panic!("etcd did not start three times");
+    }
+
+    fn prepare(n: usize, tls: Option<Pki>) -> Etcd {
+        let ports = ports(2 * n);
         let members: Vec<Member> = (0..n)
             .map(|i| Member { name: format!("m{i}"), client: ports[2 * i], peer: ports[2 * i + 1], child: None })
             .collect();
         let initial =
             members.iter().map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer)).collect::<Vec<_>>().join(",");
-        let mut e =
+        let e =
             Etcd { members, dir: tempfile::tempdir().unwrap(), initial, token: format!("t{}", fastrand::u64(..)), tls };
         if let Some(pki) = &e.tls {
             for (f, pem) in [("ca.pem", &pki.ca), ("server.pem", &pki.server.0), ("server-key.pem", &pki.server.1)] {
                 write(&e.dir.path().join(f), pem);
             }
         }
-        for i in 0..n {
-            e.spawn(i);
-        }
-        for i in 0..n {
-            e.wait_healthy(i);
-        }
-        Some(e)
+        e
     }
 
     fn spawn(&mut self, i: usize) {
@@ -138,29 +147,30 @@ impl Etcd {
         if self.tls.is_some() { "https" } else { "http" }
     }
 
-    fn wait_healthy(&self, i: usize) {
-        if self.tls.is_some() {
-            // /health needs a client certificate too: ask through the etcd client.
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(20) {
-                if self.admin(|mut c| async move { c.status().await.map(|_| ()) }).is_ok() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            panic!("etcd member {i} did not become healthy");
-        }
+    /// Waits until member `i` answers as healthy; false if it exited or did not
+    /// within 20 s.
+    fn wait_healthy(&mut self, i: usize) -> bool {
         let url = format!("http://127.0.0.1:{}/health", self.members[i].client);
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = Client::builder().timeout(Duration::from_secs(1)).build().unwrap();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
-            if http.get(&url).send().and_then(|r| r.text()).is_ok_and(|t| t.contains("true")) {
-                return;
+            let healthy = if self.tls.is_some() {
+                // /health needs a client certificate too: ask through the etcd client.
+                self.admin(|mut c| async move { c.status().await.map(|_| ()) }).is_ok()
+            } else {
+                http.get(&url).send().and_then(|r| r.text()).is_ok_and(|t| t.contains("true"))
+            };
+            if healthy {
+                return true;
+            }
+            let exited = self.members[i].child.as_mut().is_none_or(|c| c.try_wait().is_ok_and(|s| s.is_some()));
+            if exited {
+                return false;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("etcd member {i} did not become healthy");
+        false
     }
 
     fn endpoints(&self) -> String {
@@ -204,7 +214,7 @@ impl Etcd {
     /// Starts a killed member again on its data directory.
     fn restart(&mut self, i: usize) {
         self.spawn(i);
-        self.wait_healthy(i);
+        assert!(self.wait_healthy(i), "etcd member {i} did not come back");
     }
 }
 
@@ -214,6 +224,18 @@ impl Drop for Etcd {
             self.kill(i);
         }
     }
+}
+
+/// `n` distinct free ports below Linux's ephemeral range (32768 and up), so that
+/// servers binding port 0 in other tests cannot take them before etcd binds.
+fn ports(n: usize) -> Vec<u16> {
+    let mut held: Vec<TcpListener> = Vec::new();
+    while held.len() < n {
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", fastrand::u16(20000..32000))) {
+            held.push(l);
+        }
+    }
+    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 const ZONE: &str = "$ORIGIN c.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ IN NS ns1\n\
