@@ -74,6 +74,11 @@ fn name(s: &str) -> Result<Name, String> {
     parse_fqdn(&dec(s))
 }
 
+/// Whether a key holds API state (not a node's health view or write mark).
+pub fn is_api_key(key: &str) -> bool {
+    !key.starts_with("nodes/") && !key.starts_with("txn/")
+}
+
 /// What a changed key touches in the state in effect, so that applying another
 /// server's change costs what the change touches, as applying one's own does.
 #[derive(Debug, Default, PartialEq)]

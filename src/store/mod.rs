@@ -69,11 +69,5 @@ pub fn rebuild_pools(prev: &Snapshot, health: &dyn HealthView, affected: impl Fn
             }
         })
         .collect();
-    Snapshot {
-        zones: prev.zones.clone(),
-        pools,
-        edns_udp_size: prev.edns_udp_size,
-        regions: prev.regions.clone(),
-        geoip: prev.geoip.clone(),
-    }
+    prev.with_parts(prev.zones.clone(), pools)
 }

@@ -35,6 +35,20 @@ pub struct Snapshot {
     pub geoip: Option<Arc<GeoDb>>,
 }
 
+impl Snapshot {
+    /// This snapshot's settings with other zones and pools: the next snapshot
+    /// after a change that touched only those.
+    pub fn with_parts(&self, zones: Arc<FxHashMap<Box<[u8]>, Arc<Zone>>>, pools: Vec<Arc<Pool>>) -> Snapshot {
+        Snapshot {
+            zones,
+            pools,
+            edns_udp_size: self.edns_udp_size,
+            regions: self.regions.clone(),
+            geoip: self.geoip.clone(),
+        }
+    }
+}
+
 /// `[regions]`: location key -> region names, most preferred first.
 pub type Regions = BTreeMap<String, Vec<String>>;
 

@@ -143,7 +143,8 @@ impl Writer {
                 if !self.nodes.is_empty() {
                     let before = std::mem::take(&mut self.nodes);
                     warn!("etcd out of reach: health decided by this node's probes alone");
-                    self.publish_votes(&changed_votes(&before, &self.nodes));
+                    let votes = changed_votes(&before, &self.nodes);
+                    self.republish_members(|k| votes.contains(&k.id()));
                 }
             }
             Observed::Full(state) => {
@@ -158,7 +159,7 @@ impl Writer {
             }
             Observed::Changes(list) => {
                 // Health views and write marks change nothing served by themselves.
-                let api = list.iter().any(|(k, _)| !k.starts_with("nodes/") && !k.starts_with("txn/"));
+                let api = list.iter().any(|(k, _)| super::etcd::is_api_key(k));
                 // Applied to a copy: what is served and the overlay it comes from
                 // stay one, even when this server's files refuse a change.
                 let before = self.nodes.clone();
@@ -176,7 +177,7 @@ impl Writer {
                 }
                 let votes = changed_votes(&before, &self.nodes);
                 if !votes.is_empty() {
-                    self.publish_votes(&votes);
+                    self.republish_members(|k| votes.contains(&k.id()));
                 }
             }
         }
@@ -185,7 +186,7 @@ impl Writer {
     /// Puts another server's API changes (`overlay`, made from `list`) in effect,
     /// re-deriving and rebuilding only what they touch.
     fn apply_remote(&mut self, overlay: Overlay, list: &[(String, Option<Vec<u8>>)]) {
-        let api_keys = || list.iter().filter(|(k, _)| !k.starts_with("nodes/"));
+        let api_keys = || list.iter().filter(|(k, _)| super::etcd::is_api_key(k));
         let touched = Touched::of(api_keys().map(|(k, _)| k.as_str()));
         match self.derive(&overlay, &touched) {
             Ok(e) => self.put_in_effect_touched(overlay, e, &touched),
@@ -224,31 +225,10 @@ impl Writer {
         self.overlay = overlay;
         self.effective = effective;
         if !t.pools.is_empty() {
-            let keys = self.probe_keys();
-            self.prober.sync(&keys, true);
-            self.health.retain(&keys);
-            self.share_view();
+            self.follow_pools();
             let prev = self.snapshot.load_full();
-            let view = self.view();
-            let defs: std::collections::HashMap<&Name, &Arc<PoolDef>> =
-                self.effective.pools.iter().map(|(p, _, _)| (&p.name, p)).collect();
-            let pools = prev
-                .pools
-                .iter()
-                .map(|p| match defs.get(&p.def.name) {
-                    Some(d) if t.pools.contains(&p.def.name) => {
-                        Arc::new(super::snapshot::build_pool((*d).clone(), &view, Some(p), &prev.regions))
-                    }
-                    _ => p.clone(),
-                })
-                .collect();
-            self.snapshot.store(Arc::new(Snapshot {
-                zones: prev.zones.clone(),
-                pools,
-                edns_udp_size: prev.edns_udp_size,
-                regions: prev.regions.clone(),
-                geoip: prev.geoip.clone(),
-            }));
+            let pools = self.pools_rebuilt(&prev, |name| t.pools.contains(name));
+            self.snapshot.store(Arc::new(prev.with_parts(prev.zones.clone(), pools)));
         }
         for z in &t.records {
             if let Err(e) = self.publish_zone(z) {
@@ -262,9 +242,9 @@ impl Writer {
         }
     }
 
-    /// Rebuilds the pools whose members' votes changed (other nodes' health
-    /// views); zones are shared.
-    fn publish_votes(&mut self, ids: &HashSet<String>) {
+    /// Rebuilds the pools with a member whose probe `changed` says changed
+    /// (its result here, or another node's vote); zones are shared.
+    fn republish_members(&mut self, changed: impl Fn(&ProbeKey) -> bool) {
         let prev = self.snapshot.load_full();
         let view = self.view();
         let next = super::rebuild_pools(&prev, &view, |def| {
@@ -272,9 +252,36 @@ impl Writer {
                 return false;
             }
             let spec = Arc::new(ProbeSpec::of(def));
-            def.members.iter().any(|m| ids.contains(&ProbeKey { addr: m.address, spec: spec.clone() }.id()))
+            def.members.iter().any(|m| changed(&ProbeKey { addr: m.address, spec: spec.clone() }))
         });
         self.snapshot.store(Arc::new(next));
+    }
+
+    /// The published pools with those `which` names rebuilt from their
+    /// definitions in effect (and this node's view of health).
+    fn pools_rebuilt(&self, prev: &Snapshot, which: impl Fn(&Name) -> bool) -> Vec<Arc<super::snapshot::Pool>> {
+        let view = self.view();
+        let defs: std::collections::HashMap<&Name, &Arc<PoolDef>> =
+            self.effective.pools.iter().map(|(p, _, _)| (&p.name, p)).collect();
+        prev.pools
+            .iter()
+            .map(|p| match defs.get(&p.def.name) {
+                Some(d) if which(&p.def.name) => {
+                    Arc::new(super::snapshot::build_pool((*d).clone(), &view, Some(p), &prev.regions))
+                }
+                _ => p.clone(),
+            })
+            .collect()
+    }
+
+    /// Probes follow the pools in effect: new members are probed at once,
+    /// removed ones stop and are forgotten. Returns the probes started.
+    fn follow_pools(&mut self) -> usize {
+        let keys = self.probe_keys();
+        let started = self.prober.sync(&keys, true).len();
+        self.health.retain(&keys);
+        self.share_view();
+        started
     }
 
     /// Makes `overlay` (with `effective`, derived from it) the state in effect:
@@ -282,10 +289,7 @@ impl Writer {
     fn put_in_effect(&mut self, overlay: Overlay, effective: Effective) {
         self.overlay = overlay;
         self.effective = effective;
-        let keys = self.probe_keys();
-        self.prober.sync(&keys, true);
-        self.health.retain(&keys);
-        self.share_view();
+        self.follow_pools();
         if let Err(e) = self.publish() {
             error!(error = %e, "cannot publish the state from etcd");
         }
@@ -381,7 +385,7 @@ impl Writer {
                         self.apply_probe(more, &mut changed);
                     }
                     if !changed.is_empty() {
-                        self.publish_health(&changed);
+                        self.republish_members(|k| changed.contains(k));
                         self.share_view();
                     }
                 }
@@ -419,21 +423,13 @@ impl Writer {
         }
         let old_sources = std::mem::replace(&mut self.sources, sources);
         let old_effective = std::mem::replace(&mut self.effective, effective);
-        let keys = self.probe_keys();
         if let Err(e) = self.publish() {
             self.sources = old_sources;
             self.effective = old_effective;
             return Err(e);
         }
-        let started = self.prober.sync(&keys, true);
-        self.health.retain(&keys);
-        self.share_view();
-        info!(
-            zones = self.effective.zones.len(),
-            pools = self.effective.pools.len(),
-            new_probes = started.len(),
-            "reloaded"
-        );
+        let started = self.follow_pools();
+        info!(zones = self.effective.zones.len(), pools = self.effective.pools.len(), new_probes = started, "reloaded");
         Ok(())
     }
 
@@ -470,19 +466,6 @@ impl Writer {
             .map(|p| p.name.to_ascii())
             .collect();
         names.join(",")
-    }
-
-    fn publish_health(&mut self, changed: &HashSet<ProbeKey>) {
-        let prev = self.snapshot.load_full();
-        let view = self.view();
-        let next = super::rebuild_pools(&prev, &view, |def| {
-            if def.health.check == CheckKind::None {
-                return false;
-            }
-            let spec = Arc::new(ProbeSpec::of(def));
-            def.members.iter().any(|m| changed.contains(&ProbeKey { addr: m.address, spec: spec.clone() }))
-        });
-        self.snapshot.store(Arc::new(next));
     }
 
     // -----------------------------------------------------------------------
@@ -594,11 +577,7 @@ impl Writer {
         } else {
             self.effective.pools = overlay::effective_pools(&self.sources, &self.overlay);
             let pools_after: Vec<Name> = self.effective.pools.iter().map(|(p, _, _)| p.name.clone()).collect();
-            let keys = self.probe_keys();
-            self.prober.sync(&keys, true);
-            self.health.retain(&keys);
-            self.share_view();
-            self.share_view();
+            self.follow_pools();
             if pools_after == pools_before {
                 let name = match &change {
                     Change::PutPool(d) => d.name.clone(),
@@ -644,13 +623,7 @@ impl Writer {
         let zone = super::snapshot::build_zone(data, bump, &index).map_err(|p| p.to_string())?;
         let mut zones = (*prev.zones).clone();
         zones.insert(zone.origin_wire.clone(), Arc::new(zone));
-        self.snapshot.store(Arc::new(Snapshot {
-            zones: Arc::new(zones),
-            pools: prev.pools.clone(),
-            edns_udp_size: prev.edns_udp_size,
-            regions: prev.regions.clone(),
-            geoip: prev.geoip.clone(),
-        }));
+        self.snapshot.store(Arc::new(prev.with_parts(Arc::new(zones), prev.pools.clone())));
         Ok(())
     }
 
@@ -658,19 +631,10 @@ impl Writer {
     /// rebuilt and its zone's serial advanced, in one swap; every node is shared.
     fn publish_pool(&mut self, pool: &Name, origin: &Name) -> Result<(), String> {
         let prev = self.snapshot.load_full();
-        let def = self.find_pool(pool).map(|(d, _, _)| d.clone()).ok_or("no such pool")?;
-        let mut pools = prev.pools.clone();
-        if let Some(slot) = pools.iter_mut().find(|p| p.def.name == *pool) {
-            *slot = Arc::new(super::snapshot::build_pool(def, &self.view(), Some(slot), &prev.regions));
-        }
+        self.find_pool(pool).ok_or("no such pool")?;
+        let pools = self.pools_rebuilt(&prev, |name| name == pool);
         let zones = self.zones_with_serial(&prev, origin)?;
-        self.snapshot.store(Arc::new(Snapshot {
-            zones: Arc::new(zones),
-            pools,
-            edns_udp_size: prev.edns_udp_size,
-            regions: prev.regions.clone(),
-            geoip: prev.geoip.clone(),
-        }));
+        self.snapshot.store(Arc::new(prev.with_parts(Arc::new(zones), pools)));
         Ok(())
     }
 
@@ -679,13 +643,7 @@ impl Writer {
     fn publish_serial(&mut self, origin: &Name) -> Result<(), String> {
         let prev = self.snapshot.load_full();
         let zones = self.zones_with_serial(&prev, origin)?;
-        self.snapshot.store(Arc::new(Snapshot {
-            zones: Arc::new(zones),
-            pools: prev.pools.clone(),
-            edns_udp_size: prev.edns_udp_size,
-            regions: prev.regions.clone(),
-            geoip: prev.geoip.clone(),
-        }));
+        self.snapshot.store(Arc::new(prev.with_parts(Arc::new(zones), prev.pools.clone())));
         Ok(())
     }
 
