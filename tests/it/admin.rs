@@ -465,4 +465,6 @@ fn a_stored_change_the_edited_zone_file_refuses_does_not_stop_a_start() {
     drop(r);
     let r = crate::cli::spawn(&cfg);
     assert_eq!(addrs(&udp(r.dns, &msg("x.a.test.", RecordType::A))), ["192.0.2.82"]);
+    // The deletion was stored: nothing is left out (and deletable) any more.
+    assert_eq!(Api::new(r.admin).delete("/v1/zones/a.test./records/x.a.test./A").0, 404);
 }
