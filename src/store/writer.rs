@@ -774,10 +774,10 @@ impl Writer {
                 if set.ttl > i32::MAX as u32 {
                     return Err(AdminError::unprocessable("ttl: above 2^31-1"));
                 }
-                for (i, d) in set.data.iter().enumerate() {
-                    zone::parse_rdata(rtype, d, &z.origin)
-                        .map_err(|e| AdminError::unprocessable(format!("data[{i}]: {e}")))?;
-                }
+                // Stored and shown in the one presentation form GET renders, so a
+                // read-then-write gives back the same octets.
+                let data = crate::rdata::canonical(rtype, &set.data, &z.origin)
+                    .map_err(|e| AdminError::unprocessable(e.to_string()))?;
                 if matches!(rtype, RecordType::A | RecordType::AAAA | RecordType::CNAME)
                     && self.find_pool(&name).is_some()
                 {
@@ -786,12 +786,8 @@ impl Writer {
                     )));
                 }
                 let created = !z.records.iter().any(|r| r.name == name && r.rtype() == rtype);
-                let change = Change::PutRRset {
-                    zone: z.origin.clone(),
-                    name,
-                    rtype,
-                    set: StoredRRset { ttl: set.ttl, data: set.data },
-                };
+                let change =
+                    Change::PutRRset { zone: z.origin.clone(), name, rtype, set: StoredRRset { ttl: set.ttl, data } };
                 Ok((change, z.origin.clone(), created))
             }
             ApiRequest::DeleteRRset(origin, name, rtype) => {
@@ -869,7 +865,7 @@ impl Writer {
         for r in &z.records {
             let e = sets.entry((r.name.to_ascii(), r.rtype().to_string())).or_insert((r.ttl, Vec::new()));
             e.0 = e.0.min(r.ttl);
-            e.1.push(r.rdata.to_string());
+            e.1.push(crate::rdata::render(&r.rdata));
         }
         let records: Vec<Value> = sets
             .into_iter()
