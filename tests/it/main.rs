@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod cookies;
 mod core;
+mod data;
 mod docs;
 mod fuzz_regressions;
 mod geo;
