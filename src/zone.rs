@@ -593,6 +593,32 @@ mod tests {
     }
 
     #[test]
+    fn quoted_strings_may_continue_after_an_escaped_newline() {
+        let z = parse(&format!("{HEAD}t TXT \"a\\\nb\" ( \"c\"\n \"d\" )\nafter A 192.0.2.1\n")).unwrap();
+        let t = z.records.iter().find(|r| r.rtype() == RecordType::TXT).unwrap();
+        assert_eq!(crate::rdata::render(&t.rdata), "\"a\\010b\" \"c\" \"d\"");
+        assert_eq!(
+            z.records
+                .iter()
+                .find(|r| r.rtype() == RecordType::A && r.name.to_ascii() == "after.example.test.")
+                .unwrap()
+                .line,
+            9
+        );
+    }
+
+    #[test]
+    fn entries_and_lines_are_bounded() {
+        let chunk = format!("\"{}\"\n", "x".repeat(200));
+        let e = parse(&format!("{HEAD}big TXT (\n{}) \n", chunk.repeat(MAX_LINE / 200 + 1))).unwrap_err();
+        assert_eq!((e[0].line, e[0].message.as_str()), (6, "entry is longer than 256 KiB"), "{e:?}");
+        let e = parse(&format!("{HEAD}big TXT {}\n", "y".repeat(MAX_LINE))).unwrap_err();
+        assert_eq!((e[0].line, e[0].message.as_str()), (6, "line is longer than 256 KiB"), "{e:?}");
+        let e = parse(&format!("{HEAD}big TXT \"{}\"\n", "y".repeat(256))).unwrap_err();
+        assert_eq!(e[0].message, "invalid TXT data: TXT string 1 is 256 octets; the limit is 255", "{e:?}");
+    }
+
+    #[test]
     fn include_resolves_relative_to_the_file() {
         let dir = std::env::temp_dir().join(format!("lbdns-zone-inc-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
