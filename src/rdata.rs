@@ -23,9 +23,11 @@ use hickory_proto::serialize::txt::parse_ttl;
 
 /// The longest character-string (RFC 1035 §3.3).
 pub const MAX_STRING: usize = 255;
-/// The longest RDATA the snapshot can hold: TYPE, CLASS, TTL and RDLENGTH (10
-/// octets) and the RDATA must fit in 65,535 octets, the largest DNS message.
-pub const MAX_RDATA: usize = u16::MAX as usize - 10;
+/// The longest RDATA that can always be answered: the largest DNS message
+/// (65,535 octets) less the header (12), the longest question (255 + 4), the
+/// answer's compressed owner, TYPE, CLASS, TTL and RDLENGTH (12), and 512 octets
+/// kept for the OPT record. 64,740.
+pub const MAX_RDATA: usize = u16::MAX as usize - 12 - 259 - 12 - 512;
 /// How much of a bad token an error quotes: enough to find it, too little to
 /// disclose a file that is not a zone (`$INCLUDE /etc/shadow`).
 const EXCERPT_CHARS: usize = 12;

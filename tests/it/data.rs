@@ -33,6 +33,8 @@ fn setup(dir: &Path, zone_extra: &str) -> PathBuf {
     write(&dir.join("lbdns.toml"), CFG);
     write(&dir.join("d.zone"), &small_zone(zone_extra));
     write(&dir.join("admin.token"), TOKEN);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("admin.token"), std::fs::Permissions::from_mode(0o600)).unwrap();
     dir.join("lbdns.toml")
 }
 
@@ -109,7 +111,7 @@ fn unservable_rrset_is_refused_and_nothing_is_poisoned() {
     let caa = format!("0 issue \"{}\"", "y".repeat(70_000));
     let (st, v) = put(r.admin, "bad.d.test.", "CAA", &[&caa]);
     assert_eq!(st, 422, "{v}");
-    assert!(v.to_string().contains("data[0]: record data is over 65535 octets; the limit is 65525"), "{v}");
+    assert!(v.to_string().contains("data[0]: record data is over 65535 octets; the limit is 64740"), "{v}");
     for (rtype, data) in [("HINFO", format!("{long} x")), ("NAPTR", format!("1 1 \"{long}\" \"\" \"\" ."))] {
         let (st, v) = put(r.admin, "bad.d.test.", rtype, &[&data]);
         assert_eq!(st, 422, "{rtype}: {v}");
@@ -138,6 +140,28 @@ fn unservable_rrset_is_refused_and_nothing_is_poisoned() {
     assert!(out.status.success(), "{}", stderr(&out));
     let export = String::from_utf8_lossy(&out.stdout);
     assert!(export.contains("good.d.test.") && !export.contains("bad.d.test."), "{export}");
+}
+
+/// The largest RDATA accepted is answered whole over TCP, even at a name of
+/// nearly 255 octets; one octet more is refused.
+#[test]
+fn the_largest_accepted_record_is_answered_over_tcp() {
+    let s = Server::start(
+        "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\ntoken_file=\"admin.token\"\n\
+         [[zone]]\norigin=\"d.test.\"\nfile=\"d.zone\"\n",
+        &[("d.zone", &small_zone("")), ("admin.token", TOKEN)],
+    );
+    let name = format!("{}.{}.{}.{}.d.test.", "a".repeat(63), "b".repeat(63), "c".repeat(63), "e".repeat(50));
+    let value = |n: usize| format!("0 issue \"{}\"", "v".repeat(n));
+    // flags, tag length and "issue" are 7 octets.
+    let (st, v) = put(s.admin, &name, "CAA", &[&value(64_740 - 7 + 1)]);
+    assert_eq!(st, 422, "{v}");
+    assert!(v.to_string().contains("record data is 64741 octets; the limit is 64740"), "{v}");
+    let (st, v) = put(s.admin, &name, "CAA", &[&value(64_740 - 7)]);
+    assert_eq!(st, 201, "{v}");
+    let m = tcp(s.dns, &msg(&name, RecordType::CAA));
+    assert!(!m.metadata.truncation, "TC set");
+    assert_eq!(m.answers.len(), 1);
 }
 
 /// A change stored before the check existed (written here straight into the
