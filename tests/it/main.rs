@@ -3,6 +3,7 @@
 //! the command-line cases and `dig`.
 
 mod admin;
+mod answers;
 mod backend;
 mod cli;
 mod cluster;
