@@ -16,6 +16,7 @@ mod geoip_gen;
 mod harness;
 mod health;
 mod hostile;
+mod knot;
 mod ops;
 mod pools;
 mod redirect;
