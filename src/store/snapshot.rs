@@ -568,4 +568,33 @@ mod tests {
         assert_eq!(u32::from_be_bytes([neg[4], neg[5], neg[6], neg[7]]), 30);
         assert_eq!(zone.serial, 1);
     }
+
+    /// NS, MX and SRV RRsets carry their in-zone targets' addresses: once per
+    /// target, a wildcard's for a name it covers, none for a pool or out of zone.
+    #[test]
+    fn extras_of_targets() {
+        let origin = Name::from_ascii("e.test.").unwrap();
+        let z = crate::zone::parse_str(
+            &origin,
+            Path::new("/z"),
+            "$TTL 60\n@ SOA ns h 1 2 3 4 30\n@ NS ns\nns A 192.0.2.1\nns AAAA 2001:db8::1\n\
+             @ MX 1 ns\n@ MX 2 ns\n@ MX 3 x.wild\n@ MX 4 pool\n@ MX 5 mx.other.test.\n*.wild A 192.0.2.9\n\
+             sub NS ns.sub\nsub NS ns\nns.sub A 192.0.2.2\n_s._tcp SRV 0 0 1 ns\n",
+        )
+        .unwrap();
+        let pools = BTreeMap::from([(Name::from_ascii("pool.e.test.").unwrap(), 0u32)]);
+        let zone = build_zone(&z, 0, &pools).unwrap();
+        let node = |n: &str| &zone.nodes[&wire(&Name::from_ascii(n).unwrap())];
+        let targets = |rs: &RRset| -> Vec<(u16, u16, bool, usize)> {
+            rs.extras.iter().map(|e| (e.record, e.name_at, e.in_domain, e.rrsets.len())).collect()
+        };
+        let mx = targets(node("e.test.").rrset(15).unwrap());
+        assert_eq!(mx.len(), 2, "{mx:?}");
+        assert_eq!((mx[0].0, mx[0].1, mx[0].3), (0, 2, 2), "ns: A and AAAA, once");
+        assert_eq!((mx[1].0, mx[1].3), (2, 1), "x.wild: the wildcard's A");
+        let ns = targets(node("sub.e.test.").rrset(2).unwrap());
+        assert_eq!(ns, [(0, 0, true, 1), (1, 0, false, 2)], "in-domain glue, then the apex server");
+        let srv = targets(node("_s._tcp.e.test.").rrset(33).unwrap());
+        assert_eq!((srv.len(), srv[0].1), (1, 6));
+    }
 }
