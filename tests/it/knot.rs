@@ -393,14 +393,15 @@ fn notimp_matches_knot_but_for_rd_and_ede() {
                 let send = |a| if tcp { tcp_raw(a, &p) } else { udp_raw(a, &p) };
                 let (k, l) = (send(knot.addr).unwrap(), send(lb.dns).unwrap());
                 let ctx = format!("opcode {op} edns {edns} tcp {tcp}:\n  knot:  {k:02x?}\n  lbdns: {l:02x?}");
-                assert_eq!((k[2], l[2]), (0x80 | (op << 3) | 0x01, 0x80 | (op << 3)), "{ctx}");
+                // Knot 3.2 echoes RD; other versions may not: only lbdns's is checked.
+                assert_eq!((k[2] & !0x01, l[2]), (0x80 | (op << 3), 0x80 | (op << 3)), "{ctx}");
                 assert_eq!((k[3], &k[4..12]), (l[3], &l[4..12]), "RCODE and counts: {ctx}");
                 assert_eq!(k[3], 4, "{ctx}");
                 let qend = p.len() - if edns { 11 } else { 0 };
                 assert_eq!((&k[..2], &k[12..qend]), (&p[..2], &p[12..qend]), "question echoed: {ctx}");
                 assert_eq!(&l[12..qend], &p[12..qend], "{ctx}");
                 if edns {
-                    assert!(!k.ends_with(&[0, 15, 0, 2, 0, 21]) && l.ends_with(&[0, 15, 0, 2, 0, 21]), "{ctx}");
+                    assert!(l.ends_with(&[0, 15, 0, 2, 0, 21]), "{ctx}");
                 }
             }
         }
