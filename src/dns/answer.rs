@@ -155,7 +155,7 @@ impl Responder {
         out.clear();
         let q = &mut *self.query;
         let parsed = match wire::parse(packet, q) {
-            Ok(()) if self.cookies.is_some() && q.edns.is_some_and(|e| e.cookie_malformed) => {
+            Ok(()) if q.opcode == 0 && self.cookies.is_some() && q.edns.is_some_and(|e| e.cookie_malformed) => {
                 Err(Parsed::Error { id: q.id, opcode: q.opcode, rd: q.rd, rcode: wire::RCODE_FORMERR })
             }
             other => other,
@@ -635,7 +635,8 @@ fn write_additional(out: &mut Vec<u8>, p: &Pending<'_>, limit: usize, ar: &mut u
     true
 }
 
-/// A pointer to the target name of `e` in the RDATA written for `p`.
+/// The owner of `e`'s records: a pointer to its target name in the RDATA written
+/// for `p`, or the name itself where a pointer cannot reach.
 fn extra_owner<'e>(p: &Pending<'_>, e: &'e Extra) -> Owner<'e> {
     let j = e.record as usize;
     let before: usize = p.rrset.lens.iter().take(j).map(|&l| l as usize).sum();

@@ -113,7 +113,8 @@ impl Query {
 pub enum Parsed {
     /// Not worth an answer (too short, or a response).
     Drop,
-    /// Answer with this RCODE and no question (header id/opcode/rd echoed).
+    /// Answer with this RCODE and no question (header id, opcode and `rd` echoed;
+    /// `rd` is false for NOTIMP).
     Error { id: u16, opcode: u8, rd: bool, rcode: u8 },
 }
 
