@@ -480,7 +480,7 @@ fn export_from_the_embedded_store_and_import_into_etcd() {
     };
     let (ok, json, err) = run(&["export"], &state_dir.join("lbdns.toml"));
     assert!(ok, "{err}");
-    assert!(json.contains("\"lbdns_state\": 1") && json.contains("moved.c.test."), "{json}");
+    assert!(json.contains("\"lbdns_state\": 2") && json.contains("moved.c.test."), "{json}");
     let export = state_dir.join("state.json");
     std::fs::write(&export, &json).unwrap();
 

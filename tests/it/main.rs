@@ -16,5 +16,6 @@ mod harness;
 mod health;
 mod hostile;
 mod ops;
+mod overrides;
 mod pools;
 mod redirect;
