@@ -84,3 +84,27 @@ pub async fn import(config: &Config, text: &str) -> Result<usize, String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_fqdn;
+    use crate::store::overlay::MemberFields;
+
+    /// An export of the previous version (format 1, whole members) imports, as
+    /// overrides of every field the member had; an unknown format is refused.
+    #[test]
+    fn format_1_exports_still_import() {
+        let old = r#"{"lbdns_state": 1, "entries": {
+            "members/www.example.test./192.0.2.1": {"address": "192.0.2.1", "weight": 2, "region": null, "enabled": false},
+            "members/www.example.test./192.0.2.2": null,
+            "serials/example.test.": 2}}"#;
+        let o = parse(old).unwrap();
+        let www = parse_fqdn("www.example.test.").unwrap();
+        let set = MemberFields { weight: Some(2), region: None, enabled: Some(false) };
+        assert_eq!(o.members[&(www.clone(), "192.0.2.1".parse().unwrap())], Some(set));
+        assert_eq!(o.members[&(www, "192.0.2.2".parse().unwrap())], None);
+        let e = parse(&old.replace("\"lbdns_state\": 1", "\"lbdns_state\": 3")).unwrap_err();
+        assert!(e.contains("format 3"), "{e}");
+    }
+}
