@@ -1033,7 +1033,8 @@ impl Writer {
     /// A zone's RRsets in effect for `GET`, each with what the zone file says
     /// (`file`, `null` when it has no such RRset) and the API's replacement
     /// (`override`, `null` without one). `source` is `zone` without an override,
-    /// `api` with one.
+    /// `api` with one. Stored deletions are listed apart (`deleted`), with the
+    /// zone file's RRset they hide.
     fn records_json(&self, z: &ZoneData) -> Value {
         let snap = self.snapshot.load();
         let serial = snap.zones.get(&*super::snapshot::wire(&z.origin)).map(|zz| zz.serial);
@@ -1054,7 +1055,19 @@ impl Writer {
                        "file": file, "override": over})
             })
             .collect();
-        json!({"zone": z.origin.to_ascii(), "serial": serial, "records": records})
+        // Stored deletions, so that what hides a zone file's RRset can be seen.
+        let deleted: Vec<Value> = self
+            .overlay
+            .rrsets
+            .iter()
+            .filter(|((o, _, _), set)| *o == z.origin && set.is_none())
+            .map(|((_, name, rtype), _)| {
+                let key = (name.to_ascii(), rtype.to_string());
+                let file = file_sets.remove(&key).map(|(ttl, data)| json!({"ttl": ttl, "data": data}));
+                json!({"name": key.0, "type": key.1, "file": file})
+            })
+            .collect();
+        json!({"zone": z.origin.to_ascii(), "serial": serial, "records": records, "deleted": deleted})
     }
 }
 

@@ -209,6 +209,9 @@ fn rrset_overrides_and_deletions_hide_the_zone_file_until_reverted() {
         (m.metadata.response_code, m.answers.len())
     };
     assert_eq!(nodata(&r), (ResponseCode::NoError, 0));
+    let (_, recs) = call(&r, "GET", "/v1/zones/a.test./records", None);
+    let hidden = json!([{"name": "static.a.test.", "type": "A", "file": {"ttl": 300, "data": ["192.0.2.100"]}}]);
+    assert_eq!((&recs["deleted"], rrset(&r, "static.a.test.", "A")), (&hidden, Value::Null), "{recs}");
     // Even a new version in the zone file, across SIGHUP and kill -9.
     write(&dir.path().join("a.zone"), &zone("192.0.2.200"));
     reload(&r);
@@ -222,6 +225,7 @@ fn rrset_overrides_and_deletions_hide_the_zone_file_until_reverted() {
     assert_eq!(addrs(&udp(r.dns, &msg("static.a.test.", RecordType::A))), ["192.0.2.200"]);
     let set = rrset(&r, "static.a.test.", "A");
     assert_eq!((set["source"].as_str(), &set["override"]), (Some("zone"), &Value::Null), "{set}");
+    assert_eq!(call(&r, "GET", "/v1/zones/a.test./records", None).1["deleted"], json!([]));
     assert_eq!(call(&r, "DELETE", &format!("{path}/override"), None).0, 404);
 
     // An RRset only the API has: `file` is null, and a DELETE removes it for good.
