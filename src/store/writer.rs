@@ -1131,7 +1131,7 @@ fn fit(sources: &Sources, overlay: Overlay) -> Result<(Overlay, Effective, Vec<R
     match effective(sources, &overlay) {
         Ok(e) => Ok((overlay, e, Vec::new())),
         Err(e) => {
-            error!(error = %e, "stored API changes conflict with the config or zone files; applying what fits");
+            error!(error = %e, "stored API changes conflict with the config or zone files, or cannot be served; applying what fits");
             let files = effective(sources, &Overlay::default())?;
             let keys: Vec<(String, Option<Vec<u8>>)> =
                 super::etcd::entries(&overlay).into_iter().map(|(k, v)| (k, Some(v.into_bytes()))).collect();
@@ -1142,7 +1142,8 @@ fn fit(sources: &Sources, overlay: Overlay) -> Result<(Overlay, Effective, Vec<R
 }
 
 /// Applies stored `keys` to `overlay` (in effect as `base`) one at a time,
-/// leaving out each that the config or zone files refuse (logged).
+/// leaving out each that the config or zone files refuse, or that cannot be
+/// served (data stored before it was checked), each logged.
 fn fit_keys(
     sources: &Sources,
     mut overlay: Overlay,
@@ -1164,7 +1165,7 @@ fn fit_keys(
                 all.add(t);
             }
             Err(e) => {
-                error!(key = %k, error = %e, "stored API change not applied: the files refuse it");
+                error!(key = %k, error = %e, "stored API change not applied: the files refuse it, or it cannot be served");
                 let mut alone = State::default();
                 if alone.apply_key(k, v.as_deref()).is_ok() {
                     refused.extend(alone.overlay.rrsets.into_keys());
