@@ -170,7 +170,7 @@ pub fn parse(rtype: RecordType, toks: &[&str], origin: &Name) -> Result<RData, R
         }
         RecordType::SOA => soa(toks, origin)?,
         _ if toks[0] == "\\#" => generic(rtype, toks)?,
-        _ => hickory(rtype, toks)?,
+        _ => hickory(rtype, toks, origin)?,
     };
     encode(&rdata)?;
     Ok(rdata)
@@ -192,8 +192,11 @@ fn number<T: std::str::FromStr>(tok: &str, what: &'static str) -> Result<T, Reco
     tok.parse().map_err(|_| RecordError::Field { what, token: excerpt(tok) })
 }
 
-/// Types without character-strings or names: hickory parses them.
-fn hickory(rtype: RecordType, toks: &[&str]) -> Result<RData, RecordError> {
+/// The remaining types (no character-strings; a name only in SVCB and HTTPS,
+/// where `@` is the origin): hickory parses them.
+fn hickory(rtype: RecordType, toks: &[&str], origin: &Name) -> Result<RData, RecordError> {
+    let origin = origin.to_ascii();
+    let toks: Vec<&str> = toks.iter().map(|t| if *t == "@" { origin.as_str() } else { t }).collect();
     RData::try_from_str(rtype, &toks.join(" ")).map_err(|e| {
         // hickory's messages may quote the input: keep them short.
         let reason: String = e.to_string().chars().take(80).collect();

@@ -87,6 +87,7 @@ fn render_round_trips() {
         (RecordType::CSYNC, "66 3 A NS AAAA"),
         (RecordType::SVCB, r#"1 svc.example.test. alpn="h2,h3" port=8443"#),
         (RecordType::HTTPS, "1 . alpn=h2 ipv4hint=192.0.2.1"),
+        (RecordType::HTTPS, "1 @ alpn=h2"),
         (RecordType::Unknown(65400), r"\# 4 0a000001"),
         (RecordType::Unknown(65401), r"\# 0"),
     ];
