@@ -20,6 +20,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod policy;
+pub mod rdata;
 pub mod redirect;
 pub mod sources;
 pub mod store;

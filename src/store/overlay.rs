@@ -291,8 +291,10 @@ pub fn api_records(
     let file: Arc<std::path::Path> = Arc::from(std::path::Path::new("(api)"));
     set.data
         .iter()
-        .map(|d| {
-            let rdata = crate::zone::parse_rdata(rtype, d, origin)?;
+        .enumerate()
+        .map(|(i, d)| {
+            let rdata =
+                crate::zone::parse_rdata(rtype, d, origin).map_err(|e| format!("{name} {rtype}: data[{i}]: {e}"))?;
             Ok(ZoneRecord { name: name.clone(), ttl: set.ttl, rdata, file: file.clone(), line: 0 })
         })
         .collect()

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use rustc_hash::FxHashMap;
 
 use crate::config::{AllDown, PoolDef, Problem};
@@ -274,16 +273,10 @@ pub fn wire(name: &Name) -> Box<[u8]> {
 }
 
 /// Encodes TYPE, CLASS IN, TTL, RDLENGTH and RDATA (names uncompressed, case kept).
+/// The RDATA comes from [`crate::rdata::encode`], the check every record passed
+/// when it was admitted, so this fails only on a bug.
 pub fn encode_record(ttl: u32, rdata: &RData) -> Result<Vec<u8>, String> {
-    let mut rd = Vec::with_capacity(64);
-    {
-        let mut enc = BinEncoder::new(&mut rd);
-        enc.set_name_encoding(NameEncoding::Uncompressed);
-        rdata.emit(&mut enc).map_err(|e| format!("cannot encode {}: {e}", rdata.record_type()))?;
-    }
-    if rd.len() > u16::MAX as usize {
-        return Err("record data too long".into());
-    }
+    let rd = crate::rdata::encode(rdata).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(10 + rd.len());
     out.extend_from_slice(&u16::from(rdata.record_type()).to_be_bytes());
     out.extend_from_slice(&1u16.to_be_bytes());

@@ -18,6 +18,7 @@ use super::durable::{SqliteStore, Store};
 use super::etcd::{self, EtcdStore, State};
 use super::overlay::Overlay;
 use crate::config::Config;
+use crate::rdata;
 
 const FORMAT: u64 = 2;
 /// Formats [`parse`] reads.
@@ -40,6 +41,16 @@ pub async fn export(config: &Config) -> Result<String, String> {
         }
         None => SqliteStore::open(&config.admin.state_dir).and_then(|mut s| s.load()).map_err(|e| e.to_string())?,
     };
+    let mut overlay = overlay;
+    // What the API would show; data stored before it was checked stays as it
+    // is, for `import` to refuse by name.
+    for ((zone, _, rtype), set) in overlay.rrsets.iter_mut() {
+        if let Some(set) = set {
+            if let Ok(data) = rdata::canonical(*rtype, &set.data, zone) {
+                set.data = data;
+            }
+        }
+    }
     let mut entries = BTreeMap::new();
     for (k, v) in etcd::entries(&overlay) {
         entries.insert(k, serde_json::from_str::<Value>(&v).unwrap_or(Value::String(v)));
@@ -65,7 +76,14 @@ pub fn parse(text: &str) -> Result<Overlay, String> {
         };
         state.apply_key(k, Some(text.as_bytes()))?;
     }
-    Ok(state.overlay)
+    let mut overlay = state.overlay;
+    // Nothing the server could not serve is imported.
+    for ((zone, name, rtype), set) in overlay.rrsets.iter_mut() {
+        if let Some(set) = set {
+            set.data = rdata::canonical(*rtype, &set.data, zone).map_err(|e| format!("RRset {name} {rtype}: {e}"))?;
+        }
+    }
+    Ok(overlay)
 }
 
 /// Writes an exported document into the configured store, which must be empty.

@@ -879,15 +879,15 @@ impl Writer {
         if set.ttl > i32::MAX as u32 {
             return Err(AdminError::unprocessable("ttl: above 2^31-1"));
         }
-        for (i, d) in set.data.iter().enumerate() {
-            zone::parse_rdata(rtype, d, &z.origin).map_err(|e| AdminError::unprocessable(format!("data[{i}]: {e}")))?;
-        }
+        // Stored and shown in the one presentation form GET renders, so a
+        // read-then-write gives back the same octets.
+        let data = crate::rdata::canonical(rtype, &set.data, &z.origin)
+            .map_err(|e| AdminError::unprocessable(e.to_string()))?;
         if matches!(rtype, RecordType::A | RecordType::AAAA | RecordType::CNAME) && self.find_pool(&name).is_some() {
             return Err(AdminError::conflict(format!("{name} is a pool: its {rtype} answers come from its members")));
         }
         let created = !z.records.iter().any(|r| r.name == name && r.rtype() == rtype);
-        let change =
-            Change::PutRRset { zone: z.origin.clone(), name, rtype, set: StoredRRset { ttl: set.ttl, data: set.data } };
+        let change = Change::PutRRset { zone: z.origin.clone(), name, rtype, set: StoredRRset { ttl: set.ttl, data } };
         Ok((change, z.origin.clone(), created))
     }
 
@@ -1077,7 +1077,7 @@ fn rrset_texts(records: &[zone::ZoneRecord]) -> BTreeMap<(String, String), (u32,
     for r in records {
         let e = sets.entry((r.name.to_ascii(), r.rtype().to_string())).or_insert((r.ttl, Vec::new()));
         e.0 = e.0.min(r.ttl);
-        e.1.push(r.rdata.to_string());
+        e.1.push(crate::rdata::render(&r.rdata));
     }
     sets
 }
@@ -1131,7 +1131,7 @@ fn fit(sources: &Sources, overlay: Overlay) -> Result<(Overlay, Effective, Vec<R
     match effective(sources, &overlay) {
         Ok(e) => Ok((overlay, e, Vec::new())),
         Err(e) => {
-            error!(error = %e, "stored API changes conflict with the config or zone files; applying what fits");
+            error!(error = %e, "stored API changes conflict with the config or zone files, or cannot be served; applying what fits");
             let files = effective(sources, &Overlay::default())?;
             let keys: Vec<(String, Option<Vec<u8>>)> =
                 super::etcd::entries(&overlay).into_iter().map(|(k, v)| (k, Some(v.into_bytes()))).collect();
@@ -1142,7 +1142,8 @@ fn fit(sources: &Sources, overlay: Overlay) -> Result<(Overlay, Effective, Vec<R
 }
 
 /// Applies stored `keys` to `overlay` (in effect as `base`) one at a time,
-/// leaving out each that the config or zone files refuse (logged).
+/// leaving out each that the config or zone files refuse, or that cannot be
+/// served (data stored before it was checked), each logged.
 fn fit_keys(
     sources: &Sources,
     mut overlay: Overlay,
@@ -1164,7 +1165,7 @@ fn fit_keys(
                 all.add(t);
             }
             Err(e) => {
-                error!(key = %k, error = %e, "stored API change not applied: the files refuse it");
+                error!(key = %k, error = %e, "stored API change not applied: the files refuse it, or it cannot be served");
                 let mut alone = State::default();
                 if alone.apply_key(k, v.as_deref()).is_ok() {
                     refused.extend(alone.overlay.rrsets.into_keys());

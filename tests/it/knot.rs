@@ -35,9 +35,9 @@ use hickory_proto::rr::{Record, RecordType};
 use crate::harness::*;
 
 /// A knotd serving one zone on a loopback port, killed on drop.
-struct Knot {
+pub struct Knot {
     child: Child,
-    addr: SocketAddr,
+    pub addr: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -59,7 +59,7 @@ fn free_port() -> u16 {
 }
 
 impl Knot {
-    fn start(origin: &str, zone: &str) -> Option<Knot> {
+    pub fn start(origin: &str, zone: &str) -> Option<Knot> {
         let Some(bin) = knotd_binary() else {
             assert!(
                 std::env::var_os("LBDNS_REQUIRE_KNOT").is_none(),

@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod cookies;
 mod core;
+mod data;
 mod docs;
 mod fuzz_regressions;
 mod geo;
