@@ -571,6 +571,8 @@ pub struct DnsSettings {
 pub struct AdminSettings {
     pub listen: SocketAddr,
     pub token_file: Option<PathBuf>,
+    /// Line of `token_file` in the config file, for messages about the token.
+    pub token_file_line: usize,
     pub state_dir: PathBuf,
 }
 
@@ -877,6 +879,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
         admin: AdminSettings {
             listen: raw.admin.listen,
             token_file: raw.admin.token_file.as_deref().map(resolve),
+            token_file_line: find_key_line(text, "[admin]", "token_file"),
             state_dir: resolve(&raw.admin.state_dir),
         },
         geoip: raw.geoip.map(|g| resolve(&g.database)),

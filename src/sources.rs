@@ -47,7 +47,7 @@ impl Sources {
         }
         if let Some(t) = &config.admin.token_file {
             if let Err(e) = crate::admin::read_token(t) {
-                problems.push(Problem::new(&config.path, 0, format!("[admin] {e}")));
+                problems.push(Problem::new(&config.path, config.admin.token_file_line, format!("[admin] {e}")));
             }
         }
         let mut geoip = None;

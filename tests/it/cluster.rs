@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::backend::Backend;
 use crate::harness::*;
 
-const TOKEN: &str = "cluster-test-token";
+const TOKEN: &str = "cluster-test-token-0123456789abcdef";
 
 struct Member {
     name: String,

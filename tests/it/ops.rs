@@ -253,3 +253,25 @@ fn systemd_unit_verifies() {
         assert!(unit.contains(key), "unit lacks {key}");
     }
 }
+
+/// A reload whose token file holds a token under 32 characters is a reload error:
+/// the old token keeps working and the short one is not accepted.
+#[test]
+fn a_reload_with_a_short_token_keeps_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    write(&cfg, &CFG.replace("[[zone]]", "token_file=\"admin.token\"\n[[zone]]"));
+    let good = "0123456789abcdef0123456789abcdef";
+    write(&dir.path().join("admin.token"), good);
+    let r = spawn(&cfg);
+    let status = |token: &str| {
+        let http = reqwest::blocking::Client::new();
+        http.get(format!("http://{}/v1/pools", r.admin)).bearer_auth(token).send().unwrap().status().as_u16()
+    };
+    assert_eq!(status(good), 200);
+    write(&dir.path().join("admin.token"), "short-token");
+    signal(&r, "-HUP");
+    assert!(wait_for(Duration::from_secs(5), || metric(r.admin, "lbdns_reloads_total{result=\"error\"}") == 1.0));
+    assert_eq!(status(good), 200);
+    assert_eq!(status("short-token"), 401);
+}
