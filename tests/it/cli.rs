@@ -212,3 +212,48 @@ fn a_short_token_is_refused_by_check_and_at_start() {
     let (code, err) = check(dir.path());
     assert_eq!(code, 0, "{err}");
 }
+
+/// `lbdns export` into a pipe whose reader has gone (`| head -c 10`) exits
+/// quietly instead of panicking.
+#[test]
+fn export_into_a_closed_pipe_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("lbdns.toml"), CFG);
+    write(&dir.path().join("t.zone"), &small_zone(""));
+    let mut child = bin()
+        .args(["export", "--config"])
+        .arg(dir.path().join("lbdns.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader closes before anything is written: the write meets EPIPE.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{:?}: {err}", out.status);
+    assert_eq!(err, "");
+}
+
+/// A state database truncated to 0 bytes is damage: start, `check` and `export`
+/// refuse it, naming the file and how to start afresh; nothing is overwritten.
+#[test]
+fn an_empty_state_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("lbdns.toml"), &CFG.replace("[[zone]]", "state_dir=\"state\"\n[[zone]]"));
+    write(&dir.path().join("t.zone"), &small_zone(""));
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    let db = dir.path().join("state/lbdns.sqlite3");
+    write(&db, "");
+    let needle = format!("state store {} is empty (0 bytes)", db.display());
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains(&needle) && err.contains("to start afresh"), "{err}");
+    for args in [&[][..], &["export"][..]] {
+        let out = bin().args(args).arg("--config").arg(dir.path().join("lbdns.toml")).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} accepted an empty database: {err}");
+        assert!(err.contains(&needle), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0, "the damaged file was touched");
+}
