@@ -203,6 +203,8 @@ fn bad_requests_get_their_status_and_change_nothing() {
             "weight must be at least 1",
         ),
         ("PUT", "/v1/pools/x.a.test.", Some(r#"{"policy":"fastest"}"#.into()), 400, "fastest"),
+        ("PUT", "/v1/pools/x.a.test.", Some(r#"{"ttl":4294967295}"#.into()), 422, "ttl 4294967295 is above 2^31-1"),
+        ("PUT", "/v1/pools/x.a.test.", Some(r#"{"ttl":2147483648}"#.into()), 422, "above 2^31-1"),
         ("PUT", "/v1/pools/x.elsewhere.test.", Some(r#"{"members":[]}"#.into()), 422, "not inside any zone"),
         ("PUT", "/v1/pools/static.a.test.", Some(r#"{"members":[]}"#.into()), 422, "also has A records"),
         ("PUT", "/v1/pools/www.a.test.", Some(r#"{"members":[]}"#.into()), 409, "defined in the config file"),
