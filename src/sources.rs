@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{Name, RecordType};
 
 use crate::config::{self, Config, PoolDef, Problem, Problems};
 use crate::geoip::GeoDb;
@@ -128,17 +128,39 @@ pub fn check_pool_placement(pool: &PoolDef, zones: &[Arc<ZoneData>]) -> Result<(
         return Err(format!("pool {name} is not inside any zone"));
     };
     for r in &zone.records {
-        if r.name == *name && matches!(r.rtype(), RecordType::A | RecordType::AAAA | RecordType::CNAME) {
-            return Err(format!(
-                "pool {name} also has {} records in {}:{}; remove them from the zone file",
-                r.rtype(),
-                r.file.display(),
-                r.line
-            ));
-        }
-        if r.rtype() == RecordType::NS && r.name != zone.origin && r.name.zone_of(name) {
-            return Err(format!("pool {name} is at or below the zone cut {}", r.name));
+        match clash(name, &r.name, r.rtype(), &zone.origin) {
+            Some(Clash::Answers) => {
+                return Err(format!(
+                    "pool {name} also has {} records in {}:{}; remove them from the zone file",
+                    r.rtype(),
+                    r.file.display(),
+                    r.line
+                ));
+            }
+            Some(Clash::Cut) => return Err(format!("pool {name} is at or below the zone cut {}", r.name)),
+            None => {}
         }
     }
     Ok(())
+}
+
+/// How an RRset and a pool cannot live in one zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clash {
+    /// A, AAAA or CNAME at the pool's name: the pool answers those.
+    Answers,
+    /// NS below the apex at or above the pool's name: the pool would be behind a
+    /// delegation, answered with a referral instead.
+    Cut,
+}
+
+/// The one placement rule, for zone files, config pools and API writes alike:
+/// whether an RRset of `rtype` at `owner` in the zone `origin` clashes with a pool
+/// named `pool`.
+pub fn clash(pool: &Name, owner: &Name, rtype: RecordType, origin: &Name) -> Option<Clash> {
+    match rtype {
+        RecordType::A | RecordType::AAAA | RecordType::CNAME if owner == pool => Some(Clash::Answers),
+        RecordType::NS if owner != origin && owner.zone_of(pool) => Some(Clash::Cut),
+        _ => None,
+    }
 }

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
+use super::cname;
 use super::durable::{Observed, Store, StoreError};
 use super::etcd::{NodeView, Remote, State, Touched};
 use super::overlay::{self, Change, Origin, Overlay, StoredRRset};
@@ -25,7 +26,7 @@ use super::overlay::{self, Change, Origin, Overlay, StoredRRset};
 use crate::admin::{AdminError, ApiRequest};
 use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, PoolDef, parse_fqdn};
 use crate::health::{self, ClusterView, HealthTable, ProbeKey, ProbeResult, ProbeSpec, Prober};
-use crate::sources::{Sources, check_pool_placement};
+use crate::sources::{Clash, Sources, check_pool_placement, clash};
 use crate::store::snapshot::Snapshot;
 use crate::zone::{self, ZoneData};
 
@@ -774,16 +775,21 @@ impl Writer {
                 if set.ttl > i32::MAX as u32 {
                     return Err(AdminError::unprocessable("ttl: above 2^31-1"));
                 }
+                let mut parsed = Vec::with_capacity(set.data.len());
                 for (i, d) in set.data.iter().enumerate() {
-                    zone::parse_rdata(rtype, d, &z.origin)
-                        .map_err(|e| AdminError::unprocessable(format!("data[{i}]: {e}")))?;
+                    parsed.push(
+                        zone::parse_rdata(rtype, d, &z.origin)
+                            .map_err(|e| AdminError::unprocessable(format!("data[{i}]: {e}")))?,
+                    );
                 }
-                if matches!(rtype, RecordType::A | RecordType::AAAA | RecordType::CNAME)
-                    && self.find_pool(&name).is_some()
-                {
-                    return Err(AdminError::conflict(format!(
-                        "{name} is a pool: its {rtype} answers come from its members"
-                    )));
+                self.check_pools_clash(&z, &name, rtype)?;
+                if let Some(hickory_proto::rr::RData::CNAME(target)) = parsed.first() {
+                    if let Some(chain) = cname::loop_closed_by(&z, &name, &target.0) {
+                        return Err(AdminError::unprocessable(format!(
+                            "data[0]: this CNAME would make a loop: {}",
+                            cname::show(&chain)
+                        )));
+                    }
                 }
                 let created = !z.records.iter().any(|r| r.name == name && r.rtype() == rtype);
                 let change = Change::PutRRset {
@@ -807,6 +813,26 @@ impl Writer {
                 Err(AdminError::new(StatusCode::METHOD_NOT_ALLOWED, "not a write"))
             }
         }
+    }
+
+    /// An RRset write keeps every pool of the zone placed as the zone file must
+    /// (one rule for both: [`clash`]).
+    fn check_pools_clash(&self, z: &ZoneData, name: &Name, rtype: RecordType) -> Result<(), AdminError> {
+        for (def, _, _) in &self.effective.pools {
+            let Some(c) = clash(&def.name, name, rtype, &z.origin) else { continue };
+            if self.zone_of(&def.name).is_none_or(|pz| pz.origin != z.origin) {
+                continue; // the pool is in a zone below this one
+            }
+            return Err(AdminError::conflict(match c {
+                Clash::Answers => format!("{name} is a pool: its {rtype} answers come from its members"),
+                Clash::Cut => format!(
+                    "refused: NS at {name} would put pool {} at or below a zone cut, where it would \
+                     answer with a referral (a zone file may not do this either); delete the pool first",
+                    def.name
+                ),
+            }));
+        }
+        Ok(())
     }
 
     fn rrset_key(&self, z: &ZoneData, name: &str, rtype: &str) -> Result<(Name, RecordType), AdminError> {

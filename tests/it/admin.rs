@@ -273,6 +273,59 @@ fn bad_requests_get_their_status_and_change_nothing() {
     assert_eq!(s.query("x.a.test.", RecordType::A).metadata.response_code, ResponseCode::NXDomain);
 }
 
+/// One placement rule for zone files and the API: an NS at a pool's name (a cut
+/// at or above the pool) is refused by both; the pool keeps answering.
+#[test]
+fn ns_at_a_pool_name_is_refused_as_in_a_zone_file() {
+    let s = server();
+    let api = Api::new(s.admin);
+    let serial0 = serial(&s);
+    let (st, v) = api.put("/v1/zones/a.test./records/www.a.test./NS", r#"{"ttl":60,"data":["ns1.elsewhere.test."]}"#);
+    assert_eq!(st, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("would put pool www.a.test. at or below a zone cut"), "{v}");
+    let r = s.query("www.a.test.", RecordType::A);
+    assert!(r.metadata.authoritative, "not a referral: {r:?}");
+    assert_eq!(r.answers.len(), 2);
+    assert_eq!(serial(&s), serial0);
+    // An NS elsewhere is still a delegation.
+    assert_eq!(api.put("/v1/zones/a.test./records/sub.a.test./NS", r#"{"ttl":60,"data":["ns1.sub"]}"#).0, 201);
+    // The zone file with the same line is refused the same way.
+    let e = Server::try_start(
+        &config("token_file=\"admin.token\""),
+        &[("a.zone", &format!("{}www IN NS ns1.elsewhere.test.\n", zone())), ("admin.token", TOKEN)],
+    )
+    .err()
+    .expect("the zone file's NS at the pool name was accepted");
+    assert!(e.contains("pool www.a.test. is at or below the zone cut www.a.test."), "{e}");
+}
+
+/// A write that would close a CNAME loop (a→b→a, a→a) is refused with 422 naming
+/// the chain; chains that end are accepted.
+#[test]
+fn cname_loops_are_refused() {
+    let s = server();
+    let api = Api::new(s.admin);
+    let put = |name: &str, target: &str| {
+        api.put(&format!("/v1/zones/a.test./records/{name}/CNAME"), &format!(r#"{{"ttl":60,"data":["{target}"]}}"#))
+    };
+    assert_eq!(put("a.a.test.", "b").0, 201);
+    assert_eq!(put("b.a.test.", "static").0, 201);
+    let serial0 = serial(&s);
+    let (st, v) = put("static2.a.test.", "static2");
+    assert_eq!(st, 422, "{v}");
+    assert_eq!(v["error"], "data[0]: this CNAME would make a loop: static2.a.test. -> static2.a.test.");
+    let (st, v) = put("b.a.test.", "a");
+    assert_eq!(st, 422, "{v}");
+    assert_eq!(v["error"], "data[0]: this CNAME would make a loop: b.a.test. -> a.a.test. -> b.a.test.");
+    assert_eq!(serial(&s), serial0);
+    // Nothing changed: a -> b -> static still answers once each.
+    let r = s.query("a.a.test.", RecordType::A);
+    assert_eq!(
+        lines(&r.answers),
+        vec!["a.a.test. CNAME b.a.test.", "b.a.test. CNAME static.a.test.", "static.a.test. A 192.0.2.100"]
+    );
+}
+
 #[test]
 fn without_a_token_file_the_api_is_forbidden() {
     let s = Server::start(&config(""), &[("a.zone", &zone())]);
