@@ -132,7 +132,38 @@ pub fn router(state: AdminState) -> Router {
         .nest("/v1", v1)
         .fallback(|| async { AdminError::not_found("no such endpoint") })
         .layer(middleware::from_fn(deadline))
+        .layer(middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// Every error is `{"error": "..."}`, including those axum makes itself (405 for
+/// a method a route does not have, 400 for a path that does not decode), which
+/// come with an empty or plain-text body.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let allow = resp.headers().get(header::ALLOW).cloned();
+    let text = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = match (&allow, status) {
+        (Some(a), StatusCode::METHOD_NOT_ALLOWED) => {
+            format!("method {method} is not allowed here; allowed: {}", a.to_str().unwrap_or(""))
+        }
+        (None, StatusCode::METHOD_NOT_ALLOWED) => format!("method {method} is not allowed here"),
+        _ if !text.is_empty() => text,
+        _ => status.canonical_reason().unwrap_or("error").to_ascii_lowercase(),
+    };
+    let mut r = AdminError::new(status, message).into_response();
+    if let Some(a) = allow {
+        r.headers_mut().insert(header::ALLOW, a);
+    }
+    r
 }
 
 async fn metrics(State(st): State<AdminState>) -> Response {

@@ -803,6 +803,12 @@ impl Writer {
             ApiRequest::DeleteRRset(origin, name, rtype) => {
                 let z = self.find_zone(&origin)?;
                 let (name, rtype) = self.rrset_key(&z, &name, &rtype)?;
+                if rtype == RecordType::NS && name == z.origin {
+                    return Err(AdminError::conflict(format!(
+                        "refused: deleting the NS RRset at the apex of {name} would leave the zone without \
+                         name servers, and a zone must have NS records at its apex; replace it with PUT instead"
+                    )));
+                }
                 let refused = self.refused.contains(&(z.origin.clone(), name.clone(), rtype));
                 if !refused && !z.records.iter().any(|r| r.name == name && r.rtype() == rtype) {
                     return Err(AdminError::not_found(format!("no {rtype} records at {name}")));
@@ -836,7 +842,7 @@ impl Writer {
     }
 
     fn rrset_key(&self, z: &ZoneData, name: &str, rtype: &str) -> Result<(Name, RecordType), AdminError> {
-        let name = parse_fqdn(name).map_err(|e| AdminError::unprocessable(format!("name: {e}")))?;
+        let name = name_in_zone(name, &z.origin).map_err(|e| AdminError::unprocessable(format!("name: {e}")))?;
         if !z.origin.zone_of(&name) {
             return Err(AdminError::unprocessable(format!("name: {name} is not inside zone {}", z.origin)));
         }
@@ -1028,12 +1034,49 @@ fn pool_name(s: &str) -> Result<Name, AdminError> {
     parse_fqdn(s).map_err(|e| AdminError::unprocessable(format!("pool name: {e}")))
 }
 
-fn member_address(s: &str) -> Result<IpAddr, AdminError> {
-    s.parse().map_err(|_| AdminError::unprocessable(format!("address: {s:?} is not an IP address")))
+/// An owner name in a records URL: `@` is the apex; a name with a final dot, or
+/// one that equals or ends in the zone's origin, is absolute; any other name is
+/// relative to the zone (as in a zone file, plus the origin suffix rule, so that
+/// both `www` and `www.example.test` mean `www.example.test.`).
+fn name_in_zone(text: &str, origin: &Name) -> Result<Name, String> {
+    if text.trim() == "@" {
+        return Ok(origin.clone());
+    }
+    let absolute = parse_fqdn(text)?;
+    if text.trim().ends_with('.') || origin.zone_of(&absolute) {
+        return Ok(absolute);
+    }
+    let mut relative = absolute;
+    relative.set_fqdn(false);
+    relative.append_domain(origin).map(|n| n.to_lowercase()).map_err(|e| format!("{text:?} in {origin}: {e}"))
 }
 
+/// A member address in a URL: the same 400 and message as in a body.
+fn member_address(s: &str) -> Result<IpAddr, AdminError> {
+    s.parse().map_err(|e: std::net::AddrParseError| AdminError::bad_request(format!("address: {e}")))
+}
+
+/// A JSON request body. A value that does not fit names its field
+/// (`members[0].address: invalid IP address syntax`).
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
-    serde_json::from_slice(body).map_err(|e| AdminError::bad_request(format!("invalid JSON body: {e}")))
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(AdminError::bad_request("the request has no body: a JSON object is needed"));
+    }
+    let syntax = |e: serde_json::Error| AdminError::bad_request(format!("invalid JSON body: {e}"));
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if !inner.is_data() || path == "." {
+            return syntax(inner);
+        }
+        // serde_json adds " at line L column C"; the field says where.
+        let text = inner.to_string();
+        let text = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m).to_string();
+        AdminError::bad_request(format!("{path}: {text}"))
+    })?;
+    de.end().map_err(syntax)?;
+    Ok(value)
 }
 
 fn rfc3339(t: std::time::SystemTime) -> String {

@@ -194,7 +194,18 @@ fn bad_requests_get_their_status_and_change_nothing() {
             400,
             "weigth",
         ),
-        ("PUT", "/v1/pools/x.a.test.", Some(r#"{"members":[{"address":"192.0.2.999"}]}"#.into()), 400, "address"),
+        (
+            "PUT",
+            "/v1/pools/x.a.test.",
+            Some(r#"{"members":[{"address":"192.0.2.999"}]}"#.into()),
+            400,
+            "members[0].address: invalid IP address syntax",
+        ),
+        ("PUT", "/v1/pools/x.a.test.", None, 400, "the request has no body: a JSON object is needed"),
+        ("PUT", "/v1/pools/x.a.test.", Some("{} x".into()), 400, "invalid JSON body: trailing characters"),
+        ("PUT", "/v1/pools/x.a.test.", Some(r#"{"ttl":"soon"}"#.into()), 400, "ttl: invalid type: string"),
+        ("POST", "/v1/pools", Some("{}".into()), 405, "method POST is not allowed here"),
+        ("PATCH", "/v1/zones/a.test./records", None, 405, "method PATCH is not allowed here"),
         (
             "PUT",
             "/v1/pools/x.a.test.",
@@ -210,7 +221,14 @@ fn bad_requests_get_their_status_and_change_nothing() {
         ("PUT", "/v1/pools/www.a.test.", Some(r#"{"members":[]}"#.into()), 409, "defined in the config file"),
         ("DELETE", "/v1/pools/www.a.test.", None, 409, "defined in the config file"),
         ("DELETE", "/v1/pools/nope.a.test.", None, 404, "no pool"),
-        ("PUT", "/v1/pools/www.a.test./members/not-an-ip", Some("{}".into()), 422, "not an IP address"),
+        (
+            "PUT",
+            "/v1/pools/www.a.test./members/not-an-ip",
+            Some("{}".into()),
+            400,
+            "address: invalid IP address syntax",
+        ),
+        ("PUT", "/v1/pools/www.a.test./members/192.0.2.1", None, 400, "the request has no body"),
         ("PUT", "/v1/pools/www.a.test./members/192.0.2.1", Some(r#"{"weight":0}"#.into()), 422, "weight"),
         ("DELETE", "/v1/pools/www.a.test./members/192.0.2.77", None, 404, "no member"),
         (
@@ -252,7 +270,13 @@ fn bad_requests_get_their_status_and_change_nothing() {
         ("PUT", "/v1/zones/a.test./records/a.test./SOA", Some(r#"{"ttl":1,"data":["x"]}"#.into()), 422, "SOA"),
         ("PUT", "/v1/zones/a.test./records/x.a.test./A", Some(r#"{"ttl":1,"data":[],"extra":1}"#.into()), 400, "extra"),
         ("DELETE", "/v1/zones/a.test./records/nothing.a.test./A", None, 404, "no A records"),
-        ("DELETE", "/v1/zones/a.test./records/a.test./NS", None, 409, "no NS record at its apex"),
+        (
+            "DELETE",
+            "/v1/zones/a.test./records/@/NS",
+            None,
+            409,
+            "refused: deleting the NS RRset at the apex of a.test. would leave the zone without name servers",
+        ),
         ("PUT", "/v1/pools/big.a.test.", Some("x".repeat((1 << 20) + 10)), 413, "over"),
     ];
     for (method, path, body, status, needle) in &cases {
@@ -324,6 +348,28 @@ fn cname_loops_are_refused() {
         lines(&r.answers),
         vec!["a.a.test. CNAME b.a.test.", "b.a.test. CNAME static.a.test.", "static.a.test. A 192.0.2.100"]
     );
+}
+
+/// Names in record URLs: `@` is the apex; a final dot, or the zone's origin at
+/// the end, makes a name absolute; any other name is relative to the zone.
+#[test]
+fn names_in_record_urls_are_relative_to_the_zone() {
+    let s = server();
+    let api = Api::new(s.admin);
+    let body = r#"{"ttl":60,"data":["192.0.2.44"]}"#;
+    assert_eq!(api.put("/v1/zones/a.test./records/rel/A", body).0, 201);
+    assert_eq!(addrs(&s.query("rel.a.test.", RecordType::A)), vec!["192.0.2.44"]);
+    // The same RRset written absolute, with and without the final dot.
+    assert_eq!(api.put("/v1/zones/a.test./records/rel.a.test/A", body).0, 200);
+    assert_eq!(api.put("/v1/zones/a.test/records/REL.A.TEST./A", body).0, 200);
+    // A name that only looks like another zone is inside this one.
+    assert_eq!(api.put("/v1/zones/a.test./records/x.other.test/A", body).0, 201);
+    assert_eq!(addrs(&s.query("x.other.test.a.test.", RecordType::A)), vec!["192.0.2.44"]);
+    let (st, v) = api.put("/v1/zones/a.test./records/@/TXT", r#"{"ttl":60,"data":["\"apex\""]}"#);
+    assert_eq!((st, v["name"].as_str()), (201, Some("a.test.")), "{v}");
+    assert_eq!(s.query("a.test.", RecordType::TXT).answers.len(), 1);
+    assert_eq!(api.delete("/v1/zones/a.test./records/rel/A").0, 204);
+    assert_eq!(s.query("rel.a.test.", RecordType::A).metadata.response_code, ResponseCode::NXDomain);
 }
 
 #[test]
