@@ -65,6 +65,7 @@ pub enum ApiRequest {
     DeletePool(String),
     PutMember(String, String, Bytes),
     DeleteMember(String, String),
+    ListZones,
     GetRecords(String),
     PutRRset(String, String, String, Bytes),
     DeleteRRset(String, String, String),
@@ -121,6 +122,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/pools", get(list_pools))
         .route("/pools/{name}", get(get_pool).put(put_pool).delete(delete_pool))
         .route("/pools/{name}/members/{address}", axum::routing::put(put_member).delete(delete_member))
+        .route("/zones", get(list_zones))
         .route("/zones/{origin}/records", get(get_records))
         .route("/zones/{origin}/records/{name}/{rtype}", axum::routing::put(put_rrset).delete(delete_rrset))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
@@ -269,6 +271,10 @@ async fn put_member(State(st): State<AdminState>, Path((name, addr)): Path<(Stri
 
 async fn delete_member(State(st): State<AdminState>, Path((name, addr)): Path<(String, String)>) -> Response {
     ask(&st, ApiRequest::DeleteMember(name, addr)).await
+}
+
+async fn list_zones(State(st): State<AdminState>) -> Response {
+    ask(&st, ApiRequest::ListZones).await
 }
 
 async fn get_records(State(st): State<AdminState>, Path(origin): Path<String>) -> Response {

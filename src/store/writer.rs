@@ -66,6 +66,25 @@ pub struct Writer {
     /// Stored RRset changes that the files refuse (left out of the state in
     /// effect); a DELETE of one is allowed, so that it can be dropped.
     refused: std::collections::BTreeSet<RRsetKey>,
+    /// When and by what each zone's served content last changed (`GET /v1/zones`).
+    last_change: std::collections::HashMap<Name, LastChange>,
+}
+
+/// The last change to a zone as this server saw it.
+#[derive(Debug, Clone, Copy)]
+struct LastChange {
+    time: std::time::SystemTime,
+    source: ChangeSource,
+}
+
+/// What changed a zone: its file (loaded at start, or changed by a reload), an
+/// API write on this server, or another server's write arriving through etcd.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum ChangeSource {
+    File,
+    Api,
+    Etcd,
 }
 
 type ZoneMap = rustc_hash::FxHashMap<Box<[u8]>, Arc<super::snapshot::Zone>>;
@@ -97,7 +116,7 @@ impl Writer {
             regions: Arc::default(),
             geoip: None,
         }));
-        Ok(Writer {
+        let mut writer = Writer {
             sources,
             overlay,
             store,
@@ -110,7 +129,10 @@ impl Writer {
             cluster: None,
             lost_race: false,
             refused: refused.into_iter().collect(),
-        })
+            last_change: Default::default(),
+        };
+        writer.note_file_changes(None);
+        Ok(writer)
     }
 
     /// Joins a cluster: remote changes come from the watch, the health view goes out.
@@ -153,7 +175,16 @@ impl Writer {
                 match fit(&self.sources, state.overlay) {
                     Ok((overlay, e, refused)) => {
                         self.refused = refused.into_iter().collect();
+                        let before = self.overlay.serials.clone();
                         self.put_in_effect(overlay, e);
+                        let after = &self.overlay.serials;
+                        let moved: Vec<Name> = before
+                            .keys()
+                            .chain(after.keys())
+                            .filter(|z| before.get(*z) != after.get(*z))
+                            .cloned()
+                            .collect();
+                        self.changed(moved, ChangeSource::Etcd);
                     }
                     Err(e) => error!(error = %e, "cannot derive the state from the files alone"),
                 }
@@ -225,6 +256,7 @@ impl Writer {
         }
         self.overlay = overlay;
         self.effective = effective;
+        self.changed(t.records.iter().chain(&t.serials).cloned(), ChangeSource::Etcd);
         if !t.pools.is_empty() {
             self.follow_pools();
             let prev = self.snapshot.load_full();
@@ -429,9 +461,36 @@ impl Writer {
             self.effective = old_effective;
             return Err(e);
         }
+        self.note_file_changes(Some(&old_sources));
         let started = self.follow_pools();
         info!(zones = self.effective.zones.len(), pools = self.effective.pools.len(), new_probes = started, "reloaded");
         Ok(())
+    }
+
+    /// Notes that `zones` changed now, by `source`.
+    fn changed(&mut self, zones: impl IntoIterator<Item = Name>, source: ChangeSource) {
+        let time = std::time::SystemTime::now();
+        for z in zones {
+            self.last_change.insert(z, LastChange { time, source });
+        }
+    }
+
+    /// Notes as changed by their files the zones whose file content differs from
+    /// `before`'s (every zone at start), and forgets zones no longer served.
+    fn note_file_changes(&mut self, before: Option<&Sources>) {
+        let differs = |z: &ZoneData| {
+            let Some(old) = before.and_then(|b| b.zones.iter().find(|o| o.origin == z.origin)) else { return true };
+            old.records.len() != z.records.len()
+                || old
+                    .records
+                    .iter()
+                    .zip(&z.records)
+                    .any(|(a, b)| (&a.name, a.ttl, &a.rdata) != (&b.name, b.ttl, &b.rdata))
+        };
+        let changed: Vec<Name> = self.sources.zones.iter().filter(|z| differs(z)).map(|z| z.origin.clone()).collect();
+        let served: HashSet<&Name> = self.sources.zones.iter().map(|z| &z.origin).collect();
+        self.last_change.retain(|z, _| served.contains(z));
+        self.changed(changed, ChangeSource::File);
     }
 
     fn observe_probe(&self, r: &ProbeResult) {
@@ -518,6 +577,10 @@ impl Writer {
                 let p = self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
                 Ok((StatusCode::OK, self.pool_json(p)))
             }
+            ApiRequest::ListZones => {
+                let all: Vec<Value> = self.effective.zones.iter().map(|z| self.zone_summary_json(z)).collect();
+                Ok((StatusCode::OK, Value::Array(all)))
+            }
             ApiRequest::GetRecords(origin) => {
                 let z = self.find_zone(&origin)?;
                 Ok((StatusCode::OK, self.records_json(&z)))
@@ -592,6 +655,7 @@ impl Writer {
         };
         // The change is stored; a failure to publish it is a bug, not a bad request.
         published.map_err(|e| AdminError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+        self.changed([zone.clone()], ChangeSource::Api);
         info!(change = ?change_label(&change), zone = %zone, "admin change applied");
         Ok(())
     }
@@ -815,7 +879,7 @@ impl Writer {
                 }
                 Ok((Change::DeleteRRset { zone: z.origin.clone(), name, rtype }, z.origin.clone(), false))
             }
-            ApiRequest::ListPools | ApiRequest::GetPool(_) | ApiRequest::GetRecords(_) => {
+            ApiRequest::ListPools | ApiRequest::GetPool(_) | ApiRequest::ListZones | ApiRequest::GetRecords(_) => {
                 Err(AdminError::new(StatusCode::METHOD_NOT_ALLOWED, "not a write"))
             }
         }
@@ -894,14 +958,39 @@ impl Writer {
         v
     }
 
+    /// The SOA serial served for `origin` now.
+    fn served_serial(&self, origin: &Name) -> Option<u32> {
+        self.snapshot.load().zones.get(&*super::snapshot::wire(origin)).map(|zz| zz.serial)
+    }
+
+    /// One zone for `GET /v1/zones`.
+    fn zone_summary_json(&self, z: &ZoneData) -> Value {
+        let rrsets: HashSet<(&Name, RecordType)> = z.records.iter().map(|r| (&r.name, r.rtype())).collect();
+        let last = self.last_change.get(&z.origin);
+        json!({
+            "origin": z.origin.to_ascii(),
+            "serial": self.served_serial(&z.origin),
+            "rrsets": rrsets.len(),
+            "last_change": last.map(|l| json!({"time": rfc3339(l.time), "source": l.source})),
+        })
+    }
+
     fn records_json(&self, z: &ZoneData) -> Value {
-        let snap = self.snapshot.load();
-        let serial = snap.zones.get(&*super::snapshot::wire(&z.origin)).map(|zz| zz.serial);
+        let serial = self.served_serial(&z.origin);
         let mut sets: std::collections::BTreeMap<(String, String), (u32, Vec<String>)> = Default::default();
         for r in &z.records {
             let e = sets.entry((r.name.to_ascii(), r.rtype().to_string())).or_insert((r.ttl, Vec::new()));
             e.0 = e.0.min(r.ttl);
-            e.1.push(r.rdata.to_string());
+            // The SOA as served: its serial counts the API changes too.
+            let text = match (&r.rdata, serial) {
+                (hickory_proto::rr::RData::SOA(soa), Some(serial)) => {
+                    let mut soa = soa.clone();
+                    soa.serial = serial;
+                    hickory_proto::rr::RData::SOA(soa).to_string()
+                }
+                (rdata, _) => rdata.to_string(),
+            };
+            e.1.push(text);
         }
         let records: Vec<Value> = sets
             .into_iter()

@@ -372,6 +372,41 @@ fn names_in_record_urls_are_relative_to_the_zone() {
     assert_eq!(s.query("rel.a.test.", RecordType::A).metadata.response_code, ResponseCode::NXDomain);
 }
 
+/// `GET /v1/zones` lists every zone with its served serial, its number of RRsets
+/// and its last change; the records listing shows the SOA as served.
+#[test]
+fn zones_are_listed_and_the_listed_soa_is_the_served_one() {
+    let s = server();
+    let api = Api::new(s.admin);
+    let serial0 = serial(&s);
+    let (st, zones) = api.get("/v1/zones");
+    assert_eq!(st, 200, "{zones}");
+    let z = &zones.as_array().unwrap()[..];
+    assert_eq!(z.len(), 1, "{zones}");
+    let keys: Vec<&String> = z[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["last_change", "origin", "rrsets", "serial"], "{zones}");
+    assert_eq!((z[0]["origin"].as_str(), z[0]["serial"].as_u64()), (Some("a.test."), Some(serial0 as u64)));
+    assert_eq!(z[0]["rrsets"], 5, "SOA, NS, ns1 A, static A, static TXT");
+    assert_eq!(z[0]["last_change"]["source"], "file");
+    let started = humantime::parse_rfc3339(z[0]["last_change"]["time"].as_str().unwrap()).unwrap();
+
+    assert_eq!(api.put("/v1/zones/a.test./records/new/A", r#"{"ttl":60,"data":["192.0.2.7"]}"#).0, 201);
+    let (_, zones) = api.get("/v1/zones");
+    assert_eq!(zones[0]["serial"], serial0 + 1);
+    assert_eq!(zones[0]["rrsets"], 6);
+    assert_eq!(zones[0]["last_change"]["source"], "api");
+    let changed = humantime::parse_rfc3339(zones[0]["last_change"]["time"].as_str().unwrap()).unwrap();
+    assert!(changed >= started);
+
+    // The listing's SOA carries the serial dig sees, not the zone file's.
+    let (_, recs) = api.get("/v1/zones/a.test./records");
+    let soa = recs["records"].as_array().unwrap().iter().find(|r| r["type"] == "SOA").unwrap();
+    let served = lines(&s.query("a.test.", RecordType::SOA).answers)[0].clone();
+    assert_eq!(soa["data"][0].as_str().unwrap().split(' ').nth(2), Some(&*(serial0 + 1).to_string()), "{soa}");
+    assert!(served.ends_with(soa["data"][0].as_str().unwrap()), "{served} vs {soa}");
+    assert_eq!(recs["serial"], serial0 + 1);
+}
+
 #[test]
 fn without_a_token_file_the_api_is_forbidden() {
     let s = Server::start(&config(""), &[("a.zone", &zone())]);
