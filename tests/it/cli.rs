@@ -178,6 +178,15 @@ fn dig_against_the_binary() {
     let out = run(&["big.example.test", "TXT", "+tcp"]);
     assert!(out.contains("lbdns-example-long-text-08"), "{out}");
     assert!(!out.contains(" tc"), "{out}");
+
+    // Extended DNS Errors, the additional section, and ISC genreport's "opcodeflg".
+    let out = run(&["example.com", "+nocookie"]);
+    assert!(out.contains("; EDE: 20 (Not Authoritative)"), "{out}");
+    let out = run(&["example.test", "MX", "+nocookie"]);
+    assert!(out.contains("ADDITIONAL: 3") && out.contains("mail.example.test.	3600	IN	AAAA	2001:db8::25"), "{out}");
+    let opcodeflg = ["+noedns", "+header-only", "+opcode=15", "+tcflag", "+rec", "+raflag", "+cd", "+ad", "+aaflag"];
+    let out = run(&[&opcodeflg[..], &["+zflag"]].concat());
+    assert!(out.contains("opcode: RESERVED15, status: NOTIMP") && out.contains("flags: qr;"), "{out}");
 }
 
 #[test]

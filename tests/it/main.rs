@@ -3,6 +3,7 @@
 //! the command-line cases and `dig`.
 
 mod admin;
+mod answers;
 mod backend;
 mod cli;
 mod cluster;
@@ -15,6 +16,7 @@ mod geoip_gen;
 mod harness;
 mod health;
 mod hostile;
+mod knot;
 mod ops;
 mod pools;
 mod redirect;
