@@ -84,7 +84,15 @@ fn check(path: &std::path::Path) -> ExitCode {
                 }
             }
             let records: usize = s.zones.iter().map(|z| z.records.len()).sum();
-            println!("{}: ok ({} zones, {} records, {} pools)", path.display(), s.zones.len(), records, s.pools.len());
+            // A closed pipe (`lbdns check | head -c 1`) is no reason to panic.
+            let _ = writeln!(
+                std::io::stdout(),
+                "{}: ok ({} zones, {} records, {} pools)",
+                path.display(),
+                s.zones.len(),
+                records,
+                s.pools.len()
+            );
             ExitCode::SUCCESS
         }
         Err(problems) => {
