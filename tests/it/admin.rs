@@ -342,6 +342,17 @@ fn cname_loops_are_refused() {
     assert_eq!(st, 422, "{v}");
     assert_eq!(v["error"], "data[0]: this CNAME would make a loop: b.a.test. -> a.a.test. -> b.a.test.");
     assert_eq!(serial(&s), serial0);
+    // Through a wildcard: c -> x.w, which only *.w answers.
+    assert_eq!(put("*.w.a.test.", "static").0, 201);
+    assert_eq!(put("c.a.test.", "x.w").0, 201);
+    let serial0 = serial(&s);
+    let (st, v) = put("*.w", "c");
+    assert_eq!(st, 422, "{v}");
+    assert_eq!(
+        v["error"],
+        "data[0]: this CNAME would make a loop: *.w.a.test. -> c.a.test. -> x.w.a.test. -> c.a.test."
+    );
+    assert_eq!(serial(&s), serial0);
     // Nothing changed: a -> b -> static still answers once each.
     let r = s.query("a.a.test.", RecordType::A);
     assert_eq!(
