@@ -63,12 +63,16 @@ pub enum ApiRequest {
     GetPool(String),
     PutPool(String, Bytes),
     DeletePool(String),
+    /// `DELETE /v1/pools/{name}/override`: back to what the config says.
+    DeletePoolOverride(String),
     PutMember(String, String, Bytes),
     DeleteMember(String, String),
+    DeleteMemberOverride(String, String),
     ListZones,
     GetRecords(String),
     PutRRset(String, String, String, Bytes),
     DeleteRRset(String, String, String),
+    DeleteRRsetOverride(String, String, String),
 }
 
 /// Every admin request must complete within this.
@@ -121,10 +125,13 @@ pub fn router(state: AdminState) -> Router {
     let v1 = Router::new()
         .route("/pools", get(list_pools))
         .route("/pools/{name}", get(get_pool).put(put_pool).delete(delete_pool))
+        .route("/pools/{name}/override", axum::routing::delete(delete_pool_override))
         .route("/pools/{name}/members/{address}", axum::routing::put(put_member).delete(delete_member))
+        .route("/pools/{name}/members/{address}/override", axum::routing::delete(delete_member_override))
         .route("/zones", get(list_zones))
         .route("/zones/{origin}/records", get(get_records))
         .route("/zones/{origin}/records/{name}/{rtype}", axum::routing::put(put_rrset).delete(delete_rrset))
+        .route("/zones/{origin}/records/{name}/{rtype}/override", axum::routing::delete(delete_rrset_override))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(middleware::from_fn_with_state(state.clone(), count));
     Router::new()
@@ -262,6 +269,10 @@ async fn delete_pool(State(st): State<AdminState>, Path(name): Path<String>) -> 
     ask(&st, ApiRequest::DeletePool(name)).await
 }
 
+async fn delete_pool_override(State(st): State<AdminState>, Path(name): Path<String>) -> Response {
+    ask(&st, ApiRequest::DeletePoolOverride(name)).await
+}
+
 async fn put_member(State(st): State<AdminState>, Path((name, addr)): Path<(String, String)>, body: Body) -> Response {
     match read_body(body).await {
         Ok(b) => ask(&st, ApiRequest::PutMember(name, addr, b)).await,
@@ -271,6 +282,10 @@ async fn put_member(State(st): State<AdminState>, Path((name, addr)): Path<(Stri
 
 async fn delete_member(State(st): State<AdminState>, Path((name, addr)): Path<(String, String)>) -> Response {
     ask(&st, ApiRequest::DeleteMember(name, addr)).await
+}
+
+async fn delete_member_override(State(st): State<AdminState>, Path((name, addr)): Path<(String, String)>) -> Response {
+    ask(&st, ApiRequest::DeleteMemberOverride(name, addr)).await
 }
 
 async fn list_zones(State(st): State<AdminState>) -> Response {
@@ -297,6 +312,13 @@ async fn delete_rrset(
     Path((origin, name, rtype)): Path<(String, String, String)>,
 ) -> Response {
     ask(&st, ApiRequest::DeleteRRset(origin, name, rtype)).await
+}
+
+async fn delete_rrset_override(
+    State(st): State<AdminState>,
+    Path((origin, name, rtype)): Path<(String, String, String)>,
+) -> Response {
+    ask(&st, ApiRequest::DeleteRRsetOverride(origin, name, rtype)).await
 }
 
 /// The shortest token accepted: 128 bits written as hex.

@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 use super::cname;
 use super::durable::{Observed, Store, StoreError};
 use super::etcd::{NodeView, Remote, State, Touched};
-use super::overlay::{self, Change, Origin, Overlay, StoredRRset};
+use super::overlay::{self, Change, MemberFields, Origin, Overlay, StoredRRset};
 
 use crate::admin::{AdminError, ApiRequest};
 use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, PoolDef, parse_fqdn};
@@ -44,7 +44,7 @@ pub enum Command {
 #[derive(Clone)]
 struct Effective {
     zones: Vec<Arc<ZoneData>>,
-    pools: Vec<(Arc<PoolDef>, Origin, Vec<Origin>)>,
+    pools: Vec<(Arc<PoolDef>, Origin)>,
 }
 
 pub struct Writer {
@@ -249,7 +249,7 @@ impl Writer {
         // Compared with what is published (zones index pools by position there).
         let published = self.snapshot.load_full();
         let same_pool_names = published.pools.len() == effective.pools.len()
-            && published.pools.iter().zip(&effective.pools).all(|(p, (d, _, _))| p.def.name == d.name);
+            && published.pools.iter().zip(&effective.pools).all(|(p, (d, _))| p.def.name == d.name);
         if !same_pool_names {
             // Pools created or deleted: the pool index of every zone changes.
             return self.put_in_effect(overlay, effective);
@@ -295,7 +295,7 @@ impl Writer {
     fn pools_rebuilt(&self, prev: &Snapshot, which: impl Fn(&Name) -> bool) -> Vec<Arc<super::snapshot::Pool>> {
         let view = self.view();
         let defs: std::collections::HashMap<&Name, &Arc<PoolDef>> =
-            self.effective.pools.iter().map(|(p, _, _)| (&p.name, p)).collect();
+            self.effective.pools.iter().map(|(p, _)| (&p.name, p)).collect();
         prev.pools
             .iter()
             .map(|p| match defs.get(&p.def.name) {
@@ -368,7 +368,7 @@ impl Writer {
     }
 
     fn pool_defs(&self) -> Vec<Arc<PoolDef>> {
-        self.effective.pools.iter().map(|(p, _, _)| p.clone()).collect()
+        self.effective.pools.iter().map(|(p, _)| p.clone()).collect()
     }
 
     fn probe_keys(&self) -> Vec<ProbeKey> {
@@ -588,11 +588,19 @@ impl Writer {
             other => {
                 let deletes = matches!(
                     other,
-                    ApiRequest::DeletePool(_) | ApiRequest::DeleteMember(..) | ApiRequest::DeleteRRset(..)
+                    ApiRequest::DeletePool(_)
+                        | ApiRequest::DeleteMember(..)
+                        | ApiRequest::DeleteRRset(..)
+                        | ApiRequest::DeletePoolOverride(_)
+                        | ApiRequest::DeleteMemberOverride(..)
+                        | ApiRequest::DeleteRRsetOverride(..)
                 );
-                let (change, zone, created) = self.plan(other)?;
+                // Nothing to store: a DELETE of what is already deleted.
+                let Some((change, zone, created)) = self.plan(other)? else {
+                    return Ok((StatusCode::NO_CONTENT, Value::Null));
+                };
                 self.commit(change.clone(), &zone)?;
-                if let Change::DeleteRRset { zone, name, rtype } = &change {
+                if let Change::DeleteRRset { zone, name, rtype } | Change::RevertRRset { zone, name, rtype } = &change {
                     self.refused.remove(&(zone.clone(), name.clone(), *rtype));
                 }
                 if deletes {
@@ -603,8 +611,10 @@ impl Writer {
                     Change::PutMember { pool, .. } => {
                         self.find_pool(pool).map(|p| self.pool_json(p)).unwrap_or(Value::Null)
                     }
-                    Change::PutRRset { name, rtype, set, .. } => {
-                        json!({"name": name.to_ascii(), "type": rtype.to_string(), "ttl": set.ttl, "data": set.data, "source": "api"})
+                    Change::PutRRset { zone, name, rtype, set } => {
+                        let over = json!({"ttl": set.ttl, "data": set.data});
+                        json!({"name": name.to_ascii(), "type": rtype.to_string(), "ttl": set.ttl, "data": set.data,
+                               "source": "api", "file": self.file_rrset_json(zone, name, *rtype), "override": over})
                     }
                     _ => return Ok((StatusCode::NO_CONTENT, Value::Null)),
                 };
@@ -619,7 +629,7 @@ impl Writer {
     fn commit(&mut self, change: Change, zone: &Name) -> Result<(), AdminError> {
         // Everything that can fail is tried before anything is stored.
         let new_zone = match &change {
-            Change::PutRRset { .. } | Change::DeleteRRset { .. } => {
+            Change::PutRRset { .. } | Change::DeleteRRset { .. } | Change::RevertRRset { .. } => {
                 Some(self.zone_with(&change, zone).map_err(AdminError::conflict)?)
             }
             _ => None,
@@ -631,7 +641,7 @@ impl Writer {
             }
             e => AdminError::new(StatusCode::SERVICE_UNAVAILABLE, format!("change not stored: {e}")),
         })?;
-        let pools_before: Vec<Name> = self.effective.pools.iter().map(|(p, _, _)| p.name.clone()).collect();
+        let pools_before: Vec<Name> = self.effective.pools.iter().map(|(p, _)| p.name.clone()).collect();
         self.overlay.apply(&change, zone);
         let published = if let Some(z) = new_zone {
             if let Some(slot) = self.effective.zones.iter_mut().find(|x| x.origin == *zone) {
@@ -640,15 +650,22 @@ impl Writer {
             self.publish_zone(zone)
         } else {
             self.effective.pools = overlay::effective_pools(&self.sources, &self.overlay);
-            let pools_after: Vec<Name> = self.effective.pools.iter().map(|(p, _, _)| p.name.clone()).collect();
+            let pools_after: Vec<Name> = self.effective.pools.iter().map(|(p, _)| p.name.clone()).collect();
             self.follow_pools();
             if pools_after == pools_before {
                 let name = match &change {
                     Change::PutPool(d) => d.name.clone(),
-                    Change::PutMember { pool, .. } | Change::DeleteMember { pool, .. } => pool.clone(),
+                    Change::PutMember { pool, .. }
+                    | Change::DeleteMember { pool, .. }
+                    | Change::RevertMember { pool, .. }
+                    | Change::RevertPool { pool, .. } => pool.clone(),
                     _ => zone.clone(),
                 };
-                self.publish_pool(&name, zone)
+                match self.find_pool(&name) {
+                    Some(_) => self.publish_pool(&name, zone),
+                    // An override of a pool not in effect (it left the config): only the serial.
+                    None => self.publish_serial(zone),
+                }
             } else {
                 self.publish()
             }
@@ -663,15 +680,22 @@ impl Writer {
     /// The zone `origin` with an RRset change applied, checked.
     fn zone_with(&self, change: &Change, origin: &Name) -> Result<Arc<ZoneData>, String> {
         let base = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or("no such zone")?;
-        let (name, rtype, set) = match change {
-            Change::PutRRset { name, rtype, set, .. } => (name, *rtype, Some(set)),
-            Change::DeleteRRset { name, rtype, .. } => (name, *rtype, None),
+        let (name, rtype) = match change {
+            Change::PutRRset { name, rtype, .. }
+            | Change::DeleteRRset { name, rtype, .. }
+            | Change::RevertRRset { name, rtype, .. } => (name, *rtype),
             _ => return Ok(base.clone()),
         };
         let mut records: Vec<_> =
             base.records.iter().filter(|r| !(r.name == *name && r.rtype() == rtype)).cloned().collect();
-        if let Some(set) = set {
-            records.extend(overlay::api_records(name, rtype, set, origin)?);
+        match change {
+            Change::PutRRset { set, .. } => records.extend(overlay::api_records(name, rtype, set, origin)?),
+            Change::RevertRRset { .. } => {
+                // The zone file's RRset, if it has one, shows again.
+                let file = self.sources.zones.iter().find(|z| z.origin == *origin).ok_or("no such zone")?;
+                records.extend(file.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).cloned());
+            }
+            _ => {}
         }
         let z = ZoneData { origin: base.origin.clone(), file: base.file.clone(), records };
         zone::check_zone(&z)?;
@@ -728,8 +752,8 @@ impl Writer {
         Ok(zones)
     }
 
-    fn find_pool(&self, name: &Name) -> Option<&(Arc<PoolDef>, Origin, Vec<Origin>)> {
-        self.effective.pools.iter().find(|(p, _, _)| p.name == *name)
+    fn find_pool(&self, name: &Name) -> Option<&(Arc<PoolDef>, Origin)> {
+        self.effective.pools.iter().find(|(p, _)| p.name == *name)
     }
 
     fn find_zone(&self, origin: &str) -> Result<Arc<ZoneData>, AdminError> {
@@ -747,137 +771,32 @@ impl Writer {
     }
 
     /// Validates a write and turns it into a stored change, the zone it belongs
-    /// to, and whether it creates something.
-    fn plan(&self, req: ApiRequest) -> Result<(Change, Name, bool), AdminError> {
+    /// to, and whether it creates something; `None` when there is nothing to
+    /// store (a DELETE of what is already deleted).
+    fn plan(&self, req: ApiRequest) -> Result<Option<Planned>, AdminError> {
         match req {
-            ApiRequest::PutPool(name, body) => {
-                let name = pool_name(&name)?;
-                if self.sources.pools.iter().any(|p| p.name == name) {
-                    return Err(AdminError::conflict(format!(
-                        "pool {name} is defined in the config file; change its members with PUT /v1/pools/{name}/members/ADDRESS"
-                    )));
-                }
-                let cfg: ApiPoolConfig = parse_json(&body)?;
-                let def = cfg.into_def(name.clone());
-                validate_pool(&def)?;
-                check_pool_placement(&def, &self.effective.zones).map_err(AdminError::unprocessable)?;
-                let zone = self.zone_of(&name).map(|z| z.origin.clone()).unwrap_or(name.clone());
-                let created = self.find_pool(&name).is_none();
-                Ok((Change::PutPool(Box::new(def)), zone, created))
-            }
+            ApiRequest::PutPool(name, body) => self.plan_put_pool(&name, &body).map(Some),
             ApiRequest::DeletePool(name) => {
                 let name = pool_name(&name)?;
-                let (_, origin, _) =
+                let (_, origin) =
                     self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
                 if *origin == Origin::Config {
                     return Err(AdminError::conflict(format!(
                         "pool {name} is defined in the config file; remove it there and reload"
                     )));
                 }
-                let zone = self.zone_of(&name).map(|z| z.origin.clone()).unwrap_or(name.clone());
-                Ok((Change::DeletePool(name), zone, false))
+                Ok(Some((Change::DeletePool(name.clone()), self.pool_zone(&name), false)))
             }
-            ApiRequest::PutMember(pool, address, body) => {
-                let name = pool_name(&pool)?;
-                let address = member_address(&address)?;
-                let (def, origin, _) =
-                    self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
-                let patch: MemberPatch = parse_json(&body)?;
-                let existing = def.members.iter().find(|m| m.address == address);
-                let created = existing.is_none();
-                let mut member =
-                    existing.cloned().unwrap_or(MemberConfig { address, weight: 1, region: None, enabled: true });
-                if let Some(w) = patch.weight {
-                    member.weight = w;
-                }
-                if let Some(r) = patch.region {
-                    member.region = Some(r);
-                }
-                if let Some(e) = patch.enabled {
-                    member.enabled = e;
-                }
-                let mut next = (**def).clone();
-                match next.members.iter_mut().find(|m| m.address == address) {
-                    Some(m) => *m = member.clone(),
-                    None => next.members.push(member.clone()),
-                }
-                validate_pool(&next)?;
-                let zone = self.zone_of(&name).map(|z| z.origin.clone()).unwrap_or(name.clone());
-                let change = match origin {
-                    Origin::Api => Change::PutPool(Box::new(next)),
-                    Origin::Config => Change::PutMember { pool: name, member },
-                };
-                Ok((change, zone, created))
-            }
-            ApiRequest::DeleteMember(pool, address) => {
-                let name = pool_name(&pool)?;
-                let address = member_address(&address)?;
-                let (def, origin, _) =
-                    self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
-                if !def.members.iter().any(|m| m.address == address) {
-                    return Err(AdminError::not_found(format!("pool {name} has no member {address}")));
-                }
-                let mut next = (**def).clone();
-                next.members.retain(|m| m.address != address);
-                validate_pool(&next)?;
-                let zone = self.zone_of(&name).map(|z| z.origin.clone()).unwrap_or(name.clone());
-                let change = match origin {
-                    Origin::Api => Change::PutPool(Box::new(next)),
-                    Origin::Config => Change::DeleteMember { pool: name, address },
-                };
-                Ok((change, zone, false))
-            }
+            ApiRequest::DeletePoolOverride(name) => self.plan_revert_pool(&name).map(Some),
+            ApiRequest::PutMember(pool, address, body) => self.plan_put_member(&pool, &address, &body).map(Some),
+            ApiRequest::DeleteMember(pool, address) => self.plan_delete_member(&pool, &address),
+            ApiRequest::DeleteMemberOverride(pool, address) => self.plan_revert_member(&pool, &address).map(Some),
             ApiRequest::PutRRset(origin, name, rtype, body) => {
-                let z = self.find_zone(&origin)?;
-                let (name, rtype) = self.rrset_key(&z, &name, &rtype)?;
-                let set: RRsetBody = parse_json(&body)?;
-                if set.data.is_empty() {
-                    return Err(AdminError::unprocessable(
-                        "data: at least one record is needed (DELETE removes an RRset)",
-                    ));
-                }
-                if set.ttl > i32::MAX as u32 {
-                    return Err(AdminError::unprocessable("ttl: above 2^31-1"));
-                }
-                let mut parsed = Vec::with_capacity(set.data.len());
-                for (i, d) in set.data.iter().enumerate() {
-                    parsed.push(
-                        zone::parse_rdata(rtype, d, &z.origin)
-                            .map_err(|e| AdminError::unprocessable(format!("data[{i}]: {e}")))?,
-                    );
-                }
-                self.check_pools_clash(&z, &name, rtype)?;
-                if let Some(hickory_proto::rr::RData::CNAME(target)) = parsed.first() {
-                    if let Some(chain) = cname::loop_closed_by(&z, &name, &target.0) {
-                        return Err(AdminError::unprocessable(format!(
-                            "data[0]: this CNAME would make a loop: {}",
-                            cname::show(&chain)
-                        )));
-                    }
-                }
-                let created = !z.records.iter().any(|r| r.name == name && r.rtype() == rtype);
-                let change = Change::PutRRset {
-                    zone: z.origin.clone(),
-                    name,
-                    rtype,
-                    set: StoredRRset { ttl: set.ttl, data: set.data },
-                };
-                Ok((change, z.origin.clone(), created))
+                self.plan_put_rrset(&origin, &name, &rtype, &body).map(Some)
             }
-            ApiRequest::DeleteRRset(origin, name, rtype) => {
-                let z = self.find_zone(&origin)?;
-                let (name, rtype) = self.rrset_key(&z, &name, &rtype)?;
-                if rtype == RecordType::NS && name == z.origin {
-                    return Err(AdminError::conflict(format!(
-                        "refused: deleting the NS RRset at the apex of {name} would leave the zone without \
-                         name servers, and a zone must have NS records at its apex; replace it with PUT instead"
-                    )));
-                }
-                let refused = self.refused.contains(&(z.origin.clone(), name.clone(), rtype));
-                if !refused && !z.records.iter().any(|r| r.name == name && r.rtype() == rtype) {
-                    return Err(AdminError::not_found(format!("no {rtype} records at {name}")));
-                }
-                Ok((Change::DeleteRRset { zone: z.origin.clone(), name, rtype }, z.origin.clone(), false))
+            ApiRequest::DeleteRRset(origin, name, rtype) => self.plan_delete_rrset(&origin, &name, &rtype),
+            ApiRequest::DeleteRRsetOverride(origin, name, rtype) => {
+                self.plan_revert_rrset(&origin, &name, &rtype).map(Some)
             }
             ApiRequest::ListPools | ApiRequest::GetPool(_) | ApiRequest::ListZones | ApiRequest::GetRecords(_) => {
                 Err(AdminError::new(StatusCode::METHOD_NOT_ALLOWED, "not a write"))
@@ -888,7 +807,7 @@ impl Writer {
     /// An RRset write keeps every pool of the zone placed as the zone file must
     /// (one rule for both: [`clash`]).
     fn check_pools_clash(&self, z: &ZoneData, name: &Name, rtype: RecordType) -> Result<(), AdminError> {
-        for (def, _, _) in &self.effective.pools {
+        for (def, _) in &self.effective.pools {
             let Some(c) = clash(&def.name, name, rtype, &z.origin) else { continue };
             if self.zone_of(&def.name).is_none_or(|pz| pz.origin != z.origin) {
                 continue; // the pool is in a zone below this one
@@ -903,6 +822,215 @@ impl Writer {
             }));
         }
         Ok(())
+    }
+
+    /// The zone a pool's changes count in (its serial advances).
+    fn pool_zone(&self, pool: &Name) -> Name {
+        self.zone_of(pool).map(|z| z.origin.clone()).unwrap_or(pool.clone())
+    }
+
+    fn plan_put_pool(&self, name: &str, body: &[u8]) -> Result<Planned, AdminError> {
+        let name = pool_name(name)?;
+        if self.sources.pools.iter().any(|p| p.name == name) {
+            return Err(AdminError::conflict(format!(
+                "pool {name} is defined in the config file; change its members with PUT /v1/pools/{name}/members/ADDRESS"
+            )));
+        }
+        let cfg: ApiPoolConfig = parse_json(body)?;
+        let def = cfg.into_def(name.clone());
+        validate_pool(&def)?;
+        check_pool_placement(&def, &self.effective.zones).map_err(AdminError::unprocessable)?;
+        let created = self.find_pool(&name).is_none();
+        Ok((Change::PutPool(Box::new(def)), self.pool_zone(&name), created))
+    }
+
+    /// The config pool `pool` with its stored member overrides, the one of
+    /// `address` replaced by `next` (`None`: no override): what a member change
+    /// would put in effect.
+    fn config_pool_with(&self, pool: &Name, address: IpAddr, next: Option<&Option<MemberFields>>) -> Option<PoolDef> {
+        let file = self.sources.pools.iter().find(|p| p.name == *pool)?;
+        let others = self.overlay.member_overrides(pool).filter(|(a, _)| *a != address);
+        let mut all: Vec<(IpAddr, &Option<MemberFields>)> = others.collect();
+        all.extend(next.map(|o| (address, o)));
+        Some(overlay::pool_with_overrides(file, all))
+    }
+
+    /// The member `address` as the config file has it.
+    fn file_member(&self, pool: &Name, address: IpAddr) -> Option<&MemberConfig> {
+        let file = self.sources.pools.iter().find(|p| p.name == *pool)?;
+        file.members.iter().find(|m| m.address == address)
+    }
+
+    fn plan_put_member(&self, pool: &str, address: &str, body: &[u8]) -> Result<Planned, AdminError> {
+        let name = pool_name(pool)?;
+        let address = member_address(address)?;
+        let (def, origin) = self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
+        let patch: MemberFields = parse_json(body)?;
+        let created = !def.members.iter().any(|m| m.address == address);
+        let zone = self.pool_zone(&name);
+        if *origin == Origin::Api {
+            let mut next = (**def).clone();
+            let member = patch.over(address, def.members.iter().find(|m| m.address == address));
+            match next.members.iter_mut().find(|m| m.address == address) {
+                Some(m) => *m = member,
+                None => next.members.push(member),
+            }
+            validate_pool(&next)?;
+            return Ok((Change::PutPool(Box::new(next)), zone, created));
+        }
+        // The override records only the fields ever set through the API (a
+        // stored deletion is replaced): the others follow the config.
+        let stored = match self.overlay.members.get(&(name.clone(), address)) {
+            Some(Some(f)) => f.clone(),
+            _ => MemberFields::default(),
+        };
+        let fields = stored.merged(&patch);
+        if let Some(next) = self.config_pool_with(&name, address, Some(&Some(fields.clone()))) {
+            validate_pool(&next)?;
+        }
+        Ok((Change::PutMember { pool: name, address, fields }, zone, created))
+    }
+
+    /// A member of a config pool that the config has is hidden by a stored
+    /// deletion (repeating it stores nothing); one that exists only through the
+    /// API loses its override.
+    fn plan_delete_member(&self, pool: &str, address: &str) -> Result<Option<Planned>, AdminError> {
+        let name = pool_name(pool)?;
+        let address = member_address(address)?;
+        let (def, origin) = self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
+        let zone = self.pool_zone(&name);
+        if *origin == Origin::Config && self.overlay.members.get(&(name.clone(), address)) == Some(&None) {
+            return Ok(None);
+        }
+        if !def.members.iter().any(|m| m.address == address) {
+            return Err(AdminError::not_found(format!("pool {name} has no member {address}")));
+        }
+        let mut next = (**def).clone();
+        next.members.retain(|m| m.address != address);
+        validate_pool(&next)?;
+        let change = match origin {
+            Origin::Api => Change::PutPool(Box::new(next)),
+            Origin::Config if self.file_member(&name, address).is_some() => {
+                Change::DeleteMember { pool: name, address }
+            }
+            Origin::Config => Change::RevertMember { pool: name, address },
+        };
+        Ok(Some((change, zone, false)))
+    }
+
+    /// `DELETE /v1/pools/{name}/members/{address}/override`: the member as the
+    /// config has it (gone if it does not). A member of an API pool has no file
+    /// version: it is removed.
+    fn plan_revert_member(&self, pool: &str, address: &str) -> Result<Planned, AdminError> {
+        let name = pool_name(pool)?;
+        let address = member_address(address)?;
+        let zone = self.pool_zone(&name);
+        if let Some((def, Origin::Api)) = self.find_pool(&name) {
+            if !def.members.iter().any(|m| m.address == address) {
+                return Err(AdminError::not_found(format!("pool {name} has no member {address}")));
+            }
+            let mut next = (**def).clone();
+            next.members.retain(|m| m.address != address);
+            validate_pool(&next)?;
+            return Ok((Change::PutPool(Box::new(next)), zone, false));
+        }
+        if !self.overlay.members.contains_key(&(name.clone(), address)) {
+            return Err(AdminError::not_found(format!("member {address} of pool {name} has no override")));
+        }
+        if let Some(next) = self.config_pool_with(&name, address, None) {
+            validate_pool(&next)?;
+        }
+        Ok((Change::RevertMember { pool: name, address }, zone, false))
+    }
+
+    /// `DELETE /v1/pools/{name}/override`: the pool as the config has it (every
+    /// member override removed), or gone if it exists only through the API.
+    fn plan_revert_pool(&self, pool: &str) -> Result<Planned, AdminError> {
+        let name = pool_name(pool)?;
+        let members: Vec<IpAddr> = self.overlay.member_overrides(&name).map(|(a, _)| a).collect();
+        if members.is_empty() && !self.overlay.pools.contains_key(&name) {
+            return Err(AdminError::not_found(format!("pool {name} has no override")));
+        }
+        Ok((Change::RevertPool { pool: name.clone(), members }, self.pool_zone(&name), false))
+    }
+
+    fn plan_put_rrset(&self, origin: &str, name: &str, rtype: &str, body: &[u8]) -> Result<Planned, AdminError> {
+        let z = self.find_zone(origin)?;
+        let (name, rtype) = self.rrset_key(&z, name, rtype)?;
+        let set: RRsetBody = parse_json(body)?;
+        if set.data.is_empty() {
+            return Err(AdminError::unprocessable("data: at least one record is needed (DELETE removes an RRset)"));
+        }
+        if set.ttl > i32::MAX as u32 {
+            return Err(AdminError::unprocessable("ttl: above 2^31-1"));
+        }
+        let mut parsed = Vec::with_capacity(set.data.len());
+        for (i, d) in set.data.iter().enumerate() {
+            parsed.push(
+                zone::parse_rdata(rtype, d, &z.origin)
+                    .map_err(|e| AdminError::unprocessable(format!("data[{i}]: {e}")))?,
+            );
+        }
+        self.check_pools_clash(&z, &name, rtype)?;
+        if let Some(hickory_proto::rr::RData::CNAME(target)) = parsed.first() {
+            if let Some(chain) = cname::loop_closed_by(&z, &name, &target.0) {
+                return Err(AdminError::unprocessable(format!(
+                    "data[0]: this CNAME would make a loop: {}",
+                    cname::show(&chain)
+                )));
+            }
+        }
+        let created = !z.records.iter().any(|r| r.name == name && r.rtype() == rtype);
+        let change =
+            Change::PutRRset { zone: z.origin.clone(), name, rtype, set: StoredRRset { ttl: set.ttl, data: set.data } };
+        Ok((change, z.origin.clone(), created))
+    }
+
+    /// Whether the zone file of `origin` has an RRset `name`/`rtype`.
+    fn file_has_rrset(&self, origin: &Name, name: &Name, rtype: RecordType) -> bool {
+        let file = self.sources.zones.iter().find(|z| z.origin == *origin);
+        file.is_some_and(|z| z.records.iter().any(|r| r.name == *name && r.rtype() == rtype))
+    }
+
+    /// A zone file's RRset is hidden by a stored deletion (repeating it stores
+    /// nothing); one that exists only through the API loses its override (also
+    /// one the files refuse, which is not in effect).
+    fn plan_delete_rrset(&self, origin: &str, name: &str, rtype: &str) -> Result<Option<Planned>, AdminError> {
+        let z = self.find_zone(origin)?;
+        let (name, rtype) = self.rrset_key(&z, name, rtype)?;
+        if rtype == RecordType::NS && name == z.origin {
+            return Err(AdminError::conflict(format!(
+                "refused: deleting the NS RRset at the apex of {name} would leave the zone without \
+                 name servers, and a zone must have NS records at its apex; replace it with PUT instead"
+            )));
+        }
+        let key = (z.origin.clone(), name.clone(), rtype);
+        let stored = self.overlay.rrsets.get(&key);
+        if stored == Some(&None) {
+            return Ok(None);
+        }
+        let overridden = stored.is_some() || self.refused.contains(&key);
+        let (zone, name) = (z.origin.clone(), name);
+        let change = if self.file_has_rrset(&zone, &name, rtype) {
+            Change::DeleteRRset { zone: zone.clone(), name, rtype }
+        } else if overridden {
+            Change::RevertRRset { zone: zone.clone(), name, rtype }
+        } else {
+            return Err(AdminError::not_found(format!("no {rtype} records at {name}")));
+        };
+        Ok(Some((change, zone, false)))
+    }
+
+    /// `DELETE /v1/zones/{origin}/records/{name}/{type}/override`: the RRset as
+    /// the zone file has it (gone if it does not).
+    fn plan_revert_rrset(&self, origin: &str, name: &str, rtype: &str) -> Result<Planned, AdminError> {
+        let z = self.find_zone(origin)?;
+        let (name, rtype) = self.rrset_key(&z, name, rtype)?;
+        let key = (z.origin.clone(), name.clone(), rtype);
+        if !self.overlay.rrsets.contains_key(&key) && !self.refused.contains(&key) {
+            return Err(AdminError::not_found(format!("the {rtype} RRset at {name} has no override")));
+        }
+        Ok((Change::RevertRRset { zone: z.origin.clone(), name, rtype }, z.origin.clone(), false))
     }
 
     fn rrset_key(&self, z: &ZoneData, name: &str, rtype: &str) -> Result<(Name, RecordType), AdminError> {
@@ -924,36 +1052,39 @@ impl Writer {
         Ok((name, rtype))
     }
 
-    fn pool_json(&self, (def, origin, member_origins): &(Arc<PoolDef>, Origin, Vec<Origin>)) -> Value {
-        let cfg = ApiPoolConfig::from_def(def);
-        let members: Vec<Value> = def
-            .members
-            .iter()
-            .zip(member_origins)
-            .map(|(m, o)| {
-                let h = self.health.get(def, m.address);
-                let state = match (def.health.check, h) {
-                    (CheckKind::None, _) => "none",
-                    (_, Some(h)) => h.state(),
-                    (_, None) => "unknown",
-                };
-                json!({
-                    "address": m.address,
-                    "weight": m.weight,
-                    "region": m.region,
-                    "enabled": m.enabled,
-                    "source": o,
-                    "health": state,
-                    "last_change": h.and_then(|h| h.last_change).map(rfc3339),
-                    "last_error": h.and_then(|h| h.last_error.clone()),
-                })
-            })
-            .collect();
-        let mut v = serde_json::to_value(&cfg).unwrap_or(Value::Null);
+    /// A pool for `GET`: the values in effect, and beside them what the config
+    /// file says (`file`, `null` for an API pool) and what the API laid over it
+    /// (`override`: the member overrides of a config pool, `null` without any;
+    /// the whole definition of an API pool). `source` is `config` when the pool
+    /// is exactly as the config says, `api` otherwise.
+    fn pool_json(&self, (def, origin): &(Arc<PoolDef>, Origin)) -> Value {
+        let file = match origin {
+            Origin::Config => self.sources.pools.iter().find(|p| p.name == def.name),
+            Origin::Api => None,
+        };
+        let members: Vec<Value> = def.members.iter().map(|m| self.member_json(def, m, file)).collect();
+        let over = match file {
+            None => serde_json::to_value(ApiPoolConfig::from_def(def)).unwrap_or(Value::Null),
+            Some(_) => {
+                let list: Vec<Value> = self
+                    .overlay
+                    .member_overrides(&def.name)
+                    .map(|(a, o)| match o {
+                        Some(f) => member_fields_json(a, f),
+                        None => json!({"address": a, "deleted": true}),
+                    })
+                    .collect();
+                if list.is_empty() { Value::Null } else { json!({ "members": list }) }
+            }
+        };
+        let mut v = serde_json::to_value(ApiPoolConfig::from_def(def)).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut v {
             map.insert("name".into(), json!(def.name.to_ascii()));
-            map.insert("source".into(), json!(origin));
+            map.insert("source".into(), json!(if file.is_some() && over.is_null() { "config" } else { "api" }));
             map.insert("members".into(), Value::Array(members));
+            let file = file.map(|f| serde_json::to_value(ApiPoolConfig::from_def(f)).unwrap_or(Value::Null));
+            map.insert("file".into(), file.unwrap_or(Value::Null));
+            map.insert("override".into(), over);
         }
         v
     }
@@ -975,36 +1106,125 @@ impl Writer {
         })
     }
 
+    /// A member for `GET`, with its `file` and `override` values (see
+    /// [`Writer::pool_json`]); `file_pool` is the pool in the config, if there.
+    fn member_json(&self, def: &PoolDef, m: &MemberConfig, file_pool: Option<&Arc<PoolDef>>) -> Value {
+        let h = self.health.get(def, m.address);
+        let state = match (def.health.check, h) {
+            (CheckKind::None, _) => "none",
+            (_, Some(h)) => h.state(),
+            (_, None) => "unknown",
+        };
+        let file = file_pool.and_then(|p| p.members.iter().find(|f| f.address == m.address));
+        let over = match file_pool {
+            // A member of an API pool is all override.
+            None => json!({"weight": m.weight, "region": m.region, "enabled": m.enabled}),
+            Some(_) => match self.overlay.members.get(&(def.name.clone(), m.address)) {
+                Some(Some(f)) => serde_json::to_value(f).unwrap_or(Value::Null),
+                _ => Value::Null,
+            },
+        };
+        json!({
+            "address": m.address,
+            "weight": m.weight,
+            "region": m.region,
+            "enabled": m.enabled,
+            "source": if file.is_some() && over.is_null() { "config" } else { "api" },
+            "file": file.map(|f| json!({"weight": f.weight, "region": f.region, "enabled": f.enabled})),
+            "override": over,
+            "health": state,
+            "last_change": h.and_then(|h| h.last_change).map(rfc3339),
+            "last_error": h.and_then(|h| h.last_error.clone()),
+        })
+    }
+
+    /// The zone file's RRset `name`/`rtype` as `GET` shows it (`null` if none).
+    fn file_rrset_json(&self, origin: &Name, name: &Name, rtype: RecordType) -> Value {
+        let Some(file) = self.sources.zones.iter().find(|z| z.origin == *origin) else { return Value::Null };
+        let records: Vec<_> = file.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).cloned().collect();
+        match rrset_texts(&records).into_values().next() {
+            Some((ttl, data)) => json!({"ttl": ttl, "data": data}),
+            None => Value::Null,
+        }
+    }
+
+    /// A zone's RRsets in effect for `GET`, each with what the zone file says
+    /// (`file`, `null` when it has no such RRset) and the API's replacement
+    /// (`override`, `null` without one). `source` is `zone` without an override,
+    /// `api` with one. Stored deletions are listed apart (`deleted`), with the
+    /// zone file's RRset they hide.
     fn records_json(&self, z: &ZoneData) -> Value {
         let serial = self.served_serial(&z.origin);
-        let mut sets: std::collections::BTreeMap<(String, String), (u32, Vec<String>)> = Default::default();
-        for r in &z.records {
-            let e = sets.entry((r.name.to_ascii(), r.rtype().to_string())).or_insert((r.ttl, Vec::new()));
-            e.0 = e.0.min(r.ttl);
-            // The SOA as served: its serial counts the API changes too.
-            let text = match (&r.rdata, serial) {
-                (hickory_proto::rr::RData::SOA(soa), Some(serial)) => {
-                    let mut soa = soa.clone();
-                    soa.serial = serial;
-                    hickory_proto::rr::RData::SOA(soa).to_string()
-                }
-                (rdata, _) => rdata.to_string(),
-            };
-            e.1.push(text);
+        let file = self.sources.zones.iter().find(|f| f.origin == z.origin);
+        let mut file_sets = file.map(|f| rrset_texts(&f.records)).unwrap_or_default();
+        let mut served = rrset_texts(&z.records);
+        if let Some(serial) = serial {
+            with_served_soa(&mut served, z, serial);
         }
-        let records: Vec<Value> = sets
+        let records: Vec<Value> = served
             .into_iter()
-            .map(|((name, t), (ttl, data))| {
-                let api = parse_fqdn(&name)
+            .map(|(key, (ttl, data))| {
+                let over = parse_fqdn(&key.0)
                     .ok()
-                    .zip(t.parse::<RecordType>().ok())
-                    .map(|(n, rt)| self.overlay.rrsets.contains_key(&(z.origin.clone(), n, rt)))
-                    .unwrap_or(false);
-                json!({"name": name, "type": t, "ttl": ttl, "data": data, "source": if api { "api" } else { "zone" }})
+                    .zip(key.1.parse::<RecordType>().ok())
+                    .and_then(|(n, rt)| self.overlay.rrsets.get(&(z.origin.clone(), n, rt)))
+                    .map(|o| json!(o));
+                let file = file_sets.remove(&key).map(|(ttl, data)| json!({"ttl": ttl, "data": data}));
+                let (name, t) = key;
+                json!({"name": name, "type": t, "ttl": ttl, "data": data,
+                       "source": if over.is_some() { "api" } else { "zone" },
+                       "file": file, "override": over})
             })
             .collect();
-        json!({"zone": z.origin.to_ascii(), "serial": serial, "records": records})
+        // Stored deletions, so that what hides a zone file's RRset can be seen.
+        let deleted: Vec<Value> = self
+            .overlay
+            .rrsets
+            .iter()
+            .filter(|((o, _, _), set)| *o == z.origin && set.is_none())
+            .map(|((_, name, rtype), _)| {
+                let key = (name.to_ascii(), rtype.to_string());
+                let file = file_sets.remove(&key).map(|(ttl, data)| json!({"ttl": ttl, "data": data}));
+                json!({"name": key.0, "type": key.1, "file": file})
+            })
+            .collect();
+        json!({"zone": z.origin.to_ascii(), "serial": serial, "records": records, "deleted": deleted})
     }
+}
+
+/// RRsets as the API shows them: (name, type) → (TTL, data in presentation form).
+fn rrset_texts(records: &[zone::ZoneRecord]) -> BTreeMap<(String, String), (u32, Vec<String>)> {
+    let mut sets: BTreeMap<(String, String), (u32, Vec<String>)> = BTreeMap::new();
+    for r in records {
+        let e = sets.entry((r.name.to_ascii(), r.rtype().to_string())).or_insert((r.ttl, Vec::new()));
+        e.0 = e.0.min(r.ttl);
+        e.1.push(r.rdata.to_string());
+    }
+    sets
+}
+
+/// The SOA in `sets` as served: with `serial`, which counts the API changes too,
+/// rather than the zone file's.
+fn with_served_soa(sets: &mut BTreeMap<(String, String), (u32, Vec<String>)>, z: &ZoneData, serial: u32) {
+    let soa = z.records.iter().find_map(|r| match &r.rdata {
+        hickory_proto::rr::RData::SOA(soa) if r.name == z.origin => Some(soa),
+        _ => None,
+    });
+    let Some(soa) = soa else { return };
+    let mut soa = soa.clone();
+    soa.serial = serial;
+    if let Some((_, data)) = sets.get_mut(&(z.origin.to_ascii(), RecordType::SOA.to_string())) {
+        *data = vec![hickory_proto::rr::RData::SOA(soa).to_string()];
+    }
+}
+
+/// A member override's set fields, with the member's address.
+fn member_fields_json(address: IpAddr, f: &MemberFields) -> Value {
+    let mut v = serde_json::to_value(f).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        map.insert("address".into(), json!(address));
+    }
+    v
 }
 
 /// Sources with the overlay applied, checked.
@@ -1094,6 +1314,10 @@ fn fit_keys(
 /// Zone, owner name and type of an RRset.
 type RRsetKey = (Name, Name, RecordType);
 
+/// A validated write: the change to store, the zone whose serial it advances,
+/// and whether it creates something (201).
+type Planned = (Change, Name, bool);
+
 /// Probe ids on which some node's vote differs between two sets of node views.
 fn changed_votes(before: &BTreeMap<String, NodeView>, after: &BTreeMap<String, NodeView>) -> HashSet<String> {
     let empty = NodeView::new();
@@ -1176,21 +1400,14 @@ fn change_label(c: &Change) -> String {
     match c {
         Change::PutPool(d) => format!("put pool {}", d.name),
         Change::DeletePool(n) => format!("delete pool {n}"),
-        Change::PutMember { pool, member } => format!("put member {} of {pool}", member.address),
+        Change::PutMember { pool, address, .. } => format!("put member {address} of {pool}"),
         Change::DeleteMember { pool, address } => format!("delete member {address} of {pool}"),
+        Change::RevertMember { pool, address } => format!("revert member {address} of {pool}"),
+        Change::RevertPool { pool, .. } => format!("revert pool {pool}"),
         Change::PutRRset { name, rtype, .. } => format!("put {name} {rtype}"),
         Change::DeleteRRset { name, rtype, .. } => format!("delete {name} {rtype}"),
+        Change::RevertRRset { name, rtype, .. } => format!("revert {name} {rtype}"),
     }
-}
-
-/// `PUT /v1/pools/{name}/members/{address}`: fields left out keep their value
-/// (or the default, for a new member).
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MemberPatch {
-    weight: Option<u32>,
-    region: Option<String>,
-    enabled: Option<bool>,
 }
 
 /// `PUT /v1/zones/{origin}/records/{name}/{type}`.

@@ -486,7 +486,7 @@ fn export_from_the_embedded_store_and_import_into_etcd() {
     };
     let (ok, json, err) = run(&["export"], &state_dir.join("lbdns.toml"));
     assert!(ok, "{err}");
-    assert!(json.contains("\"lbdns_state\": 1") && json.contains("moved.c.test."), "{json}");
+    assert!(json.contains("\"lbdns_state\": 2") && json.contains("moved.c.test."), "{json}");
     let export = state_dir.join("state.json");
     std::fs::write(&export, &json).unwrap();
 
@@ -722,4 +722,43 @@ fn pools_created_and_changed_through_different_servers_are_answered_by_all() {
         assert!(gone.is_some());
         assert_eq!(answers(n, "www.c.test."), ["192.0.2.10", "192.0.2.11", "192.0.2.12"]);
     }
+}
+
+/// Overrides undone through one server are undone on every server: a drained
+/// member's override deleted, a config member's stored deletion repeated (204,
+/// nothing stored), and a whole pool's overrides deleted. A restarted server
+/// loads the same.
+#[test]
+fn override_deletions_reach_every_server() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    let nodes: Vec<Server> = (0..2).map(|i| node(&etcd, &format!("o{i}"), "", "")).collect();
+    let both = |want: &[&str]| {
+        for n in &nodes {
+            assert!(within(SECOND, || answers(n, "www.c.test.") == want).is_some(), "{:?}", answers(n, "www.c.test."));
+        }
+    };
+    let m = |a: &str| format!("/v1/pools/www.c.test./members/{a}");
+    assert_eq!(api(&nodes[0], "PUT", &m("192.0.2.11"), Some(r#"{"enabled":false}"#)).0, 200);
+    both(&["192.0.2.10"]);
+    assert_eq!(api(&nodes[1], "DELETE", &format!("{}/override", m("192.0.2.11")), None).0, 204);
+    both(&["192.0.2.10", "192.0.2.11"]);
+    assert!(within(SECOND, || api(&nodes[0], "GET", "/v1/pools/www.c.test.", None).1["override"].is_null()).is_some());
+    assert_eq!(api(&nodes[0], "DELETE", &format!("{}/override", m("192.0.2.11")), None).0, 404);
+
+    // A stored deletion through one server, repeated through the other.
+    assert_eq!(api(&nodes[0], "DELETE", &m("192.0.2.10"), None).0, 204);
+    both(&["192.0.2.11"]);
+    let serial_after = serial(&nodes[0]);
+    assert!(within(SECOND, || serial(&nodes[1]) == serial_after).is_some());
+    assert_eq!(api(&nodes[1], "DELETE", &m("192.0.2.10"), None).0, 204);
+    assert_eq!(serial(&nodes[1]), serial_after, "a repeated DELETE stores nothing");
+    assert_eq!(api(&nodes[1], "PUT", &m("192.0.2.12"), Some("{}")).0, 201);
+    both(&["192.0.2.11", "192.0.2.12"]);
+
+    // The pool's overrides deleted through the other server: the config's pool everywhere.
+    assert_eq!(api(&nodes[0], "DELETE", "/v1/pools/www.c.test./override", None).0, 204);
+    both(&["192.0.2.10", "192.0.2.11"]);
+    let fresh = node(&etcd, "o2", "", "");
+    assert_eq!(answers(&fresh, "www.c.test."), ["192.0.2.10", "192.0.2.11"]);
+    assert!(api(&fresh, "GET", "/v1/pools/www.c.test.", None).1["override"].is_null());
 }

@@ -18,5 +18,6 @@ mod health;
 mod hostile;
 mod knot;
 mod ops;
+mod overrides;
 mod pools;
 mod redirect;
