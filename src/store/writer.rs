@@ -634,6 +634,9 @@ impl Writer {
             }
             _ => None,
         };
+        if let (Some(z), Change::RevertRRset { name, rtype, .. }) = (&new_zone, &change) {
+            self.check_restored(z, name, *rtype)?;
+        }
         tokio::task::block_in_place(|| self.store.apply(&change, zone)).map_err(|e| match e {
             StoreError::Conflict(m) => {
                 self.lost_race = true;
@@ -802,6 +805,26 @@ impl Writer {
                 Err(AdminError::new(StatusCode::METHOD_NOT_ALLOWED, "not a write"))
             }
         }
+    }
+
+    /// A zone file RRset that a revert shows again is held to the rules of a PUT:
+    /// no pool behind it, no CNAME loop through it (the file was checked without
+    /// the API changes made since).
+    fn check_restored(&self, z: &ZoneData, name: &Name, rtype: RecordType) -> Result<(), AdminError> {
+        let mut restored = z.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).peekable();
+        if restored.peek().is_none() {
+            return Ok(());
+        }
+        self.check_pools_clash(z, name, rtype)?;
+        if let Some(hickory_proto::rr::RData::CNAME(target)) = restored.next().map(|r| &r.rdata) {
+            if let Some(chain) = cname::loop_closed_by(z, name, &target.0) {
+                return Err(AdminError::unprocessable(format!(
+                    "the zone file's CNAME at {name} would make a loop: {}",
+                    cname::show(&chain)
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// An RRset write keeps every pool of the zone placed as the zone file must

@@ -420,6 +420,36 @@ fn zones_are_listed_and_the_listed_soa_is_the_served_one() {
     assert_eq!(recs["serial"], serial0 + 1);
 }
 
+/// Undoing an override shows the zone file's RRset again; it is held to the
+/// rules of a PUT: a CNAME that would now close a loop, or an NS that would now
+/// put a pool behind a cut, is refused and nothing changes.
+#[test]
+fn a_revert_that_would_make_a_loop_or_hide_a_pool_is_refused() {
+    let zone = small_zone("static IN A 192.0.2.100\nb IN CNAME a\nsub IN NS ns1.elsewhere.test.\n");
+    let s = Server::start(&config("token_file=\"admin.token\""), &[("a.zone", &zone), ("admin.token", TOKEN)]);
+    let api = Api::new(s.admin);
+    assert_eq!(api.delete("/v1/zones/a.test./records/b/CNAME").0, 204);
+    assert_eq!(api.put("/v1/zones/a.test./records/a/CNAME", r#"{"ttl":60,"data":["b"]}"#).0, 201);
+    assert_eq!(api.delete("/v1/zones/a.test./records/sub/NS").0, 204);
+    assert_eq!(api.put("/v1/pools/x.sub.a.test.", r#"{"members":[{"address":"192.0.2.9"}]}"#).0, 201);
+    let serial0 = serial(&s);
+
+    let (st, v) = api.delete("/v1/zones/a.test./records/b/CNAME/override");
+    assert_eq!(st, 422, "{v}");
+    assert_eq!(v["error"], "the zone file's CNAME at b.a.test. would make a loop: b.a.test. -> a.a.test. -> b.a.test.");
+    let (st, v) = api.delete("/v1/zones/a.test./records/sub/NS/override");
+    assert_eq!(st, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("would put pool x.sub.a.test. at or below a zone cut"), "{v}");
+
+    assert_eq!(serial(&s), serial0);
+    let a = s.query("a.a.test.", RecordType::A);
+    assert_eq!(
+        (lines(&a.answers), a.metadata.response_code),
+        (vec!["a.a.test. CNAME b.a.test.".to_string()], ResponseCode::NXDomain)
+    );
+    assert_eq!(addrs(&s.query("x.sub.a.test.", RecordType::A)), vec!["192.0.2.9"]);
+}
+
 #[test]
 fn without_a_token_file_the_api_is_forbidden() {
     let s = Server::start(&config(""), &[("a.zone", &zone())]);
