@@ -156,7 +156,8 @@ pub enum Clash {
 
 /// The one placement rule, for zone files, config pools and API writes alike:
 /// whether an RRset of `rtype` at `owner` in the zone `origin` clashes with a pool
-/// named `pool`.
+/// named `pool`. (`PlacementIndex` applies the same rule to a whole config at
+/// once through its indexes; keep the two in step.)
 pub fn clash(pool: &Name, owner: &Name, rtype: RecordType, origin: &Name) -> Option<Clash> {
     match rtype {
         RecordType::A | RecordType::AAAA | RecordType::CNAME if owner == pool => Some(Clash::Answers),

@@ -80,7 +80,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A wrong token from one source is logged at most once per this long.
 const AUTH_LOG_EVERY: Duration = Duration::from_secs(10);
-/// Sources remembered for that; beyond it the oldest entries are dropped.
+/// Sources remembered for that: when full, expired entries are dropped, and a
+/// new source is not logged until there is room (the 401 and its count stay).
 const AUTH_LOG_SOURCES: usize = 10_000;
 
 /// When each source last had a wrong token logged. There is deliberately no
