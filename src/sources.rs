@@ -165,3 +165,23 @@ pub fn clash(pool: &Name, owner: &Name, rtype: RecordType, origin: &Name) -> Opt
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    #[test]
+    fn the_placement_rule() {
+        let n = |s: &str| Name::from_str(s).unwrap();
+        let (pool, origin) = (n("www.z."), n("z."));
+        assert_eq!(clash(&pool, &n("www.z."), RecordType::A, &origin), Some(Clash::Answers));
+        assert_eq!(clash(&pool, &n("www.z."), RecordType::CNAME, &origin), Some(Clash::Answers));
+        assert_eq!(clash(&pool, &n("www.z."), RecordType::TXT, &origin), None);
+        assert_eq!(clash(&pool, &n("www.z."), RecordType::NS, &origin), Some(Clash::Cut));
+        assert_eq!(clash(&n("a.www.z."), &n("www.z."), RecordType::NS, &origin), Some(Clash::Cut));
+        assert_eq!(clash(&pool, &n("z."), RecordType::NS, &origin), None, "the apex NS is no cut");
+        assert_eq!(clash(&pool, &n("other.z."), RecordType::NS, &origin), None);
+    }
+}

@@ -1440,3 +1440,25 @@ struct RRsetBody {
     ttl: u32,
     data: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    #[test]
+    fn names_in_record_urls() {
+        let origin = Name::from_str("example.test.").unwrap();
+        let at = |s: &str| name_in_zone(s, &origin).unwrap().to_ascii();
+        assert_eq!(at("@"), "example.test.");
+        assert_eq!(at("www"), "www.example.test.");
+        assert_eq!(at("www.example.test"), "www.example.test.");
+        assert_eq!(at("WWW.Example.Test."), "www.example.test.");
+        assert_eq!(at("example.test"), "example.test.");
+        assert_eq!(at("www.other.test"), "www.other.test.example.test.");
+        assert_eq!(at("www.other.test."), "www.other.test.");
+        assert_eq!(at("xexample.test"), "xexample.test.example.test.", "labels, not characters");
+        assert!(name_in_zone("", &origin).is_err());
+    }
+}
