@@ -71,7 +71,9 @@ impl Control {
         let loaded = tokio::task::spawn_blocking(move || {
             let sources = Sources::load(&path)?;
             let token = match &sources.config.admin.token_file {
-                Some(t) => Some(admin::read_token(t).map_err(|e| Problems(vec![Problem::new(&path, 0, e)]))?),
+                Some(t) => {
+                    Some(admin::read_token(t).map_err(|e| Problems(vec![Problem::new(&path, 0, e.to_string())]))?)
+                }
                 None => None,
             };
             Ok::<_, Problems>((sources, token))
@@ -123,7 +125,7 @@ impl App {
     pub async fn bind(sources: Sources) -> Result<App, AppError> {
         let cfg = &sources.config;
         let token = match &cfg.admin.token_file {
-            Some(p) => Some(admin::read_token(p).map_err(AppError::Start)?),
+            Some(p) => Some(admin::read_token(p).map_err(|e| AppError::Start(e.to_string()))?),
             None => None,
         };
         let (store, etcd): (Box<dyn Store>, _) = match &cfg.etcd {
@@ -280,7 +282,7 @@ impl App {
         }
         let writer = tokio::spawn(self.writer.run(self.probe_rx, self.cmd_rx, stop_rx.clone()));
         let router = admin::router(AdminState {
-            auth_failures: Arc::default(),
+            auth_log: Arc::default(),
             token: self.control.token.clone(),
             writer: self.control.writer.clone(),
             metrics: self.control.metrics.clone(),

@@ -316,6 +316,9 @@ struct PoolConfig {
 }
 
 /// Default pool TTL: short, so resolvers come back soon after a member leaves.
+/// The largest TTL (RFC 2181 section 8), for pools as for records.
+pub const MAX_TTL: u32 = i32::MAX as u32;
+
 pub fn default_pool_ttl() -> u32 {
     30
 }
@@ -571,6 +574,8 @@ pub struct DnsSettings {
 pub struct AdminSettings {
     pub listen: SocketAddr,
     pub token_file: Option<PathBuf>,
+    /// Line of `token_file` in the config file, for messages about the token.
+    pub token_file_line: usize,
     pub state_dir: PathBuf,
 }
 
@@ -877,6 +882,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
         admin: AdminSettings {
             listen: raw.admin.listen,
             token_file: raw.admin.token_file.as_deref().map(resolve),
+            token_file_line: find_key_line(text, "[admin]", "token_file"),
             state_dir: resolve(&raw.admin.state_dir),
         },
         geoip: raw.geoip.map(|g| resolve(&g.database)),
@@ -892,6 +898,9 @@ impl PoolDef {
     pub fn validate(&self) -> Vec<(Option<usize>, String)> {
         let mut out = Vec::new();
         let name = &self.name;
+        if self.ttl > MAX_TTL {
+            out.push((None, format!("pool {name}: ttl {} is above 2^31-1 (RFC 2181 section 8)", self.ttl)));
+        }
         for (i, m) in self.members.iter().enumerate() {
             if m.weight == 0 {
                 out.push((Some(i), format!("pool {name}: member {}: weight must be at least 1", m.address)));
@@ -1077,6 +1086,14 @@ mod tests {
                     [[pool.member]]\naddress = \"192.0.2.1\"\n";
         let err = p(text).unwrap_err().to_string();
         assert!(err.contains("fallback 2001:db8::1 is IPv6 but the pool has no IPv6 member"), "{err}");
+    }
+
+    #[test]
+    fn pool_ttl_is_capped_at_2_31_minus_1() {
+        let err = p("[[pool]]\nname = \"a.example.\"\nttl = 4294967295\n").unwrap_err();
+        assert_eq!(err.0[0].line, 1, "{err}");
+        assert!(err.0[0].message.contains("ttl 4294967295 is above 2^31-1"), "{err}");
+        assert!(p("[[pool]]\nname = \"a.example.\"\nttl = 2147483647\n").is_ok());
     }
 
     #[test]

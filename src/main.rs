@@ -76,8 +76,23 @@ fn init_logging(format: LogFormat) {
 fn check(path: &std::path::Path) -> ExitCode {
     match Sources::load(path) {
         Ok(s) => {
+            // Start-up refuses an empty state database: so does check.
+            if s.config.etcd.is_none() {
+                if let Err(e) = lbdns::store::durable::check_file(&s.config.admin.state_dir) {
+                    eprintln!("{}:0: [admin] {e}", s.config.path.display());
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            }
             let records: usize = s.zones.iter().map(|z| z.records.len()).sum();
-            println!("{}: ok ({} zones, {} records, {} pools)", path.display(), s.zones.len(), records, s.pools.len());
+            // A closed pipe (`lbdns check | head -c 1`) is no reason to panic.
+            let _ = writeln!(
+                std::io::stdout(),
+                "{}: ok ({} zones, {} records, {} pools)",
+                path.display(),
+                s.zones.len(),
+                records,
+                s.pools.len()
+            );
             ExitCode::SUCCESS
         }
         Err(problems) => {
@@ -122,10 +137,7 @@ fn transfer(path: &std::path::Path, import: Option<&std::path::Path>) -> ExitCod
     };
     let result = rt.block_on(async {
         match &text {
-            None => lbdns::store::transfer::export(&config).await.map(|json| {
-                print!("{json}");
-                0
-            }),
+            None => lbdns::store::transfer::export(&config).await.and_then(|json| print_export(&json).map(|()| 0)),
             Some(t) => lbdns::store::transfer::import(&config, t).await,
         }
     });
@@ -139,6 +151,16 @@ fn transfer(path: &std::path::Path, import: Option<&std::path::Path>) -> ExitCod
             eprintln!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes an export to stdout. A reader that stops early (`lbdns export | head`)
+/// closes the pipe: that ends the output quietly, as for any Unix filter.
+fn print_export(json: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(json.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("cannot write the export: {e}")),
+        _ => Ok(()),
     }
 }
 

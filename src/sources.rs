@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{Name, RecordType};
 
 use crate::config::{self, Config, PoolDef, Problem, Problems};
 use crate::geoip::GeoDb;
@@ -47,7 +47,7 @@ impl Sources {
         }
         if let Some(t) = &config.admin.token_file {
             if let Err(e) = crate::admin::read_token(t) {
-                problems.push(Problem::new(&config.path, 0, format!("[admin] {e}")));
+                problems.push(Problem::new(&config.path, config.admin.token_file_line, format!("[admin] {e}")));
             }
         }
         let mut geoip = None;
@@ -128,17 +128,60 @@ pub fn check_pool_placement(pool: &PoolDef, zones: &[Arc<ZoneData>]) -> Result<(
         return Err(format!("pool {name} is not inside any zone"));
     };
     for r in &zone.records {
-        if r.name == *name && matches!(r.rtype(), RecordType::A | RecordType::AAAA | RecordType::CNAME) {
-            return Err(format!(
-                "pool {name} also has {} records in {}:{}; remove them from the zone file",
-                r.rtype(),
-                r.file.display(),
-                r.line
-            ));
-        }
-        if r.rtype() == RecordType::NS && r.name != zone.origin && r.name.zone_of(name) {
-            return Err(format!("pool {name} is at or below the zone cut {}", r.name));
+        match clash(name, &r.name, r.rtype(), &zone.origin) {
+            Some(Clash::Answers) => {
+                return Err(format!(
+                    "pool {name} also has {} records in {}:{}; remove them from the zone file",
+                    r.rtype(),
+                    r.file.display(),
+                    r.line
+                ));
+            }
+            Some(Clash::Cut) => return Err(format!("pool {name} is at or below the zone cut {}", r.name)),
+            None => {}
         }
     }
     Ok(())
+}
+
+/// How an RRset and a pool cannot live in one zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clash {
+    /// A, AAAA or CNAME at the pool's name: the pool answers those.
+    Answers,
+    /// NS below the apex at or above the pool's name: the pool would be behind a
+    /// delegation, answered with a referral instead.
+    Cut,
+}
+
+/// The one placement rule, for zone files, config pools and API writes alike:
+/// whether an RRset of `rtype` at `owner` in the zone `origin` clashes with a pool
+/// named `pool`. (`PlacementIndex` applies the same rule to a whole config at
+/// once through its indexes; keep the two in step.)
+pub fn clash(pool: &Name, owner: &Name, rtype: RecordType, origin: &Name) -> Option<Clash> {
+    match rtype {
+        RecordType::A | RecordType::AAAA | RecordType::CNAME if owner == pool => Some(Clash::Answers),
+        RecordType::NS if owner != origin && owner.zone_of(pool) => Some(Clash::Cut),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    #[test]
+    fn the_placement_rule() {
+        let n = |s: &str| Name::from_str(s).unwrap();
+        let (pool, origin) = (n("www.z."), n("z."));
+        assert_eq!(clash(&pool, &n("www.z."), RecordType::A, &origin), Some(Clash::Answers));
+        assert_eq!(clash(&pool, &n("www.z."), RecordType::CNAME, &origin), Some(Clash::Answers));
+        assert_eq!(clash(&pool, &n("www.z."), RecordType::TXT, &origin), None);
+        assert_eq!(clash(&pool, &n("www.z."), RecordType::NS, &origin), Some(Clash::Cut));
+        assert_eq!(clash(&n("a.www.z."), &n("www.z."), RecordType::NS, &origin), Some(Clash::Cut));
+        assert_eq!(clash(&pool, &n("z."), RecordType::NS, &origin), None, "the apex NS is no cut");
+        assert_eq!(clash(&pool, &n("other.z."), RecordType::NS, &origin), None);
+    }
 }

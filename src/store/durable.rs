@@ -21,6 +21,14 @@ pub enum StoreError {
     Sqlite { path: String, source: rusqlite::Error },
     #[error("state store {path}: {message}")]
     Corrupt { path: String, message: String },
+    /// An existing database file of 0 bytes: a new one is never left empty (WAL
+    /// mode writes its first page at once), so this is damage, not a fresh start.
+    #[error(
+        "state store {path} is empty (0 bytes): the file is damaged and the API changes in it are lost; \
+         restore it from a backup, or remove it (with any {path}-wal and {path}-shm) to start afresh \
+         without API changes"
+    )]
+    Empty { path: String },
     #[error("cannot create state directory {path}: {source}")]
     Dir { path: String, source: std::io::Error },
     /// The shared store cannot be reached (the change was not stored).
@@ -60,6 +68,16 @@ pub enum Observed {
     Lost,
 }
 
+/// The embedded store's file under `state_dir`, refused when it exists but is
+/// empty (SQLite would take it for a new database and start with no API state).
+pub fn check_file(state_dir: &Path) -> Result<std::path::PathBuf, StoreError> {
+    let file = state_dir.join("lbdns.sqlite3");
+    match std::fs::metadata(&file) {
+        Ok(m) if m.is_file() && m.len() == 0 => Err(StoreError::Empty { path: file.display().to_string() }),
+        _ => Ok(file),
+    }
+}
+
 /// The embedded store: `state_dir/lbdns.sqlite3`.
 pub struct SqliteStore {
     conn: Connection,
@@ -79,7 +97,7 @@ impl SqliteStore {
     pub fn open(state_dir: &Path) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(state_dir)
             .map_err(|source| StoreError::Dir { path: state_dir.display().to_string(), source })?;
-        let file = state_dir.join("lbdns.sqlite3");
+        let file = check_file(state_dir)?;
         let path = file.display().to_string();
         let err = |source| StoreError::Sqlite { path: path.clone(), source };
         let conn = Connection::open(&file).map_err(err)?;

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
+use super::cname;
 use super::durable::{Observed, Store, StoreError};
 use super::etcd::{NodeView, Remote, State, Touched};
 use super::overlay::{self, Change, MemberFields, Origin, Overlay, StoredRRset};
@@ -25,7 +26,7 @@ use super::overlay::{self, Change, MemberFields, Origin, Overlay, StoredRRset};
 use crate::admin::{AdminError, ApiRequest};
 use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, PoolDef, parse_fqdn};
 use crate::health::{self, ClusterView, HealthTable, ProbeKey, ProbeResult, ProbeSpec, Prober};
-use crate::sources::{Sources, check_pool_placement};
+use crate::sources::{Clash, Sources, check_pool_placement, clash};
 use crate::store::snapshot::Snapshot;
 use crate::zone::{self, ZoneData};
 
@@ -65,6 +66,25 @@ pub struct Writer {
     /// Stored RRset changes that the files refuse (left out of the state in
     /// effect); a DELETE of one is allowed, so that it can be dropped.
     refused: std::collections::BTreeSet<RRsetKey>,
+    /// When and by what each zone's served content last changed (`GET /v1/zones`).
+    last_change: std::collections::HashMap<Name, LastChange>,
+}
+
+/// The last change to a zone as this server saw it.
+#[derive(Debug, Clone, Copy)]
+struct LastChange {
+    time: std::time::SystemTime,
+    source: ChangeSource,
+}
+
+/// What changed a zone: its file (loaded at start, or changed by a reload), an
+/// API write on this server, or another server's write arriving through etcd.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum ChangeSource {
+    File,
+    Api,
+    Etcd,
 }
 
 type ZoneMap = rustc_hash::FxHashMap<Box<[u8]>, Arc<super::snapshot::Zone>>;
@@ -96,7 +116,7 @@ impl Writer {
             regions: Arc::default(),
             geoip: None,
         }));
-        Ok(Writer {
+        let mut writer = Writer {
             sources,
             overlay,
             store,
@@ -109,7 +129,10 @@ impl Writer {
             cluster: None,
             lost_race: false,
             refused: refused.into_iter().collect(),
-        })
+            last_change: Default::default(),
+        };
+        writer.note_file_changes(None);
+        Ok(writer)
     }
 
     /// Joins a cluster: remote changes come from the watch, the health view goes out.
@@ -152,7 +175,16 @@ impl Writer {
                 match fit(&self.sources, state.overlay) {
                     Ok((overlay, e, refused)) => {
                         self.refused = refused.into_iter().collect();
+                        let before = self.overlay.serials.clone();
                         self.put_in_effect(overlay, e);
+                        let after = &self.overlay.serials;
+                        let moved: Vec<Name> = before
+                            .keys()
+                            .chain(after.keys())
+                            .filter(|z| before.get(*z) != after.get(*z))
+                            .cloned()
+                            .collect();
+                        self.changed(moved, ChangeSource::Etcd);
                     }
                     Err(e) => error!(error = %e, "cannot derive the state from the files alone"),
                 }
@@ -224,6 +256,7 @@ impl Writer {
         }
         self.overlay = overlay;
         self.effective = effective;
+        self.changed(t.records.iter().chain(&t.serials).cloned(), ChangeSource::Etcd);
         if !t.pools.is_empty() {
             self.follow_pools();
             let prev = self.snapshot.load_full();
@@ -428,9 +461,36 @@ impl Writer {
             self.effective = old_effective;
             return Err(e);
         }
+        self.note_file_changes(Some(&old_sources));
         let started = self.follow_pools();
         info!(zones = self.effective.zones.len(), pools = self.effective.pools.len(), new_probes = started, "reloaded");
         Ok(())
+    }
+
+    /// Notes that `zones` changed now, by `source`.
+    fn changed(&mut self, zones: impl IntoIterator<Item = Name>, source: ChangeSource) {
+        let time = std::time::SystemTime::now();
+        for z in zones {
+            self.last_change.insert(z, LastChange { time, source });
+        }
+    }
+
+    /// Notes as changed by their files the zones whose file content differs from
+    /// `before`'s (every zone at start), and forgets zones no longer served.
+    fn note_file_changes(&mut self, before: Option<&Sources>) {
+        let differs = |z: &ZoneData| {
+            let Some(old) = before.and_then(|b| b.zones.iter().find(|o| o.origin == z.origin)) else { return true };
+            old.records.len() != z.records.len()
+                || old
+                    .records
+                    .iter()
+                    .zip(&z.records)
+                    .any(|(a, b)| (&a.name, a.ttl, &a.rdata) != (&b.name, b.ttl, &b.rdata))
+        };
+        let changed: Vec<Name> = self.sources.zones.iter().filter(|z| differs(z)).map(|z| z.origin.clone()).collect();
+        let served: HashSet<&Name> = self.sources.zones.iter().map(|z| &z.origin).collect();
+        self.last_change.retain(|z, _| served.contains(z));
+        self.changed(changed, ChangeSource::File);
     }
 
     fn observe_probe(&self, r: &ProbeResult) {
@@ -517,6 +577,10 @@ impl Writer {
                 let p = self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
                 Ok((StatusCode::OK, self.pool_json(p)))
             }
+            ApiRequest::ListZones => {
+                let all: Vec<Value> = self.effective.zones.iter().map(|z| self.zone_summary_json(z)).collect();
+                Ok((StatusCode::OK, Value::Array(all)))
+            }
             ApiRequest::GetRecords(origin) => {
                 let z = self.find_zone(&origin)?;
                 Ok((StatusCode::OK, self.records_json(&z)))
@@ -570,6 +634,9 @@ impl Writer {
             }
             _ => None,
         };
+        if let (Some(z), Change::RevertRRset { name, rtype, .. }) = (&new_zone, &change) {
+            self.check_restored(z, name, *rtype)?;
+        }
         tokio::task::block_in_place(|| self.store.apply(&change, zone)).map_err(|e| match e {
             StoreError::Conflict(m) => {
                 self.lost_race = true;
@@ -608,6 +675,7 @@ impl Writer {
         };
         // The change is stored; a failure to publish it is a bug, not a bad request.
         published.map_err(|e| AdminError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+        self.changed([zone.clone()], ChangeSource::Api);
         info!(change = ?change_label(&change), zone = %zone, "admin change applied");
         Ok(())
     }
@@ -733,10 +801,50 @@ impl Writer {
             ApiRequest::DeleteRRsetOverride(origin, name, rtype) => {
                 self.plan_revert_rrset(&origin, &name, &rtype).map(Some)
             }
-            ApiRequest::ListPools | ApiRequest::GetPool(_) | ApiRequest::GetRecords(_) => {
+            ApiRequest::ListPools | ApiRequest::GetPool(_) | ApiRequest::ListZones | ApiRequest::GetRecords(_) => {
                 Err(AdminError::new(StatusCode::METHOD_NOT_ALLOWED, "not a write"))
             }
         }
+    }
+
+    /// A zone file RRset that a revert shows again is held to the rules of a PUT:
+    /// no pool behind it, no CNAME loop through it (the file was checked without
+    /// the API changes made since).
+    fn check_restored(&self, z: &ZoneData, name: &Name, rtype: RecordType) -> Result<(), AdminError> {
+        let mut restored = z.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).peekable();
+        if restored.peek().is_none() {
+            return Ok(());
+        }
+        self.check_pools_clash(z, name, rtype)?;
+        if let Some(hickory_proto::rr::RData::CNAME(target)) = restored.next().map(|r| &r.rdata) {
+            if let Some(chain) = cname::loop_closed_by(z, name, &target.0) {
+                return Err(AdminError::unprocessable(format!(
+                    "the zone file's CNAME at {name} would make a loop: {}",
+                    cname::show(&chain)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// An RRset write keeps every pool of the zone placed as the zone file must
+    /// (one rule for both: [`clash`]).
+    fn check_pools_clash(&self, z: &ZoneData, name: &Name, rtype: RecordType) -> Result<(), AdminError> {
+        for (def, _) in &self.effective.pools {
+            let Some(c) = clash(&def.name, name, rtype, &z.origin) else { continue };
+            if self.zone_of(&def.name).is_none_or(|pz| pz.origin != z.origin) {
+                continue; // the pool is in a zone below this one
+            }
+            return Err(AdminError::conflict(match c {
+                Clash::Answers => format!("{name} is a pool: its {rtype} answers come from its members"),
+                Clash::Cut => format!(
+                    "refused: NS at {name} would put pool {} at or below a zone cut, where it would \
+                     answer with a referral (a zone file may not do this either); delete the pool first",
+                    def.name
+                ),
+            }));
+        }
+        Ok(())
     }
 
     /// The zone a pool's changes count in (its serial advances).
@@ -883,8 +991,21 @@ impl Writer {
         // read-then-write gives back the same octets.
         let data = crate::rdata::canonical(rtype, &set.data, &z.origin)
             .map_err(|e| AdminError::unprocessable(e.to_string()))?;
-        if matches!(rtype, RecordType::A | RecordType::AAAA | RecordType::CNAME) && self.find_pool(&name).is_some() {
-            return Err(AdminError::conflict(format!("{name} is a pool: its {rtype} answers come from its members")));
+        self.check_pools_clash(&z, &name, rtype)?;
+        if rtype == RecordType::CNAME {
+            let target = data
+                .first()
+                .map(|d| crate::rdata::parse_text(rtype, d, &z.origin))
+                .transpose()
+                .map_err(|e| AdminError::unprocessable(format!("data[0]: {e}")))?;
+            if let Some(hickory_proto::rr::RData::CNAME(target)) = target {
+                if let Some(chain) = cname::loop_closed_by(&z, &name, &target.0) {
+                    return Err(AdminError::unprocessable(format!(
+                        "data[0]: this CNAME would make a loop: {}",
+                        cname::show(&chain)
+                    )));
+                }
+            }
         }
         let created = !z.records.iter().any(|r| r.name == name && r.rtype() == rtype);
         let change = Change::PutRRset { zone: z.origin.clone(), name, rtype, set: StoredRRset { ttl: set.ttl, data } };
@@ -903,6 +1024,12 @@ impl Writer {
     fn plan_delete_rrset(&self, origin: &str, name: &str, rtype: &str) -> Result<Option<Planned>, AdminError> {
         let z = self.find_zone(origin)?;
         let (name, rtype) = self.rrset_key(&z, name, rtype)?;
+        if rtype == RecordType::NS && name == z.origin {
+            return Err(AdminError::conflict(format!(
+                "refused: deleting the NS RRset at the apex of {name} would leave the zone without \
+                 name servers, and a zone must have NS records at its apex; replace it with PUT instead"
+            )));
+        }
         let key = (z.origin.clone(), name.clone(), rtype);
         let stored = self.overlay.rrsets.get(&key);
         if stored == Some(&None) {
@@ -933,7 +1060,7 @@ impl Writer {
     }
 
     fn rrset_key(&self, z: &ZoneData, name: &str, rtype: &str) -> Result<(Name, RecordType), AdminError> {
-        let name = parse_fqdn(name).map_err(|e| AdminError::unprocessable(format!("name: {e}")))?;
+        let name = name_in_zone(name, &z.origin).map_err(|e| AdminError::unprocessable(format!("name: {e}")))?;
         if !z.origin.zone_of(&name) {
             return Err(AdminError::unprocessable(format!("name: {name} is not inside zone {}", z.origin)));
         }
@@ -988,6 +1115,23 @@ impl Writer {
         v
     }
 
+    /// The SOA serial served for `origin` now.
+    fn served_serial(&self, origin: &Name) -> Option<u32> {
+        self.snapshot.load().zones.get(&*super::snapshot::wire(origin)).map(|zz| zz.serial)
+    }
+
+    /// One zone for `GET /v1/zones`.
+    fn zone_summary_json(&self, z: &ZoneData) -> Value {
+        let rrsets: HashSet<(&Name, RecordType)> = z.records.iter().map(|r| (&r.name, r.rtype())).collect();
+        let last = self.last_change.get(&z.origin);
+        json!({
+            "origin": z.origin.to_ascii(),
+            "serial": self.served_serial(&z.origin),
+            "rrsets": rrsets.len(),
+            "last_change": last.map(|l| json!({"time": rfc3339(l.time), "source": l.source})),
+        })
+    }
+
     /// A member for `GET`, with its `file` and `override` values (see
     /// [`Writer::pool_json`]); `file_pool` is the pool in the config, if there.
     fn member_json(&self, def: &PoolDef, m: &MemberConfig, file_pool: Option<&Arc<PoolDef>>) -> Value {
@@ -1036,11 +1180,14 @@ impl Writer {
     /// `api` with one. Stored deletions are listed apart (`deleted`), with the
     /// zone file's RRset they hide.
     fn records_json(&self, z: &ZoneData) -> Value {
-        let snap = self.snapshot.load();
-        let serial = snap.zones.get(&*super::snapshot::wire(&z.origin)).map(|zz| zz.serial);
+        let serial = self.served_serial(&z.origin);
         let file = self.sources.zones.iter().find(|f| f.origin == z.origin);
         let mut file_sets = file.map(|f| rrset_texts(&f.records)).unwrap_or_default();
-        let records: Vec<Value> = rrset_texts(&z.records)
+        let mut served = rrset_texts(&z.records);
+        if let Some(serial) = serial {
+            with_served_soa(&mut served, z, serial);
+        }
+        let records: Vec<Value> = served
             .into_iter()
             .map(|(key, (ttl, data))| {
                 let over = parse_fqdn(&key.0)
@@ -1080,6 +1227,21 @@ fn rrset_texts(records: &[zone::ZoneRecord]) -> BTreeMap<(String, String), (u32,
         e.1.push(crate::rdata::render(&r.rdata));
     }
     sets
+}
+
+/// The SOA in `sets` as served: with `serial`, which counts the API changes too,
+/// rather than the zone file's.
+fn with_served_soa(sets: &mut BTreeMap<(String, String), (u32, Vec<String>)>, z: &ZoneData, serial: u32) {
+    let soa = z.records.iter().find_map(|r| match &r.rdata {
+        hickory_proto::rr::RData::SOA(soa) if r.name == z.origin => Some(soa),
+        _ => None,
+    });
+    let Some(soa) = soa else { return };
+    let mut soa = soa.clone();
+    soa.serial = serial;
+    if let Some((_, data)) = sets.get_mut(&(z.origin.to_ascii(), RecordType::SOA.to_string())) {
+        *data = vec![hickory_proto::rr::RData::SOA(soa).to_string()];
+    }
 }
 
 /// A member override's set fields, with the member's address.
@@ -1212,12 +1374,49 @@ fn pool_name(s: &str) -> Result<Name, AdminError> {
     parse_fqdn(s).map_err(|e| AdminError::unprocessable(format!("pool name: {e}")))
 }
 
-fn member_address(s: &str) -> Result<IpAddr, AdminError> {
-    s.parse().map_err(|_| AdminError::unprocessable(format!("address: {s:?} is not an IP address")))
+/// An owner name in a records URL: `@` is the apex; a name with a final dot, or
+/// one that equals or ends in the zone's origin, is absolute; any other name is
+/// relative to the zone (as in a zone file, plus the origin suffix rule, so that
+/// both `www` and `www.example.test` mean `www.example.test.`).
+fn name_in_zone(text: &str, origin: &Name) -> Result<Name, String> {
+    if text.trim() == "@" {
+        return Ok(origin.clone());
+    }
+    let absolute = parse_fqdn(text)?;
+    if text.trim().ends_with('.') || origin.zone_of(&absolute) {
+        return Ok(absolute);
+    }
+    let mut relative = absolute;
+    relative.set_fqdn(false);
+    relative.append_domain(origin).map(|n| n.to_lowercase()).map_err(|e| format!("{text:?} in {origin}: {e}"))
 }
 
+/// A member address in a URL: the same 400 and message as in a body.
+fn member_address(s: &str) -> Result<IpAddr, AdminError> {
+    s.parse().map_err(|e: std::net::AddrParseError| AdminError::bad_request(format!("address: {e}")))
+}
+
+/// A JSON request body. A value that does not fit names its field
+/// (`members[0].address: invalid IP address syntax`).
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
-    serde_json::from_slice(body).map_err(|e| AdminError::bad_request(format!("invalid JSON body: {e}")))
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(AdminError::bad_request("the request has no body: a JSON object is needed"));
+    }
+    let syntax = |e: serde_json::Error| AdminError::bad_request(format!("invalid JSON body: {e}"));
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if !inner.is_data() || path == "." {
+            return syntax(inner);
+        }
+        // serde_json adds " at line L column C"; the field says where.
+        let text = inner.to_string();
+        let text = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m).to_string();
+        AdminError::bad_request(format!("{path}: {text}"))
+    })?;
+    de.end().map_err(syntax)?;
+    Ok(value)
 }
 
 fn rfc3339(t: std::time::SystemTime) -> String {
@@ -1244,4 +1443,26 @@ fn change_label(c: &Change) -> String {
 struct RRsetBody {
     ttl: u32,
     data: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    #[test]
+    fn names_in_record_urls() {
+        let origin = Name::from_str("example.test.").unwrap();
+        let at = |s: &str| name_in_zone(s, &origin).unwrap().to_ascii();
+        assert_eq!(at("@"), "example.test.");
+        assert_eq!(at("www"), "www.example.test.");
+        assert_eq!(at("www.example.test"), "www.example.test.");
+        assert_eq!(at("WWW.Example.Test."), "www.example.test.");
+        assert_eq!(at("example.test"), "example.test.");
+        assert_eq!(at("www.other.test"), "www.other.test.example.test.");
+        assert_eq!(at("www.other.test."), "www.other.test.");
+        assert_eq!(at("xexample.test"), "xexample.test.example.test.", "labels, not characters");
+        assert!(name_in_zone("", &origin).is_err());
+    }
 }

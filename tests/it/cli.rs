@@ -84,13 +84,22 @@ pub fn spawn(config: &std::path::Path) -> Running {
 
 /// Starts the binary with extra environment variables.
 pub fn spawn_with(config: &std::path::Path, env: &[(&str, &str)]) -> Running {
+    spawn_full(config, env, Stdio::inherit())
+}
+
+/// Starts the binary with its log (stderr, warnings and errors) written to `log`.
+pub fn spawn_logging(config: &std::path::Path, log: &std::path::Path) -> Running {
+    spawn_full(config, &[], Stdio::from(std::fs::File::create(log).unwrap()))
+}
+
+fn spawn_full(config: &std::path::Path, env: &[(&str, &str)], stderr: Stdio) -> Running {
     let mut child = bin()
         .arg("--config")
         .arg(config)
         .env("LBDNS_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -188,4 +197,72 @@ fn check_rejects_an_open_admin_api_without_a_token() {
     let (code, err) = check(dir.path());
     assert_eq!(code, 64, "{err}");
     assert!(err.contains(":4: [admin] listen 0.0.0.0:8053 is not a loopback address"), "{err}");
+}
+
+/// A token under 32 characters (128 bits as hex) is refused by `check` and at
+/// start, at the `token_file` line, saying how to make a good one.
+#[test]
+fn a_short_token_is_refused_by_check_and_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("lbdns.toml"), &CFG.replace("[[zone]]", "token_file=\"admin.token\"\n[[zone]]"));
+    write(&dir.path().join("t.zone"), &small_zone(""));
+    write(&dir.path().join("admin.token"), "0123456789abcdef0123456789abcde\n");
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains(":5: [admin] token file"), "{err}");
+    assert!(err.contains("the token has 31 characters, at least 32 are needed"), "{err}");
+    assert!(err.contains("head -c 16 /dev/urandom | od -An -tx1"), "{err}");
+    let out = bin().arg("--config").arg(dir.path().join("lbdns.toml")).output().unwrap();
+    let started = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{started}");
+    assert!(started.contains("the token has 31 characters"), "{started}");
+    // 32 characters are enough.
+    write(&dir.path().join("admin.token"), "0123456789abcdef0123456789abcdef\n");
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 0, "{err}");
+}
+
+/// `lbdns export` into a pipe whose reader has gone (`| head -c 10`) exits
+/// quietly instead of panicking.
+#[test]
+fn export_into_a_closed_pipe_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("lbdns.toml"), CFG);
+    write(&dir.path().join("t.zone"), &small_zone(""));
+    let mut child = bin()
+        .args(["export", "--config"])
+        .arg(dir.path().join("lbdns.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader closes before anything is written: the write meets EPIPE.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{:?}: {err}", out.status);
+    assert_eq!(err, "");
+}
+
+/// A state database truncated to 0 bytes is damage: start, `check` and `export`
+/// refuse it, naming the file and how to start afresh; nothing is overwritten.
+#[test]
+fn an_empty_state_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("lbdns.toml"), &CFG.replace("[[zone]]", "state_dir=\"state\"\n[[zone]]"));
+    write(&dir.path().join("t.zone"), &small_zone(""));
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    let db = dir.path().join("state/lbdns.sqlite3");
+    write(&db, "");
+    let needle = format!("state store {} is empty (0 bytes)", db.display());
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains(&needle) && err.contains("to start afresh"), "{err}");
+    for args in [&[][..], &["export"][..]] {
+        let out = bin().args(args).arg("--config").arg(dir.path().join("lbdns.toml")).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} accepted an empty database: {err}");
+        assert!(err.contains(&needle), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0, "the damaged file was touched");
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::backend::Backend;
 use crate::harness::*;
 
-const TOKEN: &str = "cluster-test-token";
+const TOKEN: &str = "cluster-test-token-0123456789abcdef";
 
 struct Member {
     name: String,
@@ -314,6 +314,12 @@ fn writes_through_one_node_are_answered_by_all_and_a_restarted_node_catches_up()
     for n in &nodes {
         let t = within(SECOND, || answers(n, "new.c.test.") == ["192.0.2.77"]);
         assert!(t.is_some(), "a node did not answer the new record within 1 s");
+    }
+    // GET /v1/zones says what last changed the zone: this server's API, or etcd.
+    for (n, source) in nodes.iter().zip(["api", "etcd", "etcd"]) {
+        let (st, zones) = api(n, "GET", "/v1/zones", None);
+        assert_eq!(st, 200, "{zones}");
+        assert_eq!((zones[0]["last_change"]["source"].as_str(), zones[0]["serial"].as_u64()), (Some(source), Some(2)));
     }
     // A member drained through B: A and C stop answering it.
     let (st, body) = api(&nodes[1], "PUT", "/v1/pools/www.c.test./members/192.0.2.11", Some("{\"enabled\":false}"));

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::cli::{Running, spawn};
 use crate::harness::*;
 
-const TOKEN: &str = "override-token";
+const TOKEN: &str = "override-token-0123456789abcdef01";
 
 /// A config whose pool member 192.0.2.1 has `weight`.
 fn config(weight: u32) -> String {
