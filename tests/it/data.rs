@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::cli::spawn;
 use crate::harness::*;
 
-const TOKEN: &str = "data-test-token";
+const TOKEN: &str = "data-test-token-0123456789abcdef0";
 
 const CFG: &str = "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n\
                    token_file=\"admin.token\"\nstate_dir=\"state\"\n\
