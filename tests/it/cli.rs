@@ -180,3 +180,88 @@ fn check_rejects_an_open_admin_api_without_a_token() {
     assert_eq!(code, 64, "{err}");
     assert!(err.contains(":4: [admin] listen 0.0.0.0:8053 is not a loopback address"), "{err}");
 }
+
+/// Five independent mistakes across config, pools and zone file: one run names them all.
+#[test]
+fn check_reports_every_independent_problem_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = "[dns]\nlisten=[\"127.0.0.1:0\"]\nbogus = 1\n[admin]\nlisten=\"127.0.0.1:0\"\n\
+               [regions]\ndefault = [\"us\"]\n\
+               [[zone]]\norigin=\"t.test.\"\nfile=\"t.zone\"\n\
+               [[pool]]\nname=\"www.t.test.\"\npolicy=\"fastest\"\n[[pool.member]]\naddress=\"192.0.2.1\"\nweight=0\n\
+               [[pool]]\nname=\"geo.t.test.\"\npolicy=\"geo\"\n[[pool.member]]\naddress=\"192.0.2.2\"\nregion=\"mars\"\n\
+               [[pool]]\nname=\"x.elsewhere.test.\"\n";
+    write(&dir.path().join("lbdns.toml"), cfg);
+    write(&dir.path().join("t.zone"), &small_zone("bad IN A 300.1.2.3\n"));
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64, "{err}");
+    let (c, z) = (dir.path().join("lbdns.toml"), dir.path().join("t.zone"));
+    for want in [
+        format!("{}:3: unknown field `bogus`", c.display()),
+        format!("{}:13: unknown variant `fastest`", c.display()),
+        format!("{}:14: pool www.t.test.: member 192.0.2.1: weight must be at least 1", c.display()),
+        format!("{}:20: pool geo.t.test.: member 192.0.2.2: region \"mars\" is in no [regions] list", c.display()),
+        format!("{}:23: pool x.elsewhere.test. is not inside any zone", c.display()),
+        format!("{}:5: invalid A data", z.display()),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert_eq!(err.lines().count(), 6, "{err}");
+}
+
+#[test]
+fn check_of_a_missing_config_says_it_cannot_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64, "{err}");
+    let want = format!("{}: cannot read the config file: No such file", dir.path().join("lbdns.toml").display());
+    assert!(err.starts_with(&want), "{err}");
+}
+
+/// The production token path is readable by the service alone: `--no-secrets`
+/// checks everything else; without it an unreadable secret file stays an error.
+#[test]
+fn check_no_secrets_skips_secret_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = CFG.replace(
+        "[admin]\n",
+        "cookie_secret_file=\"/run/credentials/lbdns.service/cookie.secret\"\n[admin]\n\
+         token_file=\"/run/credentials/lbdns.service/admin.token\"\n",
+    );
+    write(&dir.path().join("lbdns.toml"), &cfg);
+    write(&dir.path().join("t.zone"), &small_zone(""));
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("/run/credentials/lbdns.service/admin.token"), "{err}");
+    assert!(err.contains("cannot read cookie_secret_file /run/credentials/lbdns.service/cookie.secret"), "{err}");
+
+    let out = bin().args(["check", "--no-secrets", "--config"]).arg(dir.path().join("lbdns.toml")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A broken zone is still found.
+    write(&dir.path().join("t.zone"), &small_zone("bad IN A 300.1.2.3\n"));
+    let out = bin().args(["check", "--no-secrets", "--config"]).arg(dir.path().join("lbdns.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+}
+
+/// `lbdns import` has nothing to serve: etcd down is an error naming etcd, not the
+/// server's "serving config and zone files until it is back".
+#[test]
+fn import_with_etcd_down_says_etcd_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = format!("{CFG}[cluster]\nstore=\"etcd\"\nendpoints=[\"http://127.0.0.1:{port}\"]\ntimeout=\"1s\"\n");
+    write(&dir.path().join("lbdns.toml"), &cfg);
+    write(&dir.path().join("t.zone"), &small_zone(""));
+    write(&dir.path().join("state.json"), "{\"lbdns_state\": 1, \"entries\": {}}\n");
+    let out = bin()
+        .args(["import"])
+        .arg(dir.path().join("state.json"))
+        .arg("--config")
+        .arg(dir.path().join("lbdns.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("etcd http://127.0.0.1:{port} unavailable")), "{err}");
+    assert!(!err.contains("serving"), "{err}");
+}
