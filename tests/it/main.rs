@@ -15,6 +15,7 @@ mod geoip_gen;
 mod harness;
 mod health;
 mod hostile;
+mod install;
 mod logs;
 mod ops;
 mod pools;
