@@ -21,6 +21,10 @@ pub struct Sources {
     pub pools: Vec<Arc<PoolDef>>,
     /// The GeoIP database named by `[geoip]`, read whole.
     pub geoip: Option<Arc<GeoDb>>,
+    /// The admin token read from `[admin] token_file` (read once, so its
+    /// warnings are logged once); `None` without a token file or with
+    /// `Secrets::Skip`.
+    pub admin_token: Option<String>,
 }
 
 impl Sources {
@@ -54,9 +58,11 @@ impl Sources {
                 problems.push(Problem::new(&config.path, pool.line, msg));
             }
         }
+        let mut admin_token = None;
         if let Some(t) = config.admin.token_file.as_ref().filter(|_| secrets == Secrets::Read) {
-            if let Err(e) = crate::admin::read_token(t) {
-                problems.push(Problem::new(&config.path, 0, format!("[admin] {e}")));
+            match crate::admin::read_token(t) {
+                Ok(token) => admin_token = Some(token),
+                Err(e) => problems.push(Problem::new(&config.path, 0, format!("[admin] {e}"))),
             }
         }
         let mut geoip = None;
@@ -70,7 +76,7 @@ impl Sources {
             return Err(Problems(problems));
         }
         let pools = config.pools.iter().cloned().map(Arc::new).collect();
-        Ok(Sources { config, zones, pools, geoip })
+        Ok(Sources { config, zones, pools, geoip, admin_token })
     }
 }
 

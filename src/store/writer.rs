@@ -694,7 +694,7 @@ impl Writer {
                 }
                 let cfg: ApiPoolConfig = parse_json(&body)?;
                 let def = cfg.into_def(name.clone());
-                validate_pool(&def)?;
+                validate_pool(&def, &self.sources.config.regions)?;
                 check_pool_placement(&def, &self.effective.zones).map_err(AdminError::unprocessable)?;
                 let zone = self.zone_of(&name).map(|z| z.origin.clone()).unwrap_or(name.clone());
                 let created = self.find_pool(&name).is_none();
@@ -736,7 +736,7 @@ impl Writer {
                     Some(m) => *m = member.clone(),
                     None => next.members.push(member.clone()),
                 }
-                validate_pool(&next)?;
+                validate_pool(&next, &self.sources.config.regions)?;
                 let zone = self.zone_of(&name).map(|z| z.origin.clone()).unwrap_or(name.clone());
                 let change = match origin {
                     Origin::Api => Change::PutPool(Box::new(next)),
@@ -754,7 +754,7 @@ impl Writer {
                 }
                 let mut next = (**def).clone();
                 next.members.retain(|m| m.address != address);
-                validate_pool(&next)?;
+                validate_pool(&next, &self.sources.config.regions)?;
                 let zone = self.zone_of(&name).map(|z| z.origin.clone()).unwrap_or(name.clone());
                 let change = match origin {
                     Origin::Api => Change::PutPool(Box::new(next)),
@@ -988,8 +988,11 @@ fn changed_votes(before: &BTreeMap<String, NodeView>, after: &BTreeMap<String, N
     ids
 }
 
-fn validate_pool(def: &PoolDef) -> Result<(), AdminError> {
-    let problems = def.validate();
+/// The checks `lbdns check` makes of a pool that need no zone, so the API stores
+/// nothing the config file would refuse (`regions`: the config's `[regions]`).
+fn validate_pool(def: &PoolDef, regions: &std::collections::BTreeMap<String, Vec<String>>) -> Result<(), AdminError> {
+    let mut problems = def.validate();
+    problems.extend(crate::config::unlisted_regions(def, regions));
     if problems.is_empty() {
         Ok(())
     } else {

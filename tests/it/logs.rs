@@ -111,3 +111,18 @@ fn text_logs_under_journald_go_to_the_journal() {
     assert!(logs.lines().any(|l| l.starts_with("<5>") && l.contains("lbdns ready")), "{logs}");
     assert!(!logs.contains('\u{1b}'), "{logs}");
 }
+
+/// The token file is read once at start, so its warning is logged once.
+#[test]
+fn a_readable_token_file_is_warned_about_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path());
+    let text = std::fs::read_to_string(&config).unwrap().replace("[admin]\n", "[admin]\ntoken_file=\"token\"\n");
+    write(&config, &text);
+    write(&dir.path().join("token"), &"ab".repeat(24));
+    std::fs::set_permissions(dir.path().join("token"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (stderr, _) = stderr_file(dir.path());
+    let logs = run_logging(&config, &[], &[], stderr, &dir.path().join("stderr"));
+    assert_eq!(logs.matches("readable by other users").count(), 1, "{logs}");
+}
