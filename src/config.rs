@@ -58,7 +58,7 @@ impl fmt::Display for Problems {
 }
 
 // ---------------------------------------------------------------------------
-// Raw input types, exactly the TOML keys of DESIGN.md.
+// Raw input types, exactly the TOML keys of the README's configuration reference.
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

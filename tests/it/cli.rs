@@ -65,6 +65,8 @@ fn check_reports_config_errors_with_file_and_line() {
 /// A running binary, killed on drop.
 pub struct Running {
     pub child: Child,
+    /// The ready line as printed.
+    pub ready: String,
     pub dns: std::net::SocketAddr,
     #[allow(dead_code)]
     pub admin: std::net::SocketAddr,
@@ -101,7 +103,7 @@ pub fn spawn_with(config: &std::path::Path, env: &[(&str, &str)]) -> Running {
     assert_eq!(parts.next(), Some("ready"), "{line}");
     let dns = parts.next().unwrap().strip_prefix("dns=").unwrap().split(',').next().unwrap().parse().unwrap();
     let admin = parts.next().unwrap().strip_prefix("admin=").unwrap().parse().unwrap();
-    Running { child, dns, admin }
+    Running { child, ready: line.trim().to_string(), dns, admin }
 }
 
 fn example_dir() -> tempfile::TempDir {
@@ -115,6 +117,11 @@ fn binary_prints_ready_and_stops_on_sigterm() {
     let dir = example_dir();
     let mut r = spawn(&dir.path().join("lbdns.toml"));
     assert_eq!(udp(r.dns, &msg("static.example.test.", hickory_proto::rr::RecordType::A)).answers.len(), 3);
+    // The quick start shows this line with the example's fixed ports.
+    let readme = std::fs::read_to_string(manifest_dir().join("README.md")).unwrap();
+    let shown = readme.lines().find(|l| l.starts_with("lbdns ready ")).unwrap();
+    let keys = |l: &str| l.split(' ').map(|w| w.split('=').next().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(keys(shown), keys(&r.ready), "README: {shown}\nbinary: {}", r.ready);
     let pid = r.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let start = Instant::now();
