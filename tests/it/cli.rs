@@ -143,7 +143,7 @@ fn dig(args: &[&str]) -> Option<String> {
 #[test]
 fn dig_against_the_binary() {
     if dig(&["-v"]).is_none() {
-        eprintln!("SKIPPED dig_against_the_binary: dig is not installed (apt-get install dnsutils)");
+        skipped("dig is not installed (apt-get install dnsutils)");
         return;
     }
     let dir = example_dir();
