@@ -684,7 +684,9 @@ fn deserialize_all(path: &Path, text: &str) -> (Option<ConfigFile>, Vec<Problem>
 /// table header) and returns its key; `None` when nothing was left to blank.
 fn blank_entry(text: &mut String, span: std::ops::Range<usize>) -> Option<String> {
     let start = text[..span.start.min(text.len())].rfind('\n').map_or(0, |n| n + 1);
-    let line_end = |from: usize| text[from..].find('\n').map_or(text.len(), |n| from + n);
+    // Bytes, not str: `from` may fall inside a multi-byte character (a span's end - 1).
+    let line_end =
+        |from: usize| text.as_bytes()[from..].iter().position(|&b| b == b'\n').map_or(text.len(), |n| from + n);
     let first_line = text[start..line_end(start)].trim().to_string();
     let mut end = if first_line.starts_with('[') {
         // The table's own keys go with it, up to the next table header.
@@ -1191,6 +1193,13 @@ mod tests {
         let err = p("[[pool]]\nname = 5\n[[pool]]\npolicy = \"y\"\n").unwrap_err();
         assert_eq!(err.0.len(), 1, "{err}");
         assert_eq!(err.0[0].line, 2, "{err}");
+    }
+
+    #[test]
+    fn bad_keys_in_other_scripts_are_set_aside_too() {
+        let err = p("[dns]\n\"listén\" = 1\n[admin]\n\"ключ\" = \"ü\"\n").unwrap_err();
+        let lines: Vec<usize> = err.0.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [2, 4], "{err}");
     }
 
     #[test]
