@@ -36,7 +36,8 @@ impl Sources {
 
     /// [`Sources::load`], optionally without reading secret files. Every
     /// independent problem is found in one run: a broken config key does not hide
-    /// a broken zone file, nor a zone that fails to load its pools' other checks.
+    /// a broken zone file, and a zone that fails to load hides only the placement
+    /// checks of its own pools.
     pub fn load_with(path: &Path, secrets: Secrets) -> Result<Sources, Problems> {
         let (config, mut problems) = config::load_all(path, secrets);
         let Some(config) = config else { return Err(Problems(problems)) };
