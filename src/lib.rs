@@ -18,6 +18,7 @@ pub mod fuzzing;
 pub mod geoip;
 pub mod health;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod policy;
 pub mod rdata;

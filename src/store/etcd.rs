@@ -370,11 +370,30 @@ pub struct EtcdStore {
     mark_key: String,
 }
 
+/// What [`EtcdStore`] does when etcd cannot be reached as it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unreachable {
+    /// Start empty and load the state when etcd is back (a server).
+    ServeFiles,
+    /// Fail (export and import).
+    Fail,
+}
+
 impl EtcdStore {
     /// Connects and loads the state. When etcd cannot be reached the store starts
     /// empty (config and zone files only) and the watch loads it when etcd is back.
     /// Credentials that etcd refuses are an error: the config is wrong.
     pub async fn open(s: &EtcdSettings) -> Result<EtcdStore, String> {
+        EtcdStore::open_when_unreachable(s, Unreachable::ServeFiles).await
+    }
+
+    /// Connects and loads the state; an unreachable etcd is an error. For `lbdns
+    /// export` and `import`, which have nothing to do without it.
+    pub async fn open_reachable(s: &EtcdSettings) -> Result<EtcdStore, String> {
+        EtcdStore::open_when_unreachable(s, Unreachable::Fail).await
+    }
+
+    async fn open_when_unreachable(s: &EtcdSettings, unreachable: Unreachable) -> Result<EtcdStore, String> {
         let conn = Connector::new(s);
         let mut store = EtcdStore {
             conn: conn.clone(),
@@ -416,6 +435,9 @@ impl EtcdStore {
                 Ok(store)
             }
             Err(Err(refused)) => Err(refused),
+            Err(Ok(e)) if unreachable == Unreachable::Fail => {
+                Err(format!("etcd {} unavailable: {e}", s.endpoints.join(",")))
+            }
             Err(Ok(e)) => {
                 warn!(error = %e, "etcd unreachable at start: serving config and zone files until it is back");
                 // Nothing loaded: the files alone, until the watch's full load.

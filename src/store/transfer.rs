@@ -92,7 +92,7 @@ pub async fn import(config: &Config, text: &str) -> Result<usize, String> {
     let overlay = parse(text)?;
     match &config.etcd {
         Some(s) => {
-            let mut store = EtcdStore::open(s).await?;
+            let mut store = EtcdStore::open_reachable(s).await?;
             // The store blocks on etcd from a worker thread, as in the server.
             let task = tokio::spawn(async move { store.import(&overlay) });
             task.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())

@@ -861,7 +861,7 @@ impl Writer {
         }
         let cfg: ApiPoolConfig = parse_json(body)?;
         let def = cfg.into_def(name.clone());
-        validate_pool(&def)?;
+        validate_pool(&def, &self.sources.config.regions)?;
         check_pool_placement(&def, &self.effective.zones).map_err(AdminError::unprocessable)?;
         let created = self.find_pool(&name).is_none();
         Ok((Change::PutPool(Box::new(def)), self.pool_zone(&name), created))
@@ -898,7 +898,7 @@ impl Writer {
                 Some(m) => *m = member,
                 None => next.members.push(member),
             }
-            validate_pool(&next)?;
+            validate_pool(&next, &self.sources.config.regions)?;
             return Ok((Change::PutPool(Box::new(next)), zone, created));
         }
         // The override records only the fields ever set through the API (a
@@ -909,7 +909,7 @@ impl Writer {
         };
         let fields = stored.merged(&patch);
         if let Some(next) = self.config_pool_with(&name, address, Some(&Some(fields.clone()))) {
-            validate_pool(&next)?;
+            validate_pool(&next, &self.sources.config.regions)?;
         }
         Ok((Change::PutMember { pool: name, address, fields }, zone, created))
     }
@@ -930,7 +930,7 @@ impl Writer {
         }
         let mut next = (**def).clone();
         next.members.retain(|m| m.address != address);
-        validate_pool(&next)?;
+        validate_pool(&next, &self.sources.config.regions)?;
         let change = match origin {
             Origin::Api => Change::PutPool(Box::new(next)),
             Origin::Config if self.file_member(&name, address).is_some() => {
@@ -954,14 +954,14 @@ impl Writer {
             }
             let mut next = (**def).clone();
             next.members.retain(|m| m.address != address);
-            validate_pool(&next)?;
+            validate_pool(&next, &self.sources.config.regions)?;
             return Ok((Change::PutPool(Box::new(next)), zone, false));
         }
         if !self.overlay.members.contains_key(&(name.clone(), address)) {
             return Err(AdminError::not_found(format!("member {address} of pool {name} has no override")));
         }
         if let Some(next) = self.config_pool_with(&name, address, None) {
-            validate_pool(&next)?;
+            validate_pool(&next, &self.sources.config.regions)?;
         }
         Ok((Change::RevertMember { pool: name, address }, zone, false))
     }
@@ -1360,8 +1360,11 @@ fn changed_votes(before: &BTreeMap<String, NodeView>, after: &BTreeMap<String, N
     ids
 }
 
-fn validate_pool(def: &PoolDef) -> Result<(), AdminError> {
-    let problems = def.validate();
+/// The checks `lbdns check` makes of a pool that need no zone, so the API stores
+/// nothing the config file would refuse (`regions`: the config's `[regions]`).
+fn validate_pool(def: &PoolDef, regions: &std::collections::BTreeMap<String, Vec<String>>) -> Result<(), AdminError> {
+    let mut problems = def.validate();
+    problems.extend(crate::config::unlisted_regions(def, regions));
     if problems.is_empty() {
         Ok(())
     } else {

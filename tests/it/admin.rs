@@ -656,3 +656,16 @@ fn a_stored_change_the_edited_zone_file_refuses_does_not_stop_a_start() {
     // The deletion was stored: nothing is left out (and deletable) any more.
     assert_eq!(Api::new(r.admin).delete("/v1/zones/a.test./records/x.a.test./A").0, 404);
 }
+
+/// A geo member in a region no `[regions]` list names would never be chosen:
+/// the API refuses it, as `lbdns check` does in the config file.
+#[test]
+fn a_geo_member_in_an_unlisted_region_is_refused() {
+    let s = server();
+    let api = Api::new(s.admin);
+    let pool = r#"{"policy":"geo","members":[{"address":"192.0.2.9","region":"mars"}]}"#;
+    let (st, body) = api.put("/v1/pools/geo.a.test.", pool);
+    assert_eq!(st, 422, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("region \"mars\" is in no [regions] list"), "{body}");
+    assert_eq!(api.get("/v1/pools/geo.a.test.").0, 404, "nothing was stored");
+}

@@ -65,6 +65,8 @@ fn check_reports_config_errors_with_file_and_line() {
 /// A running binary, killed on drop.
 pub struct Running {
     pub child: Child,
+    /// The ready line as printed.
+    pub ready: String,
     pub dns: std::net::SocketAddr,
     #[allow(dead_code)]
     pub admin: std::net::SocketAddr,
@@ -110,7 +112,7 @@ fn spawn_full(config: &std::path::Path, env: &[(&str, &str)], stderr: Stdio) -> 
     assert_eq!(parts.next(), Some("ready"), "{line}");
     let dns = parts.next().unwrap().strip_prefix("dns=").unwrap().split(',').next().unwrap().parse().unwrap();
     let admin = parts.next().unwrap().strip_prefix("admin=").unwrap().parse().unwrap();
-    Running { child, dns, admin }
+    Running { child, ready: line.trim().to_string(), dns, admin }
 }
 
 fn example_dir() -> tempfile::TempDir {
@@ -124,6 +126,11 @@ fn binary_prints_ready_and_stops_on_sigterm() {
     let dir = example_dir();
     let mut r = spawn(&dir.path().join("lbdns.toml"));
     assert_eq!(udp(r.dns, &msg("static.example.test.", hickory_proto::rr::RecordType::A)).answers.len(), 3);
+    // The quick start shows this line with the example's fixed ports.
+    let readme = std::fs::read_to_string(manifest_dir().join("README.md")).unwrap();
+    let shown = readme.lines().find(|l| l.starts_with("lbdns ready ")).unwrap();
+    let keys = |l: &str| l.split(' ').map(|w| w.split('=').next().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(keys(shown), keys(&r.ready), "README: {shown}\nbinary: {}", r.ready);
     let pid = r.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let start = Instant::now();
@@ -145,7 +152,7 @@ fn dig(args: &[&str]) -> Option<String> {
 #[test]
 fn dig_against_the_binary() {
     if dig(&["-v"]).is_none() {
-        eprintln!("SKIPPED dig_against_the_binary: dig is not installed (apt-get install dnsutils)");
+        skipped("dig is not installed (apt-get install dnsutils)");
         return;
     }
     let dir = example_dir();
@@ -265,4 +272,89 @@ fn an_empty_state_database_is_refused() {
         assert!(err.contains(&needle), "{args:?}: {err}");
     }
     assert_eq!(std::fs::metadata(&db).unwrap().len(), 0, "the damaged file was touched");
+}
+
+/// Five independent mistakes across config, pools and zone file: one run names them all.
+#[test]
+fn check_reports_every_independent_problem_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = "[dns]\nlisten=[\"127.0.0.1:0\"]\nbogus = 1\n[admin]\nlisten=\"127.0.0.1:0\"\n\
+               [regions]\ndefault = [\"us\"]\n\
+               [[zone]]\norigin=\"t.test.\"\nfile=\"t.zone\"\n\
+               [[pool]]\nname=\"www.t.test.\"\npolicy=\"fastest\"\n[[pool.member]]\naddress=\"192.0.2.1\"\nweight=0\n\
+               [[pool]]\nname=\"geo.t.test.\"\npolicy=\"geo\"\n[[pool.member]]\naddress=\"192.0.2.2\"\nregion=\"mars\"\n\
+               [[pool]]\nname=\"x.elsewhere.test.\"\n";
+    write(&dir.path().join("lbdns.toml"), cfg);
+    write(&dir.path().join("t.zone"), &small_zone("bad IN A 300.1.2.3\n"));
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64, "{err}");
+    let (c, z) = (dir.path().join("lbdns.toml"), dir.path().join("t.zone"));
+    for want in [
+        format!("{}:3: unknown field `bogus`", c.display()),
+        format!("{}:13: unknown variant `fastest`", c.display()),
+        format!("{}:14: pool www.t.test.: member 192.0.2.1: weight must be at least 1", c.display()),
+        format!("{}:20: pool geo.t.test.: member 192.0.2.2: region \"mars\" is in no [regions] list", c.display()),
+        format!("{}:23: pool x.elsewhere.test. is not inside any zone", c.display()),
+        format!("{}:5: invalid A data", z.display()),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert_eq!(err.lines().count(), 6, "{err}");
+}
+
+#[test]
+fn check_of_a_missing_config_says_it_cannot_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64, "{err}");
+    let want = format!("{}: cannot read the config file: No such file", dir.path().join("lbdns.toml").display());
+    assert!(err.starts_with(&want), "{err}");
+}
+
+/// The production token path is readable by the service alone: `--no-secrets`
+/// checks everything else; without it an unreadable secret file stays an error.
+#[test]
+fn check_no_secrets_skips_secret_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = CFG.replace(
+        "[admin]\n",
+        "cookie_secret_file=\"/run/credentials/lbdns.service/cookie.secret\"\n[admin]\n\
+         token_file=\"/run/credentials/lbdns.service/admin.token\"\n",
+    );
+    write(&dir.path().join("lbdns.toml"), &cfg);
+    write(&dir.path().join("t.zone"), &small_zone(""));
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("/run/credentials/lbdns.service/admin.token"), "{err}");
+    assert!(err.contains("cannot read cookie_secret_file /run/credentials/lbdns.service/cookie.secret"), "{err}");
+
+    let out = bin().args(["check", "--no-secrets", "--config"]).arg(dir.path().join("lbdns.toml")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A broken zone is still found.
+    write(&dir.path().join("t.zone"), &small_zone("bad IN A 300.1.2.3\n"));
+    let out = bin().args(["check", "--no-secrets", "--config"]).arg(dir.path().join("lbdns.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+}
+
+/// `lbdns import` has nothing to serve: etcd down is an error naming etcd, not the
+/// server's "serving config and zone files until it is back".
+#[test]
+fn import_with_etcd_down_says_etcd_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = format!("{CFG}[cluster]\nstore=\"etcd\"\nendpoints=[\"http://127.0.0.1:{port}\"]\ntimeout=\"1s\"\n");
+    write(&dir.path().join("lbdns.toml"), &cfg);
+    write(&dir.path().join("t.zone"), &small_zone(""));
+    write(&dir.path().join("state.json"), "{\"lbdns_state\": 1, \"entries\": {}}\n");
+    let out = bin()
+        .args(["import"])
+        .arg(dir.path().join("state.json"))
+        .arg("--config")
+        .arg(dir.path().join("lbdns.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("etcd http://127.0.0.1:{port} unavailable")), "{err}");
+    assert!(!err.contains("serving"), "{err}");
 }

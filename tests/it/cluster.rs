@@ -77,7 +77,7 @@ impl Etcd {
                 std::env::var_os("LBDNS_REQUIRE_ETCD").is_none(),
                 "LBDNS_REQUIRE_ETCD is set but there is no etcd binary (apt-get install etcd-server)"
             );
-            eprintln!("skipping: no etcd binary (apt-get install etcd-server)");
+            crate::harness::skipped("no etcd binary (apt-get install etcd-server)");
             return None;
         }
         // A port another test takes between our choice and etcd's bind makes etcd

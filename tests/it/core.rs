@@ -1,4 +1,4 @@
-//! DNS behaviour of DESIGN.md against the example zone, over UDP and TCP.
+//! DNS behaviour (README, "DNS behaviour") against the example zone, over UDP and TCP.
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, RecordType};
