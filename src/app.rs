@@ -16,11 +16,12 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::admin::{self, AdminState};
-use crate::config::{ClusterHealth, Problem, Problems, RedirectSettings};
+use crate::config::{ClusterHealth, RedirectSettings};
 use crate::dns::cookie::Cookies;
 use crate::dns::{tcp, udp};
 use crate::health::{ProbeResult, Prober};
 use crate::metrics::{Metrics, Stats};
+use crate::problem::{Problem, Problems};
 use crate::sources::Sources;
 use crate::store::durable::{SqliteStore, Store};
 use crate::store::etcd::{self, EtcdStore, NodeView};

@@ -77,7 +77,7 @@ impl GeoDb {
 
     /// Looks `addr` up (IPv4-mapped IPv6 addresses as IPv4).
     pub fn locate(&self, addr: IpAddr) -> Location {
-        let addr = crate::policy::canonical(addr);
+        let addr = crate::net::canonical(addr);
         let Ok(result) = self.reader.lookup(addr) else {
             return Location::default();
         };

@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::config::{self, Config, PoolDef, Problem, Problems, Secrets};
+use crate::config::{self, Config, PoolDef, Secrets};
 use crate::geoip::GeoDb;
+use crate::problem::{Problem, Problems};
+use crate::secrets;
 use crate::zone::{self, ZoneData};
 
 /// A validated config and its loaded zones.
@@ -61,7 +63,7 @@ impl Sources {
         }
         let mut admin_token = None;
         if let Some(t) = config.admin.token_file.as_ref().filter(|_| secrets == Secrets::Read) {
-            match crate::admin::read_token(t) {
+            match secrets::read_token(t) {
                 Ok(token) => admin_token = Some(token),
                 Err(e) => {
                     problems.push(Problem::new(&config.path, config.admin.token_file_line, format!("[admin] {e}")))

@@ -19,7 +19,7 @@ use std::io::{BufRead, Read};
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::txt::parse_ttl;
 
-use crate::config::Problem;
+use crate::problem::Problem;
 use crate::rdata::{self, RecordError, excerpt};
 
 /// One resource record from a zone file.

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use hickory_proto::rr::Name;
 use rustc_hash::FxHashMap;
 
-use crate::config::{PoolDef, Problem};
+use crate::config::PoolDef;
+use crate::problem::Problem;
 use crate::zone::ZoneData;
 use snapshot::{HealthView, Snapshot, build_pool, build_zone};
 

@@ -14,10 +14,11 @@ use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData};
 use rustc_hash::FxHashMap;
 
-use crate::config::{AllDown, PoolDef, Problem};
+use crate::config::{AllDown, PoolDef};
 use crate::geoip::GeoDb;
 use crate::metrics::PoolCounters;
 use crate::policy::{self, Candidate, Policy};
+use crate::problem::Problem;
 use crate::zone::{ZoneData, ZoneRecord};
 
 /// Everything the query path reads. Built by the writer, never mutated.
@@ -217,7 +218,7 @@ impl Pool {
             }
         };
         let limit = if self.max_answers == 0 { list.len() } else { self.max_answers.min(list.len()) };
-        let client_key = if self.policy.client_dependent() { policy::client_key(client) } else { 0 };
+        let client_key = if self.policy.client_dependent() { crate::net::client_key(client) } else { 0 };
         let location = if self.policy.needs_location() { geoip.map(|db| db.locate(client)) } else { None };
         let pick = policy::Pick { members: &self.candidates, eligible: list, family: f, client_key, limit, location };
         self.policy.order(&pick, scratch, order);
@@ -512,7 +513,7 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
             healthy,
             record: address_record(m.address, def.ttl),
         });
-        candidates.push(Candidate { weight: m.weight.max(1), seed: policy::addr_seed(m.address) });
+        candidates.push(Candidate { weight: m.weight.max(1), seed: crate::net::addr_seed(m.address) });
     }
     for (f, (all, eligible, enabled)) in lists.into_iter().enumerate() {
         family[f].all = all.into();
