@@ -420,8 +420,6 @@ fn zones_are_listed_and_the_listed_soa_is_the_served_one() {
     assert_eq!(recs["serial"], serial0 + 1);
 }
 
-/// Undoing an override shows the zone file's RRset again; it is held to the
-
 /// A conflict names where the other record came from: its zone-file line, or
 /// the API (never "line 0").
 #[test]
@@ -439,6 +437,7 @@ fn a_conflict_with_an_api_record_says_it_was_set_through_the_api() {
     assert!(v["error"].as_str().unwrap().contains(" at line "), "{v}");
 }
 
+/// Undoing an override shows the zone file's RRset again; it is held to the
 /// rules of a PUT: a CNAME that would now close a loop, or an NS that would now
 /// put a pool behind a cut, is refused and nothing changes.
 #[test]
