@@ -77,7 +77,7 @@ fn check(path: &std::path::Path, no_secrets: bool) -> ExitCode {
             // Start-up refuses an empty state database: so does check.
             if s.config.etcd.is_none() {
                 if let Err(e) = lbdns::store::durable::check_file(&s.config.admin.state_dir) {
-                    eprintln!("{}:0: [admin] {e}", s.config.path.display());
+                    eprintln!("{}: [admin] {e}", s.config.path.display());
                     return ExitCode::from(EXIT_CONFIG);
                 }
             }

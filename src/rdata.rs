@@ -197,10 +197,12 @@ fn number<T: std::str::FromStr>(tok: &str, what: &'static str) -> Result<T, Reco
 fn hickory(rtype: RecordType, toks: &[&str], origin: &Name) -> Result<RData, RecordError> {
     let origin = origin.to_ascii();
     let toks: Vec<&str> = toks.iter().map(|t| if *t == "@" { origin.as_str() } else { t }).collect();
-    RData::try_from_str(rtype, &toks.join(" ")).map_err(|e| {
-        // hickory's messages may quote the input: keep them short.
+    let text = toks.join(" ");
+    RData::try_from_str(rtype, &text).map_err(|e| {
+        // hickory's messages may quote the input: keep them short, and quote
+        // only a short prefix of the data so the operator sees which value.
         let reason: String = e.to_string().chars().take(80).collect();
-        RecordError::Invalid { rtype, reason }
+        RecordError::Invalid { rtype, reason: format!("{}: {reason}", excerpt(&text)) }
     })
 }
 

@@ -343,7 +343,7 @@ fn check(origin: &Name, file: &Path, records: &[ZoneRecord], problems: &mut Vec<
             problems.push(Problem::new(
                 &*r.file,
                 r.line,
-                format!("CNAME at {} beside other data ({} at line {})", r.name, o.rtype(), o.line),
+                format!("CNAME at {} beside other data ({})", r.name, whence(o)),
             ));
         } else if same.iter().filter(|o| o.rtype() == RecordType::CNAME).count() > 1
             && !std::ptr::eq(*same.iter().find(|o| o.rtype() == RecordType::CNAME).unwrap_or(&r), r)
@@ -510,6 +510,12 @@ impl Lexer {
         }
         Ok(self.cur.take())
     }
+}
+
+/// Where a record came from, for messages: its zone file line, or the API
+/// (records changed through the API carry no line).
+fn whence(r: &ZoneRecord) -> String {
+    if r.line == 0 { format!("{} set through the API", r.rtype()) } else { format!("{} at line {}", r.rtype(), r.line) }
 }
 
 #[cfg(test)]

@@ -420,6 +420,23 @@ fn zones_are_listed_and_the_listed_soa_is_the_served_one() {
     assert_eq!(recs["serial"], serial0 + 1);
 }
 
+/// A conflict names where the other record came from: its zone-file line, or
+/// the API (never "line 0").
+#[test]
+fn a_conflict_with_an_api_record_says_it_was_set_through_the_api() {
+    let s = server();
+    let api = Api::new(s.admin);
+    let (st, v) = api.put("/v1/zones/a.test./records/n/TXT", r#"{"ttl":60,"data":["\"x\""]}"#);
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = api.put("/v1/zones/a.test./records/n/CNAME", r#"{"ttl":60,"data":["www"]}"#);
+    assert_eq!(st, 409, "{v}");
+    let err = v["error"].as_str().unwrap();
+    assert!(err.contains("beside other data (TXT set through the API)"), "{err}");
+    let (st, v) = api.put("/v1/zones/a.test./records/static/CNAME", r#"{"ttl":60,"data":["www"]}"#);
+    assert_eq!(st, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains(" at line "), "{v}");
+}
+
 /// Undoing an override shows the zone file's RRset again; it is held to the
 /// rules of a PUT: a CNAME that would now close a loop, or an NS that would now
 /// put a pool behind a cut, is refused and nothing changes.

@@ -417,3 +417,84 @@ fn rdata_octets(raw: &[u8], answers: usize) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// `lbdns check` and start-up agree on every zone file: each of these, good and
+/// bad, and every zone fuzz seed, is accepted by both or refused by both, and a
+/// refused one is refused with the same first FILE:LINE problem.
+#[test]
+fn check_and_start_up_agree_on_every_zone_file() {
+    let long = |n: usize| "x".repeat(n);
+    let mut zones: Vec<String> = [
+        String::new(),
+        "t IN TXT \"\\065\\010\" \\065 \"a\\\"b\"".into(),
+        format!("t IN TXT \"{}\"", long(255)),
+        format!("t IN TXT \"{}\"", long(256)),
+        format!("t IN CAA 0 issue \"{}\"", long(70_000)),
+        format!("t IN CAA 0 issue \"{}\"", long(60_000)),
+        "*.wild IN A 192.0.2.1\nsub IN NS ns.sub\nns.sub IN A 192.0.2.9".into(),
+        "bad IN A 192.0.2.300".into(),
+        "c IN CNAME x\nc IN TXT \"y\"".into(),
+        "out.example. IN A 192.0.2.1".into(),
+        "x 2147483648 IN A 192.0.2.1".into(),
+        "x 2147483647 IN A 192.0.2.1".into(),
+        "x IN FOO bar".into(),
+        "x IN MX 10".into(),
+        "x IN A ( 192.0.2.1".into(),
+        "x IN TXT \"unterminated".into(),
+        "x IN TXT \"\\999\"".into(),
+        "$INCLUDE missing.zone".into(),
+        "x IN HINFO \"cpu\"".into(),
+        "x IN SRV 0 0 70000 t".into(),
+    ]
+    .iter()
+    .map(|extra| small_zone(&format!("{extra}\n")))
+    .collect();
+    zones.push("$TTL 300\n@ IN NS ns1\nns1 IN A 192.0.2.53\n".into()); // no SOA
+    let seeds = manifest_dir().join("fuzz/seeds/zone");
+    for entry in std::fs::read_dir(&seeds).unwrap() {
+        zones.push(String::from_utf8_lossy(&std::fs::read(entry.unwrap().path()).unwrap()).into_owned());
+    }
+    for zone in &zones {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = setup(dir.path(), "");
+        write(&dir.path().join("d.zone"), zone);
+        let checked = bin(&["check"], &cfg);
+        let (ok, started, start_err) = start_once(&cfg);
+        let shown: String = zone.chars().take(200).collect();
+        assert_eq!(
+            checked.status.success(),
+            ok,
+            "check and start-up disagree on:\n{shown}\ncheck: {}\nstart: {started}{start_err}",
+            stderr(&checked)
+        );
+        if !ok {
+            let first = stderr(&checked).lines().next().unwrap_or_default().to_string();
+            assert!(start_err.contains(&first), "start-up did not report {first:?}:\n{start_err}");
+        }
+    }
+}
+
+/// Starts the binary once: whether it became ready, its stdout and stderr.
+fn start_once(cfg: &Path) -> (bool, String, String) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lbdns"))
+        .arg("--config")
+        .arg(cfg)
+        .env("LBDNS_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    // The ready line, or end of file when it exits instead.
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ready = line.starts_with("lbdns ready");
+    if ready {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (ready, line, err)
+}
