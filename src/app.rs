@@ -17,14 +17,15 @@ use tracing::info;
 
 use crate::admin::{self, AdminState};
 use crate::config::{ClusterHealth, RedirectSettings};
+use crate::counters::Stats;
 use crate::dns::cookie::Cookies;
 use crate::dns::{tcp, udp};
-use crate::health::{ProbeResult, Prober};
-use crate::metrics::{Metrics, Stats};
+use crate::health::{ProbeResult, Prober, Votes};
+use crate::metrics::Metrics;
 use crate::problem::{Problem, Problems};
 use crate::sources::Sources;
 use crate::store::durable::{SqliteStore, Store};
-use crate::store::etcd::{self, EtcdStore, NodeView};
+use crate::store::etcd::{self, EtcdStore};
 use crate::store::snapshot::Snapshot;
 use crate::store::writer::{ClusterLink, Command, Writer};
 
@@ -137,7 +138,7 @@ impl App {
             .map_err(AppError::Start)?;
         if let Some((settings, conn)) = etcd {
             let (remote_tx, remote_rx) = mpsc::channel(256);
-            let (views_tx, views_rx) = watch::channel(NodeView::new());
+            let (views_tx, views_rx) = watch::channel(Votes::new());
             writer.set_cluster(ClusterLink {
                 node: settings.node.clone(),
                 quorum: settings.health == ClusterHealth::Quorum,

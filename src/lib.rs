@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod counters;
 pub mod dns;
 pub mod fuzzing;
 pub mod geoip;

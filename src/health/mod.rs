@@ -88,6 +88,10 @@ impl ProbeKey {
     }
 }
 
+/// One node's health votes, as it publishes them to the others: probe id (see
+/// [`ProbeKey::id`]) → up.
+pub type Votes = std::collections::BTreeMap<String, bool>;
+
 /// What the pools are built from: this node's probe results, and with
 /// `health = "quorum"` the other nodes' views of the same members. A member is down
 /// only when more than half of the nodes that probed it see it down; a member no
@@ -95,7 +99,7 @@ impl ProbeKey {
 pub struct ClusterView<'a> {
     pub local: &'a HealthTable,
     /// Other live nodes' views (empty: local decisions only).
-    pub nodes: &'a std::collections::BTreeMap<String, crate::store::etcd::NodeView>,
+    pub nodes: &'a std::collections::BTreeMap<String, Votes>,
 }
 
 impl crate::store::snapshot::HealthView for ClusterView<'_> {
@@ -120,7 +124,7 @@ impl crate::store::snapshot::HealthView for ClusterView<'_> {
 
 impl HealthTable {
     /// This node's known results, by probe id (what it publishes to the others).
-    pub fn view(&self) -> crate::store::etcd::NodeView {
+    pub fn view(&self) -> Votes {
         self.members.iter().filter_map(|(k, h)| Some((k.id(), h.flap.up?))).collect()
     }
 }

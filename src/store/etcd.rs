@@ -34,34 +34,13 @@ use hickory_proto::rr::{Name, RecordType};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use super::durable::{Observed, Store, StoreError};
+use super::durable::{Observed, Remote, State, Store, StoreError};
 use super::overlay::{Change, Overlay, StoredRRset, decode_member, encode_member};
 use crate::config::{ApiPoolConfig, EtcdSettings, parse_fqdn};
+use crate::health::Votes;
 
 /// Keys (relative to the prefix) with their values (`None`: deleted).
 type KeyValues = Vec<(String, Option<Vec<u8>>)>;
-
-/// One node's view of its probes: probe id → up.
-pub type NodeView = BTreeMap<String, bool>;
-
-/// What the watch tells the writer.
-#[derive(Debug)]
-pub enum Remote {
-    /// Every key under the prefix at `revision`: replaces what the node had.
-    Full { entries: Vec<(String, Vec<u8>, i64)>, revision: i64 },
-    /// Keys changed after the last update: (relative key, value or `None` when
-    /// deleted, revision of the change).
-    Changes(Vec<(String, Option<Vec<u8>>, i64)>),
-    /// The watch lost etcd: other nodes' health views can no longer be trusted.
-    Lost,
-}
-
-/// Decoded API state and node views.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct State {
-    pub overlay: Overlay,
-    pub nodes: BTreeMap<String, NodeView>,
-}
 
 // ---------------------------------------------------------------------------
 // Keys and values.
@@ -237,7 +216,7 @@ impl State {
             }
             ["nodes", node] => match text {
                 Some(t) => {
-                    let view: NodeView = serde_json::from_str(&t).map_err(|e| bad(&e))?;
+                    let view: Votes = serde_json::from_str(&t).map_err(|e| bad(&e))?;
                     self.nodes.insert(dec(node), view);
                 }
                 None => {
@@ -798,7 +777,7 @@ const NODE_TTL: i64 = 6;
 
 /// Publishes this node's health view at `nodes/NODE` under a lease, and keeps the
 /// lease alive; when the node dies the key expires and others stop counting it.
-pub async fn health_loop(conn: Connector, prefix: String, node: String, mut views: watch::Receiver<NodeView>) {
+pub async fn health_loop(conn: Connector, prefix: String, node: String, mut views: watch::Receiver<Votes>) {
     let key = format!("{prefix}nodes/{}", enc(&node));
     loop {
         let run = async {

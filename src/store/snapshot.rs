@@ -15,8 +15,8 @@ use hickory_proto::rr::{Name, RData};
 use rustc_hash::FxHashMap;
 
 use crate::config::{AllDown, PoolDef};
+use crate::counters::PoolCounters;
 use crate::geoip::GeoDb;
-use crate::metrics::PoolCounters;
 use crate::policy::{self, Candidate, Policy};
 use crate::problem::Problem;
 use crate::zone::{ZoneData, ZoneRecord};

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::durable::{SqliteStore, Store};
-use super::etcd::{self, EtcdStore, State};
+use super::durable::{SqliteStore, State, Store};
+use super::etcd::{self, EtcdStore};
 use super::overlay::Overlay;
 use crate::config::Config;
 use crate::rdata;
