@@ -74,7 +74,7 @@ impl Sources {
         if let Some(db) = &config.geoip {
             match GeoDb::open(db) {
                 Ok(g) => geoip = Some(Arc::new(g)),
-                Err(e) => problems.push(Problem::new(&config.path, config.geoip_line, e)),
+                Err(e) => problems.push(Problem::new(&config.path, config.geoip_line, e.to_string())),
             }
         }
         if !problems.is_empty() {

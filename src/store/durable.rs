@@ -182,8 +182,8 @@ impl Store for SqliteStore {
                 .map_err(self.err())?
         };
         for (zone, name, rtype, body) in rows {
-            let z = parse_fqdn(&zone).map_err(|e| self.corrupt(e))?;
-            let n = parse_fqdn(&name).map_err(|e| self.corrupt(e))?;
+            let z = parse_fqdn(&zone).map_err(|e| self.corrupt(e.to_string()))?;
+            let n = parse_fqdn(&name).map_err(|e| self.corrupt(e.to_string()))?;
             let t: RecordType = rtype.parse().map_err(|e| self.corrupt(format!("rrset type {rtype}: {e}")))?;
             let set: Option<StoredRRset> = match body {
                 Some(b) => Some(serde_json::from_str(&b).map_err(|e| self.corrupt(format!("rrset {name}: {e}")))?),
@@ -199,7 +199,7 @@ impl Store for SqliteStore {
                 .map_err(self.err())?
         };
         for (zone, bumps) in rows {
-            let z = parse_fqdn(&zone).map_err(|e| self.corrupt(e))?;
+            let z = parse_fqdn(&zone).map_err(|e| self.corrupt(e.to_string()))?;
             o.serials.insert(z, bumps as u32);
         }
         Ok(o)

@@ -36,7 +36,7 @@ use tracing::{info, warn};
 
 use super::durable::{Observed, Remote, State, Store, StoreError};
 use super::overlay::{Change, Overlay, StoredRRset, decode_member, encode_member};
-use crate::config::{ApiPoolConfig, EtcdSettings, parse_fqdn};
+use crate::config::{ApiPoolConfig, EtcdSettings, NameError, parse_fqdn};
 use crate::health::Votes;
 
 /// Keys (relative to the prefix) with their values (`None`: deleted).
@@ -53,7 +53,7 @@ fn dec(s: &str) -> String {
     s.replace("%2F", "/").replace("%25", "%")
 }
 
-fn name(s: &str) -> Result<Name, String> {
+fn name(s: &str) -> Result<Name, NameError> {
     parse_fqdn(&dec(s))
 }
 

@@ -23,7 +23,7 @@ use super::durable::{Observed, Remote, State, Store, StoreError};
 use super::etcd::Touched;
 use super::overlay::{self, Change, MemberFields, Origin, Overlay, StoredRRset};
 
-use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, PoolDef, parse_fqdn};
+use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, NameError, PoolDef, parse_fqdn};
 use crate::health::{self, ClusterView, HealthTable, ProbeKey, ProbeResult, ProbeSpec, Prober, Votes};
 use crate::sources::{Clash, Sources, check_pool_placement, clash};
 use crate::store::snapshot::Snapshot;
@@ -1380,7 +1380,7 @@ fn pool_name(s: &str) -> Result<Name, ApiError> {
 /// one that equals or ends in the zone's origin, is absolute; any other name is
 /// relative to the zone (as in a zone file, plus the origin suffix rule, so that
 /// both `www` and `www.example.test` mean `www.example.test.`).
-fn name_in_zone(text: &str, origin: &Name) -> Result<Name, String> {
+fn name_in_zone(text: &str, origin: &Name) -> Result<Name, NameError> {
     if text.trim() == "@" {
         return Ok(origin.clone());
     }
@@ -1390,7 +1390,11 @@ fn name_in_zone(text: &str, origin: &Name) -> Result<Name, String> {
     }
     let mut relative = absolute;
     relative.set_fqdn(false);
-    relative.append_domain(origin).map(|n| n.to_lowercase()).map_err(|e| format!("{text:?} in {origin}: {e}"))
+    relative.append_domain(origin).map(|n| n.to_lowercase()).map_err(|source| NameError::InZone {
+        name: text.to_string(),
+        origin: origin.to_string(),
+        source: Box::new(source),
+    })
 }
 
 /// A member address in a URL: the same 400 and message as in a body.
