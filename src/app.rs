@@ -36,6 +36,8 @@ pub enum AppError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error("{0}")]
     Start(String),
+    #[error(transparent)]
+    Etcd(#[from] crate::store::etcd::EtcdError),
 }
 
 /// A bound, ready-to-run server.
@@ -128,7 +130,7 @@ impl App {
                 (Box::new(s), None)
             }
             Some(e) => {
-                let s = EtcdStore::open(e).await.map_err(AppError::Start)?;
+                let s = EtcdStore::open(e).await?;
                 let conn = s.connector();
                 (Box::new(s), Some((e.clone(), conn)))
             }
