@@ -32,6 +32,8 @@ impl fmt::Display for Problem {
     }
 }
 
+impl std::error::Error for Problem {}
+
 /// Every problem found while loading; `Display` prints one per line.
 #[derive(Debug, Clone, thiserror::Error)]
 pub struct Problems(pub Vec<Problem>);

@@ -284,14 +284,20 @@ pub fn is_meta_type(rtype: RecordType) -> bool {
     matches!(rtype, RecordType::OPT | RecordType::AXFR | RecordType::IXFR | RecordType::ANY)
 }
 
+/// The first whole-zone check a zone changed through the API fails. It shows the
+/// message only: the file and line of a record the API made say nothing.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .0.message)]
+pub struct ZoneCheckError(pub Problem);
+
 /// Whole-zone checks (SOA and NS at the apex, CNAME exclusivity), for a zone
 /// changed through the API.
-pub fn check_zone(zone: &ZoneData) -> Result<(), String> {
+pub fn check_zone(zone: &ZoneData) -> Result<(), ZoneCheckError> {
     let mut problems = Vec::new();
     check(&zone.origin, &zone.file, &zone.records, &mut problems);
-    match problems.first() {
+    match problems.into_iter().next() {
         None => Ok(()),
-        Some(p) => Err(p.message.clone()),
+        Some(p) => Err(ZoneCheckError(p)),
     }
 }
 

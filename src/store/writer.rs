@@ -21,13 +21,38 @@ use super::api::{ApiError, ApiRequest, Reply};
 use super::cname;
 use super::durable::{Observed, Remote, State, Store, StoreError};
 use super::etcd::Touched;
-use super::overlay::{self, Change, MemberFields, Origin, Overlay, StoredRRset};
+use super::overlay::{self, ApiRecordError, Change, MemberFields, Origin, Overlay, StoredRRset};
 
 use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, NameError, PoolDef, parse_fqdn};
 use crate::health::{self, ClusterView, HealthTable, ProbeKey, ProbeResult, ProbeSpec, Prober, Votes};
+use crate::problem::Problem;
+use crate::rdata::RecordError;
 use crate::sources::{Clash, Sources, check_pool_placement, clash};
 use crate::store::snapshot::Snapshot;
-use crate::zone::{self, ZoneData};
+use crate::zone::{self, ZoneCheckError, ZoneData};
+
+/// Why a state could not be put in effect or published; the state in effect
+/// before stays in effect.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Stored API record data that does not parse.
+    #[error(transparent)]
+    Records(#[from] ApiRecordError),
+    /// A zone with API changes that fails the whole-zone checks.
+    #[error(transparent)]
+    Zone(#[from] ZoneCheckError),
+    /// The snapshot could not be built (a record that does not encode).
+    #[error(transparent)]
+    Build(#[from] Problem),
+    #[error(transparent)]
+    Encode(#[from] RecordError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no such zone")]
+    NoZone,
+    #[error("no such pool")]
+    NoPool,
+}
 
 /// Requests other tasks make of the writer.
 pub enum Command {
@@ -36,7 +61,7 @@ pub enum Command {
     /// An admin API request; the reply is the response body.
     Api(ApiRequest, oneshot::Sender<Result<Reply, ApiError>>),
     /// New sources after SIGHUP: applied as one swap, or refused whole.
-    Reload(Box<Sources>, oneshot::Sender<Result<(), String>>),
+    Reload(Box<Sources>, oneshot::Sender<Result<(), StateError>>),
 }
 
 /// The state in effect: sources with the overlay applied.
@@ -105,8 +130,8 @@ pub struct ClusterLink {
 impl Writer {
     /// Loads the stored API changes over `sources`. The first snapshot is built by
     /// [`Writer::start`], after the first probe round.
-    pub fn new(sources: Sources, mut store: Box<dyn Store>, prober: Prober) -> Result<Writer, String> {
-        let overlay = store.load().map_err(|e| e.to_string())?;
+    pub fn new(sources: Sources, mut store: Box<dyn Store>, prober: Prober) -> Result<Writer, StateError> {
+        let overlay = store.load()?;
         let (overlay, effective, refused) = fit(&sources, overlay)?;
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot {
             zones: Arc::default(),
@@ -237,7 +262,7 @@ impl Writer {
     }
 
     /// The state in effect with `overlay`, re-deriving only what `t` touches.
-    fn derive(&self, overlay: &Overlay, t: &Touched) -> Result<Effective, String> {
+    fn derive(&self, overlay: &Overlay, t: &Touched) -> Result<Effective, StateError> {
         derive(&self.sources, &self.effective, overlay, t)
     }
 
@@ -343,7 +368,7 @@ impl Writer {
     }
 
     /// Runs the first probe round and publishes the first snapshot.
-    pub async fn start(&mut self) -> Result<(), String> {
+    pub async fn start(&mut self) -> Result<(), StateError> {
         let keys = self.probe_keys();
         if !keys.is_empty() {
             let started = std::time::Instant::now();
@@ -375,7 +400,7 @@ impl Writer {
     }
 
     /// Builds and publishes a full snapshot of the effective state.
-    fn publish(&mut self) -> Result<(), String> {
+    fn publish(&mut self) -> Result<(), StateError> {
         let prev = self.snapshot.load_full();
         let pools = self.pool_defs();
         let next = super::build(
@@ -389,8 +414,7 @@ impl Writer {
                 geoip: self.sources.geoip.clone(),
             },
             Some(&prev),
-        )
-        .map_err(|p| p.to_string())?;
+        )?;
         self.snapshot.store(Arc::new(next));
         Ok(())
     }
@@ -440,7 +464,7 @@ impl Writer {
 
     /// Replaces the sources (config and zone files) in one swap. On any error the
     /// old state stays in effect.
-    fn reload(&mut self, sources: Sources) -> Result<(), String> {
+    fn reload(&mut self, sources: Sources) -> Result<(), StateError> {
         let effective = effective(&sources, &self.overlay)?;
         let old = &self.sources.config;
         let new = &sources.config;
@@ -629,7 +653,7 @@ impl Writer {
         // Everything that can fail is tried before anything is stored.
         let new_zone = match &change {
             Change::PutRRset { .. } | Change::DeleteRRset { .. } | Change::RevertRRset { .. } => {
-                Some(self.zone_with(&change, zone).map_err(ApiError::conflict)?)
+                Some(self.zone_with(&change, zone).map_err(|e| ApiError::conflict(e.to_string()))?)
             }
             _ => None,
         };
@@ -673,15 +697,15 @@ impl Writer {
             }
         };
         // The change is stored; a failure to publish it is a bug, not a bad request.
-        published.map_err(ApiError::Internal)?;
+        published.map_err(|e| ApiError::Internal(e.to_string()))?;
         self.changed([zone.clone()], ChangeSource::Api);
         info!(change = ?change_label(&change), zone = %zone, "admin change applied");
         Ok(())
     }
 
     /// The zone `origin` with an RRset change applied, checked.
-    fn zone_with(&self, change: &Change, origin: &Name) -> Result<Arc<ZoneData>, String> {
-        let base = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or("no such zone")?;
+    fn zone_with(&self, change: &Change, origin: &Name) -> Result<Arc<ZoneData>, StateError> {
+        let base = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
         let (name, rtype) = match change {
             Change::PutRRset { name, rtype, .. }
             | Change::DeleteRRset { name, rtype, .. }
@@ -694,7 +718,7 @@ impl Writer {
             Change::PutRRset { set, .. } => records.extend(overlay::api_records(name, rtype, set, origin)?),
             Change::RevertRRset { .. } => {
                 // The zone file's RRset, if it has one, shows again.
-                let file = self.sources.zones.iter().find(|z| z.origin == *origin).ok_or("no such zone")?;
+                let file = self.sources.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
                 records.extend(file.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).cloned());
             }
             _ => {}
@@ -705,13 +729,13 @@ impl Writer {
     }
 
     /// Publishes a change to one zone's records: that zone is rebuilt, the rest shared.
-    fn publish_zone(&mut self, origin: &Name) -> Result<(), String> {
+    fn publish_zone(&mut self, origin: &Name) -> Result<(), StateError> {
         let prev = self.snapshot.load_full();
         let index: std::collections::BTreeMap<Name, u32> =
             prev.pools.iter().enumerate().map(|(i, p)| (p.def.name.clone(), i as u32)).collect();
-        let data = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or("no such zone")?;
+        let data = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
         let bump = self.overlay.serials.get(origin).copied().unwrap_or(0);
-        let zone = super::snapshot::build_zone(data, bump, &index).map_err(|p| p.to_string())?;
+        let zone = super::snapshot::build_zone(data, bump, &index)?;
         let mut zones = (*prev.zones).clone();
         zones.insert(zone.origin_wire.clone(), Arc::new(zone));
         self.snapshot.store(Arc::new(prev.with_parts(Arc::new(zones), prev.pools.clone())));
@@ -720,9 +744,9 @@ impl Writer {
 
     /// Publishes a change to one pool whose name set is unchanged: the pool is
     /// rebuilt and its zone's serial advanced, in one swap; every node is shared.
-    fn publish_pool(&mut self, pool: &Name, origin: &Name) -> Result<(), String> {
+    fn publish_pool(&mut self, pool: &Name, origin: &Name) -> Result<(), StateError> {
         let prev = self.snapshot.load_full();
-        self.find_pool(pool).ok_or("no such pool")?;
+        self.find_pool(pool).ok_or(StateError::NoPool)?;
         let pools = self.pools_rebuilt(&prev, |name| name == pool);
         let zones = self.zones_with_serial(&prev, origin)?;
         self.snapshot.store(Arc::new(prev.with_parts(Arc::new(zones), pools)));
@@ -731,7 +755,7 @@ impl Writer {
 
     /// Publishes the zone's current serial (its counter of changes); the zone's
     /// nodes are shared.
-    fn publish_serial(&mut self, origin: &Name) -> Result<(), String> {
+    fn publish_serial(&mut self, origin: &Name) -> Result<(), StateError> {
         let prev = self.snapshot.load_full();
         let zones = self.zones_with_serial(&prev, origin)?;
         self.snapshot.store(Arc::new(prev.with_parts(Arc::new(zones), prev.pools.clone())));
@@ -739,7 +763,7 @@ impl Writer {
     }
 
     /// `prev`'s zones with `origin`'s SOA serial re-encoded from its counter.
-    fn zones_with_serial(&self, prev: &Snapshot, origin: &Name) -> Result<ZoneMap, String> {
+    fn zones_with_serial(&self, prev: &Snapshot, origin: &Name) -> Result<ZoneMap, StateError> {
         let mut zones = (*prev.zones).clone();
         let key = super::snapshot::wire(origin);
         if let (Some(z), Some(data)) = (zones.get(&key), self.effective.zones.iter().find(|z| z.origin == *origin)) {
@@ -1253,7 +1277,7 @@ fn member_fields_json(address: IpAddr, f: &MemberFields) -> Value {
 }
 
 /// Sources with the overlay applied, checked.
-fn effective(sources: &Sources, overlay: &Overlay) -> Result<Effective, String> {
+fn effective(sources: &Sources, overlay: &Overlay) -> Result<Effective, StateError> {
     let mut zones = Vec::with_capacity(sources.zones.len());
     for z in &sources.zones {
         let ez = overlay::effective_zone(z, overlay)?;
@@ -1270,7 +1294,7 @@ fn effective(sources: &Sources, overlay: &Overlay) -> Result<Effective, String> 
 
 /// `base` (the state in effect) with `overlay`, re-deriving only what `t`
 /// touches: the zones whose RRsets changed (checked), and the pools if any changed.
-fn derive(sources: &Sources, base: &Effective, overlay: &Overlay, t: &Touched) -> Result<Effective, String> {
+fn derive(sources: &Sources, base: &Effective, overlay: &Overlay, t: &Touched) -> Result<Effective, StateError> {
     let mut zones = base.zones.clone();
     for slot in zones.iter_mut().filter(|z| t.records.contains(&z.origin)) {
         let Some(file) = sources.zones.iter().find(|z| z.origin == slot.origin) else { continue };
@@ -1288,7 +1312,7 @@ fn derive(sources: &Sources, base: &Effective, overlay: &Overlay, t: &Touched) -
 /// of it (a zone file changed under a stored API change, or another server's
 /// files differ), what fits, each change left out logged: one stale change must
 /// not keep a server from starting or from following the others.
-fn fit(sources: &Sources, overlay: Overlay) -> Result<(Overlay, Effective, Vec<RRsetKey>), String> {
+fn fit(sources: &Sources, overlay: Overlay) -> Result<(Overlay, Effective, Vec<RRsetKey>), StateError> {
     match effective(sources, &overlay) {
         Ok(e) => Ok((overlay, e, Vec::new())),
         Err(e) => {
