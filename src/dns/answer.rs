@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use super::cookie::{CookieCheck, Cookies};
 use super::wire::{self, Parsed, Query};
 use crate::policy::{self, Scratch};
-use crate::store::snapshot::{Node, RRset, Selection, Snapshot, Zone};
+use crate::store::snapshot::{Node, Pool, RRset, Selection, Snapshot, Zone};
 use std::sync::atomic::Ordering;
 
 /// What happened, for counters.
@@ -192,6 +192,12 @@ impl Responder {
         out.extend_from_slice(&[id[0], id[1], 0, 0, 0, qdcount, 0, 0, 0, 0, 0, 0]);
         out.extend_from_slice(&packet[12..q.question_end]);
 
+        // OPT: sized now so that pool answers and truncation leave room for it.
+        let ecs = q.edns.and_then(|e| e.ecs);
+        let ecs_len = ecs.map(|e| 8 + (e.source_prefix as usize).div_ceil(8)).unwrap_or(0);
+        let cookie_len = if cookie == CookieCheck::None { 0 } else { 28 };
+        let opt_len = if q.edns.is_some() { 11 + ecs_len + cookie_len } else { 0 };
+
         let mut a = Answer { an: 0, ns: 0, ar: 0, aa: false, rcode: 0, scope: 0, pool: None, all_down: false };
         if q.edns.is_some_and(|e| e.version > 0) {
             a.rcode = wire::RCODE_BADVERS;
@@ -211,15 +217,11 @@ impl Responder {
         } else if q.qtype == wire::TYPE_MAILA || q.qtype == wire::TYPE_MAILB {
             a.rcode = wire::RCODE_NOTIMP as u16;
         } else {
-            let mut ctx = Ctx { snap, q, scratch: &mut self.scratch, order: &mut self.order, client, out };
+            let room = max_len.saturating_sub(opt_len);
+            let mut ctx = Ctx { snap, q, scratch: &mut self.scratch, order: &mut self.order, client, room, out };
             ctx.lookup(&mut a);
         }
 
-        // OPT: sized now so that truncation leaves room for it.
-        let ecs = q.edns.and_then(|e| e.ecs);
-        let ecs_len = ecs.map(|e| 8 + (e.source_prefix as usize).div_ceil(8)).unwrap_or(0);
-        let cookie_len = if cookie == CookieCheck::None { 0 } else { 28 };
-        let opt_len = if q.edns.is_some() { 11 + ecs_len + cookie_len } else { 0 };
         let mut truncated = false;
         if out.len() + opt_len > max_len {
             truncated = true;
@@ -271,6 +273,8 @@ struct Ctx<'s, 'o> {
     scratch: &'s mut Scratch,
     order: &'s mut Vec<u16>,
     client: IpAddr,
+    /// The reply's size limit less its OPT record: pool answers stop within it.
+    room: usize,
     out: &'o mut Vec<u8>,
 }
 
@@ -476,8 +480,9 @@ impl Ctx<'_, '_> {
         };
         let f = if qt == wire::TYPE_AAAA || (qt == wire::TYPE_ANY && pool.family[0].all.is_empty()) { 1 } else { 0 };
         let client = self.client_subnet();
+        let fit = self.members_that_fit(pool, f, owner);
         let (selection, all_down, location) =
-            pool.select(f, client, self.snap.geoip.as_deref(), self.scratch, self.order);
+            pool.select(f, client, self.snap.geoip.as_deref(), fit, self.scratch, self.order);
         if selection != Selection::NoData || all_down {
             a.pool = Some(pidx);
             pool.counters.answers.fetch_add(1, Ordering::Relaxed);
@@ -512,6 +517,20 @@ impl Ctx<'_, '_> {
             }
         }
         PoolResult::Answered
+    }
+
+    /// How many member records of family `f` fit in what is left of the reply. The
+    /// server chooses the subset, so a large pool gets the first members of its
+    /// policy's order that fit rather than a truncated reply, and the policy orders
+    /// no more than that. 0 means not even one fits: the reply is then truncated.
+    fn members_that_fit(&self, pool: &Pool, f: usize, owner: Owner<'_>) -> usize {
+        let owner_len = match owner {
+            Owner::Ptr(_) => 2,
+            Owner::Name(n) => n.len(),
+        };
+        let record_len =
+            pool.family[f].all.first().and_then(|&i| pool.members.get(i as usize)).map_or(0, |m| m.record.len());
+        self.room.saturating_sub(self.out.len()) / (owner_len + record_len)
     }
 
     /// The address that stands for the client: the ECS address if the query has
