@@ -4,7 +4,7 @@
 //! answer while the eligible set is unchanged, and removing a member moves only the
 //! clients whose first answer it was.
 
-use super::{Pick, Policy, Scratch, first_by_key, mix, unit_open};
+use super::{Pick, Policy, Ranked, Scratch, first_by_key, mix, unit_open};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Affinity;
@@ -24,7 +24,7 @@ impl Policy for Affinity {
         ranked.extend(pick.eligible.iter().map(|&i| {
             let score =
                 pick.members.get(i as usize).map_or(f64::NEG_INFINITY, |m| score(m.weight, m.seed, pick.client_key));
-            (-score, i)
+            Ranked { key: -score, member: i }
         }));
         first_by_key(ranked, pick.limit, out);
     }
