@@ -65,7 +65,9 @@ impl Policy for Geo {
                 return;
             }
         }
-        weighted_order(pick.members, pick.eligible, pick.limit, rng, ranked, out);
+        pool.clear();
+        pool.extend_from_slice(pick.eligible);
+        weighted_order(pick.members, pool, pick.limit, rng, ranked, out);
     }
 
     fn client_dependent(&self) -> bool {
