@@ -318,3 +318,32 @@ fn a_large_pool_answer_is_the_first_members_of_the_policy_order() {
     assert!(!r.metadata.truncation && len <= limit && len + 16 > limit, "{len} bytes");
     assert_eq!(r.answers[0].record_type(), RecordType::CNAME);
 }
+
+/// dig, a real resolver-side client, gets a large pool's answer whole over UDP and
+/// TCP: no TC flag (dig would say "Truncated, retrying in TCP mode").
+#[test]
+fn dig_gets_a_large_pool_answer_without_truncation() {
+    let dig = |args: &[&str]| std::process::Command::new("dig").args(args).output().ok();
+    if dig(&["-v"]).is_none() {
+        eprintln!(
+            "SKIPPED dig_gets_a_large_pool_answer_without_truncation: dig is not installed (apt-get install dnsutils)"
+        );
+        return;
+    }
+    let s =
+        pool_server(&format!("[[pool]]\nname=\"big.p.test.\"\npolicy=\"affinity\"\n{}", many_members(6_000, false)));
+    let port = s.dns.port().to_string();
+    for (transport, at_least, at_most) in [("+notcp", 60, 80), ("+tcp", 4_000, 4_096)] {
+        let args = ["@127.0.0.1", "-p", &port, "+norec", "+time=5", "+tries=1", transport, "big.p.test", "A"];
+        let out = dig(&args).map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        assert!(out.contains("status: NOERROR") && out.contains("flags: qr aa;"), "{transport}: {out}");
+        let answers: usize = out
+            .split("ANSWER: ")
+            .nth(1)
+            .and_then(|t| t.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{transport}: no ANSWER count in {out}"));
+        assert!((at_least..=at_most).contains(&answers), "{transport}: {answers} answers");
+        assert_eq!(out.matches("\tIN\tA\t10.0.").count(), answers, "{transport}");
+    }
+}
