@@ -12,21 +12,22 @@ sed -e 's|^# token_file = "admin.token".*|token_file = "admin.token"|' \
     -e 's|^listen = \["127.0.0.1:5353"\].*|listen = ["127.0.0.1:0"]|' \
     -e 's|^listen = "127.0.0.1:8053".*|listen = "127.0.0.1:0"|' \
     -e 's|file = "zones/|file = "|' lbdns.toml > "$work/lbdns.toml"
-echo "bench-token" > "$work/admin.token"; chmod 600 "$work/admin.token"
+token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')   # 32 hex characters: the shortest lbdns accepts
+echo "$token" > "$work/admin.token"; chmod 600 "$work/admin.token"
 ./target/release/lbdns --config "$work/lbdns.toml" > "$work/ready" 2> "$work/log" &
 for _ in $(seq 100); do [ -s "$work/ready" ] && break; sleep 0.1; done
 read -r _ _ dns admin < "$work/ready"; dns=${dns#dns=}; admin=${admin#admin=}
 echo "server: dns=$dns admin=$admin"
 
-python3 bench/admin_writes.py "$admin" bench-token 1000 1 seq
-python3 bench/admin_writes.py "$admin" bench-token 2000 8 conc
+python3 bench/admin_writes.py "$admin" "$token" 1000 1 seq
+python3 bench/admin_writes.py "$admin" "$token" 2000 8 conc
 
 printf 'www.example.test A\nstatic.example.test A\nnope.example.test A\n' > "$work/q.txt"
 dport=${dns##*:}
 echo "dnsperf, 10 s, no writes:"
 dnsperf -s 127.0.0.1 -p "$dport" -d "$work/q.txt" -l 10 -c 4 -q 200 2>&1 | grep -E "Queries per second|Queries lost"
 echo "dnsperf, 10 s, during a burst of writes from 8 clients:"
-python3 bench/admin_writes.py "$admin" bench-token 4000 8 burst > "$work/burst.txt" &
+python3 bench/admin_writes.py "$admin" "$token" 4000 8 burst > "$work/burst.txt" &
 dnsperf -s 127.0.0.1 -p "$dport" -d "$work/q.txt" -l 10 -c 4 -q 200 2>&1 | grep -E "Queries per second|Queries lost"
 wait %2 2>/dev/null || true
 cat "$work/burst.txt"

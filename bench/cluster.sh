@@ -36,7 +36,8 @@ with open(path, "w") as f:
 PY
   extra+=$(printf '\n[[zone]]\norigin = "z%s.test."\nfile = "z%s.test.zone"\n' "$i" "$i")
 done
-echo "bench-token" > "$work/admin.token"; chmod 600 "$work/admin.token"
+token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')   # 32 hex characters: the shortest lbdns accepts
+echo "$token" > "$work/admin.token"; chmod 600 "$work/admin.token"
 for n in a b; do
   cat > "$work/$n.toml" <<CONF
 [dns]
@@ -63,14 +64,14 @@ read -r _ _ dns_a admin_a < "$work/a.ready"; read -r _ _ dns_b admin_b < "$work/
 dns_b=${dns_b#dns=}; admin_a=${admin_a#admin=}; admin_b=${admin_b#admin=}
 
 echo "sequential writes through one server:"
-python3 bench/admin_writes.py "$admin_a" bench-token 1000 1 seq
+python3 bench/admin_writes.py "$admin_a" "$token" 1000 1 seq
 echo "racing writes, 8 clients through each server at once:"
-python3 bench/admin_writes.py "$admin_a" bench-token 1000 8 ra &
+python3 bench/admin_writes.py "$admin_a" "$token" 1000 8 ra &
 racer=$!
-python3 bench/admin_writes.py "$admin_b" bench-token 1000 8 rb
+python3 bench/admin_writes.py "$admin_b" "$token" 1000 8 rb
 wait $racer
 for a in "$admin_a" "$admin_b"; do
   curl -s "http://$a/metrics" | grep '^lbdns_admin_write_retries_total'
 done
 echo "propagation (write through a, answered by b):"
-python3 bench/cluster_propagation.py "$admin_a" bench-token "$dns_b" 200
+python3 bench/cluster_propagation.py "$admin_a" "$token" "$dns_b" 200

@@ -70,10 +70,7 @@ impl Control {
         let path = self.config_path.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let sources = Sources::load(&path)?;
-            let token = match &sources.config.admin.token_file {
-                Some(t) => Some(admin::read_token(t).map_err(|e| Problems(vec![Problem::new(&path, 0, e)]))?),
-                None => None,
-            };
+            let token = sources.admin_token.clone();
             Ok::<_, Problems>((sources, token))
         })
         .await
@@ -122,10 +119,7 @@ impl App {
     /// snapshot and binds every socket. Must run inside a multi-thread tokio runtime.
     pub async fn bind(sources: Sources) -> Result<App, AppError> {
         let cfg = &sources.config;
-        let token = match &cfg.admin.token_file {
-            Some(p) => Some(admin::read_token(p).map_err(AppError::Start)?),
-            None => None,
-        };
+        let token = sources.admin_token.clone();
         let (store, etcd): (Box<dyn Store>, _) = match &cfg.etcd {
             None => {
                 let s = SqliteStore::open(&cfg.admin.state_dir).map_err(|e| AppError::Start(e.to_string()))?;
@@ -280,7 +274,7 @@ impl App {
         }
         let writer = tokio::spawn(self.writer.run(self.probe_rx, self.cmd_rx, stop_rx.clone()));
         let router = admin::router(AdminState {
-            auth_failures: Arc::default(),
+            auth_log: Arc::default(),
             token: self.control.token.clone(),
             writer: self.control.writer.clone(),
             metrics: self.control.metrics.clone(),

@@ -34,7 +34,10 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        match self.line {
+            0 => write!(f, "{}: {}", self.file.display(), self.message),
+            line => write!(f, "{}:{line}: {}", self.file.display(), self.message),
+        }
     }
 }
 
@@ -55,7 +58,7 @@ impl fmt::Display for Problems {
 }
 
 // ---------------------------------------------------------------------------
-// Raw input types, exactly the TOML keys of DESIGN.md.
+// Raw input types, exactly the TOML keys of the README's configuration reference.
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -316,6 +319,9 @@ struct PoolConfig {
 }
 
 /// Default pool TTL: short, so resolvers come back soon after a member leaves.
+/// The largest TTL (RFC 2181 section 8), for pools as for records.
+pub const MAX_TTL: u32 = i32::MAX as u32;
+
 pub fn default_pool_ttl() -> u32 {
     30
 }
@@ -571,6 +577,8 @@ pub struct DnsSettings {
 pub struct AdminSettings {
     pub listen: SocketAddr,
     pub token_file: Option<PathBuf>,
+    /// Line of `token_file` in the config file, for messages about the token.
+    pub token_file_line: usize,
     pub state_dir: PathBuf,
 }
 
@@ -597,23 +605,139 @@ pub struct PoolDef {
     pub line: usize,
 }
 
+/// Whether loading reads the secret files a config names (admin token, cookie
+/// secret, etcd password and client key). `Skip` is `lbdns check --no-secrets`:
+/// an operator can check a config whose secrets only the service may read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Secrets {
+    #[default]
+    Read,
+    Skip,
+}
+
 /// Reads and validates `path`. Zone files are not read here (see `crate::load`).
 pub fn load(path: &Path) -> Result<Config, Problems> {
+    into_result(load_all(path, Secrets::Read))
+}
+
+/// Reads and validates `path` as far as it can: the config (unless it could not
+/// be read or deserialized at all) and every problem found, so that callers can
+/// go on checking what the config names and report everything in one run.
+pub fn load_all(path: &Path, secrets: Secrets) -> (Option<Config>, Vec<Problem>) {
     let path = absolute(path);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Problems(vec![Problem::new(&path, 0, format!("cannot read: {e}"))]))?;
-    parse(&path, &text)
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_all(&path, &text, secrets),
+        Err(e) => (None, vec![Problem::new(&path, 0, format!("cannot read the config file: {e}"))]),
+    }
 }
 
 /// Parses config text as if read from `path` (absolute).
 pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
-    let raw: ConfigFile = toml::from_str(text).map_err(|e| {
+    into_result(parse_all(path, text, Secrets::Read))
+}
+
+fn into_result((config, problems): (Option<Config>, Vec<Problem>)) -> Result<Config, Problems> {
+    match config {
+        Some(c) if problems.is_empty() => Ok(c),
+        _ => Err(Problems(problems)),
+    }
+}
+
+/// At most this many keys are set aside by [`deserialize_all`] before it gives up.
+const MAX_BAD_KEYS: usize = 200;
+/// The most lines one bad value is taken to span when it is set aside.
+const MAX_VALUE_LINES: usize = 200;
+
+/// Deserializes `text`, going on past each bad key: its lines are blanked (so line
+/// numbers hold) and deserialization is tried again, so one run reports every
+/// independent mistake instead of one per run. Stops at a syntax error (nothing
+/// after it can be trusted) and at a missing key (the table cannot be built).
+fn deserialize_all(path: &Path, text: &str) -> (Option<ConfigFile>, Vec<Problem>) {
+    let problem = |e: &toml::de::Error| {
         let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
-        Problems(vec![Problem::new(path, line, e.message().trim().to_string())])
-    })?;
+        Problem::new(path, line, e.message().trim().to_string())
+    };
+    let mut work = text.to_string();
+    let mut problems = Vec::new();
+    let mut blanked: Vec<String> = Vec::new();
+    while problems.len() < MAX_BAD_KEYS {
+        let e = match toml::from_str::<ConfigFile>(&work) {
+            Ok(raw) => return (Some(raw), problems),
+            Err(e) => e,
+        };
+        // Only now is the syntax checked apart (a valid config is parsed once).
+        if problems.is_empty() && text.parse::<toml::Table>().is_err() {
+            return (None, vec![problem(&e)]);
+        }
+        // A key this loop blanked is now missing: that was reported already.
+        let missing = e.message().strip_prefix("missing field `").and_then(|m| m.split('`').next());
+        if missing.is_some_and(|m| blanked.iter().any(|b| b == m)) {
+            break;
+        }
+        problems.push(problem(&e));
+        let Some(span) = e.span().filter(|_| missing.is_none()) else { break };
+        match blank_entry(&mut work, span) {
+            Some(key) => blanked.push(key),
+            None => break,
+        }
+    }
+    problems.sort_by_key(|p| p.line);
+    (None, problems)
+}
+
+/// Blanks the lines of the entry at `span` (a whole table when `span` is in a
+/// table header) and returns its key; `None` when nothing was left to blank.
+fn blank_entry(text: &mut String, span: std::ops::Range<usize>) -> Option<String> {
+    let start = text[..span.start.min(text.len())].rfind('\n').map_or(0, |n| n + 1);
+    // Bytes, not str: `from` may fall inside a multi-byte character (a span's end - 1).
+    let line_end =
+        |from: usize| text.as_bytes()[from..].iter().position(|&b| b == b'\n').map_or(text.len(), |n| from + n);
+    let first_line = text[start..line_end(start)].trim().to_string();
+    let mut end = if first_line.starts_with('[') {
+        // The table's own keys go with it, up to the next table header.
+        let body = line_end(start);
+        let mut at = body;
+        while at < text.len() && !text[at + 1..].trim_start_matches([' ', '\t']).starts_with('[') {
+            at = line_end(at + 1);
+        }
+        at
+    } else {
+        line_end(span.end.saturating_sub(1).max(start))
+    };
+    if text[start..end].trim().is_empty() {
+        return None;
+    }
+    // A value over several lines (an array, a multi-line string) goes whole: take
+    // lines until what is left parses again.
+    let mut lines = 0;
+    while blanked(text, start, end).parse::<toml::Table>().is_err() {
+        if end >= text.len() || lines == MAX_VALUE_LINES {
+            return None;
+        }
+        end = line_end(end + 1);
+        lines += 1;
+    }
+    let key = first_line.trim_start_matches('[').split(['=', ']', '.']).next().unwrap_or("").trim().to_string();
+    *text = blanked(text, start, end);
+    Some(key.trim_matches('"').to_string())
+}
+
+/// `text` with `start..end` blanked: one space per byte, so every later offset,
+/// and every line number, holds.
+fn blanked(text: &str, start: usize, end: usize) -> String {
+    let blank: String = text.as_bytes()[start..end].iter().map(|&b| if b == b'\n' { '\n' } else { ' ' }).collect();
+    let mut out = text.to_string();
+    out.replace_range(start..end, &blank);
+    out
+}
+
+/// Parses config text, returning the config built from every part that could be
+/// read and every problem found (see [`load_all`]).
+pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, Vec<Problem>) {
+    let (raw, mut problems) = deserialize_all(path, text);
+    let Some(raw) = raw else { return (None, problems) };
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let lines = LineIndex::new(text);
-    let mut problems = Vec::new();
     let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
 
     if raw.dns.listen.is_empty() {
@@ -637,7 +761,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
         ));
     }
     let mut cookie_secret = None;
-    if let Some(f) = &raw.dns.cookie_secret_file {
+    if let Some(f) = raw.dns.cookie_secret_file.as_ref().filter(|_| secrets == Secrets::Read) {
         let line = find_line(text, "cookie_secret_file");
         let file = resolve(f);
         let read = std::fs::metadata(&file).and_then(|m| {
@@ -705,7 +829,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
             line,
         };
         let member_lines: Vec<usize> = pc.member.iter().map(|m| lines.line(m.span().start)).collect();
-        for (i, msg) in def.validate() {
+        for (i, msg) in def.validate().into_iter().chain(unlisted_regions(&def, &raw.regions)) {
             let l = i.and_then(|i| member_lines.get(i).copied()).unwrap_or(line);
             problems.push(Problem::new(path, l, msg));
         }
@@ -738,6 +862,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
         let line = find_line(text, "[cluster]");
         let read = |what: &str, f: &Path, problems: &mut Vec<Problem>| -> Option<Vec<u8>> {
             let file = resolve(f);
+            if secrets == Secrets::Skip && matches!(what, "password_file" | "key_file") {
+                return Some(Vec::new());
+            }
             match std::fs::read(&file) {
                 Ok(b) => Some(b),
                 Err(e) => {
@@ -856,10 +983,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
             Some(RedirectSettings { listen: rc.listen.clone(), trusted_proxies: rc.trusted_proxies.clone(), hosts });
     }
 
-    if !problems.is_empty() {
-        return Err(Problems(problems));
-    }
-    Ok(Config {
+    let config = Config {
         redirect,
         etcd,
         probe_source: raw.health.source_address,
@@ -877,6 +1001,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
         admin: AdminSettings {
             listen: raw.admin.listen,
             token_file: raw.admin.token_file.as_deref().map(resolve),
+            token_file_line: find_key_line(text, "[admin]", "token_file"),
             state_dir: resolve(&raw.admin.state_dir),
         },
         geoip: raw.geoip.map(|g| resolve(&g.database)),
@@ -884,7 +1009,31 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
         regions: raw.regions,
         zones,
         pools,
-    })
+    };
+    problems.sort_by_key(|p| p.line);
+    (Some(config), problems)
+}
+
+/// Members of a geo pool whose region no `[regions]` list names: the policy would
+/// never prefer them, silently. Returns (member index, message) as `validate`.
+pub fn unlisted_regions(def: &PoolDef, regions: &BTreeMap<String, Vec<String>>) -> Vec<(Option<usize>, String)> {
+    if def.policy != PolicyName::Geo {
+        return Vec::new();
+    }
+    let listed = |r: &String| regions.values().flatten().any(|l| l == r);
+    let name = &def.name;
+    def.members
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| m.region.as_ref().filter(|r| !listed(r)).map(|r| (i, m, r)))
+        .map(|(i, m, r)| {
+            let msg = format!(
+                "pool {name}: member {}: region {r:?} is in no [regions] list, so it is never chosen",
+                m.address
+            );
+            (Some(i), msg)
+        })
+        .collect()
 }
 
 impl PoolDef {
@@ -892,6 +1041,9 @@ impl PoolDef {
     pub fn validate(&self) -> Vec<(Option<usize>, String)> {
         let mut out = Vec::new();
         let name = &self.name;
+        if self.ttl > MAX_TTL {
+            out.push((None, format!("pool {name}: ttl {} is above 2^31-1 (RFC 2181 section 8)", self.ttl)));
+        }
         for (i, m) in self.members.iter().enumerate() {
             if m.weight == 0 {
                 out.push((Some(i), format!("pool {name}: member {}: weight must be at least 1", m.address)));
@@ -1037,6 +1189,46 @@ mod tests {
     }
 
     #[test]
+    fn bad_keys_are_all_reported_each_at_its_line() {
+        let text = "[dns]\nlisten = [\"127.0.0.1:53\"]\nthreads = \"many\"\n[admin]\nlisten = \"127.0.0.1:8053\"\n\
+                    extra = [\n  1,\n  2,\n]\n[[pool]]\nname = \"w.t.\"\npolicy = \"x\"\nttl = -1\n[nope]\na = 1\n";
+        let err = p(text).unwrap_err();
+        let lines: Vec<usize> = err.0.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [3, 6, 12, 13, 14], "{err}");
+    }
+
+    #[test]
+    fn a_blanked_required_key_is_not_reported_twice() {
+        let err = p("[[pool]]\nname = 5\n[[pool]]\npolicy = \"y\"\n").unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].line, 2, "{err}");
+    }
+
+    #[test]
+    fn bad_keys_in_other_scripts_are_set_aside_too() {
+        let err = p("[dns]\n\"listén\" = 1\n[admin]\n\"ключ\" = \"ü\"\n").unwrap_err();
+        let lines: Vec<usize> = err.0.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [2, 4], "{err}");
+    }
+
+    #[test]
+    fn a_syntax_error_is_reported_alone() {
+        let err = p("[dns]\nthreads = \"many\"\nlisten = [\n").unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+    }
+
+    #[test]
+    fn geo_members_need_a_listed_region() {
+        let pool = "[[pool]]\nname = \"g.t.\"\npolicy = \"geo\"\n[[pool.member]]\naddress = \"192.0.2.1\"\n";
+        let ok = format!("[regions]\ndefault = [\"eu\"]\n{pool}region = \"eu\"\n");
+        assert!(p(&ok).is_ok());
+        let err = p(&format!("[regions]\ndefault = [\"eu\"]\n{pool}region = \"us\"\n")).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].line, 6, "{err}");
+        assert!(err.0[0].message.contains("region \"us\" is in no [regions] list"), "{err}");
+    }
+
+    #[test]
     fn unknown_key_names_line() {
         let err = p("[dns]\nlisten = [\"127.0.0.1:53\"]\nlisten_typo = 1\n").unwrap_err();
         assert_eq!(err.0.len(), 1);
@@ -1077,6 +1269,14 @@ mod tests {
                     [[pool.member]]\naddress = \"192.0.2.1\"\n";
         let err = p(text).unwrap_err().to_string();
         assert!(err.contains("fallback 2001:db8::1 is IPv6 but the pool has no IPv6 member"), "{err}");
+    }
+
+    #[test]
+    fn pool_ttl_is_capped_at_2_31_minus_1() {
+        let err = p("[[pool]]\nname = \"a.example.\"\nttl = 4294967295\n").unwrap_err();
+        assert_eq!(err.0[0].line, 1, "{err}");
+        assert!(err.0[0].message.contains("ttl 4294967295 is above 2^31-1"), "{err}");
+        assert!(p("[[pool]]\nname = \"a.example.\"\nttl = 2147483647\n").is_ok());
     }
 
     #[test]

@@ -120,7 +120,8 @@ pub fn tcp(data: &[u8]) {
 }
 
 /// Zone-file parsing: any text gives records or problems with a line, never a
-/// panic; what loads passes the zone checks.
+/// panic; what loads passes the zone checks, can be served, and renders as text
+/// that parses back to the same octets.
 pub fn zone(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let origin = Name::from_ascii("example.test.").expect("origin");
@@ -130,6 +131,15 @@ pub fn zone(data: &[u8]) {
         Ok(z) => {
             if let Err(e) = crate::zone::check_zone(&z) {
                 panic!("a zone that loaded fails its checks: {e}");
+            }
+            if let Err(e) = crate::store::snapshot::build_zone(&z, 0, &Default::default()) {
+                panic!("a zone that loaded cannot be served: {e}");
+            }
+            for r in &z.records {
+                let text = crate::rdata::render(&r.rdata);
+                let again = crate::rdata::parse_text(r.rtype(), &text, &origin)
+                    .unwrap_or_else(|e| panic!("{} {text:?} does not read back: {e}", r.rtype()));
+                assert_eq!(crate::rdata::encode(&again).ok(), crate::rdata::encode(&r.rdata).ok(), "{text}");
             }
         }
         Err(problems) => {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use lbdns::config::Secrets;
 use lbdns::{App, Sources};
 use sd_notify::NotifyState;
 use tracing::{error, info, warn};
@@ -28,7 +29,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Load and validate config, zones and GeoIP database, then exit.
-    Check,
+    Check {
+        /// Do not read secret files (admin token, cookie secret, etcd password and
+        /// client key), e.g. when only the service may read them.
+        #[arg(long)]
+        no_secrets: bool,
+    },
     /// Print the API state of the configured store (embedded or etcd) as JSON.
     Export,
     /// Load a JSON export into the configured store, which must be empty.
@@ -46,7 +52,10 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    lbdns::logging::init(match cli.log_format {
+        LogFormat::Text => lbdns::logging::Format::Text,
+        LogFormat::Json => lbdns::logging::Format::Json,
+    });
     // A panic anywhere is a bug: stop the whole process (systemd restarts it) rather
     // than go on with a dead worker thread silently dropping its share of queries.
     std::panic::set_hook(Box::new(|info| {
@@ -54,30 +63,35 @@ fn main() -> ExitCode {
         std::process::abort();
     }));
     match cli.command {
-        Some(Command::Check) => check(&cli.config),
+        Some(Command::Check { no_secrets }) => check(&cli.config, no_secrets),
         Some(Command::Export) => transfer(&cli.config, None),
         Some(Command::Import { file }) => transfer(&cli.config, Some(&file)),
         None => serve(&cli.config),
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter =
-        std::env::var("LBDNS_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".to_string());
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
-fn check(path: &std::path::Path) -> ExitCode {
-    match Sources::load(path) {
+fn check(path: &std::path::Path, no_secrets: bool) -> ExitCode {
+    let secrets = if no_secrets { Secrets::Skip } else { Secrets::Read };
+    match Sources::load_with(path, secrets) {
         Ok(s) => {
+            // Start-up refuses an empty state database: so does check.
+            if s.config.etcd.is_none() {
+                if let Err(e) = lbdns::store::durable::check_file(&s.config.admin.state_dir) {
+                    eprintln!("{}: [admin] {e}", s.config.path.display());
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            }
             let records: usize = s.zones.iter().map(|z| z.records.len()).sum();
-            println!("{}: ok ({} zones, {} records, {} pools)", path.display(), s.zones.len(), records, s.pools.len());
+            let (zones, pools) = (s.zones.len(), s.pools.len());
+            // A closed pipe (`lbdns check | head -c 1`) is no reason to panic.
+            let _ = writeln!(
+                std::io::stdout(),
+                "{}: ok ({}, {}, {})",
+                path.display(),
+                count(zones, "zone"),
+                count(records, "record"),
+                count(pools, "pool")
+            );
             ExitCode::SUCCESS
         }
         Err(problems) => {
@@ -87,6 +101,11 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
     }
+}
+
+/// "1 zone", "2 zones".
+fn count(n: usize, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }
 
 /// `export` (no file) or `import FILE`.
@@ -122,10 +141,7 @@ fn transfer(path: &std::path::Path, import: Option<&std::path::Path>) -> ExitCod
     };
     let result = rt.block_on(async {
         match &text {
-            None => lbdns::store::transfer::export(&config).await.map(|json| {
-                print!("{json}");
-                0
-            }),
+            None => lbdns::store::transfer::export(&config).await.and_then(|json| print_export(&json).map(|()| 0)),
             Some(t) => lbdns::store::transfer::import(&config, t).await,
         }
     });
@@ -139,6 +155,16 @@ fn transfer(path: &std::path::Path, import: Option<&std::path::Path>) -> ExitCod
             eprintln!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes an export to stdout. A reader that stops early (`lbdns export | head`)
+/// closes the pipe: that ends the output quietly, as for any Unix filter.
+fn print_export(json: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(json.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("cannot write the export: {e}")),
+        _ => Ok(()),
     }
 }
 

@@ -30,22 +30,24 @@ pub fn router(state: RedirectState) -> Router {
     Router::new().fallback(redirect).with_state(state)
 }
 
-/// The client address: the peer, or what trusted proxies say it is.
+/// The client address: the peer, or what trusted proxies say it is. Every
+/// `X-Forwarded-For` line is part of one list (RFC 9110 5.3: several lines equal
+/// one comma-joined line), walked from the right: the first address that is not a
+/// trusted proxy is the client, so nothing a client writes before the proxy's
+/// entries counts.
 pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
     let peer = policy::canonical(peer);
     let is_trusted = |a: &IpAddr| trusted.iter().any(|n| n.contains(&policy::canonical(*a)));
     if !is_trusted(&peer) {
         return peer;
     }
+    let lines: Vec<&str> = headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("")).collect();
     let mut client = peer;
-    for value in headers.get_all("x-forwarded-for") {
-        let Ok(v) = value.to_str() else { continue };
-        for part in v.split(',').rev() {
-            match part.trim().parse::<IpAddr>() {
-                Ok(a) if is_trusted(&a) => client = a,
-                Ok(a) => return policy::canonical(a),
-                Err(_) => return client,
-            }
+    for part in lines.iter().rev().flat_map(|line| line.split(',').rev()) {
+        match part.trim().parse::<IpAddr>() {
+            Ok(a) if is_trusted(&a) => client = a,
+            Ok(a) => return policy::canonical(a),
+            Err(_) => return client,
         }
     }
     client
@@ -106,6 +108,11 @@ fn answer(st: &RedirectState, target: &RedirectTarget, client: IpAddr, uri: &Uri
     };
     let port = target.port.map(|p| format!(":{p}")).unwrap_or_default();
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    // `*` (asterisk-form, meant for OPTIONS) or anything else not starting with a
+    // slash would be glued to the host of the Location.
+    if !path.starts_with('/') {
+        return (StatusCode::BAD_REQUEST, plain(StatusCode::BAD_REQUEST, format!("bad request target {path:?}\n")));
+    }
     let location = format!("{}://{host}{port}{path}", target.scheme);
     let status = StatusCode::from_u16(target.status).unwrap_or(StatusCode::FOUND);
     let Ok(loc) = header::HeaderValue::from_str(&location) else {
@@ -146,6 +153,17 @@ mod tests {
         assert_eq!(client_of(peer_trusted, &h, &trusted), "198.51.100.7".parse::<IpAddr>().unwrap());
         assert_eq!(client_of(peer_other, &h, &trusted), peer_other);
         assert_eq!(client_of(peer_trusted, &HeaderMap::new(), &trusted), peer_trusted);
+    }
+
+    #[test]
+    fn forwarded_for_lines_are_one_list_walked_from_the_right() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        // The client's own line first, then the proxy's.
+        h.append("x-forwarded-for", "203.0.113.66".parse().unwrap());
+        h.append("x-forwarded-for", "198.51.100.7, 10.0.0.2".parse().unwrap());
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(client_of(peer, &h, &trusted), "198.51.100.7".parse::<IpAddr>().unwrap());
     }
 
     #[test]

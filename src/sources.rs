@@ -7,9 +7,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{Name, RecordType};
 
-use crate::config::{self, Config, PoolDef, Problem, Problems};
+use crate::config::{self, Config, PoolDef, Problem, Problems, Secrets};
 use crate::geoip::GeoDb;
 use crate::zone::{self, ZoneData};
 
@@ -21,33 +21,51 @@ pub struct Sources {
     pub pools: Vec<Arc<PoolDef>>,
     /// The GeoIP database named by `[geoip]`, read whole.
     pub geoip: Option<Arc<GeoDb>>,
+    /// The admin token read from `[admin] token_file` (read once, so its
+    /// warnings are logged once); `None` without a token file or with
+    /// `Secrets::Skip`.
+    pub admin_token: Option<String>,
 }
 
 impl Sources {
     /// Loads the config at `path` and every zone file it names. Returns every
     /// problem found, each with file and line.
     pub fn load(path: &Path) -> Result<Sources, Problems> {
-        let config = config::load(path)?;
-        let mut problems = Vec::new();
+        Sources::load_with(path, Secrets::Read)
+    }
+
+    /// [`Sources::load`], optionally without reading secret files. Every
+    /// independent problem is found in one run: a broken config key does not hide
+    /// a broken zone file, and a zone that fails to load hides only the placement
+    /// checks of its own pools.
+    pub fn load_with(path: &Path, secrets: Secrets) -> Result<Sources, Problems> {
+        let (config, mut problems) = config::load_all(path, secrets);
+        let Some(config) = config else { return Err(Problems(problems)) };
         let mut zones = Vec::new();
+        let mut broken = Vec::new();
         for spec in &config.zones {
             match zone::load_named_at(&spec.origin, &spec.file, Some((&config.path, spec.line))) {
                 Ok(z) => zones.push(Arc::new(z)),
-                Err(p) => problems.extend(p),
+                Err(p) => {
+                    problems.extend(p);
+                    broken.push(&spec.origin);
+                }
             }
         }
-        if !problems.is_empty() {
-            return Err(Problems(problems));
-        }
         let index = PlacementIndex::new(&zones);
-        for pool in &config.pools {
+        // A pool in a zone that did not load cannot be placed: its zone's problems say why.
+        for pool in config.pools.iter().filter(|p| !broken.iter().any(|o| o.zone_of(&p.name))) {
             if let Err(msg) = index.check(pool) {
                 problems.push(Problem::new(&config.path, pool.line, msg));
             }
         }
-        if let Some(t) = &config.admin.token_file {
-            if let Err(e) = crate::admin::read_token(t) {
-                problems.push(Problem::new(&config.path, 0, format!("[admin] {e}")));
+        let mut admin_token = None;
+        if let Some(t) = config.admin.token_file.as_ref().filter(|_| secrets == Secrets::Read) {
+            match crate::admin::read_token(t) {
+                Ok(token) => admin_token = Some(token),
+                Err(e) => {
+                    problems.push(Problem::new(&config.path, config.admin.token_file_line, format!("[admin] {e}")))
+                }
             }
         }
         let mut geoip = None;
@@ -61,7 +79,7 @@ impl Sources {
             return Err(Problems(problems));
         }
         let pools = config.pools.iter().cloned().map(Arc::new).collect();
-        Ok(Sources { config, zones, pools, geoip })
+        Ok(Sources { config, zones, pools, geoip, admin_token })
     }
 }
 
@@ -128,17 +146,60 @@ pub fn check_pool_placement(pool: &PoolDef, zones: &[Arc<ZoneData>]) -> Result<(
         return Err(format!("pool {name} is not inside any zone"));
     };
     for r in &zone.records {
-        if r.name == *name && matches!(r.rtype(), RecordType::A | RecordType::AAAA | RecordType::CNAME) {
-            return Err(format!(
-                "pool {name} also has {} records in {}:{}; remove them from the zone file",
-                r.rtype(),
-                r.file.display(),
-                r.line
-            ));
-        }
-        if r.rtype() == RecordType::NS && r.name != zone.origin && r.name.zone_of(name) {
-            return Err(format!("pool {name} is at or below the zone cut {}", r.name));
+        match clash(name, &r.name, r.rtype(), &zone.origin) {
+            Some(Clash::Answers) => {
+                return Err(format!(
+                    "pool {name} also has {} records in {}:{}; remove them from the zone file",
+                    r.rtype(),
+                    r.file.display(),
+                    r.line
+                ));
+            }
+            Some(Clash::Cut) => return Err(format!("pool {name} is at or below the zone cut {}", r.name)),
+            None => {}
         }
     }
     Ok(())
+}
+
+/// How an RRset and a pool cannot live in one zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clash {
+    /// A, AAAA or CNAME at the pool's name: the pool answers those.
+    Answers,
+    /// NS below the apex at or above the pool's name: the pool would be behind a
+    /// delegation, answered with a referral instead.
+    Cut,
+}
+
+/// The one placement rule, for zone files, config pools and API writes alike:
+/// whether an RRset of `rtype` at `owner` in the zone `origin` clashes with a pool
+/// named `pool`. (`PlacementIndex` applies the same rule to a whole config at
+/// once through its indexes; keep the two in step.)
+pub fn clash(pool: &Name, owner: &Name, rtype: RecordType, origin: &Name) -> Option<Clash> {
+    match rtype {
+        RecordType::A | RecordType::AAAA | RecordType::CNAME if owner == pool => Some(Clash::Answers),
+        RecordType::NS if owner != origin && owner.zone_of(pool) => Some(Clash::Cut),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    #[test]
+    fn the_placement_rule() {
+        let n = |s: &str| Name::from_str(s).unwrap();
+        let (pool, origin) = (n("www.z."), n("z."));
+        assert_eq!(clash(&pool, &n("www.z."), RecordType::A, &origin), Some(Clash::Answers));
+        assert_eq!(clash(&pool, &n("www.z."), RecordType::CNAME, &origin), Some(Clash::Answers));
+        assert_eq!(clash(&pool, &n("www.z."), RecordType::TXT, &origin), None);
+        assert_eq!(clash(&pool, &n("www.z."), RecordType::NS, &origin), Some(Clash::Cut));
+        assert_eq!(clash(&n("a.www.z."), &n("www.z."), RecordType::NS, &origin), Some(Clash::Cut));
+        assert_eq!(clash(&pool, &n("z."), RecordType::NS, &origin), None, "the apex NS is no cut");
+        assert_eq!(clash(&pool, &n("other.z."), RecordType::NS, &origin), None);
+    }
 }

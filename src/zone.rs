@@ -14,11 +14,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use hickory_proto::rr::rdata::{CNAME, MX, NS, PTR, SRV};
+use std::io::{BufRead, Read};
+
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::txt::parse_ttl;
 
 use crate::config::Problem;
+use crate::rdata::{self, RecordError, excerpt};
 
 /// One resource record from a zone file.
 #[derive(Debug, Clone)]
@@ -46,6 +48,10 @@ pub struct ZoneData {
 }
 
 const MAX_INCLUDE_DEPTH: usize = 16;
+/// The longest line read (without its newline), and the most text one entry
+/// (lines joined by parentheses) may hold: enough for the largest RDATA written
+/// in hex, and what bounds the memory of reading a file that is not a zone.
+pub const MAX_LINE: usize = 256 * 1024;
 
 /// Loads and checks a zone file. Every problem found is returned.
 pub fn load(origin: &Name, file: &Path) -> Result<ZoneData, Vec<Problem>> {
@@ -71,7 +77,7 @@ pub fn load_named_at(origin: &Name, file: &Path, named_at: Option<(&Path, usize)
 /// Parses zone text as if read from `file` (used by tests and the fuzzer).
 pub fn parse_str(origin: &Name, file: &Path, text: &str) -> Result<ZoneData, Vec<Problem>> {
     let mut loader = Loader { records: Vec::new(), problems: Vec::new(), last_ttl: None };
-    loader.text(origin, file, text, 0, None);
+    loader.read(origin, file, text.as_bytes(), 0, None);
     check(origin, file, &loader.records, &mut loader.problems);
     if loader.problems.is_empty() {
         Ok(ZoneData { origin: origin.clone(), file: file.to_path_buf(), records: loader.records })
@@ -87,20 +93,41 @@ struct Loader {
     last_ttl: Option<u32>,
 }
 
-/// Reads a zone file, refusing anything but a regular file: `$INCLUDE /dev/zero`
-/// or a FIFO would otherwise hang the loader or exhaust memory.
-fn read_regular(file: &Path) -> std::io::Result<String> {
+/// What one file's entries set for the entries after them.
+struct FileState {
+    file: Arc<Path>,
+    origin: Name,
+    default_ttl: Option<u32>,
+    owner: Option<Name>,
+}
+
+/// Opens a zone file, refusing anything but a regular file: `$INCLUDE /dev/zero`
+/// or a FIFO would otherwise hang the loader.
+fn open_regular(file: &Path) -> std::io::Result<std::io::BufReader<std::fs::File>> {
     let meta = std::fs::metadata(file)?;
     if !meta.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
-    std::fs::read_to_string(file)
+    Ok(std::io::BufReader::new(std::fs::File::open(file)?))
+}
+
+/// Reads one line (newline included) into `buf`, at most `MAX_LINE` octets of
+/// it: `Ok(false)` at the end of the input, an error for a longer line.
+fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<bool, String> {
+    buf.clear();
+    let n =
+        reader.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', buf).map_err(|e| format!("cannot read: {e}"))?;
+    let content = buf.len() - usize::from(buf.last() == Some(&b'\n'));
+    if content > MAX_LINE {
+        return Err(format!("line is longer than {} KiB", MAX_LINE / 1024));
+    }
+    Ok(n > 0)
 }
 
 impl Loader {
     fn file(&mut self, origin: &Name, file: &Path, depth: usize, from: Option<(&Path, usize)>, ttl: Option<u32>) {
-        match read_regular(file) {
-            Ok(text) => self.text(origin, file, &text, depth, ttl),
+        match open_regular(file) {
+            Ok(reader) => self.read(origin, file, reader, depth, ttl),
             Err(e) => {
                 let (f, l) = from.unwrap_or((file, 0));
                 self.problems.push(Problem::new(f, l, format!("cannot read zone file {}: {e}", file.display())));
@@ -108,185 +135,148 @@ impl Loader {
         }
     }
 
-    /// `default_ttl`: the $TTL in force where this file is included.
-    fn text(&mut self, zone_origin: &Name, file: &Path, text: &str, depth: usize, default_ttl: Option<u32>) {
-        let file_arc: Arc<Path> = Arc::from(file);
-        let mut origin = zone_origin.clone();
-        let mut default_ttl = default_ttl;
-        let mut owner: Option<Name> = None;
-        let entries = match lex(text) {
-            Ok(e) => e,
-            Err((line, msg)) => {
+    /// Reads a file line by line, handling each entry as it completes, so memory
+    /// is bounded by one entry. `default_ttl`: the $TTL in force where this file
+    /// is included. The first lexical problem stops this file.
+    fn read(&mut self, origin: &Name, file: &Path, mut reader: impl BufRead, depth: usize, default_ttl: Option<u32>) {
+        let mut st = FileState { file: Arc::from(file), origin: origin.clone(), default_ttl, owner: None };
+        let mut lexer = Lexer::default();
+        let mut buf = Vec::new();
+        loop {
+            let line = lexer.line;
+            let text = match read_line(&mut reader, &mut buf) {
+                Ok(false) => break,
+                Ok(true) => std::str::from_utf8(&buf).map_err(|_| "line is not valid UTF-8".to_string()),
+                Err(e) => Err(e),
+            };
+            let fed = text.map_err(|m| (line, m)).and_then(|t| lexer.feed(t));
+            if let Err((line, msg)) = fed {
                 self.problems.push(Problem::new(file, line, msg));
                 return;
             }
-        };
-        for entry in entries {
-            let line = entry.line;
-            let err = |msg: String| Problem::new(file, line, msg);
-            let toks = &entry.tokens;
-            if toks.is_empty() {
-                continue;
+            for entry in std::mem::take(&mut lexer.done) {
+                self.entry(origin, &mut st, entry, depth);
             }
-            let first = toks[0].as_str();
-            if !entry.blank_owner && first.starts_with('$') {
-                match first.to_ascii_uppercase().as_str() {
-                    "$ORIGIN" => match toks.get(1).map(|t| parse_name(t, &origin)) {
-                        Some(Ok(n)) if toks.len() == 2 => origin = n,
-                        Some(Err(e)) => self.problems.push(err(format!("$ORIGIN: {e}"))),
-                        _ => self.problems.push(err("$ORIGIN takes one domain name".into())),
-                    },
-                    "$TTL" => match toks.get(1).map(|t| parse_ttl(t)) {
-                        Some(Ok(t)) if toks.len() == 2 => default_ttl = Some(t),
-                        _ => self.problems.push(err("$TTL takes one TTL value".into())),
-                    },
-                    "$INCLUDE" => {
-                        if toks.len() < 2 || toks.len() > 3 {
-                            self.problems.push(err("$INCLUDE takes a file name and an optional origin".into()));
-                            continue;
-                        }
-                        if depth >= MAX_INCLUDE_DEPTH {
-                            self.problems.push(err("$INCLUDE nested too deeply".into()));
-                            continue;
-                        }
-                        let inc_origin = match toks.get(2).map(|t| parse_name(t, &origin)) {
-                            Some(Ok(n)) => n,
-                            Some(Err(e)) => {
-                                self.problems.push(err(format!("$INCLUDE origin: {e}")));
-                                continue;
-                            }
-                            None => origin.clone(),
-                        };
-                        let rel = Path::new(unquote(&toks[1]));
-                        let path = if rel.is_absolute() {
-                            rel.to_path_buf()
-                        } else {
-                            file.parent().unwrap_or(Path::new("/")).join(rel)
-                        };
-                        self.file(&inc_origin, &path, depth + 1, Some((file, line)), default_ttl);
-                    }
-                    other => self.problems.push(err(format!("unknown directive {other}"))),
-                }
-                continue;
-            }
-
-            // Owner.
-            let mut i = 0;
-            if !entry.blank_owner {
-                match parse_name(first, &origin) {
-                    Ok(n) => owner = Some(n),
-                    Err(e) => {
-                        self.problems.push(err(format!("owner name: {e}")));
-                        continue;
-                    }
-                }
-                i = 1;
-            }
-            let Some(name) = owner.clone() else {
-                self.problems.push(err("record without an owner name".into()));
-                continue;
-            };
-            // [TTL] [class] in either order, then the type.
-            let mut ttl: Option<u32> = None;
-            let mut rtype: Option<RecordType> = None;
-            while i < toks.len() {
-                let t = toks[i].as_str();
-                i += 1;
-                if ttl.is_none() && t.as_bytes()[0].is_ascii_digit() {
-                    match parse_ttl(t) {
-                        Ok(v) => {
-                            ttl = Some(v);
-                            continue;
-                        }
-                        Err(_) => {
-                            self.problems.push(err(format!("invalid TTL {t:?}")));
-                            break;
-                        }
-                    }
-                }
-                let up = t.to_ascii_uppercase();
-                if up == "IN" {
-                    continue;
-                }
-                if matches!(up.as_str(), "CH" | "HS" | "CS" | "NONE" | "ANY") {
-                    self.problems.push(err(format!("class {up} is not supported (only IN)")));
-                    break;
-                }
-                match RecordType::from_str(&up) {
-                    Ok(rt) if !matches!(rt, RecordType::Unknown(_)) || up.starts_with("TYPE") => rtype = Some(rt),
-                    _ => self.problems.push(err(format!("unknown record type {t:?}"))),
-                }
-                break;
-            }
-            let Some(rtype) = rtype else {
-                if !self.problems.iter().any(|p| p.line == line && *p.file == *file) {
-                    self.problems.push(err("missing record type".into()));
-                }
-                continue;
-            };
-            if matches!(rtype, RecordType::OPT | RecordType::AXFR | RecordType::IXFR | RecordType::ANY) {
-                self.problems.push(err(format!("record type {rtype} cannot appear in a zone file")));
-                continue;
-            }
-            let origin_text = origin.to_ascii();
-            let rdata_text: Vec<&str> =
-                toks[i..].iter().map(|t| if t == "@" { origin_text.as_str() } else { t.as_str() }).collect();
-            if rdata_text.is_empty() {
-                self.problems.push(err(format!("{rtype} record has no data")));
-                continue;
-            }
-            let rdata = match RData::try_from_str(rtype, &rdata_text.join(" ")) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.problems.push(err(format!("invalid {rtype} data {:?}: {e}", rdata_text.join(" "))));
-                    continue;
-                }
-            };
-            let rdata = match complete_names(rdata, &origin) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.problems.push(err(e));
-                    continue;
-                }
-            };
-            let explicit_ttl = ttl;
-            let ttl = match ttl.or(default_ttl).or(self.last_ttl) {
-                Some(t) => t,
-                None => match &rdata {
-                    RData::SOA(soa) => soa.minimum,
-                    _ => {
-                        self.problems.push(err("record has no TTL and there is no $TTL before it".into()));
-                        continue;
-                    }
-                },
-            };
-            if ttl > i32::MAX as u32 {
-                self.problems.push(err(format!("TTL {ttl} is above 2^31-1")));
-                continue;
-            }
-            if explicit_ttl.is_some() {
-                self.last_ttl = explicit_ttl;
-            }
-            if !zone_origin.zone_of(&name) {
-                self.problems.push(err(format!("{name} is outside the zone {zone_origin}")));
-                continue;
-            }
-            self.records.push(ZoneRecord { name: name.to_lowercase(), ttl, rdata, file: file_arc.clone(), line });
         }
+        match lexer.finish() {
+            Ok(Some(entry)) => self.entry(origin, &mut st, entry, depth),
+            Ok(None) => {}
+            Err((line, msg)) => self.problems.push(Problem::new(file, line, msg)),
+        }
+    }
+
+    fn entry(&mut self, zone_origin: &Name, st: &mut FileState, entry: Entry, depth: usize) {
+        let Some(first) = entry.tokens.first() else { return };
+        if !entry.blank_owner && first.starts_with('$') {
+            if let Err(msg) = self.directive(st, &entry, depth) {
+                self.problems.push(Problem::new(&*st.file, entry.line, msg));
+            }
+            return;
+        }
+        let line = entry.line;
+        match self.record(zone_origin, st, entry) {
+            Ok(Some(r)) => self.records.push(r),
+            Ok(None) => {}
+            Err(msg) => self.problems.push(Problem::new(&*st.file, line, msg)),
+        }
+    }
+
+    fn directive(&mut self, st: &mut FileState, entry: &Entry, depth: usize) -> Result<(), String> {
+        let toks = &entry.tokens;
+        match toks[0].to_ascii_uppercase().as_str() {
+            "$ORIGIN" => match toks.get(1).map(|t| parse_name(t, &st.origin)) {
+                Some(Ok(n)) if toks.len() == 2 => st.origin = n,
+                Some(Err(e)) => return Err(format!("$ORIGIN: {e}")),
+                _ => return Err("$ORIGIN takes one domain name".into()),
+            },
+            "$TTL" => match toks.get(1).map(|t| parse_ttl(t)) {
+                Some(Ok(t)) if toks.len() == 2 => st.default_ttl = Some(t),
+                _ => return Err("$TTL takes one TTL value".into()),
+            },
+            "$INCLUDE" => {
+                if toks.len() < 2 || toks.len() > 3 {
+                    return Err("$INCLUDE takes a file name and an optional origin".into());
+                }
+                if depth >= MAX_INCLUDE_DEPTH {
+                    return Err("$INCLUDE nested too deeply".into());
+                }
+                let inc_origin = match toks.get(2) {
+                    Some(t) => parse_name(t, &st.origin).map_err(|e| format!("$INCLUDE origin: {e}"))?,
+                    None => st.origin.clone(),
+                };
+                let rel = Path::new(unquote(&toks[1]));
+                let path = if rel.is_absolute() {
+                    rel.to_path_buf()
+                } else {
+                    st.file.parent().unwrap_or(Path::new("/")).join(rel)
+                };
+                let file = st.file.clone();
+                self.file(&inc_origin, &path, depth + 1, Some((&file, entry.line)), st.default_ttl);
+            }
+            _ => return Err(format!("unknown directive {}", excerpt(&toks[0]))),
+        }
+        Ok(())
+    }
+
+    /// One record entry. `Ok(None)`: nothing to add and nothing to report.
+    fn record(&mut self, zone_origin: &Name, st: &mut FileState, entry: Entry) -> Result<Option<ZoneRecord>, String> {
+        let toks = &entry.tokens;
+        let mut i = 0;
+        if !entry.blank_owner {
+            st.owner = Some(parse_name(&toks[0], &st.origin).map_err(|e| format!("owner name: {e}"))?);
+            i = 1;
+        }
+        let name = st.owner.clone().ok_or("record without an owner name")?;
+        // [TTL] [class] in either order, then the type.
+        let mut ttl: Option<u32> = None;
+        let rtype = loop {
+            let Some(t) = toks.get(i) else { return Err("missing record type".into()) };
+            i += 1;
+            if ttl.is_none() && t.as_bytes()[0].is_ascii_digit() {
+                ttl = Some(parse_ttl(t).map_err(|_| format!("invalid TTL {}", excerpt(t)))?);
+                continue;
+            }
+            let up = t.to_ascii_uppercase();
+            match up.as_str() {
+                "IN" => continue,
+                "CH" | "HS" | "CS" | "NONE" | "ANY" => return Err(format!("class {up} is not supported (only IN)")),
+                _ => {}
+            }
+            break match RecordType::from_str(&up) {
+                Ok(rt) if !matches!(rt, RecordType::Unknown(_)) || up.starts_with("TYPE") => rt,
+                _ => return Err(format!("unknown record type {}", excerpt(t))),
+            };
+        };
+        if is_meta_type(rtype) {
+            return Err(format!("record type {rtype} cannot appear in a zone file"));
+        }
+        let data: Vec<&str> = toks[i..].iter().map(String::as_str).collect();
+        let rdata = rdata::parse(rtype, &data, &st.origin).map_err(|e| format!("invalid {rtype} data: {e}"))?;
+        let explicit_ttl = ttl;
+        let ttl = match ttl.or(st.default_ttl).or(self.last_ttl) {
+            Some(t) => t,
+            None => match &rdata {
+                RData::SOA(soa) => soa.minimum,
+                _ => return Err("record has no TTL and there is no $TTL before it".into()),
+            },
+        };
+        if ttl > i32::MAX as u32 {
+            return Err(format!("TTL {ttl} is above 2^31-1"));
+        }
+        if explicit_ttl.is_some() {
+            self.last_ttl = explicit_ttl;
+        }
+        if !zone_origin.zone_of(&name) {
+            return Err(format!("{name} is outside the zone {zone_origin}"));
+        }
+        Ok(Some(ZoneRecord { name: name.to_lowercase(), ttl, rdata, file: st.file.clone(), line: entry.line }))
     }
 }
 
 /// Parses one record's data in presentation format, names relative to `origin`
-/// (used for RRsets written through the admin API).
-pub fn parse_rdata(rtype: RecordType, text: &str, origin: &Name) -> Result<RData, String> {
-    let origin_text = origin.to_ascii();
-    let text: Vec<&str> = text.split_whitespace().map(|t| if t == "@" { origin_text.as_str() } else { t }).collect();
-    let text = text.join(" ");
-    if text.is_empty() {
-        return Err(format!("empty {rtype} data"));
-    }
-    let rdata = RData::try_from_str(rtype, &text).map_err(|e| format!("invalid {rtype} data {text:?}: {e}"))?;
-    complete_names(rdata, origin)
+/// (used for RRsets written through the admin API); the record encodes.
+pub fn parse_rdata(rtype: RecordType, text: &str, origin: &Name) -> Result<RData, RecordError> {
+    rdata::parse_text(rtype, text, origin)
 }
 
 /// Record types that cannot be stored in a zone.
@@ -305,33 +295,8 @@ pub fn check_zone(zone: &ZoneData) -> Result<(), String> {
     }
 }
 
-/// Completes names in the record data that were written relative to the origin.
-fn complete_names(rdata: RData, origin: &Name) -> Result<RData, String> {
-    let fix = |n: Name| -> Result<Name, String> {
-        if n.is_fqdn() { Ok(n) } else { n.append_domain(origin).map_err(|e| format!("name too long: {e}")) }
-    };
-    Ok(match rdata {
-        RData::CNAME(c) => RData::CNAME(CNAME(fix(c.0)?)),
-        RData::NS(n) => RData::NS(NS(fix(n.0)?)),
-        RData::PTR(p) => RData::PTR(PTR(fix(p.0)?)),
-        RData::MX(m) => RData::MX(MX::new(m.preference, fix(m.exchange)?)),
-        RData::SRV(s) => RData::SRV(SRV::new(s.priority, s.weight, s.port, fix(s.target)?)),
-        RData::SOA(mut s) => {
-            s.mname = fix(s.mname)?;
-            s.rname = fix(s.rname)?;
-            RData::SOA(s)
-        }
-        other => other,
-    })
-}
-
-fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
-    if text == "@" {
-        return Ok(origin.clone());
-    }
-    let mut n = Name::parse(text, Some(origin)).map_err(|e| format!("invalid name {text:?}: {e}"))?;
-    n.set_fqdn(true);
-    Ok(n)
+fn parse_name(text: &str, origin: &Name) -> Result<Name, RecordError> {
+    rdata::name(text, origin)
 }
 
 fn unquote(s: &str) -> &str {
@@ -378,7 +343,7 @@ fn check(origin: &Name, file: &Path, records: &[ZoneRecord], problems: &mut Vec<
             problems.push(Problem::new(
                 &*r.file,
                 r.line,
-                format!("CNAME at {} beside other data ({} at line {})", r.name, o.rtype(), o.line),
+                format!("CNAME at {} beside other data ({})", r.name, whence(o)),
             ));
         } else if same.iter().filter(|o| o.rtype() == RecordType::CNAME).count() > 1
             && !std::ptr::eq(*same.iter().find(|o| o.rtype() == RecordType::CNAME).unwrap_or(&r), r)
@@ -396,108 +361,161 @@ struct Entry {
     tokens: Vec<String>,
 }
 
-/// Splits zone text into entries. Errors name the line.
-fn lex(text: &str) -> Result<Vec<Entry>, (usize, String)> {
-    let mut entries = Vec::new();
-    let mut line = 1usize;
-    let mut depth = 0usize;
-    let mut paren_line = 0usize;
-    let mut cur: Option<Entry> = None;
-    let mut tok = String::new();
-    let mut at_line_start = true;
-    let mut chars = text.chars().peekable();
+/// Splits zone text into entries, a line at a time; errors name the line.
+struct Lexer {
+    /// The line being read (1-based).
+    line: usize,
+    /// Entries completed so far, for the loader to take.
+    done: Vec<Entry>,
+    cur: Option<Entry>,
+    /// Octets in `cur`'s tokens, bounded by `MAX_LINE`.
+    cur_len: usize,
+    tok: String,
+    depth: usize,
+    paren_line: usize,
+    /// The line where the open quoted string started.
+    quote: Option<usize>,
+    escaped: bool,
+    comment: bool,
+    at_line_start: bool,
+    blank: bool,
+}
 
-    fn flush_tok(tok: &mut String, cur: &mut Option<Entry>, line: usize, blank: bool) {
-        if !tok.is_empty() {
-            cur.get_or_insert_with(|| Entry { line, blank_owner: blank, tokens: Vec::new() })
-                .tokens
-                .push(std::mem::take(tok));
+impl Default for Lexer {
+    fn default() -> Self {
+        Lexer {
+            line: 1,
+            done: Vec::new(),
+            cur: None,
+            cur_len: 0,
+            tok: String::new(),
+            depth: 0,
+            paren_line: 0,
+            quote: None,
+            escaped: false,
+            comment: false,
+            at_line_start: true,
+            blank: false,
         }
     }
+}
 
-    let mut blank = false;
-    while let Some(c) = chars.next() {
-        if at_line_start && depth == 0 {
-            blank = c == ' ' || c == '\t';
+impl Lexer {
+    fn flush(&mut self) -> Result<(), (usize, String)> {
+        if !self.tok.is_empty() {
+            self.cur_len += self.tok.len() + 1;
+            let (line, blank) = (self.line, self.blank);
+            self.cur
+                .get_or_insert_with(|| Entry { line, blank_owner: blank, tokens: Vec::new() })
+                .tokens
+                .push(std::mem::take(&mut self.tok));
         }
-        at_line_start = false;
+        if self.cur_len > MAX_LINE {
+            let line = self.cur.as_ref().map_or(self.line, |e| e.line);
+            return Err((line, format!("entry is longer than {} KiB", MAX_LINE / 1024)));
+        }
+        Ok(())
+    }
+
+    /// Lexes one line (with its newline, unless it is the last).
+    fn feed(&mut self, text: &str) -> Result<(), (usize, String)> {
+        for c in text.chars() {
+            if self.at_line_start && self.depth == 0 && self.quote.is_none() {
+                self.blank = c == ' ' || c == '\t';
+            }
+            self.at_line_start = false;
+            if self.escaped {
+                self.escaped = false;
+                self.tok.push(c);
+                if c == '\n' {
+                    self.line += 1;
+                }
+                continue;
+            }
+            if let Some(start) = self.quote {
+                match c {
+                    '\\' => self.escaped = true,
+                    '"' => self.quote = None,
+                    '\n' => return Err((start, "unterminated quoted string".into())),
+                    _ => {}
+                }
+                self.tok.push(c);
+                continue;
+            }
+            if self.comment && c != '\n' {
+                continue;
+            }
+            self.comment = false;
+            self.char(c)?;
+        }
+        Ok(())
+    }
+
+    /// One character outside quoted strings and comments.
+    fn char(&mut self, c: char) -> Result<(), (usize, String)> {
         match c {
             '\n' => {
-                flush_tok(&mut tok, &mut cur, line, blank);
-                line += 1;
-                at_line_start = true;
-                if depth == 0 {
-                    if let Some(e) = cur.take() {
-                        entries.push(e);
+                self.flush()?;
+                self.line += 1;
+                self.at_line_start = true;
+                if self.depth == 0 {
+                    if let Some(e) = self.cur.take() {
+                        self.done.push(e);
                     }
+                    self.cur_len = 0;
                 }
             }
-            ' ' | '\t' | '\r' => flush_tok(&mut tok, &mut cur, line, blank),
+            ' ' | '\t' | '\r' => self.flush()?,
             ';' => {
-                flush_tok(&mut tok, &mut cur, line, blank);
-                while let Some(&n) = chars.peek() {
-                    if n == '\n' {
-                        break;
-                    }
-                    chars.next();
-                }
+                self.flush()?;
+                self.comment = true;
             }
             '(' => {
-                flush_tok(&mut tok, &mut cur, line, blank);
-                if depth == 0 {
-                    paren_line = line;
+                self.flush()?;
+                if self.depth == 0 {
+                    self.paren_line = self.line;
                 }
-                depth += 1;
-                cur.get_or_insert_with(|| Entry { line, blank_owner: blank, tokens: Vec::new() });
+                self.depth += 1;
+                let (line, blank) = (self.line, self.blank);
+                self.cur.get_or_insert_with(|| Entry { line, blank_owner: blank, tokens: Vec::new() });
             }
             ')' => {
-                flush_tok(&mut tok, &mut cur, line, blank);
-                if depth == 0 {
-                    return Err((line, "unbalanced ')'".into()));
+                self.flush()?;
+                if self.depth == 0 {
+                    return Err((self.line, "unbalanced ')'".into()));
                 }
-                depth -= 1;
+                self.depth -= 1;
             }
             '"' => {
-                tok.push('"');
-                let start = line;
-                loop {
-                    match chars.next() {
-                        Some('\\') => {
-                            tok.push('\\');
-                            if let Some(n) = chars.next() {
-                                if n == '\n' {
-                                    line += 1;
-                                }
-                                tok.push(n);
-                            }
-                        }
-                        Some('"') => {
-                            tok.push('"');
-                            break;
-                        }
-                        Some('\n') => return Err((start, "unterminated quoted string".into())),
-                        Some(ch) => tok.push(ch),
-                        None => return Err((start, "unterminated quoted string".into())),
-                    }
-                }
+                self.tok.push('"');
+                self.quote = Some(self.line);
             }
             '\\' => {
-                tok.push('\\');
-                if let Some(n) = chars.next() {
-                    tok.push(n);
-                }
+                self.tok.push('\\');
+                self.escaped = true;
             }
-            _ => tok.push(c),
+            _ => self.tok.push(c),
         }
+        Ok(())
     }
-    flush_tok(&mut tok, &mut cur, line, blank);
-    if depth > 0 {
-        return Err((paren_line, "unbalanced '(' (no closing parenthesis)".into()));
+
+    /// The last entry, at the end of the input.
+    fn finish(mut self) -> Result<Option<Entry>, (usize, String)> {
+        if let Some(start) = self.quote {
+            return Err((start, "unterminated quoted string".into()));
+        }
+        self.flush()?;
+        if self.depth > 0 {
+            return Err((self.paren_line, "unbalanced '(' (no closing parenthesis)".into()));
+        }
+        Ok(self.cur.take())
     }
-    if let Some(e) = cur.take() {
-        entries.push(e);
-    }
-    Ok(entries)
+}
+
+/// Where a record came from, for messages: its zone file line, or the API
+/// (records changed through the API carry no line).
+fn whence(r: &ZoneRecord) -> String {
+    if r.line == 0 { format!("{} set through the API", r.rtype()) } else { format!("{} at line {}", r.rtype(), r.line) }
 }
 
 #[cfg(test)]
@@ -578,6 +596,32 @@ mod tests {
         let e = parse("$TTL 60\n@ SOA ns1 h ( 1 2 3 4 5\n@ NS ns1\n").unwrap_err();
         assert_eq!(e[0].line, 2);
         assert!(e[0].message.contains("unbalanced"));
+    }
+
+    #[test]
+    fn quoted_strings_may_continue_after_an_escaped_newline() {
+        let z = parse(&format!("{HEAD}t TXT \"a\\\nb\" ( \"c\"\n \"d\" )\nafter A 192.0.2.1\n")).unwrap();
+        let t = z.records.iter().find(|r| r.rtype() == RecordType::TXT).unwrap();
+        assert_eq!(crate::rdata::render(&t.rdata), "\"a\\010b\" \"c\" \"d\"");
+        assert_eq!(
+            z.records
+                .iter()
+                .find(|r| r.rtype() == RecordType::A && r.name.to_ascii() == "after.example.test.")
+                .unwrap()
+                .line,
+            9
+        );
+    }
+
+    #[test]
+    fn entries_and_lines_are_bounded() {
+        let chunk = format!("\"{}\"\n", "x".repeat(200));
+        let e = parse(&format!("{HEAD}big TXT (\n{}) \n", chunk.repeat(MAX_LINE / 200 + 1))).unwrap_err();
+        assert_eq!((e[0].line, e[0].message.as_str()), (6, "entry is longer than 256 KiB"), "{e:?}");
+        let e = parse(&format!("{HEAD}big TXT {}\n", "y".repeat(MAX_LINE))).unwrap_err();
+        assert_eq!((e[0].line, e[0].message.as_str()), (6, "line is longer than 256 KiB"), "{e:?}");
+        let e = parse(&format!("{HEAD}big TXT \"{}\"\n", "y".repeat(256))).unwrap_err();
+        assert_eq!(e[0].message, "invalid TXT data: TXT string 1 is 256 octets; the limit is 255", "{e:?}");
     }
 
     #[test]

@@ -63,49 +63,59 @@ pub enum ApiRequest {
     GetPool(String),
     PutPool(String, Bytes),
     DeletePool(String),
+    /// `DELETE /v1/pools/{name}/override`: back to what the config says.
+    DeletePoolOverride(String),
     PutMember(String, String, Bytes),
     DeleteMember(String, String),
+    DeleteMemberOverride(String, String),
+    ListZones,
     GetRecords(String),
     PutRRset(String, String, String, Bytes),
     DeleteRRset(String, String, String),
+    DeleteRRsetOverride(String, String, String),
 }
 
-/// Failed authentications allowed per source address per window before 429.
-const AUTH_FAILURES_PER_WINDOW: u32 = 20;
-const AUTH_WINDOW: Duration = Duration::from_secs(10);
 /// Every admin request must complete within this.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Failed bearer tokens per source, so that guessing tokens is slow.
+/// A wrong token from one source is logged at most once per this long.
+const AUTH_LOG_EVERY: Duration = Duration::from_secs(10);
+/// Sources remembered for that: when full, expired entries are dropped, and a
+/// new source is not logged until there is room (the 401 and its count stay).
+const AUTH_LOG_SOURCES: usize = 10_000;
+
+/// When each source last had a wrong token logged. There is deliberately no
+/// lockout: refusing the valid token after guesses from the same address would
+/// let anyone there deny the API to everyone. A token of at least 128 bits
+/// makes guessing hopeless; this only keeps a guesser from flooding the log.
 #[derive(Default)]
-pub struct AuthFailures {
-    by_source: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (std::time::Instant, u32)>>,
+pub struct AuthLog {
+    logged: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, std::time::Instant>>,
 }
 
-impl AuthFailures {
-    /// Whether `ip` is over its budget of failures (without counting this one).
-    fn limited(&self, ip: std::net::IpAddr) -> bool {
-        let Ok(map) = self.by_source.lock() else { return false };
-        map.get(&ip).is_some_and(|(start, n)| start.elapsed() < AUTH_WINDOW && *n >= AUTH_FAILURES_PER_WINDOW)
-    }
-
-    fn record(&self, ip: std::net::IpAddr) {
-        let Ok(mut map) = self.by_source.lock() else { return };
-        if map.len() > 100_000 {
-            map.retain(|_, (start, _)| start.elapsed() < AUTH_WINDOW);
+impl AuthLog {
+    /// Whether a wrong token from `ip` should be logged now (and notes that it was).
+    fn should_log(&self, ip: std::net::IpAddr) -> bool {
+        let Ok(mut map) = self.logged.lock() else { return false };
+        let now = std::time::Instant::now();
+        if map.get(&ip).is_some_and(|t| now.duration_since(*t) < AUTH_LOG_EVERY) {
+            return false;
         }
-        let e = map.entry(ip).or_insert((std::time::Instant::now(), 0));
-        if e.0.elapsed() >= AUTH_WINDOW {
-            *e = (std::time::Instant::now(), 0);
+        if map.len() >= AUTH_LOG_SOURCES {
+            map.retain(|_, t| now.duration_since(*t) < AUTH_LOG_EVERY);
+            if map.len() >= AUTH_LOG_SOURCES {
+                return false;
+            }
         }
-        e.1 += 1;
+        map.insert(ip, now);
+        true
     }
 }
 
 /// Shared by the handlers.
 #[derive(Clone)]
 pub struct AdminState {
-    pub auth_failures: Arc<AuthFailures>,
+    pub auth_log: Arc<AuthLog>,
     /// The bearer token; `None` when no token file is configured (the API is off).
     pub token: Arc<ArcSwap<Option<String>>>,
     pub writer: mpsc::Sender<Command>,
@@ -116,9 +126,13 @@ pub fn router(state: AdminState) -> Router {
     let v1 = Router::new()
         .route("/pools", get(list_pools))
         .route("/pools/{name}", get(get_pool).put(put_pool).delete(delete_pool))
+        .route("/pools/{name}/override", axum::routing::delete(delete_pool_override))
         .route("/pools/{name}/members/{address}", axum::routing::put(put_member).delete(delete_member))
+        .route("/pools/{name}/members/{address}/override", axum::routing::delete(delete_member_override))
+        .route("/zones", get(list_zones))
         .route("/zones/{origin}/records", get(get_records))
         .route("/zones/{origin}/records/{name}/{rtype}", axum::routing::put(put_rrset).delete(delete_rrset))
+        .route("/zones/{origin}/records/{name}/{rtype}/override", axum::routing::delete(delete_rrset_override))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
         .layer(middleware::from_fn_with_state(state.clone(), count));
     Router::new()
@@ -128,7 +142,38 @@ pub fn router(state: AdminState) -> Router {
         .nest("/v1", v1)
         .fallback(|| async { AdminError::not_found("no such endpoint") })
         .layer(middleware::from_fn(deadline))
+        .layer(middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// Every error is `{"error": "..."}`, including those axum makes itself (405 for
+/// a method a route does not have, 400 for a path that does not decode), which
+/// come with an empty or plain-text body.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let allow = resp.headers().get(header::ALLOW).cloned();
+    let text = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = match (&allow, status) {
+        (Some(a), StatusCode::METHOD_NOT_ALLOWED) => {
+            format!("method {method} is not allowed here; allowed: {}", a.to_str().unwrap_or(""))
+        }
+        (None, StatusCode::METHOD_NOT_ALLOWED) => format!("method {method} is not allowed here"),
+        _ if !text.is_empty() => text,
+        _ => status.canonical_reason().unwrap_or("error").to_ascii_lowercase(),
+    };
+    let mut r = AdminError::new(status, message).into_response();
+    if let Some(a) = allow {
+        r.headers_mut().insert(header::ALLOW, a);
+    }
+    r
 }
 
 async fn metrics(State(st): State<AdminState>) -> Response {
@@ -161,12 +206,6 @@ async fn auth(
     req: Request,
     next: Next,
 ) -> Response {
-    if st.auth_failures.limited(peer.ip()) {
-        let mut r = AdminError::new(StatusCode::TOO_MANY_REQUESTS, "too many failed authentications; wait and retry")
-            .into_response();
-        r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("10"));
-        return r;
-    }
     let token = st.token.load();
     let Some(expected) = token.as_deref() else {
         return AdminError::new(
@@ -182,7 +221,9 @@ async fn auth(
         .unwrap_or("");
     let ok: bool = given.as_bytes().ct_eq(expected.as_bytes()).into();
     if !ok {
-        st.auth_failures.record(peer.ip());
+        if st.auth_log.should_log(peer.ip()) {
+            tracing::warn!(source = %peer.ip(), "admin API: missing or wrong bearer token (logged once per source per 10 s)");
+        }
         let mut r = AdminError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
         r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         return r;
@@ -229,6 +270,10 @@ async fn delete_pool(State(st): State<AdminState>, Path(name): Path<String>) -> 
     ask(&st, ApiRequest::DeletePool(name)).await
 }
 
+async fn delete_pool_override(State(st): State<AdminState>, Path(name): Path<String>) -> Response {
+    ask(&st, ApiRequest::DeletePoolOverride(name)).await
+}
+
 async fn put_member(State(st): State<AdminState>, Path((name, addr)): Path<(String, String)>, body: Body) -> Response {
     match read_body(body).await {
         Ok(b) => ask(&st, ApiRequest::PutMember(name, addr, b)).await,
@@ -238,6 +283,14 @@ async fn put_member(State(st): State<AdminState>, Path((name, addr)): Path<(Stri
 
 async fn delete_member(State(st): State<AdminState>, Path((name, addr)): Path<(String, String)>) -> Response {
     ask(&st, ApiRequest::DeleteMember(name, addr)).await
+}
+
+async fn delete_member_override(State(st): State<AdminState>, Path((name, addr)): Path<(String, String)>) -> Response {
+    ask(&st, ApiRequest::DeleteMemberOverride(name, addr)).await
+}
+
+async fn list_zones(State(st): State<AdminState>) -> Response {
+    ask(&st, ApiRequest::ListZones).await
 }
 
 async fn get_records(State(st): State<AdminState>, Path(origin): Path<String>) -> Response {
@@ -262,12 +315,45 @@ async fn delete_rrset(
     ask(&st, ApiRequest::DeleteRRset(origin, name, rtype)).await
 }
 
-/// Reads the bearer token from `path` (trimmed). Warns when others can read it.
-pub fn read_token(path: &std::path::Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("token file {}: {e}", path.display()))?;
+async fn delete_rrset_override(
+    State(st): State<AdminState>,
+    Path((origin, name, rtype)): Path<(String, String, String)>,
+) -> Response {
+    ask(&st, ApiRequest::DeleteRRsetOverride(origin, name, rtype)).await
+}
+
+/// The shortest token accepted: 128 bits written as hex.
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+/// How to make a good token, for error messages.
+const MAKE_TOKEN: &str = "head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n' > FILE";
+
+/// Why a token file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("token file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("token file {path} is empty; make a token with `{MAKE_TOKEN}`")]
+    Empty { path: String },
+    #[error(
+        "token file {path}: the token has {chars} characters, at least {MIN_TOKEN_CHARS} are needed \
+         (128 bits as hex); make one with `{MAKE_TOKEN}`"
+    )]
+    Short { path: String, chars: usize },
+}
+
+/// Reads the bearer token from `path` (trimmed); refuses one shorter than
+/// [`MIN_TOKEN_CHARS`]. Warns when others can read it.
+pub fn read_token(path: &std::path::Path) -> Result<String, TokenError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read { path: shown.clone(), source })?;
     let token = text.trim().to_string();
-    if token.is_empty() {
-        return Err(format!("token file {} is empty", path.display()));
+    let chars = token.chars().count();
+    if chars == 0 {
+        return Err(TokenError::Empty { path: shown });
+    }
+    if chars < MIN_TOKEN_CHARS {
+        return Err(TokenError::Short { path: shown, chars });
     }
     #[cfg(unix)]
     {

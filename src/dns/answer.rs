@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use super::cookie::{CookieCheck, Cookies};
 use super::wire::{self, Parsed, Query};
 use crate::policy::{self, Scratch};
-use crate::store::snapshot::{Node, Pool, RRset, Selection, Snapshot, Zone};
+use crate::store::snapshot::{Extra, Node, Pool, RRset, Selection, Snapshot, Zone};
 use std::sync::atomic::Ordering;
 
 /// What happened, for counters.
@@ -46,7 +46,29 @@ enum Owner<'a> {
     Name(&'a [u8]),
 }
 
-struct Answer {
+impl Owner<'_> {
+    fn len(self) -> usize {
+        match self {
+            Owner::Ptr(_) => 2,
+            Owner::Name(n) => n.len(),
+        }
+    }
+}
+
+/// An NS, MX or SRV RRset just written, whose targets' addresses go in the
+/// additional section once the rest of the reply is known to fit.
+#[derive(Clone, Copy)]
+struct Pending<'s> {
+    rrset: &'s RRset,
+    /// Where the RRset's first owner name starts in the message.
+    start: usize,
+    /// The length of each record's owner name as written.
+    owner_len: usize,
+    /// A referral: its in-domain glue is required (RFC 9471).
+    referral: bool,
+}
+
+struct Answer<'s> {
     an: u16,
     ns: u16,
     ar: u16,
@@ -56,6 +78,9 @@ struct Answer {
     scope: u8,
     pool: Option<u32>,
     all_down: bool,
+    /// Extended DNS Error info code (RFC 8914), sent when the query had OPT.
+    ede: Option<u16>,
+    extra: Option<Pending<'s>>,
 }
 
 const MAX_CNAME_CHAIN: usize = 8;
@@ -130,7 +155,7 @@ impl Responder {
         out.clear();
         let q = &mut *self.query;
         let parsed = match wire::parse(packet, q) {
-            Ok(()) if self.cookies.is_some() && q.edns.is_some_and(|e| e.cookie_malformed) => {
+            Ok(()) if q.opcode == 0 && self.cookies.is_some() && q.edns.is_some_and(|e| e.cookie_malformed) => {
                 Err(Parsed::Error { id: q.id, opcode: q.opcode, rd: q.rd, rcode: wire::RCODE_FORMERR })
             }
             other => other,
@@ -192,15 +217,30 @@ impl Responder {
         out.extend_from_slice(&[id[0], id[1], 0, 0, 0, qdcount, 0, 0, 0, 0, 0, 0]);
         out.extend_from_slice(&packet[12..q.question_end]);
 
-        // OPT: sized now so that pool answers and truncation leave room for it.
+        // OPT without EDE: sized now so that pool answers (which carry no EDE) leave
+        // room for it.
         let ecs = q.edns.and_then(|e| e.ecs);
         let ecs_len = ecs.map(|e| 8 + (e.source_prefix as usize).div_ceil(8)).unwrap_or(0);
         let cookie_len = if cookie == CookieCheck::None { 0 } else { 28 };
-        let opt_len = if q.edns.is_some() { 11 + ecs_len + cookie_len } else { 0 };
+        let opt_base = if q.edns.is_some() { 11 + ecs_len + cookie_len } else { 0 };
 
-        let mut a = Answer { an: 0, ns: 0, ar: 0, aa: false, rcode: 0, scope: 0, pool: None, all_down: false };
+        let mut a = Answer {
+            an: 0,
+            ns: 0,
+            ar: 0,
+            aa: false,
+            rcode: 0,
+            scope: 0,
+            pool: None,
+            all_down: false,
+            ede: None,
+            extra: None,
+        };
         if q.edns.is_some_and(|e| e.version > 0) {
             a.rcode = wire::RCODE_BADVERS;
+        } else if q.opcode != 0 {
+            a.rcode = wire::RCODE_NOTIMP as u16;
+            a.ede = Some(wire::EDE_NOT_SUPPORTED);
         } else if q.no_question {
             // RFC 7873 section 5.4: a query for a server cookie alone. NOERROR with
             // a fresh one, BADCOOKIE if the server cookie sent is not valid; a
@@ -216,15 +256,29 @@ impl Responder {
             a.rcode = wire::RCODE_REFUSED as u16;
         } else if q.qtype == wire::TYPE_MAILA || q.qtype == wire::TYPE_MAILB {
             a.rcode = wire::RCODE_NOTIMP as u16;
+            a.ede = Some(wire::EDE_NOT_SUPPORTED);
         } else {
-            let room = max_len.saturating_sub(opt_len);
-            let mut ctx = Ctx { snap, q, scratch: &mut self.scratch, order: &mut self.order, client, room, out };
+            let mut ctx = Ctx {
+                snap,
+                q,
+                scratch: &mut self.scratch,
+                order: &mut self.order,
+                client,
+                room: max_len.saturating_sub(opt_base),
+                out,
+                chain: [&[]; MAX_CNAME_CHAIN],
+            };
             ctx.lookup(&mut a);
         }
 
-        let mut truncated = false;
-        if out.len() + opt_len > max_len {
-            truncated = true;
+        // OPT: sized now so that truncation leaves room for it.
+        let ede_len = if a.ede.is_some() { 6 } else { 0 };
+        let opt_len = if q.edns.is_some() { opt_base + ede_len } else { 0 };
+        let mut truncated = out.len() + opt_len > max_len;
+        if let (false, Some(p)) = (truncated, a.extra) {
+            truncated = !write_additional(out, &p, max_len - opt_len, &mut a.ar);
+        }
+        if truncated {
             out.truncate(q.question_end);
             a.an = 0;
             a.ns = 0;
@@ -238,7 +292,7 @@ impl Responder {
             out.extend_from_slice(&wire::TYPE_OPT.to_be_bytes());
             out.extend_from_slice(&snap.edns_udp_size.to_be_bytes());
             out.extend_from_slice(&[ext, 0, if e.dnssec_ok { 0x80 } else { 0 }, 0]);
-            out.extend_from_slice(&((ecs_len + cookie_len) as u16).to_be_bytes());
+            out.extend_from_slice(&((ecs_len + cookie_len + ede_len) as u16).to_be_bytes());
             if let Some(s) = ecs {
                 let n = (s.source_prefix as usize).div_ceil(8);
                 out.extend_from_slice(&wire::OPT_ECS.to_be_bytes());
@@ -256,10 +310,21 @@ impl Responder {
                 out.extend_from_slice(&24u16.to_be_bytes());
                 out.extend_from_slice(&self.cookie_reply);
             }
+            if let Some(code) = a.ede {
+                out.extend_from_slice(&wire::OPT_EDE.to_be_bytes());
+                out.extend_from_slice(&2u16.to_be_bytes());
+                out.extend_from_slice(&code.to_be_bytes());
+            }
             a.ar += 1;
         }
-        out[2] = 0x80 | (q.opcode << 3) | (u8::from(a.aa) << 2) | (u8::from(truncated) << 1) | u8::from(q.rd);
-        out[3] = (u8::from(q.cd) << 4) | (a.rcode & 0x0f) as u8;
+        if q.opcode != 0 {
+            // No flag of a query is echoed to an opcode that is not served (see wire::parse).
+            out[2] = 0x80 | (q.opcode << 3);
+            out[3] = (a.rcode & 0x0f) as u8;
+        } else {
+            out[2] = 0x80 | (q.opcode << 3) | (u8::from(a.aa) << 2) | (u8::from(truncated) << 1) | u8::from(q.rd);
+            out[3] = (u8::from(q.cd) << 4) | (a.rcode & 0x0f) as u8;
+        }
         out[6..8].copy_from_slice(&a.an.to_be_bytes());
         out[8..10].copy_from_slice(&a.ns.to_be_bytes());
         out[10..12].copy_from_slice(&a.ar.to_be_bytes());
@@ -276,6 +341,9 @@ struct Ctx<'s, 'o> {
     /// The reply's size limit less its OPT record: pool answers stop within it.
     room: usize,
     out: &'o mut Vec<u8>,
+    /// The CNAME targets followed so far: a chain that comes back to a name
+    /// already answered stops there, each record written once.
+    chain: [&'s [u8]; MAX_CNAME_CHAIN],
 }
 
 /// Label offsets of a wire name (root excluded); returns the label count.
@@ -290,7 +358,7 @@ fn label_offsets(name: &[u8], offs: &mut [u8; 128]) -> usize {
     n
 }
 
-impl Ctx<'_, '_> {
+impl<'s> Ctx<'s, '_> {
     fn write_owner(&mut self, owner: Owner<'_>) {
         write_owner(self.out, owner);
     }
@@ -317,11 +385,12 @@ impl Ctx<'_, '_> {
         a.ns += 1;
     }
 
-    fn lookup(&mut self, a: &mut Answer) {
+    fn lookup(&mut self, a: &mut Answer<'s>) {
         let q = self.q;
         let snap = self.snap;
-        let Some((zl, zone)) = (0..=q.labels).find_map(|i| snap.zones.get(q.suffix(i)).map(|z| (i, z))) else {
+        let Some((zl, zone)) = (0..=q.labels).find_map(|i| snap.zones.get(q.suffix(i)).map(|z| (i, &**z))) else {
             a.rcode = wire::RCODE_REFUSED as u16;
+            a.ede = Some(wire::EDE_NOT_AUTHORITATIVE);
             return;
         };
         a.aa = true;
@@ -332,7 +401,15 @@ impl Ctx<'_, '_> {
 
     /// Resolves `name` (lower-cased wire, written at `name_ptr` in the message if
     /// known) in `zone`. `depth` counts CNAMEs followed so far.
-    fn resolve(&mut self, zone: &Zone, zl: usize, name: &[u8], name_ptr: Option<usize>, depth: usize, a: &mut Answer) {
+    fn resolve(
+        &mut self,
+        zone: &'s Zone,
+        zl: usize,
+        name: &[u8],
+        name_ptr: Option<usize>,
+        depth: usize,
+        a: &mut Answer<'s>,
+    ) {
         let mut offs = [0u8; 128];
         let labels = label_offsets(name, &mut offs);
         let zone_labels_in_name = zone.labels;
@@ -351,14 +428,14 @@ impl Ctx<'_, '_> {
         let apex_i = labels - zone_labels_in_name;
         // Walk down from the apex: a zone cut above or at the name is a referral.
         let mut k = apex_i;
-        let mut node: Option<&Node> = zone.nodes.get(&*zone.origin_wire);
+        let mut node: Option<&'s Node> = zone.nodes.get(&*zone.origin_wire);
         while k > 0 {
             match zone.nodes.get(suffix(k - 1)) {
                 Some(n) => {
                     let at_name = k - 1 == 0;
                     if n.delegation && !(at_name && self.q.qtype == wire::TYPE_DS && depth == 0) {
                         if depth == 0 {
-                            self.referral(zone, n, owner_at(k - 1), a);
+                            self.referral(n, owner_at(k - 1), a);
                         }
                         return;
                     }
@@ -388,7 +465,15 @@ impl Ctx<'_, '_> {
         self.negative(zone, zl, a);
     }
 
-    fn answer_node(&mut self, zone: &Zone, zl: usize, node: &Node, owner: Owner<'_>, depth: usize, a: &mut Answer) {
+    fn answer_node(
+        &mut self,
+        zone: &'s Zone,
+        zl: usize,
+        node: &'s Node,
+        owner: Owner<'_>,
+        depth: usize,
+        a: &mut Answer<'s>,
+    ) {
         let qt = self.q.qtype;
         if let Some(pidx) = node.pool {
             if qt == wire::TYPE_A || qt == wire::TYPE_AAAA || qt == wire::TYPE_ANY {
@@ -415,25 +500,24 @@ impl Ctx<'_, '_> {
         if qt == wire::TYPE_ANY {
             // RFC 8482: one RRset is enough.
             if let Some(rs) = node.rrsets.first().or(if node.apex { Some(&zone.soa) } else { None }) {
-                let (_, n) = self.write_rrset(owner, rs);
-                a.an += n;
+                self.answer_rrset(owner, rs, a);
             } else {
                 self.negative(zone, zl, a);
             }
             return;
         }
         if let Some(rs) = node.rrset(qt) {
-            let (_, n) = self.write_rrset(owner, rs);
-            a.an += n;
+            self.answer_rrset(owner, rs, a);
             return;
         }
         if let Some(rs) = node.rrset(wire::TYPE_CNAME) {
             let (rdata_at, n) = self.write_rrset(owner, rs);
             a.an += n;
             let Some(target) = rs.targets.first() else { return };
-            if depth + 1 >= MAX_CNAME_CHAIN {
+            if depth + 1 >= MAX_CNAME_CHAIN || **target == *self.q.qname() || self.chain[..depth].contains(&&**target) {
                 return;
             }
+            self.chain[depth] = target;
             // Follow the chain inside this zone only (not into other zones or below cuts).
             let in_zone = target.len() >= zone.origin_wire.len() && {
                 let mut offs = [0u8; 128];
@@ -448,30 +532,26 @@ impl Ctx<'_, '_> {
         self.negative(zone, zl, a);
     }
 
-    fn referral(&mut self, zone: &Zone, cut: &Node, owner: Owner<'_>, a: &mut Answer) {
+    /// Writes `rs` to the answer section; an NS, MX or SRV RRset's additional data
+    /// follows at the end.
+    fn answer_rrset(&mut self, owner: Owner<'_>, rs: &'s RRset, a: &mut Answer<'s>) {
+        let start = self.out.len();
+        let (_, n) = self.write_rrset(owner, rs);
+        a.an += n;
+        if !rs.extras.is_empty() {
+            a.extra = Some(Pending { rrset: rs, start, owner_len: owner.len(), referral: false });
+        }
+    }
+
+    /// The delegation's NS RRset in the authority section; its glue (the addresses
+    /// of the name servers that live in this zone) follows at the end.
+    fn referral(&mut self, cut: &'s Node, owner: Owner<'_>, a: &mut Answer<'s>) {
         a.aa = false;
         let Some(ns) = cut.rrset(wire::TYPE_NS) else { return };
-        let mut rdata_at = [0usize; 16];
-        for (j, rec) in ns.records().enumerate() {
-            self.write_owner(owner);
-            if j < rdata_at.len() {
-                rdata_at[j] = self.out.len() + 10;
-            }
-            self.out.extend_from_slice(rec);
-            a.ns += 1;
-        }
-        // Glue: addresses of name servers that live in this zone.
-        for (j, target) in ns.targets.iter().enumerate().take(rdata_at.len()) {
-            let Some(n) = zone.nodes.get(&**target) else { continue };
-            let p = rdata_at[j];
-            let glue_owner = if p < 0x3fff { Owner::Ptr(p as u16) } else { Owner::Name(target) };
-            for t in [wire::TYPE_A, wire::TYPE_AAAA] {
-                if let Some(rs) = n.rrset(t) {
-                    let (_, c) = self.write_rrset(glue_owner, rs);
-                    a.ar += c;
-                }
-            }
-        }
+        let start = self.out.len();
+        let (_, n) = self.write_rrset(owner, ns);
+        a.ns += n;
+        a.extra = Some(Pending { rrset: ns, start, owner_len: owner.len(), referral: true });
     }
 
     fn pool_answer(&mut self, pidx: u32, qt: u16, owner: Owner<'_>, a: &mut Answer) -> PoolResult {
@@ -553,6 +633,50 @@ impl Ctx<'_, '_> {
             None => policy::canonical(self.client),
         }
     }
+}
+
+/// Writes the additional section for `p` while the message stays within `limit`
+/// bytes: a referral's in-domain glue first, which must fit whole (`false`: it
+/// does not, and the reply is to be truncated), then the rest, each RRset whole
+/// or not at all, dropped without TC when it does not fit.
+fn write_additional(out: &mut Vec<u8>, p: &Pending<'_>, limit: usize, ar: &mut u16) -> bool {
+    if p.referral {
+        for e in p.rrset.extras.iter().filter(|e| e.in_domain) {
+            for rs in e.rrsets.iter() {
+                if !put_rrset(out, extra_owner(p, e), rs, limit, ar) {
+                    return false;
+                }
+            }
+        }
+    }
+    for e in p.rrset.extras.iter().filter(|e| !(p.referral && e.in_domain)) {
+        for rs in e.rrsets.iter() {
+            put_rrset(out, extra_owner(p, e), rs, limit, ar);
+        }
+    }
+    true
+}
+
+/// The owner of `e`'s records: a pointer to its target name in the RDATA written
+/// for `p`, or the name itself where a pointer cannot reach.
+fn extra_owner<'e>(p: &Pending<'_>, e: &'e Extra) -> Owner<'e> {
+    let j = e.record as usize;
+    let before: usize = p.rrset.lens.iter().take(j).map(|&l| l as usize).sum();
+    let at = p.start + (j + 1) * p.owner_len + before + 10 + e.name_at as usize;
+    if at < 0x3fff { Owner::Ptr(at as u16) } else { Owner::Name(&e.target) }
+}
+
+/// Writes all of `rs` under `owner` if the message stays within `limit`.
+fn put_rrset(out: &mut Vec<u8>, owner: Owner<'_>, rs: &RRset, limit: usize, ar: &mut u16) -> bool {
+    if out.len() + rs.lens.len() * owner.len() + rs.data.len() > limit {
+        return false;
+    }
+    for rec in rs.records() {
+        write_owner(out, owner);
+        out.extend_from_slice(rec);
+        *ar += 1;
+    }
+    true
 }
 
 fn write_owner(out: &mut Vec<u8>, owner: Owner<'_>) {

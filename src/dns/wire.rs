@@ -28,6 +28,11 @@ pub const CLASS_ANY: u16 = 255;
 
 pub const OPT_ECS: u16 = 8;
 pub const OPT_COOKIE: u16 = 10;
+/// Extended DNS Error (RFC 8914).
+pub const OPT_EDE: u16 = 15;
+/// EDE info codes lbdns sends: not authoritative for the name, opcode or type not served.
+pub const EDE_NOT_AUTHORITATIVE: u16 = 20;
+pub const EDE_NOT_SUPPORTED: u16 = 21;
 
 /// A parsed EDNS Client Subnet option (RFC 7871).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +113,8 @@ impl Query {
 pub enum Parsed {
     /// Not worth an answer (too short, or a response).
     Drop,
-    /// Answer with this RCODE and no question (header id/opcode/rd echoed).
+    /// Answer with this RCODE and no question (header id, opcode and `rd` echoed;
+    /// `rd` is false for NOTIMP).
     Error { id: u16, opcode: u8, rd: bool, rcode: u8 },
 }
 
@@ -138,10 +144,20 @@ pub fn parse(packet: &[u8], q: &mut Query) -> Result<(), Parsed> {
     }
     let opcode = (flags >> 3) & 0x0f;
     let rd = flags & 0x01 != 0;
-    let formerr = Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR };
+    let parsed = parse_sections(packet, q, id, opcode, rd);
     if opcode != 0 {
-        return Err(Parsed::Error { id, opcode, rd, rcode: RCODE_NOTIMP });
+        // Only QUERY is served. The NOTIMP reply echoes the question and the OPT
+        // record when they parse (as Knot does), else it is the header alone; it
+        // echoes no flag, not even RD, which belongs to a query (ISC's EDNS
+        // compliance test "opcodeflg", RFC 8906 section 8.1.4).
+        return parsed.map_err(|_| Parsed::Error { id, opcode, rd: false, rcode: RCODE_NOTIMP });
     }
+    parsed
+}
+
+/// Parses everything after the first four header bytes into `q`.
+fn parse_sections(packet: &[u8], q: &mut Query, id: u16, opcode: u8, rd: bool) -> Result<(), Parsed> {
+    let formerr = Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR };
     let qdcount = u16::from_be_bytes([packet[4], packet[5]]);
     let ancount = u16::from_be_bytes([packet[6], packet[7]]);
     let nscount = u16::from_be_bytes([packet[8], packet[9]]);
@@ -191,7 +207,7 @@ pub fn parse(packet: &[u8], q: &mut Query) -> Result<(), Parsed> {
     if qtype == TYPE_OPT {
         return Err(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR });
     }
-    if q.no_question && q.edns.is_none_or(|e| e.client_cookie.is_none()) {
+    if opcode == 0 && q.no_question && q.edns.is_none_or(|e| e.client_cookie.is_none()) {
         return Err(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR });
     }
     Ok(())

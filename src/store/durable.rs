@@ -11,8 +11,8 @@ use std::path::Path;
 use hickory_proto::rr::{Name, RecordType};
 use rusqlite::{Connection, params};
 
-use super::overlay::{Change, Overlay, StoredRRset};
-use crate::config::{ApiPoolConfig, MemberConfig, parse_fqdn};
+use super::overlay::{Change, Overlay, StoredRRset, decode_member, encode_member};
+use crate::config::{ApiPoolConfig, parse_fqdn};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -21,6 +21,14 @@ pub enum StoreError {
     Sqlite { path: String, source: rusqlite::Error },
     #[error("state store {path}: {message}")]
     Corrupt { path: String, message: String },
+    /// An existing database file of 0 bytes: a new one is never left empty (WAL
+    /// mode writes its first page at once), so this is damage, not a fresh start.
+    #[error(
+        "state store {path} is empty (0 bytes): the file is damaged and the API changes in it are lost; \
+         restore it from a backup, or remove it (with any {path}-wal and {path}-shm) to start afresh \
+         without API changes"
+    )]
+    Empty { path: String },
     #[error("cannot create state directory {path}: {source}")]
     Dir { path: String, source: std::io::Error },
     /// The shared store cannot be reached (the change was not stored).
@@ -60,6 +68,16 @@ pub enum Observed {
     Lost,
 }
 
+/// The embedded store's file under `state_dir`, refused when it exists but is
+/// empty (SQLite would take it for a new database and start with no API state).
+pub fn check_file(state_dir: &Path) -> Result<std::path::PathBuf, StoreError> {
+    let file = state_dir.join("lbdns.sqlite3");
+    match std::fs::metadata(&file) {
+        Ok(m) if m.is_file() && m.len() == 0 => Err(StoreError::Empty { path: file.display().to_string() }),
+        _ => Ok(file),
+    }
+}
+
 /// The embedded store: `state_dir/lbdns.sqlite3`.
 pub struct SqliteStore {
     conn: Connection,
@@ -79,7 +97,7 @@ impl SqliteStore {
     pub fn open(state_dir: &Path) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(state_dir)
             .map_err(|source| StoreError::Dir { path: state_dir.display().to_string(), source })?;
-        let file = state_dir.join("lbdns.sqlite3");
+        let file = check_file(state_dir)?;
         let path = file.display().to_string();
         let err = |source| StoreError::Sqlite { path: path.clone(), source };
         let conn = Connection::open(&file).map_err(err)?;
@@ -128,8 +146,9 @@ impl Store for SqliteStore {
         for (pool, addr, body) in rows {
             let p = parse_fqdn(&pool).map_err(|e| self.corrupt(format!("member of {pool}: {e}")))?;
             let a = addr.parse().map_err(|e| self.corrupt(format!("member {addr} of {pool}: {e}")))?;
-            let m: Option<MemberConfig> = match body {
-                Some(b) => Some(serde_json::from_str(&b).map_err(|e| self.corrupt(format!("member {addr}: {e}")))?),
+            // NULL is a stored deletion; a body is the fields the override sets.
+            let m = match body {
+                Some(b) => decode_member(&b).map_err(|e| self.corrupt(format!("member {addr} of {pool}: {e}")))?,
                 None => None,
             };
             o.members.insert((p, a), m);
@@ -169,53 +188,7 @@ impl Store for SqliteStore {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(err)?;
-        match change {
-            Change::PutPool(def) => {
-                let body = serde_json::to_string(&ApiPoolConfig::from_def(def)).unwrap_or_default();
-                tx.execute(
-                    "INSERT INTO pools (name, body) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET body = ?2",
-                    params![def.name.to_ascii(), body],
-                )
-                .map_err(err)?;
-            }
-            Change::DeletePool(name) => {
-                tx.execute("DELETE FROM pools WHERE name = ?1", params![name.to_ascii()]).map_err(err)?;
-            }
-            Change::PutMember { pool, member } => {
-                let body = serde_json::to_string(member).unwrap_or_default();
-                tx.execute(
-                    "INSERT INTO members (pool, address, body) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(pool, address) DO UPDATE SET body = ?3",
-                    params![pool.to_ascii(), member.address.to_string(), body],
-                )
-                .map_err(err)?;
-            }
-            Change::DeleteMember { pool, address } => {
-                tx.execute(
-                    "INSERT INTO members (pool, address, body) VALUES (?1, ?2, NULL)
-                     ON CONFLICT(pool, address) DO UPDATE SET body = NULL",
-                    params![pool.to_ascii(), address.to_string()],
-                )
-                .map_err(err)?;
-            }
-            Change::PutRRset { zone, name, rtype, set } => {
-                let body = serde_json::to_string(set).unwrap_or_default();
-                tx.execute(
-                    "INSERT INTO rrsets (zone, name, type, body) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(zone, name, type) DO UPDATE SET body = ?4",
-                    params![zone.to_ascii(), name.to_ascii(), rtype.to_string(), body],
-                )
-                .map_err(err)?;
-            }
-            Change::DeleteRRset { zone, name, rtype } => {
-                tx.execute(
-                    "INSERT INTO rrsets (zone, name, type, body) VALUES (?1, ?2, ?3, NULL)
-                     ON CONFLICT(zone, name, type) DO UPDATE SET body = NULL",
-                    params![zone.to_ascii(), name.to_ascii(), rtype.to_string()],
-                )
-                .map_err(err)?;
-            }
-        }
+        write_change(&tx, change).map_err(err)?;
         tx.execute(
             "INSERT INTO serials (zone, bumps) VALUES (?1, 1) ON CONFLICT(zone) DO UPDATE SET bumps = bumps + 1",
             params![zone.to_ascii()],
@@ -243,7 +216,7 @@ impl Store for SqliteStore {
             n += 1;
         }
         for ((pool, addr), m) in &o.members {
-            let body = m.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default());
+            let body = m.as_ref().map(|m| encode_member(&Some(m.clone())));
             tx.execute(
                 "INSERT INTO members (pool, address, body) VALUES (?1, ?2, ?3)",
                 params![pool.to_ascii(), addr.to_string(), body],
@@ -270,10 +243,64 @@ impl Store for SqliteStore {
     }
 }
 
+/// Writes one change (without its serial bump) in transaction `tx`. A member or
+/// RRset row with a NULL body is a stored deletion; a reverted override is a row
+/// removed.
+fn write_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), rusqlite::Error> {
+    let upsert_member = "INSERT INTO members (pool, address, body) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(pool, address) DO UPDATE SET body = ?3";
+    let upsert_rrset = "INSERT INTO rrsets (zone, name, type, body) VALUES (?1, ?2, ?3, ?4)
+                        ON CONFLICT(zone, name, type) DO UPDATE SET body = ?4";
+    match change {
+        Change::PutPool(def) => {
+            let body = serde_json::to_string(&ApiPoolConfig::from_def(def)).unwrap_or_default();
+            tx.execute(
+                "INSERT INTO pools (name, body) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET body = ?2",
+                params![def.name.to_ascii(), body],
+            )?;
+        }
+        Change::DeletePool(name) => {
+            tx.execute("DELETE FROM pools WHERE name = ?1", params![name.to_ascii()])?;
+        }
+        Change::PutMember { pool, address, fields } => {
+            let body = encode_member(&Some(fields.clone()));
+            tx.execute(upsert_member, params![pool.to_ascii(), address.to_string(), body])?;
+        }
+        Change::DeleteMember { pool, address } => {
+            tx.execute(upsert_member, params![pool.to_ascii(), address.to_string(), None::<String>])?;
+        }
+        Change::RevertMember { pool, address } => {
+            tx.execute(
+                "DELETE FROM members WHERE pool = ?1 AND address = ?2",
+                params![pool.to_ascii(), address.to_string()],
+            )?;
+        }
+        Change::RevertPool { pool, .. } => {
+            tx.execute("DELETE FROM members WHERE pool = ?1", params![pool.to_ascii()])?;
+            tx.execute("DELETE FROM pools WHERE name = ?1", params![pool.to_ascii()])?;
+        }
+        Change::PutRRset { zone, name, rtype, set } => {
+            let body = serde_json::to_string(set).unwrap_or_default();
+            tx.execute(upsert_rrset, params![zone.to_ascii(), name.to_ascii(), rtype.to_string(), body])?;
+        }
+        Change::DeleteRRset { zone, name, rtype } => {
+            tx.execute(upsert_rrset, params![zone.to_ascii(), name.to_ascii(), rtype.to_string(), None::<String>])?;
+        }
+        Change::RevertRRset { zone, name, rtype } => {
+            tx.execute(
+                "DELETE FROM rrsets WHERE zone = ?1 AND name = ?2 AND type = ?3",
+                params![zone.to_ascii(), name.to_ascii(), rtype.to_string()],
+            )?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AllDown, HealthConfig, PolicyName, PoolDef};
+    use crate::config::{AllDown, HealthConfig, MemberConfig, PolicyName, PoolDef};
+    use crate::store::overlay::MemberFields;
     use rusqlite::OptionalExtension;
 
     /// The serial bump stored for a zone, read straight from the file.
@@ -310,16 +337,40 @@ mod tests {
             Change::PutPool(Box::new(pool)),
             Change::PutMember {
                 pool: parse_fqdn("www.example.test.").unwrap(),
-                member: MemberConfig {
-                    address: "2001:db8::9".parse().unwrap(),
-                    weight: 1,
-                    region: Some("eu".into()),
-                    enabled: false,
-                },
+                address: "2001:db8::9".parse().unwrap(),
+                fields: MemberFields { weight: None, region: Some("eu".into()), enabled: Some(false) },
+            },
+            Change::PutMember {
+                pool: parse_fqdn("www.example.test.").unwrap(),
+                address: "192.0.2.11".parse().unwrap(),
+                fields: MemberFields::default(),
             },
             Change::DeleteMember {
                 pool: parse_fqdn("www.example.test.").unwrap(),
                 address: "192.0.2.10".parse().unwrap(),
+            },
+            Change::PutMember {
+                pool: parse_fqdn("old.example.test.").unwrap(),
+                address: "192.0.2.20".parse().unwrap(),
+                fields: MemberFields { enabled: Some(false), ..Default::default() },
+            },
+            Change::PutMember {
+                pool: parse_fqdn("old.example.test.").unwrap(),
+                address: "192.0.2.21".parse().unwrap(),
+                fields: MemberFields { weight: Some(2), ..Default::default() },
+            },
+            Change::RevertPool {
+                pool: parse_fqdn("old.example.test.").unwrap(),
+                members: vec!["192.0.2.20".parse().unwrap(), "192.0.2.21".parse().unwrap()],
+            },
+            Change::PutMember {
+                pool: parse_fqdn("www.example.test.").unwrap(),
+                address: "192.0.2.12".parse().unwrap(),
+                fields: MemberFields { weight: Some(4), ..Default::default() },
+            },
+            Change::RevertMember {
+                pool: parse_fqdn("www.example.test.").unwrap(),
+                address: "192.0.2.12".parse().unwrap(),
             },
             Change::PutRRset {
                 zone: zone.clone(),
@@ -332,6 +383,16 @@ mod tests {
                 name: parse_fqdn("static.example.test.").unwrap(),
                 rtype: RecordType::AAAA,
             },
+            Change::DeleteRRset {
+                zone: zone.clone(),
+                name: parse_fqdn("static.example.test.").unwrap(),
+                rtype: RecordType::TXT,
+            },
+            Change::RevertRRset {
+                zone: zone.clone(),
+                name: parse_fqdn("static.example.test.").unwrap(),
+                rtype: RecordType::TXT,
+            },
         ];
         let mut expected = Overlay::default();
         {
@@ -342,8 +403,35 @@ mod tests {
             }
         }
         let mut s = SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(s.load().unwrap(), expected);
-        assert_eq!(expected.serials[&zone], 5);
-        assert_eq!(stored_bumps(dir.path(), "example.test."), Some(5));
+        let loaded = s.load().unwrap();
+        assert_eq!(loaded, expected);
+        assert_eq!(loaded.members.len(), 3, "reverted overrides are gone: {:?}", loaded.members);
+        assert_eq!(loaded.rrsets.len(), 2);
+        assert_eq!(expected.serials[&zone], 13);
+        assert_eq!(stored_bumps(dir.path(), "example.test."), Some(13));
+    }
+
+    /// A database written by the previous version, whose member overrides hold
+    /// the whole member: read as overrides of every field it had.
+    #[test]
+    fn whole_member_overrides_of_the_previous_version_load_as_every_field_set() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join("lbdns.sqlite3")).unwrap();
+        let old = serde_json::to_string(&MemberConfig {
+            address: "192.0.2.1".parse().unwrap(),
+            weight: 3,
+            region: None,
+            enabled: false,
+        })
+        .unwrap();
+        conn.execute("INSERT INTO members VALUES ('www.example.test.', '192.0.2.1', ?1)", params![old]).unwrap();
+        conn.execute("INSERT INTO members VALUES ('www.example.test.', '192.0.2.2', NULL)", []).unwrap();
+        drop(conn);
+        let o = SqliteStore::open(dir.path()).unwrap().load().unwrap();
+        let www = parse_fqdn("www.example.test.").unwrap();
+        let set = MemberFields { weight: Some(3), region: None, enabled: Some(false) };
+        assert_eq!(o.members[&(www.clone(), "192.0.2.1".parse().unwrap())], Some(set));
+        assert_eq!(o.members[&(www, "192.0.2.2".parse().unwrap())], None);
     }
 }

@@ -2,8 +2,12 @@
 //!
 //! Keys under the prefix (names percent-encode `%` and `/`):
 //! - `pools/NAME` → an API pool (JSON, as the API takes it)
-//! - `members/POOL/ADDRESS` → a member override of a config pool (JSON, `null` = removed)
+//! - `members/POOL/ADDRESS` → a member override of a config pool: the fields it
+//!   sets (JSON, `null` = removed; a whole member, as the previous version stored
+//!   it, sets every field)
 //! - `rrsets/ZONE/NAME/TYPE` → an RRset override (JSON, `null` = deleted)
+//!
+//! An override reverted through the API (`DELETE …/override`) is its key deleted.
 //! - `serials/ZONE` → how many changes the zone has had (its SOA serial bump)
 //! - `nodes/NODE` → that node's probe results, attached to a lease (gone when it dies)
 //! - `txn/NODE` → a random mark of that node's last write, so that after a try
@@ -23,16 +27,16 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity, PutOptions, TlsOptions,
-    Txn, TxnOp, WatchOptions,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, Identity,
+    PutOptions, TlsOptions, Txn, TxnOp, WatchOptions,
 };
 use hickory_proto::rr::{Name, RecordType};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::durable::{Observed, Store, StoreError};
-use super::overlay::{Change, Overlay, StoredRRset};
-use crate::config::{ApiPoolConfig, EtcdSettings, MemberConfig, parse_fqdn};
+use super::overlay::{Change, Overlay, StoredRRset, decode_member, encode_member};
+use crate::config::{ApiPoolConfig, EtcdSettings, parse_fqdn};
 
 /// Keys (relative to the prefix) with their values (`None`: deleted).
 type KeyValues = Vec<(String, Option<Vec<u8>>)>;
@@ -113,29 +117,40 @@ impl Touched {
     }
 }
 
-/// The key and value (`None` = delete the key) a change is stored as.
-pub fn change_entry(change: &Change) -> (String, Option<String>) {
+/// The keys and values (`None` = delete the key) a change is stored as.
+pub fn change_entries(change: &Change) -> Vec<(String, Option<String>)> {
     let json = |v: serde_json::Result<String>| v.unwrap_or_else(|_| "null".into());
     match change {
-        Change::PutPool(def) => (
-            format!("pools/{}", enc(&def.name.to_ascii())),
-            Some(json(serde_json::to_string(&ApiPoolConfig::from_def(def)))),
-        ),
-        Change::DeletePool(n) => (format!("pools/{}", enc(&n.to_ascii())), None),
-        Change::PutMember { pool, member } => {
-            (format!("members/{}/{}", enc(&pool.to_ascii()), member.address), Some(json(serde_json::to_string(member))))
+        Change::PutPool(def) => {
+            vec![(pool_key(&def.name), Some(json(serde_json::to_string(&ApiPoolConfig::from_def(def)))))]
         }
-        Change::DeleteMember { pool, address } => {
-            (format!("members/{}/{}", enc(&pool.to_ascii()), address), Some("null".into()))
+        Change::DeletePool(n) => vec![(pool_key(n), None)],
+        Change::PutMember { pool, address, fields } => {
+            vec![(member_key(pool, address), Some(encode_member(&Some(fields.clone()))))]
         }
-        Change::PutRRset { zone, name, rtype, set } => (
-            format!("rrsets/{}/{}/{}", enc(&zone.to_ascii()), enc(&name.to_ascii()), rtype),
-            Some(json(serde_json::to_string(set))),
-        ),
-        Change::DeleteRRset { zone, name, rtype } => {
-            (format!("rrsets/{}/{}/{}", enc(&zone.to_ascii()), enc(&name.to_ascii()), rtype), Some("null".into()))
+        Change::DeleteMember { pool, address } => vec![(member_key(pool, address), Some("null".into()))],
+        Change::RevertMember { pool, address } => vec![(member_key(pool, address), None)],
+        Change::RevertPool { pool, members } => {
+            std::iter::once((pool_key(pool), None)).chain(members.iter().map(|a| (member_key(pool, a), None))).collect()
         }
+        Change::PutRRset { zone, name, rtype, set } => {
+            vec![(rrset_key(zone, name, *rtype), Some(json(serde_json::to_string(set))))]
+        }
+        Change::DeleteRRset { zone, name, rtype } => vec![(rrset_key(zone, name, *rtype), Some("null".into()))],
+        Change::RevertRRset { zone, name, rtype } => vec![(rrset_key(zone, name, *rtype), None)],
     }
+}
+
+fn pool_key(pool: &Name) -> String {
+    format!("pools/{}", enc(&pool.to_ascii()))
+}
+
+fn member_key(pool: &Name, address: &IpAddr) -> String {
+    format!("members/{}/{address}", enc(&pool.to_ascii()))
+}
+
+fn rrset_key(zone: &Name, name: &Name, rtype: RecordType) -> String {
+    format!("rrsets/{}/{}/{rtype}", enc(&zone.to_ascii()), enc(&name.to_ascii()))
 }
 
 pub fn serial_key(zone: &Name) -> String {
@@ -146,16 +161,14 @@ pub fn serial_key(zone: &Name) -> String {
 pub fn entries(o: &Overlay) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for def in o.pools.values() {
-        let (k, v) = change_entry(&Change::PutPool(Box::new(def.clone())));
-        out.extend(v.map(|v| (k, v)));
+        let kvs = change_entries(&Change::PutPool(Box::new(def.clone())));
+        out.extend(kvs.into_iter().filter_map(|(k, v)| Some((k, v?))));
     }
     for ((pool, addr), m) in &o.members {
-        let k = format!("members/{}/{}", enc(&pool.to_ascii()), addr);
-        out.push((k, serde_json::to_string(m).unwrap_or_else(|_| "null".into())));
+        out.push((member_key(pool, addr), encode_member(m)));
     }
     for ((zone, name, rtype), set) in &o.rrsets {
-        let k = format!("rrsets/{}/{}/{}", enc(&zone.to_ascii()), enc(&name.to_ascii()), rtype);
-        out.push((k, serde_json::to_string(set).unwrap_or_else(|_| "null".into())));
+        out.push((rrset_key(zone, name, *rtype), serde_json::to_string(set).unwrap_or_else(|_| "null".into())));
     }
     for (zone, bumps) in &o.serials {
         out.push((serial_key(zone), bumps.to_string()));
@@ -188,7 +201,7 @@ impl State {
                 let a: IpAddr = a.parse().map_err(|e| bad(&e))?;
                 match text {
                     Some(t) => {
-                        let m: Option<MemberConfig> = serde_json::from_str(&t).map_err(|e| bad(&e))?;
+                        let m = decode_member(&t).map_err(|e| bad(&e))?;
                         self.overlay.members.insert((p, a), m);
                     }
                     None => {
@@ -357,11 +370,30 @@ pub struct EtcdStore {
     mark_key: String,
 }
 
+/// What [`EtcdStore`] does when etcd cannot be reached as it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unreachable {
+    /// Start empty and load the state when etcd is back (a server).
+    ServeFiles,
+    /// Fail (export and import).
+    Fail,
+}
+
 impl EtcdStore {
     /// Connects and loads the state. When etcd cannot be reached the store starts
     /// empty (config and zone files only) and the watch loads it when etcd is back.
     /// Credentials that etcd refuses are an error: the config is wrong.
     pub async fn open(s: &EtcdSettings) -> Result<EtcdStore, String> {
+        EtcdStore::open_when_unreachable(s, Unreachable::ServeFiles).await
+    }
+
+    /// Connects and loads the state; an unreachable etcd is an error. For `lbdns
+    /// export` and `import`, which have nothing to do without it.
+    pub async fn open_reachable(s: &EtcdSettings) -> Result<EtcdStore, String> {
+        EtcdStore::open_when_unreachable(s, Unreachable::Fail).await
+    }
+
+    async fn open_when_unreachable(s: &EtcdSettings, unreachable: Unreachable) -> Result<EtcdStore, String> {
         let conn = Connector::new(s);
         let mut store = EtcdStore {
             conn: conn.clone(),
@@ -403,6 +435,9 @@ impl EtcdStore {
                 Ok(store)
             }
             Err(Err(refused)) => Err(refused),
+            Err(Ok(e)) if unreachable == Unreachable::Fail => {
+                Err(format!("etcd {} unavailable: {e}", s.endpoints.join(",")))
+            }
             Err(Ok(e)) => {
                 warn!(error = %e, "etcd unreachable at start: serving config and zone files until it is back");
                 // Nothing loaded: the files alone, until the watch's full load.
@@ -483,11 +518,34 @@ impl EtcdStore {
     /// `revision`.
     fn wrote(&mut self, change: &Change, zone: &Name, bumps: u32, revision: i64) {
         self.serials.insert(zone.clone(), (bumps, revision));
-        let (key, value) = change_entry(change);
-        self.own.insert(
-            revision,
-            vec![(key, value.map(String::into_bytes)), (serial_key(zone), Some(bumps.to_string().into_bytes()))],
-        );
+        let mut kvs: KeyValues =
+            change_entries(change).into_iter().map(|(k, v)| (k, v.map(String::into_bytes))).collect();
+        kvs.push((serial_key(zone), Some(bumps.to_string().into_bytes())));
+        self.own.insert(revision, kvs);
+    }
+
+    /// The etcd operations that store `change`. A pool's overrides are removed
+    /// with one range delete (etcd allows 128 operations per transaction, and a
+    /// pool may have more overrides); the transaction's condition on the zone's
+    /// serial makes it remove exactly the overrides the change was planned with.
+    fn change_ops(&self, change: &Change) -> Vec<TxnOp> {
+        if let Change::RevertPool { pool, .. } = change {
+            let members = format!("{}members/{}/", self.prefix, enc(&pool.to_ascii()));
+            return vec![
+                TxnOp::delete(format!("{}{}", self.prefix, pool_key(pool)), None),
+                TxnOp::delete(members, Some(DeleteOptions::new().with_prefix())),
+            ];
+        }
+        change_entries(change)
+            .into_iter()
+            .map(|(k, v)| {
+                let key = format!("{}{k}", self.prefix);
+                match v {
+                    Some(v) => TxnOp::put(key, v, None),
+                    None => TxnOp::delete(key, None),
+                }
+            })
+            .collect()
     }
 
     fn conflict(&self, zone: &Name) -> StoreError {
@@ -542,19 +600,12 @@ impl Store for EtcdStore {
     fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
         let (bumps, rev) = self.serials.get(zone).copied().unwrap_or((0, 0));
         let serial = format!("{}{}", self.prefix, serial_key(zone));
-        let (key, value) = change_entry(change);
-        let key = format!("{}{key}", self.prefix);
-        let op = match &value {
-            Some(v) => TxnOp::put(key.clone(), v.clone(), None),
-            None => TxnOp::delete(key.clone(), None),
-        };
+        let mut ops = self.change_ops(change);
         let mark = format!("{:016x}", fastrand::u64(..));
-        let txn = Txn::new().when(vec![Compare::mod_revision(serial.clone(), CompareOp::Equal, rev)]).and_then(vec![
-            op,
-            TxnOp::put(self.mark_key.clone(), mark.clone(), None),
-            // Last: the watch takes the serial key as the end of a transaction.
-            TxnOp::put(serial.clone(), (bumps + 1).to_string(), None),
-        ]);
+        ops.push(TxnOp::put(self.mark_key.clone(), mark.clone(), None));
+        // Last: the watch takes the serial key as the end of a transaction.
+        ops.push(TxnOp::put(serial.clone(), (bumps + 1).to_string(), None));
+        let txn = Txn::new().when(vec![Compare::mod_revision(serial.clone(), CompareOp::Equal, rev)]).and_then(ops);
         // The client spreads requests over all endpoints and does not skip a dead
         // one: a request sent to it fails at once, and another try reaches a live
         // member. A try that failed after reaching etcd may have been applied; the
@@ -795,7 +846,8 @@ pub async fn health_loop(conn: Connector, prefix: String, node: String, mut view
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AllDown, HealthConfig, PolicyName, PoolDef};
+    use crate::config::{AllDown, HealthConfig, MemberConfig, PolicyName, PoolDef};
+    use crate::store::overlay::MemberFields;
 
     /// Every kind of change survives the trip through keys and values.
     #[test]
@@ -821,12 +873,8 @@ mod tests {
             })),
             Change::PutMember {
                 pool: parse_fqdn("www.example.test.").unwrap(),
-                member: MemberConfig {
-                    address: "2001:db8::9".parse().unwrap(),
-                    weight: 1,
-                    region: Some("eu".into()),
-                    enabled: false,
-                },
+                address: "2001:db8::9".parse().unwrap(),
+                fields: MemberFields { weight: None, region: Some("eu".into()), enabled: Some(false) },
             },
             Change::DeleteMember {
                 pool: parse_fqdn("www.example.test.").unwrap(),
@@ -856,6 +904,22 @@ mod tests {
         s.apply_key("pools/api.example.test.", None).unwrap();
         assert!(s.overlay.pools.is_empty());
         assert!(s.apply_key("pools/api.example.test.", Some(b"{not json")).is_err());
+        // A reverted override deletes its key; a pool's, every key of the pool.
+        let www = parse_fqdn("www.example.test.").unwrap();
+        let revert = Change::RevertPool {
+            pool: www.clone(),
+            members: vec!["2001:db8::9".parse().unwrap(), "192.0.2.10".parse().unwrap()],
+        };
+        for (k, v) in change_entries(&revert) {
+            assert_eq!(v, None);
+            s.apply_key(&k, None).unwrap();
+        }
+        assert!(s.overlay.members.keys().all(|(p, _)| *p != www), "{:?}", s.overlay.members);
+        // The previous version's whole member reads as every field set.
+        let old = r#"{"address":"192.0.2.1","weight":3,"region":null,"enabled":false}"#;
+        s.apply_key("members/www.example.test./192.0.2.1", Some(old.as_bytes())).unwrap();
+        let set = MemberFields { weight: Some(3), region: None, enabled: Some(false) };
+        assert_eq!(s.overlay.members[&(www, "192.0.2.1".parse().unwrap())], Some(set));
         assert_eq!(enc("a/b%c"), "a%2Fb%25c");
         assert_eq!(dec(&enc("a/b%c")), "a/b%c");
     }
@@ -906,7 +970,7 @@ mod tests {
         assert_eq!(state.overlay.serials.get(&zone), Some(&3));
         assert_eq!(s.serials.get(&zone), Some(&(3, 10)), "the next write is conditional on the own write");
         // Its watch events come back: nothing to apply.
-        let (k, v) = change_entry(&change);
+        let (k, v) = change_entries(&change).remove(0);
         let events = vec![(k, v.map(String::into_bytes), 10), ("serials/c.test.".into(), Some(b"3".to_vec()), 10)];
         assert!(s.observe_changes(events).is_empty());
         // Another node's change after it is applied.

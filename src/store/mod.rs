@@ -1,6 +1,7 @@
 //! The data the query path reads ([`snapshot`]) and how the next snapshot is made
 //! from the sources, health state and (later) API changes.
 
+pub mod cname;
 pub mod durable;
 pub mod etcd;
 pub mod overlay;

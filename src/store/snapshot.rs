@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use rustc_hash::FxHashMap;
 
 use crate::config::{AllDown, PoolDef, Problem};
@@ -94,7 +93,7 @@ fn encode_soa(soa: &SOA, ttl: u32) -> Result<(RRset, Box<[u8]>), String> {
     let rec = encode_record(ttl, &rdata)?;
     let negative = encode_record(ttl.min(soa.minimum), &rdata)?.into_boxed_slice();
     let rrset =
-        RRset { rtype: 6, lens: vec![rec.len() as u16].into(), data: rec.into_boxed_slice(), targets: Vec::new() };
+        RRset { rtype: 6, lens: vec![rec.len() as u16].into(), data: rec.into_boxed_slice(), ..RRset::default() };
     Ok((rrset, negative))
 }
 
@@ -117,14 +116,34 @@ impl Node {
 }
 
 /// One RRset, each record encoded from TYPE to the end of RDATA.
-#[derive(Debug)]
+#[derive(Debug, Clone, Default)]
 pub struct RRset {
     pub rtype: u16,
     pub data: Box<[u8]>,
     /// Length of each record in `data`.
     pub lens: Box<[u16]>,
-    /// For CNAME: the target, lower-cased wire. For NS: every target.
+    /// For CNAME, NS, MX and SRV: the target of each record, lower-cased wire.
     pub targets: Vec<Box<[u8]>>,
+    /// For NS, MX and SRV: the additional data of the targets, in record order.
+    pub extras: Box<[Extra]>,
+}
+
+/// The in-zone addresses of one NS, MX or SRV target, found when the snapshot is
+/// built so that answering copies them (RFC 1035 section 4.3.2 step 6).
+#[derive(Debug, Clone)]
+pub struct Extra {
+    /// Which record of the RRset names the target.
+    pub record: u16,
+    /// Where the target name starts in that record's RDATA: the owner of the
+    /// additional records is a compression pointer to it.
+    pub name_at: u16,
+    /// The target, lower-cased wire, for when no pointer can reach it.
+    pub target: Box<[u8]>,
+    /// The target is at or below the RRset's owner: for a delegation, glue that a
+    /// referral must carry (RFC 9471); everything else is optional.
+    pub in_domain: bool,
+    /// The target's A and AAAA RRsets (a wildcard's, expanded to the target).
+    pub rrsets: Box<[RRset]>,
 }
 
 impl RRset {
@@ -258,16 +277,10 @@ pub fn wire(name: &Name) -> Box<[u8]> {
 }
 
 /// Encodes TYPE, CLASS IN, TTL, RDLENGTH and RDATA (names uncompressed, case kept).
+/// The RDATA comes from [`crate::rdata::encode`], the check every record passed
+/// when it was admitted, so this fails only on a bug.
 pub fn encode_record(ttl: u32, rdata: &RData) -> Result<Vec<u8>, String> {
-    let mut rd = Vec::with_capacity(64);
-    {
-        let mut enc = BinEncoder::new(&mut rd);
-        enc.set_name_encoding(NameEncoding::Uncompressed);
-        rdata.emit(&mut enc).map_err(|e| format!("cannot encode {}: {e}", rdata.record_type()))?;
-    }
-    if rd.len() > u16::MAX as usize {
-        return Err("record data too long".into());
-    }
+    let rd = crate::rdata::encode(rdata).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(10 + rd.len());
     out.extend_from_slice(&u16::from(rdata.record_type()).to_be_bytes());
     out.extend_from_slice(&1u16.to_be_bytes());
@@ -336,6 +349,8 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
             match &rdata {
                 RData::CNAME(c) => targets.push(wire(&c.0)),
                 RData::NS(n) => targets.push(wire(&n.0)),
+                RData::MX(m) => targets.push(wire(&m.exchange)),
+                RData::SRV(s) => targets.push(wire(&s.target)),
                 _ => {}
             }
         }
@@ -343,7 +358,13 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
         if *rtype == 2 && *key != origin_wire {
             node.delegation = true;
         }
-        node.rrsets.push(RRset { rtype: *rtype, data: buf.into_boxed_slice(), lens: lens.into(), targets });
+        node.rrsets.push(RRset {
+            rtype: *rtype,
+            data: buf.into_boxed_slice(),
+            lens: lens.into(),
+            targets,
+            ..RRset::default()
+        });
     }
     // Pools are names too.
     for (name, &idx) in pool_index.range(origin.clone()..) {
@@ -362,6 +383,7 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
         }
     }
     nodes.entry(origin_wire.clone()).or_default().apex = true;
+    attach_extras(&mut nodes, &origin_wire);
     let Some((mut soa, soa_ttl)) = apex_soa else {
         return Err(Problem::new(&data.file, 0, format!("zone {origin} has no SOA record at its apex")));
     };
@@ -379,6 +401,87 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
         soa_rdata: soa,
         soa_ttl,
     })
+}
+
+/// Where the target name starts in the RDATA of an NS, MX or SRV record.
+fn target_offset(rtype: u16) -> Option<u16> {
+    match rtype {
+        2 => Some(0),
+        15 => Some(2),
+        33 => Some(6),
+        _ => None,
+    }
+}
+
+/// Whether wire name `name` is `ancestor` or below it (both lower-cased).
+fn is_at_or_below(name: &[u8], ancestor: &[u8]) -> bool {
+    let mut pos = 0usize;
+    while pos < name.len() {
+        if name[pos..] == *ancestor {
+            return true;
+        }
+        pos += 1 + name[pos] as usize;
+    }
+    false
+}
+
+/// Gives every NS, MX and SRV RRset the in-zone A and AAAA RRsets of its targets.
+/// Pools are left out: their answer depends on the client and on health, which
+/// change without the zone being rebuilt, and resolvers ask for them anyway.
+fn attach_extras(nodes: &mut FxHashMap<Box<[u8]>, Node>, origin_wire: &[u8]) {
+    /// (owner, index of the RRset in its node, its extras)
+    type Found = (Box<[u8]>, usize, Box<[Extra]>);
+    let mut found: Vec<Found> = Vec::new();
+    for (owner, node) in nodes.iter() {
+        for (i, rs) in node.rrsets.iter().enumerate() {
+            let extras = extras_of(nodes, owner, rs, origin_wire);
+            if !extras.is_empty() {
+                found.push((owner.clone(), i, extras));
+            }
+        }
+    }
+    for (owner, i, extras) in found {
+        if let Some(rs) = nodes.get_mut(&owner).and_then(|n| n.rrsets.get_mut(i)) {
+            rs.extras = extras;
+        }
+    }
+}
+
+/// The additional data of `rs` at `owner`: each distinct in-zone target that has
+/// addresses, in record order.
+fn extras_of(nodes: &FxHashMap<Box<[u8]>, Node>, owner: &[u8], rs: &RRset, origin_wire: &[u8]) -> Box<[Extra]> {
+    let Some(name_at) = target_offset(rs.rtype) else { return Box::default() };
+    let mut extras: Vec<Extra> = Vec::new();
+    for (j, target) in rs.targets.iter().enumerate() {
+        if extras.iter().any(|e| e.target == *target) || !is_at_or_below(target, origin_wire) {
+            continue;
+        }
+        let Some(n) = target_node(nodes, target, origin_wire).filter(|n| n.pool.is_none()) else { continue };
+        let rrsets: Box<[RRset]> = [1u16, 28].iter().filter_map(|&t| n.rrset(t)).cloned().collect();
+        if !rrsets.is_empty() {
+            let in_domain = is_at_or_below(target, owner);
+            extras.push(Extra { record: j as u16, name_at, target: target.clone(), in_domain, rrsets });
+        }
+    }
+    extras.into()
+}
+
+/// The node that answers for `target`: its own, or the wildcard at its closest
+/// encloser (RFC 4592) when the name does not exist.
+fn target_node<'n>(nodes: &'n FxHashMap<Box<[u8]>, Node>, target: &[u8], origin_wire: &[u8]) -> Option<&'n Node> {
+    if let Some(n) = nodes.get(target) {
+        return Some(n);
+    }
+    let mut pos = 0usize;
+    while target.len() - pos > origin_wire.len() {
+        pos += 1 + target[pos] as usize;
+        if nodes.contains_key(&target[pos..]) {
+            let mut wc = vec![1u8, b'*'];
+            wc.extend_from_slice(&target[pos..]);
+            return nodes.get(&wc[..]);
+        }
+    }
+    None
 }
 
 /// Builds the query-path form of a pool.
@@ -461,5 +564,34 @@ mod tests {
         let neg = &zone.negative_soa;
         assert_eq!(u32::from_be_bytes([neg[4], neg[5], neg[6], neg[7]]), 30);
         assert_eq!(zone.serial, 1);
+    }
+
+    /// NS, MX and SRV RRsets carry their in-zone targets' addresses: once per
+    /// target, a wildcard's for a name it covers, none for a pool or out of zone.
+    #[test]
+    fn extras_of_targets() {
+        let origin = Name::from_ascii("e.test.").unwrap();
+        let z = crate::zone::parse_str(
+            &origin,
+            Path::new("/z"),
+            "$TTL 60\n@ SOA ns h 1 2 3 4 30\n@ NS ns\nns A 192.0.2.1\nns AAAA 2001:db8::1\n\
+             @ MX 1 ns\n@ MX 2 ns\n@ MX 3 x.wild\n@ MX 4 pool\n@ MX 5 mx.other.test.\n*.wild A 192.0.2.9\n\
+             sub NS ns.sub\nsub NS ns\nns.sub A 192.0.2.2\n_s._tcp SRV 0 0 1 ns\n",
+        )
+        .unwrap();
+        let pools = BTreeMap::from([(Name::from_ascii("pool.e.test.").unwrap(), 0u32)]);
+        let zone = build_zone(&z, 0, &pools).unwrap();
+        let node = |n: &str| &zone.nodes[&wire(&Name::from_ascii(n).unwrap())];
+        let targets = |rs: &RRset| -> Vec<(u16, u16, bool, usize)> {
+            rs.extras.iter().map(|e| (e.record, e.name_at, e.in_domain, e.rrsets.len())).collect()
+        };
+        let mx = targets(node("e.test.").rrset(15).unwrap());
+        assert_eq!(mx.len(), 2, "{mx:?}");
+        assert_eq!((mx[0].0, mx[0].1, mx[0].3), (0, 2, 2), "ns: A and AAAA, once");
+        assert_eq!((mx[1].0, mx[1].3), (2, 1), "x.wild: the wildcard's A");
+        let ns = targets(node("sub.e.test.").rrset(2).unwrap());
+        assert_eq!(ns, [(0, 0, true, 1), (1, 0, false, 2)], "in-domain glue, then the apex server");
+        let srv = targets(node("_s._tcp.e.test.").rrset(33).unwrap());
+        assert_eq!((srv.len(), srv[0].1), (1, 6));
     }
 }

@@ -3,9 +3,12 @@
 //! move from the embedded store to etcd (or back, or between etcd clusters).
 //!
 //! ```json
-//! {"lbdns_state": 1, "entries": {"pools/api.example.test.": {...}, "serials/example.test.": 3}}
+//! {"lbdns_state": 2, "entries": {"pools/api.example.test.": {...}, "serials/example.test.": 3}}
 //! ```
 //! Keys are the etcd keys below the prefix; values are what is stored there.
+//! Format 2 stores a member override as the fields it sets; format 1 (the
+//! previous version) stored the whole member, and is still read (as an override
+//! of every field, see `overlay::decode_member`).
 
 use std::collections::BTreeMap;
 
@@ -15,8 +18,11 @@ use super::durable::{SqliteStore, Store};
 use super::etcd::{self, EtcdStore, State};
 use super::overlay::Overlay;
 use crate::config::Config;
+use crate::rdata;
 
-const FORMAT: u64 = 1;
+const FORMAT: u64 = 2;
+/// Formats [`parse`] reads.
+const READS: [u64; 2] = [1, 2];
 
 /// Reads the configured store (etcd with `[cluster] store = "etcd"`, else the
 /// embedded one under `state_dir`) and returns its state as JSON.
@@ -35,6 +41,16 @@ pub async fn export(config: &Config) -> Result<String, String> {
         }
         None => SqliteStore::open(&config.admin.state_dir).and_then(|mut s| s.load()).map_err(|e| e.to_string())?,
     };
+    let mut overlay = overlay;
+    // What the API would show; data stored before it was checked stays as it
+    // is, for `import` to refuse by name.
+    for ((zone, _, rtype), set) in overlay.rrsets.iter_mut() {
+        if let Some(set) = set {
+            if let Ok(data) = rdata::canonical(*rtype, &set.data, zone) {
+                set.data = data;
+            }
+        }
+    }
     let mut entries = BTreeMap::new();
     for (k, v) in etcd::entries(&overlay) {
         entries.insert(k, serde_json::from_str::<Value>(&v).unwrap_or(Value::String(v)));
@@ -46,8 +62,10 @@ pub async fn export(config: &Config) -> Result<String, String> {
 /// Parses an exported document.
 pub fn parse(text: &str) -> Result<Overlay, String> {
     let doc: Value = serde_json::from_str(text).map_err(|e| format!("not an lbdns export: {e}"))?;
-    if doc.get("lbdns_state").and_then(Value::as_u64) != Some(FORMAT) {
-        return Err(format!("not an lbdns export: \"lbdns_state\": {FORMAT} missing"));
+    match doc.get("lbdns_state").and_then(Value::as_u64) {
+        Some(v) if READS.contains(&v) => {}
+        Some(v) => return Err(format!("lbdns export format {v} is newer than this lbdns reads (1 or 2)")),
+        None => return Err("not an lbdns export: no \"lbdns_state\" format number".into()),
     }
     let entries = doc.get("entries").and_then(Value::as_object).ok_or("not an lbdns export: no \"entries\" object")?;
     let mut state = State::default();
@@ -58,7 +76,14 @@ pub fn parse(text: &str) -> Result<Overlay, String> {
         };
         state.apply_key(k, Some(text.as_bytes()))?;
     }
-    Ok(state.overlay)
+    let mut overlay = state.overlay;
+    // Nothing the server could not serve is imported.
+    for ((zone, name, rtype), set) in overlay.rrsets.iter_mut() {
+        if let Some(set) = set {
+            set.data = rdata::canonical(*rtype, &set.data, zone).map_err(|e| format!("RRset {name} {rtype}: {e}"))?;
+        }
+    }
+    Ok(overlay)
 }
 
 /// Writes an exported document into the configured store, which must be empty.
@@ -67,7 +92,7 @@ pub async fn import(config: &Config, text: &str) -> Result<usize, String> {
     let overlay = parse(text)?;
     match &config.etcd {
         Some(s) => {
-            let mut store = EtcdStore::open(s).await?;
+            let mut store = EtcdStore::open_reachable(s).await?;
             // The store blocks on etcd from a worker thread, as in the server.
             let task = tokio::spawn(async move { store.import(&overlay) });
             task.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
@@ -75,5 +100,29 @@ pub async fn import(config: &Config, text: &str) -> Result<usize, String> {
         None => {
             SqliteStore::open(&config.admin.state_dir).and_then(|mut s| s.import(&overlay)).map_err(|e| e.to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_fqdn;
+    use crate::store::overlay::MemberFields;
+
+    /// An export of the previous version (format 1, whole members) imports, as
+    /// overrides of every field the member had; an unknown format is refused.
+    #[test]
+    fn format_1_exports_still_import() {
+        let old = r#"{"lbdns_state": 1, "entries": {
+            "members/www.example.test./192.0.2.1": {"address": "192.0.2.1", "weight": 2, "region": null, "enabled": false},
+            "members/www.example.test./192.0.2.2": null,
+            "serials/example.test.": 2}}"#;
+        let o = parse(old).unwrap();
+        let www = parse_fqdn("www.example.test.").unwrap();
+        let set = MemberFields { weight: Some(2), region: None, enabled: Some(false) };
+        assert_eq!(o.members[&(www.clone(), "192.0.2.1".parse().unwrap())], Some(set));
+        assert_eq!(o.members[&(www, "192.0.2.2".parse().unwrap())], None);
+        let e = parse(&old.replace("\"lbdns_state\": 1", "\"lbdns_state\": 3")).unwrap_err();
+        assert!(e.contains("format 3"), "{e}");
     }
 }

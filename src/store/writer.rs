@@ -18,14 +18,15 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
+use super::cname;
 use super::durable::{Observed, Store, StoreError};
 use super::etcd::{NodeView, Remote, State, Touched};
-use super::overlay::{self, Change, Origin, Overlay, StoredRRset};
+use super::overlay::{self, Change, MemberFields, Origin, Overlay, StoredRRset};
 
 use crate::admin::{AdminError, ApiRequest};
 use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, PoolDef, parse_fqdn};
 use crate::health::{self, ClusterView, HealthTable, ProbeKey, ProbeResult, ProbeSpec, Prober};
-use crate::sources::{Sources, check_pool_placement};
+use crate::sources::{Clash, Sources, check_pool_placement, clash};
 use crate::store::snapshot::Snapshot;
 use crate::zone::{self, ZoneData};
 
@@ -43,7 +44,7 @@ pub enum Command {
 #[derive(Clone)]
 struct Effective {
     zones: Vec<Arc<ZoneData>>,
-    pools: Vec<(Arc<PoolDef>, Origin, Vec<Origin>)>,
+    pools: Vec<(Arc<PoolDef>, Origin)>,
 }
 
 pub struct Writer {
@@ -65,6 +66,25 @@ pub struct Writer {
     /// Stored RRset changes that the files refuse (left out of the state in
     /// effect); a DELETE of one is allowed, so that it can be dropped.
     refused: std::collections::BTreeSet<RRsetKey>,
+    /// When and by what each zone's served content last changed (`GET /v1/zones`).
+    last_change: std::collections::HashMap<Name, LastChange>,
+}
+
+/// The last change to a zone as this server saw it.
+#[derive(Debug, Clone, Copy)]
+struct LastChange {
+    time: std::time::SystemTime,
+    source: ChangeSource,
+}
+
+/// What changed a zone: its file (loaded at start, or changed by a reload), an
+/// API write on this server, or another server's write arriving through etcd.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum ChangeSource {
+    File,
+    Api,
+    Etcd,
 }
 
 type ZoneMap = rustc_hash::FxHashMap<Box<[u8]>, Arc<super::snapshot::Zone>>;
@@ -96,7 +116,7 @@ impl Writer {
             regions: Arc::default(),
             geoip: None,
         }));
-        Ok(Writer {
+        let mut writer = Writer {
             sources,
             overlay,
             store,
@@ -109,7 +129,10 @@ impl Writer {
             cluster: None,
             lost_race: false,
             refused: refused.into_iter().collect(),
-        })
+            last_change: Default::default(),
+        };
+        writer.note_file_changes(None);
+        Ok(writer)
     }
 
     /// Joins a cluster: remote changes come from the watch, the health view goes out.
@@ -152,7 +175,16 @@ impl Writer {
                 match fit(&self.sources, state.overlay) {
                     Ok((overlay, e, refused)) => {
                         self.refused = refused.into_iter().collect();
+                        let before = self.overlay.serials.clone();
                         self.put_in_effect(overlay, e);
+                        let after = &self.overlay.serials;
+                        let moved: Vec<Name> = before
+                            .keys()
+                            .chain(after.keys())
+                            .filter(|z| before.get(*z) != after.get(*z))
+                            .cloned()
+                            .collect();
+                        self.changed(moved, ChangeSource::Etcd);
                     }
                     Err(e) => error!(error = %e, "cannot derive the state from the files alone"),
                 }
@@ -217,13 +249,14 @@ impl Writer {
         // Compared with what is published (zones index pools by position there).
         let published = self.snapshot.load_full();
         let same_pool_names = published.pools.len() == effective.pools.len()
-            && published.pools.iter().zip(&effective.pools).all(|(p, (d, _, _))| p.def.name == d.name);
+            && published.pools.iter().zip(&effective.pools).all(|(p, (d, _))| p.def.name == d.name);
         if !same_pool_names {
             // Pools created or deleted: the pool index of every zone changes.
             return self.put_in_effect(overlay, effective);
         }
         self.overlay = overlay;
         self.effective = effective;
+        self.changed(t.records.iter().chain(&t.serials).cloned(), ChangeSource::Etcd);
         if !t.pools.is_empty() {
             self.follow_pools();
             let prev = self.snapshot.load_full();
@@ -262,7 +295,7 @@ impl Writer {
     fn pools_rebuilt(&self, prev: &Snapshot, which: impl Fn(&Name) -> bool) -> Vec<Arc<super::snapshot::Pool>> {
         let view = self.view();
         let defs: std::collections::HashMap<&Name, &Arc<PoolDef>> =
-            self.effective.pools.iter().map(|(p, _, _)| (&p.name, p)).collect();
+            self.effective.pools.iter().map(|(p, _)| (&p.name, p)).collect();
         prev.pools
             .iter()
             .map(|p| match defs.get(&p.def.name) {
@@ -335,7 +368,7 @@ impl Writer {
     }
 
     fn pool_defs(&self) -> Vec<Arc<PoolDef>> {
-        self.effective.pools.iter().map(|(p, _, _)| p.clone()).collect()
+        self.effective.pools.iter().map(|(p, _)| p.clone()).collect()
     }
 
     fn probe_keys(&self) -> Vec<ProbeKey> {
@@ -428,9 +461,36 @@ impl Writer {
             self.effective = old_effective;
             return Err(e);
         }
+        self.note_file_changes(Some(&old_sources));
         let started = self.follow_pools();
         info!(zones = self.effective.zones.len(), pools = self.effective.pools.len(), new_probes = started, "reloaded");
         Ok(())
+    }
+
+    /// Notes that `zones` changed now, by `source`.
+    fn changed(&mut self, zones: impl IntoIterator<Item = Name>, source: ChangeSource) {
+        let time = std::time::SystemTime::now();
+        for z in zones {
+            self.last_change.insert(z, LastChange { time, source });
+        }
+    }
+
+    /// Notes as changed by their files the zones whose file content differs from
+    /// `before`'s (every zone at start), and forgets zones no longer served.
+    fn note_file_changes(&mut self, before: Option<&Sources>) {
+        let differs = |z: &ZoneData| {
+            let Some(old) = before.and_then(|b| b.zones.iter().find(|o| o.origin == z.origin)) else { return true };
+            old.records.len() != z.records.len()
+                || old
+                    .records
+                    .iter()
+                    .zip(&z.records)
+                    .any(|(a, b)| (&a.name, a.ttl, &a.rdata) != (&b.name, b.ttl, &b.rdata))
+        };
+        let changed: Vec<Name> = self.sources.zones.iter().filter(|z| differs(z)).map(|z| z.origin.clone()).collect();
+        let served: HashSet<&Name> = self.sources.zones.iter().map(|z| &z.origin).collect();
+        self.last_change.retain(|z, _| served.contains(z));
+        self.changed(changed, ChangeSource::File);
     }
 
     fn observe_probe(&self, r: &ProbeResult) {
@@ -517,6 +577,10 @@ impl Writer {
                 let p = self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
                 Ok((StatusCode::OK, self.pool_json(p)))
             }
+            ApiRequest::ListZones => {
+                let all: Vec<Value> = self.effective.zones.iter().map(|z| self.zone_summary_json(z)).collect();
+                Ok((StatusCode::OK, Value::Array(all)))
+            }
             ApiRequest::GetRecords(origin) => {
                 let z = self.find_zone(&origin)?;
                 Ok((StatusCode::OK, self.records_json(&z)))
@@ -524,11 +588,19 @@ impl Writer {
             other => {
                 let deletes = matches!(
                     other,
-                    ApiRequest::DeletePool(_) | ApiRequest::DeleteMember(..) | ApiRequest::DeleteRRset(..)
+                    ApiRequest::DeletePool(_)
+                        | ApiRequest::DeleteMember(..)
+                        | ApiRequest::DeleteRRset(..)
+                        | ApiRequest::DeletePoolOverride(_)
+                        | ApiRequest::DeleteMemberOverride(..)
+                        | ApiRequest::DeleteRRsetOverride(..)
                 );
-                let (change, zone, created) = self.plan(other)?;
+                // Nothing to store: a DELETE of what is already deleted.
+                let Some((change, zone, created)) = self.plan(other)? else {
+                    return Ok((StatusCode::NO_CONTENT, Value::Null));
+                };
                 self.commit(change.clone(), &zone)?;
-                if let Change::DeleteRRset { zone, name, rtype } = &change {
+                if let Change::DeleteRRset { zone, name, rtype } | Change::RevertRRset { zone, name, rtype } = &change {
                     self.refused.remove(&(zone.clone(), name.clone(), *rtype));
                 }
                 if deletes {
@@ -539,8 +611,10 @@ impl Writer {
                     Change::PutMember { pool, .. } => {
                         self.find_pool(pool).map(|p| self.pool_json(p)).unwrap_or(Value::Null)
                     }
-                    Change::PutRRset { name, rtype, set, .. } => {
-                        json!({"name": name.to_ascii(), "type": rtype.to_string(), "ttl": set.ttl, "data": set.data, "source": "api"})
+                    Change::PutRRset { zone, name, rtype, set } => {
+                        let over = json!({"ttl": set.ttl, "data": set.data});
+                        json!({"name": name.to_ascii(), "type": rtype.to_string(), "ttl": set.ttl, "data": set.data,
+                               "source": "api", "file": self.file_rrset_json(zone, name, *rtype), "override": over})
                     }
                     _ => return Ok((StatusCode::NO_CONTENT, Value::Null)),
                 };
@@ -555,11 +629,14 @@ impl Writer {
     fn commit(&mut self, change: Change, zone: &Name) -> Result<(), AdminError> {
         // Everything that can fail is tried before anything is stored.
         let new_zone = match &change {
-            Change::PutRRset { .. } | Change::DeleteRRset { .. } => {
+            Change::PutRRset { .. } | Change::DeleteRRset { .. } | Change::RevertRRset { .. } => {
                 Some(self.zone_with(&change, zone).map_err(AdminError::conflict)?)
             }
             _ => None,
         };
+        if let (Some(z), Change::RevertRRset { name, rtype, .. }) = (&new_zone, &change) {
+            self.check_restored(z, name, *rtype)?;
+        }
         tokio::task::block_in_place(|| self.store.apply(&change, zone)).map_err(|e| match e {
             StoreError::Conflict(m) => {
                 self.lost_race = true;
@@ -567,7 +644,7 @@ impl Writer {
             }
             e => AdminError::new(StatusCode::SERVICE_UNAVAILABLE, format!("change not stored: {e}")),
         })?;
-        let pools_before: Vec<Name> = self.effective.pools.iter().map(|(p, _, _)| p.name.clone()).collect();
+        let pools_before: Vec<Name> = self.effective.pools.iter().map(|(p, _)| p.name.clone()).collect();
         self.overlay.apply(&change, zone);
         let published = if let Some(z) = new_zone {
             if let Some(slot) = self.effective.zones.iter_mut().find(|x| x.origin == *zone) {
@@ -576,21 +653,29 @@ impl Writer {
             self.publish_zone(zone)
         } else {
             self.effective.pools = overlay::effective_pools(&self.sources, &self.overlay);
-            let pools_after: Vec<Name> = self.effective.pools.iter().map(|(p, _, _)| p.name.clone()).collect();
+            let pools_after: Vec<Name> = self.effective.pools.iter().map(|(p, _)| p.name.clone()).collect();
             self.follow_pools();
             if pools_after == pools_before {
                 let name = match &change {
                     Change::PutPool(d) => d.name.clone(),
-                    Change::PutMember { pool, .. } | Change::DeleteMember { pool, .. } => pool.clone(),
+                    Change::PutMember { pool, .. }
+                    | Change::DeleteMember { pool, .. }
+                    | Change::RevertMember { pool, .. }
+                    | Change::RevertPool { pool, .. } => pool.clone(),
                     _ => zone.clone(),
                 };
-                self.publish_pool(&name, zone)
+                match self.find_pool(&name) {
+                    Some(_) => self.publish_pool(&name, zone),
+                    // An override of a pool not in effect (it left the config): only the serial.
+                    None => self.publish_serial(zone),
+                }
             } else {
                 self.publish()
             }
         };
         // The change is stored; a failure to publish it is a bug, not a bad request.
         published.map_err(|e| AdminError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+        self.changed([zone.clone()], ChangeSource::Api);
         info!(change = ?change_label(&change), zone = %zone, "admin change applied");
         Ok(())
     }
@@ -598,15 +683,22 @@ impl Writer {
     /// The zone `origin` with an RRset change applied, checked.
     fn zone_with(&self, change: &Change, origin: &Name) -> Result<Arc<ZoneData>, String> {
         let base = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or("no such zone")?;
-        let (name, rtype, set) = match change {
-            Change::PutRRset { name, rtype, set, .. } => (name, *rtype, Some(set)),
-            Change::DeleteRRset { name, rtype, .. } => (name, *rtype, None),
+        let (name, rtype) = match change {
+            Change::PutRRset { name, rtype, .. }
+            | Change::DeleteRRset { name, rtype, .. }
+            | Change::RevertRRset { name, rtype, .. } => (name, *rtype),
             _ => return Ok(base.clone()),
         };
         let mut records: Vec<_> =
             base.records.iter().filter(|r| !(r.name == *name && r.rtype() == rtype)).cloned().collect();
-        if let Some(set) = set {
-            records.extend(overlay::api_records(name, rtype, set, origin)?);
+        match change {
+            Change::PutRRset { set, .. } => records.extend(overlay::api_records(name, rtype, set, origin)?),
+            Change::RevertRRset { .. } => {
+                // The zone file's RRset, if it has one, shows again.
+                let file = self.sources.zones.iter().find(|z| z.origin == *origin).ok_or("no such zone")?;
+                records.extend(file.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).cloned());
+            }
+            _ => {}
         }
         let z = ZoneData { origin: base.origin.clone(), file: base.file.clone(), records };
         zone::check_zone(&z)?;
@@ -663,8 +755,8 @@ impl Writer {
         Ok(zones)
     }
 
-    fn find_pool(&self, name: &Name) -> Option<&(Arc<PoolDef>, Origin, Vec<Origin>)> {
-        self.effective.pools.iter().find(|(p, _, _)| p.name == *name)
+    fn find_pool(&self, name: &Name) -> Option<&(Arc<PoolDef>, Origin)> {
+        self.effective.pools.iter().find(|(p, _)| p.name == *name)
     }
 
     fn find_zone(&self, origin: &str) -> Result<Arc<ZoneData>, AdminError> {
@@ -682,135 +774,293 @@ impl Writer {
     }
 
     /// Validates a write and turns it into a stored change, the zone it belongs
-    /// to, and whether it creates something.
-    fn plan(&self, req: ApiRequest) -> Result<(Change, Name, bool), AdminError> {
+    /// to, and whether it creates something; `None` when there is nothing to
+    /// store (a DELETE of what is already deleted).
+    fn plan(&self, req: ApiRequest) -> Result<Option<Planned>, AdminError> {
         match req {
-            ApiRequest::PutPool(name, body) => {
-                let name = pool_name(&name)?;
-                if self.sources.pools.iter().any(|p| p.name == name) {
-                    return Err(AdminError::conflict(format!(
-                        "pool {name} is defined in the config file; change its members with PUT /v1/pools/{name}/members/ADDRESS"
-                    )));
-                }
-                let cfg: ApiPoolConfig = parse_json(&body)?;
-                let def = cfg.into_def(name.clone());
-                validate_pool(&def)?;
-                check_pool_placement(&def, &self.effective.zones).map_err(AdminError::unprocessable)?;
-                let zone = self.zone_of(&name).map(|z| z.origin.clone()).unwrap_or(name.clone());
-                let created = self.find_pool(&name).is_none();
-                Ok((Change::PutPool(Box::new(def)), zone, created))
-            }
+            ApiRequest::PutPool(name, body) => self.plan_put_pool(&name, &body).map(Some),
             ApiRequest::DeletePool(name) => {
                 let name = pool_name(&name)?;
-                let (_, origin, _) =
+                let (_, origin) =
                     self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
                 if *origin == Origin::Config {
                     return Err(AdminError::conflict(format!(
                         "pool {name} is defined in the config file; remove it there and reload"
                     )));
                 }
-                let zone = self.zone_of(&name).map(|z| z.origin.clone()).unwrap_or(name.clone());
-                Ok((Change::DeletePool(name), zone, false))
+                Ok(Some((Change::DeletePool(name.clone()), self.pool_zone(&name), false)))
             }
-            ApiRequest::PutMember(pool, address, body) => {
-                let name = pool_name(&pool)?;
-                let address = member_address(&address)?;
-                let (def, origin, _) =
-                    self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
-                let patch: MemberPatch = parse_json(&body)?;
-                let existing = def.members.iter().find(|m| m.address == address);
-                let created = existing.is_none();
-                let mut member =
-                    existing.cloned().unwrap_or(MemberConfig { address, weight: 1, region: None, enabled: true });
-                if let Some(w) = patch.weight {
-                    member.weight = w;
-                }
-                if let Some(r) = patch.region {
-                    member.region = Some(r);
-                }
-                if let Some(e) = patch.enabled {
-                    member.enabled = e;
-                }
-                let mut next = (**def).clone();
-                match next.members.iter_mut().find(|m| m.address == address) {
-                    Some(m) => *m = member.clone(),
-                    None => next.members.push(member.clone()),
-                }
-                validate_pool(&next)?;
-                let zone = self.zone_of(&name).map(|z| z.origin.clone()).unwrap_or(name.clone());
-                let change = match origin {
-                    Origin::Api => Change::PutPool(Box::new(next)),
-                    Origin::Config => Change::PutMember { pool: name, member },
-                };
-                Ok((change, zone, created))
-            }
-            ApiRequest::DeleteMember(pool, address) => {
-                let name = pool_name(&pool)?;
-                let address = member_address(&address)?;
-                let (def, origin, _) =
-                    self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
-                if !def.members.iter().any(|m| m.address == address) {
-                    return Err(AdminError::not_found(format!("pool {name} has no member {address}")));
-                }
-                let mut next = (**def).clone();
-                next.members.retain(|m| m.address != address);
-                validate_pool(&next)?;
-                let zone = self.zone_of(&name).map(|z| z.origin.clone()).unwrap_or(name.clone());
-                let change = match origin {
-                    Origin::Api => Change::PutPool(Box::new(next)),
-                    Origin::Config => Change::DeleteMember { pool: name, address },
-                };
-                Ok((change, zone, false))
-            }
+            ApiRequest::DeletePoolOverride(name) => self.plan_revert_pool(&name).map(Some),
+            ApiRequest::PutMember(pool, address, body) => self.plan_put_member(&pool, &address, &body).map(Some),
+            ApiRequest::DeleteMember(pool, address) => self.plan_delete_member(&pool, &address),
+            ApiRequest::DeleteMemberOverride(pool, address) => self.plan_revert_member(&pool, &address).map(Some),
             ApiRequest::PutRRset(origin, name, rtype, body) => {
-                let z = self.find_zone(&origin)?;
-                let (name, rtype) = self.rrset_key(&z, &name, &rtype)?;
-                let set: RRsetBody = parse_json(&body)?;
-                if set.data.is_empty() {
-                    return Err(AdminError::unprocessable(
-                        "data: at least one record is needed (DELETE removes an RRset)",
-                    ));
-                }
-                if set.ttl > i32::MAX as u32 {
-                    return Err(AdminError::unprocessable("ttl: above 2^31-1"));
-                }
-                for (i, d) in set.data.iter().enumerate() {
-                    zone::parse_rdata(rtype, d, &z.origin)
-                        .map_err(|e| AdminError::unprocessable(format!("data[{i}]: {e}")))?;
-                }
-                if matches!(rtype, RecordType::A | RecordType::AAAA | RecordType::CNAME)
-                    && self.find_pool(&name).is_some()
-                {
-                    return Err(AdminError::conflict(format!(
-                        "{name} is a pool: its {rtype} answers come from its members"
-                    )));
-                }
-                let created = !z.records.iter().any(|r| r.name == name && r.rtype() == rtype);
-                let change = Change::PutRRset {
-                    zone: z.origin.clone(),
-                    name,
-                    rtype,
-                    set: StoredRRset { ttl: set.ttl, data: set.data },
-                };
-                Ok((change, z.origin.clone(), created))
+                self.plan_put_rrset(&origin, &name, &rtype, &body).map(Some)
             }
-            ApiRequest::DeleteRRset(origin, name, rtype) => {
-                let z = self.find_zone(&origin)?;
-                let (name, rtype) = self.rrset_key(&z, &name, &rtype)?;
-                let refused = self.refused.contains(&(z.origin.clone(), name.clone(), rtype));
-                if !refused && !z.records.iter().any(|r| r.name == name && r.rtype() == rtype) {
-                    return Err(AdminError::not_found(format!("no {rtype} records at {name}")));
-                }
-                Ok((Change::DeleteRRset { zone: z.origin.clone(), name, rtype }, z.origin.clone(), false))
+            ApiRequest::DeleteRRset(origin, name, rtype) => self.plan_delete_rrset(&origin, &name, &rtype),
+            ApiRequest::DeleteRRsetOverride(origin, name, rtype) => {
+                self.plan_revert_rrset(&origin, &name, &rtype).map(Some)
             }
-            ApiRequest::ListPools | ApiRequest::GetPool(_) | ApiRequest::GetRecords(_) => {
+            ApiRequest::ListPools | ApiRequest::GetPool(_) | ApiRequest::ListZones | ApiRequest::GetRecords(_) => {
                 Err(AdminError::new(StatusCode::METHOD_NOT_ALLOWED, "not a write"))
             }
         }
     }
 
+    /// A zone file RRset that a revert shows again is held to the rules of a PUT:
+    /// no pool behind it, no CNAME loop through it (the file was checked without
+    /// the API changes made since).
+    fn check_restored(&self, z: &ZoneData, name: &Name, rtype: RecordType) -> Result<(), AdminError> {
+        let mut restored = z.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).peekable();
+        if restored.peek().is_none() {
+            return Ok(());
+        }
+        self.check_pools_clash(z, name, rtype)?;
+        if let Some(hickory_proto::rr::RData::CNAME(target)) = restored.next().map(|r| &r.rdata) {
+            if let Some(chain) = cname::loop_closed_by(z, name, &target.0) {
+                return Err(AdminError::unprocessable(format!(
+                    "the zone file's CNAME at {name} would make a loop: {}",
+                    cname::show(&chain)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// An RRset write keeps every pool of the zone placed as the zone file must
+    /// (one rule for both: [`clash`]).
+    fn check_pools_clash(&self, z: &ZoneData, name: &Name, rtype: RecordType) -> Result<(), AdminError> {
+        for (def, _) in &self.effective.pools {
+            let Some(c) = clash(&def.name, name, rtype, &z.origin) else { continue };
+            if self.zone_of(&def.name).is_none_or(|pz| pz.origin != z.origin) {
+                continue; // the pool is in a zone below this one
+            }
+            return Err(AdminError::conflict(match c {
+                Clash::Answers => format!("{name} is a pool: its {rtype} answers come from its members"),
+                Clash::Cut => format!(
+                    "refused: NS at {name} would put pool {} at or below a zone cut, where it would \
+                     answer with a referral (a zone file may not do this either); delete the pool first",
+                    def.name
+                ),
+            }));
+        }
+        Ok(())
+    }
+
+    /// The zone a pool's changes count in (its serial advances).
+    fn pool_zone(&self, pool: &Name) -> Name {
+        self.zone_of(pool).map(|z| z.origin.clone()).unwrap_or(pool.clone())
+    }
+
+    fn plan_put_pool(&self, name: &str, body: &[u8]) -> Result<Planned, AdminError> {
+        let name = pool_name(name)?;
+        if self.sources.pools.iter().any(|p| p.name == name) {
+            return Err(AdminError::conflict(format!(
+                "pool {name} is defined in the config file; change its members with PUT /v1/pools/{name}/members/ADDRESS"
+            )));
+        }
+        let cfg: ApiPoolConfig = parse_json(body)?;
+        let def = cfg.into_def(name.clone());
+        validate_pool(&def, &self.sources.config.regions)?;
+        check_pool_placement(&def, &self.effective.zones).map_err(AdminError::unprocessable)?;
+        let created = self.find_pool(&name).is_none();
+        Ok((Change::PutPool(Box::new(def)), self.pool_zone(&name), created))
+    }
+
+    /// The config pool `pool` with its stored member overrides, the one of
+    /// `address` replaced by `next` (`None`: no override): what a member change
+    /// would put in effect.
+    fn config_pool_with(&self, pool: &Name, address: IpAddr, next: Option<&Option<MemberFields>>) -> Option<PoolDef> {
+        let file = self.sources.pools.iter().find(|p| p.name == *pool)?;
+        let others = self.overlay.member_overrides(pool).filter(|(a, _)| *a != address);
+        let mut all: Vec<(IpAddr, &Option<MemberFields>)> = others.collect();
+        all.extend(next.map(|o| (address, o)));
+        Some(overlay::pool_with_overrides(file, all))
+    }
+
+    /// The member `address` as the config file has it.
+    fn file_member(&self, pool: &Name, address: IpAddr) -> Option<&MemberConfig> {
+        let file = self.sources.pools.iter().find(|p| p.name == *pool)?;
+        file.members.iter().find(|m| m.address == address)
+    }
+
+    fn plan_put_member(&self, pool: &str, address: &str, body: &[u8]) -> Result<Planned, AdminError> {
+        let name = pool_name(pool)?;
+        let address = member_address(address)?;
+        let (def, origin) = self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
+        let patch: MemberFields = parse_json(body)?;
+        let created = !def.members.iter().any(|m| m.address == address);
+        let zone = self.pool_zone(&name);
+        if *origin == Origin::Api {
+            let mut next = (**def).clone();
+            let member = patch.over(address, def.members.iter().find(|m| m.address == address));
+            match next.members.iter_mut().find(|m| m.address == address) {
+                Some(m) => *m = member,
+                None => next.members.push(member),
+            }
+            validate_pool(&next, &self.sources.config.regions)?;
+            return Ok((Change::PutPool(Box::new(next)), zone, created));
+        }
+        // The override records only the fields ever set through the API (a
+        // stored deletion is replaced): the others follow the config.
+        let stored = match self.overlay.members.get(&(name.clone(), address)) {
+            Some(Some(f)) => f.clone(),
+            _ => MemberFields::default(),
+        };
+        let fields = stored.merged(&patch);
+        if let Some(next) = self.config_pool_with(&name, address, Some(&Some(fields.clone()))) {
+            validate_pool(&next, &self.sources.config.regions)?;
+        }
+        Ok((Change::PutMember { pool: name, address, fields }, zone, created))
+    }
+
+    /// A member of a config pool that the config has is hidden by a stored
+    /// deletion (repeating it stores nothing); one that exists only through the
+    /// API loses its override.
+    fn plan_delete_member(&self, pool: &str, address: &str) -> Result<Option<Planned>, AdminError> {
+        let name = pool_name(pool)?;
+        let address = member_address(address)?;
+        let (def, origin) = self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
+        let zone = self.pool_zone(&name);
+        if *origin == Origin::Config && self.overlay.members.get(&(name.clone(), address)) == Some(&None) {
+            return Ok(None);
+        }
+        if !def.members.iter().any(|m| m.address == address) {
+            return Err(AdminError::not_found(format!("pool {name} has no member {address}")));
+        }
+        let mut next = (**def).clone();
+        next.members.retain(|m| m.address != address);
+        validate_pool(&next, &self.sources.config.regions)?;
+        let change = match origin {
+            Origin::Api => Change::PutPool(Box::new(next)),
+            Origin::Config if self.file_member(&name, address).is_some() => {
+                Change::DeleteMember { pool: name, address }
+            }
+            Origin::Config => Change::RevertMember { pool: name, address },
+        };
+        Ok(Some((change, zone, false)))
+    }
+
+    /// `DELETE /v1/pools/{name}/members/{address}/override`: the member as the
+    /// config has it (gone if it does not). A member of an API pool has no file
+    /// version: it is removed.
+    fn plan_revert_member(&self, pool: &str, address: &str) -> Result<Planned, AdminError> {
+        let name = pool_name(pool)?;
+        let address = member_address(address)?;
+        let zone = self.pool_zone(&name);
+        if let Some((def, Origin::Api)) = self.find_pool(&name) {
+            if !def.members.iter().any(|m| m.address == address) {
+                return Err(AdminError::not_found(format!("pool {name} has no member {address}")));
+            }
+            let mut next = (**def).clone();
+            next.members.retain(|m| m.address != address);
+            validate_pool(&next, &self.sources.config.regions)?;
+            return Ok((Change::PutPool(Box::new(next)), zone, false));
+        }
+        if !self.overlay.members.contains_key(&(name.clone(), address)) {
+            return Err(AdminError::not_found(format!("member {address} of pool {name} has no override")));
+        }
+        if let Some(next) = self.config_pool_with(&name, address, None) {
+            validate_pool(&next, &self.sources.config.regions)?;
+        }
+        Ok((Change::RevertMember { pool: name, address }, zone, false))
+    }
+
+    /// `DELETE /v1/pools/{name}/override`: the pool as the config has it (every
+    /// member override removed), or gone if it exists only through the API.
+    fn plan_revert_pool(&self, pool: &str) -> Result<Planned, AdminError> {
+        let name = pool_name(pool)?;
+        let members: Vec<IpAddr> = self.overlay.member_overrides(&name).map(|(a, _)| a).collect();
+        if members.is_empty() && !self.overlay.pools.contains_key(&name) {
+            return Err(AdminError::not_found(format!("pool {name} has no override")));
+        }
+        Ok((Change::RevertPool { pool: name.clone(), members }, self.pool_zone(&name), false))
+    }
+
+    fn plan_put_rrset(&self, origin: &str, name: &str, rtype: &str, body: &[u8]) -> Result<Planned, AdminError> {
+        let z = self.find_zone(origin)?;
+        let (name, rtype) = self.rrset_key(&z, name, rtype)?;
+        let set: RRsetBody = parse_json(body)?;
+        if set.data.is_empty() {
+            return Err(AdminError::unprocessable("data: at least one record is needed (DELETE removes an RRset)"));
+        }
+        if set.ttl > i32::MAX as u32 {
+            return Err(AdminError::unprocessable("ttl: above 2^31-1"));
+        }
+        // Stored and shown in the one presentation form GET renders, so a
+        // read-then-write gives back the same octets.
+        let data = crate::rdata::canonical(rtype, &set.data, &z.origin)
+            .map_err(|e| AdminError::unprocessable(e.to_string()))?;
+        self.check_pools_clash(&z, &name, rtype)?;
+        if rtype == RecordType::CNAME {
+            let target = data
+                .first()
+                .map(|d| crate::rdata::parse_text(rtype, d, &z.origin))
+                .transpose()
+                .map_err(|e| AdminError::unprocessable(format!("data[0]: {e}")))?;
+            if let Some(hickory_proto::rr::RData::CNAME(target)) = target {
+                if let Some(chain) = cname::loop_closed_by(&z, &name, &target.0) {
+                    return Err(AdminError::unprocessable(format!(
+                        "data[0]: this CNAME would make a loop: {}",
+                        cname::show(&chain)
+                    )));
+                }
+            }
+        }
+        let created = !z.records.iter().any(|r| r.name == name && r.rtype() == rtype);
+        let change = Change::PutRRset { zone: z.origin.clone(), name, rtype, set: StoredRRset { ttl: set.ttl, data } };
+        Ok((change, z.origin.clone(), created))
+    }
+
+    /// Whether the zone file of `origin` has an RRset `name`/`rtype`.
+    fn file_has_rrset(&self, origin: &Name, name: &Name, rtype: RecordType) -> bool {
+        let file = self.sources.zones.iter().find(|z| z.origin == *origin);
+        file.is_some_and(|z| z.records.iter().any(|r| r.name == *name && r.rtype() == rtype))
+    }
+
+    /// A zone file's RRset is hidden by a stored deletion (repeating it stores
+    /// nothing); one that exists only through the API loses its override (also
+    /// one the files refuse, which is not in effect).
+    fn plan_delete_rrset(&self, origin: &str, name: &str, rtype: &str) -> Result<Option<Planned>, AdminError> {
+        let z = self.find_zone(origin)?;
+        let (name, rtype) = self.rrset_key(&z, name, rtype)?;
+        if rtype == RecordType::NS && name == z.origin {
+            return Err(AdminError::conflict(format!(
+                "refused: deleting the NS RRset at the apex of {name} would leave the zone without \
+                 name servers, and a zone must have NS records at its apex; replace it with PUT instead"
+            )));
+        }
+        let key = (z.origin.clone(), name.clone(), rtype);
+        let stored = self.overlay.rrsets.get(&key);
+        if stored == Some(&None) {
+            return Ok(None);
+        }
+        let overridden = stored.is_some() || self.refused.contains(&key);
+        let (zone, name) = (z.origin.clone(), name);
+        let change = if self.file_has_rrset(&zone, &name, rtype) {
+            Change::DeleteRRset { zone: zone.clone(), name, rtype }
+        } else if overridden {
+            Change::RevertRRset { zone: zone.clone(), name, rtype }
+        } else {
+            return Err(AdminError::not_found(format!("no {rtype} records at {name}")));
+        };
+        Ok(Some((change, zone, false)))
+    }
+
+    /// `DELETE /v1/zones/{origin}/records/{name}/{type}/override`: the RRset as
+    /// the zone file has it (gone if it does not).
+    fn plan_revert_rrset(&self, origin: &str, name: &str, rtype: &str) -> Result<Planned, AdminError> {
+        let z = self.find_zone(origin)?;
+        let (name, rtype) = self.rrset_key(&z, name, rtype)?;
+        let key = (z.origin.clone(), name.clone(), rtype);
+        if !self.overlay.rrsets.contains_key(&key) && !self.refused.contains(&key) {
+            return Err(AdminError::not_found(format!("the {rtype} RRset at {name} has no override")));
+        }
+        Ok((Change::RevertRRset { zone: z.origin.clone(), name, rtype }, z.origin.clone(), false))
+    }
+
     fn rrset_key(&self, z: &ZoneData, name: &str, rtype: &str) -> Result<(Name, RecordType), AdminError> {
-        let name = parse_fqdn(name).map_err(|e| AdminError::unprocessable(format!("name: {e}")))?;
+        let name = name_in_zone(name, &z.origin).map_err(|e| AdminError::unprocessable(format!("name: {e}")))?;
         if !z.origin.zone_of(&name) {
             return Err(AdminError::unprocessable(format!("name: {name} is not inside zone {}", z.origin)));
         }
@@ -828,62 +1078,179 @@ impl Writer {
         Ok((name, rtype))
     }
 
-    fn pool_json(&self, (def, origin, member_origins): &(Arc<PoolDef>, Origin, Vec<Origin>)) -> Value {
-        let cfg = ApiPoolConfig::from_def(def);
-        let members: Vec<Value> = def
-            .members
-            .iter()
-            .zip(member_origins)
-            .map(|(m, o)| {
-                let h = self.health.get(def, m.address);
-                let state = match (def.health.check, h) {
-                    (CheckKind::None, _) => "none",
-                    (_, Some(h)) => h.state(),
-                    (_, None) => "unknown",
-                };
-                json!({
-                    "address": m.address,
-                    "weight": m.weight,
-                    "region": m.region,
-                    "enabled": m.enabled,
-                    "source": o,
-                    "health": state,
-                    "last_change": h.and_then(|h| h.last_change).map(rfc3339),
-                    "last_error": h.and_then(|h| h.last_error.clone()),
-                })
-            })
-            .collect();
-        let mut v = serde_json::to_value(&cfg).unwrap_or(Value::Null);
+    /// A pool for `GET`: the values in effect, and beside them what the config
+    /// file says (`file`, `null` for an API pool) and what the API laid over it
+    /// (`override`: the member overrides of a config pool, `null` without any;
+    /// the whole definition of an API pool). `source` is `config` when the pool
+    /// is exactly as the config says, `api` otherwise.
+    fn pool_json(&self, (def, origin): &(Arc<PoolDef>, Origin)) -> Value {
+        let file = match origin {
+            Origin::Config => self.sources.pools.iter().find(|p| p.name == def.name),
+            Origin::Api => None,
+        };
+        let members: Vec<Value> = def.members.iter().map(|m| self.member_json(def, m, file)).collect();
+        let over = match file {
+            None => serde_json::to_value(ApiPoolConfig::from_def(def)).unwrap_or(Value::Null),
+            Some(_) => {
+                let list: Vec<Value> = self
+                    .overlay
+                    .member_overrides(&def.name)
+                    .map(|(a, o)| match o {
+                        Some(f) => member_fields_json(a, f),
+                        None => json!({"address": a, "deleted": true}),
+                    })
+                    .collect();
+                if list.is_empty() { Value::Null } else { json!({ "members": list }) }
+            }
+        };
+        let mut v = serde_json::to_value(ApiPoolConfig::from_def(def)).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut v {
             map.insert("name".into(), json!(def.name.to_ascii()));
-            map.insert("source".into(), json!(origin));
+            map.insert("source".into(), json!(if file.is_some() && over.is_null() { "config" } else { "api" }));
             map.insert("members".into(), Value::Array(members));
+            let file = file.map(|f| serde_json::to_value(ApiPoolConfig::from_def(f)).unwrap_or(Value::Null));
+            map.insert("file".into(), file.unwrap_or(Value::Null));
+            map.insert("override".into(), over);
         }
         v
     }
 
-    fn records_json(&self, z: &ZoneData) -> Value {
-        let snap = self.snapshot.load();
-        let serial = snap.zones.get(&*super::snapshot::wire(&z.origin)).map(|zz| zz.serial);
-        let mut sets: std::collections::BTreeMap<(String, String), (u32, Vec<String>)> = Default::default();
-        for r in &z.records {
-            let e = sets.entry((r.name.to_ascii(), r.rtype().to_string())).or_insert((r.ttl, Vec::new()));
-            e.0 = e.0.min(r.ttl);
-            e.1.push(r.rdata.to_string());
+    /// The SOA serial served for `origin` now.
+    fn served_serial(&self, origin: &Name) -> Option<u32> {
+        self.snapshot.load().zones.get(&*super::snapshot::wire(origin)).map(|zz| zz.serial)
+    }
+
+    /// One zone for `GET /v1/zones`.
+    fn zone_summary_json(&self, z: &ZoneData) -> Value {
+        let rrsets: HashSet<(&Name, RecordType)> = z.records.iter().map(|r| (&r.name, r.rtype())).collect();
+        let last = self.last_change.get(&z.origin);
+        json!({
+            "origin": z.origin.to_ascii(),
+            "serial": self.served_serial(&z.origin),
+            "rrsets": rrsets.len(),
+            "last_change": last.map(|l| json!({"time": rfc3339(l.time), "source": l.source})),
+        })
+    }
+
+    /// A member for `GET`, with its `file` and `override` values (see
+    /// [`Writer::pool_json`]); `file_pool` is the pool in the config, if there.
+    fn member_json(&self, def: &PoolDef, m: &MemberConfig, file_pool: Option<&Arc<PoolDef>>) -> Value {
+        let h = self.health.get(def, m.address);
+        let state = match (def.health.check, h) {
+            (CheckKind::None, _) => "none",
+            (_, Some(h)) => h.state(),
+            (_, None) => "unknown",
+        };
+        let file = file_pool.and_then(|p| p.members.iter().find(|f| f.address == m.address));
+        let over = match file_pool {
+            // A member of an API pool is all override.
+            None => json!({"weight": m.weight, "region": m.region, "enabled": m.enabled}),
+            Some(_) => match self.overlay.members.get(&(def.name.clone(), m.address)) {
+                Some(Some(f)) => serde_json::to_value(f).unwrap_or(Value::Null),
+                _ => Value::Null,
+            },
+        };
+        json!({
+            "address": m.address,
+            "weight": m.weight,
+            "region": m.region,
+            "enabled": m.enabled,
+            "source": if file.is_some() && over.is_null() { "config" } else { "api" },
+            "file": file.map(|f| json!({"weight": f.weight, "region": f.region, "enabled": f.enabled})),
+            "override": over,
+            "health": state,
+            "last_change": h.and_then(|h| h.last_change).map(rfc3339),
+            "last_error": h.and_then(|h| h.last_error.clone()),
+        })
+    }
+
+    /// The zone file's RRset `name`/`rtype` as `GET` shows it (`null` if none).
+    fn file_rrset_json(&self, origin: &Name, name: &Name, rtype: RecordType) -> Value {
+        let Some(file) = self.sources.zones.iter().find(|z| z.origin == *origin) else { return Value::Null };
+        let records: Vec<_> = file.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).cloned().collect();
+        match rrset_texts(&records).into_values().next() {
+            Some((ttl, data)) => json!({"ttl": ttl, "data": data}),
+            None => Value::Null,
         }
-        let records: Vec<Value> = sets
+    }
+
+    /// A zone's RRsets in effect for `GET`, each with what the zone file says
+    /// (`file`, `null` when it has no such RRset) and the API's replacement
+    /// (`override`, `null` without one). `source` is `zone` without an override,
+    /// `api` with one. Stored deletions are listed apart (`deleted`), with the
+    /// zone file's RRset they hide.
+    fn records_json(&self, z: &ZoneData) -> Value {
+        let serial = self.served_serial(&z.origin);
+        let file = self.sources.zones.iter().find(|f| f.origin == z.origin);
+        let mut file_sets = file.map(|f| rrset_texts(&f.records)).unwrap_or_default();
+        let mut served = rrset_texts(&z.records);
+        if let Some(serial) = serial {
+            with_served_soa(&mut served, z, serial);
+        }
+        let records: Vec<Value> = served
             .into_iter()
-            .map(|((name, t), (ttl, data))| {
-                let api = parse_fqdn(&name)
+            .map(|(key, (ttl, data))| {
+                let over = parse_fqdn(&key.0)
                     .ok()
-                    .zip(t.parse::<RecordType>().ok())
-                    .map(|(n, rt)| self.overlay.rrsets.contains_key(&(z.origin.clone(), n, rt)))
-                    .unwrap_or(false);
-                json!({"name": name, "type": t, "ttl": ttl, "data": data, "source": if api { "api" } else { "zone" }})
+                    .zip(key.1.parse::<RecordType>().ok())
+                    .and_then(|(n, rt)| self.overlay.rrsets.get(&(z.origin.clone(), n, rt)))
+                    .map(|o| json!(o));
+                let file = file_sets.remove(&key).map(|(ttl, data)| json!({"ttl": ttl, "data": data}));
+                let (name, t) = key;
+                json!({"name": name, "type": t, "ttl": ttl, "data": data,
+                       "source": if over.is_some() { "api" } else { "zone" },
+                       "file": file, "override": over})
             })
             .collect();
-        json!({"zone": z.origin.to_ascii(), "serial": serial, "records": records})
+        // Stored deletions, so that what hides a zone file's RRset can be seen.
+        let deleted: Vec<Value> = self
+            .overlay
+            .rrsets
+            .iter()
+            .filter(|((o, _, _), set)| *o == z.origin && set.is_none())
+            .map(|((_, name, rtype), _)| {
+                let key = (name.to_ascii(), rtype.to_string());
+                let file = file_sets.remove(&key).map(|(ttl, data)| json!({"ttl": ttl, "data": data}));
+                json!({"name": key.0, "type": key.1, "file": file})
+            })
+            .collect();
+        json!({"zone": z.origin.to_ascii(), "serial": serial, "records": records, "deleted": deleted})
     }
+}
+
+/// RRsets as the API shows them: (name, type) → (TTL, data in presentation form).
+fn rrset_texts(records: &[zone::ZoneRecord]) -> BTreeMap<(String, String), (u32, Vec<String>)> {
+    let mut sets: BTreeMap<(String, String), (u32, Vec<String>)> = BTreeMap::new();
+    for r in records {
+        let e = sets.entry((r.name.to_ascii(), r.rtype().to_string())).or_insert((r.ttl, Vec::new()));
+        e.0 = e.0.min(r.ttl);
+        e.1.push(crate::rdata::render(&r.rdata));
+    }
+    sets
+}
+
+/// The SOA in `sets` as served: with `serial`, which counts the API changes too,
+/// rather than the zone file's.
+fn with_served_soa(sets: &mut BTreeMap<(String, String), (u32, Vec<String>)>, z: &ZoneData, serial: u32) {
+    let soa = z.records.iter().find_map(|r| match &r.rdata {
+        hickory_proto::rr::RData::SOA(soa) if r.name == z.origin => Some(soa),
+        _ => None,
+    });
+    let Some(soa) = soa else { return };
+    let mut soa = soa.clone();
+    soa.serial = serial;
+    if let Some((_, data)) = sets.get_mut(&(z.origin.to_ascii(), RecordType::SOA.to_string())) {
+        *data = vec![hickory_proto::rr::RData::SOA(soa).to_string()];
+    }
+}
+
+/// A member override's set fields, with the member's address.
+fn member_fields_json(address: IpAddr, f: &MemberFields) -> Value {
+    let mut v = serde_json::to_value(f).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        map.insert("address".into(), json!(address));
+    }
+    v
 }
 
 /// Sources with the overlay applied, checked.
@@ -926,7 +1293,7 @@ fn fit(sources: &Sources, overlay: Overlay) -> Result<(Overlay, Effective, Vec<R
     match effective(sources, &overlay) {
         Ok(e) => Ok((overlay, e, Vec::new())),
         Err(e) => {
-            error!(error = %e, "stored API changes conflict with the config or zone files; applying what fits");
+            error!(error = %e, "stored API changes conflict with the config or zone files, or cannot be served; applying what fits");
             let files = effective(sources, &Overlay::default())?;
             let keys: Vec<(String, Option<Vec<u8>>)> =
                 super::etcd::entries(&overlay).into_iter().map(|(k, v)| (k, Some(v.into_bytes()))).collect();
@@ -937,7 +1304,8 @@ fn fit(sources: &Sources, overlay: Overlay) -> Result<(Overlay, Effective, Vec<R
 }
 
 /// Applies stored `keys` to `overlay` (in effect as `base`) one at a time,
-/// leaving out each that the config or zone files refuse (logged).
+/// leaving out each that the config or zone files refuse, or that cannot be
+/// served (data stored before it was checked), each logged.
 fn fit_keys(
     sources: &Sources,
     mut overlay: Overlay,
@@ -959,7 +1327,7 @@ fn fit_keys(
                 all.add(t);
             }
             Err(e) => {
-                error!(key = %k, error = %e, "stored API change not applied: the files refuse it");
+                error!(key = %k, error = %e, "stored API change not applied: the files refuse it, or it cannot be served");
                 let mut alone = State::default();
                 if alone.apply_key(k, v.as_deref()).is_ok() {
                     refused.extend(alone.overlay.rrsets.into_keys());
@@ -972,6 +1340,10 @@ fn fit_keys(
 
 /// Zone, owner name and type of an RRset.
 type RRsetKey = (Name, Name, RecordType);
+
+/// A validated write: the change to store, the zone whose serial it advances,
+/// and whether it creates something (201).
+type Planned = (Change, Name, bool);
 
 /// Probe ids on which some node's vote differs between two sets of node views.
 fn changed_votes(before: &BTreeMap<String, NodeView>, after: &BTreeMap<String, NodeView>) -> HashSet<String> {
@@ -988,8 +1360,11 @@ fn changed_votes(before: &BTreeMap<String, NodeView>, after: &BTreeMap<String, N
     ids
 }
 
-fn validate_pool(def: &PoolDef) -> Result<(), AdminError> {
-    let problems = def.validate();
+/// The checks `lbdns check` makes of a pool that need no zone, so the API stores
+/// nothing the config file would refuse (`regions`: the config's `[regions]`).
+fn validate_pool(def: &PoolDef, regions: &std::collections::BTreeMap<String, Vec<String>>) -> Result<(), AdminError> {
+    let mut problems = def.validate();
+    problems.extend(crate::config::unlisted_regions(def, regions));
     if problems.is_empty() {
         Ok(())
     } else {
@@ -1002,12 +1377,49 @@ fn pool_name(s: &str) -> Result<Name, AdminError> {
     parse_fqdn(s).map_err(|e| AdminError::unprocessable(format!("pool name: {e}")))
 }
 
-fn member_address(s: &str) -> Result<IpAddr, AdminError> {
-    s.parse().map_err(|_| AdminError::unprocessable(format!("address: {s:?} is not an IP address")))
+/// An owner name in a records URL: `@` is the apex; a name with a final dot, or
+/// one that equals or ends in the zone's origin, is absolute; any other name is
+/// relative to the zone (as in a zone file, plus the origin suffix rule, so that
+/// both `www` and `www.example.test` mean `www.example.test.`).
+fn name_in_zone(text: &str, origin: &Name) -> Result<Name, String> {
+    if text.trim() == "@" {
+        return Ok(origin.clone());
+    }
+    let absolute = parse_fqdn(text)?;
+    if text.trim().ends_with('.') || origin.zone_of(&absolute) {
+        return Ok(absolute);
+    }
+    let mut relative = absolute;
+    relative.set_fqdn(false);
+    relative.append_domain(origin).map(|n| n.to_lowercase()).map_err(|e| format!("{text:?} in {origin}: {e}"))
 }
 
+/// A member address in a URL: the same 400 and message as in a body.
+fn member_address(s: &str) -> Result<IpAddr, AdminError> {
+    s.parse().map_err(|e: std::net::AddrParseError| AdminError::bad_request(format!("address: {e}")))
+}
+
+/// A JSON request body. A value that does not fit names its field
+/// (`members[0].address: invalid IP address syntax`).
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
-    serde_json::from_slice(body).map_err(|e| AdminError::bad_request(format!("invalid JSON body: {e}")))
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(AdminError::bad_request("the request has no body: a JSON object is needed"));
+    }
+    let syntax = |e: serde_json::Error| AdminError::bad_request(format!("invalid JSON body: {e}"));
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if !inner.is_data() || path == "." {
+            return syntax(inner);
+        }
+        // serde_json adds " at line L column C"; the field says where.
+        let text = inner.to_string();
+        let text = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m).to_string();
+        AdminError::bad_request(format!("{path}: {text}"))
+    })?;
+    de.end().map_err(syntax)?;
+    Ok(value)
 }
 
 fn rfc3339(t: std::time::SystemTime) -> String {
@@ -1018,21 +1430,14 @@ fn change_label(c: &Change) -> String {
     match c {
         Change::PutPool(d) => format!("put pool {}", d.name),
         Change::DeletePool(n) => format!("delete pool {n}"),
-        Change::PutMember { pool, member } => format!("put member {} of {pool}", member.address),
+        Change::PutMember { pool, address, .. } => format!("put member {address} of {pool}"),
         Change::DeleteMember { pool, address } => format!("delete member {address} of {pool}"),
+        Change::RevertMember { pool, address } => format!("revert member {address} of {pool}"),
+        Change::RevertPool { pool, .. } => format!("revert pool {pool}"),
         Change::PutRRset { name, rtype, .. } => format!("put {name} {rtype}"),
         Change::DeleteRRset { name, rtype, .. } => format!("delete {name} {rtype}"),
+        Change::RevertRRset { name, rtype, .. } => format!("revert {name} {rtype}"),
     }
-}
-
-/// `PUT /v1/pools/{name}/members/{address}`: fields left out keep their value
-/// (or the default, for a new member).
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MemberPatch {
-    weight: Option<u32>,
-    region: Option<String>,
-    enabled: Option<bool>,
 }
 
 /// `PUT /v1/zones/{origin}/records/{name}/{type}`.
@@ -1041,4 +1446,26 @@ struct MemberPatch {
 struct RRsetBody {
     ttl: u32,
     data: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    #[test]
+    fn names_in_record_urls() {
+        let origin = Name::from_str("example.test.").unwrap();
+        let at = |s: &str| name_in_zone(s, &origin).unwrap().to_ascii();
+        assert_eq!(at("@"), "example.test.");
+        assert_eq!(at("www"), "www.example.test.");
+        assert_eq!(at("www.example.test"), "www.example.test.");
+        assert_eq!(at("WWW.Example.Test."), "www.example.test.");
+        assert_eq!(at("example.test"), "example.test.");
+        assert_eq!(at("www.other.test"), "www.other.test.example.test.");
+        assert_eq!(at("www.other.test."), "www.other.test.");
+        assert_eq!(at("xexample.test"), "xexample.test.example.test.", "labels, not characters");
+        assert!(name_in_zone("", &origin).is_err());
+    }
 }

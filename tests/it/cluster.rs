@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::backend::Backend;
 use crate::harness::*;
 
-const TOKEN: &str = "cluster-test-token";
+const TOKEN: &str = "cluster-test-token-0123456789abcdef";
 
 struct Member {
     name: String,
@@ -77,7 +77,7 @@ impl Etcd {
                 std::env::var_os("LBDNS_REQUIRE_ETCD").is_none(),
                 "LBDNS_REQUIRE_ETCD is set but there is no etcd binary (apt-get install etcd-server)"
             );
-            eprintln!("skipping: no etcd binary (apt-get install etcd-server)");
+            crate::harness::skipped("no etcd binary (apt-get install etcd-server)");
             return None;
         }
         // A port another test takes between our choice and etcd's bind makes etcd
@@ -315,6 +315,12 @@ fn writes_through_one_node_are_answered_by_all_and_a_restarted_node_catches_up()
         let t = within(SECOND, || answers(n, "new.c.test.") == ["192.0.2.77"]);
         assert!(t.is_some(), "a node did not answer the new record within 1 s");
     }
+    // GET /v1/zones says what last changed the zone: this server's API, or etcd.
+    for (n, source) in nodes.iter().zip(["api", "etcd", "etcd"]) {
+        let (st, zones) = api(n, "GET", "/v1/zones", None);
+        assert_eq!(st, 200, "{zones}");
+        assert_eq!((zones[0]["last_change"]["source"].as_str(), zones[0]["serial"].as_u64()), (Some(source), Some(2)));
+    }
     // A member drained through B: A and C stop answering it.
     let (st, body) = api(&nodes[1], "PUT", "/v1/pools/www.c.test./members/192.0.2.11", Some("{\"enabled\":false}"));
     assert_eq!(st, 200, "{body}");
@@ -480,7 +486,7 @@ fn export_from_the_embedded_store_and_import_into_etcd() {
     };
     let (ok, json, err) = run(&["export"], &state_dir.join("lbdns.toml"));
     assert!(ok, "{err}");
-    assert!(json.contains("\"lbdns_state\": 1") && json.contains("moved.c.test."), "{json}");
+    assert!(json.contains("\"lbdns_state\": 2") && json.contains("moved.c.test."), "{json}");
     let export = state_dir.join("state.json");
     std::fs::write(&export, &json).unwrap();
 
@@ -716,4 +722,43 @@ fn pools_created_and_changed_through_different_servers_are_answered_by_all() {
         assert!(gone.is_some());
         assert_eq!(answers(n, "www.c.test."), ["192.0.2.10", "192.0.2.11", "192.0.2.12"]);
     }
+}
+
+/// Overrides undone through one server are undone on every server: a drained
+/// member's override deleted, a config member's stored deletion repeated (204,
+/// nothing stored), and a whole pool's overrides deleted. A restarted server
+/// loads the same.
+#[test]
+fn override_deletions_reach_every_server() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    let nodes: Vec<Server> = (0..2).map(|i| node(&etcd, &format!("o{i}"), "", "")).collect();
+    let both = |want: &[&str]| {
+        for n in &nodes {
+            assert!(within(SECOND, || answers(n, "www.c.test.") == want).is_some(), "{:?}", answers(n, "www.c.test."));
+        }
+    };
+    let m = |a: &str| format!("/v1/pools/www.c.test./members/{a}");
+    assert_eq!(api(&nodes[0], "PUT", &m("192.0.2.11"), Some(r#"{"enabled":false}"#)).0, 200);
+    both(&["192.0.2.10"]);
+    assert_eq!(api(&nodes[1], "DELETE", &format!("{}/override", m("192.0.2.11")), None).0, 204);
+    both(&["192.0.2.10", "192.0.2.11"]);
+    assert!(within(SECOND, || api(&nodes[0], "GET", "/v1/pools/www.c.test.", None).1["override"].is_null()).is_some());
+    assert_eq!(api(&nodes[0], "DELETE", &format!("{}/override", m("192.0.2.11")), None).0, 404);
+
+    // A stored deletion through one server, repeated through the other.
+    assert_eq!(api(&nodes[0], "DELETE", &m("192.0.2.10"), None).0, 204);
+    both(&["192.0.2.11"]);
+    let serial_after = serial(&nodes[0]);
+    assert!(within(SECOND, || serial(&nodes[1]) == serial_after).is_some());
+    assert_eq!(api(&nodes[1], "DELETE", &m("192.0.2.10"), None).0, 204);
+    assert_eq!(serial(&nodes[1]), serial_after, "a repeated DELETE stores nothing");
+    assert_eq!(api(&nodes[1], "PUT", &m("192.0.2.12"), Some("{}")).0, 201);
+    both(&["192.0.2.11", "192.0.2.12"]);
+
+    // The pool's overrides deleted through the other server: the config's pool everywhere.
+    assert_eq!(api(&nodes[0], "DELETE", "/v1/pools/www.c.test./override", None).0, 204);
+    both(&["192.0.2.10", "192.0.2.11"]);
+    let fresh = node(&etcd, "o2", "", "");
+    assert_eq!(answers(&fresh, "www.c.test."), ["192.0.2.10", "192.0.2.11"]);
+    assert!(api(&fresh, "GET", "/v1/pools/www.c.test.", None).1["override"].is_null());
 }

@@ -1,4 +1,4 @@
-//! DNS behaviour of DESIGN.md against the example zone, over UDP and TCP.
+//! DNS behaviour (README, "DNS behaviour") against the example zone, over UDP and TCP.
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, RecordType};
@@ -42,14 +42,18 @@ fn cases() -> Vec<Case> {
         case("example.com.", T::A, R::Refused, false),
         case("test.", T::SOA, R::Refused, false),
         Case { answer_count: 1, ..case("example.test.", T::SOA, R::NoError, true) },
+        // The MX target's addresses in the additional section.
         Case {
             answers: &["example.test. MX 10 mail.example.test."],
             answer_count: 1,
+            additional_records: 2,
             ..case("example.test.", T::MX, R::NoError, true)
         },
         Case { answer_count: 1, ..case("example.test.", T::CAA, R::NoError, true) },
-        Case { answer_count: 2, ..case("example.test.", T::NS, R::NoError, true) },
+        Case { answer_count: 2, additional_records: 3, ..case("example.test.", T::NS, R::NoError, true) },
+        // The SRV target is a pool: no additional data.
         Case { answer_count: 1, ..case("_http._tcp.example.test.", T::SRV, R::NoError, true) },
+        Case { answer_count: 1, additional_records: 2, ..case("_dns._udp.example.test.", T::SRV, R::NoError, true) },
         Case { answer_count: 1, ..case("www.example.test.", T::TXT, R::NoError, true) },
         // In-zone CNAME chain to static data.
         Case {
@@ -95,7 +99,7 @@ fn cases() -> Vec<Case> {
             ..case("child.example.test.", T::NS, R::NoError, false)
         },
         // ANY: one RRset (RFC 8482).
-        Case { answer_count: 2, ..case("example.test.", T::ANY, R::NoError, true) },
+        Case { answer_count: 2, additional_records: 3, ..case("example.test.", T::ANY, R::NoError, true) },
     ]
 }
 

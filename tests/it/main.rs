@@ -3,11 +3,13 @@
 //! the command-line cases and `dig`.
 
 mod admin;
+mod answers;
 mod backend;
 mod cli;
 mod cluster;
 mod cookies;
 mod core;
+mod data;
 mod docs;
 mod fuzz_regressions;
 mod geo;
@@ -15,6 +17,10 @@ mod geoip_gen;
 mod harness;
 mod health;
 mod hostile;
+mod install;
+mod knot;
+mod logs;
 mod ops;
+mod overrides;
 mod pools;
 mod redirect;

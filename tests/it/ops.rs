@@ -39,6 +39,12 @@ fn metric(admin: std::net::SocketAddr, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
 }
 
+/// An HTTP client for the admin API.
+fn client() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::new()
+}
+
 fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < deadline {
@@ -224,7 +230,7 @@ fn sigterm_under_load_exits_zero_within_five_seconds() {
 #[test]
 fn systemd_unit_verifies() {
     if Command::new("systemd-analyze").arg("--version").output().is_err() {
-        eprintln!("SKIPPED systemd_unit_verifies: systemd-analyze is not installed");
+        skipped("systemd-analyze is not installed (apt-get install systemd)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -252,4 +258,59 @@ fn systemd_unit_verifies() {
     ] {
         assert!(unit.contains(key), "unit lacks {key}");
     }
+}
+
+/// A reload whose token file holds a token under 32 characters is a reload error:
+/// the old token keeps working and the short one is not accepted.
+#[test]
+fn a_reload_with_a_short_token_keeps_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    write(&cfg, &CFG.replace("[[zone]]", "token_file=\"admin.token\"\n[[zone]]"));
+    let good = "0123456789abcdef0123456789abcdef";
+    write(&dir.path().join("admin.token"), good);
+    let r = spawn(&cfg);
+    let status = |token: &str| {
+        let http = client();
+        http.get(format!("http://{}/v1/pools", r.admin)).bearer_auth(token).send().unwrap().status().as_u16()
+    };
+    assert_eq!(status(good), 200);
+    write(&dir.path().join("admin.token"), "short-token");
+    signal(&r, "-HUP");
+    assert!(wait_for(Duration::from_secs(5), || metric(r.admin, "lbdns_reloads_total{result=\"error\"}") == 1.0));
+    assert_eq!(status(good), 200);
+    assert_eq!(status("short-token"), 401);
+}
+
+/// `GET /v1/zones` `last_change`: an API write is `api`; a reload that leaves the
+/// zone file as it was changes nothing; one that changes it is `file`.
+#[test]
+fn a_reload_that_changes_a_zone_file_is_its_last_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    write(&cfg, &CFG.replace("[[zone]]", "token_file=\"admin.token\"\n[[zone]]"));
+    let token = "0123456789abcdef0123456789abcdef";
+    write(&dir.path().join("admin.token"), token);
+    let r = spawn(&cfg);
+    let http = client();
+    let zones = || -> serde_json::Value {
+        http.get(format!("http://{}/v1/zones", r.admin)).bearer_auth(token).send().unwrap().json().unwrap()
+    };
+    assert_eq!(zones()[0]["last_change"]["source"], "file");
+    let put = http
+        .put(format!("http://{}/v1/zones/o.test./records/api/A", r.admin))
+        .bearer_auth(token)
+        .body(r#"{"ttl":60,"data":["192.0.2.9"]}"#)
+        .send()
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 201);
+    assert_eq!(zones()[0]["last_change"]["source"], "api");
+    signal(&r, "-HUP");
+    assert!(wait_for(Duration::from_secs(5), || metric(r.admin, "lbdns_reloads_total{result=\"ok\"}") == 1.0));
+    assert_eq!(zones()[0]["last_change"]["source"], "api", "the zone file did not change");
+    write(&dir.path().join("o.zone"), &small_zone("static IN A 192.0.2.100\nadded IN A 192.0.2.55\n"));
+    signal(&r, "-HUP");
+    assert!(wait_for(Duration::from_secs(5), || metric(r.admin, "lbdns_reloads_total{result=\"ok\"}") == 2.0));
+    assert_eq!(zones()[0]["last_change"]["source"], "file");
+    assert_eq!(zones()[0]["rrsets"], 6, "SOA, NS, ns1, static, api, added");
 }

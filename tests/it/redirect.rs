@@ -166,3 +166,51 @@ fn a_failed_member_is_never_chosen() {
     }
     drop(open);
 }
+
+/// Sends a raw HTTP/1.1 request to the redirect listener and returns the reply head.
+fn raw(s: &Server, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(s.redirect.unwrap()).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    c.write_all(request.as_bytes()).unwrap();
+    let mut reply = Vec::new();
+    let _ = c.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// The location a request with these `X-Forwarded-For` lines (each sent as its
+/// own header line) is redirected to.
+fn location_with_lines(s: &Server, lines: &[&str]) -> String {
+    let xff: String = lines.iter().map(|l| format!("X-Forwarded-For: {l}\r\n")).collect();
+    let reply = raw(s, &format!("GET / HTTP/1.1\r\nHost: aff.r.test\r\n{xff}Connection: close\r\n\r\n"));
+    let head = reply.to_ascii_lowercase();
+    let at = head.find("\r\nlocation: ").unwrap_or_else(|| panic!("no location in {reply}"));
+    reply[at + 12..].lines().next().unwrap().trim().to_string()
+}
+
+#[test]
+fn several_forwarded_for_lines_are_one_list_walked_from_the_right() {
+    // A client writes its own X-Forwarded-For line; the trusted proxy adds another
+    // line with the address it saw. The proxy's line decides, not the first one.
+    let s = server("");
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..40 {
+        let real = format!("198.51.{i}.5");
+        let forged_first = location_with_lines(&s, &["203.0.113.66", &format!("{real}, 127.0.0.9")]);
+        let direct = location_with_lines(&s, &[&real]);
+        assert_eq!(forged_first, direct, "client {real}");
+        seen.insert(direct);
+    }
+    assert!(seen.len() >= 2, "{seen:?}");
+}
+
+#[test]
+fn an_asterisk_request_target_is_a_bad_request() {
+    let s = server("");
+    let reply = raw(&s, "GET * HTTP/1.1\r\nHost: rr.r.test\r\nConnection: close\r\n\r\n");
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(!reply.to_ascii_lowercase().contains("\r\nlocation:"), "{reply}");
+    // An ordinary path is still redirected.
+    let reply = raw(&s, "GET /x HTTP/1.1\r\nHost: rr.r.test\r\nConnection: close\r\n\r\n");
+    assert!(reply.starts_with("HTTP/1.1 302"), "{reply}");
+}
