@@ -7,9 +7,12 @@
 //! keep no state but an atomic cursor (round-robin).
 //!
 //! Cost: a pool may have tens of thousands of members while a reply holds at most a
-//! few thousand, so every policy computes only the first `limit` of its order and is
-//! at worst O(n + k log k) in n eligible members: one key per member, then a partial
-//! selection of the k best ([`first_by_key`]), never a scan per answer.
+//! few thousand, so every policy computes only the first `limit` (k) of its order,
+//! never a pass over the members per member answered: affinity scores each member
+//! once and selects the k best ([`first_by_key`], O(n + k log k)); weighted and geo
+//! draw the k with exponential jumps over a bounded heap when the pool is large
+//! (see weighted.rs); random, round-robin and failover touch k members after at
+//! most one copy of the list.
 
 mod affinity;
 mod failover;
