@@ -88,7 +88,8 @@ fn answer(st: &RedirectState, target: &RedirectTarget, client: IpAddr, uri: &Uri
     let f = if pool.family[want].all.is_empty() { 1 - want } else { want };
     let mut scratch = Scratch::new(fastrand::u64(..));
     let mut order = Vec::new();
-    let (selection, _, _) = pool.select(f, client, snap.geoip.as_deref(), &mut scratch, &mut order);
+    // A redirect names one address: order only the first member.
+    let (selection, _, _) = pool.select(f, client, snap.geoip.as_deref(), 1, &mut scratch, &mut order);
     let chosen = match selection {
         Selection::Members => order.first().and_then(|&i| pool.members.get(i as usize)).map(|m| m.address),
         Selection::Fallback => pool.family[f].fallback_addrs.first().copied(),

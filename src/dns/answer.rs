@@ -12,7 +12,7 @@ use super::cookie::{CookieCheck, Cookies};
 use super::wire::{self, Parsed, Query};
 use crate::net;
 use crate::policy::Scratch;
-use crate::store::snapshot::{Extra, Node, RRset, Selection, Snapshot, Zone};
+use crate::store::snapshot::{Extra, Node, Pool, RRset, Selection, Snapshot, Zone};
 use std::sync::atomic::Ordering;
 
 /// What happened, for counters.
@@ -218,6 +218,13 @@ impl Responder {
         out.extend_from_slice(&[id[0], id[1], 0, 0, 0, qdcount, 0, 0, 0, 0, 0, 0]);
         out.extend_from_slice(&packet[12..q.question_end]);
 
+        // OPT without EDE: sized now so that pool answers (which carry no EDE) leave
+        // room for it.
+        let ecs = q.edns.and_then(|e| e.ecs);
+        let ecs_len = ecs.map(|e| 8 + (e.source_prefix as usize).div_ceil(8)).unwrap_or(0);
+        let cookie_len = if cookie == CookieCheck::None { 0 } else { 28 };
+        let opt_base = if q.edns.is_some() { 11 + ecs_len + cookie_len } else { 0 };
+
         let mut a = Answer {
             an: 0,
             ns: 0,
@@ -258,6 +265,7 @@ impl Responder {
                 scratch: &mut self.scratch,
                 order: &mut self.order,
                 client,
+                room: max_len.saturating_sub(opt_base),
                 out,
                 chain: [&[]; MAX_CNAME_CHAIN],
             };
@@ -265,11 +273,8 @@ impl Responder {
         }
 
         // OPT: sized now so that truncation leaves room for it.
-        let ecs = q.edns.and_then(|e| e.ecs);
-        let ecs_len = ecs.map(|e| 8 + (e.source_prefix as usize).div_ceil(8)).unwrap_or(0);
-        let cookie_len = if cookie == CookieCheck::None { 0 } else { 28 };
         let ede_len = if a.ede.is_some() { 6 } else { 0 };
-        let opt_len = if q.edns.is_some() { 11 + ecs_len + cookie_len + ede_len } else { 0 };
+        let opt_len = if q.edns.is_some() { opt_base + ede_len } else { 0 };
         let mut truncated = out.len() + opt_len > max_len;
         if let (false, Some(p)) = (truncated, a.extra) {
             truncated = !write_additional(out, &p, max_len - opt_len, &mut a.ar);
@@ -334,6 +339,8 @@ struct Ctx<'s, 'o> {
     scratch: &'s mut Scratch,
     order: &'s mut Vec<u16>,
     client: IpAddr,
+    /// The reply's size limit less its OPT record: pool answers stop within it.
+    room: usize,
     out: &'o mut Vec<u8>,
     /// The CNAME targets followed so far: a chain that comes back to a name
     /// already answered stops there, each record written once.
@@ -554,8 +561,9 @@ impl<'s> Ctx<'s, '_> {
         };
         let f = if qt == wire::TYPE_AAAA || (qt == wire::TYPE_ANY && pool.family[0].all.is_empty()) { 1 } else { 0 };
         let client = self.client_subnet();
+        let fit = self.members_that_fit(pool, f, owner);
         let (selection, all_down, location) =
-            pool.select(f, client, self.snap.geoip.as_deref(), self.scratch, self.order);
+            pool.select(f, client, self.snap.geoip.as_deref(), fit, self.scratch, self.order);
         if selection != Selection::NoData || all_down {
             a.pool = Some(pidx);
             pool.counters.answers.fetch_add(1, Ordering::Relaxed);
@@ -590,6 +598,20 @@ impl<'s> Ctx<'s, '_> {
             }
         }
         PoolResult::Answered
+    }
+
+    /// How many member records of family `f` fit in what is left of the reply. The
+    /// server chooses the subset, so a large pool gets the first members of its
+    /// policy's order that fit rather than a truncated reply, and the policy orders
+    /// no more than that. 0 means not even one fits: the reply is then truncated.
+    fn members_that_fit(&self, pool: &Pool, f: usize, owner: Owner<'_>) -> usize {
+        let owner_len = match owner {
+            Owner::Ptr(_) => 2,
+            Owner::Name(n) => n.len(),
+        };
+        let record_len =
+            pool.family[f].all.first().and_then(|&i| pool.members.get(i as usize)).map_or(0, |m| m.record.len());
+        self.room.saturating_sub(self.out.len()) / (owner_len + record_len)
     }
 
     /// The address that stands for the client: the ECS address if the query has

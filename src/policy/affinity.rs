@@ -4,43 +4,29 @@
 //! answer while the eligible set is unchanged, and removing a member moves only the
 //! clients whose first answer it was.
 
-use super::{Pick, Policy, Scratch, mix};
+use super::{Pick, Policy, Ranked, Scratch, first_by_key, mix, unit_open};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Affinity;
 
 fn score(weight: u32, seed: u64, client: u64) -> f64 {
     let h = mix(seed ^ client.rotate_left(17));
-    // 53 random bits -> u in (0, 1), never 0 or 1.
-    let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-    -(weight as f64) / u.ln()
+    -(weight as f64) / unit_open(h).ln()
 }
 
 impl Policy for Affinity {
     fn order(&self, pick: &Pick<'_>, scratch: &mut Scratch, out: &mut Vec<u16>) {
         out.clear();
-        let keys = &mut scratch.keys;
-        keys.clear();
-        keys.extend(pick.eligible.iter().map(|&i| {
-            let m = &pick.members[i as usize];
-            score(m.weight, m.seed, pick.client_key)
+        let ranked = &mut scratch.ranked;
+        ranked.clear();
+        // Negated so that the highest score comes first; negation is exact, so the
+        // order is the same as sorting the scores downwards.
+        ranked.extend(pick.eligible.iter().map(|&i| {
+            let score =
+                pick.members.get(i as usize).map_or(f64::NEG_INFINITY, |m| score(m.weight, m.seed, pick.client_key));
+            Ranked { key: -score, member: i }
         }));
-        // Repeated arg-max: limit is small, and this needs no allocation.
-        for _ in 0..pick.limit.min(keys.len()) {
-            let mut best = usize::MAX;
-            let mut best_score = f64::NEG_INFINITY;
-            for (k, &s) in keys.iter().enumerate() {
-                if s > best_score {
-                    best_score = s;
-                    best = k;
-                }
-            }
-            if best == usize::MAX {
-                break;
-            }
-            keys[best] = f64::NEG_INFINITY;
-            out.push(pick.eligible[best]);
-        }
+        first_by_key(ranked, pick.limit, out);
     }
 
     fn client_dependent(&self) -> bool {

@@ -56,17 +56,18 @@ impl Geo {
 impl Policy for Geo {
     fn order(&self, pick: &Pick<'_>, scratch: &mut Scratch, out: &mut Vec<u16>) {
         out.clear();
+        let Scratch { rng, ranked, pool } = scratch;
         for &region in self.regions_for(pick.location.as_ref()) {
-            scratch.pool.clear();
-            scratch.pool.extend(pick.eligible.iter().filter(|&&i| self.member_region.get(i as usize) == Some(&region)));
-            if !scratch.pool.is_empty() {
-                weighted_order(pick.members, &mut scratch.pool, pick.limit, &mut scratch.rng, out);
+            pool.clear();
+            pool.extend(pick.eligible.iter().filter(|&&i| self.member_region.get(i as usize) == Some(&region)));
+            if !pool.is_empty() {
+                weighted_order(pick.members, pool, pick.limit, rng, ranked, out);
                 return;
             }
         }
-        scratch.pool.clear();
-        scratch.pool.extend_from_slice(pick.eligible);
-        weighted_order(pick.members, &mut scratch.pool, pick.limit, &mut scratch.rng, out);
+        pool.clear();
+        pool.extend_from_slice(pick.eligible);
+        weighted_order(pick.members, pool, pick.limit, rng, ranked, out);
     }
 
     fn client_dependent(&self) -> bool {

@@ -5,6 +5,14 @@
 //! and synchronous and never allocate: they write member indices into a buffer the
 //! caller owns and reuses, draw randomness from the caller's per-worker generator, and
 //! keep no state but an atomic cursor (round-robin).
+//!
+//! Cost: a pool may have tens of thousands of members while a reply holds at most a
+//! few thousand, so every policy computes only the first `limit` (k) of its order,
+//! never a pass over the members per member answered: affinity scores each member
+//! once and selects the k best ([`first_by_key`], O(n + k log k)); weighted and geo
+//! draw the k with exponential jumps over a bounded heap when the pool is large
+//! (see weighted.rs); random, round-robin and failover touch k members after at
+//! most one copy of the list.
 
 mod affinity;
 mod failover;
@@ -42,7 +50,10 @@ pub struct Pick<'a> {
     pub family: usize,
     /// Hash of the client network (/24 or /56 of the ECS or source address).
     pub client_key: u64,
-    /// At most this many indices are wanted (always >= 1).
+    /// At most this many indices are wanted (always >= 1): `max_answers`, or what
+    /// fits in the reply. The answer is the first `limit` of the policy's order:
+    /// for a deterministic policy exactly those, for a random one distributed as
+    /// those.
     pub limit: usize,
     /// The client's location, for policies that ask for it (`needs_location`).
     pub location: Option<crate::geoip::Location>,
@@ -52,14 +63,62 @@ pub struct Pick<'a> {
 /// once the buffers have grown to the largest pool.
 pub struct Scratch {
     pub rng: fastrand::Rng,
-    pub keys: Vec<f64>,
+    /// Candidate members with their keys.
+    pub ranked: Vec<Ranked>,
     pub pool: Vec<u16>,
 }
 
+/// A member with its sort key: smaller keys are answered first, equal keys by
+/// member index so that the same keys always give the same order.
+#[derive(Debug, Clone, Copy)]
+pub struct Ranked {
+    pub key: f64,
+    pub member: u16,
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.total_cmp(&other.key).then(self.member.cmp(&other.member))
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Ranked {}
+
 impl Scratch {
     pub fn new(seed: u64) -> Self {
-        Scratch { rng: fastrand::Rng::with_seed(seed), keys: Vec::with_capacity(64), pool: Vec::with_capacity(64) }
+        Scratch { rng: fastrand::Rng::with_seed(seed), ranked: Vec::with_capacity(64), pool: Vec::with_capacity(64) }
     }
+}
+
+/// Writes into `out` the members of the `k` smallest keys of `ranked`, smallest
+/// first. Partial selection then a sort of the k chosen: O(n + k log k), in place.
+pub fn first_by_key(ranked: &mut [Ranked], k: usize, out: &mut Vec<u16>) {
+    let k = k.min(ranked.len());
+    if k == 0 {
+        return;
+    }
+    if k < ranked.len() {
+        ranked.select_nth_unstable(k - 1);
+    }
+    ranked[..k].sort_unstable();
+    out.extend(ranked[..k].iter().map(|r| r.member));
+}
+
+/// A uniform number in (0, 1), never 0 or 1, from 53 bits of `bits`.
+pub(crate) fn unit_open(bits: u64) -> f64 {
+    ((bits >> 11) as f64 + 0.5) / (1u64 << 53) as f64
 }
 
 /// Orders eligible members.
@@ -129,5 +188,74 @@ pub(crate) mod testutil {
             counts[out[0] as usize] += 1;
         }
         counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::members;
+    use super::*;
+
+    #[test]
+    fn first_by_key_picks_the_smallest_in_order_ties_by_index() {
+        let mut out = Vec::new();
+        let mut ranked: Vec<Ranked> = [(3.0, 0), (1.0, 1), (2.0, 2), (1.0, 3), (0.5, 4)]
+            .into_iter()
+            .map(|(key, member)| Ranked { key, member })
+            .collect();
+        first_by_key(&mut ranked, 3, &mut out);
+        assert_eq!(out, [4, 1, 3]);
+        out.clear();
+        first_by_key(&mut ranked, 99, &mut out);
+        assert_eq!(out, [4, 1, 3, 2, 0]);
+        out.clear();
+        first_by_key(&mut [], 3, &mut out);
+        assert!(out.is_empty());
+    }
+
+    /// Asking for the first k gives the first k of the whole order (same randomness),
+    /// so a reply cut to what fits is the head of the policy's order. (weighted and
+    /// geo draw the first k differently from the whole order: their distribution is
+    /// checked in weighted.rs.)
+    #[test]
+    fn the_first_k_are_the_head_of_the_whole_order() {
+        let n = 3_000;
+        let m = members(&(0..n).map(|i| 1 + i % 7).collect::<Vec<u32>>());
+        let eligible: Vec<u16> = (0..n as u16).collect();
+        let policies: [&dyn Policy; 3] = [&Affinity, &Random, &Failover];
+        for p in policies {
+            for k in [1, 2, 64, 1_000] {
+                let pick =
+                    |limit| Pick { members: &m, eligible: &eligible, family: 0, client_key: 42, limit, location: None };
+                let (mut head, mut all) = (Vec::new(), Vec::new());
+                p.order(&pick(k), &mut Scratch::new(5), &mut head);
+                p.order(&pick(n as usize), &mut Scratch::new(5), &mut all);
+                assert_eq!(head.len(), k, "{p:?}");
+                assert_eq!(head, all[..k], "{p:?} k = {k}");
+            }
+        }
+    }
+
+    /// Affinity over a large pool is the order of scores, highest first.
+    #[test]
+    fn affinity_top_k_matches_a_full_sort() {
+        let n = 20_000u16;
+        let m = members(&(0..n as u32).map(|i| 1 + i % 3).collect::<Vec<u32>>());
+        let eligible: Vec<u16> = (0..n).collect();
+        let mut s = Scratch::new(1);
+        let mut out = Vec::new();
+        for client in 0..20u64 {
+            let key = mix(client);
+            let pick = Pick { members: &m, eligible: &eligible, family: 0, client_key: key, limit: 50, location: None };
+            Affinity.order(&pick, &mut s, &mut out);
+            let mut all: Vec<u16> = eligible.clone();
+            all.sort_by(|&a, &b| {
+                let score = |i: u16| {
+                    -(m[i as usize].weight as f64) / unit_open(mix(m[i as usize].seed ^ key.rotate_left(17))).ln()
+                };
+                score(b).total_cmp(&score(a)).then(a.cmp(&b))
+            });
+            assert_eq!(out, all[..50], "client {client}");
+        }
     }
 }

@@ -190,15 +190,17 @@ pub enum Selection {
 
 impl Pool {
     /// Chooses the answer for family `f` (0 = IPv4, 1 = IPv6) for a client whose
-    /// address (ECS already applied and truncated) is `client`. Returns the
-    /// selection, whether no member was eligible (`all_down`), and the client's
-    /// location if the policy looked it up. Allocation-free once `order` and
-    /// `scratch` have grown.
+    /// address (ECS already applied and truncated) is `client`: at most `fit`
+    /// members (what the reply has room for; at least one is always chosen) and at
+    /// most `max_answers`. Returns the selection, whether no member was eligible
+    /// (`all_down`), and the client's location if the policy looked it up.
+    /// Allocation-free once `order` and `scratch` have grown.
     pub fn select(
         &self,
         f: usize,
         client: IpAddr,
         geoip: Option<&GeoDb>,
+        fit: usize,
         scratch: &mut crate::policy::Scratch,
         order: &mut Vec<u16>,
     ) -> (Selection, bool, Option<crate::geoip::Location>) {
@@ -218,7 +220,8 @@ impl Pool {
                 AllDown::Fallback => return (Selection::Fallback, true, None),
             }
         };
-        let limit = if self.max_answers == 0 { list.len() } else { self.max_answers.min(list.len()) };
+        let wanted = if self.max_answers == 0 { list.len() } else { self.max_answers.min(list.len()) };
+        let limit = wanted.min(fit).max(1);
         let client_key = if self.policy.client_dependent() { crate::net::client_key(client) } else { 0 };
         let location = if self.policy.needs_location() { geoip.map(|db| db.locate(client)) } else { None };
         let pick = policy::Pick { members: &self.candidates, eligible: list, family: f, client_key, limit, location };
@@ -232,7 +235,8 @@ pub struct PoolMember {
     pub address: IpAddr,
     pub enabled: bool,
     pub healthy: bool,
-    /// TYPE..RDATA of this member's A or AAAA record with the pool TTL.
+    /// TYPE..RDATA of this member's A or AAAA record with the pool TTL (14 bytes
+    /// for A, 26 for AAAA: the same for every member of a family).
     pub record: Box<[u8]>,
 }
 

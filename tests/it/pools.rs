@@ -223,3 +223,127 @@ fn example_pools_answer() {
     assert_eq!(addrs(&s.query("db.example.test.", RecordType::A)), vec!["192.0.2.40"]);
     assert_eq!(addrs(&s.query("api.example.test.", RecordType::A)).len(), 1);
 }
+
+/// `n` members 10.0.x.y (or 2001:db8::x when `v6`), weights 1 to 5, regions us and eu.
+fn many_members(n: usize, v6: bool) -> String {
+    (0..n)
+        .map(|i| {
+            let a = if v6 { format!("2001:db8::{i:x}") } else { format!("10.0.{}.{}", i / 256, i % 256) };
+            format!("[[pool.member]]\naddress=\"{a}\"\nweight={}\nregion=\"{}\"\n", 1 + i % 5, ["us", "eu"][i % 2])
+        })
+        .collect()
+}
+
+/// A reply to `name` `t` over UDP (EDNS payload `payload`, or no EDNS) or TCP: its
+/// wire size, the size limit it had to keep to, and the parsed message.
+fn sized_reply(s: &Server, name: &str, t: RecordType, how: &str) -> (usize, usize, hickory_proto::op::Message) {
+    let (m, limit, tcp) = match how {
+        "udp 1232" => (msg(name, t), 1232, false),
+        "udp no EDNS" => (msg_plain(name, t), 512, false),
+        _ => (msg(name, t), 65_535, true),
+    };
+    let packet = m.to_vec().unwrap();
+    let bytes = if tcp { tcp_raw(s.dns, &packet) } else { udp_raw(s.dns, &packet) };
+    let bytes = bytes.unwrap_or_else(|| panic!("{name} {how}: no answer"));
+    let r = hickory_proto::op::Message::from_vec(&bytes).unwrap();
+    (bytes.len(), limit, r)
+}
+
+#[test]
+fn large_pools_answer_as_many_members_as_fit_without_truncation() {
+    let n = 5_000;
+    let mut pools = "[regions]\ndefault=[\"us\",\"eu\"]\n".to_string();
+    for policy in ["weighted", "affinity", "geo", "random", "round-robin", "failover"] {
+        // geo answers from one of the two regions: give it twice as many members.
+        let m = many_members(if policy == "geo" { 2 * n } else { n }, false);
+        pools += &format!("[[pool]]\nname=\"{policy}.p.test.\"\npolicy=\"{policy}\"\n{m}");
+    }
+    pools += &format!("[[pool]]\nname=\"six.p.test.\"\npolicy=\"weighted\"\n{}", many_members(3_000, true));
+    pools += &format!("[[pool]]\nname=\"capped.p.test.\"\nmax_answers=100\n{}", many_members(200, false));
+    let s = pool_server(&pools);
+    let record = |t: RecordType| if t == RecordType::A { 16 } else { 28 };
+    let cases = [
+        ("weighted.p.test.", RecordType::A),
+        ("affinity.p.test.", RecordType::A),
+        ("geo.p.test.", RecordType::A),
+        ("random.p.test.", RecordType::A),
+        ("round-robin.p.test.", RecordType::A),
+        ("failover.p.test.", RecordType::A),
+        ("six.p.test.", RecordType::AAAA),
+    ];
+    for (name, t) in cases {
+        for how in ["udp 1232", "udp no EDNS", "tcp"] {
+            let (len, limit, r) = sized_reply(&s, name, t, how);
+            let what = format!("{name} {t} {how}: {len} bytes, {} answers", r.answers.len());
+            assert_eq!(r.metadata.response_code, ResponseCode::NoError, "{what}");
+            assert!(!r.metadata.truncation, "{what}: TC set");
+            assert!(len <= limit, "{what}: over {limit}");
+            assert!(len + record(t) > limit, "{what}: another member would have fit in {limit}");
+            assert_eq!(r.edns.is_some(), how != "udp no EDNS", "{what}: OPT");
+            let got = addrs(&r);
+            assert_eq!(got.len(), r.answers.len(), "{what}: only member addresses");
+            let distinct: std::collections::HashSet<_> = got.iter().collect();
+            assert_eq!(distinct.len(), got.len(), "{what}: a member twice");
+        }
+    }
+    // The 200-member pool with max_answers = 100: 100 over TCP, what fits in 512 bytes over UDP.
+    assert_eq!(sized_reply(&s, "capped.p.test.", RecordType::A, "tcp").2.answers.len(), 100);
+    let (len, _, r) = sized_reply(&s, "capped.p.test.", RecordType::A, "udp no EDNS");
+    assert!(!r.metadata.truncation && len <= 512 && len + 16 > 512, "{len} bytes, {} answers", r.answers.len());
+}
+
+#[test]
+fn a_large_pool_answer_is_the_first_members_of_the_policy_order() {
+    let n = 5_000;
+    let pools = format!(
+        "[[pool]]\nname=\"www.p.test.\"\npolicy=\"affinity\"\n{}\
+         [[pool]]\nname=\"failover.p.test.\"\npolicy=\"failover\"\n{}",
+        many_members(n, false),
+        many_members(n, false)
+    );
+    let s = pool_server(&pools);
+    for name in ["www.p.test.", "failover.p.test."] {
+        let all = addrs(&sized_reply(&s, name, RecordType::A, "tcp").2);
+        assert!(all.len() > 4_000 && all.len() < n, "{name}: {} over TCP", all.len());
+        for how in ["udp 1232", "udp no EDNS"] {
+            let some = addrs(&sized_reply(&s, name, RecordType::A, how).2);
+            assert!(some.len() > 20, "{name} {how}: {}", some.len());
+            assert_eq!(some, all[..some.len()], "{name} {how}: not the first of the order");
+        }
+    }
+    let declared: Vec<String> = (0..20).map(|i| format!("10.0.0.{i}")).collect();
+    assert_eq!(addrs(&s.query("failover.p.test.", RecordType::A))[..20], declared);
+    // Through a CNAME (alias -> www, the affinity pool) the members fit after the CNAME.
+    let (len, limit, r) = sized_reply(&s, "alias.p.test.", RecordType::A, "udp 1232");
+    assert!(!r.metadata.truncation && len <= limit && len + 16 > limit, "{len} bytes");
+    assert_eq!(r.answers[0].record_type(), RecordType::CNAME);
+}
+
+/// dig, a real resolver-side client, gets a large pool's answer whole over UDP and
+/// TCP: no TC flag (dig would say "Truncated, retrying in TCP mode").
+#[test]
+fn dig_gets_a_large_pool_answer_without_truncation() {
+    let dig = |args: &[&str]| std::process::Command::new("dig").args(args).output().ok();
+    if dig(&["-v"]).is_none() {
+        eprintln!(
+            "SKIPPED dig_gets_a_large_pool_answer_without_truncation: dig is not installed (apt-get install dnsutils)"
+        );
+        return;
+    }
+    let s =
+        pool_server(&format!("[[pool]]\nname=\"big.p.test.\"\npolicy=\"affinity\"\n{}", many_members(6_000, false)));
+    let port = s.dns.port().to_string();
+    for (transport, at_least, at_most) in [("+notcp", 60, 80), ("+tcp", 4_000, 4_096)] {
+        let args = ["@127.0.0.1", "-p", &port, "+norec", "+time=5", "+tries=1", transport, "big.p.test", "A"];
+        let out = dig(&args).map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        assert!(out.contains("status: NOERROR") && out.contains("flags: qr aa;"), "{transport}: {out}");
+        let answers: usize = out
+            .split("ANSWER: ")
+            .nth(1)
+            .and_then(|t| t.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{transport}: no ANSWER count in {out}"));
+        assert!((at_least..=at_most).contains(&answers), "{transport}: {answers} answers");
+        assert_eq!(out.matches("\tIN\tA\t10.0.").count(), answers, "{transport}");
+    }
+}
