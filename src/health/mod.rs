@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{CheckKind, PoolDef};
 use flap::Flap;
+pub use probe::ProbeError;
 
 /// Probes in flight at once, across all streams.
 const MAX_CONCURRENT_PROBES: usize = 256;
@@ -152,7 +153,7 @@ pub fn keys_of<'a>(pools: impl IntoIterator<Item = &'a Arc<PoolDef>>) -> Vec<Pro
 #[derive(Debug, Clone)]
 pub struct ProbeResult {
     pub key: ProbeKey,
-    pub outcome: Result<(), String>,
+    pub outcome: Result<(), ProbeError>,
     pub took: Duration,
     pub at: SystemTime,
 }
@@ -199,7 +200,7 @@ impl HealthTable {
         let h = self.members.entry(r.key.clone()).or_default();
         h.last_probe = Some(r.at);
         if let Err(e) = &r.outcome {
-            h.last_error = Some(e.clone());
+            h.last_error = Some(e.to_string());
         }
         let changed = h.flap.record(r.outcome.is_ok(), r.key.spec.rise, r.key.spec.fall);
         if changed {
@@ -351,7 +352,7 @@ async fn probe_once(key: &ProbeKey, clients: &Clients, https: Option<&reqwest::C
     let run = probe::run(key, clients.http_for(key.addr), https, clients.source);
     let outcome = match tokio::time::timeout(key.spec.timeout, run).await {
         Ok(r) => r,
-        Err(_) => Err(format!("timed out after {:?}", key.spec.timeout)),
+        Err(_) => Err(ProbeError::Timeout(key.spec.timeout)),
     };
     ProbeResult { key: key.clone(), outcome, took: start.elapsed(), at }
 }

@@ -530,7 +530,7 @@ impl Writer {
             let pools = self.pools_with(&r.key);
             let reason = match &r.outcome {
                 Ok(()) => format!("{} consecutive passes", r.key.spec.rise),
-                Err(e) => e.clone(),
+                Err(e) => e.to_string(),
             };
             if up {
                 info!(pools = %pools, address = %r.key.addr, check = r.key.spec.check.as_str(), %reason, "member up");
@@ -885,7 +885,7 @@ impl Writer {
         let cfg: ApiPoolConfig = parse_json(body)?;
         let def = cfg.into_def(name.clone());
         validate_pool(&def, &self.sources.config.regions)?;
-        check_pool_placement(&def, &self.effective.zones).map_err(ApiError::unprocessable)?;
+        check_pool_placement(&def, &self.effective.zones).map_err(|e| ApiError::unprocessable(e.to_string()))?;
         let created = self.find_pool(&name).is_none();
         Ok((Change::PutPool(Box::new(def)), self.pool_zone(&name), created))
     }
