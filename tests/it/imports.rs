@@ -2,6 +2,7 @@
 //! modules below it. The graph is built from the source text, at the granularity the
 //! redesign talks about: top-level modules (`src/x.rs` or `src/x/`), and each file of
 //! `src/store/` on its own. Test-only code (`#[cfg(test)] mod`) does not count.
+//! The leaves (`net`, `counters`, `problem`, `secrets`) import nothing at all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -186,6 +187,18 @@ fn no_import_circles() {
     assert!(graph.contains_key("store/writer") && graph.contains_key("dns"), "the scan found the modules");
     let found = circles(&graph);
     assert!(found.is_empty(), "import circles between modules (each must point one way):\n{}", found.join("\n"));
+}
+
+/// The leaves every layer may use: they import nothing from the crate.
+const LEAVES: &[&str] = &["net", "counters", "problem", "secrets"];
+
+#[test]
+fn leaves_import_nothing_from_the_crate() {
+    let graph = import_graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    for leaf in LEAVES {
+        let edges = graph.get(*leaf).unwrap_or_else(|| panic!("no module {leaf}"));
+        assert!(edges.is_empty(), "the leaf {leaf} imports {edges:?}");
+    }
 }
 
 #[test]
