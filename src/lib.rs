@@ -27,6 +27,7 @@ pub mod problem;
 pub mod rdata;
 pub mod redirect;
 pub mod secrets;
+pub mod shutdown;
 pub mod sources;
 pub mod store;
 pub mod zone;

@@ -25,8 +25,10 @@ use super::overlay::{self, ApiRecordError, Change, MemberFields, Origin, Overlay
 
 use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, NameError, PoolDef, parse_fqdn};
 use crate::health::{self, ClusterView, HealthTable, ProbeKey, ProbeResult, ProbeSpec, Prober, Votes};
+use crate::metrics::Metrics;
 use crate::problem::Problem;
 use crate::rdata::RecordError;
+use crate::shutdown::Shutdown;
 use crate::sources::{Clash, Sources, check_pool_placement, clash};
 use crate::store::snapshot::Snapshot;
 use crate::zone::{self, ZoneCheckError, ZoneData};
@@ -79,7 +81,7 @@ pub struct Writer {
     prober: Prober,
     snapshot: Arc<ArcSwap<Snapshot>>,
     effective: Effective,
-    metrics: Option<crate::metrics::Metrics>,
+    metrics: Metrics,
     /// Other nodes' health views (`health = "quorum"`; empty otherwise).
     nodes: BTreeMap<String, Votes>,
     cluster: Option<ClusterLink>,
@@ -127,19 +129,27 @@ pub struct ClusterLink {
     pub views: watch::Sender<Votes>,
 }
 
+/// Everything the writer is made of, filled in by `app` before the writer starts:
+/// the writer has no setters, so nothing about it changes after [`Writer::new`].
+pub struct WriterParts {
+    pub sources: Sources,
+    pub store: Box<dyn Store>,
+    pub prober: Prober,
+    /// Where snapshots are published; the query path, metrics and redirects read it.
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    /// Probe durations and write retries are recorded here.
+    pub metrics: Metrics,
+    /// With `[cluster] store = "etcd"`: remote changes in, this node's health view out.
+    pub cluster: Option<ClusterLink>,
+}
+
 impl Writer {
-    /// Loads the stored API changes over `sources`. The first snapshot is built by
+    /// Loads the stored API changes over the sources. The first snapshot is built by
     /// [`Writer::start`], after the first probe round.
-    pub fn new(sources: Sources, mut store: Box<dyn Store>, prober: Prober) -> Result<Writer, StateError> {
+    pub fn new(parts: WriterParts) -> Result<Writer, StateError> {
+        let WriterParts { sources, mut store, prober, snapshot, metrics, cluster } = parts;
         let overlay = store.load()?;
         let (overlay, effective, refused) = fit(&sources, overlay)?;
-        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot {
-            zones: Arc::default(),
-            pools: Vec::new(),
-            edns_udp_size: sources.config.dns.edns_udp_size,
-            regions: Arc::default(),
-            geoip: None,
-        }));
         let mut writer = Writer {
             sources,
             overlay,
@@ -148,20 +158,15 @@ impl Writer {
             prober,
             snapshot,
             effective,
-            metrics: None,
+            metrics,
             nodes: BTreeMap::new(),
-            cluster: None,
+            cluster,
             lost_race: false,
             refused: refused.into_iter().collect(),
             last_change: Default::default(),
         };
         writer.note_file_changes(None);
         Ok(writer)
-    }
-
-    /// Joins a cluster: remote changes come from the watch, the health view goes out.
-    pub fn set_cluster(&mut self, link: ClusterLink) {
-        self.cluster = Some(link);
     }
 
     fn view(&self) -> ClusterView<'_> {
@@ -362,11 +367,6 @@ impl Writer {
         }
     }
 
-    /// Probe durations are recorded here from now on.
-    pub fn set_metrics(&mut self, m: crate::metrics::Metrics) {
-        self.metrics = Some(m);
-    }
-
     /// Runs the first probe round and publishes the first snapshot.
     pub async fn start(&mut self) -> Result<(), StateError> {
         let keys = self.probe_keys();
@@ -385,10 +385,6 @@ impl Writer {
         }
         self.share_view();
         self.publish()
-    }
-
-    pub fn snapshot(&self) -> Arc<ArcSwap<Snapshot>> {
-        self.snapshot.clone()
     }
 
     fn pool_defs(&self) -> Vec<Arc<PoolDef>> {
@@ -423,7 +419,7 @@ impl Writer {
         mut self,
         mut probes: mpsc::Receiver<ProbeResult>,
         mut commands: mpsc::Receiver<Command>,
-        mut shutdown: watch::Receiver<bool>,
+        mut shutdown: Shutdown,
     ) {
         let keys = self.probe_keys();
         self.prober.sync(&keys, false);
@@ -457,7 +453,7 @@ impl Writer {
                     }
                     None => return,
                 },
-                _ = shutdown.changed() => return,
+                _ = shutdown.recv() => return,
             }
         }
     }
@@ -517,10 +513,8 @@ impl Writer {
     }
 
     fn observe_probe(&self, r: &ProbeResult) {
-        if let Some(m) = &self.metrics {
-            let check = crate::metrics::CheckLabel { check: r.key.spec.check.as_str().to_string() };
-            m.probe_duration.get_or_create(&check).observe(r.took.as_secs_f64());
-        }
+        let check = crate::metrics::CheckLabel { check: r.key.spec.check.as_str().to_string() };
+        self.metrics.probe_duration.get_or_create(&check).observe(r.took.as_secs_f64());
     }
 
     fn apply_probe(&mut self, r: ProbeResult, changed: &mut HashSet<ProbeKey>) {
@@ -574,9 +568,7 @@ impl Writer {
                 return r;
             }
             let Some(rx) = remote.as_mut() else { return r };
-            if let Some(m) = &self.metrics {
-                m.admin_write_retries.inc();
-            }
+            self.metrics.admin_write_retries.inc();
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(first)) => {
                     self.remote(first);
