@@ -29,6 +29,7 @@ pub mod redirect;
 pub mod secrets;
 pub mod shutdown;
 pub mod sources;
+pub mod state;
 pub mod store;
 pub mod zone;
 

@@ -18,18 +18,18 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 use super::api::{ApiError, ApiRequest, Reply};
-use super::cname;
 use super::durable::{Observed, Remote, State, Store, StoreError};
 use super::etcd::Touched;
-use super::overlay::{self, ApiRecordError, Change, MemberFields, Origin, Overlay, StoredRRset};
+use super::overlay::{self, ApiRecordError, Change, MemberFields, Origin, Overlay};
 
-use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, NameError, PoolDef, parse_fqdn};
+use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, PoolDef, parse_fqdn};
 use crate::health::{self, ClusterView, HealthTable, ProbeKey, ProbeResult, ProbeSpec, Prober, Votes};
 use crate::metrics::Metrics;
 use crate::problem::Problem;
 use crate::rdata::RecordError;
 use crate::shutdown::Shutdown;
-use crate::sources::{Clash, Sources, check_pool_placement, clash};
+use crate::sources::Sources;
+use crate::state::{self, InEffect, Planned, RRsetKey, pool_name};
 use crate::store::snapshot::Snapshot;
 use crate::zone::{self, ZoneCheckError, ZoneData};
 
@@ -85,10 +85,6 @@ pub struct Writer {
     /// Other nodes' health views (`health = "quorum"`; empty otherwise).
     nodes: BTreeMap<String, Votes>,
     cluster: Option<ClusterLink>,
-    /// Set when the last API write lost a race with another server's write to the
-    /// same zone (etcd): the request is then tried again once this server has seen
-    /// the winner's change.
-    lost_race: bool,
     /// Stored RRset changes that the files refuse (left out of the state in
     /// effect); a DELETE of one is allowed, so that it can be dropped.
     refused: std::collections::BTreeSet<RRsetKey>,
@@ -161,7 +157,6 @@ impl Writer {
             metrics,
             nodes: BTreeMap::new(),
             cluster,
-            lost_race: false,
             refused: refused.into_iter().collect(),
             last_change: Default::default(),
         };
@@ -562,9 +557,8 @@ impl Writer {
     ) -> Result<Reply, ApiError> {
         let deadline = tokio::time::Instant::now() + RACE_RETRY_FOR;
         loop {
-            self.lost_race = false;
             let r = self.api(req.clone());
-            if !self.lost_race || tokio::time::Instant::now() >= deadline {
+            if !matches!(r, Err(ApiError::LostRace(_))) || tokio::time::Instant::now() >= deadline {
                 return r;
             }
             let Some(rx) = remote.as_mut() else { return r };
@@ -581,6 +575,17 @@ impl Writer {
         }
     }
 
+    /// What is in effect, for planning and for answering reads.
+    fn in_effect(&self) -> InEffect<'_> {
+        InEffect {
+            sources: &self.sources,
+            overlay: &self.overlay,
+            zones: &self.effective.zones,
+            pools: &self.effective.pools,
+            refused: &self.refused,
+        }
+    }
+
     fn api(&mut self, req: ApiRequest) -> Result<Reply, ApiError> {
         match req {
             ApiRequest::ListPools => {
@@ -589,7 +594,8 @@ impl Writer {
             }
             ApiRequest::GetPool(name) => {
                 let name = pool_name(&name)?;
-                let p = self.find_pool(&name).ok_or_else(|| ApiError::not_found(format!("no pool {name}")))?;
+                let p =
+                    self.in_effect().find_pool(&name).ok_or_else(|| ApiError::not_found(format!("no pool {name}")))?;
                 Ok(Reply::Ok(self.pool_json(p)))
             }
             ApiRequest::ListZones => {
@@ -597,7 +603,7 @@ impl Writer {
                 Ok(Reply::Ok(Value::Array(all)))
             }
             ApiRequest::GetRecords(origin) => {
-                let z = self.find_zone(&origin)?;
+                let z = self.in_effect().find_zone(&origin)?;
                 Ok(Reply::Ok(self.records_json(&z)))
             }
             other => {
@@ -611,7 +617,7 @@ impl Writer {
                         | ApiRequest::DeleteRRsetOverride(..)
                 );
                 // Nothing to store: a DELETE of what is already deleted.
-                let Some((change, zone, created)) = self.plan(other)? else {
+                let Some(Planned { change, zone, created }) = state::plan(&self.in_effect(), other)? else {
                     return Ok(Reply::NoContent);
                 };
                 self.commit(change.clone(), &zone)?;
@@ -622,9 +628,11 @@ impl Writer {
                     return Ok(Reply::NoContent);
                 }
                 let body = match &change {
-                    Change::PutPool(def) => self.find_pool(&def.name).map(|p| self.pool_json(p)).unwrap_or(Value::Null),
+                    Change::PutPool(def) => {
+                        self.in_effect().find_pool(&def.name).map(|p| self.pool_json(p)).unwrap_or(Value::Null)
+                    }
                     Change::PutMember { pool, .. } => {
-                        self.find_pool(pool).map(|p| self.pool_json(p)).unwrap_or(Value::Null)
+                        self.in_effect().find_pool(pool).map(|p| self.pool_json(p)).unwrap_or(Value::Null)
                     }
                     Change::PutRRset { zone, name, rtype, set } => {
                         let over = json!({"ttl": set.ttl, "data": set.data});
@@ -650,13 +658,10 @@ impl Writer {
             _ => None,
         };
         if let (Some(z), Change::RevertRRset { name, rtype, .. }) = (&new_zone, &change) {
-            self.check_restored(z, name, *rtype)?;
+            self.in_effect().check_restored(z, name, *rtype)?;
         }
         tokio::task::block_in_place(|| self.store.apply(&change, zone)).map_err(|e| match e {
-            StoreError::Conflict(m) => {
-                self.lost_race = true;
-                ApiError::conflict(format!("change not stored: {m}"))
-            }
+            StoreError::Conflict(m) => ApiError::LostRace(format!("change not stored: {m}")),
             e => ApiError::Unavailable(format!("change not stored: {e}")),
         })?;
         let pools_before: Vec<Name> = self.effective.pools.iter().map(|(p, _)| p.name.clone()).collect();
@@ -679,7 +684,7 @@ impl Writer {
                     | Change::RevertPool { pool, .. } => pool.clone(),
                     _ => zone.clone(),
                 };
-                match self.find_pool(&name) {
+                match self.in_effect().find_pool(&name) {
                     Some(_) => self.publish_pool(&name, zone),
                     // An override of a pool not in effect (it left the config): only the serial.
                     None => self.publish_serial(zone),
@@ -738,7 +743,7 @@ impl Writer {
     /// rebuilt and its zone's serial advanced, in one swap; every node is shared.
     fn publish_pool(&mut self, pool: &Name, origin: &Name) -> Result<(), StateError> {
         let prev = self.snapshot.load_full();
-        self.find_pool(pool).ok_or(StateError::NoPool)?;
+        self.in_effect().find_pool(pool).ok_or(StateError::NoPool)?;
         let pools = self.pools_rebuilt(&prev, |name| name == pool);
         let zones = self.zones_with_serial(&prev, origin)?;
         self.snapshot.store(Arc::new(prev.with_parts(Arc::new(zones), pools)));
@@ -768,329 +773,6 @@ impl Writer {
             zones.insert(key, Arc::new(next));
         }
         Ok(zones)
-    }
-
-    fn find_pool(&self, name: &Name) -> Option<&(Arc<PoolDef>, Origin)> {
-        self.effective.pools.iter().find(|(p, _)| p.name == *name)
-    }
-
-    fn find_zone(&self, origin: &str) -> Result<Arc<ZoneData>, ApiError> {
-        let origin = parse_fqdn(origin).map_err(|e| ApiError::unprocessable(format!("zone: {e}")))?;
-        self.effective
-            .zones
-            .iter()
-            .find(|z| z.origin == origin)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("no zone {origin}")))
-    }
-
-    fn zone_of(&self, name: &Name) -> Option<&Arc<ZoneData>> {
-        self.effective.zones.iter().filter(|z| z.origin.zone_of(name)).max_by_key(|z| z.origin.num_labels())
-    }
-
-    /// Validates a write and turns it into a stored change, the zone it belongs
-    /// to, and whether it creates something; `None` when there is nothing to
-    /// store (a DELETE of what is already deleted).
-    fn plan(&self, req: ApiRequest) -> Result<Option<Planned>, ApiError> {
-        match req {
-            ApiRequest::PutPool(name, body) => self.plan_put_pool(&name, &body).map(Some),
-            ApiRequest::DeletePool(name) => {
-                let name = pool_name(&name)?;
-                let (_, origin) =
-                    self.find_pool(&name).ok_or_else(|| ApiError::not_found(format!("no pool {name}")))?;
-                if *origin == Origin::Config {
-                    return Err(ApiError::conflict(format!(
-                        "pool {name} is defined in the config file; remove it there and reload"
-                    )));
-                }
-                Ok(Some((Change::DeletePool(name.clone()), self.pool_zone(&name), false)))
-            }
-            ApiRequest::DeletePoolOverride(name) => self.plan_revert_pool(&name).map(Some),
-            ApiRequest::PutMember(pool, address, body) => self.plan_put_member(&pool, &address, &body).map(Some),
-            ApiRequest::DeleteMember(pool, address) => self.plan_delete_member(&pool, &address),
-            ApiRequest::DeleteMemberOverride(pool, address) => self.plan_revert_member(&pool, &address).map(Some),
-            ApiRequest::PutRRset(origin, name, rtype, body) => {
-                self.plan_put_rrset(&origin, &name, &rtype, &body).map(Some)
-            }
-            ApiRequest::DeleteRRset(origin, name, rtype) => self.plan_delete_rrset(&origin, &name, &rtype),
-            ApiRequest::DeleteRRsetOverride(origin, name, rtype) => {
-                self.plan_revert_rrset(&origin, &name, &rtype).map(Some)
-            }
-            ApiRequest::ListPools | ApiRequest::GetPool(_) | ApiRequest::ListZones | ApiRequest::GetRecords(_) => {
-                Err(ApiError::NotAllowed("not a write".into()))
-            }
-        }
-    }
-
-    /// A zone file RRset that a revert shows again is held to the rules of a PUT:
-    /// no pool behind it, no CNAME loop through it (the file was checked without
-    /// the API changes made since).
-    fn check_restored(&self, z: &ZoneData, name: &Name, rtype: RecordType) -> Result<(), ApiError> {
-        let mut restored = z.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).peekable();
-        if restored.peek().is_none() {
-            return Ok(());
-        }
-        self.check_pools_clash(z, name, rtype)?;
-        if let Some(hickory_proto::rr::RData::CNAME(target)) = restored.next().map(|r| &r.rdata) {
-            if let Some(chain) = cname::loop_closed_by(z, name, &target.0) {
-                return Err(ApiError::unprocessable(format!(
-                    "the zone file's CNAME at {name} would make a loop: {}",
-                    cname::show(&chain)
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// An RRset write keeps every pool of the zone placed as the zone file must
-    /// (one rule for both: [`clash`]).
-    fn check_pools_clash(&self, z: &ZoneData, name: &Name, rtype: RecordType) -> Result<(), ApiError> {
-        for (def, _) in &self.effective.pools {
-            let Some(c) = clash(&def.name, name, rtype, &z.origin) else { continue };
-            if self.zone_of(&def.name).is_none_or(|pz| pz.origin != z.origin) {
-                continue; // the pool is in a zone below this one
-            }
-            return Err(ApiError::conflict(match c {
-                Clash::Answers => format!("{name} is a pool: its {rtype} answers come from its members"),
-                Clash::Cut => format!(
-                    "refused: NS at {name} would put pool {} at or below a zone cut, where it would \
-                     answer with a referral (a zone file may not do this either); delete the pool first",
-                    def.name
-                ),
-            }));
-        }
-        Ok(())
-    }
-
-    /// The zone a pool's changes count in (its serial advances).
-    fn pool_zone(&self, pool: &Name) -> Name {
-        self.zone_of(pool).map(|z| z.origin.clone()).unwrap_or(pool.clone())
-    }
-
-    fn plan_put_pool(&self, name: &str, body: &[u8]) -> Result<Planned, ApiError> {
-        let name = pool_name(name)?;
-        if self.sources.pools.iter().any(|p| p.name == name) {
-            return Err(ApiError::conflict(format!(
-                "pool {name} is defined in the config file; change its members with PUT /v1/pools/{name}/members/ADDRESS"
-            )));
-        }
-        let cfg: ApiPoolConfig = parse_json(body)?;
-        let def = cfg.into_def(name.clone());
-        validate_pool(&def, &self.sources.config.regions)?;
-        check_pool_placement(&def, &self.effective.zones).map_err(|e| ApiError::unprocessable(e.to_string()))?;
-        let created = self.find_pool(&name).is_none();
-        Ok((Change::PutPool(Box::new(def)), self.pool_zone(&name), created))
-    }
-
-    /// The config pool `pool` with its stored member overrides, the one of
-    /// `address` replaced by `next` (`None`: no override): what a member change
-    /// would put in effect.
-    fn config_pool_with(&self, pool: &Name, address: IpAddr, next: Option<&Option<MemberFields>>) -> Option<PoolDef> {
-        let file = self.sources.pools.iter().find(|p| p.name == *pool)?;
-        let others = self.overlay.member_overrides(pool).filter(|(a, _)| *a != address);
-        let mut all: Vec<(IpAddr, &Option<MemberFields>)> = others.collect();
-        all.extend(next.map(|o| (address, o)));
-        Some(overlay::pool_with_overrides(file, all))
-    }
-
-    /// The member `address` as the config file has it.
-    fn file_member(&self, pool: &Name, address: IpAddr) -> Option<&MemberConfig> {
-        let file = self.sources.pools.iter().find(|p| p.name == *pool)?;
-        file.members.iter().find(|m| m.address == address)
-    }
-
-    fn plan_put_member(&self, pool: &str, address: &str, body: &[u8]) -> Result<Planned, ApiError> {
-        let name = pool_name(pool)?;
-        let address = member_address(address)?;
-        let (def, origin) = self.find_pool(&name).ok_or_else(|| ApiError::not_found(format!("no pool {name}")))?;
-        let patch: MemberFields = parse_json(body)?;
-        let created = !def.members.iter().any(|m| m.address == address);
-        let zone = self.pool_zone(&name);
-        if *origin == Origin::Api {
-            let mut next = (**def).clone();
-            let member = patch.over(address, def.members.iter().find(|m| m.address == address));
-            match next.members.iter_mut().find(|m| m.address == address) {
-                Some(m) => *m = member,
-                None => next.members.push(member),
-            }
-            validate_pool(&next, &self.sources.config.regions)?;
-            return Ok((Change::PutPool(Box::new(next)), zone, created));
-        }
-        // The override records only the fields ever set through the API (a
-        // stored deletion is replaced): the others follow the config.
-        let stored = match self.overlay.members.get(&(name.clone(), address)) {
-            Some(Some(f)) => f.clone(),
-            _ => MemberFields::default(),
-        };
-        let fields = stored.merged(&patch);
-        if let Some(next) = self.config_pool_with(&name, address, Some(&Some(fields.clone()))) {
-            validate_pool(&next, &self.sources.config.regions)?;
-        }
-        Ok((Change::PutMember { pool: name, address, fields }, zone, created))
-    }
-
-    /// A member of a config pool that the config has is hidden by a stored
-    /// deletion (repeating it stores nothing); one that exists only through the
-    /// API loses its override.
-    fn plan_delete_member(&self, pool: &str, address: &str) -> Result<Option<Planned>, ApiError> {
-        let name = pool_name(pool)?;
-        let address = member_address(address)?;
-        let (def, origin) = self.find_pool(&name).ok_or_else(|| ApiError::not_found(format!("no pool {name}")))?;
-        let zone = self.pool_zone(&name);
-        if *origin == Origin::Config && self.overlay.members.get(&(name.clone(), address)) == Some(&None) {
-            return Ok(None);
-        }
-        if !def.members.iter().any(|m| m.address == address) {
-            return Err(ApiError::not_found(format!("pool {name} has no member {address}")));
-        }
-        let mut next = (**def).clone();
-        next.members.retain(|m| m.address != address);
-        validate_pool(&next, &self.sources.config.regions)?;
-        let change = match origin {
-            Origin::Api => Change::PutPool(Box::new(next)),
-            Origin::Config if self.file_member(&name, address).is_some() => {
-                Change::DeleteMember { pool: name, address }
-            }
-            Origin::Config => Change::RevertMember { pool: name, address },
-        };
-        Ok(Some((change, zone, false)))
-    }
-
-    /// `DELETE /v1/pools/{name}/members/{address}/override`: the member as the
-    /// config has it (gone if it does not). A member of an API pool has no file
-    /// version: it is removed.
-    fn plan_revert_member(&self, pool: &str, address: &str) -> Result<Planned, ApiError> {
-        let name = pool_name(pool)?;
-        let address = member_address(address)?;
-        let zone = self.pool_zone(&name);
-        if let Some((def, Origin::Api)) = self.find_pool(&name) {
-            if !def.members.iter().any(|m| m.address == address) {
-                return Err(ApiError::not_found(format!("pool {name} has no member {address}")));
-            }
-            let mut next = (**def).clone();
-            next.members.retain(|m| m.address != address);
-            validate_pool(&next, &self.sources.config.regions)?;
-            return Ok((Change::PutPool(Box::new(next)), zone, false));
-        }
-        if !self.overlay.members.contains_key(&(name.clone(), address)) {
-            return Err(ApiError::not_found(format!("member {address} of pool {name} has no override")));
-        }
-        if let Some(next) = self.config_pool_with(&name, address, None) {
-            validate_pool(&next, &self.sources.config.regions)?;
-        }
-        Ok((Change::RevertMember { pool: name, address }, zone, false))
-    }
-
-    /// `DELETE /v1/pools/{name}/override`: the pool as the config has it (every
-    /// member override removed), or gone if it exists only through the API.
-    fn plan_revert_pool(&self, pool: &str) -> Result<Planned, ApiError> {
-        let name = pool_name(pool)?;
-        let members: Vec<IpAddr> = self.overlay.member_overrides(&name).map(|(a, _)| a).collect();
-        if members.is_empty() && !self.overlay.pools.contains_key(&name) {
-            return Err(ApiError::not_found(format!("pool {name} has no override")));
-        }
-        Ok((Change::RevertPool { pool: name.clone(), members }, self.pool_zone(&name), false))
-    }
-
-    fn plan_put_rrset(&self, origin: &str, name: &str, rtype: &str, body: &[u8]) -> Result<Planned, ApiError> {
-        let z = self.find_zone(origin)?;
-        let (name, rtype) = self.rrset_key(&z, name, rtype)?;
-        let set: RRsetBody = parse_json(body)?;
-        if set.data.is_empty() {
-            return Err(ApiError::unprocessable("data: at least one record is needed (DELETE removes an RRset)"));
-        }
-        if set.ttl > i32::MAX as u32 {
-            return Err(ApiError::unprocessable("ttl: above 2^31-1"));
-        }
-        // Stored and shown in the one presentation form GET renders, so a
-        // read-then-write gives back the same octets.
-        let data =
-            crate::rdata::canonical(rtype, &set.data, &z.origin).map_err(|e| ApiError::unprocessable(e.to_string()))?;
-        self.check_pools_clash(&z, &name, rtype)?;
-        if rtype == RecordType::CNAME {
-            let target = data
-                .first()
-                .map(|d| crate::rdata::parse_text(rtype, d, &z.origin))
-                .transpose()
-                .map_err(|e| ApiError::unprocessable(format!("data[0]: {e}")))?;
-            if let Some(hickory_proto::rr::RData::CNAME(target)) = target {
-                if let Some(chain) = cname::loop_closed_by(&z, &name, &target.0) {
-                    return Err(ApiError::unprocessable(format!(
-                        "data[0]: this CNAME would make a loop: {}",
-                        cname::show(&chain)
-                    )));
-                }
-            }
-        }
-        let created = !z.records.iter().any(|r| r.name == name && r.rtype() == rtype);
-        let change = Change::PutRRset { zone: z.origin.clone(), name, rtype, set: StoredRRset { ttl: set.ttl, data } };
-        Ok((change, z.origin.clone(), created))
-    }
-
-    /// Whether the zone file of `origin` has an RRset `name`/`rtype`.
-    fn file_has_rrset(&self, origin: &Name, name: &Name, rtype: RecordType) -> bool {
-        let file = self.sources.zones.iter().find(|z| z.origin == *origin);
-        file.is_some_and(|z| z.records.iter().any(|r| r.name == *name && r.rtype() == rtype))
-    }
-
-    /// A zone file's RRset is hidden by a stored deletion (repeating it stores
-    /// nothing); one that exists only through the API loses its override (also
-    /// one the files refuse, which is not in effect).
-    fn plan_delete_rrset(&self, origin: &str, name: &str, rtype: &str) -> Result<Option<Planned>, ApiError> {
-        let z = self.find_zone(origin)?;
-        let (name, rtype) = self.rrset_key(&z, name, rtype)?;
-        if rtype == RecordType::NS && name == z.origin {
-            return Err(ApiError::conflict(format!(
-                "refused: deleting the NS RRset at the apex of {name} would leave the zone without \
-                 name servers, and a zone must have NS records at its apex; replace it with PUT instead"
-            )));
-        }
-        let key = (z.origin.clone(), name.clone(), rtype);
-        let stored = self.overlay.rrsets.get(&key);
-        if stored == Some(&None) {
-            return Ok(None);
-        }
-        let overridden = stored.is_some() || self.refused.contains(&key);
-        let (zone, name) = (z.origin.clone(), name);
-        let change = if self.file_has_rrset(&zone, &name, rtype) {
-            Change::DeleteRRset { zone: zone.clone(), name, rtype }
-        } else if overridden {
-            Change::RevertRRset { zone: zone.clone(), name, rtype }
-        } else {
-            return Err(ApiError::not_found(format!("no {rtype} records at {name}")));
-        };
-        Ok(Some((change, zone, false)))
-    }
-
-    /// `DELETE /v1/zones/{origin}/records/{name}/{type}/override`: the RRset as
-    /// the zone file has it (gone if it does not).
-    fn plan_revert_rrset(&self, origin: &str, name: &str, rtype: &str) -> Result<Planned, ApiError> {
-        let z = self.find_zone(origin)?;
-        let (name, rtype) = self.rrset_key(&z, name, rtype)?;
-        let key = (z.origin.clone(), name.clone(), rtype);
-        if !self.overlay.rrsets.contains_key(&key) && !self.refused.contains(&key) {
-            return Err(ApiError::not_found(format!("the {rtype} RRset at {name} has no override")));
-        }
-        Ok((Change::RevertRRset { zone: z.origin.clone(), name, rtype }, z.origin.clone(), false))
-    }
-
-    fn rrset_key(&self, z: &ZoneData, name: &str, rtype: &str) -> Result<(Name, RecordType), ApiError> {
-        let name = name_in_zone(name, &z.origin).map_err(|e| ApiError::unprocessable(format!("name: {e}")))?;
-        if !z.origin.zone_of(&name) {
-            return Err(ApiError::unprocessable(format!("name: {name} is not inside zone {}", z.origin)));
-        }
-        let rtype: RecordType = rtype
-            .to_ascii_uppercase()
-            .parse()
-            .ok()
-            .filter(|t| !matches!(t, RecordType::Unknown(_)))
-            .ok_or_else(|| ApiError::unprocessable(format!("type: unknown record type {rtype:?}")))?;
-        if zone::is_meta_type(rtype) || rtype == RecordType::SOA {
-            return Err(ApiError::unprocessable(format!(
-                "type: {rtype} cannot be changed through the API (the SOA serial is managed by lbdns)"
-            )));
-        }
-        Ok((name, rtype))
     }
 
     /// A pool for `GET`: the values in effect, and beside them what the config
@@ -1353,13 +1035,6 @@ fn fit_keys(
     (overlay, base, all, refused)
 }
 
-/// Zone, owner name and type of an RRset.
-type RRsetKey = (Name, Name, RecordType);
-
-/// A validated write: the change to store, the zone whose serial it advances,
-/// and whether it creates something (201).
-type Planned = (Change, Name, bool);
-
 /// Probe ids on which some node's vote differs between two sets of node views.
 fn changed_votes(before: &BTreeMap<String, Votes>, after: &BTreeMap<String, Votes>) -> HashSet<String> {
     let empty = Votes::new();
@@ -1373,72 +1048,6 @@ fn changed_votes(before: &BTreeMap<String, Votes>, after: &BTreeMap<String, Vote
         }
     }
     ids
-}
-
-/// The checks `lbdns check` makes of a pool that need no zone, so the API stores
-/// nothing the config file would refuse (`regions`: the config's `[regions]`).
-fn validate_pool(def: &PoolDef, regions: &std::collections::BTreeMap<String, Vec<String>>) -> Result<(), ApiError> {
-    let mut problems = def.validate();
-    problems.extend(crate::config::unlisted_regions(def, regions));
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        let msgs: Vec<String> = problems.into_iter().map(|(_, m)| m).collect();
-        Err(ApiError::unprocessable(msgs.join("; ")))
-    }
-}
-
-fn pool_name(s: &str) -> Result<Name, ApiError> {
-    parse_fqdn(s).map_err(|e| ApiError::unprocessable(format!("pool name: {e}")))
-}
-
-/// An owner name in a records URL: `@` is the apex; a name with a final dot, or
-/// one that equals or ends in the zone's origin, is absolute; any other name is
-/// relative to the zone (as in a zone file, plus the origin suffix rule, so that
-/// both `www` and `www.example.test` mean `www.example.test.`).
-fn name_in_zone(text: &str, origin: &Name) -> Result<Name, NameError> {
-    if text.trim() == "@" {
-        return Ok(origin.clone());
-    }
-    let absolute = parse_fqdn(text)?;
-    if text.trim().ends_with('.') || origin.zone_of(&absolute) {
-        return Ok(absolute);
-    }
-    let mut relative = absolute;
-    relative.set_fqdn(false);
-    relative.append_domain(origin).map(|n| n.to_lowercase()).map_err(|source| NameError::InZone {
-        name: text.to_string(),
-        origin: origin.to_string(),
-        source: Box::new(source),
-    })
-}
-
-/// A member address in a URL: the same 400 and message as in a body.
-fn member_address(s: &str) -> Result<IpAddr, ApiError> {
-    s.parse().map_err(|e: std::net::AddrParseError| ApiError::bad_request(format!("address: {e}")))
-}
-
-/// A JSON request body. A value that does not fit names its field
-/// (`members[0].address: invalid IP address syntax`).
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("the request has no body: a JSON object is needed"));
-    }
-    let syntax = |e: serde_json::Error| ApiError::bad_request(format!("invalid JSON body: {e}"));
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if !inner.is_data() || path == "." {
-            return syntax(inner);
-        }
-        // serde_json adds " at line L column C"; the field says where.
-        let text = inner.to_string();
-        let text = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m).to_string();
-        ApiError::bad_request(format!("{path}: {text}"))
-    })?;
-    de.end().map_err(syntax)?;
-    Ok(value)
 }
 
 fn rfc3339(t: std::time::SystemTime) -> String {
@@ -1456,35 +1065,5 @@ fn change_label(c: &Change) -> String {
         Change::PutRRset { name, rtype, .. } => format!("put {name} {rtype}"),
         Change::DeleteRRset { name, rtype, .. } => format!("delete {name} {rtype}"),
         Change::RevertRRset { name, rtype, .. } => format!("revert {name} {rtype}"),
-    }
-}
-
-/// `PUT /v1/zones/{origin}/records/{name}/{type}`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RRsetBody {
-    ttl: u32,
-    data: Vec<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use std::str::FromStr;
-
-    use super::*;
-
-    #[test]
-    fn names_in_record_urls() {
-        let origin = Name::from_str("example.test.").unwrap();
-        let at = |s: &str| name_in_zone(s, &origin).unwrap().to_ascii();
-        assert_eq!(at("@"), "example.test.");
-        assert_eq!(at("www"), "www.example.test.");
-        assert_eq!(at("www.example.test"), "www.example.test.");
-        assert_eq!(at("WWW.Example.Test."), "www.example.test.");
-        assert_eq!(at("example.test"), "example.test.");
-        assert_eq!(at("www.other.test"), "www.other.test.example.test.");
-        assert_eq!(at("www.other.test."), "www.other.test.");
-        assert_eq!(at("xexample.test"), "xexample.test.example.test.", "labels, not characters");
-        assert!(name_in_zone("", &origin).is_err());
     }
 }
