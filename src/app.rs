@@ -16,6 +16,7 @@ use tracing::info;
 
 use crate::admin::{self, AdminState};
 use crate::config::{ClusterHealth, EtcdSettings, RedirectSettings};
+use crate::control::{ClusterLink, Command, Writer, WriterParts};
 use crate::counters::Stats;
 use crate::dns::cookie::Cookies;
 use crate::dns::{tcp, udp};
@@ -27,7 +28,6 @@ use crate::sources::Sources;
 use crate::store::durable::{SqliteStore, Store};
 use crate::store::etcd::{self, EtcdStore};
 use crate::store::snapshot::Snapshot;
-use crate::store::writer::{ClusterLink, Command, Writer, WriterParts};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -39,7 +39,7 @@ pub enum AppError {
     #[error(transparent)]
     Etcd(#[from] crate::store::etcd::EtcdError),
     #[error(transparent)]
-    State(#[from] crate::store::writer::StateError),
+    State(#[from] crate::control::StateError),
 }
 
 /// A bound, ready-to-run server.

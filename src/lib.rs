@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  config + zone files ──> Sources ──┐
-//!  health probes ────────────────────┼──> writer ──> Snapshot (arc-swap) ──> UDP workers
+//!  health probes ────────────────────┼──> control ─> Snapshot (arc-swap) ──> UDP workers
 //!  admin API (changes) ──────────────┘                                  └──> TCP tasks
 //! ```
 //!
@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod control;
 pub mod counters;
 pub mod dns;
 pub mod fuzzing;

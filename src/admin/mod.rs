@@ -20,8 +20,8 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::control::Command;
 use crate::store::api::{ApiError, ApiRequest, Reply};
-use crate::store::writer::Command;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1 << 20;
