@@ -125,6 +125,8 @@ pub struct Metrics {
     /// API writes that lost a race with another server's write to the same zone
     /// (etcd) and were tried again after catching up.
     pub admin_write_retries: Counter,
+    /// Answers per second of each pool, for the status page.
+    pub answer_rates: Arc<AnswerRates>,
     registry: Arc<Registry>,
 }
 
@@ -163,6 +165,7 @@ impl Metrics {
             reloads,
             redirects,
             admin_write_retries,
+            answer_rates: Arc::default(),
             registry: Arc::new(registry),
         }
     }
@@ -267,5 +270,67 @@ impl prometheus_client::collector::Collector for QueryPath {
             }
         }
         Ok(())
+    }
+}
+
+/// How often [`AnswerRates`] samples the pools' answer counters.
+pub const RATE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// Samples kept per pool: five minutes' worth.
+pub const RATE_SAMPLES: usize = 60;
+
+/// Answers per second of each pool over the last five minutes, for the status
+/// page's sparklines: a small ring per pool, filled from [`PoolCounters`] every
+/// [`RATE_EVERY`] off the query path (which only ever bumps its atomics).
+#[derive(Debug, Default)]
+pub struct AnswerRates {
+    rings: Mutex<std::collections::HashMap<String, Ring>>,
+}
+
+#[derive(Debug, Default)]
+struct Ring {
+    /// The counter at the last sample, to take the difference from.
+    last: Option<u64>,
+    /// Answers per second, oldest first, at most [`RATE_SAMPLES`].
+    rates: std::collections::VecDeque<f64>,
+}
+
+impl AnswerRates {
+    /// Takes one sample of every pool in `snap`, `secs` seconds after the last;
+    /// forgets pools no longer there.
+    pub fn sample(&self, snap: &Snapshot, secs: f64) {
+        let Ok(mut rings) = self.rings.lock() else { return };
+        rings.retain(|name, _| snap.pools.iter().any(|p| p.name_text == *name));
+        for p in &snap.pools {
+            let now = p.counters.answers.load(Ordering::Relaxed);
+            let ring = rings.entry(p.name_text.clone()).or_default();
+            if let Some(last) = ring.last {
+                if ring.rates.len() == RATE_SAMPLES {
+                    ring.rates.pop_front();
+                }
+                ring.rates.push_back(now.saturating_sub(last) as f64 / secs.max(0.001));
+            }
+            ring.last = Some(now);
+        }
+    }
+
+    /// The samples of `pool`, oldest first (empty before the second sample).
+    pub fn of(&self, pool: &str) -> Vec<f64> {
+        self.rings.lock().ok().and_then(|r| r.get(pool).map(|r| r.rates.iter().copied().collect())).unwrap_or_default()
+    }
+
+    /// Samples every [`RATE_EVERY`] until `stop` turns true.
+    pub async fn run(self: Arc<Self>, snapshot: Arc<ArcSwap<Snapshot>>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(RATE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let now = tokio::time::Instant::now();
+            self.sample(&snapshot.load(), now.duration_since(last).as_secs_f64());
+            last = now;
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! The admin HTTP server (axum): `/healthz`, `/readyz`, `/metrics` without auth, and
-//! the `/v1` API behind a bearer token.
+//! The admin HTTP server (axum): `/healthz`, `/readyz`, `/metrics` without auth, the
+//! status page (`/`, `/ui/`, see [`ui`]), and the `/v1` API behind a bearer token.
 //!
 //! Handlers do no validation of their own beyond reading the body: every request is
 //! passed to the writer, which validates it against the state in effect, stores it,
@@ -21,6 +21,8 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::writer::Command;
+
+mod ui;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1 << 20;
@@ -120,6 +122,8 @@ pub struct AdminState {
     pub token: Arc<ArcSwap<Option<String>>>,
     pub writer: mpsc::Sender<Command>,
     pub metrics: crate::metrics::Metrics,
+    /// `/ui/api/state` answers without a token (`[admin] ui_public`).
+    pub ui_public: bool,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -140,6 +144,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(|| async { "ready\n" }))
         .route("/metrics", get(metrics))
         .nest("/v1", v1)
+        .merge(ui::router(state.clone()))
         .fallback(|| async { AdminError::not_found("no such endpoint") })
         .layer(middleware::from_fn(deadline))
         .layer(middleware::from_fn(json_errors))

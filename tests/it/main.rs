@@ -24,3 +24,4 @@ mod ops;
 mod overrides;
 mod pools;
 mod redirect;
+mod ui;
