@@ -5,6 +5,7 @@
 mod admin;
 mod answers;
 mod backend;
+mod browser;
 mod cli;
 mod cluster;
 mod cookies;

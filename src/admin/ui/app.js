@@ -184,6 +184,10 @@ document.addEventListener("DOMContentLoaded", () => {
     const b = ev.target.closest("button[data-act]");
     if (b) act(b);
   });
+  $("pools").addEventListener("keydown", (ev) => {
+    if (ev.key !== "Enter" || !ev.target.matches("input.weight")) return;
+    act(ev.target.closest("tr.member").querySelector("button[data-act=weight]"));
+  });
   poll();
   setInterval(poll, 1000);
 });
