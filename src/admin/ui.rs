@@ -17,7 +17,8 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
-use super::{AdminError, AdminState, ApiRequest};
+use super::{AdminError, AdminState};
+use crate::store::api::{ApiRequest, Reply};
 use crate::store::writer::Command;
 
 const INDEX_HTML: &str = include_str!("ui/index.html");
@@ -80,8 +81,9 @@ async fn read(st: &AdminState, req: ApiRequest) -> Result<Value, AdminError> {
         return Err(AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
     }
     match tokio::time::timeout(super::REQUEST_TIMEOUT, rx).await {
-        Ok(Ok(Ok((_, body)))) => Ok(body),
-        Ok(Ok(Err(e))) => Err(e),
+        Ok(Ok(Ok(Reply::Ok(body) | Reply::Created(body)))) => Ok(body),
+        Ok(Ok(Ok(Reply::NoContent))) => Ok(Value::Null),
+        Ok(Ok(Err(e))) => Err(AdminError::from(e)),
         _ => Err(AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "the writer did not answer")),
     }
 }
