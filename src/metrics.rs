@@ -215,11 +215,16 @@ impl AnswerRates {
     /// Takes one sample of every pool in `snap`, `secs` seconds after the last;
     /// forgets pools no longer there.
     pub fn sample(&self, snap: &Snapshot, secs: f64) {
+        let counts = snap.pools.iter().map(|p| (p.name_text.as_str(), p.counters.answers.load(Ordering::Relaxed)));
+        self.sample_counts(counts, secs);
+    }
+
+    /// [`AnswerRates::sample`] given each pool's answer counter.
+    fn sample_counts<'a>(&self, counts: impl Iterator<Item = (&'a str, u64)> + Clone, secs: f64) {
         let Ok(mut rings) = self.rings.lock() else { return };
-        rings.retain(|name, _| snap.pools.iter().any(|p| p.name_text == *name));
-        for p in &snap.pools {
-            let now = p.counters.answers.load(Ordering::Relaxed);
-            let ring = rings.entry(p.name_text.clone()).or_default();
+        rings.retain(|name, _| counts.clone().any(|(n, _)| n == name));
+        for (name, now) in counts {
+            let ring = rings.entry(name.to_string()).or_default();
             if let Some(last) = ring.last {
                 if ring.rates.len() == RATE_SAMPLES {
                     ring.rates.pop_front();
@@ -249,5 +254,26 @@ impl AnswerRates {
             self.sample(&snapshot.load(), now.duration_since(last).as_secs_f64());
             last = now;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_rates_keep_five_minutes_per_pool_and_forget_removed_pools() {
+        let r = AnswerRates::default();
+        r.sample_counts([("a.", 100), ("b.", 0)].into_iter(), 5.0);
+        assert!(r.of("a.").is_empty(), "one sample is no rate yet");
+        r.sample_counts([("a.", 150), ("b.", 0)].into_iter(), 5.0);
+        assert_eq!(r.of("a."), [10.0]);
+        assert_eq!(r.of("b."), [0.0]);
+        for i in 0..100u64 {
+            r.sample_counts([("a.", 150 + 5 * (i + 1))].into_iter(), 5.0);
+        }
+        assert_eq!(r.of("a.").len(), RATE_SAMPLES);
+        assert_eq!(r.of("a.").last(), Some(&1.0));
+        assert!(r.of("b.").is_empty(), "a pool no longer there is forgotten");
     }
 }

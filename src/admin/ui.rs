@@ -116,10 +116,8 @@ fn member_state(m: &Value) -> Value {
         "weight": m["weight"],
         "region": m["region"],
         "state": state,
-        "health": m["health"],
         "since": m["last_change"],
         "last_error": m["last_error"],
         "last_rtt_ms": m["last_rtt_ms"],
-        "source": m["source"],
     })
 }

@@ -261,3 +261,59 @@ fn the_status_page_shows_health_live_and_drains_with_a_token() {
     let pool: Value = reqwest::blocking::Client::new().get(url).bearer_auth(TOKEN).send().unwrap().json().unwrap();
     assert_eq!(pool["members"][1]["weight"], 5, "{pool}");
 }
+
+/// 500 pools of two members, every 50th with its first member drained.
+fn five_hundred_pools() -> Server {
+    let mut config = String::from(
+        "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n\
+         [[zone]]\norigin=\"a.test.\"\nfile=\"a.zone\"\n",
+    );
+    for i in 0..500 {
+        let drained = if i % 50 == 7 { "\nenabled = false" } else { "" };
+        config.push_str(&format!(
+            "[[pool]]\nname=\"p{i:03}.a.test.\"\n[[pool.member]]\naddress=\"192.0.2.{}\"{drained}\n\
+             [[pool.member]]\naddress=\"198.51.100.{}\"\n",
+            i % 250 + 1,
+            i % 250 + 1
+        ));
+    }
+    Server::start(&config, &[("a.zone", &small_zone(""))])
+}
+
+#[test]
+fn five_hundred_pools_page_search_and_filter() {
+    if !browser_available() {
+        return;
+    }
+    let s = five_hundred_pools();
+    let driver = start_driver();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = browser(&driver).await;
+        c.goto(&format!("http://127.0.0.1:{}/", s.admin.port())).await.unwrap();
+        let summary = "const cards = [...document.querySelectorAll('.pool')]; \
+                       return [document.getElementById('pool-count').textContent, \
+                               document.getElementById('page').textContent, cards.length, \
+                               cards.length ? cards[0].dataset.pool : null];";
+        let ten_s = Duration::from_secs(10);
+        until_js(&c, ten_s, summary, json!(["(500 of 500)", "1 / 10", 50, "p000.a.test."])).await;
+        click(&c, "#next").await;
+        until_js(&c, ten_s, summary, json!(["(500 of 500)", "2 / 10", 50, "p050.a.test."])).await;
+
+        c.find(Locator::Id("search")).await.unwrap().send_keys("p417").await.unwrap();
+        until_js(&c, ten_s, summary, json!(["(1 of 500)", "1 / 1", 1, "p417.a.test."])).await;
+        c.find(Locator::Id("search")).await.unwrap().clear().await.unwrap();
+        // Clearing by WebDriver fires no input event: type an address instead.
+        c.find(Locator::Id("search")).await.unwrap().send_keys("198.51.100.250").await.unwrap();
+        until_js(&c, ten_s, summary, json!(["(2 of 500)", "1 / 1", 2, "p249.a.test."])).await;
+        c.find(Locator::Id("search")).await.unwrap().clear().await.unwrap();
+        c.find(Locator::Id("search")).await.unwrap().send_keys("a.test").await.unwrap();
+
+        click(&c, "#not-up").await;
+        until_js(&c, ten_s, summary, json!(["(10 of 500)", "1 / 1", 10, "p007.a.test."])).await;
+        let rows = "return [...document.querySelectorAll('tr.member')].map(r => r.dataset.address + ' ' + \
+                    r.querySelector('.state').textContent).slice(0, 2);";
+        assert_eq!(c.execute(rows, vec![]).await.unwrap(), json!(["192.0.2.8 drained", "192.0.2.58 drained"]));
+        c.close().await.unwrap();
+    });
+}
