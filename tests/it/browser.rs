@@ -317,3 +317,31 @@ fn five_hundred_pools_page_search_and_filter() {
         c.close().await.unwrap();
     });
 }
+
+#[test]
+fn with_ui_public_false_the_page_asks_for_the_token_then_shows_the_state() {
+    if !browser_available() {
+        return;
+    }
+    let s = crate::ui::example_with_token("127.0.0.1", "ui_public = false");
+    let driver = start_driver();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = browser(&driver).await;
+        c.goto(&format!("http://127.0.0.1:{}/", s.admin.port())).await.unwrap();
+        let seen =
+            "return [document.getElementById('updated').textContent, document.querySelectorAll('.pool').length];";
+        let ten_s = Duration::from_secs(10);
+        until_js(&c, ten_s, seen, json!(["this page needs the admin token to show the state", 0])).await;
+        c.find(Locator::Id("token")).await.unwrap().send_keys("not-the-token").await.unwrap();
+        click(&c, "#token-use").await;
+        let message = "return document.getElementById('message').textContent;";
+        until_js(&c, ten_s, message, json!("token not accepted: missing or wrong bearer token")).await;
+        c.find(Locator::Id("token")).await.unwrap().clear().await.unwrap();
+        c.find(Locator::Id("token")).await.unwrap().send_keys(TOKEN).await.unwrap();
+        click(&c, "#token-use").await;
+        let pools = "return document.querySelectorAll('.pool').length;";
+        until_js(&c, ten_s, pools, json!(5)).await;
+        c.close().await.unwrap();
+    });
+}
