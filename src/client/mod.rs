@@ -39,28 +39,36 @@ pub enum Command {
     },
     /// The members of a pool: state, weight, region, last change and error.
     Members {
+        /// The pool (final dot optional).
         pool: String,
         #[command(flatten)]
         conn: Connection,
     },
     /// Take a member out of answers (`"enabled": false`), whatever its health.
     Drain {
+        /// The pool (final dot optional).
         pool: String,
+        /// The member's address, as the pool lists it.
         address: IpAddr,
         #[command(flatten)]
         conn: Connection,
     },
     /// Put a drained member back into answers (when its health allows).
     Undrain {
+        /// The pool (final dot optional).
         pool: String,
+        /// The member's address, as the pool lists it.
         address: IpAddr,
         #[command(flatten)]
         conn: Connection,
     },
     /// Set a member's weight (for weighted pools).
     Weight {
+        /// The pool (final dot optional).
         pool: String,
+        /// The member's address, as the pool lists it.
         address: IpAddr,
+        /// The new weight (at least 1).
         weight: u32,
         #[command(flatten)]
         conn: Connection,
