@@ -103,7 +103,7 @@ pub enum ClientError {
     BadServer { given: String, problem: String },
     #[error("{0}; give --config, or --server and --token-file")]
     Config(String),
-    #[error("[admin] {0}")]
+    #[error(transparent)]
     Token(#[from] crate::admin::TokenError),
     #[error("cannot set up the HTTP client: {0}")]
     Setup(#[source] reqwest::Error),

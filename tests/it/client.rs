@@ -16,7 +16,8 @@ const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const CONFIG: &str = "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\ntoken_file=\"admin.token\"\n\
                       [[zone]]\norigin=\"a.test.\"\nfile=\"a.zone\"\n\
                       [[pool]]\nname=\"www.a.test.\"\npolicy=\"weighted\"\n\
-                      [[pool.member]]\naddress=\"192.0.2.1\"\n[[pool.member]]\naddress=\"192.0.2.2\"\n";
+                      [[pool.member]]\naddress=\"192.0.2.1\"\n[[pool.member]]\naddress=\"192.0.2.2\"\n\
+                      [[pool.member]]\naddress=\"2001:db8::1\"\n";
 
 fn server() -> Server {
     let zone = small_zone("static IN A 192.0.2.100\nstatic IN TXT \"hello world\"\n");
@@ -93,15 +94,15 @@ fn each_subcommand_prints_a_table_and_json() {
     // POOL POLICY TTL ANSWERS CHECK UP DOWN DRAINED UNKNOWN SOURCE
     assert_eq!(
         row(&status, "www.a.test."),
-        ["www.a.test.", "weighted", "30", "all", "none", "2", "0", "0", "0", "config"]
+        ["www.a.test.", "weighted", "30", "all", "none", "3", "0", "0", "0", "config"]
     );
     let v = json(&s, &["status"]);
     assert_eq!(v["ready"], true);
     assert_eq!(v["zones"][0]["origin"], "a.test.");
-    assert_eq!((v["pools"][0]["name"].as_str(), v["pools"][0]["up"].as_u64()), (Some("www.a.test."), Some(2)));
+    assert_eq!((v["pools"][0]["name"].as_str(), v["pools"][0]["up"].as_u64()), (Some("www.a.test."), Some(3)));
 
     assert_eq!(row(&ok(&s, &["pools"]), "www.a.test.")[1], "weighted");
-    assert_eq!(json(&s, &["pools"])[0]["members"].as_array().unwrap().len(), 2);
+    assert_eq!(json(&s, &["pools"])[0]["members"].as_array().unwrap().len(), 3);
     let pool = ok(&s, &["pools", "www.a.test"]);
     assert_eq!(row(&pool, "192.0.2.2")[..3], ["192.0.2.2", "up", "1"], "{pool}");
     assert_eq!(json(&s, &["pools", "www.a.test"])["name"], "www.a.test.");
@@ -133,7 +134,7 @@ fn drain_changes_the_next_answer_and_undrain_restores_it() {
     assert_eq!(sorted_addrs(&s, "www.a.test."), ["192.0.2.2"]);
     assert_eq!(row(&ok(&s, &["members", "www.a.test"]), "192.0.2.1")[..5], ["192.0.2.1", "drained", "(up)", "1", "-"]);
     let status = ok(&s, &["status"]);
-    assert_eq!(row(&status, "www.a.test.")[5..9], ["1", "0", "1", "0"], "{status}");
+    assert_eq!(row(&status, "www.a.test.")[5..9], ["2", "0", "1", "0"], "{status}");
 
     let v = json(&s, &["undrain", "www.a.test", "192.0.2.1"]);
     assert_eq!(v["members"][0]["enabled"], true, "{v}");
@@ -142,6 +143,8 @@ fn drain_changes_the_next_answer_and_undrain_restores_it() {
     assert_eq!(ok(&s, &["weight", "www.a.test", "192.0.2.2", "5"]), "www.a.test. 192.0.2.2: up, weight 5\n");
     assert_eq!(row(&ok(&s, &["pools", "www.a.test."]), "192.0.2.2")[..3], ["192.0.2.2", "up", "5"]);
     assert_eq!(json(&s, &["pools", "www.a.test."])["members"][1]["weight"], 5);
+    // An IPv6 address is one URL path segment like any other.
+    assert_eq!(ok(&s, &["weight", "www.a.test", "2001:db8::1", "3"]), "www.a.test. 2001:db8::1: up, weight 3\n");
 }
 
 #[test]
@@ -162,7 +165,7 @@ fn failures_exit_with_their_codes() {
             "lbdns: pool www.a.test. has no member 192.0.2.9 (drain, undrain and weight only change existing members)\n"
         )
     );
-    assert_eq!(json(&s, &["pools", "www.a.test."])["members"].as_array().unwrap().len(), 2);
+    assert_eq!(json(&s, &["pools", "www.a.test."])["members"].as_array().unwrap().len(), 3);
     let wrong = s.dir.path().join("wrong.token");
     write(&wrong, "ffffffffffffffffffffffffffffffff");
     chmod_600(&wrong);
@@ -182,6 +185,9 @@ fn failures_exit_with_their_codes() {
     }
     let r = lbdns(&["status", "--server", "ftp://x", "--token-file", "t"]);
     assert_eq!((r.code, r.err.as_str()), (2, "lbdns: --server ftp://x: the scheme must be http or https, not ftp\n"));
+    let r = lbdns(&["status", "--server", &server, "--token-file", "/nonexistent/token"]);
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.err.starts_with("lbdns: token file /nonexistent/token: "), "{}", r.err);
     let missing = s.dir.path().join("missing.toml");
     let r = lbdns(&["status", "--config", missing.to_str().unwrap()]);
     assert_eq!(r.code, 2, "{}", r.err);
