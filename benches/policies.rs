@@ -48,7 +48,7 @@ fn order(c: &mut Criterion) {
         let members: Vec<Candidate> = (0..n)
             .map(|i| {
                 let (addr, weight, _) = member(i);
-                Candidate { weight, seed: policy::addr_seed(addr) }
+                Candidate { weight, seed: lbdns::net::addr_seed(addr) }
             })
             .collect();
         let eligible: Vec<u16> = (0..n as u16).collect();
@@ -65,7 +65,7 @@ fn order(c: &mut Criterion) {
                             members: &members,
                             eligible: &eligible,
                             family: 0,
-                            client_key: policy::mix(client),
+                            client_key: lbdns::net::mix(client),
                             limit,
                             location: None,
                         };

@@ -16,14 +16,16 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::admin::{self, AdminState};
-use crate::config::{ClusterHealth, Problem, Problems, RedirectSettings};
+use crate::config::{ClusterHealth, RedirectSettings};
+use crate::counters::Stats;
 use crate::dns::cookie::Cookies;
 use crate::dns::{tcp, udp};
-use crate::health::{ProbeResult, Prober};
-use crate::metrics::{Metrics, Stats};
+use crate::health::{ProbeResult, Prober, Votes};
+use crate::metrics::Metrics;
+use crate::problem::{Problem, Problems};
 use crate::sources::Sources;
 use crate::store::durable::{SqliteStore, Store};
-use crate::store::etcd::{self, EtcdStore, NodeView};
+use crate::store::etcd::{self, EtcdStore};
 use crate::store::snapshot::Snapshot;
 use crate::store::writer::{ClusterLink, Command, Writer};
 
@@ -32,8 +34,12 @@ use crate::store::writer::{ClusterLink, Command, Writer};
 pub enum AppError {
     #[error("cannot bind {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
-    #[error("{0}")]
-    Start(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::durable::StoreError),
+    #[error(transparent)]
+    Etcd(#[from] crate::store::etcd::EtcdError),
+    #[error(transparent)]
+    State(#[from] crate::store::writer::StateError),
 }
 
 /// A bound, ready-to-run server.
@@ -92,7 +98,7 @@ impl Control {
                         }
                         Ok(())
                     }
-                    (_, Ok(Err(e))) => Err(Problems(vec![Problem::new(&self.config_path, 0, e)])),
+                    (_, Ok(Err(e))) => Err(Problems(vec![Problem::new(&self.config_path, 0, e.to_string())])),
                     _ => Err(Problems(vec![Problem::new(&self.config_path, 0, "the server is stopping")])),
                 }
             }
@@ -122,21 +128,20 @@ impl App {
         let token = sources.admin_token.clone();
         let (store, etcd): (Box<dyn Store>, _) = match &cfg.etcd {
             None => {
-                let s = SqliteStore::open(&cfg.admin.state_dir).map_err(|e| AppError::Start(e.to_string()))?;
+                let s = SqliteStore::open(&cfg.admin.state_dir)?;
                 (Box::new(s), None)
             }
             Some(e) => {
-                let s = EtcdStore::open(e).await.map_err(AppError::Start)?;
+                let s = EtcdStore::open(e).await?;
                 let conn = s.connector();
                 (Box::new(s), Some((e.clone(), conn)))
             }
         };
         let (probe_tx, probe_rx) = mpsc::channel(4096);
-        let mut writer = Writer::new(sources.clone(), store, Prober::new(probe_tx, sources.config.probe_source))
-            .map_err(AppError::Start)?;
+        let mut writer = Writer::new(sources.clone(), store, Prober::new(probe_tx, sources.config.probe_source))?;
         if let Some((settings, conn)) = etcd {
             let (remote_tx, remote_rx) = mpsc::channel(256);
-            let (views_tx, views_rx) = watch::channel(NodeView::new());
+            let (views_tx, views_rx) = watch::channel(Votes::new());
             writer.set_cluster(ClusterLink {
                 node: settings.node.clone(),
                 quorum: settings.health == ClusterHealth::Quorum,
@@ -152,7 +157,7 @@ impl App {
         let stats = Arc::new(Stats::default());
         let metrics = Metrics::new(stats.clone(), writer.snapshot());
         writer.set_metrics(metrics.clone());
-        writer.start().await.map_err(AppError::Start)?;
+        writer.start().await?;
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(256);
         let control = Control {
             config_path: cfg.path.clone(),

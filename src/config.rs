@@ -8,7 +8,6 @@
 //! working directory.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,45 +16,8 @@ use hickory_proto::rr::Name;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-/// One thing wrong with the configuration or a zone file, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub file: PathBuf,
-    /// 1-based line; 0 when the problem has no line (a missing file).
-    pub line: usize,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(file: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
-        Problem { file: file.into(), line, message: message.into() }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            0 => write!(f, "{}: {}", self.file.display(), self.message),
-            line => write!(f, "{}:{line}: {}", self.file.display(), self.message),
-        }
-    }
-}
-
-/// Every problem found while loading; `Display` prints one per line.
-#[derive(Debug, Clone, thiserror::Error)]
-pub struct Problems(pub Vec<Problem>);
-
-impl fmt::Display for Problems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{p}")?;
-        }
-        Ok(())
-    }
-}
+use crate::problem::{Problem, Problems};
+use crate::secrets;
 
 // ---------------------------------------------------------------------------
 // Raw input types, exactly the TOML keys of the README's configuration reference.
@@ -763,24 +725,9 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
     let mut cookie_secret = None;
     if let Some(f) = raw.dns.cookie_secret_file.as_ref().filter(|_| secrets == Secrets::Read) {
         let line = find_line(text, "cookie_secret_file");
-        let file = resolve(f);
-        let read = std::fs::metadata(&file).and_then(|m| {
-            if m.is_file() && m.len() <= 4096 {
-                std::fs::read_to_string(&file)
-            } else {
-                Err(std::io::Error::other("not a regular file of at most 4 KiB"))
-            }
-        });
-        match read {
-            Ok(t) => match crate::dns::cookie::parse_secret(&t) {
-                Ok(secret) => cookie_secret = Some(secret),
-                Err(e) => problems.push(Problem::new(path, line, format!("{}: {e}", file.display()))),
-            },
-            Err(e) => problems.push(Problem::new(
-                path,
-                line,
-                format!("cannot read cookie_secret_file {}: {e}", file.display()),
-            )),
+        match secrets::read_cookie_secret(&resolve(f)) {
+            Ok(secret) => cookie_secret = Some(secret),
+            Err(e) => problems.push(Problem::new(path, line, e.to_string())),
         }
     }
     if raw.dns.edns_udp_size < 512 {
@@ -910,8 +857,9 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
                 ));
             }
             let user = match (&c.username, &c.password_file) {
-                (Some(u), Some(f)) => read("password_file", f, &mut problems)
-                    .map(|p| (u.clone(), String::from_utf8_lossy(&p).trim_end_matches(['\n', '\r']).to_string())),
+                (Some(u), Some(f)) => {
+                    read("password_file", f, &mut problems).map(|p| (u.clone(), secrets::password(&p)))
+                }
                 (None, None) => None,
                 _ => {
                     problems.push(Problem::new(path, line, "[cluster] username and password_file go together"));
@@ -1089,7 +1037,6 @@ impl PoolDef {
     }
 }
 
-/// Parses an absolute domain name; a missing final dot is added.
 /// The host name, for a node that does not name itself.
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -1099,12 +1046,26 @@ fn hostname() -> String {
         .unwrap_or_else(|| "lbdns".to_string())
 }
 
-pub fn parse_fqdn(s: &str) -> Result<Name, String> {
+/// A domain name that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum NameError {
+    #[error("empty name")]
+    Empty,
+    #[error("invalid name {name:?}: {source}")]
+    Invalid { name: String, source: Box<hickory_proto::ProtoError> },
+    /// A relative name that is too long once the zone's origin is appended.
+    #[error("{name:?} in {origin}: {source}")]
+    InZone { name: String, origin: String, source: Box<hickory_proto::ProtoError> },
+}
+
+/// Parses an absolute domain name; a missing final dot is added.
+pub fn parse_fqdn(s: &str) -> Result<Name, NameError> {
     let s = s.trim();
     if s.is_empty() {
-        return Err("empty name".into());
+        return Err(NameError::Empty);
     }
-    let mut n = Name::from_ascii(s).map_err(|e| format!("invalid name {s:?}: {e}"))?;
+    let mut n =
+        Name::from_ascii(s).map_err(|source| NameError::Invalid { name: s.to_string(), source: Box::new(source) })?;
     n.set_fqdn(true);
     Ok(n.to_lowercase())
 }

@@ -12,10 +12,10 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::Message;
 use hickory_proto::rr::Name;
 
+use crate::counters::WorkerStats;
 use crate::dns::cookie::Cookies;
 use crate::dns::tcp::answer_stream;
 use crate::dns::{Outcome, Responder};
-use crate::metrics::WorkerStats;
 use crate::store::snapshot::{AllUp, Snapshot};
 
 /// The snapshot answered from: `fuzz/fixture/lbdns.toml` (a pool of every policy).

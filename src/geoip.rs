@@ -65,11 +65,19 @@ fn code(s: Option<&str>) -> Option<[u8; 2]> {
         .then(|| [b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()])
 }
 
+/// The database cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("geoip database {path}: {source}")]
+pub struct GeoIpError {
+    pub path: String,
+    pub source: maxminddb::MaxMindDbError,
+}
+
 impl GeoDb {
     /// Opens and reads the whole database into memory.
-    pub fn open(path: &Path) -> Result<GeoDb, String> {
-        let reader =
-            maxminddb::Reader::open_readfile(path).map_err(|e| format!("geoip database {}: {e}", path.display()))?;
+    pub fn open(path: &Path) -> Result<GeoDb, GeoIpError> {
+        let reader = maxminddb::Reader::open_readfile(path)
+            .map_err(|source| GeoIpError { path: path.display().to_string(), source })?;
         let database_type = reader.metadata().database_type.clone();
         let db = GeoDb { reader, path: path.to_path_buf(), database_type };
         Ok(db)
@@ -77,7 +85,7 @@ impl GeoDb {
 
     /// Looks `addr` up (IPv4-mapped IPv6 addresses as IPv4).
     pub fn locate(&self, addr: IpAddr) -> Location {
-        let addr = crate::policy::canonical(addr);
+        let addr = crate::net::canonical(addr);
         let Ok(result) = self.reader.lookup(addr) else {
             return Location::default();
         };

@@ -146,8 +146,11 @@ fn transfer(path: &std::path::Path, import: Option<&std::path::Path>) -> ExitCod
     };
     let result = rt.block_on(async {
         match &text {
-            None => lbdns::store::transfer::export(&config).await.and_then(|json| print_export(&json).map(|()| 0)),
-            Some(t) => lbdns::store::transfer::import(&config, t).await,
+            None => match lbdns::store::transfer::export(&config).await {
+                Ok(json) => print_export(&json).map(|()| 0),
+                Err(e) => Err(e.to_string()),
+            },
+            Some(t) => lbdns::store::transfer::import(&config, t).await.map_err(|e| e.to_string()),
         }
     });
     match (result, import) {

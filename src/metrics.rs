@@ -1,13 +1,9 @@
-//! Metrics, exposed as Prometheus text at `GET /metrics` (prometheus-client).
-//!
-//! The query path writes only relaxed atomics: each worker its own
-//! [`WorkerStats`], and each pool its [`PoolCounters`] (kept across snapshots by
-//! pool name). Nothing on the query path locks; a scrape sums the workers and
-//! reads pools and member health from the current snapshot.
+//! Metrics, exposed as Prometheus text at `GET /metrics` (prometheus-client): the
+//! rendering only. The query path's counters live in [`crate::counters`]; a scrape
+//! sums the workers and reads pools and member health from the current snapshot.
 
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use arc_swap::ArcSwap;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -18,87 +14,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::dns::Outcome;
+use crate::counters::{RCODES, Stats};
 use crate::store::snapshot::Snapshot;
-
-/// RCODEs counted individually; anything else is counted as "other".
-pub const RCODES: [(u16, &str); 8] = [
-    (0, "NOERROR"),
-    (1, "FORMERR"),
-    (2, "SERVFAIL"),
-    (3, "NXDOMAIN"),
-    (4, "NOTIMP"),
-    (5, "REFUSED"),
-    (16, "BADVERS"),
-    (u16::MAX, "other"),
-];
-
-/// One worker's counters.
-#[derive(Debug, Default)]
-pub struct WorkerStats {
-    /// [udp, tcp]
-    pub queries: [AtomicU64; 2],
-    pub responses: [AtomicU64; RCODES.len()],
-    pub dropped: AtomicU64,
-    pub truncated: AtomicU64,
-    /// Rate-limited responses: [slipped, dropped].
-    pub rrl: [AtomicU64; 2],
-}
-
-impl WorkerStats {
-    #[inline]
-    pub fn query(&self, tcp: bool) {
-        self.queries[usize::from(tcp)].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A response held back by rate limiting: dropped, or slipped (sent truncated).
-    #[inline]
-    pub fn rrl(&self, dropped: bool) {
-        self.rrl[usize::from(dropped)].fetch_add(1, Ordering::Relaxed);
-    }
-
-    #[inline]
-    pub fn dropped(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-    }
-
-    #[inline]
-    pub fn response(&self, o: &Outcome) {
-        let i = RCODES.iter().position(|&(c, _)| c == o.rcode).unwrap_or(RCODES.len() - 1);
-        self.responses[i].fetch_add(1, Ordering::Relaxed);
-        if o.truncated {
-            self.truncated.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Answers given by one pool.
-#[derive(Debug, Default)]
-pub struct PoolCounters {
-    pub answers: AtomicU64,
-    pub all_down: AtomicU64,
-}
-
-/// Every worker's stats, for scraping.
-#[derive(Debug, Default)]
-pub struct Stats {
-    workers: Mutex<Vec<Arc<WorkerStats>>>,
-}
-
-impl Stats {
-    /// A new worker's counters (taking the lock once, at start-up).
-    pub fn worker(&self) -> Arc<WorkerStats> {
-        let w = Arc::new(WorkerStats::default());
-        if let Ok(mut v) = self.workers.lock() {
-            v.push(w.clone());
-        }
-        w
-    }
-
-    pub fn sum(&self, f: impl Fn(&WorkerStats) -> u64) -> u64 {
-        self.workers.lock().map(|v| v.iter().map(|w| f(w)).sum()).unwrap_or(0)
-    }
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CheckLabel {

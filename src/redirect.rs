@@ -16,7 +16,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::config::{RedirectSettings, RedirectTarget};
 use crate::metrics::{Metrics, RedirectLabels};
-use crate::policy::{self, Scratch};
+use crate::net;
+use crate::policy::Scratch;
 use crate::store::snapshot::{Selection, Snapshot};
 
 #[derive(Clone)]
@@ -36,8 +37,8 @@ pub fn router(state: RedirectState) -> Router {
 /// trusted proxy is the client, so nothing a client writes before the proxy's
 /// entries counts.
 pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
-    let peer = policy::canonical(peer);
-    let is_trusted = |a: &IpAddr| trusted.iter().any(|n| n.contains(&policy::canonical(*a)));
+    let peer = net::canonical(peer);
+    let is_trusted = |a: &IpAddr| trusted.iter().any(|n| n.contains(&net::canonical(*a)));
     if !is_trusted(&peer) {
         return peer;
     }
@@ -46,7 +47,7 @@ pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) ->
     for part in lines.iter().rev().flat_map(|line| line.split(',').rev()) {
         match part.trim().parse::<IpAddr>() {
             Ok(a) if is_trusted(&a) => client = a,
-            Ok(a) => return policy::canonical(a),
+            Ok(a) => return net::canonical(a),
             Err(_) => return client,
         }
     }

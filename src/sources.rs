@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::config::{self, Config, PoolDef, Problem, Problems, Secrets};
+use crate::config::{self, Config, PoolDef, Secrets};
 use crate::geoip::GeoDb;
+use crate::problem::{Problem, Problems};
+use crate::secrets;
 use crate::zone::{self, ZoneData};
 
 /// A validated config and its loaded zones.
@@ -55,13 +57,13 @@ impl Sources {
         let index = PlacementIndex::new(&zones);
         // A pool in a zone that did not load cannot be placed: its zone's problems say why.
         for pool in config.pools.iter().filter(|p| !broken.iter().any(|o| o.zone_of(&p.name))) {
-            if let Err(msg) = index.check(pool) {
-                problems.push(Problem::new(&config.path, pool.line, msg));
+            if let Err(e) = index.check(pool) {
+                problems.push(Problem::new(&config.path, pool.line, e.to_string()));
             }
         }
         let mut admin_token = None;
         if let Some(t) = config.admin.token_file.as_ref().filter(|_| secrets == Secrets::Read) {
-            match crate::admin::read_token(t) {
+            match secrets::read_token(t) {
                 Ok(token) => admin_token = Some(token),
                 Err(e) => {
                     problems.push(Problem::new(&config.path, config.admin.token_file_line, format!("[admin] {e}")))
@@ -72,7 +74,7 @@ impl Sources {
         if let Some(db) = &config.geoip {
             match GeoDb::open(db) {
                 Ok(g) => geoip = Some(Arc::new(g)),
-                Err(e) => problems.push(Problem::new(&config.path, config.geoip_line, e)),
+                Err(e) => problems.push(Problem::new(&config.path, config.geoip_line, e.to_string())),
             }
         }
         if !problems.is_empty() {
@@ -113,24 +115,19 @@ impl<'a> PlacementIndex<'a> {
         PlacementIndex { zones, addresses, cuts }
     }
 
-    fn check(&self, pool: &PoolDef) -> Result<(), String> {
+    fn check(&self, pool: &PoolDef) -> Result<(), PlacementError> {
         let name = &pool.name;
         let Some(zone) = self.zones.iter().filter(|z| z.origin.zone_of(name)).max_by_key(|z| z.origin.num_labels())
         else {
-            return Err(format!("pool {name} is not inside any zone"));
+            return Err(PlacementError::NoZone { pool: name.to_string() });
         };
         if let Some(r) = self.addresses.get(name) {
-            return Err(format!(
-                "pool {name} also has {} records in {}:{}; remove them from the zone file",
-                r.rtype(),
-                r.file.display(),
-                r.line
-            ));
+            return Err(PlacementError::answers(name, r));
         }
         let mut n = name.clone();
         while n.num_labels() > zone.origin.num_labels() {
             if self.cuts.contains(&n) {
-                return Err(format!("pool {name} is at or below the zone cut {n}"));
+                return Err(PlacementError::Cut { pool: name.to_string(), cut: n.to_string() });
             }
             n = n.base_name();
         }
@@ -138,24 +135,40 @@ impl<'a> PlacementIndex<'a> {
     }
 }
 
+/// Why a pool cannot be where its name puts it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlacementError {
+    #[error("pool {pool} is not inside any zone")]
+    NoZone { pool: String },
+    /// The zone file has A, AAAA or CNAME records at the pool's name.
+    #[error("pool {pool} also has {rtype} records in {file}:{line}; remove them from the zone file")]
+    Answers { pool: String, rtype: String, file: String, line: usize },
+    #[error("pool {pool} is at or below the zone cut {cut}")]
+    Cut { pool: String, cut: String },
+}
+
+impl PlacementError {
+    fn answers(pool: &hickory_proto::rr::Name, r: &crate::zone::ZoneRecord) -> Self {
+        PlacementError::Answers {
+            pool: pool.to_string(),
+            rtype: r.rtype().to_string(),
+            file: r.file.display().to_string(),
+            line: r.line,
+        }
+    }
+}
+
 /// A pool name must be inside a zone, below no cut, and have no A, AAAA or CNAME
 /// in the zone file (the pool answers those).
-pub fn check_pool_placement(pool: &PoolDef, zones: &[Arc<ZoneData>]) -> Result<(), String> {
+pub fn check_pool_placement(pool: &PoolDef, zones: &[Arc<ZoneData>]) -> Result<(), PlacementError> {
     let name = &pool.name;
     let Some(zone) = zones.iter().filter(|z| z.origin.zone_of(name)).max_by_key(|z| z.origin.num_labels()) else {
-        return Err(format!("pool {name} is not inside any zone"));
+        return Err(PlacementError::NoZone { pool: name.to_string() });
     };
     for r in &zone.records {
         match clash(name, &r.name, r.rtype(), &zone.origin) {
-            Some(Clash::Answers) => {
-                return Err(format!(
-                    "pool {name} also has {} records in {}:{}; remove them from the zone file",
-                    r.rtype(),
-                    r.file.display(),
-                    r.line
-                ));
-            }
-            Some(Clash::Cut) => return Err(format!("pool {name} is at or below the zone cut {}", r.name)),
+            Some(Clash::Answers) => return Err(PlacementError::answers(name, r)),
+            Some(Clash::Cut) => return Err(PlacementError::Cut { pool: name.to_string(), cut: r.name.to_string() }),
             None => {}
         }
     }

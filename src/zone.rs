@@ -19,7 +19,7 @@ use std::io::{BufRead, Read};
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::txt::parse_ttl;
 
-use crate::config::Problem;
+use crate::problem::Problem;
 use crate::rdata::{self, RecordError, excerpt};
 
 /// One resource record from a zone file.
@@ -111,15 +111,63 @@ fn open_regular(file: &Path) -> std::io::Result<std::io::BufReader<std::fs::File
     Ok(std::io::BufReader::new(std::fs::File::open(file)?))
 }
 
+/// What is wrong with one line or entry of a zone file; reported as a
+/// [`Problem`] at the entry's file and line.
+#[derive(Debug, thiserror::Error)]
+enum EntryError {
+    #[error("cannot read: {0}")]
+    Read(std::io::Error),
+    #[error("line is longer than {} KiB", MAX_LINE / 1024)]
+    LongLine,
+    #[error("$ORIGIN: {0}")]
+    Origin(RecordError),
+    #[error("$ORIGIN takes one domain name")]
+    OriginArgs,
+    #[error("$TTL takes one TTL value")]
+    TtlArgs,
+    #[error("$INCLUDE takes a file name and an optional origin")]
+    IncludeArgs,
+    #[error("$INCLUDE nested too deeply")]
+    IncludeDepth,
+    #[error("$INCLUDE origin: {0}")]
+    IncludeOrigin(RecordError),
+    /// The directive, quoted and shortened.
+    #[error("unknown directive {0}")]
+    Directive(String),
+    #[error("owner name: {0}")]
+    Owner(RecordError),
+    #[error("record without an owner name")]
+    NoOwner,
+    #[error("missing record type")]
+    NoType,
+    /// The TTL text, quoted and shortened.
+    #[error("invalid TTL {0}")]
+    Ttl(String),
+    #[error("class {0} is not supported (only IN)")]
+    Class(String),
+    /// The type text, quoted and shortened.
+    #[error("unknown record type {0}")]
+    Type(String),
+    #[error("record type {0} cannot appear in a zone file")]
+    MetaType(RecordType),
+    #[error("invalid {rtype} data: {source}")]
+    Data { rtype: RecordType, source: RecordError },
+    #[error("record has no TTL and there is no $TTL before it")]
+    NoTtl,
+    #[error("TTL {0} is above 2^31-1")]
+    TtlRange(u32),
+    #[error("{name} is outside the zone {zone}")]
+    Outside { name: String, zone: String },
+}
+
 /// Reads one line (newline included) into `buf`, at most `MAX_LINE` octets of
 /// it: `Ok(false)` at the end of the input, an error for a longer line.
-fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<bool, String> {
+fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<bool, EntryError> {
     buf.clear();
-    let n =
-        reader.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', buf).map_err(|e| format!("cannot read: {e}"))?;
+    let n = reader.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', buf).map_err(EntryError::Read)?;
     let content = buf.len() - usize::from(buf.last() == Some(&b'\n'));
     if content > MAX_LINE {
-        return Err(format!("line is longer than {} KiB", MAX_LINE / 1024));
+        return Err(EntryError::LongLine);
     }
     Ok(n > 0)
 }
@@ -147,7 +195,7 @@ impl Loader {
             let text = match read_line(&mut reader, &mut buf) {
                 Ok(false) => break,
                 Ok(true) => std::str::from_utf8(&buf).map_err(|_| "line is not valid UTF-8".to_string()),
-                Err(e) => Err(e),
+                Err(e) => Err(e.to_string()),
             };
             let fed = text.map_err(|m| (line, m)).and_then(|t| lexer.feed(t));
             if let Err((line, msg)) = fed {
@@ -168,8 +216,8 @@ impl Loader {
     fn entry(&mut self, zone_origin: &Name, st: &mut FileState, entry: Entry, depth: usize) {
         let Some(first) = entry.tokens.first() else { return };
         if !entry.blank_owner && first.starts_with('$') {
-            if let Err(msg) = self.directive(st, &entry, depth) {
-                self.problems.push(Problem::new(&*st.file, entry.line, msg));
+            if let Err(e) = self.directive(st, &entry, depth) {
+                self.problems.push(Problem::new(&*st.file, entry.line, e.to_string()));
             }
             return;
         }
@@ -177,31 +225,31 @@ impl Loader {
         match self.record(zone_origin, st, entry) {
             Ok(Some(r)) => self.records.push(r),
             Ok(None) => {}
-            Err(msg) => self.problems.push(Problem::new(&*st.file, line, msg)),
+            Err(e) => self.problems.push(Problem::new(&*st.file, line, e.to_string())),
         }
     }
 
-    fn directive(&mut self, st: &mut FileState, entry: &Entry, depth: usize) -> Result<(), String> {
+    fn directive(&mut self, st: &mut FileState, entry: &Entry, depth: usize) -> Result<(), EntryError> {
         let toks = &entry.tokens;
         match toks[0].to_ascii_uppercase().as_str() {
             "$ORIGIN" => match toks.get(1).map(|t| parse_name(t, &st.origin)) {
                 Some(Ok(n)) if toks.len() == 2 => st.origin = n,
-                Some(Err(e)) => return Err(format!("$ORIGIN: {e}")),
-                _ => return Err("$ORIGIN takes one domain name".into()),
+                Some(Err(e)) => return Err(EntryError::Origin(e)),
+                _ => return Err(EntryError::OriginArgs),
             },
             "$TTL" => match toks.get(1).map(|t| parse_ttl(t)) {
                 Some(Ok(t)) if toks.len() == 2 => st.default_ttl = Some(t),
-                _ => return Err("$TTL takes one TTL value".into()),
+                _ => return Err(EntryError::TtlArgs),
             },
             "$INCLUDE" => {
                 if toks.len() < 2 || toks.len() > 3 {
-                    return Err("$INCLUDE takes a file name and an optional origin".into());
+                    return Err(EntryError::IncludeArgs);
                 }
                 if depth >= MAX_INCLUDE_DEPTH {
-                    return Err("$INCLUDE nested too deeply".into());
+                    return Err(EntryError::IncludeDepth);
                 }
                 let inc_origin = match toks.get(2) {
-                    Some(t) => parse_name(t, &st.origin).map_err(|e| format!("$INCLUDE origin: {e}"))?,
+                    Some(t) => parse_name(t, &st.origin).map_err(EntryError::IncludeOrigin)?,
                     None => st.origin.clone(),
                 };
                 let rel = Path::new(unquote(&toks[1]));
@@ -213,61 +261,66 @@ impl Loader {
                 let file = st.file.clone();
                 self.file(&inc_origin, &path, depth + 1, Some((&file, entry.line)), st.default_ttl);
             }
-            _ => return Err(format!("unknown directive {}", excerpt(&toks[0]))),
+            _ => return Err(EntryError::Directive(excerpt(&toks[0]))),
         }
         Ok(())
     }
 
     /// One record entry. `Ok(None)`: nothing to add and nothing to report.
-    fn record(&mut self, zone_origin: &Name, st: &mut FileState, entry: Entry) -> Result<Option<ZoneRecord>, String> {
+    fn record(
+        &mut self,
+        zone_origin: &Name,
+        st: &mut FileState,
+        entry: Entry,
+    ) -> Result<Option<ZoneRecord>, EntryError> {
         let toks = &entry.tokens;
         let mut i = 0;
         if !entry.blank_owner {
-            st.owner = Some(parse_name(&toks[0], &st.origin).map_err(|e| format!("owner name: {e}"))?);
+            st.owner = Some(parse_name(&toks[0], &st.origin).map_err(EntryError::Owner)?);
             i = 1;
         }
-        let name = st.owner.clone().ok_or("record without an owner name")?;
+        let name = st.owner.clone().ok_or(EntryError::NoOwner)?;
         // [TTL] [class] in either order, then the type.
         let mut ttl: Option<u32> = None;
         let rtype = loop {
-            let Some(t) = toks.get(i) else { return Err("missing record type".into()) };
+            let Some(t) = toks.get(i) else { return Err(EntryError::NoType) };
             i += 1;
             if ttl.is_none() && t.as_bytes()[0].is_ascii_digit() {
-                ttl = Some(parse_ttl(t).map_err(|_| format!("invalid TTL {}", excerpt(t)))?);
+                ttl = Some(parse_ttl(t).map_err(|_| EntryError::Ttl(excerpt(t)))?);
                 continue;
             }
             let up = t.to_ascii_uppercase();
             match up.as_str() {
                 "IN" => continue,
-                "CH" | "HS" | "CS" | "NONE" | "ANY" => return Err(format!("class {up} is not supported (only IN)")),
+                "CH" | "HS" | "CS" | "NONE" | "ANY" => return Err(EntryError::Class(up)),
                 _ => {}
             }
             break match RecordType::from_str(&up) {
                 Ok(rt) if !matches!(rt, RecordType::Unknown(_)) || up.starts_with("TYPE") => rt,
-                _ => return Err(format!("unknown record type {}", excerpt(t))),
+                _ => return Err(EntryError::Type(excerpt(t))),
             };
         };
         if is_meta_type(rtype) {
-            return Err(format!("record type {rtype} cannot appear in a zone file"));
+            return Err(EntryError::MetaType(rtype));
         }
         let data: Vec<&str> = toks[i..].iter().map(String::as_str).collect();
-        let rdata = rdata::parse(rtype, &data, &st.origin).map_err(|e| format!("invalid {rtype} data: {e}"))?;
+        let rdata = rdata::parse(rtype, &data, &st.origin).map_err(|source| EntryError::Data { rtype, source })?;
         let explicit_ttl = ttl;
         let ttl = match ttl.or(st.default_ttl).or(self.last_ttl) {
             Some(t) => t,
             None => match &rdata {
                 RData::SOA(soa) => soa.minimum,
-                _ => return Err("record has no TTL and there is no $TTL before it".into()),
+                _ => return Err(EntryError::NoTtl),
             },
         };
         if ttl > i32::MAX as u32 {
-            return Err(format!("TTL {ttl} is above 2^31-1"));
+            return Err(EntryError::TtlRange(ttl));
         }
         if explicit_ttl.is_some() {
             self.last_ttl = explicit_ttl;
         }
         if !zone_origin.zone_of(&name) {
-            return Err(format!("{name} is outside the zone {zone_origin}"));
+            return Err(EntryError::Outside { name: name.to_string(), zone: zone_origin.to_string() });
         }
         Ok(Some(ZoneRecord { name: name.to_lowercase(), ttl, rdata, file: st.file.clone(), line: entry.line }))
     }
@@ -284,14 +337,20 @@ pub fn is_meta_type(rtype: RecordType) -> bool {
     matches!(rtype, RecordType::OPT | RecordType::AXFR | RecordType::IXFR | RecordType::ANY)
 }
 
+/// The first whole-zone check a zone changed through the API fails. It shows the
+/// message only: the file and line of a record the API made say nothing.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .0.message)]
+pub struct ZoneCheckError(pub Problem);
+
 /// Whole-zone checks (SOA and NS at the apex, CNAME exclusivity), for a zone
 /// changed through the API.
-pub fn check_zone(zone: &ZoneData) -> Result<(), String> {
+pub fn check_zone(zone: &ZoneData) -> Result<(), ZoneCheckError> {
     let mut problems = Vec::new();
     check(&zone.origin, &zone.file, &zone.records, &mut problems);
-    match problems.first() {
+    match problems.into_iter().next() {
         None => Ok(()),
-        Some(p) => Err(p.message.clone()),
+        Some(p) => Err(ZoneCheckError(p)),
     }
 }
 

@@ -16,10 +16,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::{Value, json};
+use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::store::api::{ApiError, ApiRequest, Reply};
 use crate::store::writer::Command;
 
 /// Largest request body accepted.
@@ -50,29 +51,26 @@ impl AdminError {
     }
 }
 
+/// The writer's refusals as HTTP.
+impl From<ApiError> for AdminError {
+    fn from(e: ApiError) -> Self {
+        let status = match &e {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        AdminError::new(status, e.to_string())
+    }
+}
+
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         (self.status, axum::Json(json!({ "error": self.message }))).into_response()
     }
-}
-
-/// An API request as the writer receives it (raw path parts and body).
-#[derive(Debug, Clone)]
-pub enum ApiRequest {
-    ListPools,
-    GetPool(String),
-    PutPool(String, Bytes),
-    DeletePool(String),
-    /// `DELETE /v1/pools/{name}/override`: back to what the config says.
-    DeletePoolOverride(String),
-    PutMember(String, String, Bytes),
-    DeleteMember(String, String),
-    DeleteMemberOverride(String, String),
-    ListZones,
-    GetRecords(String),
-    PutRRset(String, String, String, Bytes),
-    DeleteRRset(String, String, String),
-    DeleteRRsetOverride(String, String, String),
 }
 
 /// Every admin request must complete within this.
@@ -238,11 +236,17 @@ async fn ask(st: &AdminState, req: ApiRequest) -> Response {
         return AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
     match tokio::time::timeout(Duration::from_secs(30), rx).await {
-        Ok(Ok(Ok((status, Value::Null)))) => status.into_response(),
-        Ok(Ok(Ok((status, body)))) => (status, axum::Json(body)).into_response(),
-        Ok(Ok(Err(e))) => e.into_response(),
+        Ok(Ok(Ok(Reply::NoContent))) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Ok(Ok(Reply::Ok(body)))) => with_body(StatusCode::OK, body),
+        Ok(Ok(Ok(Reply::Created(body)))) => with_body(StatusCode::CREATED, body),
+        Ok(Ok(Err(e))) => AdminError::from(e).into_response(),
         _ => AdminError::new(StatusCode::SERVICE_UNAVAILABLE, "the writer did not answer").into_response(),
     }
+}
+
+/// A JSON body, or none when there is nothing to show.
+fn with_body(status: StatusCode, body: serde_json::Value) -> Response {
+    if body.is_null() { status.into_response() } else { (status, axum::Json(body)).into_response() }
 }
 
 async fn read_body(body: Body) -> Result<Bytes, Response> {
@@ -320,49 +324,4 @@ async fn delete_rrset_override(
     Path((origin, name, rtype)): Path<(String, String, String)>,
 ) -> Response {
     ask(&st, ApiRequest::DeleteRRsetOverride(origin, name, rtype)).await
-}
-
-/// The shortest token accepted: 128 bits written as hex.
-pub const MIN_TOKEN_CHARS: usize = 32;
-
-/// How to make a good token, for error messages.
-const MAKE_TOKEN: &str = "head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n' > FILE";
-
-/// Why a token file cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error("token file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
-    #[error("token file {path} is empty; make a token with `{MAKE_TOKEN}`")]
-    Empty { path: String },
-    #[error(
-        "token file {path}: the token has {chars} characters, at least {MIN_TOKEN_CHARS} are needed \
-         (128 bits as hex); make one with `{MAKE_TOKEN}`"
-    )]
-    Short { path: String, chars: usize },
-}
-
-/// Reads the bearer token from `path` (trimmed); refuses one shorter than
-/// [`MIN_TOKEN_CHARS`]. Warns when others can read it.
-pub fn read_token(path: &std::path::Path) -> Result<String, TokenError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read { path: shown.clone(), source })?;
-    let token = text.trim().to_string();
-    let chars = token.chars().count();
-    if chars == 0 {
-        return Err(TokenError::Empty { path: shown });
-    }
-    if chars < MIN_TOKEN_CHARS {
-        return Err(TokenError::Short { path: shown, chars });
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            if meta.permissions().mode() & 0o044 != 0 {
-                tracing::warn!(file = %path.display(), "the admin token file is readable by other users; chmod 600 it");
-            }
-        }
-    }
-    Ok(token)
 }

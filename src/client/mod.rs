@@ -104,7 +104,7 @@ pub enum ClientError {
     #[error("{0}; give --config, or --server and --token-file")]
     Config(String),
     #[error(transparent)]
-    Token(#[from] crate::admin::TokenError),
+    Token(#[from] crate::secrets::TokenError),
     #[error("cannot set up the HTTP client: {0}")]
     Setup(#[source] reqwest::Error),
     #[error("cannot reach the server at {url}: {reason}")]

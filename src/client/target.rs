@@ -29,7 +29,7 @@ impl Target {
             Some(f) => Some(f.clone()),
             None => admin_settings(config)?.token_file,
         };
-        let token = token_file.map(|f| crate::admin::read_token(&f)).transpose()?;
+        let token = token_file.map(|f| crate::secrets::read_token(&f)).transpose()?;
         Ok(Target { base, token })
     }
 }

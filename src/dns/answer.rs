@@ -10,7 +10,8 @@ use std::net::IpAddr;
 
 use super::cookie::{CookieCheck, Cookies};
 use super::wire::{self, Parsed, Query};
-use crate::policy::{self, Scratch};
+use crate::net;
+use crate::policy::Scratch;
 use crate::store::snapshot::{Extra, Node, Pool, RRset, Selection, Snapshot, Zone};
 use std::sync::atomic::Ordering;
 
@@ -630,7 +631,7 @@ impl<'s> Ctx<'s, '_> {
                     IpAddr::V6((u128::from(a) & mask).into())
                 }
             },
-            None => policy::canonical(self.client),
+            None => net::canonical(self.client),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::config::RrlConfig;
-use crate::policy;
+use crate::net;
 
 const BUCKETS: usize = 1 << 16;
 
@@ -47,7 +47,7 @@ impl Rrl {
     /// Counts a response to `client` and says whether to send it.
     pub fn check(&self, client: IpAddr) -> Verdict {
         let now = self.start.elapsed().as_secs() & 0xffff_ffff;
-        let slot = &self.table[(policy::client_key(client) as usize) & (BUCKETS - 1)];
+        let slot = &self.table[(net::client_key(client) as usize) & (BUCKETS - 1)];
         let mut cur = slot.load(Ordering::Relaxed);
         let count = loop {
             let (second, count) = (cur >> 32, cur & 0xffff_ffff);

@@ -26,7 +26,7 @@ use tracing::debug;
 
 use super::Responder;
 use super::cookie::Cookies;
-use crate::metrics::WorkerStats;
+use crate::counters::WorkerStats;
 use crate::store::snapshot::Snapshot;
 
 pub struct TcpSettings {
@@ -205,7 +205,7 @@ pub async fn answer_stream<S: AsyncRead + AsyncWrite + Unpin>(
             stats.dropped();
             return;
         };
-        stats.response(&outcome);
+        stats.response(outcome.rcode, outcome.truncated);
         // One reused buffer for length + message: no allocation per query.
         framed.clear();
         framed.extend_from_slice(&(outbuf.len() as u16).to_be_bytes());

@@ -18,7 +18,7 @@ use super::Responder;
 use super::cookie::{CookieCheck, Cookies};
 use super::mmsg::{BATCH, Batch};
 use super::rrl::{Rrl, Verdict};
-use crate::metrics::WorkerStats;
+use crate::counters::WorkerStats;
 use crate::store::snapshot::Snapshot;
 use std::os::fd::AsRawFd;
 
@@ -87,7 +87,7 @@ pub fn spawn_worker(
                         };
                         match verdict {
                             Verdict::Send => {
-                                stats.response(&outcome);
+                                stats.response(outcome.rcode, outcome.truncated);
                                 answered[i] = true;
                             }
                             Verdict::Slip if outcome.cookie == CookieCheck::ClientOnly => {

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{CheckKind, PoolDef};
 use flap::Flap;
+pub use probe::ProbeError;
 
 /// Probes in flight at once, across all streams.
 const MAX_CONCURRENT_PROBES: usize = 256;
@@ -88,6 +89,10 @@ impl ProbeKey {
     }
 }
 
+/// One node's health votes, as it publishes them to the others: probe id (see
+/// [`ProbeKey::id`]) → up.
+pub type Votes = std::collections::BTreeMap<String, bool>;
+
 /// What the pools are built from: this node's probe results, and with
 /// `health = "quorum"` the other nodes' views of the same members. A member is down
 /// only when more than half of the nodes that probed it see it down; a member no
@@ -95,7 +100,7 @@ impl ProbeKey {
 pub struct ClusterView<'a> {
     pub local: &'a HealthTable,
     /// Other live nodes' views (empty: local decisions only).
-    pub nodes: &'a std::collections::BTreeMap<String, crate::store::etcd::NodeView>,
+    pub nodes: &'a std::collections::BTreeMap<String, Votes>,
 }
 
 impl crate::store::snapshot::HealthView for ClusterView<'_> {
@@ -120,7 +125,7 @@ impl crate::store::snapshot::HealthView for ClusterView<'_> {
 
 impl HealthTable {
     /// This node's known results, by probe id (what it publishes to the others).
-    pub fn view(&self) -> crate::store::etcd::NodeView {
+    pub fn view(&self) -> Votes {
         self.members.iter().filter_map(|(k, h)| Some((k.id(), h.flap.up?))).collect()
     }
 }
@@ -148,7 +153,7 @@ pub fn keys_of<'a>(pools: impl IntoIterator<Item = &'a Arc<PoolDef>>) -> Vec<Pro
 #[derive(Debug, Clone)]
 pub struct ProbeResult {
     pub key: ProbeKey,
-    pub outcome: Result<(), String>,
+    pub outcome: Result<(), ProbeError>,
     pub took: Duration,
     pub at: SystemTime,
 }
@@ -195,7 +200,7 @@ impl HealthTable {
         let h = self.members.entry(r.key.clone()).or_default();
         h.last_probe = Some(r.at);
         if let Err(e) = &r.outcome {
-            h.last_error = Some(e.clone());
+            h.last_error = Some(e.to_string());
         }
         let changed = h.flap.record(r.outcome.is_ok(), r.key.spec.rise, r.key.spec.fall);
         if changed {
@@ -347,7 +352,7 @@ async fn probe_once(key: &ProbeKey, clients: &Clients, https: Option<&reqwest::C
     let run = probe::run(key, clients.http_for(key.addr), https, clients.source);
     let outcome = match tokio::time::timeout(key.spec.timeout, run).await {
         Ok(r) => r,
-        Err(_) => Err(format!("timed out after {:?}", key.spec.timeout)),
+        Err(_) => Err(ProbeError::Timeout(key.spec.timeout)),
     };
     ProbeResult { key: key.clone(), outcome, took: start.elapsed(), at }
 }

@@ -10,6 +10,27 @@ use tokio::net::{TcpSocket, TcpStream};
 use super::ProbeKey;
 use crate::config::CheckKind;
 
+/// Why a probe failed: logged when a member goes down, and shown by the API as
+/// the member's last error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    #[error("connect {target}: {reason}")]
+    Connect { target: SocketAddr, reason: String },
+    /// The HTTP(S) request failed; the reason with its cause chain.
+    #[error("{0}")]
+    Request(String),
+    #[error("status {status}, expected {expected:?}")]
+    Status { status: u16, expected: Vec<u16> },
+    #[error("body does not contain {0:?}")]
+    Body(String),
+    #[error("no HTTPS client")]
+    NoClient,
+    #[error("cannot build HTTPS client: {0}")]
+    Client(String),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
 /// Largest body read when looking for `expect_body`.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -29,7 +50,7 @@ pub fn http_client(source: Option<IpAddr>) -> reqwest::Client {
 
 /// An HTTPS client for one stream: the member's address is pinned for `host`, so
 /// that the certificate is verified against `host` while connecting to the member.
-pub fn https_client(key: &ProbeKey, source: Option<IpAddr>) -> Result<reqwest::Client, String> {
+pub fn https_client(key: &ProbeKey, source: Option<IpAddr>) -> Result<reqwest::Client, ProbeError> {
     install_crypto();
     reqwest::Client::builder()
         .local_address(source)
@@ -40,7 +61,7 @@ pub fn https_client(key: &ProbeKey, source: Option<IpAddr>) -> Result<reqwest::C
         .tls_danger_accept_invalid_certs(!key.spec.tls_verify)
         .user_agent(concat!("lbdns/", env!("CARGO_PKG_VERSION"), " health-check"))
         .build()
-        .map_err(|e| format!("cannot build HTTPS client: {e}"))
+        .map_err(|e| ProbeError::Client(e.to_string()))
 }
 
 fn install_crypto() {
@@ -65,19 +86,22 @@ pub async fn run(
     http: &reqwest::Client,
     https: Option<&reqwest::Client>,
     source: Option<IpAddr>,
-) -> Result<(), String> {
+) -> Result<(), ProbeError> {
     let spec = &key.spec;
     let target = SocketAddr::new(key.addr, spec.port);
     match spec.check {
         CheckKind::None => Ok(()),
-        CheckKind::Tcp => tcp_connect(target, source).await.map(drop).map_err(|e| format!("connect {target}: {e}")),
+        CheckKind::Tcp => tcp_connect(target, source)
+            .await
+            .map(drop)
+            .map_err(|e| ProbeError::Connect { target, reason: e.to_string() }),
         CheckKind::Http => {
             let url = format!("http://{target}{}", spec.path);
             let req = http.get(&url).header(reqwest::header::HOST, &spec.host);
             check_response(req.send().await, spec).await
         }
         CheckKind::Https => {
-            let client = https.ok_or("no HTTPS client")?;
+            let client = https.ok_or(ProbeError::NoClient)?;
             let host = if spec.host.parse::<std::net::IpAddr>().is_ok() {
                 target.to_string()
             } else {
@@ -89,11 +113,11 @@ pub async fn run(
     }
 }
 
-async fn check_response(resp: reqwest::Result<reqwest::Response>, spec: &super::ProbeSpec) -> Result<(), String> {
+async fn check_response(resp: reqwest::Result<reqwest::Response>, spec: &super::ProbeSpec) -> Result<(), ProbeError> {
     let mut resp = resp.map_err(|e| describe(&e))?;
     let status = resp.status().as_u16();
     if !spec.expect_status.contains(&status) {
-        return Err(format!("status {status}, expected {:?}", spec.expect_status));
+        return Err(ProbeError::Status { status, expected: spec.expect_status.clone() });
     }
     if let Some(want) = &spec.expect_body {
         let mut body = Vec::new();
@@ -104,14 +128,14 @@ async fn check_response(resp: reqwest::Result<reqwest::Response>, spec: &super::
             }
         }
         if !String::from_utf8_lossy(&body).contains(want.as_str()) {
-            return Err(format!("body does not contain {want:?}"));
+            return Err(ProbeError::Body(want.clone()));
         }
     }
     Ok(())
 }
 
 /// reqwest errors hide their cause chain in `Display`; show it.
-fn describe(e: &reqwest::Error) -> String {
+fn describe(e: &reqwest::Error) -> ProbeError {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(cause) = src {
@@ -119,7 +143,7 @@ fn describe(e: &reqwest::Error) -> String {
         s.push_str(&cause.to_string());
         src = cause.source();
     }
-    s
+    ProbeError::Request(s)
 }
 
 /// Interval jittered by ±10%.

@@ -28,9 +28,9 @@ pub use random::Random;
 pub use round_robin::RoundRobin;
 pub use weighted::Weighted;
 
-use std::net::IpAddr;
-
 use crate::config::PolicyName;
+// The affinity hash; it lives with the client keys it mixes.
+pub(crate) use crate::net::mix;
 
 /// What a policy needs to know about a member.
 #[derive(Debug, Clone, Copy)]
@@ -154,46 +154,6 @@ pub fn build(name: PolicyName) -> Option<Box<dyn Policy>> {
         PolicyName::Affinity => Box::new(Affinity),
         PolicyName::Geo => return None,
     })
-}
-
-/// A stable 64-bit hash of an address, used as the affinity seed of a member.
-pub fn addr_seed(addr: IpAddr) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    let bytes: [u8; 16] = match addr {
-        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
-        IpAddr::V6(a) => a.octets(),
-    };
-    for b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    mix(h)
-}
-
-/// The client network key: /24 for IPv4, /56 for IPv6, hashed.
-pub fn client_key(addr: IpAddr) -> u64 {
-    let addr = canonical(addr);
-    let (tag, bits) = match addr {
-        IpAddr::V4(a) => (4u64, (u32::from(a) & 0xffff_ff00) as u64),
-        IpAddr::V6(a) => (6u64, (u128::from(a) >> 72) as u64),
-    };
-    mix(bits ^ tag.rotate_left(60))
-}
-
-/// IPv4-mapped IPv6 addresses stand for their IPv4 address.
-pub fn canonical(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(a) => a.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
-        v4 => v4,
-    }
-}
-
-/// splitmix64 finalizer: a fast, well-distributed 64-bit mix.
-pub fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

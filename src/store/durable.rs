@@ -6,6 +6,7 @@
 //! Each change is one transaction that also increments its zone's serial counter.
 //! The other implementation, `etcd.rs`, backs several servers with one state.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use hickory_proto::rr::{Name, RecordType};
@@ -13,6 +14,7 @@ use rusqlite::{Connection, params};
 
 use super::overlay::{Change, Overlay, StoredRRset, decode_member, encode_member};
 use crate::config::{ApiPoolConfig, parse_fqdn};
+use crate::health::Votes;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -51,17 +53,36 @@ pub trait Store: Send {
     fn import(&mut self, o: &Overlay) -> Result<usize, StoreError>;
     /// What another server changed, as the shared store's watch saw it, reduced to
     /// what this server has not applied yet. The embedded store has no others.
-    fn observe(&mut self, remote: super::etcd::Remote) -> Observed {
+    fn observe(&mut self, remote: Remote) -> Observed {
         let _ = remote;
         Observed::Nothing
     }
+}
+
+/// What a shared store's watch tells the writer (the embedded store has none).
+#[derive(Debug)]
+pub enum Remote {
+    /// Every key under the prefix at `revision`: replaces what the node had.
+    Full { entries: Vec<(String, Vec<u8>, i64)>, revision: i64 },
+    /// Keys changed after the last update: (relative key, value or `None` when
+    /// deleted, revision of the change).
+    Changes(Vec<(String, Option<Vec<u8>>, i64)>),
+    /// The watch lost etcd: other nodes' health views can no longer be trusted.
+    Lost,
+}
+
+/// Decoded shared state: the API changes and each other node's health votes.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct State {
+    pub overlay: Overlay,
+    pub nodes: BTreeMap<String, Votes>,
 }
 
 /// A remote update, ready for the writer.
 pub enum Observed {
     Nothing,
     /// The whole state: replaces the overlay and the node views.
-    Full(super::etcd::State),
+    Full(State),
     /// Keys to apply (value `None` = deleted).
     Changes(Vec<(String, Option<Vec<u8>>)>),
     /// etcd is out of reach: other nodes' views are unknown.
@@ -161,8 +182,8 @@ impl Store for SqliteStore {
                 .map_err(self.err())?
         };
         for (zone, name, rtype, body) in rows {
-            let z = parse_fqdn(&zone).map_err(|e| self.corrupt(e))?;
-            let n = parse_fqdn(&name).map_err(|e| self.corrupt(e))?;
+            let z = parse_fqdn(&zone).map_err(|e| self.corrupt(e.to_string()))?;
+            let n = parse_fqdn(&name).map_err(|e| self.corrupt(e.to_string()))?;
             let t: RecordType = rtype.parse().map_err(|e| self.corrupt(format!("rrset type {rtype}: {e}")))?;
             let set: Option<StoredRRset> = match body {
                 Some(b) => Some(serde_json::from_str(&b).map_err(|e| self.corrupt(format!("rrset {name}: {e}")))?),
@@ -178,7 +199,7 @@ impl Store for SqliteStore {
                 .map_err(self.err())?
         };
         for (zone, bumps) in rows {
-            let z = parse_fqdn(&zone).map_err(|e| self.corrupt(e))?;
+            let z = parse_fqdn(&zone).map_err(|e| self.corrupt(e.to_string()))?;
             o.serials.insert(z, bumps as u32);
         }
         Ok(o)

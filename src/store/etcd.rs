@@ -34,34 +34,44 @@ use hickory_proto::rr::{Name, RecordType};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use super::durable::{Observed, Store, StoreError};
+use super::durable::{Observed, Remote, State, Store, StoreError};
 use super::overlay::{Change, Overlay, StoredRRset, decode_member, encode_member};
-use crate::config::{ApiPoolConfig, EtcdSettings, parse_fqdn};
+use crate::config::{ApiPoolConfig, EtcdSettings, NameError, parse_fqdn};
+use crate::health::Votes;
+
+/// Why etcd could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    /// No connection; with authentication, the login failed.
+    #[error("etcd {endpoints}: {reason}")]
+    Connect { endpoints: String, reason: String },
+    /// A read failed.
+    #[error("etcd: {reason}")]
+    Read { reason: String },
+    #[error("etcd did not answer")]
+    Timeout,
+    #[error("etcd {endpoints} did not answer")]
+    NoAnswer { endpoints: String },
+    /// The credentials, or their access to the prefix: the config is wrong.
+    #[error(
+        "etcd {endpoints} refused the [cluster] credentials (username, password_file, cert_file) \
+         or their access to {prefix}: {reason}"
+    )]
+    Refused { endpoints: String, prefix: String, reason: String },
+    #[error("etcd {endpoints} unavailable: {reason}")]
+    Unavailable { endpoints: String, reason: String },
+}
+
+/// A stored key whose value does not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("etcd key {key}: {reason}")]
+pub struct BadKey {
+    pub key: String,
+    pub reason: String,
+}
 
 /// Keys (relative to the prefix) with their values (`None`: deleted).
 type KeyValues = Vec<(String, Option<Vec<u8>>)>;
-
-/// One node's view of its probes: probe id → up.
-pub type NodeView = BTreeMap<String, bool>;
-
-/// What the watch tells the writer.
-#[derive(Debug)]
-pub enum Remote {
-    /// Every key under the prefix at `revision`: replaces what the node had.
-    Full { entries: Vec<(String, Vec<u8>, i64)>, revision: i64 },
-    /// Keys changed after the last update: (relative key, value or `None` when
-    /// deleted, revision of the change).
-    Changes(Vec<(String, Option<Vec<u8>>, i64)>),
-    /// The watch lost etcd: other nodes' health views can no longer be trusted.
-    Lost,
-}
-
-/// Decoded API state and node views.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct State {
-    pub overlay: Overlay,
-    pub nodes: BTreeMap<String, NodeView>,
-}
 
 // ---------------------------------------------------------------------------
 // Keys and values.
@@ -74,7 +84,7 @@ fn dec(s: &str) -> String {
     s.replace("%2F", "/").replace("%25", "%")
 }
 
-fn name(s: &str) -> Result<Name, String> {
+fn name(s: &str) -> Result<Name, NameError> {
     parse_fqdn(&dec(s))
 }
 
@@ -179,10 +189,10 @@ pub fn entries(o: &Overlay) -> Vec<(String, String)> {
 impl State {
     /// Applies one stored key (`value` `None` = the key was deleted). Keys this
     /// version does not know are ignored; a value that does not decode is an error.
-    pub fn apply_key(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), String> {
+    pub fn apply_key(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), BadKey> {
         let parts: Vec<&str> = key.split('/').collect();
         let text = value.map(|v| String::from_utf8_lossy(v).into_owned());
-        let bad = |e: &dyn std::fmt::Display| format!("etcd key {key}: {e}");
+        let bad = |e: &dyn std::fmt::Display| BadKey { key: key.to_string(), reason: e.to_string() };
         match parts.as_slice() {
             ["pools", n] => {
                 let n = name(n).map_err(|e| bad(&e))?;
@@ -237,7 +247,7 @@ impl State {
             }
             ["nodes", node] => match text {
                 Some(t) => {
-                    let view: NodeView = serde_json::from_str(&t).map_err(|e| bad(&e))?;
+                    let view: Votes = serde_json::from_str(&t).map_err(|e| bad(&e))?;
                     self.nodes.insert(dec(node), view);
                 }
                 None => {
@@ -256,8 +266,8 @@ impl State {
 /// Connects to etcd as `[cluster]` says. Without authentication the connection
 /// is lazy (this succeeds while etcd is down); with it, the client logs in here,
 /// so this fails while etcd is out of reach: see [`Connector`].
-pub async fn connect(s: &EtcdSettings) -> Result<Client, String> {
-    connect_client(s).await.map_err(|e| format!("etcd {}: {}", s.endpoints.join(","), short(&e)))
+pub async fn connect(s: &EtcdSettings) -> Result<Client, EtcdError> {
+    connect_client(s).await.map_err(|e| EtcdError::Connect { endpoints: s.endpoints.join(","), reason: short(&e) })
 }
 
 async fn connect_client(s: &EtcdSettings) -> Result<Client, etcd_client::Error> {
@@ -328,8 +338,8 @@ impl Connector {
 
 /// Reads every key under `prefix`: (relative key, value, mod revision) and the
 /// store's revision.
-pub async fn load_all(client: &mut Client, prefix: &str) -> Result<(Vec<(String, Vec<u8>, i64)>, i64), String> {
-    load_all_raw(client, prefix).await.map_err(|e| format!("etcd: {}", short(&e)))
+pub async fn load_all(client: &mut Client, prefix: &str) -> Result<(Vec<(String, Vec<u8>, i64)>, i64), EtcdError> {
+    load_all_raw(client, prefix).await.map_err(|e| EtcdError::Read { reason: short(&e) })
 }
 
 async fn load_all_raw(
@@ -383,17 +393,17 @@ impl EtcdStore {
     /// Connects and loads the state. When etcd cannot be reached the store starts
     /// empty (config and zone files only) and the watch loads it when etcd is back.
     /// Credentials that etcd refuses are an error: the config is wrong.
-    pub async fn open(s: &EtcdSettings) -> Result<EtcdStore, String> {
+    pub async fn open(s: &EtcdSettings) -> Result<EtcdStore, EtcdError> {
         EtcdStore::open_when_unreachable(s, Unreachable::ServeFiles).await
     }
 
     /// Connects and loads the state; an unreachable etcd is an error. For `lbdns
     /// export` and `import`, which have nothing to do without it.
-    pub async fn open_reachable(s: &EtcdSettings) -> Result<EtcdStore, String> {
+    pub async fn open_reachable(s: &EtcdSettings) -> Result<EtcdStore, EtcdError> {
         EtcdStore::open_when_unreachable(s, Unreachable::Fail).await
     }
 
-    async fn open_when_unreachable(s: &EtcdSettings, unreachable: Unreachable) -> Result<EtcdStore, String> {
+    async fn open_when_unreachable(s: &EtcdSettings, unreachable: Unreachable) -> Result<EtcdStore, EtcdError> {
         let conn = Connector::new(s);
         let mut store = EtcdStore {
             conn: conn.clone(),
@@ -409,13 +419,11 @@ impl EtcdStore {
         // Err(Err(..)): refused, a configuration error; Err(Ok(..)): out of reach.
         let refused_or_unreachable = |e: etcd_client::Error| {
             if rejected_credentials(&e) {
-                Err(format!(
-                    "etcd {} refused the [cluster] credentials (username, password_file, cert_file) \
-                     or their access to {}: {}",
-                    store.endpoints,
-                    s.prefix,
-                    short(&e)
-                ))
+                Err(EtcdError::Refused {
+                    endpoints: store.endpoints.clone(),
+                    prefix: s.prefix.clone(),
+                    reason: short(&e),
+                })
             } else {
                 Ok(short(&e))
             }
@@ -436,7 +444,7 @@ impl EtcdStore {
             }
             Err(Err(refused)) => Err(refused),
             Err(Ok(e)) if unreachable == Unreachable::Fail => {
-                Err(format!("etcd {} unavailable: {e}", s.endpoints.join(",")))
+                Err(EtcdError::Unavailable { endpoints: s.endpoints.join(","), reason: e })
             }
             Err(Ok(e)) => {
                 warn!(error = %e, "etcd unreachable at start: serving config and zone files until it is back");
@@ -585,13 +593,13 @@ impl Store for EtcdStore {
                 let (conn, prefix, timeout) = (self.conn.clone(), self.prefix.clone(), self.timeout);
                 let (entries, revision) = tokio::task::block_in_place(|| {
                     tokio::runtime::Handle::current().block_on(async move {
-                        let mut client = conn.get().await.map_err(|e| format!("etcd: {}", short(&e)))?;
+                        let mut client = conn.get().await.map_err(|e| EtcdError::Read { reason: short(&e) })?;
                         tokio::time::timeout(timeout, load_all(&mut client, &prefix))
                             .await
-                            .map_err(|_| "etcd did not answer".to_string())?
+                            .map_err(|_| EtcdError::Timeout)?
                     })
                 })
-                .map_err(StoreError::Unavailable)?;
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
                 Ok(self.observe_full(&entries, revision).overlay)
             }
         }
@@ -798,7 +806,7 @@ const NODE_TTL: i64 = 6;
 
 /// Publishes this node's health view at `nodes/NODE` under a lease, and keeps the
 /// lease alive; when the node dies the key expires and others stop counting it.
-pub async fn health_loop(conn: Connector, prefix: String, node: String, mut views: watch::Receiver<NodeView>) {
+pub async fn health_loop(conn: Connector, prefix: String, node: String, mut views: watch::Receiver<Votes>) {
     let key = format!("{prefix}nodes/{}", enc(&node));
     loop {
         let run = async {

@@ -1,6 +1,7 @@
 //! The data the query path reads ([`snapshot`]) and how the next snapshot is made
 //! from the sources, health state and (later) API changes.
 
+pub mod api;
 pub mod cname;
 pub mod durable;
 pub mod etcd;
@@ -15,7 +16,8 @@ use std::sync::Arc;
 use hickory_proto::rr::Name;
 use rustc_hash::FxHashMap;
 
-use crate::config::{PoolDef, Problem};
+use crate::config::PoolDef;
+use crate::problem::Problem;
 use crate::zone::ZoneData;
 use snapshot::{HealthView, Snapshot, build_pool, build_zone};
 

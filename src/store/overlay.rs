@@ -19,6 +19,7 @@ use hickory_proto::rr::{Name, RecordType};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{MemberConfig, PoolDef};
+use crate::rdata::RecordError;
 use crate::sources::Sources;
 use crate::zone::{ZoneData, ZoneRecord};
 
@@ -259,8 +260,18 @@ pub fn effective_pools(sources: &Sources, overlay: &Overlay) -> Vec<(Arc<PoolDef
     out
 }
 
+/// A record of an RRset stored through the API that does not parse.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{name} {rtype}: data[{index}]: {source}")]
+pub struct ApiRecordError {
+    pub name: String,
+    pub rtype: RecordType,
+    pub index: usize,
+    pub source: Box<RecordError>,
+}
+
 /// The zone with API RRsets applied (records parsed with the zone origin).
-pub fn effective_zone(zone: &Arc<ZoneData>, overlay: &Overlay) -> Result<Arc<ZoneData>, String> {
+pub fn effective_zone(zone: &Arc<ZoneData>, overlay: &Overlay) -> Result<Arc<ZoneData>, ApiRecordError> {
     let origin = &zone.origin;
     let changes: Vec<_> = overlay.rrsets.iter().filter(|((z, _, _), _)| z == origin).collect();
     if changes.is_empty() {
@@ -287,14 +298,18 @@ pub fn api_records(
     rtype: RecordType,
     set: &StoredRRset,
     origin: &Name,
-) -> Result<Vec<ZoneRecord>, String> {
+) -> Result<Vec<ZoneRecord>, ApiRecordError> {
     let file: Arc<std::path::Path> = Arc::from(std::path::Path::new("(api)"));
     set.data
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let rdata =
-                crate::zone::parse_rdata(rtype, d, origin).map_err(|e| format!("{name} {rtype}: data[{i}]: {e}"))?;
+            let rdata = crate::zone::parse_rdata(rtype, d, origin).map_err(|source| ApiRecordError {
+                name: name.to_string(),
+                rtype,
+                index: i,
+                source: Box::new(source),
+            })?;
             Ok(ZoneRecord { name: name.clone(), ttl: set.ttl, rdata, file: file.clone(), line: 0 })
         })
         .collect()

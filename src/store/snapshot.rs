@@ -14,10 +14,12 @@ use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData};
 use rustc_hash::FxHashMap;
 
-use crate::config::{AllDown, PoolDef, Problem};
+use crate::config::{AllDown, PoolDef};
+use crate::counters::PoolCounters;
 use crate::geoip::GeoDb;
-use crate::metrics::PoolCounters;
 use crate::policy::{self, Candidate, Policy};
+use crate::problem::Problem;
+use crate::rdata::RecordError;
 use crate::zone::{ZoneData, ZoneRecord};
 
 /// Everything the query path reads. Built by the writer, never mutated.
@@ -70,7 +72,7 @@ pub struct Zone {
 
 impl Zone {
     /// This zone with its SOA serial advanced by `bump` from the zone file's.
-    pub fn with_serial_bump(&self, base_serial: u32, bump: u32) -> Result<Zone, String> {
+    pub fn with_serial_bump(&self, base_serial: u32, bump: u32) -> Result<Zone, RecordError> {
         let mut soa = self.soa_rdata.clone();
         soa.serial = base_serial.wrapping_add(bump);
         let (rrset, negative) = encode_soa(&soa, self.soa_ttl)?;
@@ -88,7 +90,7 @@ impl Zone {
     }
 }
 
-fn encode_soa(soa: &SOA, ttl: u32) -> Result<(RRset, Box<[u8]>), String> {
+fn encode_soa(soa: &SOA, ttl: u32) -> Result<(RRset, Box<[u8]>), RecordError> {
     let rdata = RData::SOA(soa.clone());
     let rec = encode_record(ttl, &rdata)?;
     let negative = encode_record(ttl.min(soa.minimum), &rdata)?.into_boxed_slice();
@@ -220,7 +222,7 @@ impl Pool {
         };
         let wanted = if self.max_answers == 0 { list.len() } else { self.max_answers.min(list.len()) };
         let limit = wanted.min(fit).max(1);
-        let client_key = if self.policy.client_dependent() { policy::client_key(client) } else { 0 };
+        let client_key = if self.policy.client_dependent() { crate::net::client_key(client) } else { 0 };
         let location = if self.policy.needs_location() { geoip.map(|db| db.locate(client)) } else { None };
         let pick = policy::Pick { members: &self.candidates, eligible: list, family: f, client_key, limit, location };
         self.policy.order(&pick, scratch, order);
@@ -279,8 +281,8 @@ pub fn wire(name: &Name) -> Box<[u8]> {
 /// Encodes TYPE, CLASS IN, TTL, RDLENGTH and RDATA (names uncompressed, case kept).
 /// The RDATA comes from [`crate::rdata::encode`], the check every record passed
 /// when it was admitted, so this fails only on a bug.
-pub fn encode_record(ttl: u32, rdata: &RData) -> Result<Vec<u8>, String> {
-    let rd = crate::rdata::encode(rdata).map_err(|e| e.to_string())?;
+pub fn encode_record(ttl: u32, rdata: &RData) -> Result<Vec<u8>, RecordError> {
+    let rd = crate::rdata::encode(rdata)?;
     let mut out = Vec::with_capacity(10 + rd.len());
     out.extend_from_slice(&u16::from(rdata.record_type()).to_be_bytes());
     out.extend_from_slice(&1u16.to_be_bytes());
@@ -331,7 +333,7 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
         let ttl = records.iter().map(|r| r.ttl).min().unwrap_or(0);
         for r in records {
             let rdata = r.rdata.clone();
-            let enc = encode_record(ttl, &rdata).map_err(|e| Problem::new(&*r.file, r.line, e))?;
+            let enc = encode_record(ttl, &rdata).map_err(|e| Problem::new(&*r.file, r.line, e.to_string()))?;
             // Identical records in one RRset are one record (RFC 2181 5).
             if records.len() > 1 {
                 let mut off = 0usize;
@@ -389,7 +391,8 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
     };
     // RFC 1982 serial arithmetic: wrapping addition.
     soa.serial = soa.serial.wrapping_add(serial_bump);
-    let (soa_rrset, negative_soa) = encode_soa(&soa, soa_ttl).map_err(|e| Problem::new(&data.file, 0, e))?;
+    let (soa_rrset, negative_soa) =
+        encode_soa(&soa, soa_ttl).map_err(|e| Problem::new(&data.file, 0, e.to_string()))?;
     Ok(Zone {
         labels: origin.num_labels() as usize,
         origin,
@@ -516,7 +519,7 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
             healthy,
             record: address_record(m.address, def.ttl),
         });
-        candidates.push(Candidate { weight: m.weight.max(1), seed: policy::addr_seed(m.address) });
+        candidates.push(Candidate { weight: m.weight.max(1), seed: crate::net::addr_seed(m.address) });
     }
     for (f, (all, eligible, enabled)) in lists.into_iter().enumerate() {
         family[f].all = all.into();

@@ -14,11 +14,35 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::durable::{SqliteStore, Store};
-use super::etcd::{self, EtcdStore, State};
+use super::durable::{SqliteStore, State, Store, StoreError};
+use super::etcd::{self, BadKey, EtcdError, EtcdStore};
 use super::overlay::Overlay;
 use crate::config::Config;
-use crate::rdata;
+use crate::rdata::{self, DataError};
+
+/// Why an export or import failed; nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] BadKey),
+    #[error("not an lbdns export: {0}")]
+    NotJson(serde_json::Error),
+    #[error("not an lbdns export: no \"lbdns_state\" format number")]
+    NoFormat,
+    #[error("lbdns export format {0} is newer than this lbdns reads (1 or 2)")]
+    Newer(u64),
+    #[error("not an lbdns export: no \"entries\" object")]
+    NoEntries,
+    /// Record data the server could not serve.
+    #[error("RRset {name} {rtype}: {source}")]
+    Data { name: String, rtype: String, source: DataError },
+    #[error("the import stopped: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 const FORMAT: u64 = 2;
 /// Formats [`parse`] reads.
@@ -26,20 +50,20 @@ const READS: [u64; 2] = [1, 2];
 
 /// Reads the configured store (etcd with `[cluster] store = "etcd"`, else the
 /// embedded one under `state_dir`) and returns its state as JSON.
-pub async fn export(config: &Config) -> Result<String, String> {
+pub async fn export(config: &Config) -> Result<String, TransferError> {
     let overlay = match &config.etcd {
         Some(s) => {
             let mut client = etcd::connect(s).await?;
             let (entries, _) = tokio::time::timeout(s.timeout, etcd::load_all(&mut client, &s.prefix))
                 .await
-                .map_err(|_| format!("etcd {} did not answer", s.endpoints.join(",")))??;
+                .map_err(|_| EtcdError::NoAnswer { endpoints: s.endpoints.join(",") })??;
             let mut state = State::default();
             for (k, v, _) in &entries {
                 state.apply_key(k, Some(v))?;
             }
             state.overlay
         }
-        None => SqliteStore::open(&config.admin.state_dir).and_then(|mut s| s.load()).map_err(|e| e.to_string())?,
+        None => SqliteStore::open(&config.admin.state_dir).and_then(|mut s| s.load())?,
     };
     let mut overlay = overlay;
     // What the API would show; data stored before it was checked stays as it
@@ -60,14 +84,14 @@ pub async fn export(config: &Config) -> Result<String, String> {
 }
 
 /// Parses an exported document.
-pub fn parse(text: &str) -> Result<Overlay, String> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not an lbdns export: {e}"))?;
+pub fn parse(text: &str) -> Result<Overlay, TransferError> {
+    let doc: Value = serde_json::from_str(text).map_err(TransferError::NotJson)?;
     match doc.get("lbdns_state").and_then(Value::as_u64) {
         Some(v) if READS.contains(&v) => {}
-        Some(v) => return Err(format!("lbdns export format {v} is newer than this lbdns reads (1 or 2)")),
-        None => return Err("not an lbdns export: no \"lbdns_state\" format number".into()),
+        Some(v) => return Err(TransferError::Newer(v)),
+        None => return Err(TransferError::NoFormat),
     }
-    let entries = doc.get("entries").and_then(Value::as_object).ok_or("not an lbdns export: no \"entries\" object")?;
+    let entries = doc.get("entries").and_then(Value::as_object).ok_or(TransferError::NoEntries)?;
     let mut state = State::default();
     for (k, v) in entries {
         let text = match v {
@@ -80,7 +104,11 @@ pub fn parse(text: &str) -> Result<Overlay, String> {
     // Nothing the server could not serve is imported.
     for ((zone, name, rtype), set) in overlay.rrsets.iter_mut() {
         if let Some(set) = set {
-            set.data = rdata::canonical(*rtype, &set.data, zone).map_err(|e| format!("RRset {name} {rtype}: {e}"))?;
+            set.data = rdata::canonical(*rtype, &set.data, zone).map_err(|source| TransferError::Data {
+                name: name.to_string(),
+                rtype: rtype.to_string(),
+                source,
+            })?;
         }
     }
     Ok(overlay)
@@ -88,18 +116,16 @@ pub fn parse(text: &str) -> Result<Overlay, String> {
 
 /// Writes an exported document into the configured store, which must be empty.
 /// Must run on a multi-thread runtime. Returns the number of entries written.
-pub async fn import(config: &Config, text: &str) -> Result<usize, String> {
+pub async fn import(config: &Config, text: &str) -> Result<usize, TransferError> {
     let overlay = parse(text)?;
     match &config.etcd {
         Some(s) => {
             let mut store = EtcdStore::open_reachable(s).await?;
             // The store blocks on etcd from a worker thread, as in the server.
             let task = tokio::spawn(async move { store.import(&overlay) });
-            task.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+            Ok(task.await??)
         }
-        None => {
-            SqliteStore::open(&config.admin.state_dir).and_then(|mut s| s.import(&overlay)).map_err(|e| e.to_string())
-        }
+        None => Ok(SqliteStore::open(&config.admin.state_dir).and_then(|mut s| s.import(&overlay))?),
     }
 }
 
@@ -123,6 +149,6 @@ mod tests {
         assert_eq!(o.members[&(www.clone(), "192.0.2.1".parse().unwrap())], Some(set));
         assert_eq!(o.members[&(www, "192.0.2.2".parse().unwrap())], None);
         let e = parse(&old.replace("\"lbdns_state\": 1", "\"lbdns_state\": 3")).unwrap_err();
-        assert!(e.contains("format 3"), "{e}");
+        assert!(matches!(e, TransferError::Newer(3)), "{e}");
     }
 }

@@ -12,32 +12,56 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use axum::http::StatusCode;
 use hickory_proto::rr::{Name, RecordType};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
+use super::api::{ApiError, ApiRequest, Reply};
 use super::cname;
-use super::durable::{Observed, Store, StoreError};
-use super::etcd::{NodeView, Remote, State, Touched};
-use super::overlay::{self, Change, MemberFields, Origin, Overlay, StoredRRset};
+use super::durable::{Observed, Remote, State, Store, StoreError};
+use super::etcd::Touched;
+use super::overlay::{self, ApiRecordError, Change, MemberFields, Origin, Overlay, StoredRRset};
 
-use crate::admin::{AdminError, ApiRequest};
-use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, PoolDef, parse_fqdn};
-use crate::health::{self, ClusterView, HealthTable, ProbeKey, ProbeResult, ProbeSpec, Prober};
+use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, NameError, PoolDef, parse_fqdn};
+use crate::health::{self, ClusterView, HealthTable, ProbeKey, ProbeResult, ProbeSpec, Prober, Votes};
+use crate::problem::Problem;
+use crate::rdata::RecordError;
 use crate::sources::{Clash, Sources, check_pool_placement, clash};
 use crate::store::snapshot::Snapshot;
-use crate::zone::{self, ZoneData};
+use crate::zone::{self, ZoneCheckError, ZoneData};
+
+/// Why a state could not be put in effect or published; the state in effect
+/// before stays in effect.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Stored API record data that does not parse.
+    #[error(transparent)]
+    Records(#[from] ApiRecordError),
+    /// A zone with API changes that fails the whole-zone checks.
+    #[error(transparent)]
+    Zone(#[from] ZoneCheckError),
+    /// The snapshot could not be built (a record that does not encode).
+    #[error(transparent)]
+    Build(#[from] Problem),
+    #[error(transparent)]
+    Encode(#[from] RecordError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no such zone")]
+    NoZone,
+    #[error("no such pool")]
+    NoPool,
+}
 
 /// Requests other tasks make of the writer.
 pub enum Command {
     /// A copy of the health table (for metrics).
     Health(oneshot::Sender<HealthTable>),
     /// An admin API request; the reply is the response body.
-    Api(ApiRequest, oneshot::Sender<Result<(StatusCode, Value), AdminError>>),
+    Api(ApiRequest, oneshot::Sender<Result<Reply, ApiError>>),
     /// New sources after SIGHUP: applied as one swap, or refused whole.
-    Reload(Box<Sources>, oneshot::Sender<Result<(), String>>),
+    Reload(Box<Sources>, oneshot::Sender<Result<(), StateError>>),
 }
 
 /// The state in effect: sources with the overlay applied.
@@ -57,7 +81,7 @@ pub struct Writer {
     effective: Effective,
     metrics: Option<crate::metrics::Metrics>,
     /// Other nodes' health views (`health = "quorum"`; empty otherwise).
-    nodes: BTreeMap<String, NodeView>,
+    nodes: BTreeMap<String, Votes>,
     cluster: Option<ClusterLink>,
     /// Set when the last API write lost a race with another server's write to the
     /// same zone (etcd): the request is then tried again once this server has seen
@@ -100,14 +124,14 @@ pub struct ClusterLink {
     /// What the watch sees.
     pub remote: Option<mpsc::Receiver<Remote>>,
     /// This node's health view, for the task that publishes it.
-    pub views: watch::Sender<NodeView>,
+    pub views: watch::Sender<Votes>,
 }
 
 impl Writer {
     /// Loads the stored API changes over `sources`. The first snapshot is built by
     /// [`Writer::start`], after the first probe round.
-    pub fn new(sources: Sources, mut store: Box<dyn Store>, prober: Prober) -> Result<Writer, String> {
-        let overlay = store.load().map_err(|e| e.to_string())?;
+    pub fn new(sources: Sources, mut store: Box<dyn Store>, prober: Prober) -> Result<Writer, StateError> {
+        let overlay = store.load()?;
         let (overlay, effective, refused) = fit(&sources, overlay)?;
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot {
             zones: Arc::default(),
@@ -238,7 +262,7 @@ impl Writer {
     }
 
     /// The state in effect with `overlay`, re-deriving only what `t` touches.
-    fn derive(&self, overlay: &Overlay, t: &Touched) -> Result<Effective, String> {
+    fn derive(&self, overlay: &Overlay, t: &Touched) -> Result<Effective, StateError> {
         derive(&self.sources, &self.effective, overlay, t)
     }
 
@@ -328,7 +352,7 @@ impl Writer {
         }
     }
 
-    fn set_nodes(&mut self, mut nodes: BTreeMap<String, NodeView>) {
+    fn set_nodes(&mut self, mut nodes: BTreeMap<String, Votes>) {
         match &self.cluster {
             Some(c) if c.quorum => {
                 nodes.remove(&c.node);
@@ -344,7 +368,7 @@ impl Writer {
     }
 
     /// Runs the first probe round and publishes the first snapshot.
-    pub async fn start(&mut self) -> Result<(), String> {
+    pub async fn start(&mut self) -> Result<(), StateError> {
         let keys = self.probe_keys();
         if !keys.is_empty() {
             let started = std::time::Instant::now();
@@ -376,7 +400,7 @@ impl Writer {
     }
 
     /// Builds and publishes a full snapshot of the effective state.
-    fn publish(&mut self) -> Result<(), String> {
+    fn publish(&mut self) -> Result<(), StateError> {
         let prev = self.snapshot.load_full();
         let pools = self.pool_defs();
         let next = super::build(
@@ -390,8 +414,7 @@ impl Writer {
                 geoip: self.sources.geoip.clone(),
             },
             Some(&prev),
-        )
-        .map_err(|p| p.to_string())?;
+        )?;
         self.snapshot.store(Arc::new(next));
         Ok(())
     }
@@ -441,7 +464,7 @@ impl Writer {
 
     /// Replaces the sources (config and zone files) in one swap. On any error the
     /// old state stays in effect.
-    fn reload(&mut self, sources: Sources) -> Result<(), String> {
+    fn reload(&mut self, sources: Sources) -> Result<(), StateError> {
         let effective = effective(&sources, &self.overlay)?;
         let old = &self.sources.config;
         let new = &sources.config;
@@ -507,7 +530,7 @@ impl Writer {
             let pools = self.pools_with(&r.key);
             let reason = match &r.outcome {
                 Ok(()) => format!("{} consecutive passes", r.key.spec.rise),
-                Err(e) => e.clone(),
+                Err(e) => e.to_string(),
             };
             if up {
                 info!(pools = %pools, address = %r.key.addr, check = r.key.spec.check.as_str(), %reason, "member up");
@@ -542,7 +565,7 @@ impl Writer {
         &mut self,
         req: ApiRequest,
         remote: &mut Option<mpsc::Receiver<Remote>>,
-    ) -> Result<(StatusCode, Value), AdminError> {
+    ) -> Result<Reply, ApiError> {
         let deadline = tokio::time::Instant::now() + RACE_RETRY_FOR;
         loop {
             self.lost_race = false;
@@ -566,24 +589,24 @@ impl Writer {
         }
     }
 
-    fn api(&mut self, req: ApiRequest) -> Result<(StatusCode, Value), AdminError> {
+    fn api(&mut self, req: ApiRequest) -> Result<Reply, ApiError> {
         match req {
             ApiRequest::ListPools => {
                 let all: Vec<Value> = self.effective.pools.iter().map(|p| self.pool_json(p)).collect();
-                Ok((StatusCode::OK, Value::Array(all)))
+                Ok(Reply::Ok(Value::Array(all)))
             }
             ApiRequest::GetPool(name) => {
                 let name = pool_name(&name)?;
-                let p = self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
-                Ok((StatusCode::OK, self.pool_json(p)))
+                let p = self.find_pool(&name).ok_or_else(|| ApiError::not_found(format!("no pool {name}")))?;
+                Ok(Reply::Ok(self.pool_json(p)))
             }
             ApiRequest::ListZones => {
                 let all: Vec<Value> = self.effective.zones.iter().map(|z| self.zone_summary_json(z)).collect();
-                Ok((StatusCode::OK, Value::Array(all)))
+                Ok(Reply::Ok(Value::Array(all)))
             }
             ApiRequest::GetRecords(origin) => {
                 let z = self.find_zone(&origin)?;
-                Ok((StatusCode::OK, self.records_json(&z)))
+                Ok(Reply::Ok(self.records_json(&z)))
             }
             other => {
                 let deletes = matches!(
@@ -597,14 +620,14 @@ impl Writer {
                 );
                 // Nothing to store: a DELETE of what is already deleted.
                 let Some((change, zone, created)) = self.plan(other)? else {
-                    return Ok((StatusCode::NO_CONTENT, Value::Null));
+                    return Ok(Reply::NoContent);
                 };
                 self.commit(change.clone(), &zone)?;
                 if let Change::DeleteRRset { zone, name, rtype } | Change::RevertRRset { zone, name, rtype } = &change {
                     self.refused.remove(&(zone.clone(), name.clone(), *rtype));
                 }
                 if deletes {
-                    return Ok((StatusCode::NO_CONTENT, Value::Null));
+                    return Ok(Reply::NoContent);
                 }
                 let body = match &change {
                     Change::PutPool(def) => self.find_pool(&def.name).map(|p| self.pool_json(p)).unwrap_or(Value::Null),
@@ -616,9 +639,9 @@ impl Writer {
                         json!({"name": name.to_ascii(), "type": rtype.to_string(), "ttl": set.ttl, "data": set.data,
                                "source": "api", "file": self.file_rrset_json(zone, name, *rtype), "override": over})
                     }
-                    _ => return Ok((StatusCode::NO_CONTENT, Value::Null)),
+                    _ => return Ok(Reply::NoContent),
                 };
-                Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, body))
+                Ok(if created { Reply::Created(body) } else { Reply::Ok(body) })
             }
         }
     }
@@ -626,11 +649,11 @@ impl Writer {
     /// Stores, applies and publishes a validated change. The work is proportional
     /// to what the change touches: an RRset change re-derives one zone, a member
     /// change one pool (plus the zone's SOA serial).
-    fn commit(&mut self, change: Change, zone: &Name) -> Result<(), AdminError> {
+    fn commit(&mut self, change: Change, zone: &Name) -> Result<(), ApiError> {
         // Everything that can fail is tried before anything is stored.
         let new_zone = match &change {
             Change::PutRRset { .. } | Change::DeleteRRset { .. } | Change::RevertRRset { .. } => {
-                Some(self.zone_with(&change, zone).map_err(AdminError::conflict)?)
+                Some(self.zone_with(&change, zone).map_err(|e| ApiError::conflict(e.to_string()))?)
             }
             _ => None,
         };
@@ -640,9 +663,9 @@ impl Writer {
         tokio::task::block_in_place(|| self.store.apply(&change, zone)).map_err(|e| match e {
             StoreError::Conflict(m) => {
                 self.lost_race = true;
-                AdminError::conflict(format!("change not stored: {m}"))
+                ApiError::conflict(format!("change not stored: {m}"))
             }
-            e => AdminError::new(StatusCode::SERVICE_UNAVAILABLE, format!("change not stored: {e}")),
+            e => ApiError::Unavailable(format!("change not stored: {e}")),
         })?;
         let pools_before: Vec<Name> = self.effective.pools.iter().map(|(p, _)| p.name.clone()).collect();
         self.overlay.apply(&change, zone);
@@ -674,15 +697,15 @@ impl Writer {
             }
         };
         // The change is stored; a failure to publish it is a bug, not a bad request.
-        published.map_err(|e| AdminError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+        published.map_err(|e| ApiError::Internal(e.to_string()))?;
         self.changed([zone.clone()], ChangeSource::Api);
         info!(change = ?change_label(&change), zone = %zone, "admin change applied");
         Ok(())
     }
 
     /// The zone `origin` with an RRset change applied, checked.
-    fn zone_with(&self, change: &Change, origin: &Name) -> Result<Arc<ZoneData>, String> {
-        let base = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or("no such zone")?;
+    fn zone_with(&self, change: &Change, origin: &Name) -> Result<Arc<ZoneData>, StateError> {
+        let base = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
         let (name, rtype) = match change {
             Change::PutRRset { name, rtype, .. }
             | Change::DeleteRRset { name, rtype, .. }
@@ -695,7 +718,7 @@ impl Writer {
             Change::PutRRset { set, .. } => records.extend(overlay::api_records(name, rtype, set, origin)?),
             Change::RevertRRset { .. } => {
                 // The zone file's RRset, if it has one, shows again.
-                let file = self.sources.zones.iter().find(|z| z.origin == *origin).ok_or("no such zone")?;
+                let file = self.sources.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
                 records.extend(file.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).cloned());
             }
             _ => {}
@@ -706,13 +729,13 @@ impl Writer {
     }
 
     /// Publishes a change to one zone's records: that zone is rebuilt, the rest shared.
-    fn publish_zone(&mut self, origin: &Name) -> Result<(), String> {
+    fn publish_zone(&mut self, origin: &Name) -> Result<(), StateError> {
         let prev = self.snapshot.load_full();
         let index: std::collections::BTreeMap<Name, u32> =
             prev.pools.iter().enumerate().map(|(i, p)| (p.def.name.clone(), i as u32)).collect();
-        let data = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or("no such zone")?;
+        let data = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
         let bump = self.overlay.serials.get(origin).copied().unwrap_or(0);
-        let zone = super::snapshot::build_zone(data, bump, &index).map_err(|p| p.to_string())?;
+        let zone = super::snapshot::build_zone(data, bump, &index)?;
         let mut zones = (*prev.zones).clone();
         zones.insert(zone.origin_wire.clone(), Arc::new(zone));
         self.snapshot.store(Arc::new(prev.with_parts(Arc::new(zones), prev.pools.clone())));
@@ -721,9 +744,9 @@ impl Writer {
 
     /// Publishes a change to one pool whose name set is unchanged: the pool is
     /// rebuilt and its zone's serial advanced, in one swap; every node is shared.
-    fn publish_pool(&mut self, pool: &Name, origin: &Name) -> Result<(), String> {
+    fn publish_pool(&mut self, pool: &Name, origin: &Name) -> Result<(), StateError> {
         let prev = self.snapshot.load_full();
-        self.find_pool(pool).ok_or("no such pool")?;
+        self.find_pool(pool).ok_or(StateError::NoPool)?;
         let pools = self.pools_rebuilt(&prev, |name| name == pool);
         let zones = self.zones_with_serial(&prev, origin)?;
         self.snapshot.store(Arc::new(prev.with_parts(Arc::new(zones), pools)));
@@ -732,7 +755,7 @@ impl Writer {
 
     /// Publishes the zone's current serial (its counter of changes); the zone's
     /// nodes are shared.
-    fn publish_serial(&mut self, origin: &Name) -> Result<(), String> {
+    fn publish_serial(&mut self, origin: &Name) -> Result<(), StateError> {
         let prev = self.snapshot.load_full();
         let zones = self.zones_with_serial(&prev, origin)?;
         self.snapshot.store(Arc::new(prev.with_parts(Arc::new(zones), prev.pools.clone())));
@@ -740,7 +763,7 @@ impl Writer {
     }
 
     /// `prev`'s zones with `origin`'s SOA serial re-encoded from its counter.
-    fn zones_with_serial(&self, prev: &Snapshot, origin: &Name) -> Result<ZoneMap, String> {
+    fn zones_with_serial(&self, prev: &Snapshot, origin: &Name) -> Result<ZoneMap, StateError> {
         let mut zones = (*prev.zones).clone();
         let key = super::snapshot::wire(origin);
         if let (Some(z), Some(data)) = (zones.get(&key), self.effective.zones.iter().find(|z| z.origin == *origin)) {
@@ -759,14 +782,14 @@ impl Writer {
         self.effective.pools.iter().find(|(p, _)| p.name == *name)
     }
 
-    fn find_zone(&self, origin: &str) -> Result<Arc<ZoneData>, AdminError> {
-        let origin = parse_fqdn(origin).map_err(|e| AdminError::unprocessable(format!("zone: {e}")))?;
+    fn find_zone(&self, origin: &str) -> Result<Arc<ZoneData>, ApiError> {
+        let origin = parse_fqdn(origin).map_err(|e| ApiError::unprocessable(format!("zone: {e}")))?;
         self.effective
             .zones
             .iter()
             .find(|z| z.origin == origin)
             .cloned()
-            .ok_or_else(|| AdminError::not_found(format!("no zone {origin}")))
+            .ok_or_else(|| ApiError::not_found(format!("no zone {origin}")))
     }
 
     fn zone_of(&self, name: &Name) -> Option<&Arc<ZoneData>> {
@@ -776,15 +799,15 @@ impl Writer {
     /// Validates a write and turns it into a stored change, the zone it belongs
     /// to, and whether it creates something; `None` when there is nothing to
     /// store (a DELETE of what is already deleted).
-    fn plan(&self, req: ApiRequest) -> Result<Option<Planned>, AdminError> {
+    fn plan(&self, req: ApiRequest) -> Result<Option<Planned>, ApiError> {
         match req {
             ApiRequest::PutPool(name, body) => self.plan_put_pool(&name, &body).map(Some),
             ApiRequest::DeletePool(name) => {
                 let name = pool_name(&name)?;
                 let (_, origin) =
-                    self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
+                    self.find_pool(&name).ok_or_else(|| ApiError::not_found(format!("no pool {name}")))?;
                 if *origin == Origin::Config {
-                    return Err(AdminError::conflict(format!(
+                    return Err(ApiError::conflict(format!(
                         "pool {name} is defined in the config file; remove it there and reload"
                     )));
                 }
@@ -802,7 +825,7 @@ impl Writer {
                 self.plan_revert_rrset(&origin, &name, &rtype).map(Some)
             }
             ApiRequest::ListPools | ApiRequest::GetPool(_) | ApiRequest::ListZones | ApiRequest::GetRecords(_) => {
-                Err(AdminError::new(StatusCode::METHOD_NOT_ALLOWED, "not a write"))
+                Err(ApiError::NotAllowed("not a write".into()))
             }
         }
     }
@@ -810,7 +833,7 @@ impl Writer {
     /// A zone file RRset that a revert shows again is held to the rules of a PUT:
     /// no pool behind it, no CNAME loop through it (the file was checked without
     /// the API changes made since).
-    fn check_restored(&self, z: &ZoneData, name: &Name, rtype: RecordType) -> Result<(), AdminError> {
+    fn check_restored(&self, z: &ZoneData, name: &Name, rtype: RecordType) -> Result<(), ApiError> {
         let mut restored = z.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).peekable();
         if restored.peek().is_none() {
             return Ok(());
@@ -818,7 +841,7 @@ impl Writer {
         self.check_pools_clash(z, name, rtype)?;
         if let Some(hickory_proto::rr::RData::CNAME(target)) = restored.next().map(|r| &r.rdata) {
             if let Some(chain) = cname::loop_closed_by(z, name, &target.0) {
-                return Err(AdminError::unprocessable(format!(
+                return Err(ApiError::unprocessable(format!(
                     "the zone file's CNAME at {name} would make a loop: {}",
                     cname::show(&chain)
                 )));
@@ -829,13 +852,13 @@ impl Writer {
 
     /// An RRset write keeps every pool of the zone placed as the zone file must
     /// (one rule for both: [`clash`]).
-    fn check_pools_clash(&self, z: &ZoneData, name: &Name, rtype: RecordType) -> Result<(), AdminError> {
+    fn check_pools_clash(&self, z: &ZoneData, name: &Name, rtype: RecordType) -> Result<(), ApiError> {
         for (def, _) in &self.effective.pools {
             let Some(c) = clash(&def.name, name, rtype, &z.origin) else { continue };
             if self.zone_of(&def.name).is_none_or(|pz| pz.origin != z.origin) {
                 continue; // the pool is in a zone below this one
             }
-            return Err(AdminError::conflict(match c {
+            return Err(ApiError::conflict(match c {
                 Clash::Answers => format!("{name} is a pool: its {rtype} answers come from its members"),
                 Clash::Cut => format!(
                     "refused: NS at {name} would put pool {} at or below a zone cut, where it would \
@@ -852,17 +875,17 @@ impl Writer {
         self.zone_of(pool).map(|z| z.origin.clone()).unwrap_or(pool.clone())
     }
 
-    fn plan_put_pool(&self, name: &str, body: &[u8]) -> Result<Planned, AdminError> {
+    fn plan_put_pool(&self, name: &str, body: &[u8]) -> Result<Planned, ApiError> {
         let name = pool_name(name)?;
         if self.sources.pools.iter().any(|p| p.name == name) {
-            return Err(AdminError::conflict(format!(
+            return Err(ApiError::conflict(format!(
                 "pool {name} is defined in the config file; change its members with PUT /v1/pools/{name}/members/ADDRESS"
             )));
         }
         let cfg: ApiPoolConfig = parse_json(body)?;
         let def = cfg.into_def(name.clone());
         validate_pool(&def, &self.sources.config.regions)?;
-        check_pool_placement(&def, &self.effective.zones).map_err(AdminError::unprocessable)?;
+        check_pool_placement(&def, &self.effective.zones).map_err(|e| ApiError::unprocessable(e.to_string()))?;
         let created = self.find_pool(&name).is_none();
         Ok((Change::PutPool(Box::new(def)), self.pool_zone(&name), created))
     }
@@ -884,10 +907,10 @@ impl Writer {
         file.members.iter().find(|m| m.address == address)
     }
 
-    fn plan_put_member(&self, pool: &str, address: &str, body: &[u8]) -> Result<Planned, AdminError> {
+    fn plan_put_member(&self, pool: &str, address: &str, body: &[u8]) -> Result<Planned, ApiError> {
         let name = pool_name(pool)?;
         let address = member_address(address)?;
-        let (def, origin) = self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
+        let (def, origin) = self.find_pool(&name).ok_or_else(|| ApiError::not_found(format!("no pool {name}")))?;
         let patch: MemberFields = parse_json(body)?;
         let created = !def.members.iter().any(|m| m.address == address);
         let zone = self.pool_zone(&name);
@@ -917,16 +940,16 @@ impl Writer {
     /// A member of a config pool that the config has is hidden by a stored
     /// deletion (repeating it stores nothing); one that exists only through the
     /// API loses its override.
-    fn plan_delete_member(&self, pool: &str, address: &str) -> Result<Option<Planned>, AdminError> {
+    fn plan_delete_member(&self, pool: &str, address: &str) -> Result<Option<Planned>, ApiError> {
         let name = pool_name(pool)?;
         let address = member_address(address)?;
-        let (def, origin) = self.find_pool(&name).ok_or_else(|| AdminError::not_found(format!("no pool {name}")))?;
+        let (def, origin) = self.find_pool(&name).ok_or_else(|| ApiError::not_found(format!("no pool {name}")))?;
         let zone = self.pool_zone(&name);
         if *origin == Origin::Config && self.overlay.members.get(&(name.clone(), address)) == Some(&None) {
             return Ok(None);
         }
         if !def.members.iter().any(|m| m.address == address) {
-            return Err(AdminError::not_found(format!("pool {name} has no member {address}")));
+            return Err(ApiError::not_found(format!("pool {name} has no member {address}")));
         }
         let mut next = (**def).clone();
         next.members.retain(|m| m.address != address);
@@ -944,13 +967,13 @@ impl Writer {
     /// `DELETE /v1/pools/{name}/members/{address}/override`: the member as the
     /// config has it (gone if it does not). A member of an API pool has no file
     /// version: it is removed.
-    fn plan_revert_member(&self, pool: &str, address: &str) -> Result<Planned, AdminError> {
+    fn plan_revert_member(&self, pool: &str, address: &str) -> Result<Planned, ApiError> {
         let name = pool_name(pool)?;
         let address = member_address(address)?;
         let zone = self.pool_zone(&name);
         if let Some((def, Origin::Api)) = self.find_pool(&name) {
             if !def.members.iter().any(|m| m.address == address) {
-                return Err(AdminError::not_found(format!("pool {name} has no member {address}")));
+                return Err(ApiError::not_found(format!("pool {name} has no member {address}")));
             }
             let mut next = (**def).clone();
             next.members.retain(|m| m.address != address);
@@ -958,7 +981,7 @@ impl Writer {
             return Ok((Change::PutPool(Box::new(next)), zone, false));
         }
         if !self.overlay.members.contains_key(&(name.clone(), address)) {
-            return Err(AdminError::not_found(format!("member {address} of pool {name} has no override")));
+            return Err(ApiError::not_found(format!("member {address} of pool {name} has no override")));
         }
         if let Some(next) = self.config_pool_with(&name, address, None) {
             validate_pool(&next, &self.sources.config.regions)?;
@@ -968,39 +991,39 @@ impl Writer {
 
     /// `DELETE /v1/pools/{name}/override`: the pool as the config has it (every
     /// member override removed), or gone if it exists only through the API.
-    fn plan_revert_pool(&self, pool: &str) -> Result<Planned, AdminError> {
+    fn plan_revert_pool(&self, pool: &str) -> Result<Planned, ApiError> {
         let name = pool_name(pool)?;
         let members: Vec<IpAddr> = self.overlay.member_overrides(&name).map(|(a, _)| a).collect();
         if members.is_empty() && !self.overlay.pools.contains_key(&name) {
-            return Err(AdminError::not_found(format!("pool {name} has no override")));
+            return Err(ApiError::not_found(format!("pool {name} has no override")));
         }
         Ok((Change::RevertPool { pool: name.clone(), members }, self.pool_zone(&name), false))
     }
 
-    fn plan_put_rrset(&self, origin: &str, name: &str, rtype: &str, body: &[u8]) -> Result<Planned, AdminError> {
+    fn plan_put_rrset(&self, origin: &str, name: &str, rtype: &str, body: &[u8]) -> Result<Planned, ApiError> {
         let z = self.find_zone(origin)?;
         let (name, rtype) = self.rrset_key(&z, name, rtype)?;
         let set: RRsetBody = parse_json(body)?;
         if set.data.is_empty() {
-            return Err(AdminError::unprocessable("data: at least one record is needed (DELETE removes an RRset)"));
+            return Err(ApiError::unprocessable("data: at least one record is needed (DELETE removes an RRset)"));
         }
         if set.ttl > i32::MAX as u32 {
-            return Err(AdminError::unprocessable("ttl: above 2^31-1"));
+            return Err(ApiError::unprocessable("ttl: above 2^31-1"));
         }
         // Stored and shown in the one presentation form GET renders, so a
         // read-then-write gives back the same octets.
-        let data = crate::rdata::canonical(rtype, &set.data, &z.origin)
-            .map_err(|e| AdminError::unprocessable(e.to_string()))?;
+        let data =
+            crate::rdata::canonical(rtype, &set.data, &z.origin).map_err(|e| ApiError::unprocessable(e.to_string()))?;
         self.check_pools_clash(&z, &name, rtype)?;
         if rtype == RecordType::CNAME {
             let target = data
                 .first()
                 .map(|d| crate::rdata::parse_text(rtype, d, &z.origin))
                 .transpose()
-                .map_err(|e| AdminError::unprocessable(format!("data[0]: {e}")))?;
+                .map_err(|e| ApiError::unprocessable(format!("data[0]: {e}")))?;
             if let Some(hickory_proto::rr::RData::CNAME(target)) = target {
                 if let Some(chain) = cname::loop_closed_by(&z, &name, &target.0) {
-                    return Err(AdminError::unprocessable(format!(
+                    return Err(ApiError::unprocessable(format!(
                         "data[0]: this CNAME would make a loop: {}",
                         cname::show(&chain)
                     )));
@@ -1021,11 +1044,11 @@ impl Writer {
     /// A zone file's RRset is hidden by a stored deletion (repeating it stores
     /// nothing); one that exists only through the API loses its override (also
     /// one the files refuse, which is not in effect).
-    fn plan_delete_rrset(&self, origin: &str, name: &str, rtype: &str) -> Result<Option<Planned>, AdminError> {
+    fn plan_delete_rrset(&self, origin: &str, name: &str, rtype: &str) -> Result<Option<Planned>, ApiError> {
         let z = self.find_zone(origin)?;
         let (name, rtype) = self.rrset_key(&z, name, rtype)?;
         if rtype == RecordType::NS && name == z.origin {
-            return Err(AdminError::conflict(format!(
+            return Err(ApiError::conflict(format!(
                 "refused: deleting the NS RRset at the apex of {name} would leave the zone without \
                  name servers, and a zone must have NS records at its apex; replace it with PUT instead"
             )));
@@ -1042,36 +1065,36 @@ impl Writer {
         } else if overridden {
             Change::RevertRRset { zone: zone.clone(), name, rtype }
         } else {
-            return Err(AdminError::not_found(format!("no {rtype} records at {name}")));
+            return Err(ApiError::not_found(format!("no {rtype} records at {name}")));
         };
         Ok(Some((change, zone, false)))
     }
 
     /// `DELETE /v1/zones/{origin}/records/{name}/{type}/override`: the RRset as
     /// the zone file has it (gone if it does not).
-    fn plan_revert_rrset(&self, origin: &str, name: &str, rtype: &str) -> Result<Planned, AdminError> {
+    fn plan_revert_rrset(&self, origin: &str, name: &str, rtype: &str) -> Result<Planned, ApiError> {
         let z = self.find_zone(origin)?;
         let (name, rtype) = self.rrset_key(&z, name, rtype)?;
         let key = (z.origin.clone(), name.clone(), rtype);
         if !self.overlay.rrsets.contains_key(&key) && !self.refused.contains(&key) {
-            return Err(AdminError::not_found(format!("the {rtype} RRset at {name} has no override")));
+            return Err(ApiError::not_found(format!("the {rtype} RRset at {name} has no override")));
         }
         Ok((Change::RevertRRset { zone: z.origin.clone(), name, rtype }, z.origin.clone(), false))
     }
 
-    fn rrset_key(&self, z: &ZoneData, name: &str, rtype: &str) -> Result<(Name, RecordType), AdminError> {
-        let name = name_in_zone(name, &z.origin).map_err(|e| AdminError::unprocessable(format!("name: {e}")))?;
+    fn rrset_key(&self, z: &ZoneData, name: &str, rtype: &str) -> Result<(Name, RecordType), ApiError> {
+        let name = name_in_zone(name, &z.origin).map_err(|e| ApiError::unprocessable(format!("name: {e}")))?;
         if !z.origin.zone_of(&name) {
-            return Err(AdminError::unprocessable(format!("name: {name} is not inside zone {}", z.origin)));
+            return Err(ApiError::unprocessable(format!("name: {name} is not inside zone {}", z.origin)));
         }
         let rtype: RecordType = rtype
             .to_ascii_uppercase()
             .parse()
             .ok()
             .filter(|t| !matches!(t, RecordType::Unknown(_)))
-            .ok_or_else(|| AdminError::unprocessable(format!("type: unknown record type {rtype:?}")))?;
+            .ok_or_else(|| ApiError::unprocessable(format!("type: unknown record type {rtype:?}")))?;
         if zone::is_meta_type(rtype) || rtype == RecordType::SOA {
-            return Err(AdminError::unprocessable(format!(
+            return Err(ApiError::unprocessable(format!(
                 "type: {rtype} cannot be changed through the API (the SOA serial is managed by lbdns)"
             )));
         }
@@ -1254,7 +1277,7 @@ fn member_fields_json(address: IpAddr, f: &MemberFields) -> Value {
 }
 
 /// Sources with the overlay applied, checked.
-fn effective(sources: &Sources, overlay: &Overlay) -> Result<Effective, String> {
+fn effective(sources: &Sources, overlay: &Overlay) -> Result<Effective, StateError> {
     let mut zones = Vec::with_capacity(sources.zones.len());
     for z in &sources.zones {
         let ez = overlay::effective_zone(z, overlay)?;
@@ -1271,7 +1294,7 @@ fn effective(sources: &Sources, overlay: &Overlay) -> Result<Effective, String> 
 
 /// `base` (the state in effect) with `overlay`, re-deriving only what `t`
 /// touches: the zones whose RRsets changed (checked), and the pools if any changed.
-fn derive(sources: &Sources, base: &Effective, overlay: &Overlay, t: &Touched) -> Result<Effective, String> {
+fn derive(sources: &Sources, base: &Effective, overlay: &Overlay, t: &Touched) -> Result<Effective, StateError> {
     let mut zones = base.zones.clone();
     for slot in zones.iter_mut().filter(|z| t.records.contains(&z.origin)) {
         let Some(file) = sources.zones.iter().find(|z| z.origin == slot.origin) else { continue };
@@ -1289,7 +1312,7 @@ fn derive(sources: &Sources, base: &Effective, overlay: &Overlay, t: &Touched) -
 /// of it (a zone file changed under a stored API change, or another server's
 /// files differ), what fits, each change left out logged: one stale change must
 /// not keep a server from starting or from following the others.
-fn fit(sources: &Sources, overlay: Overlay) -> Result<(Overlay, Effective, Vec<RRsetKey>), String> {
+fn fit(sources: &Sources, overlay: Overlay) -> Result<(Overlay, Effective, Vec<RRsetKey>), StateError> {
     match effective(sources, &overlay) {
         Ok(e) => Ok((overlay, e, Vec::new())),
         Err(e) => {
@@ -1346,8 +1369,8 @@ type RRsetKey = (Name, Name, RecordType);
 type Planned = (Change, Name, bool);
 
 /// Probe ids on which some node's vote differs between two sets of node views.
-fn changed_votes(before: &BTreeMap<String, NodeView>, after: &BTreeMap<String, NodeView>) -> HashSet<String> {
-    let empty = NodeView::new();
+fn changed_votes(before: &BTreeMap<String, Votes>, after: &BTreeMap<String, Votes>) -> HashSet<String> {
+    let empty = Votes::new();
     let mut ids = HashSet::new();
     for node in before.keys().chain(after.keys()) {
         let (b, a) = (before.get(node).unwrap_or(&empty), after.get(node).unwrap_or(&empty));
@@ -1362,26 +1385,26 @@ fn changed_votes(before: &BTreeMap<String, NodeView>, after: &BTreeMap<String, N
 
 /// The checks `lbdns check` makes of a pool that need no zone, so the API stores
 /// nothing the config file would refuse (`regions`: the config's `[regions]`).
-fn validate_pool(def: &PoolDef, regions: &std::collections::BTreeMap<String, Vec<String>>) -> Result<(), AdminError> {
+fn validate_pool(def: &PoolDef, regions: &std::collections::BTreeMap<String, Vec<String>>) -> Result<(), ApiError> {
     let mut problems = def.validate();
     problems.extend(crate::config::unlisted_regions(def, regions));
     if problems.is_empty() {
         Ok(())
     } else {
         let msgs: Vec<String> = problems.into_iter().map(|(_, m)| m).collect();
-        Err(AdminError::unprocessable(msgs.join("; ")))
+        Err(ApiError::unprocessable(msgs.join("; ")))
     }
 }
 
-fn pool_name(s: &str) -> Result<Name, AdminError> {
-    parse_fqdn(s).map_err(|e| AdminError::unprocessable(format!("pool name: {e}")))
+fn pool_name(s: &str) -> Result<Name, ApiError> {
+    parse_fqdn(s).map_err(|e| ApiError::unprocessable(format!("pool name: {e}")))
 }
 
 /// An owner name in a records URL: `@` is the apex; a name with a final dot, or
 /// one that equals or ends in the zone's origin, is absolute; any other name is
 /// relative to the zone (as in a zone file, plus the origin suffix rule, so that
 /// both `www` and `www.example.test` mean `www.example.test.`).
-fn name_in_zone(text: &str, origin: &Name) -> Result<Name, String> {
+fn name_in_zone(text: &str, origin: &Name) -> Result<Name, NameError> {
     if text.trim() == "@" {
         return Ok(origin.clone());
     }
@@ -1391,21 +1414,25 @@ fn name_in_zone(text: &str, origin: &Name) -> Result<Name, String> {
     }
     let mut relative = absolute;
     relative.set_fqdn(false);
-    relative.append_domain(origin).map(|n| n.to_lowercase()).map_err(|e| format!("{text:?} in {origin}: {e}"))
+    relative.append_domain(origin).map(|n| n.to_lowercase()).map_err(|source| NameError::InZone {
+        name: text.to_string(),
+        origin: origin.to_string(),
+        source: Box::new(source),
+    })
 }
 
 /// A member address in a URL: the same 400 and message as in a body.
-fn member_address(s: &str) -> Result<IpAddr, AdminError> {
-    s.parse().map_err(|e: std::net::AddrParseError| AdminError::bad_request(format!("address: {e}")))
+fn member_address(s: &str) -> Result<IpAddr, ApiError> {
+    s.parse().map_err(|e: std::net::AddrParseError| ApiError::bad_request(format!("address: {e}")))
 }
 
 /// A JSON request body. A value that does not fit names its field
 /// (`members[0].address: invalid IP address syntax`).
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(AdminError::bad_request("the request has no body: a JSON object is needed"));
+        return Err(ApiError::bad_request("the request has no body: a JSON object is needed"));
     }
-    let syntax = |e: serde_json::Error| AdminError::bad_request(format!("invalid JSON body: {e}"));
+    let syntax = |e: serde_json::Error| ApiError::bad_request(format!("invalid JSON body: {e}"));
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -1416,7 +1443,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminErr
         // serde_json adds " at line L column C"; the field says where.
         let text = inner.to_string();
         let text = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m).to_string();
-        AdminError::bad_request(format!("{path}: {text}"))
+        ApiError::bad_request(format!("{path}: {text}"))
     })?;
     de.end().map_err(syntax)?;
     Ok(value)

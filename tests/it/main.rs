@@ -18,6 +18,7 @@ mod geoip_gen;
 mod harness;
 mod health;
 mod hostile;
+mod imports;
 mod install;
 mod knot;
 mod logs;
