@@ -155,10 +155,13 @@ pub fn run(config: &Path, command: &Command) -> u8 {
         execute(&api, command, &out)
     });
     match result {
-        Ok(text) => {
-            print(&text);
-            0
-        }
+        Ok(text) => match print(&text) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("lbdns: cannot write the output: {e}");
+                1
+            }
+        },
         Err(e) => {
             eprintln!("lbdns: {e}");
             e.exit_code()
@@ -218,8 +221,12 @@ fn change(api: &Api, out: &render::Output, pool: &str, address: IpAddr, body: Va
     out.json_or(&after, || Ok(render::changed(&typed, address)))
 }
 
-/// Writes to stdout; a reader that stops early (`| head`) ends it quietly.
-fn print(text: &str) {
+/// Writes to stdout; a reader that stops early (`| head`) ends it quietly, any
+/// other failure (a full disk) is an error: a script must not take half a table.
+fn print(text: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
+    }
 }

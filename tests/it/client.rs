@@ -173,6 +173,17 @@ fn failures_exit_with_their_codes() {
     let r = lbdns(&["status", "--server", &server, "--token-file", wrong.to_str().unwrap()]);
     assert_eq!((r.code, r.err.as_str()), (1, "lbdns: missing or wrong bearer token (HTTP 401)\n"));
 
+    // A failed write (a full disk) is not a success.
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let token = s.dir.path().join("admin.token");
+    let out = Command::new(env!("CARGO_BIN_EXE_lbdns"))
+        .args(["pools", "--server", &server, "--token-file", token.to_str().unwrap()])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("lbdns: cannot write the output: "));
+
     // 2: usage.
     for args in [
         &["drain", "www.a.test."][..],
