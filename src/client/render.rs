@@ -90,7 +90,7 @@ fn state(m: &Member) -> (String, Color) {
     }
 }
 
-/// A count, red when it is not zero and `bad`.
+/// A count, in its state's colour when it is not zero (so a 0 does not draw the eye).
 fn count(n: usize, colour: Color) -> Cell {
     if n == 0 { Cell::new(0) } else { Cell::new(n).fg(colour) }
 }

@@ -230,6 +230,16 @@ fn server_and_token_come_from_the_config() {
     let r = lbdns(&["--config", config.to_str().unwrap(), "pools"]);
     assert_eq!(r.code, 0, "{}", r.err);
     assert_eq!(row(&r.out, "www.a.test.")[1], "weighted");
+    // Only [admin] matters: a pool `lbdns check` refuses does not stop the client.
+    let admin = format!("[admin]\nlisten = \"{}\"\ntoken_file = \"token\"\n", s.admin);
+    write(&config, &format!("{admin}[[pool]]\nname = \"www.elsewhere.test.\"\npolicy = \"fastest\"\n"));
+    assert_eq!(lbdns(&["--config", config.to_str().unwrap(), "status"]).code, 0);
+    // A config that is not TOML: its FILE:LINE problem, exit 2.
+    write(&config, &format!("{admin}[pool\n"));
+    let r = lbdns(&["--config", config.to_str().unwrap(), "status"]);
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.err.starts_with(&format!("lbdns: {}:4: ", config.display())), "{}", r.err);
+    write(&config, &admin);
     // The options win over the config.
     let other: PathBuf = s.dir.path().join("admin.token");
     let r = lbdns(&[
