@@ -37,6 +37,9 @@ pub struct Pool {
     pub max_answers: usize,
     #[serde(default)]
     pub all_down: String,
+    /// Answered when every member is out and `all_down` is `fallback`.
+    #[serde(default)]
+    pub fallback: Vec<String>,
     #[serde(default)]
     pub health: PoolHealth,
     #[serde(default)]
@@ -137,6 +140,7 @@ impl Api {
             .timeout(REQUEST_TIMEOUT)
             // The token goes to the server named, never to a proxy from the environment.
             .no_proxy()
+            .user_agent(concat!("lbdns/", env!("CARGO_PKG_VERSION"), " client"))
             .build()
             .map_err(ClientError::Setup)?;
         Ok(Api { target, http })

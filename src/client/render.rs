@@ -132,7 +132,8 @@ pub fn pools(out: &Output, pools: &[Pool]) -> String {
 pub fn pool(out: &Output, p: &Pool) -> String {
     let mut t = out.table(&POOL_HEADER);
     t.add_row(pool_row(p));
-    format!("{}all down: {}\n\n{}", out.finish(&t), p.all_down, members(out, &p.members))
+    let fallback = if p.fallback.is_empty() { String::new() } else { format!(" ({})", p.fallback.join(", ")) };
+    format!("{}all down: {}{fallback}\n\n{}", out.finish(&t), p.all_down, members(out, &p.members))
 }
 
 /// `lbdns members POOL`.

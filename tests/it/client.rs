@@ -105,6 +105,7 @@ fn each_subcommand_prints_a_table_and_json() {
     assert_eq!(json(&s, &["pools"])[0]["members"].as_array().unwrap().len(), 3);
     let pool = ok(&s, &["pools", "www.a.test"]);
     assert_eq!(row(&pool, "192.0.2.2")[..3], ["192.0.2.2", "up", "1"], "{pool}");
+    assert!(pool.lines().any(|l| l == "all down: serve-all"), "{pool}");
     assert_eq!(json(&s, &["pools", "www.a.test"])["name"], "www.a.test.");
 
     let members = ok(&s, &["members", "www.a.test."]);
