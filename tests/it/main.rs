@@ -6,6 +6,7 @@ mod admin;
 mod answers;
 mod backend;
 mod cli;
+mod client;
 mod cluster;
 mod cookies;
 mod core;
