@@ -7,6 +7,7 @@ mod answers;
 mod backend;
 mod browser;
 mod cli;
+mod client;
 mod cluster;
 mod cookies;
 mod core;
