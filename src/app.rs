@@ -283,7 +283,10 @@ impl App {
             token: self.control.token.clone(),
             writer: self.control.writer.clone(),
             metrics: self.control.metrics.clone(),
+            ui_public: self.sources.config.admin.ui_public,
         });
+        let rates = self.control.metrics.answer_rates.clone();
+        tasks.push(tokio::spawn(rates.run(self.snapshot.clone(), stop_rx.clone())));
         let admin = tokio::spawn(crate::http::serve(self.admin, router, stop_rx.clone()));
 
         if let Some(settings) = &self.control.redirect {

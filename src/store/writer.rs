@@ -477,6 +477,9 @@ impl Writer {
         if old.admin.state_dir != new.admin.state_dir {
             warn!("state_dir changes only on restart");
         }
+        if old.admin.ui_public != new.admin.ui_public {
+            warn!("[admin] ui_public changes only on restart");
+        }
         let old_sources = std::mem::replace(&mut self.sources, sources);
         let old_effective = std::mem::replace(&mut self.effective, effective);
         if let Err(e) = self.publish() {
@@ -1184,6 +1187,7 @@ impl Writer {
             "health": state,
             "last_change": h.and_then(|h| h.last_change).map(rfc3339),
             "last_error": h.and_then(|h| h.last_error.clone()),
+            "last_rtt_ms": h.and_then(|h| h.last_rtt).map(|d| d.as_secs_f64() * 1000.0),
         })
     }
 

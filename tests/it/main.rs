@@ -5,6 +5,7 @@
 mod admin;
 mod answers;
 mod backend;
+mod browser;
 mod cli;
 mod client;
 mod cluster;
@@ -26,3 +27,4 @@ mod ops;
 mod overrides;
 mod pools;
 mod redirect;
+mod ui;
