@@ -280,7 +280,10 @@ impl App {
             token: self.control.token.clone(),
             writer: self.control.writer.clone(),
             metrics: self.control.metrics.clone(),
+            ui_public: self.sources.config.admin.ui_public,
         });
+        let rates = self.control.metrics.answer_rates.clone();
+        tasks.push(tokio::spawn(rates.run(self.snapshot.clone(), self.shutdown.clone())));
         let admin = tokio::spawn(crate::http::serve(self.admin, router, self.shutdown.clone()));
 
         if let Some(settings) = &self.control.redirect {

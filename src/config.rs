@@ -191,11 +191,19 @@ struct AdminConfig {
     token_file: Option<PathBuf>,
     #[serde(default = "default_state_dir")]
     state_dir: PathBuf,
+    /// Whether the status page reads its state without a token; unset means
+    /// yes on a loopback listener, no otherwise.
+    ui_public: Option<bool>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: default_admin_listen(), token_file: None, state_dir: default_state_dir() }
+        AdminConfig {
+            listen: default_admin_listen(),
+            token_file: None,
+            state_dir: default_state_dir(),
+            ui_public: None,
+        }
     }
 }
 
@@ -542,6 +550,8 @@ pub struct AdminSettings {
     /// Line of `token_file` in the config file, for messages about the token.
     pub token_file_line: usize,
     pub state_dir: PathBuf,
+    /// Whether `/ui/api/state` is read without a token (`[admin] ui_public`).
+    pub ui_public: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -951,6 +961,7 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
             token_file: raw.admin.token_file.as_deref().map(resolve),
             token_file_line: find_key_line(text, "[admin]", "token_file"),
             state_dir: resolve(&raw.admin.state_dir),
+            ui_public: raw.admin.ui_public.unwrap_or(raw.admin.listen.ip().is_loopback()),
         },
         geoip: raw.geoip.map(|g| resolve(&g.database)),
         geoip_line: find_line(text, "[geoip]"),

@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod client;
 pub mod config;
 pub mod control;
 pub mod counters;

@@ -1,4 +1,6 @@
-//! The `lbdns` command: `lbdns [--config PATH]` serves, `lbdns check` validates.
+//! The `lbdns` command: `lbdns [--config PATH]` serves, `lbdns check` validates,
+//! `export` / `import` move the API state, and the client commands (`lbdns::client`)
+//! talk to a running server.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,6 +44,8 @@ enum Command {
         /// The file `lbdns export` wrote ("-" = standard input).
         file: PathBuf,
     },
+    #[command(flatten)]
+    Client(lbdns::client::Command),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Some(Command::Check { no_secrets }) => check(&cli.config, no_secrets),
         Some(Command::Export) => transfer(&cli.config, None),
         Some(Command::Import { file }) => transfer(&cli.config, Some(&file)),
+        Some(Command::Client(c)) => ExitCode::from(lbdns::client::run(&cli.config, &c)),
         None => serve(&cli.config),
     }
 }

@@ -42,6 +42,8 @@ pub struct Metrics {
     /// API writes that lost a race with another server's write to the same zone
     /// (etcd) and were tried again after catching up.
     pub admin_write_retries: Counter,
+    /// Answers per second of each pool, for the status page.
+    pub answer_rates: Arc<AnswerRates>,
     registry: Arc<Registry>,
 }
 
@@ -80,6 +82,7 @@ impl Metrics {
             reloads,
             redirects,
             admin_write_retries,
+            answer_rates: Arc::default(),
             registry: Arc::new(registry),
         }
     }
@@ -184,5 +187,93 @@ impl prometheus_client::collector::Collector for QueryPath {
             }
         }
         Ok(())
+    }
+}
+
+/// How often [`AnswerRates`] samples the pools' answer counters.
+pub const RATE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// Samples kept per pool: five minutes' worth.
+pub const RATE_SAMPLES: usize = 60;
+
+/// Answers per second of each pool over the last five minutes, for the status
+/// page's sparklines: a small ring per pool, filled from [`crate::counters::PoolCounters`] every
+/// [`RATE_EVERY`] off the query path (which only ever bumps its atomics).
+#[derive(Debug, Default)]
+pub struct AnswerRates {
+    rings: std::sync::Mutex<std::collections::HashMap<String, Ring>>,
+}
+
+#[derive(Debug, Default)]
+struct Ring {
+    /// The counter at the last sample, to take the difference from.
+    last: Option<u64>,
+    /// Answers per second, oldest first, at most [`RATE_SAMPLES`].
+    rates: std::collections::VecDeque<f64>,
+}
+
+impl AnswerRates {
+    /// Takes one sample of every pool in `snap`, `secs` seconds after the last;
+    /// forgets pools no longer there.
+    pub fn sample(&self, snap: &Snapshot, secs: f64) {
+        let counts = snap.pools.iter().map(|p| (p.name_text.as_str(), p.counters.answers.load(Ordering::Relaxed)));
+        self.sample_counts(counts, secs);
+    }
+
+    /// [`AnswerRates::sample`] given each pool's answer counter.
+    fn sample_counts<'a>(&self, counts: impl Iterator<Item = (&'a str, u64)> + Clone, secs: f64) {
+        let Ok(mut rings) = self.rings.lock() else { return };
+        rings.retain(|name, _| counts.clone().any(|(n, _)| n == name));
+        for (name, now) in counts {
+            let ring = rings.entry(name.to_string()).or_default();
+            if let Some(last) = ring.last {
+                if ring.rates.len() == RATE_SAMPLES {
+                    ring.rates.pop_front();
+                }
+                ring.rates.push_back(now.saturating_sub(last) as f64 / secs.max(0.001));
+            }
+            ring.last = Some(now);
+        }
+    }
+
+    /// The samples of `pool`, oldest first (empty before the second sample).
+    pub fn of(&self, pool: &str) -> Vec<f64> {
+        self.rings.lock().ok().and_then(|r| r.get(pool).map(|r| r.rates.iter().copied().collect())).unwrap_or_default()
+    }
+
+    /// Samples every [`RATE_EVERY`] until the server stops.
+    pub async fn run(self: Arc<Self>, snapshot: Arc<ArcSwap<Snapshot>>, mut shutdown: crate::shutdown::Shutdown) {
+        let mut tick = tokio::time::interval(RATE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.recv() => return,
+            }
+            let now = tokio::time::Instant::now();
+            self.sample(&snapshot.load(), now.duration_since(last).as_secs_f64());
+            last = now;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_rates_keep_five_minutes_per_pool_and_forget_removed_pools() {
+        let r = AnswerRates::default();
+        r.sample_counts([("a.", 100), ("b.", 0)].into_iter(), 5.0);
+        assert!(r.of("a.").is_empty(), "one sample is no rate yet");
+        r.sample_counts([("a.", 150), ("b.", 0)].into_iter(), 5.0);
+        assert_eq!(r.of("a."), [10.0]);
+        assert_eq!(r.of("b."), [0.0]);
+        for i in 0..100u64 {
+            r.sample_counts([("a.", 150 + 5 * (i + 1))].into_iter(), 5.0);
+        }
+        assert_eq!(r.of("a.").len(), RATE_SAMPLES);
+        assert_eq!(r.of("a.").last(), Some(&1.0));
+        assert!(r.of("b.").is_empty(), "a pool no longer there is forgotten");
     }
 }

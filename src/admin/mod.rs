@@ -1,5 +1,5 @@
-//! The admin HTTP server (axum): `/healthz`, `/readyz`, `/metrics` without auth, and
-//! the `/v1` API behind a bearer token.
+//! The admin HTTP server (axum): `/healthz`, `/readyz`, `/metrics` without auth, the
+//! status page (`/`, `/ui/`, see [`ui`]), and the `/v1` API behind a bearer token.
 //!
 //! Handlers do no validation of their own beyond reading the body: every request is
 //! passed to the writer, which validates it against the state in effect, stores it,
@@ -22,6 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::control::Command;
 use crate::store::api::{ApiError, ApiRequest, Reply};
+
+mod ui;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1 << 20;
@@ -118,6 +120,8 @@ pub struct AdminState {
     pub token: Arc<ArcSwap<Option<String>>>,
     pub writer: mpsc::Sender<Command>,
     pub metrics: crate::metrics::Metrics,
+    /// `/ui/api/state` answers without a token (`[admin] ui_public`).
+    pub ui_public: bool,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -138,6 +142,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(|| async { "ready\n" }))
         .route("/metrics", get(metrics))
         .nest("/v1", v1)
+        .merge(ui::router(state.clone()))
         .fallback(|| async { AdminError::not_found("no such endpoint") })
         .layer(middleware::from_fn(deadline))
         .layer(middleware::from_fn(json_errors))

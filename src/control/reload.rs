@@ -28,6 +28,9 @@ impl Writer {
         if old.admin.state_dir != new.admin.state_dir {
             warn!("state_dir changes only on restart");
         }
+        if old.admin.ui_public != new.admin.ui_public {
+            warn!("[admin] ui_public changes only on restart");
+        }
         let old_sources = std::mem::replace(&mut self.sources, sources);
         let old_effective = std::mem::replace(&mut self.effective, effective);
         if let Err(e) = self.publish() {

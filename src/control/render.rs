@@ -99,6 +99,7 @@ impl Writer {
             "health": state,
             "last_change": h.and_then(|h| h.last_change).map(rfc3339),
             "last_error": h.and_then(|h| h.last_error.clone()),
+            "last_rtt_ms": h.and_then(|h| h.last_rtt).map(|d| d.as_secs_f64() * 1000.0),
         })
     }
 

@@ -165,11 +165,13 @@ pub struct MemberHealth {
     pub last_change: Option<SystemTime>,
     pub last_error: Option<String>,
     pub last_probe: Option<SystemTime>,
+    /// How long the last successful probe took.
+    pub last_rtt: Option<Duration>,
 }
 
 impl MemberHealth {
     pub fn new() -> Self {
-        MemberHealth { flap: Flap::default(), last_change: None, last_error: None, last_probe: None }
+        MemberHealth { flap: Flap::default(), last_change: None, last_error: None, last_probe: None, last_rtt: None }
     }
 
     /// "up", "down" or "unknown" (not probed yet).
@@ -199,8 +201,9 @@ impl HealthTable {
     pub fn apply(&mut self, r: &ProbeResult) -> bool {
         let h = self.members.entry(r.key.clone()).or_default();
         h.last_probe = Some(r.at);
-        if let Err(e) = &r.outcome {
-            h.last_error = Some(e.to_string());
+        match &r.outcome {
+            Ok(()) => h.last_rtt = Some(r.took),
+            Err(e) => h.last_error = Some(e.to_string()),
         }
         let changed = h.flap.record(r.outcome.is_ok(), r.key.spec.rise, r.key.spec.fall);
         if changed {

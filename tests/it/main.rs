@@ -5,7 +5,9 @@
 mod admin;
 mod answers;
 mod backend;
+mod browser;
 mod cli;
+mod client;
 mod cluster;
 mod cookies;
 mod core;
@@ -25,3 +27,4 @@ mod ops;
 mod overrides;
 mod pools;
 mod redirect;
+mod ui;
