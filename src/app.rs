@@ -9,25 +9,25 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::admin::{self, AdminState};
-use crate::config::{ClusterHealth, RedirectSettings};
+use crate::config::{ClusterHealth, EtcdSettings, RedirectSettings};
+use crate::control::{ClusterLink, Command, Writer, WriterParts};
 use crate::counters::Stats;
 use crate::dns::cookie::Cookies;
 use crate::dns::{tcp, udp};
 use crate::health::{ProbeResult, Prober, Votes};
 use crate::metrics::Metrics;
 use crate::problem::{Problem, Problems};
+use crate::shutdown::{Shutdown, Stopper};
 use crate::sources::Sources;
 use crate::store::durable::{SqliteStore, Store};
 use crate::store::etcd::{self, EtcdStore};
 use crate::store::snapshot::Snapshot;
-use crate::store::writer::{ClusterLink, Command, Writer};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -39,7 +39,7 @@ pub enum AppError {
     #[error(transparent)]
     Etcd(#[from] crate::store::etcd::EtcdError),
     #[error(transparent)]
-    State(#[from] crate::store::writer::StateError),
+    State(#[from] crate::control::StateError),
 }
 
 /// A bound, ready-to-run server.
@@ -56,6 +56,9 @@ pub struct App {
     cmd_rx: mpsc::Receiver<Command>,
     control: Control,
     redirect: Vec<tokio::net::TcpListener>,
+    /// Made before anything is spawned, so the etcd tasks stop with the rest.
+    stopper: Stopper,
+    shutdown: Shutdown,
 }
 
 /// What can be done to a running server from outside: reload it.
@@ -138,25 +141,19 @@ impl App {
             }
         };
         let (probe_tx, probe_rx) = mpsc::channel(4096);
-        let mut writer = Writer::new(sources.clone(), store, Prober::new(probe_tx, sources.config.probe_source))?;
-        if let Some((settings, conn)) = etcd {
-            let (remote_tx, remote_rx) = mpsc::channel(256);
-            let (views_tx, views_rx) = watch::channel(Votes::new());
-            writer.set_cluster(ClusterLink {
-                node: settings.node.clone(),
-                quorum: settings.health == ClusterHealth::Quorum,
-                remote: Some(remote_rx),
-                views: views_tx,
-            });
-            // The watch starts with a full load of its own: it brings the other nodes'
-            // health views, which the state loaded above leaves out.
-            tokio::spawn(etcd::watch_loop(conn.clone(), settings.prefix.clone(), None, remote_tx));
-            tokio::spawn(etcd::health_loop(conn, settings.prefix.clone(), settings.node.clone(), views_rx));
-            info!(node = %settings.node, endpoints = %settings.endpoints.join(","), "state shared through etcd");
-        }
+        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty(cfg.dns.edns_udp_size)));
         let stats = Arc::new(Stats::default());
-        let metrics = Metrics::new(stats.clone(), writer.snapshot());
-        writer.set_metrics(metrics.clone());
+        let metrics = Metrics::new(stats.clone(), snapshot.clone());
+        let (stopper, shutdown) = Shutdown::new();
+        let cluster = etcd.map(|(settings, conn)| join_cluster(&settings, conn, &shutdown));
+        let mut writer = Writer::new(WriterParts {
+            sources: sources.clone(),
+            store,
+            prober: Prober::new(probe_tx, sources.config.probe_source),
+            snapshot: snapshot.clone(),
+            metrics: metrics.clone(),
+            cluster,
+        })?;
         writer.start().await?;
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(256);
         let control = Control {
@@ -189,7 +186,9 @@ impl App {
             redirect.push(l);
         }
         Ok(App {
-            snapshot: writer.snapshot(),
+            snapshot,
+            stopper,
+            shutdown,
             stats,
             sources,
             udp: udp_sockets,
@@ -238,8 +237,6 @@ impl App {
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight work
     /// finish, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (stop_tx, stop_rx) = watch::channel(false);
         let mut threads = Vec::new();
         let rrl = self.sources.config.dns.rrl.map(|c| Arc::new(crate::dns::rrl::Rrl::new(c)));
         let dns_cfg = &self.sources.config.dns;
@@ -255,7 +252,7 @@ impl App {
                 sock,
                 self.snapshot.clone(),
                 self.stats.worker(),
-                stop.clone(),
+                self.shutdown.clone(),
                 seed,
                 rrl.clone(),
                 cookies.clone(),
@@ -274,10 +271,10 @@ impl App {
                 self.snapshot.clone(),
                 self.stats.worker(),
                 settings,
-                stop_rx.clone(),
+                self.shutdown.clone(),
             )));
         }
-        let writer = tokio::spawn(self.writer.run(self.probe_rx, self.cmd_rx, stop_rx.clone()));
+        let writer = tokio::spawn(self.writer.run(self.probe_rx, self.cmd_rx, self.shutdown.clone()));
         let router = admin::router(AdminState {
             auth_log: Arc::default(),
             token: self.control.token.clone(),
@@ -286,8 +283,8 @@ impl App {
             ui_public: self.sources.config.admin.ui_public,
         });
         let rates = self.control.metrics.answer_rates.clone();
-        tasks.push(tokio::spawn(rates.run(self.snapshot.clone(), stop_rx.clone())));
-        let admin = tokio::spawn(crate::http::serve(self.admin, router, stop_rx.clone()));
+        tasks.push(tokio::spawn(rates.run(self.snapshot.clone(), self.shutdown.clone())));
+        let admin = tokio::spawn(crate::http::serve(self.admin, router, self.shutdown.clone()));
 
         if let Some(settings) = &self.control.redirect {
             let state = crate::redirect::RedirectState {
@@ -297,14 +294,13 @@ impl App {
             };
             for listener in self.redirect {
                 let app = crate::redirect::router(state.clone());
-                tasks.push(tokio::spawn(crate::http::serve(listener, app, stop_rx.clone())));
+                tasks.push(tokio::spawn(crate::http::serve(listener, app, self.shutdown.clone())));
             }
         }
 
         shutdown.await;
         info!("shutting down");
-        stop.store(true, Ordering::Relaxed);
-        let _ = stop_tx.send(true);
+        self.stopper.stop();
         for t in tasks {
             let _ = t.await;
         }
@@ -318,6 +314,33 @@ impl App {
         .await
         .ok();
         Ok(())
+    }
+}
+
+/// Starts the etcd watch (until shutdown) and the task that publishes this node's
+/// health view, and returns the writer's ends of both.
+fn join_cluster(settings: &EtcdSettings, conn: etcd::Connector, shutdown: &Shutdown) -> ClusterLink {
+    let (remote_tx, remote_rx) = mpsc::channel(256);
+    let (views_tx, views_rx) = watch::channel(Votes::new());
+    // The watch starts with a full load of its own: it brings the other nodes'
+    // health views, which the state loaded by the store leaves out.
+    let watch = etcd::watch_loop(conn.clone(), settings.prefix.clone(), None, remote_tx);
+    let mut stop = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = watch => {}
+            _ = stop.recv() => {}
+        }
+    });
+    // Not tied to the shutdown: it revokes this node's lease when the writer, the
+    // sender of the views, is gone, so the last view published is the writer's last.
+    tokio::spawn(etcd::health_loop(conn, settings.prefix.clone(), settings.node.clone(), views_rx));
+    info!(node = %settings.node, endpoints = %settings.endpoints.join(","), "state shared through etcd");
+    ClusterLink {
+        node: settings.node.clone(),
+        quorum: settings.health == ClusterHealth::Quorum,
+        remote: Some(remote_rx),
+        views: views_tx,
     }
 }
 

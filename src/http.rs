@@ -17,18 +17,19 @@ use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tower::ServiceExt;
 use tracing::debug;
+
+use crate::shutdown::Shutdown;
 
 /// The largest request head accepted (hyper's read buffer; its minimum is 8 KiB).
 pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 64;
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `router` on `listener` until `stop` turns true, then waits up to 2 s for
+/// Serves `router` on `listener` until the server stops, then waits up to 2 s for
 /// open requests to finish.
-pub async fn serve(listener: TcpListener, router: Router, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, router: Router, mut shutdown: Shutdown) {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).max_buf_size(MAX_HEAD).max_headers(MAX_HEADERS).header_read_timeout(HEAD_TIMEOUT);
     let graceful = GracefulShutdown::new();
@@ -42,7 +43,7 @@ pub async fn serve(listener: TcpListener, router: Router, mut stop: watch::Recei
                     continue;
                 }
             },
-            _ = stop.changed() => break,
+            _ = shutdown.recv() => break,
         };
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {

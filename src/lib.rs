@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  config + zone files ──> Sources ──┐
-//!  health probes ────────────────────┼──> writer ──> Snapshot (arc-swap) ──> UDP workers
+//!  health probes ────────────────────┼──> control ─> Snapshot (arc-swap) ──> UDP workers
 //!  admin API (changes) ──────────────┘                                  └──> TCP tasks
 //! ```
 //!
@@ -14,6 +14,7 @@ pub mod admin;
 pub mod app;
 pub mod client;
 pub mod config;
+pub mod control;
 pub mod counters;
 pub mod dns;
 pub mod fuzzing;
@@ -28,7 +29,9 @@ pub mod problem;
 pub mod rdata;
 pub mod redirect;
 pub mod secrets;
+pub mod shutdown;
 pub mod sources;
+pub mod state;
 pub mod store;
 pub mod zone;
 

@@ -240,15 +240,15 @@ impl AnswerRates {
         self.rings.lock().ok().and_then(|r| r.get(pool).map(|r| r.rates.iter().copied().collect())).unwrap_or_default()
     }
 
-    /// Samples every [`RATE_EVERY`] until `stop` turns true.
-    pub async fn run(self: Arc<Self>, snapshot: Arc<ArcSwap<Snapshot>>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// Samples every [`RATE_EVERY`] until the server stops.
+    pub async fn run(self: Arc<Self>, snapshot: Arc<ArcSwap<Snapshot>>, mut shutdown: crate::shutdown::Shutdown) {
         let mut tick = tokio::time::interval(RATE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = stop.changed() => return,
+                _ = shutdown.recv() => return,
             }
             let now = tokio::time::Instant::now();
             self.sample(&snapshot.load(), now.duration_since(last).as_secs_f64());

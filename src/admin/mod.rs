@@ -20,8 +20,8 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::control::Command;
 use crate::store::api::{ApiError, ApiRequest, Reply};
-use crate::store::writer::Command;
 
 mod ui;
 
@@ -59,7 +59,7 @@ impl From<ApiError> for AdminError {
         let status = match &e {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::LostRace(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -18,8 +18,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
 use super::{AdminError, AdminState};
+use crate::control::Command;
 use crate::store::api::{ApiRequest, Reply};
-use crate::store::writer::Command;
 
 const INDEX_HTML: &str = include_str!("ui/index.html");
 const APP_JS: &str = include_str!("ui/app.js");

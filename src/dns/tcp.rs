@@ -21,12 +21,13 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tracing::debug;
 
 use super::Responder;
 use super::cookie::Cookies;
 use crate::counters::WorkerStats;
+use crate::shutdown::Shutdown;
 use crate::store::snapshot::Snapshot;
 
 pub struct TcpSettings {
@@ -91,13 +92,13 @@ impl Table {
     }
 }
 
-/// Accepts connections until `shutdown` turns true.
+/// Accepts connections until the server stops; open connections end then too.
 pub async fn serve(
     listener: TcpListener,
     snapshot: Arc<ArcSwap<Snapshot>>,
     stats: Arc<WorkerStats>,
     settings: TcpSettings,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     let table = Arc::new(Table {
         start: Instant::now(),
@@ -116,7 +117,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.changed() => return,
+            _ = shutdown.recv() => return,
         };
         let (registration, last_active, evict) = table.register();
         let conn = Connection {
@@ -127,23 +128,15 @@ pub async fn serve(
             table: table.clone(),
             last_active,
         };
-        let shutdown = shutdown.clone();
+        let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
                 _ = conn.run(stream, peer) => {}
                 _ = evict.notified() => debug!(%peer, "tcp connection evicted (longest idle)"),
-                _ = wait_shutdown(shutdown) => {}
+                _ = shutdown.recv() => {}
             }
             drop(registration);
         });
-    }
-}
-
-async fn wait_shutdown(mut shutdown: watch::Receiver<bool>) {
-    while !*shutdown.borrow() {
-        if shutdown.changed().await.is_err() {
-            return;
-        }
     }
 }
 

@@ -6,7 +6,6 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use super::cookie::{CookieCheck, Cookies};
 use super::mmsg::{BATCH, Batch};
 use super::rrl::{Rrl, Verdict};
 use crate::counters::WorkerStats;
+use crate::shutdown::Shutdown;
 use crate::store::snapshot::Snapshot;
 use std::os::fd::AsRawFd;
 
@@ -38,12 +38,12 @@ pub fn bind_reuseport(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(s)
 }
 
-/// Starts a worker thread serving `socket` until `stop` is set.
+/// Starts a worker thread serving `socket` until the server stops.
 pub fn spawn_worker(
     socket: UdpSocket,
     snapshot: Arc<ArcSwap<Snapshot>>,
     stats: Arc<WorkerStats>,
-    stop: Arc<AtomicBool>,
+    shutdown: Shutdown,
     seed: u64,
     rrl: Option<Arc<Rrl>>,
     cookies: Option<Arc<Cookies>>,
@@ -54,7 +54,7 @@ pub fn spawn_worker(
         let mut batch = Batch::new();
         let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(4096)).collect();
         let mut answered = [false; BATCH];
-        while !stop.load(Ordering::Relaxed) {
+        while !shutdown.is_shutdown() {
             let n = match batch.recv(fd) {
                 Ok(n) => n,
                 Err(e)

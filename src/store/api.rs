@@ -45,9 +45,14 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
-    /// The request conflicts with the state in effect (or lost a race for it).
+    /// The request conflicts with the state in effect.
     #[error("{0}")]
     Conflict(String),
+    /// Another server stored a change to the same zone first (etcd): the writer
+    /// catches up and plans the request again; answered as a conflict once it
+    /// keeps losing.
+    #[error("{0}")]
+    LostRace(String),
     /// Well-formed, but not acceptable (bad record data, a bad pool).
     #[error("{0}")]
     Unprocessable(String),

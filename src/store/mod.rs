@@ -8,7 +8,6 @@ pub mod etcd;
 pub mod overlay;
 pub mod snapshot;
 pub mod transfer;
-pub mod writer;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -37,6 +37,12 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// No zones and no pools: what is published until the first snapshot is built
+    /// (nothing answers from it; the sockets are not served before then).
+    pub fn empty(edns_udp_size: u16) -> Snapshot {
+        Snapshot { zones: Arc::default(), pools: Vec::new(), edns_udp_size, regions: Arc::default(), geoip: None }
+    }
+
     /// This snapshot's settings with other zones and pools: the next snapshot
     /// after a change that touched only those.
     pub fn with_parts(&self, zones: Arc<FxHashMap<Box<[u8]>, Arc<Zone>>>, pools: Vec<Arc<Pool>>) -> Snapshot {

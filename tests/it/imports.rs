@@ -2,7 +2,7 @@
 //! modules below it. The graph is built from the source text, at the granularity the
 //! redesign talks about: top-level modules (`src/x.rs` or `src/x/`), and each file of
 //! `src/store/` on its own. Test-only code (`#[cfg(test)] mod`) does not count.
-//! The leaves (`net`, `counters`, `problem`, `secrets`) import nothing at all.
+//! The leaves (`net`, `counters`, `problem`, `secrets`, `shutdown`) import nothing at all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The node a file belongs to: `store/writer` for `src/store/writer.rs`, `dns` for
+/// The node a file belongs to: `store/etcd` for `src/store/etcd.rs`, `dns` for
 /// `src/dns/udp.rs`, `geoip` for `src/geoip.rs`.
 fn node_of(rel: &Path) -> String {
     let parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string()).collect();
@@ -184,13 +184,13 @@ fn circles(graph: &Graph) -> Vec<String> {
 fn no_import_circles() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let graph = import_graph(&src);
-    assert!(graph.contains_key("store/writer") && graph.contains_key("dns"), "the scan found the modules");
+    assert!(graph.contains_key("control") && graph.contains_key("dns"), "the scan found the modules");
     let found = circles(&graph);
     assert!(found.is_empty(), "import circles between modules (each must point one way):\n{}", found.join("\n"));
 }
 
 /// The leaves every layer may use: they import nothing from the crate.
-const LEAVES: &[&str] = &["net", "counters", "problem", "secrets"];
+const LEAVES: &[&str] = &["net", "counters", "problem", "secrets", "shutdown"];
 
 #[test]
 fn leaves_import_nothing_from_the_crate() {
@@ -198,6 +198,27 @@ fn leaves_import_nothing_from_the_crate() {
     for leaf in LEAVES {
         let edges = graph.get(*leaf).unwrap_or_else(|| panic!("no module {leaf}"));
         assert!(edges.is_empty(), "the leaf {leaf} imports {edges:?}");
+    }
+}
+
+/// The writer (`control`) speaks in typed requests, replies and errors; HTTP is
+/// `admin`'s business, so control imports neither it nor an HTTP crate.
+#[test]
+fn control_never_imports_axum_http_or_admin() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = import_graph(&src);
+    let edges = graph.get("control").expect("a control module");
+    for module in ["admin", "http", "redirect"] {
+        assert!(!edges.contains(module), "control imports crate::{module}");
+    }
+    let mut files = Vec::new();
+    rust_files(&src.join("control"), &mut files);
+    assert!(!files.is_empty());
+    for file in files {
+        let text = production_text(&std::fs::read_to_string(&file).unwrap());
+        for krate in ["axum", "http", "hyper", "tower"] {
+            assert!(paths_after(&text, krate).is_empty(), "{} uses the {krate} crate", file.display());
+        }
     }
 }
 

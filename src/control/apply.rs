@@ -1,0 +1,210 @@
+//! API apply: a request planned by [`crate::state`], stored, applied to the overlay
+//! and published before its reply, so a client reads its own write. A write that
+//! lost a race with another server is planned again once the winner is seen.
+
+use std::sync::Arc;
+
+use hickory_proto::rr::Name;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tracing::info;
+
+use crate::store::api::{ApiError, ApiRequest, Reply};
+use crate::store::durable::{Remote, StoreError};
+use crate::store::overlay::{self, Change};
+
+use crate::state::{self, Planned, pool_name};
+use crate::zone::{self, ZoneData};
+
+use super::*;
+
+impl Writer {
+    /// Answers an API request. A write that lost a race with another server's
+    /// write to the same zone is not refused at once: this server waits for the
+    /// winner's change on the watch, applies it, and validates and stores the
+    /// request again on the new state (so two automation clients writing through
+    /// two servers both succeed, and a write that now conflicts with the winner's
+    /// gets the same answer it would have got in sequence). Only a race lost for
+    /// `RACE_RETRY_FOR` answers 409.
+    pub(super) async fn api_settled(
+        &mut self,
+        req: ApiRequest,
+        remote: &mut Option<mpsc::Receiver<Remote>>,
+    ) -> Result<Reply, ApiError> {
+        let deadline = tokio::time::Instant::now() + RACE_RETRY_FOR;
+        loop {
+            let r = self.api(req.clone());
+            if !matches!(r, Err(ApiError::LostRace(_))) || tokio::time::Instant::now() >= deadline {
+                return r;
+            }
+            let Some(rx) = remote.as_mut() else { return r };
+            self.metrics.admin_write_retries.inc();
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(first)) => {
+                    self.remote(first);
+                    while let Ok(more) = rx.try_recv() {
+                        self.remote(more);
+                    }
+                }
+                _ => return r,
+            }
+        }
+    }
+
+    pub(super) fn api(&mut self, req: ApiRequest) -> Result<Reply, ApiError> {
+        match req {
+            ApiRequest::ListPools => {
+                let all: Vec<Value> = self.effective.pools.iter().map(|p| self.pool_json(p)).collect();
+                Ok(Reply::Ok(Value::Array(all)))
+            }
+            ApiRequest::GetPool(name) => {
+                let name = pool_name(&name)?;
+                let p =
+                    self.in_effect().find_pool(&name).ok_or_else(|| ApiError::not_found(format!("no pool {name}")))?;
+                Ok(Reply::Ok(self.pool_json(p)))
+            }
+            ApiRequest::ListZones => {
+                let all: Vec<Value> = self.effective.zones.iter().map(|z| self.zone_summary_json(z)).collect();
+                Ok(Reply::Ok(Value::Array(all)))
+            }
+            ApiRequest::GetRecords(origin) => {
+                let z = self.in_effect().find_zone(&origin)?;
+                Ok(Reply::Ok(self.records_json(&z)))
+            }
+            other => {
+                let deletes = matches!(
+                    other,
+                    ApiRequest::DeletePool(_)
+                        | ApiRequest::DeleteMember(..)
+                        | ApiRequest::DeleteRRset(..)
+                        | ApiRequest::DeletePoolOverride(_)
+                        | ApiRequest::DeleteMemberOverride(..)
+                        | ApiRequest::DeleteRRsetOverride(..)
+                );
+                // Nothing to store: a DELETE of what is already deleted.
+                let Some(Planned { change, zone, created }) = state::plan(&self.in_effect(), other)? else {
+                    return Ok(Reply::NoContent);
+                };
+                self.commit(change.clone(), &zone)?;
+                if let Change::DeleteRRset { zone, name, rtype } | Change::RevertRRset { zone, name, rtype } = &change {
+                    self.refused.remove(&(zone.clone(), name.clone(), *rtype));
+                }
+                if deletes {
+                    return Ok(Reply::NoContent);
+                }
+                let body = match &change {
+                    Change::PutPool(def) => {
+                        self.in_effect().find_pool(&def.name).map(|p| self.pool_json(p)).unwrap_or(Value::Null)
+                    }
+                    Change::PutMember { pool, .. } => {
+                        self.in_effect().find_pool(pool).map(|p| self.pool_json(p)).unwrap_or(Value::Null)
+                    }
+                    Change::PutRRset { zone, name, rtype, set } => {
+                        let over = json!({"ttl": set.ttl, "data": set.data});
+                        json!({"name": name.to_ascii(), "type": rtype.to_string(), "ttl": set.ttl, "data": set.data,
+                               "source": "api", "file": self.file_rrset_json(zone, name, *rtype), "override": over})
+                    }
+                    _ => return Ok(Reply::NoContent),
+                };
+                Ok(if created { Reply::Created(body) } else { Reply::Ok(body) })
+            }
+        }
+    }
+
+    /// Stores, applies and publishes a validated change. The work is proportional
+    /// to what the change touches: an RRset change re-derives one zone, a member
+    /// change one pool (plus the zone's SOA serial).
+    pub(super) fn commit(&mut self, change: Change, zone: &Name) -> Result<(), ApiError> {
+        // Everything that can fail is tried before anything is stored.
+        let new_zone = match &change {
+            Change::PutRRset { .. } | Change::DeleteRRset { .. } | Change::RevertRRset { .. } => {
+                Some(self.zone_with(&change, zone).map_err(|e| ApiError::conflict(e.to_string()))?)
+            }
+            _ => None,
+        };
+        if let (Some(z), Change::RevertRRset { name, rtype, .. }) = (&new_zone, &change) {
+            self.in_effect().check_restored(z, name, *rtype)?;
+        }
+        tokio::task::block_in_place(|| self.store.apply(&change, zone)).map_err(|e| match e {
+            StoreError::Conflict(m) => ApiError::LostRace(format!("change not stored: {m}")),
+            e => ApiError::Unavailable(format!("change not stored: {e}")),
+        })?;
+        let pools_before: Vec<Name> = self.effective.pools.iter().map(|(p, _)| p.name.clone()).collect();
+        self.overlay.apply(&change, zone);
+        let published = if let Some(z) = new_zone {
+            if let Some(slot) = self.effective.zones.iter_mut().find(|x| x.origin == *zone) {
+                *slot = z;
+            }
+            self.publish_zone(zone)
+        } else {
+            self.effective.pools = overlay::effective_pools(&self.sources, &self.overlay);
+            let pools_after: Vec<Name> = self.effective.pools.iter().map(|(p, _)| p.name.clone()).collect();
+            self.follow_pools();
+            if pools_after == pools_before {
+                let name = match &change {
+                    Change::PutPool(d) => d.name.clone(),
+                    Change::PutMember { pool, .. }
+                    | Change::DeleteMember { pool, .. }
+                    | Change::RevertMember { pool, .. }
+                    | Change::RevertPool { pool, .. } => pool.clone(),
+                    _ => zone.clone(),
+                };
+                match self.in_effect().find_pool(&name) {
+                    Some(_) => self.publish_pool(&name, zone),
+                    // An override of a pool not in effect (it left the config): only the serial.
+                    None => self.publish_serial(zone),
+                }
+            } else {
+                self.publish()
+            }
+        };
+        // The change is stored; a failure to publish it is a bug, not a bad request.
+        published.map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.changed([zone.clone()], ChangeSource::Api);
+        info!(change = ?change_label(&change), zone = %zone, "admin change applied");
+        Ok(())
+    }
+
+    /// The zone `origin` with an RRset change applied, checked.
+    pub(super) fn zone_with(&self, change: &Change, origin: &Name) -> Result<Arc<ZoneData>, StateError> {
+        let base = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
+        let (name, rtype) = match change {
+            Change::PutRRset { name, rtype, .. }
+            | Change::DeleteRRset { name, rtype, .. }
+            | Change::RevertRRset { name, rtype, .. } => (name, *rtype),
+            _ => return Ok(base.clone()),
+        };
+        let mut records: Vec<_> =
+            base.records.iter().filter(|r| !(r.name == *name && r.rtype() == rtype)).cloned().collect();
+        match change {
+            Change::PutRRset { set, .. } => records.extend(overlay::api_records(name, rtype, set, origin)?),
+            Change::RevertRRset { .. } => {
+                // The zone file's RRset, if it has one, shows again.
+                let file = self.sources.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
+                records.extend(file.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).cloned());
+            }
+            _ => {}
+        }
+        let z = ZoneData { origin: base.origin.clone(), file: base.file.clone(), records };
+        zone::check_zone(&z)?;
+        Ok(Arc::new(z))
+    }
+}
+
+/// How long an API write that lost a race keeps catching up and trying again
+/// before it answers 409.
+pub(super) const RACE_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+pub(super) fn change_label(c: &Change) -> String {
+    match c {
+        Change::PutPool(d) => format!("put pool {}", d.name),
+        Change::DeletePool(n) => format!("delete pool {n}"),
+        Change::PutMember { pool, address, .. } => format!("put member {address} of {pool}"),
+        Change::DeleteMember { pool, address } => format!("delete member {address} of {pool}"),
+        Change::RevertMember { pool, address } => format!("revert member {address} of {pool}"),
+        Change::RevertPool { pool, .. } => format!("revert pool {pool}"),
+        Change::PutRRset { name, rtype, .. } => format!("put {name} {rtype}"),
+        Change::DeleteRRset { name, rtype, .. } => format!("delete {name} {rtype}"),
+        Change::RevertRRset { name, rtype, .. } => format!("revert {name} {rtype}"),
+    }
+}

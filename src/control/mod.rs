@@ -1,0 +1,258 @@
+//! The one writer: the only task that publishes snapshots.
+//!
+//! Inputs arrive on bounded channels: probe results, admin API requests and, with
+//! etcd, what other servers changed.
+//! Probe results already queued are applied as one batch, so a burst of health
+//! changes is a single swap. An API change is validated against the current state,
+//! stored durably, applied to the overlay and published before its reply is sent,
+//! so a client that got a 2xx reads its own write from DNS.
+
+mod apply;
+mod effect;
+mod probes;
+mod publish;
+mod reload;
+mod remote;
+mod render;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::Name;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{info, warn};
+
+use crate::store::api::{ApiError, ApiRequest, Reply};
+use crate::store::durable::{Remote, Store, StoreError};
+use crate::store::overlay::{ApiRecordError, Origin, Overlay};
+
+use crate::config::PoolDef;
+use crate::health::{self, HealthTable, ProbeKey, ProbeResult, Prober, Votes};
+use crate::metrics::Metrics;
+use crate::problem::Problem;
+use crate::rdata::RecordError;
+use crate::shutdown::Shutdown;
+use crate::sources::Sources;
+use crate::state::{InEffect, RRsetKey};
+use crate::store::snapshot::Snapshot;
+use crate::zone::{ZoneCheckError, ZoneData};
+use effect::fit;
+
+/// Why a state could not be put in effect or published; the state in effect
+/// before stays in effect.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Stored API record data that does not parse.
+    #[error(transparent)]
+    Records(#[from] ApiRecordError),
+    /// A zone with API changes that fails the whole-zone checks.
+    #[error(transparent)]
+    Zone(#[from] ZoneCheckError),
+    /// The snapshot could not be built (a record that does not encode).
+    #[error(transparent)]
+    Build(#[from] Problem),
+    #[error(transparent)]
+    Encode(#[from] RecordError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no such zone")]
+    NoZone,
+    #[error("no such pool")]
+    NoPool,
+}
+
+/// Requests other tasks make of the writer.
+pub enum Command {
+    /// A copy of the health table (for metrics).
+    Health(oneshot::Sender<HealthTable>),
+    /// An admin API request; the reply is the response body.
+    Api(ApiRequest, oneshot::Sender<Result<Reply, ApiError>>),
+    /// New sources after SIGHUP: applied as one swap, or refused whole.
+    Reload(Box<Sources>, oneshot::Sender<Result<(), StateError>>),
+}
+
+/// The state in effect: sources with the overlay applied.
+#[derive(Clone)]
+struct Effective {
+    zones: Vec<Arc<ZoneData>>,
+    pools: Vec<(Arc<PoolDef>, Origin)>,
+}
+
+pub struct Writer {
+    sources: Sources,
+    overlay: Overlay,
+    store: Box<dyn Store>,
+    health: HealthTable,
+    prober: Prober,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    effective: Effective,
+    metrics: Metrics,
+    /// Other nodes' health views (`health = "quorum"`; empty otherwise).
+    nodes: BTreeMap<String, Votes>,
+    cluster: Option<ClusterLink>,
+    /// Stored RRset changes that the files refuse (left out of the state in
+    /// effect); a DELETE of one is allowed, so that it can be dropped.
+    refused: std::collections::BTreeSet<RRsetKey>,
+    /// When and by what each zone's served content last changed (`GET /v1/zones`).
+    last_change: std::collections::HashMap<Name, LastChange>,
+}
+
+/// The last change to a zone as this server saw it.
+#[derive(Debug, Clone, Copy)]
+struct LastChange {
+    time: std::time::SystemTime,
+    source: ChangeSource,
+}
+
+/// What changed a zone: its file (loaded at start, or changed by a reload), an
+/// API write on this server, or another server's write arriving through etcd.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum ChangeSource {
+    File,
+    Api,
+    Etcd,
+}
+
+type ZoneMap = rustc_hash::FxHashMap<Box<[u8]>, Arc<crate::store::snapshot::Zone>>;
+
+/// The writer's side of `[cluster] store = "etcd"`.
+pub struct ClusterLink {
+    pub node: String,
+    pub quorum: bool,
+    /// What the watch sees.
+    pub remote: Option<mpsc::Receiver<Remote>>,
+    /// This node's health view, for the task that publishes it.
+    pub views: watch::Sender<Votes>,
+}
+
+/// Everything the writer is made of, filled in by `app` before the writer starts:
+/// the writer has no setters, so nothing about it changes after [`Writer::new`].
+pub struct WriterParts {
+    pub sources: Sources,
+    pub store: Box<dyn Store>,
+    pub prober: Prober,
+    /// Where snapshots are published; the query path, metrics and redirects read it.
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    /// Probe durations and write retries are recorded here.
+    pub metrics: Metrics,
+    /// With `[cluster] store = "etcd"`: remote changes in, this node's health view out.
+    pub cluster: Option<ClusterLink>,
+}
+
+impl Writer {
+    /// Loads the stored API changes over the sources. The first snapshot is built by
+    /// [`Writer::start`], after the first probe round.
+    pub fn new(parts: WriterParts) -> Result<Writer, StateError> {
+        let WriterParts { sources, mut store, prober, snapshot, metrics, cluster } = parts;
+        let overlay = store.load()?;
+        let (overlay, effective, refused) = fit(&sources, overlay)?;
+        let mut writer = Writer {
+            sources,
+            overlay,
+            store,
+            health: HealthTable::default(),
+            prober,
+            snapshot,
+            effective,
+            metrics,
+            nodes: BTreeMap::new(),
+            cluster,
+            refused: refused.into_iter().collect(),
+            last_change: Default::default(),
+        };
+        writer.note_file_changes(None);
+        Ok(writer)
+    }
+
+    /// Runs the first probe round and publishes the first snapshot.
+    pub async fn start(&mut self) -> Result<(), StateError> {
+        let keys = self.probe_keys();
+        if !keys.is_empty() {
+            let started = std::time::Instant::now();
+            let results = self.prober.first_round(&keys).await;
+            let down = results.iter().filter(|r| r.outcome.is_err()).count();
+            for r in &results {
+                self.observe_probe(r);
+                self.health.apply(r);
+                if let Err(e) = &r.outcome {
+                    warn!(address = %r.key.addr, check = r.key.spec.check.as_str(), reason = %e, "member down at start");
+                }
+            }
+            info!(probes = results.len(), down, took = ?started.elapsed(), "first probe round done");
+        }
+        self.share_view();
+        self.publish()
+    }
+
+    fn pool_defs(&self) -> Vec<Arc<PoolDef>> {
+        self.effective.pools.iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    fn probe_keys(&self) -> Vec<ProbeKey> {
+        health::keys_of(&self.pool_defs())
+    }
+
+    pub async fn run(
+        mut self,
+        mut probes: mpsc::Receiver<ProbeResult>,
+        mut commands: mpsc::Receiver<Command>,
+        mut shutdown: Shutdown,
+    ) {
+        let keys = self.probe_keys();
+        self.prober.sync(&keys, false);
+        let mut remote = self.cluster.as_mut().and_then(|c| c.remote.take());
+        loop {
+            tokio::select! {
+                Some(r) = async { match remote.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                    self.remote(r);
+                }
+                r = probes.recv() => {
+                    let Some(first) = r else { return };
+                    let mut changed: HashSet<ProbeKey> = HashSet::new();
+                    self.apply_probe(first, &mut changed);
+                    while let Ok(more) = probes.try_recv() {
+                        self.apply_probe(more, &mut changed);
+                    }
+                    if !changed.is_empty() {
+                        self.republish_members(|k| changed.contains(k));
+                        self.share_view();
+                    }
+                }
+                c = commands.recv() => match c {
+                    Some(Command::Health(reply)) => { let _ = reply.send(self.health.clone()); }
+                    Some(Command::Api(req, reply)) => {
+                        let r = self.api_settled(req, &mut remote).await;
+                        let _ = reply.send(r);
+                    }
+                    Some(Command::Reload(sources, reply)) => {
+                        let r = self.reload(*sources);
+                        let _ = reply.send(r);
+                    }
+                    None => return,
+                },
+                _ = shutdown.recv() => return,
+            }
+        }
+    }
+
+    /// Notes that `zones` changed now, by `source`.
+    fn changed(&mut self, zones: impl IntoIterator<Item = Name>, source: ChangeSource) {
+        let time = std::time::SystemTime::now();
+        for z in zones {
+            self.last_change.insert(z, LastChange { time, source });
+        }
+    }
+
+    /// What is in effect, for planning and for answering reads.
+    fn in_effect(&self) -> InEffect<'_> {
+        InEffect {
+            sources: &self.sources,
+            overlay: &self.overlay,
+            zones: &self.effective.zones,
+            pools: &self.effective.pools,
+            refused: &self.refused,
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Publishing: the only code that swaps the snapshot ([`Writer::swap`]). Each
+//! change rebuilds what it touched (a zone, some pools, a serial) and shares the
+//! rest with the snapshot before it; a full build is for changes to the pool list.
+
+use std::sync::Arc;
+
+use hickory_proto::rr::Name;
+use tracing::error;
+
+use crate::store::overlay::Overlay;
+
+use crate::config::{CheckKind, PoolDef};
+use crate::health::{ProbeKey, ProbeSpec};
+use crate::store::snapshot::Snapshot;
+
+use super::*;
+
+impl Writer {
+    /// Builds and publishes a full snapshot of the effective state.
+    pub(super) fn publish(&mut self) -> Result<(), StateError> {
+        let prev = self.snapshot.load_full();
+        let pools = self.pool_defs();
+        let next = crate::store::build(
+            &self.effective.zones,
+            &pools,
+            &self.view(),
+            &self.overlay.serials,
+            crate::store::Settings {
+                edns_udp_size: self.sources.config.dns.edns_udp_size,
+                regions: Arc::new(self.sources.config.regions.clone()),
+                geoip: self.sources.geoip.clone(),
+            },
+            Some(&prev),
+        )?;
+        self.swap(next);
+        Ok(())
+    }
+
+    /// Publishes the pools `which` names rebuilt; zones are shared.
+    pub(super) fn publish_pools(&mut self, which: impl Fn(&Name) -> bool) {
+        let prev = self.snapshot.load_full();
+        let pools = self.pools_rebuilt(&prev, which);
+        self.swap(prev.with_parts(prev.zones.clone(), pools));
+    }
+
+    /// Publishes a change to one zone's records: that zone is rebuilt, the rest shared.
+    pub(super) fn publish_zone(&mut self, origin: &Name) -> Result<(), StateError> {
+        let prev = self.snapshot.load_full();
+        let index: std::collections::BTreeMap<Name, u32> =
+            prev.pools.iter().enumerate().map(|(i, p)| (p.def.name.clone(), i as u32)).collect();
+        let data = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
+        let bump = self.overlay.serials.get(origin).copied().unwrap_or(0);
+        let zone = crate::store::snapshot::build_zone(data, bump, &index)?;
+        let mut zones = (*prev.zones).clone();
+        zones.insert(zone.origin_wire.clone(), Arc::new(zone));
+        self.swap(prev.with_parts(Arc::new(zones), prev.pools.clone()));
+        Ok(())
+    }
+
+    /// Publishes a change to one pool whose name set is unchanged: the pool is
+    /// rebuilt and its zone's serial advanced, in one swap; every node is shared.
+    pub(super) fn publish_pool(&mut self, pool: &Name, origin: &Name) -> Result<(), StateError> {
+        let prev = self.snapshot.load_full();
+        self.in_effect().find_pool(pool).ok_or(StateError::NoPool)?;
+        let pools = self.pools_rebuilt(&prev, |name| name == pool);
+        let zones = self.zones_with_serial(&prev, origin)?;
+        self.swap(prev.with_parts(Arc::new(zones), pools));
+        Ok(())
+    }
+
+    /// Publishes the zone's current serial (its counter of changes); the zone's
+    /// nodes are shared.
+    pub(super) fn publish_serial(&mut self, origin: &Name) -> Result<(), StateError> {
+        let prev = self.snapshot.load_full();
+        let zones = self.zones_with_serial(&prev, origin)?;
+        self.swap(prev.with_parts(Arc::new(zones), prev.pools.clone()));
+        Ok(())
+    }
+
+    /// `prev`'s zones with `origin`'s SOA serial re-encoded from its counter.
+    pub(super) fn zones_with_serial(&self, prev: &Snapshot, origin: &Name) -> Result<ZoneMap, StateError> {
+        let mut zones = (*prev.zones).clone();
+        let key = crate::store::snapshot::wire(origin);
+        if let (Some(z), Some(data)) = (zones.get(&key), self.effective.zones.iter().find(|z| z.origin == *origin)) {
+            let base = data.records.iter().find_map(|r| match &r.rdata {
+                hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
+                _ => None,
+            });
+            let bump = self.overlay.serials.get(origin).copied().unwrap_or(0);
+            let next = z.with_serial_bump(base.unwrap_or(0), bump)?;
+            zones.insert(key, Arc::new(next));
+        }
+        Ok(zones)
+    }
+
+    /// The published pools with those `which` names rebuilt from their
+    /// definitions in effect (and this node's view of health).
+    pub(super) fn pools_rebuilt(
+        &self,
+        prev: &Snapshot,
+        which: impl Fn(&Name) -> bool,
+    ) -> Vec<Arc<crate::store::snapshot::Pool>> {
+        let view = self.view();
+        let defs: std::collections::HashMap<&Name, &Arc<PoolDef>> =
+            self.effective.pools.iter().map(|(p, _)| (&p.name, p)).collect();
+        prev.pools
+            .iter()
+            .map(|p| match defs.get(&p.def.name) {
+                Some(d) if which(&p.def.name) => {
+                    Arc::new(crate::store::snapshot::build_pool((*d).clone(), &view, Some(p), &prev.regions))
+                }
+                _ => p.clone(),
+            })
+            .collect()
+    }
+
+    /// Rebuilds the pools with a member whose probe `changed` says changed
+    /// (its result here, or another node's vote); zones are shared.
+    pub(super) fn republish_members(&mut self, changed: impl Fn(&ProbeKey) -> bool) {
+        let prev = self.snapshot.load_full();
+        let view = self.view();
+        let next = crate::store::rebuild_pools(&prev, &view, |def| {
+            if def.health.check == CheckKind::None {
+                return false;
+            }
+            let spec = Arc::new(ProbeSpec::of(def));
+            def.members.iter().any(|m| changed(&ProbeKey { addr: m.address, spec: spec.clone() }))
+        });
+        self.swap(next);
+    }
+
+    /// Makes `overlay` (with `effective`, derived from it) the state in effect:
+    /// probes follow its pools, and it is published.
+    pub(super) fn put_in_effect(&mut self, overlay: Overlay, effective: Effective) {
+        self.overlay = overlay;
+        self.effective = effective;
+        self.follow_pools();
+        if let Err(e) = self.publish() {
+            error!(error = %e, "cannot publish the state from etcd");
+        }
+    }
+
+    /// The one place a snapshot is published: every change ends here.
+    pub(super) fn swap(&self, next: Snapshot) {
+        self.snapshot.store(Arc::new(next));
+    }
+}

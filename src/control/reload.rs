@@ -1,0 +1,64 @@
+//! Reload: new sources (config and zone files) put in effect as one swap, or
+//! refused whole with the old state kept.
+
+use std::collections::HashSet;
+
+use hickory_proto::rr::Name;
+use tracing::{info, warn};
+
+use crate::sources::Sources;
+use crate::zone::ZoneData;
+
+use super::effect::effective;
+use super::*;
+
+impl Writer {
+    /// Replaces the sources (config and zone files) in one swap. On any error the
+    /// old state stays in effect.
+    pub(super) fn reload(&mut self, sources: Sources) -> Result<(), StateError> {
+        let effective = effective(&sources, &self.overlay)?;
+        let old = &self.sources.config;
+        let new = &sources.config;
+        if old.dns.listen != new.dns.listen
+            || old.admin.listen != new.admin.listen
+            || old.dns.threads != new.dns.threads
+        {
+            warn!("listen addresses and threads change only on restart; the rest of the new config is in effect");
+        }
+        if old.admin.state_dir != new.admin.state_dir {
+            warn!("state_dir changes only on restart");
+        }
+        if old.admin.ui_public != new.admin.ui_public {
+            warn!("[admin] ui_public changes only on restart");
+        }
+        let old_sources = std::mem::replace(&mut self.sources, sources);
+        let old_effective = std::mem::replace(&mut self.effective, effective);
+        if let Err(e) = self.publish() {
+            self.sources = old_sources;
+            self.effective = old_effective;
+            return Err(e);
+        }
+        self.note_file_changes(Some(&old_sources));
+        let started = self.follow_pools();
+        info!(zones = self.effective.zones.len(), pools = self.effective.pools.len(), new_probes = started, "reloaded");
+        Ok(())
+    }
+
+    /// Notes as changed by their files the zones whose file content differs from
+    /// `before`'s (every zone at start), and forgets zones no longer served.
+    pub(super) fn note_file_changes(&mut self, before: Option<&Sources>) {
+        let differs = |z: &ZoneData| {
+            let Some(old) = before.and_then(|b| b.zones.iter().find(|o| o.origin == z.origin)) else { return true };
+            old.records.len() != z.records.len()
+                || old
+                    .records
+                    .iter()
+                    .zip(&z.records)
+                    .any(|(a, b)| (&a.name, a.ttl, &a.rdata) != (&b.name, b.ttl, &b.rdata))
+        };
+        let changed: Vec<Name> = self.sources.zones.iter().filter(|z| differs(z)).map(|z| z.origin.clone()).collect();
+        let served: HashSet<&Name> = self.sources.zones.iter().map(|z| &z.origin).collect();
+        self.last_change.retain(|z, _| served.contains(z));
+        self.changed(changed, ChangeSource::File);
+    }
+}

@@ -1,0 +1,130 @@
+//! Remote changes: what other servers stored (the etcd watch), applied so that
+//! only the zones and pools a change touched are derived and published again.
+
+use hickory_proto::rr::Name;
+use tracing::{error, info, warn};
+
+use crate::store::durable::{Observed, Remote, State};
+use crate::store::etcd::Touched;
+use crate::store::overlay::Overlay;
+
+use super::effect::{derive, fit, fit_keys};
+use super::probes::changed_votes;
+use super::*;
+
+impl Writer {
+    /// Applies what another server changed (or what a reconnect loaded).
+    pub(super) fn remote(&mut self, r: Remote) {
+        match self.store.observe(r) {
+            Observed::Nothing => {}
+            Observed::Lost => {
+                if !self.nodes.is_empty() {
+                    let before = std::mem::take(&mut self.nodes);
+                    warn!("etcd out of reach: health decided by this node's probes alone");
+                    let votes = changed_votes(&before, &self.nodes);
+                    self.republish_members(|k| votes.contains(&k.id()));
+                }
+            }
+            Observed::Full(state) => {
+                self.set_nodes(state.nodes);
+                match fit(&self.sources, state.overlay) {
+                    Ok((overlay, e, refused)) => {
+                        self.refused = refused.into_iter().collect();
+                        let before = self.overlay.serials.clone();
+                        self.put_in_effect(overlay, e);
+                        let after = &self.overlay.serials;
+                        let moved: Vec<Name> = before
+                            .keys()
+                            .chain(after.keys())
+                            .filter(|z| before.get(*z) != after.get(*z))
+                            .cloned()
+                            .collect();
+                        self.changed(moved, ChangeSource::Etcd);
+                    }
+                    Err(e) => error!(error = %e, "cannot derive the state from the files alone"),
+                }
+            }
+            Observed::Changes(list) => {
+                // Health views and write marks change nothing served by themselves.
+                let api = list.iter().any(|(k, _)| crate::store::etcd::is_api_key(k));
+                // Applied to a copy: what is served and the overlay it comes from
+                // stay one, even when this server's files refuse a change.
+                let before = self.nodes.clone();
+                let overlay = if api { self.overlay.clone() } else { Overlay::default() };
+                let mut st = State { overlay, nodes: std::mem::take(&mut self.nodes) };
+                for (k, v) in &list {
+                    if let Err(e) = st.apply_key(k, v.as_deref()) {
+                        warn!("{e}");
+                    }
+                }
+                self.set_nodes(st.nodes);
+                if api {
+                    info!(keys = list.len(), "applying changes from etcd");
+                    self.apply_remote(st.overlay, &list);
+                }
+                let votes = changed_votes(&before, &self.nodes);
+                if !votes.is_empty() {
+                    self.republish_members(|k| votes.contains(&k.id()));
+                }
+            }
+        }
+    }
+
+    /// Puts another server's API changes (`overlay`, made from `list`) in effect,
+    /// re-deriving and rebuilding only what they touch.
+    pub(super) fn apply_remote(&mut self, overlay: Overlay, list: &[(String, Option<Vec<u8>>)]) {
+        let api_keys = || list.iter().filter(|(k, _)| crate::store::etcd::is_api_key(k));
+        let touched = Touched::of(api_keys().map(|(k, _)| k.as_str()));
+        match self.derive(&overlay, &touched) {
+            Ok(e) => self.put_in_effect_touched(overlay, e, &touched),
+            Err(e) => {
+                // Another server accepted a change that this server's config or
+                // zone files refuse (they differ). Take the changes one key at a
+                // time and leave out only what does not fit, so that later changes
+                // keep arriving.
+                error!(error = %e, "a change from etcd conflicts with this server's config or zone files");
+                let keys: Vec<(String, Option<Vec<u8>>)> = api_keys().cloned().collect();
+                let (overlay, e, touched, refused) =
+                    fit_keys(&self.sources, self.overlay.clone(), self.effective.clone(), &keys);
+                self.refused.extend(refused);
+                self.put_in_effect_touched(overlay, e, &touched);
+            }
+        }
+    }
+
+    /// The state in effect with `overlay`, re-deriving only what `t` touches.
+    pub(super) fn derive(&self, overlay: &Overlay, t: &Touched) -> Result<Effective, StateError> {
+        derive(&self.sources, &self.effective, overlay, t)
+    }
+
+    /// Makes `overlay` and `effective` (derived from it, differing from the state
+    /// in effect only in what `t` touches) the state in effect, and publishes it
+    /// rebuilding only the touched zones and pools.
+    pub(super) fn put_in_effect_touched(&mut self, overlay: Overlay, effective: Effective, t: &Touched) {
+        // Compared with what is published (zones index pools by position there).
+        let published = self.snapshot.load_full();
+        let same_pool_names = published.pools.len() == effective.pools.len()
+            && published.pools.iter().zip(&effective.pools).all(|(p, (d, _))| p.def.name == d.name);
+        if !same_pool_names {
+            // Pools created or deleted: the pool index of every zone changes.
+            return self.put_in_effect(overlay, effective);
+        }
+        self.overlay = overlay;
+        self.effective = effective;
+        self.changed(t.records.iter().chain(&t.serials).cloned(), ChangeSource::Etcd);
+        if !t.pools.is_empty() {
+            self.follow_pools();
+            self.publish_pools(|name| t.pools.contains(name));
+        }
+        for z in &t.records {
+            if let Err(e) = self.publish_zone(z) {
+                error!(zone = %z, error = %e, "cannot publish the zone from etcd");
+            }
+        }
+        for z in t.serials.difference(&t.records) {
+            if let Err(e) = self.publish_serial(z) {
+                error!(zone = %z, error = %e, "cannot publish the serial from etcd");
+            }
+        }
+    }
+}

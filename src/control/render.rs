@@ -1,0 +1,197 @@
+//! API reads rendered as JSON values: pools and zones as in effect, beside what
+//! the files say and what the API laid over them. No HTTP: `admin` adds the status.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, RecordType};
+use serde_json::{Value, json};
+
+use crate::store::overlay::{MemberFields, Origin};
+
+use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, PoolDef, parse_fqdn};
+use crate::zone::{self, ZoneData};
+
+use super::*;
+
+impl Writer {
+    /// A pool for `GET`: the values in effect, and beside them what the config
+    /// file says (`file`, `null` for an API pool) and what the API laid over it
+    /// (`override`: the member overrides of a config pool, `null` without any;
+    /// the whole definition of an API pool). `source` is `config` when the pool
+    /// is exactly as the config says, `api` otherwise.
+    pub(super) fn pool_json(&self, (def, origin): &(Arc<PoolDef>, Origin)) -> Value {
+        let file = match origin {
+            Origin::Config => self.sources.pools.iter().find(|p| p.name == def.name),
+            Origin::Api => None,
+        };
+        let members: Vec<Value> = def.members.iter().map(|m| self.member_json(def, m, file)).collect();
+        let over = match file {
+            None => serde_json::to_value(ApiPoolConfig::from_def(def)).unwrap_or(Value::Null),
+            Some(_) => {
+                let list: Vec<Value> = self
+                    .overlay
+                    .member_overrides(&def.name)
+                    .map(|(a, o)| match o {
+                        Some(f) => member_fields_json(a, f),
+                        None => json!({"address": a, "deleted": true}),
+                    })
+                    .collect();
+                if list.is_empty() { Value::Null } else { json!({ "members": list }) }
+            }
+        };
+        let mut v = serde_json::to_value(ApiPoolConfig::from_def(def)).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut v {
+            map.insert("name".into(), json!(def.name.to_ascii()));
+            map.insert("source".into(), json!(if file.is_some() && over.is_null() { "config" } else { "api" }));
+            map.insert("members".into(), Value::Array(members));
+            let file = file.map(|f| serde_json::to_value(ApiPoolConfig::from_def(f)).unwrap_or(Value::Null));
+            map.insert("file".into(), file.unwrap_or(Value::Null));
+            map.insert("override".into(), over);
+        }
+        v
+    }
+
+    /// The SOA serial served for `origin` now.
+    pub(super) fn served_serial(&self, origin: &Name) -> Option<u32> {
+        self.snapshot.load().zones.get(&*crate::store::snapshot::wire(origin)).map(|zz| zz.serial)
+    }
+
+    /// One zone for `GET /v1/zones`.
+    pub(super) fn zone_summary_json(&self, z: &ZoneData) -> Value {
+        let rrsets: HashSet<(&Name, RecordType)> = z.records.iter().map(|r| (&r.name, r.rtype())).collect();
+        let last = self.last_change.get(&z.origin);
+        json!({
+            "origin": z.origin.to_ascii(),
+            "serial": self.served_serial(&z.origin),
+            "rrsets": rrsets.len(),
+            "last_change": last.map(|l| json!({"time": rfc3339(l.time), "source": l.source})),
+        })
+    }
+
+    /// A member for `GET`, with its `file` and `override` values (see
+    /// [`Writer::pool_json`]); `file_pool` is the pool in the config, if there.
+    pub(super) fn member_json(&self, def: &PoolDef, m: &MemberConfig, file_pool: Option<&Arc<PoolDef>>) -> Value {
+        let h = self.health.get(def, m.address);
+        let state = match (def.health.check, h) {
+            (CheckKind::None, _) => "none",
+            (_, Some(h)) => h.state(),
+            (_, None) => "unknown",
+        };
+        let file = file_pool.and_then(|p| p.members.iter().find(|f| f.address == m.address));
+        let over = match file_pool {
+            // A member of an API pool is all override.
+            None => json!({"weight": m.weight, "region": m.region, "enabled": m.enabled}),
+            Some(_) => match self.overlay.members.get(&(def.name.clone(), m.address)) {
+                Some(Some(f)) => serde_json::to_value(f).unwrap_or(Value::Null),
+                _ => Value::Null,
+            },
+        };
+        json!({
+            "address": m.address,
+            "weight": m.weight,
+            "region": m.region,
+            "enabled": m.enabled,
+            "source": if file.is_some() && over.is_null() { "config" } else { "api" },
+            "file": file.map(|f| json!({"weight": f.weight, "region": f.region, "enabled": f.enabled})),
+            "override": over,
+            "health": state,
+            "last_change": h.and_then(|h| h.last_change).map(rfc3339),
+            "last_error": h.and_then(|h| h.last_error.clone()),
+            "last_rtt_ms": h.and_then(|h| h.last_rtt).map(|d| d.as_secs_f64() * 1000.0),
+        })
+    }
+
+    /// The zone file's RRset `name`/`rtype` as `GET` shows it (`null` if none).
+    pub(super) fn file_rrset_json(&self, origin: &Name, name: &Name, rtype: RecordType) -> Value {
+        let Some(file) = self.sources.zones.iter().find(|z| z.origin == *origin) else { return Value::Null };
+        let records: Vec<_> = file.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).cloned().collect();
+        match rrset_texts(&records).into_values().next() {
+            Some((ttl, data)) => json!({"ttl": ttl, "data": data}),
+            None => Value::Null,
+        }
+    }
+
+    /// A zone's RRsets in effect for `GET`, each with what the zone file says
+    /// (`file`, `null` when it has no such RRset) and the API's replacement
+    /// (`override`, `null` without one). `source` is `zone` without an override,
+    /// `api` with one. Stored deletions are listed apart (`deleted`), with the
+    /// zone file's RRset they hide.
+    pub(super) fn records_json(&self, z: &ZoneData) -> Value {
+        let serial = self.served_serial(&z.origin);
+        let file = self.sources.zones.iter().find(|f| f.origin == z.origin);
+        let mut file_sets = file.map(|f| rrset_texts(&f.records)).unwrap_or_default();
+        let mut served = rrset_texts(&z.records);
+        if let Some(serial) = serial {
+            with_served_soa(&mut served, z, serial);
+        }
+        let records: Vec<Value> = served
+            .into_iter()
+            .map(|(key, (ttl, data))| {
+                let over = parse_fqdn(&key.0)
+                    .ok()
+                    .zip(key.1.parse::<RecordType>().ok())
+                    .and_then(|(n, rt)| self.overlay.rrsets.get(&(z.origin.clone(), n, rt)))
+                    .map(|o| json!(o));
+                let file = file_sets.remove(&key).map(|(ttl, data)| json!({"ttl": ttl, "data": data}));
+                let (name, t) = key;
+                json!({"name": name, "type": t, "ttl": ttl, "data": data,
+                       "source": if over.is_some() { "api" } else { "zone" },
+                       "file": file, "override": over})
+            })
+            .collect();
+        // Stored deletions, so that what hides a zone file's RRset can be seen.
+        let deleted: Vec<Value> = self
+            .overlay
+            .rrsets
+            .iter()
+            .filter(|((o, _, _), set)| *o == z.origin && set.is_none())
+            .map(|((_, name, rtype), _)| {
+                let key = (name.to_ascii(), rtype.to_string());
+                let file = file_sets.remove(&key).map(|(ttl, data)| json!({"ttl": ttl, "data": data}));
+                json!({"name": key.0, "type": key.1, "file": file})
+            })
+            .collect();
+        json!({"zone": z.origin.to_ascii(), "serial": serial, "records": records, "deleted": deleted})
+    }
+}
+
+/// RRsets as the API shows them: (name, type) → (TTL, data in presentation form).
+pub(super) fn rrset_texts(records: &[zone::ZoneRecord]) -> BTreeMap<(String, String), (u32, Vec<String>)> {
+    let mut sets: BTreeMap<(String, String), (u32, Vec<String>)> = BTreeMap::new();
+    for r in records {
+        let e = sets.entry((r.name.to_ascii(), r.rtype().to_string())).or_insert((r.ttl, Vec::new()));
+        e.0 = e.0.min(r.ttl);
+        e.1.push(crate::rdata::render(&r.rdata));
+    }
+    sets
+}
+
+/// The SOA in `sets` as served: with `serial`, which counts the API changes too,
+/// rather than the zone file's.
+pub(super) fn with_served_soa(sets: &mut BTreeMap<(String, String), (u32, Vec<String>)>, z: &ZoneData, serial: u32) {
+    let soa = z.records.iter().find_map(|r| match &r.rdata {
+        hickory_proto::rr::RData::SOA(soa) if r.name == z.origin => Some(soa),
+        _ => None,
+    });
+    let Some(soa) = soa else { return };
+    let mut soa = soa.clone();
+    soa.serial = serial;
+    if let Some((_, data)) = sets.get_mut(&(z.origin.to_ascii(), RecordType::SOA.to_string())) {
+        *data = vec![hickory_proto::rr::RData::SOA(soa).to_string()];
+    }
+}
+
+/// A member override's set fields, with the member's address.
+pub(super) fn member_fields_json(address: IpAddr, f: &MemberFields) -> Value {
+    let mut v = serde_json::to_value(f).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        map.insert("address".into(), json!(address));
+    }
+    v
+}
+
+pub(super) fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}

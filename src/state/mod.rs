@@ -1,0 +1,136 @@
+//! The state in effect as plain data, and planning API writes against it.
+//!
+//! [`InEffect`] borrows what the writer holds (the sources, the stored overlay,
+//! the zones and pools in effect, the stored RRsets the files refuse); [`plan`]
+//! turns an [`ApiRequest`] into the [`Planned`] change to store, or the
+//! [`ApiError`] to answer, without touching storage, sockets or the runtime.
+//! Storing, applying and publishing a plan is the writer's job.
+
+mod input;
+mod plan;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, RecordType};
+
+pub use input::{name_in_zone, pool_name, validate_pool};
+
+use crate::config::{MemberConfig, PoolDef, parse_fqdn};
+use crate::sources::Sources;
+use crate::store::api::{ApiError, ApiRequest};
+use crate::store::overlay::{self, Change, MemberFields, Origin, Overlay};
+use crate::zone::{self, ZoneData};
+
+/// Zone, owner name and type of an RRset.
+pub type RRsetKey = (Name, Name, RecordType);
+
+/// What is in effect, as planning sees it.
+#[derive(Clone, Copy)]
+pub struct InEffect<'a> {
+    pub sources: &'a Sources,
+    pub overlay: &'a Overlay,
+    /// The zones with the overlay applied.
+    pub zones: &'a [Arc<ZoneData>],
+    /// The pools with the overlay applied, each with where it comes from.
+    pub pools: &'a [(Arc<PoolDef>, Origin)],
+    /// Stored RRset changes the files refuse (not in effect); they can be deleted.
+    pub refused: &'a BTreeSet<RRsetKey>,
+}
+
+/// A validated write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    /// What to store.
+    pub change: Change,
+    /// The zone whose serial the change advances.
+    pub zone: Name,
+    /// Whether it makes something new (201 rather than 200).
+    pub created: bool,
+}
+
+impl Planned {
+    fn new(change: Change, zone: Name, created: bool) -> Planned {
+        Planned { change, zone, created }
+    }
+}
+
+/// Validates a write against `state` and says what to store; `Ok(None)` when
+/// there is nothing to store (a DELETE of what is already deleted).
+pub fn plan(state: &InEffect, req: ApiRequest) -> Result<Option<Planned>, ApiError> {
+    state.plan(req)
+}
+
+impl<'a> InEffect<'a> {
+    pub fn find_pool(&self, name: &Name) -> Option<&'a (Arc<PoolDef>, Origin)> {
+        self.pools.iter().find(|(p, _)| p.name == *name)
+    }
+
+    pub fn find_zone(&self, origin: &str) -> Result<Arc<ZoneData>, ApiError> {
+        let origin = parse_fqdn(origin).map_err(|e| ApiError::unprocessable(format!("zone: {e}")))?;
+        self.zones
+            .iter()
+            .find(|z| z.origin == origin)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("no zone {origin}")))
+    }
+
+    pub fn zone_of(&self, name: &Name) -> Option<&'a Arc<ZoneData>> {
+        self.zones.iter().filter(|z| z.origin.zone_of(name)).max_by_key(|z| z.origin.num_labels())
+    }
+
+    /// The zone a pool's changes count in (its serial advances).
+    pub fn pool_zone(&self, pool: &Name) -> Name {
+        self.zone_of(pool).map(|z| z.origin.clone()).unwrap_or(pool.clone())
+    }
+
+    /// The config pool `pool` with its stored member overrides, the one of
+    /// `address` replaced by `next` (`None`: no override): what a member change
+    /// would put in effect.
+    pub fn config_pool_with(
+        &self,
+        pool: &Name,
+        address: IpAddr,
+        next: Option<&Option<MemberFields>>,
+    ) -> Option<PoolDef> {
+        let file = self.sources.pools.iter().find(|p| p.name == *pool)?;
+        let others = self.overlay.member_overrides(pool).filter(|(a, _)| *a != address);
+        let mut all: Vec<(IpAddr, &Option<MemberFields>)> = others.collect();
+        all.extend(next.map(|o| (address, o)));
+        Some(overlay::pool_with_overrides(file, all))
+    }
+
+    /// The member `address` as the config file has it.
+    pub fn file_member(&self, pool: &Name, address: IpAddr) -> Option<&'a MemberConfig> {
+        let file = self.sources.pools.iter().find(|p| p.name == *pool)?;
+        file.members.iter().find(|m| m.address == address)
+    }
+
+    /// Whether the zone file of `origin` has an RRset `name`/`rtype`.
+    pub fn file_has_rrset(&self, origin: &Name, name: &Name, rtype: RecordType) -> bool {
+        let file = self.sources.zones.iter().find(|z| z.origin == *origin);
+        file.is_some_and(|z| z.records.iter().any(|r| r.name == *name && r.rtype() == rtype))
+    }
+
+    pub fn rrset_key(&self, z: &ZoneData, name: &str, rtype: &str) -> Result<(Name, RecordType), ApiError> {
+        let name = name_in_zone(name, &z.origin).map_err(|e| ApiError::unprocessable(format!("name: {e}")))?;
+        if !z.origin.zone_of(&name) {
+            return Err(ApiError::unprocessable(format!("name: {name} is not inside zone {}", z.origin)));
+        }
+        let rtype: RecordType = rtype
+            .to_ascii_uppercase()
+            .parse()
+            .ok()
+            .filter(|t| !matches!(t, RecordType::Unknown(_)))
+            .ok_or_else(|| ApiError::unprocessable(format!("type: unknown record type {rtype:?}")))?;
+        if zone::is_meta_type(rtype) || rtype == RecordType::SOA {
+            return Err(ApiError::unprocessable(format!(
+                "type: {rtype} cannot be changed through the API (the SOA serial is managed by lbdns)"
+            )));
+        }
+        Ok((name, rtype))
+    }
+}
