@@ -73,7 +73,11 @@ async fn on_store<T: Send + 'static>(
 /// multi-thread runtime.
 pub async fn export(config: &Config) -> Result<String, TransferError> {
     let overlay = on_store(open(config).await?, |s| s.load()).await?;
-    let mut overlay = overlay;
+    Ok(document(overlay))
+}
+
+/// The export document of `overlay` (what [`parse`] reads back).
+pub fn document(mut overlay: Overlay) -> String {
     // What the API would show; data stored before it was checked stays as it
     // is, for `import` to refuse by name.
     for ((zone, _, rtype), set) in overlay.rrsets.iter_mut() {
@@ -88,7 +92,7 @@ pub async fn export(config: &Config) -> Result<String, TransferError> {
         entries.insert(k, serde_json::from_str::<Value>(&v).unwrap_or(Value::String(v)));
     }
     let doc = serde_json::json!({ "lbdns_state": FORMAT, "entries": entries });
-    Ok(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n")
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
 
 /// Parses an exported document.
