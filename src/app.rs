@@ -22,11 +22,12 @@ use crate::dns::cookie::Cookies;
 use crate::dns::{tcp, udp};
 use crate::health::{ProbeResult, Prober, Votes};
 use crate::metrics::Metrics;
+use crate::persist::Store;
+use crate::persist::etcd::{self, EtcdStore};
+use crate::persist::sqlite::SqliteStore;
 use crate::problem::{Problem, Problems};
 use crate::shutdown::{Shutdown, Stopper};
 use crate::sources::Sources;
-use crate::store::durable::{SqliteStore, Store};
-use crate::store::etcd::{self, EtcdStore};
 use crate::store::snapshot::Snapshot;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,9 +36,9 @@ pub enum AppError {
     #[error("cannot bind {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
     #[error(transparent)]
-    Store(#[from] crate::store::durable::StoreError),
+    Store(#[from] crate::persist::StoreError),
     #[error(transparent)]
-    Etcd(#[from] crate::store::etcd::EtcdError),
+    Etcd(#[from] crate::persist::etcd::EtcdError),
     #[error(transparent)]
     State(#[from] crate::control::StateError),
 }

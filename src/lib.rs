@@ -24,6 +24,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod persist;
 pub mod policy;
 pub mod problem;
 pub mod rdata;

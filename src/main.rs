@@ -81,7 +81,7 @@ fn check(path: &std::path::Path, no_secrets: bool) -> ExitCode {
         Ok(s) => {
             // Start-up refuses an empty state database: so does check.
             if s.config.etcd.is_none() {
-                if let Err(e) = lbdns::store::durable::check_file(&s.config.admin.state_dir) {
+                if let Err(e) = lbdns::persist::sqlite::check_file(&s.config.admin.state_dir) {
                     eprintln!("{}: [admin] {e}", s.config.path.display());
                     return ExitCode::from(EXIT_CONFIG);
                 }
@@ -146,11 +146,11 @@ fn transfer(path: &std::path::Path, import: Option<&std::path::Path>) -> ExitCod
     };
     let result = rt.block_on(async {
         match &text {
-            None => match lbdns::store::transfer::export(&config).await {
+            None => match lbdns::persist::transfer::export(&config).await {
                 Ok(json) => print_export(&json).map(|()| 0),
                 Err(e) => Err(e.to_string()),
             },
-            Some(t) => lbdns::store::transfer::import(&config, t).await.map_err(|e| e.to_string()),
+            Some(t) => lbdns::persist::transfer::import(&config, t).await.map_err(|e| e.to_string()),
         }
     });
     match (result, import) {

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tracing::info;
 
+use crate::persist::{Remote, StoreError};
 use crate::store::api::{ApiError, ApiRequest, Reply};
-use crate::store::durable::{Remote, StoreError};
 use crate::store::overlay::{self, Change};
 
 use crate::state::{self, Planned, pool_name};

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use tracing::error;
 
-use crate::store::durable::State;
-use crate::store::etcd::Touched;
+use crate::persist::State;
+use crate::persist::encoding::Touched;
 use crate::store::overlay::{self, Overlay};
 
 use crate::sources::Sources;
@@ -64,8 +64,10 @@ pub(super) fn fit(sources: &Sources, overlay: Overlay) -> Result<(Overlay, Effec
         Err(e) => {
             error!(error = %e, "stored API changes conflict with the config or zone files, or cannot be served; applying what fits");
             let files = effective(sources, &Overlay::default())?;
-            let keys: Vec<(String, Option<Vec<u8>>)> =
-                crate::store::etcd::entries(&overlay).into_iter().map(|(k, v)| (k, Some(v.into_bytes()))).collect();
+            let keys: Vec<(String, Option<Vec<u8>>)> = crate::persist::encoding::entries(&overlay)
+                .into_iter()
+                .map(|(k, v)| (k, Some(v.into_bytes())))
+                .collect();
             let (overlay, e, _, refused) = fit_keys(sources, Overlay::default(), files, &keys);
             Ok((overlay, e, refused))
         }

@@ -23,8 +23,8 @@ use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
+use crate::persist::{Remote, Store, StoreError};
 use crate::store::api::{ApiError, ApiRequest, Reply};
-use crate::store::durable::{Remote, Store, StoreError};
 use crate::store::overlay::{ApiRecordError, Origin, Overlay};
 
 use crate::config::PoolDef;

@@ -4,8 +4,8 @@
 use hickory_proto::rr::Name;
 use tracing::{error, info, warn};
 
-use crate::store::durable::{Observed, Remote, State};
-use crate::store::etcd::Touched;
+use crate::persist::encoding::Touched;
+use crate::persist::{Observed, Remote, State};
 use crate::store::overlay::Overlay;
 
 use super::effect::{derive, fit, fit_keys};
@@ -46,7 +46,7 @@ impl Writer {
             }
             Observed::Changes(list) => {
                 // Health views and write marks change nothing served by themselves.
-                let api = list.iter().any(|(k, _)| crate::store::etcd::is_api_key(k));
+                let api = list.iter().any(|(k, _)| crate::persist::encoding::is_api_key(k));
                 // Applied to a copy: what is served and the overlay it comes from
                 // stay one, even when this server's files refuse a change.
                 let before = self.nodes.clone();
@@ -73,7 +73,7 @@ impl Writer {
     /// Puts another server's API changes (`overlay`, made from `list`) in effect,
     /// re-deriving and rebuilding only what they touch.
     pub(super) fn apply_remote(&mut self, overlay: Overlay, list: &[(String, Option<Vec<u8>>)]) {
-        let api_keys = || list.iter().filter(|(k, _)| crate::store::etcd::is_api_key(k));
+        let api_keys = || list.iter().filter(|(k, _)| crate::persist::encoding::is_api_key(k));
         let touched = Touched::of(api_keys().map(|(k, _)| k.as_str()));
         match self.derive(&overlay, &touched) {
             Ok(e) => self.put_in_effect_touched(overlay, e, &touched),

@@ -3,11 +3,8 @@
 
 pub mod api;
 pub mod cname;
-pub mod durable;
-pub mod etcd;
 pub mod overlay;
 pub mod snapshot;
-pub mod transfer;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -67,7 +67,7 @@ impl Pki {
 }
 
 impl Etcd {
-    fn start(n: usize) -> Option<Etcd> {
+    pub(crate) fn start(n: usize) -> Option<Etcd> {
         Self::start_with(n, None)
     }
 
@@ -171,6 +171,11 @@ impl Etcd {
             std::thread::sleep(Duration::from_millis(50));
         }
         false
+    }
+
+    /// The client URLs, one per member.
+    pub(crate) fn urls(&self) -> Vec<String> {
+        self.members.iter().map(|m| format!("{}://127.0.0.1:{}", self.scheme(), m.client)).collect()
     }
 
     fn endpoints(&self) -> String {

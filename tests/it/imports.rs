@@ -1,14 +1,14 @@
 //! No import circles between the crate's modules (issue 17): a module may only import
 //! modules below it. The graph is built from the source text, at the granularity the
-//! redesign talks about: top-level modules (`src/x.rs` or `src/x/`), and each file of
-//! `src/store/` on its own. Test-only code (`#[cfg(test)] mod`) does not count.
+//! redesign talks about: top-level modules (`src/x.rs` or `src/x/`), and each file
+//! (or folder) of `src/store/` and `src/persist/` on its own. Test-only code (`#[cfg(test)] mod`) does not count.
 //! The leaves (`net`, `counters`, `problem`, `secrets`, `shutdown`) import nothing at all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Directories whose files are separate nodes of the graph.
-const SPLIT: &[&str] = &["store"];
+const SPLIT: &[&str] = &["store", "persist"];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
@@ -23,8 +23,9 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The node a file belongs to: `store/etcd` for `src/store/etcd.rs`, `dns` for
-/// `src/dns/udp.rs`, `geoip` for `src/geoip.rs`.
+/// The node a file belongs to: `persist/sqlite` for `src/persist/sqlite.rs`,
+/// `persist/etcd` for `src/persist/etcd/watch.rs`, `dns` for `src/dns/udp.rs`,
+/// `geoip` for `src/geoip.rs`.
 fn node_of(rel: &Path) -> String {
     let parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string()).collect();
     match parts.as_slice() {
@@ -102,7 +103,7 @@ fn import_graph(src: &Path) -> Graph {
         let mut targets: Vec<String> = paths_after(&text, "crate")
             .into_iter()
             .map(|(first, second)| match second {
-                Some(s) if SPLIT.contains(&first.as_str()) && src.join(&first).join(format!("{s}.rs")).exists() => {
+                Some(s) if SPLIT.contains(&first.as_str()) && is_child(&src.join(&first), &s) => {
                     format!("{first}/{s}")
                 }
                 _ => first,
@@ -113,7 +114,7 @@ fn import_graph(src: &Path) -> Graph {
             let is_mod = rel.file_name().is_some_and(|f| f == "mod.rs");
             let relative = if is_mod { relative_uses(&text) } else { paths_after(&text, "super") };
             for (first, _) in relative {
-                if src.join(d).join(format!("{first}.rs")).exists() {
+                if is_child(&src.join(d), &first) {
                     targets.push(format!("{d}/{first}"));
                 } else if !is_mod && !first.is_empty() {
                     targets.push(d.to_string());
@@ -125,6 +126,11 @@ fn import_graph(src: &Path) -> Graph {
         edges.extend(targets.into_iter().filter(|t| *t != from && known(t)));
     }
     graph
+}
+
+/// Whether `name` is a module of its own (`name.rs` or `name/`) in `dir`.
+fn is_child(dir: &Path, name: &str) -> bool {
+    !name.is_empty() && (dir.join(format!("{name}.rs")).exists() || dir.join(name).is_dir())
 }
 
 /// `use x::...` lines in a mod.rs, where `x` is a child module.
@@ -242,4 +248,16 @@ fn paths_are_read_from_use_groups_and_expressions() {
     let firsts: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(firsts, ["config", "zone", "store"]);
     assert_eq!(found[2].1.as_deref(), Some("etcd"));
+}
+
+/// The two store backends stand side by side behind `persist::Store` and the
+/// shared encoding: neither imports the other.
+#[test]
+fn sqlite_and_etcd_never_import_each_other() {
+    let graph = import_graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    let sqlite = graph.get("persist/sqlite").expect("a persist/sqlite module");
+    let etcd = graph.get("persist/etcd").expect("a persist/etcd module");
+    assert!(sqlite.contains("persist") && etcd.contains("persist/encoding"), "the scan sees their imports");
+    assert!(!sqlite.contains("persist/etcd"), "persist/sqlite imports persist/etcd");
+    assert!(!etcd.contains("persist/sqlite"), "persist/etcd imports persist/sqlite");
 }

@@ -27,4 +27,5 @@ mod ops;
 mod overrides;
 mod pools;
 mod redirect;
+mod store;
 mod ui;

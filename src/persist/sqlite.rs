@@ -1,93 +1,19 @@
-//! Durable storage of API changes: the [`Store`] trait and its embedded SQLite
-//! implementation.
+//! The embedded store: API changes in `state_dir/lbdns.sqlite3`.
 //!
 //! SQLite runs in WAL mode with `synchronous = FULL`: a change is on disk when
 //! `apply` returns, so an acknowledged write survives `kill -9` and power loss.
 //! Each change is one transaction that also increments its zone's serial counter.
-//! The other implementation, `etcd.rs`, backs several servers with one state.
+//! Row bodies are the values of the shared [`encoding`](super::encoding).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use hickory_proto::rr::{Name, RecordType};
 use rusqlite::{Connection, params};
 
-use super::overlay::{Change, Overlay, StoredRRset, decode_member, encode_member};
-use crate::config::{ApiPoolConfig, parse_fqdn};
-use crate::health::Votes;
-
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    #[error("state store {path}: {source}")]
-    Sqlite { path: String, source: rusqlite::Error },
-    #[error("state store {path}: {message}")]
-    Corrupt { path: String, message: String },
-    /// An existing database file of 0 bytes: a new one is never left empty (WAL
-    /// mode writes its first page at once), so this is damage, not a fresh start.
-    #[error(
-        "state store {path} is empty (0 bytes): the file is damaged and the API changes in it are lost; \
-         restore it from a backup, or remove it (with any {path}-wal and {path}-shm) to start afresh \
-         without API changes"
-    )]
-    Empty { path: String },
-    #[error("cannot create state directory {path}: {source}")]
-    Dir { path: String, source: std::io::Error },
-    /// The shared store cannot be reached (the change was not stored).
-    #[error("{0}")]
-    Unavailable(String),
-    /// The change lost a race with another server's, or the target is not empty.
-    #[error("{0}")]
-    Conflict(String),
-}
-
-/// Where API changes live.
-pub trait Store: Send {
-    /// Everything stored so far.
-    fn load(&mut self) -> Result<Overlay, StoreError>;
-    /// Stores `change` (made in `zone`) and increments that zone's serial, in one
-    /// transaction; returns once it is durable.
-    fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError>;
-    /// Stores a whole exported state into this (empty) store; returns the number of
-    /// entries written. Refuses a store that already holds changes.
-    fn import(&mut self, o: &Overlay) -> Result<usize, StoreError>;
-    /// What another server changed, as the shared store's watch saw it, reduced to
-    /// what this server has not applied yet. The embedded store has no others.
-    fn observe(&mut self, remote: Remote) -> Observed {
-        let _ = remote;
-        Observed::Nothing
-    }
-}
-
-/// What a shared store's watch tells the writer (the embedded store has none).
-#[derive(Debug)]
-pub enum Remote {
-    /// Every key under the prefix at `revision`: replaces what the node had.
-    Full { entries: Vec<(String, Vec<u8>, i64)>, revision: i64 },
-    /// Keys changed after the last update: (relative key, value or `None` when
-    /// deleted, revision of the change).
-    Changes(Vec<(String, Option<Vec<u8>>, i64)>),
-    /// The watch lost etcd: other nodes' health views can no longer be trusted.
-    Lost,
-}
-
-/// Decoded shared state: the API changes and each other node's health votes.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct State {
-    pub overlay: Overlay,
-    pub nodes: BTreeMap<String, Votes>,
-}
-
-/// A remote update, ready for the writer.
-pub enum Observed {
-    Nothing,
-    /// The whole state: replaces the overlay and the node views.
-    Full(State),
-    /// Keys to apply (value `None` = deleted).
-    Changes(Vec<(String, Option<Vec<u8>>)>),
-    /// etcd is out of reach: other nodes' views are unknown.
-    Lost,
-}
+use super::encoding::{decode_pool, decode_rrset, pool_value, rrset_value};
+use super::{Store, StoreError};
+use crate::config::parse_fqdn;
+use crate::store::overlay::{Change, Overlay, decode_member, encode_member};
 
 /// The embedded store's file under `state_dir`, refused when it exists but is
 /// empty (SQLite would take it for a new database and start with no API state).
@@ -153,9 +79,8 @@ impl Store for SqliteStore {
         };
         for (name, body) in rows {
             let n = parse_fqdn(&name).map_err(|e| self.corrupt(format!("pool {name}: {e}")))?;
-            let cfg: ApiPoolConfig =
-                serde_json::from_str(&body).map_err(|e| self.corrupt(format!("pool {name}: {e}")))?;
-            o.pools.insert(n.clone(), cfg.into_def(n));
+            let def = decode_pool(n.clone(), &body).map_err(|e| self.corrupt(format!("pool {name}: {e}")))?;
+            o.pools.insert(n, def);
         }
         let rows: Vec<(String, String, Option<String>)> = {
             let mut st = self.conn.prepare("SELECT pool, address, body FROM members").map_err(self.err())?;
@@ -185,8 +110,9 @@ impl Store for SqliteStore {
             let z = parse_fqdn(&zone).map_err(|e| self.corrupt(e.to_string()))?;
             let n = parse_fqdn(&name).map_err(|e| self.corrupt(e.to_string()))?;
             let t: RecordType = rtype.parse().map_err(|e| self.corrupt(format!("rrset type {rtype}: {e}")))?;
-            let set: Option<StoredRRset> = match body {
-                Some(b) => Some(serde_json::from_str(&b).map_err(|e| self.corrupt(format!("rrset {name}: {e}")))?),
+            // NULL is a stored deletion (as is a `null` body).
+            let set = match body {
+                Some(b) => decode_rrset(&b).map_err(|e| self.corrupt(format!("rrset {name}: {e}")))?,
                 None => None,
             };
             o.rrsets.insert((z, n, t), set);
@@ -231,7 +157,7 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction().map_err(err)?;
         let mut n = 0;
         for def in o.pools.values() {
-            let body = serde_json::to_string(&ApiPoolConfig::from_def(def)).unwrap_or_default();
+            let body = pool_value(def);
             tx.execute("INSERT INTO pools (name, body) VALUES (?1, ?2)", params![def.name.to_ascii(), body])
                 .map_err(err)?;
             n += 1;
@@ -246,7 +172,7 @@ impl Store for SqliteStore {
             n += 1;
         }
         for ((zone, name, rtype), set) in &o.rrsets {
-            let body = set.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default());
+            let body = set.as_ref().map(|s| rrset_value(Some(s)));
             tx.execute(
                 "INSERT INTO rrsets (zone, name, type, body) VALUES (?1, ?2, ?3, ?4)",
                 params![zone.to_ascii(), name.to_ascii(), rtype.to_string(), body],
@@ -274,7 +200,7 @@ fn write_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), r
                         ON CONFLICT(zone, name, type) DO UPDATE SET body = ?4";
     match change {
         Change::PutPool(def) => {
-            let body = serde_json::to_string(&ApiPoolConfig::from_def(def)).unwrap_or_default();
+            let body = pool_value(def);
             tx.execute(
                 "INSERT INTO pools (name, body) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET body = ?2",
                 params![def.name.to_ascii(), body],
@@ -301,7 +227,7 @@ fn write_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), r
             tx.execute("DELETE FROM pools WHERE name = ?1", params![pool.to_ascii()])?;
         }
         Change::PutRRset { zone, name, rtype, set } => {
-            let body = serde_json::to_string(set).unwrap_or_default();
+            let body = rrset_value(Some(set));
             tx.execute(upsert_rrset, params![zone.to_ascii(), name.to_ascii(), rtype.to_string(), body])?;
         }
         Change::DeleteRRset { zone, name, rtype } => {
@@ -321,7 +247,7 @@ fn write_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), r
 mod tests {
     use super::*;
     use crate::config::{AllDown, HealthConfig, MemberConfig, PolicyName, PoolDef};
-    use crate::store::overlay::MemberFields;
+    use crate::store::overlay::{MemberFields, StoredRRset};
     use rusqlite::OptionalExtension;
 
     /// The serial bump stored for a zone, read straight from the file.

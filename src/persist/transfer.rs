@@ -5,7 +5,8 @@
 //! ```json
 //! {"lbdns_state": 2, "entries": {"pools/api.example.test.": {...}, "serials/example.test.": 3}}
 //! ```
-//! Keys are the etcd keys below the prefix; values are what is stored there.
+//! Keys and values are the shared encoding (`persist::encoding`), as etcd
+//! stores them below its prefix.
 //! Format 2 stores a member override as the fields it sets; format 1 (the
 //! previous version) stored the whole member, and is still read (as an override
 //! of every field, see `overlay::decode_member`).
@@ -14,11 +15,13 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::durable::{SqliteStore, State, Store, StoreError};
-use super::etcd::{self, BadKey, EtcdError, EtcdStore};
-use super::overlay::Overlay;
+use super::encoding::{self, BadKey};
+use super::etcd::{EtcdError, EtcdStore};
+use super::sqlite::SqliteStore;
+use super::{State, Store, StoreError};
 use crate::config::Config;
 use crate::rdata::{self, DataError};
+use crate::store::overlay::Overlay;
 
 /// Why an export or import failed; nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -48,24 +51,33 @@ const FORMAT: u64 = 2;
 /// Formats [`parse`] reads.
 const READS: [u64; 2] = [1, 2];
 
-/// Reads the configured store (etcd with `[cluster] store = "etcd"`, else the
-/// embedded one under `state_dir`) and returns its state as JSON.
+/// The configured store: etcd with `[cluster] store = "etcd"` (which must be
+/// reachable), else the embedded one under `state_dir`.
+async fn open(config: &Config) -> Result<Box<dyn Store>, TransferError> {
+    Ok(match &config.etcd {
+        Some(s) => Box::new(EtcdStore::open_reachable(s).await?),
+        None => Box::new(SqliteStore::open(&config.admin.state_dir)?),
+    })
+}
+
+/// Runs `f` on the store from a worker task: the etcd store blocks on etcd from
+/// a worker thread, as in the server.
+async fn on_store<T: Send + 'static>(
+    mut store: Box<dyn Store>,
+    f: impl FnOnce(&mut dyn Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, TransferError> {
+    Ok(tokio::spawn(async move { f(&mut *store) }).await??)
+}
+
+/// Reads the configured store and returns its state as JSON. Must run on a
+/// multi-thread runtime.
 pub async fn export(config: &Config) -> Result<String, TransferError> {
-    let overlay = match &config.etcd {
-        Some(s) => {
-            let mut client = etcd::connect(s).await?;
-            let (entries, _) = tokio::time::timeout(s.timeout, etcd::load_all(&mut client, &s.prefix))
-                .await
-                .map_err(|_| EtcdError::NoAnswer { endpoints: s.endpoints.join(",") })??;
-            let mut state = State::default();
-            for (k, v, _) in &entries {
-                state.apply_key(k, Some(v))?;
-            }
-            state.overlay
-        }
-        None => SqliteStore::open(&config.admin.state_dir).and_then(|mut s| s.load())?,
-    };
-    let mut overlay = overlay;
+    let overlay = on_store(open(config).await?, |s| s.load()).await?;
+    Ok(document(overlay))
+}
+
+/// The export document of `overlay` (what [`parse`] reads back).
+pub fn document(mut overlay: Overlay) -> String {
     // What the API would show; data stored before it was checked stays as it
     // is, for `import` to refuse by name.
     for ((zone, _, rtype), set) in overlay.rrsets.iter_mut() {
@@ -76,11 +88,11 @@ pub async fn export(config: &Config) -> Result<String, TransferError> {
         }
     }
     let mut entries = BTreeMap::new();
-    for (k, v) in etcd::entries(&overlay) {
+    for (k, v) in encoding::entries(&overlay) {
         entries.insert(k, serde_json::from_str::<Value>(&v).unwrap_or(Value::String(v)));
     }
     let doc = serde_json::json!({ "lbdns_state": FORMAT, "entries": entries });
-    Ok(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n")
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
 
 /// Parses an exported document.
@@ -118,15 +130,7 @@ pub fn parse(text: &str) -> Result<Overlay, TransferError> {
 /// Must run on a multi-thread runtime. Returns the number of entries written.
 pub async fn import(config: &Config, text: &str) -> Result<usize, TransferError> {
     let overlay = parse(text)?;
-    match &config.etcd {
-        Some(s) => {
-            let mut store = EtcdStore::open_reachable(s).await?;
-            // The store blocks on etcd from a worker thread, as in the server.
-            let task = tokio::spawn(async move { store.import(&overlay) });
-            Ok(task.await??)
-        }
-        None => Ok(SqliteStore::open(&config.admin.state_dir).and_then(|mut s| s.import(&overlay))?),
-    }
+    on_store(open(config).await?, move |s| s.import(&overlay)).await
 }
 
 #[cfg(test)]

@@ -1,0 +1,311 @@
+//! One encoding of the API state, shared by every store: the keys an entry is
+//! known by (`pools/NAME`, `members/POOL/ADDRESS`, `rrsets/ZONE/NAME/TYPE`,
+//! `serials/ZONE`; names percent-encode `%` and `/`) and the JSON values stored
+//! under them. etcd stores the pairs as they are; SQLite stores the same values
+//! in its rows; `lbdns export` writes the pairs as one JSON document.
+
+use std::net::IpAddr;
+
+use hickory_proto::rr::{Name, RecordType};
+
+use super::State;
+use crate::config::{ApiPoolConfig, NameError, PoolDef, parse_fqdn};
+use crate::health::Votes;
+use crate::store::overlay::{Change, Overlay, StoredRRset, decode_member, encode_member};
+
+/// A stored key whose value does not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("etcd key {key}: {reason}")]
+pub struct BadKey {
+    pub key: String,
+    pub reason: String,
+}
+
+/// The stored value of an API pool: its JSON, as the API takes it.
+pub fn pool_value(def: &PoolDef) -> String {
+    serde_json::to_string(&ApiPoolConfig::from_def(def)).unwrap_or_else(|_| "null".into())
+}
+
+/// The pool `name` from its stored value.
+pub fn decode_pool(name: Name, value: &str) -> Result<PoolDef, serde_json::Error> {
+    let cfg: ApiPoolConfig = serde_json::from_str(value)?;
+    Ok(cfg.into_def(name))
+}
+
+/// The stored value of an RRset override (`None`: deleted, stored as `null`).
+pub fn rrset_value(set: Option<&StoredRRset>) -> String {
+    serde_json::to_string(&set).unwrap_or_else(|_| "null".into())
+}
+
+/// An RRset override from its stored value (`None`: deleted).
+pub fn decode_rrset(value: &str) -> Result<Option<StoredRRset>, serde_json::Error> {
+    serde_json::from_str(value)
+}
+
+// Keys and values.
+
+pub fn enc(s: &str) -> String {
+    s.replace('%', "%25").replace('/', "%2F")
+}
+
+pub fn dec(s: &str) -> String {
+    s.replace("%2F", "/").replace("%25", "%")
+}
+
+pub fn name(s: &str) -> Result<Name, NameError> {
+    parse_fqdn(&dec(s))
+}
+
+/// Whether a key holds API state (not a node's health view or write mark).
+pub fn is_api_key(key: &str) -> bool {
+    !key.starts_with("nodes/") && !key.starts_with("txn/")
+}
+
+/// What a changed key touches in the state in effect, so that applying another
+/// server's change costs what the change touches, as applying one's own does.
+#[derive(Debug, Default, PartialEq)]
+pub struct Touched {
+    /// Zones whose RRsets changed (re-derived and rebuilt).
+    pub records: std::collections::BTreeSet<Name>,
+    /// Zones whose serial counter changed.
+    pub serials: std::collections::BTreeSet<Name>,
+    /// Pools that were put, deleted, or had a member changed.
+    pub pools: std::collections::BTreeSet<Name>,
+}
+
+impl Touched {
+    pub fn of<'a>(keys: impl IntoIterator<Item = &'a str>) -> Touched {
+        let mut t = Touched::default();
+        for key in keys {
+            let parts: Vec<&str> = key.split('/').collect();
+            match parts.as_slice() {
+                ["rrsets", z, ..] => t.records.extend(name(z).ok()),
+                ["serials", z] => t.serials.extend(name(z).ok()),
+                ["pools", p] | ["members", p, _] => t.pools.extend(name(p).ok()),
+                _ => {}
+            }
+        }
+        t
+    }
+
+    pub fn add(&mut self, other: Touched) {
+        self.records.extend(other.records);
+        self.serials.extend(other.serials);
+        self.pools.extend(other.pools);
+    }
+}
+
+/// The keys and values (`None` = delete the key) a change is stored as.
+pub fn change_entries(change: &Change) -> Vec<(String, Option<String>)> {
+    let json = |v: serde_json::Result<String>| v.unwrap_or_else(|_| "null".into());
+    match change {
+        Change::PutPool(def) => {
+            vec![(pool_key(&def.name), Some(json(serde_json::to_string(&ApiPoolConfig::from_def(def)))))]
+        }
+        Change::DeletePool(n) => vec![(pool_key(n), None)],
+        Change::PutMember { pool, address, fields } => {
+            vec![(member_key(pool, address), Some(encode_member(&Some(fields.clone()))))]
+        }
+        Change::DeleteMember { pool, address } => vec![(member_key(pool, address), Some("null".into()))],
+        Change::RevertMember { pool, address } => vec![(member_key(pool, address), None)],
+        Change::RevertPool { pool, members } => {
+            std::iter::once((pool_key(pool), None)).chain(members.iter().map(|a| (member_key(pool, a), None))).collect()
+        }
+        Change::PutRRset { zone, name, rtype, set } => {
+            vec![(rrset_key(zone, name, *rtype), Some(json(serde_json::to_string(set))))]
+        }
+        Change::DeleteRRset { zone, name, rtype } => vec![(rrset_key(zone, name, *rtype), Some("null".into()))],
+        Change::RevertRRset { zone, name, rtype } => vec![(rrset_key(zone, name, *rtype), None)],
+    }
+}
+
+pub fn pool_key(pool: &Name) -> String {
+    format!("pools/{}", enc(&pool.to_ascii()))
+}
+
+pub fn member_key(pool: &Name, address: &IpAddr) -> String {
+    format!("members/{}/{address}", enc(&pool.to_ascii()))
+}
+
+pub fn rrset_key(zone: &Name, name: &Name, rtype: RecordType) -> String {
+    format!("rrsets/{}/{}/{rtype}", enc(&zone.to_ascii()), enc(&name.to_ascii()))
+}
+
+pub fn serial_key(zone: &Name) -> String {
+    format!("serials/{}", enc(&zone.to_ascii()))
+}
+
+/// Every entry of an overlay, as stored (for export and import).
+pub fn entries(o: &Overlay) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for def in o.pools.values() {
+        let kvs = change_entries(&Change::PutPool(Box::new(def.clone())));
+        out.extend(kvs.into_iter().filter_map(|(k, v)| Some((k, v?))));
+    }
+    for ((pool, addr), m) in &o.members {
+        out.push((member_key(pool, addr), encode_member(m)));
+    }
+    for ((zone, name, rtype), set) in &o.rrsets {
+        out.push((rrset_key(zone, name, *rtype), serde_json::to_string(set).unwrap_or_else(|_| "null".into())));
+    }
+    for (zone, bumps) in &o.serials {
+        out.push((serial_key(zone), bumps.to_string()));
+    }
+    out
+}
+
+impl State {
+    /// Applies one stored key (`value` `None` = the key was deleted). Keys this
+    /// version does not know are ignored; a value that does not decode is an error.
+    pub fn apply_key(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), BadKey> {
+        let parts: Vec<&str> = key.split('/').collect();
+        let text = value.map(|v| String::from_utf8_lossy(v).into_owned());
+        let bad = |e: &dyn std::fmt::Display| BadKey { key: key.to_string(), reason: e.to_string() };
+        match parts.as_slice() {
+            ["pools", n] => {
+                let n = name(n).map_err(|e| bad(&e))?;
+                match text {
+                    Some(t) => {
+                        let cfg: ApiPoolConfig = serde_json::from_str(&t).map_err(|e| bad(&e))?;
+                        self.overlay.pools.insert(n.clone(), cfg.into_def(n));
+                    }
+                    None => {
+                        self.overlay.pools.remove(&n);
+                    }
+                }
+            }
+            ["members", p, a] => {
+                let p = name(p).map_err(|e| bad(&e))?;
+                let a: IpAddr = a.parse().map_err(|e| bad(&e))?;
+                match text {
+                    Some(t) => {
+                        let m = decode_member(&t).map_err(|e| bad(&e))?;
+                        self.overlay.members.insert((p, a), m);
+                    }
+                    None => {
+                        self.overlay.members.remove(&(p, a));
+                    }
+                }
+            }
+            ["rrsets", z, n, t] => {
+                let z = name(z).map_err(|e| bad(&e))?;
+                let n = name(n).map_err(|e| bad(&e))?;
+                let t: RecordType = t.parse().map_err(|e| bad(&e))?;
+                match text {
+                    Some(body) => {
+                        let set: Option<StoredRRset> = serde_json::from_str(&body).map_err(|e| bad(&e))?;
+                        self.overlay.rrsets.insert((z, n, t), set);
+                    }
+                    None => {
+                        self.overlay.rrsets.remove(&(z, n, t));
+                    }
+                }
+            }
+            ["serials", z] => {
+                let z = name(z).map_err(|e| bad(&e))?;
+                match text {
+                    Some(t) => {
+                        let bumps: u32 = t.trim().parse().map_err(|e| bad(&e))?;
+                        self.overlay.serials.insert(z, bumps);
+                    }
+                    None => {
+                        self.overlay.serials.remove(&z);
+                    }
+                }
+            }
+            ["nodes", node] => match text {
+                Some(t) => {
+                    let view: Votes = serde_json::from_str(&t).map_err(|e| bad(&e))?;
+                    self.nodes.insert(dec(node), view);
+                }
+                None => {
+                    self.nodes.remove(&dec(node));
+                }
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AllDown, HealthConfig, MemberConfig, PolicyName};
+    use crate::store::overlay::MemberFields;
+
+    /// Every kind of change survives the trip through keys and values.
+    #[test]
+    fn entries_round_trip() {
+        let zone = parse_fqdn("example.test.").unwrap();
+        let mut o = Overlay::default();
+        let changes = vec![
+            Change::PutPool(Box::new(PoolDef {
+                name: parse_fqdn("api.example.test.").unwrap(),
+                policy: PolicyName::Weighted,
+                ttl: 5,
+                max_answers: 1,
+                all_down: AllDown::Empty,
+                fallback: vec![],
+                health: HealthConfig::default(),
+                members: vec![MemberConfig {
+                    address: "192.0.2.1".parse().unwrap(),
+                    weight: 3,
+                    region: None,
+                    enabled: true,
+                }],
+                line: 0,
+            })),
+            Change::PutMember {
+                pool: parse_fqdn("www.example.test.").unwrap(),
+                address: "2001:db8::9".parse().unwrap(),
+                fields: MemberFields { weight: None, region: Some("eu".into()), enabled: Some(false) },
+            },
+            Change::DeleteMember {
+                pool: parse_fqdn("www.example.test.").unwrap(),
+                address: "192.0.2.10".parse().unwrap(),
+            },
+            Change::PutRRset {
+                zone: zone.clone(),
+                name: parse_fqdn("new.example.test.").unwrap(),
+                rtype: RecordType::TXT,
+                set: StoredRRset { ttl: 60, data: vec!["\"a/b%c\"".into()] },
+            },
+            Change::DeleteRRset {
+                zone: zone.clone(),
+                name: parse_fqdn("static.example.test.").unwrap(),
+                rtype: RecordType::AAAA,
+            },
+        ];
+        for c in &changes {
+            o.apply(c, &zone);
+        }
+        let mut s = State::default();
+        for (k, v) in entries(&o) {
+            s.apply_key(&k, Some(v.as_bytes())).unwrap();
+        }
+        assert_eq!(s.overlay, o);
+        // A deleted pool key removes the pool.
+        s.apply_key("pools/api.example.test.", None).unwrap();
+        assert!(s.overlay.pools.is_empty());
+        assert!(s.apply_key("pools/api.example.test.", Some(b"{not json")).is_err());
+        // A reverted override deletes its key; a pool's, every key of the pool.
+        let www = parse_fqdn("www.example.test.").unwrap();
+        let revert = Change::RevertPool {
+            pool: www.clone(),
+            members: vec!["2001:db8::9".parse().unwrap(), "192.0.2.10".parse().unwrap()],
+        };
+        for (k, v) in change_entries(&revert) {
+            assert_eq!(v, None);
+            s.apply_key(&k, None).unwrap();
+        }
+        assert!(s.overlay.members.keys().all(|(p, _)| *p != www), "{:?}", s.overlay.members);
+        // The previous version's whole member reads as every field set.
+        let old = r#"{"address":"192.0.2.1","weight":3,"region":null,"enabled":false}"#;
+        s.apply_key("members/www.example.test./192.0.2.1", Some(old.as_bytes())).unwrap();
+        let set = MemberFields { weight: Some(3), region: None, enabled: Some(false) };
+        assert_eq!(s.overlay.members[&(www, "192.0.2.1".parse().unwrap())], Some(set));
+        assert_eq!(enc("a/b%c"), "a%2Fb%25c");
+        assert_eq!(dec(&enc("a/b%c")), "a/b%c");
+    }
+}

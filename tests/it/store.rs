@@ -1,0 +1,144 @@
+//! One conformance suite for `persist::Store`, run against the embedded SQLite
+//! store and against a real etcd (started here, as `cluster.rs` does; skipped
+//! without the etcd binary unless LBDNS_REQUIRE_ETCD=1): the same puts, deletes
+//! and override reverts, the same state after reopening, the same refusal to
+//! import into a store that holds changes, and the same export/import round trip.
+
+use std::time::Duration;
+
+use hickory_proto::rr::{Name, RecordType};
+use lbdns::config::{AllDown, ClusterHealth, EtcdSettings, HealthConfig, MemberConfig, PolicyName, PoolDef};
+use lbdns::persist::etcd::EtcdStore;
+use lbdns::persist::sqlite::SqliteStore;
+use lbdns::persist::{Store, StoreError, transfer};
+use lbdns::store::overlay::{Change, MemberFields, Overlay, StoredRRset};
+
+use crate::cluster::Etcd;
+
+fn n(s: &str) -> Name {
+    Name::from_ascii(s).unwrap()
+}
+
+fn api_pool(name: &str, weight: u32) -> Change {
+    Change::PutPool(Box::new(PoolDef {
+        name: n(name),
+        policy: PolicyName::Weighted,
+        ttl: 5,
+        max_answers: 1,
+        all_down: AllDown::Empty,
+        fallback: vec![],
+        health: HealthConfig::default(),
+        members: vec![MemberConfig { address: "192.0.2.1".parse().unwrap(), weight, region: None, enabled: true }],
+        line: 0,
+    }))
+}
+
+/// Every kind of change: puts, a replacement, deletions, and reverted overrides
+/// (one member, one whole pool, one RRset).
+fn changes() -> Vec<Change> {
+    let (zone, www, old) = (n("example.test."), n("www.example.test."), n("old.example.test."));
+    let rrset = |name: &str, rtype| (zone.clone(), n(name), rtype);
+    let member =
+        |pool: &Name, a: &str, fields| Change::PutMember { pool: pool.clone(), address: a.parse().unwrap(), fields };
+    vec![
+        api_pool("api.example.test.", 3),
+        api_pool("gone.example.test.", 1),
+        api_pool("api.example.test.", 7),
+        Change::DeletePool(n("gone.example.test.")),
+        member(&www, "2001:db8::9", MemberFields { weight: None, region: Some("eu".into()), enabled: Some(false) }),
+        member(&www, "192.0.2.11", MemberFields::default()),
+        Change::DeleteMember { pool: www.clone(), address: "192.0.2.10".parse().unwrap() },
+        member(&old, "192.0.2.20", MemberFields { enabled: Some(false), ..Default::default() }),
+        member(&old, "192.0.2.21", MemberFields { weight: Some(2), ..Default::default() }),
+        Change::RevertPool { pool: old, members: vec!["192.0.2.20".parse().unwrap(), "192.0.2.21".parse().unwrap()] },
+        member(&www, "192.0.2.12", MemberFields { weight: Some(4), ..Default::default() }),
+        Change::RevertMember { pool: www, address: "192.0.2.12".parse().unwrap() },
+        {
+            let (zone, name, rtype) = rrset("new.example.test.", RecordType::A);
+            Change::PutRRset { zone, name, rtype, set: StoredRRset { ttl: 60, data: vec!["192.0.2.7".into()] } }
+        },
+        {
+            let (zone, name, rtype) = rrset("static.example.test.", RecordType::AAAA);
+            Change::DeleteRRset { zone, name, rtype }
+        },
+        {
+            let (zone, name, rtype) = rrset("static.example.test.", RecordType::TXT);
+            Change::DeleteRRset { zone, name, rtype }
+        },
+        {
+            let (zone, name, rtype) = rrset("static.example.test.", RecordType::TXT);
+            Change::RevertRRset { zone, name, rtype }
+        },
+    ]
+}
+
+/// The suite. `open(0)` opens (again) the store under test, `open(1)` another,
+/// empty one of the same kind.
+fn conformance(kind: &str, open: &mut dyn FnMut(usize) -> Box<dyn Store>) {
+    let zone = n("example.test.");
+    let mut store = open(0);
+    assert_eq!(store.load().unwrap(), Overlay::default(), "{kind}: a new store is empty");
+    let mut expected = Overlay::default();
+    for c in changes() {
+        store.apply(&c, &zone).unwrap_or_else(|e| panic!("{kind}: {c:?}: {e}"));
+        expected.apply(&c, &zone);
+    }
+    drop(store);
+
+    let loaded = open(0).load().unwrap();
+    assert_eq!(loaded, expected, "{kind}: the state after reopening");
+    let pools: Vec<&Name> = loaded.pools.keys().collect();
+    assert_eq!(pools, [&n("api.example.test.")], "{kind}: put, replaced, deleted");
+    assert_eq!(loaded.pools[&n("api.example.test.")].members[0].weight, 7, "{kind}: the replacement");
+    assert_eq!(loaded.members.len(), 3, "{kind}: reverted overrides are gone: {:?}", loaded.members);
+    assert_eq!(loaded.members[&(n("www.example.test."), "192.0.2.10".parse().unwrap())], None, "{kind}");
+    assert_eq!(loaded.rrsets.len(), 2, "{kind}: {:?}", loaded.rrsets);
+    assert_eq!(loaded.rrsets[&(zone.clone(), n("static.example.test."), RecordType::AAAA)], None, "{kind}");
+    assert_eq!(loaded.serials[&zone], changes().len() as u32, "{kind}: one serial bump per change");
+
+    let refused = open(0).import(&loaded).unwrap_err();
+    assert!(matches!(refused, StoreError::Conflict(_)), "{kind}: import into a store with changes: {refused}");
+
+    let doc = transfer::document(loaded.clone());
+    let parsed = transfer::parse(&doc).unwrap();
+    assert_eq!(parsed, loaded, "{kind}: the export document reads back as the state");
+    let written = open(1).import(&parsed).unwrap();
+    assert_eq!(written, 1 + 3 + 2 + 1, "{kind}: one entry per pool, member, RRset and serial");
+    assert_eq!(open(1).load().unwrap(), loaded, "{kind}: the imported store after reopening");
+}
+
+#[test]
+fn sqlite_store_conforms() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    conformance("sqlite", &mut |i| Box::new(SqliteStore::open(dirs[i].path()).unwrap()));
+}
+
+#[test]
+fn etcd_store_conforms() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    let settings = |prefix: &str| EtcdSettings {
+        endpoints: etcd.urls(),
+        prefix: prefix.into(),
+        health: ClusterHealth::Local,
+        node: "conformance".into(),
+        user: None,
+        ca_pem: None,
+        identity_pem: None,
+        timeout: Duration::from_secs(5),
+    };
+    let prefixes = [settings("/a/"), settings("/b/")];
+    // The etcd store blocks on etcd from a worker thread of a multi-thread
+    // runtime, as in the server.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            conformance("etcd", &mut |i| {
+                let open = EtcdStore::open_reachable(&prefixes[i]);
+                let store = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(open));
+                Box::new(store.unwrap())
+            });
+        })
+        .await
+        .unwrap();
+    });
+}
