@@ -69,6 +69,7 @@ pub struct Control {
     writer: mpsc::Sender<Command>,
     token: Arc<ArcSwap<Option<String>>>,
     metrics: Metrics,
+    events: crate::control::Events,
     redirect: Option<Arc<ArcSwap<RedirectSettings>>>,
 }
 
@@ -147,6 +148,7 @@ impl App {
         let metrics = Metrics::new(stats.clone(), snapshot.clone());
         let (stopper, shutdown) = Shutdown::new();
         let cluster = etcd.map(|(settings, conn)| join_cluster(&settings, conn, &shutdown));
+        let events = crate::control::Events::default();
         let mut writer = Writer::new(WriterParts {
             sources: sources.clone(),
             store,
@@ -154,6 +156,7 @@ impl App {
             snapshot: snapshot.clone(),
             metrics: metrics.clone(),
             cluster,
+            events: events.clone(),
         })?;
         writer.start().await?;
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(256);
@@ -162,6 +165,7 @@ impl App {
             writer: cmd_tx,
             token: Arc::new(ArcSwap::from_pointee(token)),
             metrics,
+            events,
             redirect: cfg.redirect.clone().map(|r| Arc::new(ArcSwap::from_pointee(r))),
         };
 
@@ -281,6 +285,7 @@ impl App {
             token: self.control.token.clone(),
             writer: self.control.writer.clone(),
             metrics: self.control.metrics.clone(),
+            events: self.control.events.clone(),
             ui_public: self.sources.config.admin.ui_public,
         });
         let rates = self.control.metrics.answer_rates.clone();

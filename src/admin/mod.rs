@@ -120,6 +120,8 @@ pub struct AdminState {
     pub token: Arc<ArcSwap<Option<String>>>,
     pub writer: mpsc::Sender<Command>,
     pub metrics: crate::metrics::Metrics,
+    /// Member state transitions (`GET /v1/events`, `/ui/api/events`).
+    pub events: crate::control::Events,
     /// `/ui/api/state` answers without a token (`[admin] ui_public`).
     pub ui_public: bool,
 }
@@ -131,6 +133,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/pools/{name}/override", axum::routing::delete(delete_pool_override))
         .route("/pools/{name}/members/{address}", axum::routing::put(put_member).delete(delete_member))
         .route("/pools/{name}/members/{address}/override", axum::routing::delete(delete_member_override))
+        .route("/events", get(events))
         .route("/zones", get(list_zones))
         .route("/zones/{origin}/records", get(get_records))
         .route("/zones/{origin}/records/{name}/{rtype}", axum::routing::put(put_rrset).delete(delete_rrset))
@@ -296,6 +299,24 @@ async fn delete_member(State(st): State<AdminState>, Path((name, addr)): Path<(S
 
 async fn delete_member_override(State(st): State<AdminState>, Path((name, addr)): Path<(String, String)>) -> Response {
     ask(&st, ApiRequest::DeleteMemberOverride(name, addr)).await
+}
+
+/// `?limit=N` on `GET /v1/events` and `/ui/api/events`.
+#[derive(serde::Deserialize)]
+pub struct EventsQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /v1/events`: member state transitions, newest first.
+pub async fn events(
+    State(st): State<AdminState>,
+    q: Result<axum::extract::Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match q {
+        Ok(q) => axum::Json(st.events.newest(q.limit)).into_response(),
+        Err(e) => AdminError::bad_request(format!("query: {}; limit must be a non-negative integer", e.body_text()))
+            .into_response(),
+    }
 }
 
 async fn list_zones(State(st): State<AdminState>) -> Response {

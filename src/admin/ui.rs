@@ -3,6 +3,7 @@
 //! polls every second. The state is public when `[admin] ui_public` is true and
 //! needs the `/v1` bearer token otherwise; writes never go through here, the page
 //! sends them to the `/v1` API with the token the user typed in.
+//! `GET /ui/api/events` is `GET /v1/events` under the same rule as the state.
 //!
 //! The state is read from the writer through the same requests as `GET /v1/pools`
 //! and `GET /v1/zones` (so it cannot disagree with the API), reduced to what the
@@ -31,7 +32,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 
 /// The page's routes, to be merged into the admin router.
 pub fn router(state: AdminState) -> Router<AdminState> {
-    let mut api = Router::new().route("/ui/api/state", get(ui_state));
+    let mut api = Router::new().route("/ui/api/state", get(ui_state)).route("/ui/api/events", get(super::events));
     if !state.ui_public {
         api = api.route_layer(middleware::from_fn_with_state(state, super::auth));
     }

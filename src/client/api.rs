@@ -48,6 +48,18 @@ pub struct Pool {
     pub source: String,
 }
 
+/// One item of `GET /v1/events`.
+#[derive(Debug, Deserialize)]
+pub struct Event {
+    pub time: String,
+    pub pool: String,
+    pub address: String,
+    pub from: String,
+    pub to: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct PoolHealth {
     #[serde(default)]

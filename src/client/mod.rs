@@ -1,5 +1,5 @@
 //! `lbdns` as a client of a running server: `status`, `pools`, `members`,
-//! `drain`, `undrain`, `weight` and `records` over the admin API.
+//! `drain`, `undrain`, `weight`, `records` and `events` over the admin API.
 //!
 //! Each command reads what it needs from the API (`api`), and prints either the
 //! server's JSON as it came (`--json`, for scripts) or tables (`render`). Where
@@ -80,6 +80,11 @@ pub enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Recent member state transitions (up, down, drained), newest first.
+    Events {
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 /// Where the server is, how to authenticate, how to print.
@@ -141,7 +146,8 @@ impl Command {
             | Command::Drain { conn, .. }
             | Command::Undrain { conn, .. }
             | Command::Weight { conn, .. }
-            | Command::Records { conn, .. } => conn,
+            | Command::Records { conn, .. }
+            | Command::Events { conn } => conn,
         }
     }
 }
@@ -191,6 +197,10 @@ fn execute(api: &Api, command: &Command, out: &render::Output) -> Result<String,
         Command::Records { zone, .. } => {
             let records = api.get(&["zones", zone, "records"])?;
             out.json_or(&records, || Ok(render::records(out, &api::decode(api, &records)?)))
+        }
+        Command::Events { .. } => {
+            let events = api.get(&["events"])?;
+            out.json_or(&events, || Ok(render::events(out, &api::decode::<Vec<api::Event>>(api, &events)?)))
         }
     }
 }

@@ -10,7 +10,7 @@ use comfy_table::{Attribute, Cell, Color, Table, presets};
 use serde_json::{Value, json};
 
 use super::ClientError;
-use super::api::{Member, Pool, Records, Zone};
+use super::api::{Event, Member, Pool, Records, Zone};
 
 /// How to print.
 pub struct Output {
@@ -149,6 +149,32 @@ pub fn members(out: &Output, members: &[Member]) -> String {
             Cell::new(&m.source),
             Cell::new(or_dash(m.last_change.as_deref())),
             Cell::new(or_dash(m.last_error.as_deref())),
+        ]);
+    }
+    out.finish(&t)
+}
+
+/// A state word's colour, as in the members table.
+fn state_colour(word: &str) -> Color {
+    match word {
+        "up" => Color::Green,
+        "down" => Color::Red,
+        "drained" => Color::Yellow,
+        _ => Color::Magenta,
+    }
+}
+
+/// `lbdns events`: newest first, as the server sends them.
+pub fn events(out: &Output, events: &[Event]) -> String {
+    let mut t = out.table(&["TIME", "POOL", "ADDRESS", "CHANGE", "REASON"]);
+    for e in events {
+        let change = format!("{} → {}", e.from, e.to);
+        t.add_row(vec![
+            Cell::new(&e.time),
+            Cell::new(&e.pool),
+            Cell::new(&e.address),
+            Cell::new(change).fg(state_colour(&e.to)),
+            Cell::new(&e.reason),
         ]);
     }
     out.finish(&t)

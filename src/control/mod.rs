@@ -9,6 +9,7 @@
 
 mod apply;
 mod effect;
+mod events;
 mod probes;
 mod publish;
 mod reload;
@@ -38,6 +39,7 @@ use crate::state::{InEffect, RRsetKey};
 use crate::store::snapshot::Snapshot;
 use crate::zone::{ZoneCheckError, ZoneData};
 use effect::fit;
+pub use events::{Event, Events};
 
 /// Why a state could not be put in effect or published; the state in effect
 /// before stays in effect.
@@ -96,6 +98,8 @@ pub struct Writer {
     refused: std::collections::BTreeSet<RRsetKey>,
     /// When and by what each zone's served content last changed (`GET /v1/zones`).
     last_change: std::collections::HashMap<Name, LastChange>,
+    /// Member state transitions, shared with the admin API.
+    events: Events,
 }
 
 /// The last change to a zone as this server saw it.
@@ -139,13 +143,15 @@ pub struct WriterParts {
     pub metrics: Metrics,
     /// With `[cluster] store = "etcd"`: remote changes in, this node's health view out.
     pub cluster: Option<ClusterLink>,
+    /// Where member state transitions are recorded; the admin API reads it.
+    pub events: Events,
 }
 
 impl Writer {
     /// Loads the stored API changes over the sources. The first snapshot is built by
     /// [`Writer::start`], after the first probe round.
     pub fn new(parts: WriterParts) -> Result<Writer, StateError> {
-        let WriterParts { sources, mut store, prober, snapshot, metrics, cluster } = parts;
+        let WriterParts { sources, mut store, prober, snapshot, metrics, cluster, events } = parts;
         let overlay = store.load()?;
         let (overlay, effective, refused) = fit(&sources, overlay)?;
         let mut writer = Writer {
@@ -161,6 +167,7 @@ impl Writer {
             cluster,
             refused: refused.into_iter().collect(),
             last_change: Default::default(),
+            events,
         };
         writer.note_file_changes(None);
         Ok(writer)
@@ -206,7 +213,9 @@ impl Writer {
         loop {
             tokio::select! {
                 Some(r) = async { match remote.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                    let before = self.member_states();
                     self.remote(r);
+                    self.record_since(&before, |_, _| "changed on another server".into());
                 }
                 r = probes.recv() => {
                     let Some(first) = r else { return };
@@ -223,11 +232,17 @@ impl Writer {
                 c = commands.recv() => match c {
                     Some(Command::Health(reply)) => { let _ = reply.send(self.health.clone()); }
                     Some(Command::Api(req, reply)) => {
+                        let before = events::is_write(&req).then(|| self.member_states());
                         let r = self.api_settled(req, &mut remote).await;
+                        if let Some(before) = before {
+                            self.record_since(&before, events::api_reason);
+                        }
                         let _ = reply.send(r);
                     }
                     Some(Command::Reload(sources, reply)) => {
+                        let before = self.member_states();
                         let r = self.reload(*sources);
+                        self.record_since(&before, |_, _| "config reload".into());
                         let _ = reply.send(r);
                     }
                     None => return,

@@ -56,6 +56,7 @@ impl Writer {
 
     pub(super) fn apply_probe(&mut self, r: ProbeResult, changed: &mut HashSet<ProbeKey>) {
         self.observe_probe(&r);
+        let from = self.health.members.get(&r.key).map_or("unknown", |h| h.state());
         if self.health.apply(&r) {
             let up = self.health.members.get(&r.key).and_then(|h| h.flap.up).unwrap_or(false);
             let pools = self.pools_with(&r.key);
@@ -68,6 +69,11 @@ impl Writer {
             } else {
                 warn!(pools = %pools, address = %r.key.addr, check = r.key.spec.check.as_str(), %reason, "member down");
             }
+            let why = match &r.outcome {
+                Ok(()) => "probe passed".to_string(),
+                Err(e) => e.to_string(),
+            };
+            self.record_probe(&r.key, from, &why);
             changed.insert(r.key);
         }
     }

@@ -107,6 +107,26 @@ fn member_state_js(pool: &str, address: &str) -> String {
 }
 
 /// Clicks what `css` finds, again if the page redrew it under the click.
+/// Focuses the input `css`, clears it and types `text`, again from the start
+/// when a redraw replaced the element on the way (the page redraws every second
+/// until an input in it has the focus).
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let start = Instant::now();
+    loop {
+        let typed = async {
+            let e = c.find(Locator::Css(css)).await?;
+            e.click().await?;
+            e.clear().await?;
+            e.send_keys(text).await
+        };
+        if typed.await.is_ok() {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "could not type into {css}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn click(c: &Client, css: &str) {
     let start = Instant::now();
     loop {
@@ -219,6 +239,15 @@ fn the_status_page_shows_health_live_and_drains_with_a_token() {
         drop(second);
         until_js(&c, Duration::from_secs(8), &app2, json!("down")).await;
         assert_eq!(c.execute("return window.lbdnsMarker;", vec![]).await.unwrap(), json!("same page"));
+        // The transition is in the history panel too, with the probe error.
+        let newest = "const r = document.querySelector('#events tr.event'); \
+                      return r ? [...r.cells].slice(1, 4).map(c => c.textContent.trim()) : null;";
+        until_js(&c, Duration::from_secs(8), newest, json!(["app.example.test.", "127.0.0.2", "up → down"])).await;
+        let reason = c.execute("return document.querySelector('#events tr.event').cells[4].textContent;", vec![]);
+        assert!(
+            reason.await.unwrap().as_str().is_some_and(|r| r.contains("127.0.0.2")),
+            "the probe error names the backend"
+        );
 
         // With the token typed in, the controls appear; draining changes the next answer.
         c.find(Locator::Id("token")).await.unwrap().send_keys(TOKEN).await.unwrap();
@@ -238,9 +267,7 @@ fn the_status_page_shows_health_live_and_drains_with_a_token() {
 
         // A weight typed into the page (Enter sends it) is the one in effect.
         let row = "tr.member[data-pool='api.example.test.'][data-address='192.0.2.21']";
-        let input = c.find(Locator::Css(&format!("{row} input.weight"))).await.unwrap();
-        input.clear().await.unwrap();
-        input.send_keys("5\u{E007}").await.unwrap();
+        type_into(&c, &format!("{row} input.weight"), "5\u{E007}").await;
         let weight = format!("return document.querySelector(\"{row} td[data-label=weight]\").textContent;");
         until_js(&c, Duration::from_secs(10), &weight, json!("5")).await;
 

@@ -291,3 +291,23 @@ fn colours_only_on_a_terminal_without_no_color() {
     let plain = on_tty(Some("1"));
     assert!(!plain.contains('\u{1b}') && plain.contains("ready"), "{plain}");
 }
+
+#[test]
+fn events_lists_a_drain_and_undrain_as_a_table_and_json() {
+    let s = server();
+    let empty = ok(&s, &["events"]);
+    assert_eq!(empty.lines().count(), 1, "only the header: {empty}");
+    ok(&s, &["drain", "www.a.test", "192.0.2.1"]);
+    ok(&s, &["undrain", "www.a.test", "192.0.2.1"]);
+    let table = ok(&s, &["events"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["TIME", "POOL", "ADDRESS", "CHANGE", "REASON"]);
+    let lines: Vec<Vec<&str>> = table.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert_eq!(lines[0][1..], ["www.a.test.", "192.0.2.1", "drained", "→", "up", "undrained", "through", "the", "API"]);
+    assert_eq!(lines[1][1..], ["www.a.test.", "192.0.2.1", "up", "→", "drained", "drained", "through", "the", "API"]);
+    let v = json(&s, &["events"]);
+    assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+    assert_eq!((v[0]["from"].as_str(), v[0]["to"].as_str()), (Some("drained"), Some("up")), "{v}");
+    assert!(v[0]["node"].is_null(), "{v}");
+}

@@ -719,6 +719,16 @@ fn pools_created_and_changed_through_different_servers_are_answered_by_all() {
         assert!(within(SECOND, || answers(n, "www.c.test.") == ["192.0.2.10", "192.0.2.11", "192.0.2.12"]).is_some());
         assert!(within(SECOND, || serial(n) == 4).is_some(), "serial {}", serial(n));
     }
+    // Each server records the drain in its own history, under its own node name.
+    for (i, n) in nodes.iter().enumerate() {
+        let (st, events) = api(n, "GET", "/v1/events", None);
+        assert_eq!(st, 200, "{events}");
+        let drain = &events[0];
+        assert_eq!((drain["pool"].as_str(), drain["address"].as_str()), (Some("api.c.test."), Some("192.0.2.31")));
+        assert_eq!((drain["from"].as_str(), drain["to"].as_str()), (Some("up"), Some("drained")), "{events}");
+        let reason = if i == 1 { "drained through the API" } else { "changed on another server" };
+        assert_eq!((drain["reason"].as_str(), drain["node"].as_str()), (Some(reason), Some(&*format!("p{i}"))));
+    }
     // Deleted through the first: gone everywhere.
     assert_eq!(api(&nodes[0], "DELETE", "/v1/pools/api.c.test.", None).0, 204);
     for n in &nodes {

@@ -1,13 +1,16 @@
-// lbdns status page: polls /ui/api/state every second and renders it; with a
+// lbdns status page: polls /ui/api/state and the newest /ui/api/events every
+// second and renders them; with a
 // token typed in, drains, undrains and reweights members through /v1 with the
 // token as a bearer header (kept in this page's memory only: never in a URL or
 // a cookie, so another site cannot make the browser send it).
 "use strict";
 
 const PAGE = 50;
+const EVENTS = 20;
 const $ = (id) => document.getElementById(id);
 let token = "";
 let state = null;
+let events = [];
 let page = 0;
 let pollError = "";
 let polling = false;
@@ -45,6 +48,9 @@ async function poll() {
     if (!r.ok) throw new Error(r.status === 401 ? "this page needs the admin token to show the state" : body.error || r.statusText);
     state = body;
     pollError = "";
+    // The history is extra: when it cannot be read, the state still shows.
+    const e = await fetch("/ui/api/events?limit=" + EVENTS, { headers: headers(), cache: "no-store" }).catch(() => null);
+    if (e && e.ok) events = await e.json().catch(() => events);
   } catch (e) {
     pollError = e.message;
   }
@@ -120,6 +126,10 @@ function render() {
   $("zones").tBodies[0].innerHTML = state.zones.map((z) => `<tr data-zone="${esc(z.origin)}">
     <td>${esc(z.origin)}</td><td>${esc(z.serial)}</td><td>${esc(z.rrsets)}</td>
     <td>${z.last_change ? esc(z.last_change.source) + ", " + esc(ago(z.last_change.time)) : ""}</td></tr>`).join("");
+  $("events").tBodies[0].innerHTML = events.length ? events.map((e) => `<tr class="event">
+    <td title="${esc(e.time)}">${esc(ago(e.time))}</td><td>${esc(e.pool)}</td><td>${esc(e.address)}</td>
+    <td><span class="state ${esc(e.from)}">${esc(e.from)}</span> → <span class="state ${esc(e.to)}">${esc(e.to)}</span></td>
+    <td class="${e.to === "down" ? "err" : ""}">${esc(e.reason)}</td></tr>`).join("") : `<tr><td colspan="5" class="muted">none since the server started</td></tr>`;
   const shown = visiblePools();
   const pages = Math.max(1, Math.ceil(shown.length / PAGE));
   page = Math.min(page, pages - 1);
