@@ -9,6 +9,7 @@
 
 mod apply;
 mod effect;
+mod explain;
 mod probes;
 mod publish;
 mod reload;

@@ -13,6 +13,7 @@ mod cookies;
 mod core;
 mod data;
 mod docs;
+mod explain;
 mod fuzz_regressions;
 mod geo;
 mod geoip_gen;
