@@ -101,7 +101,7 @@ impl Writer {
             "zone": zone.map(|z| z.origin.to_ascii()),
             "node": zone.map(|z| node_match(z, &last)),
             "cname_chain": chain.iter().map(|n| n.to_ascii()).collect::<Vec<_>>(),
-            "rcode": reply.metadata.response_code.to_string(),
+            "rcode": rcode_name(reply.metadata.response_code),
             "result": result,
             "reason": reason,
             "answer": records_json(reply.answers.iter()),
@@ -144,7 +144,7 @@ impl Writer {
             "client_key_from": key_source,
             "country": location.and_then(|l| code(l.country)),
             "continent": location.and_then(|l| code(l.continent)),
-            "region_order": location.map(|l| region_order(snap, l.country.or(None), l.continent)),
+            "region_order": location.map(|l| region_order(snap, l.country, l.continent)),
             "all_down": pool.family[f].eligible.is_empty() && !pool.family[f].all.is_empty(),
             "all_down_policy": pool.all_down,
             "members": members,
@@ -240,6 +240,19 @@ fn cname_chain(reply: &Message) -> Vec<Name> {
             _ => None,
         })
         .collect()
+}
+
+/// The RCODE's mnemonic, as dig prints it.
+fn rcode_name(code: ResponseCode) -> String {
+    match code {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        other => other.to_string(),
+    }
 }
 
 /// What kind of answer this is, and why.

@@ -187,6 +187,12 @@ fn static_names_say_what_is_answered_and_why() {
         let (st, v) = explain(&s, &format!("name={name}&type={t}&client=192.0.2.77"));
         assert_eq!(st, 200);
         assert_eq!(v["result"], result, "{name} {t}: {v:#}");
+        let rcode = match result {
+            "nxdomain" => "NXDOMAIN",
+            "refused" => "REFUSED",
+            _ => "NOERROR",
+        };
+        assert_eq!(v["rcode"], rcode, "{name} {t}");
         assert!(v["reason"].is_string());
         assert!(v["pool"].is_null());
         if let Some(n) = node {
@@ -213,4 +219,61 @@ fn bad_questions_are_400_naming_the_parameter() {
         assert_eq!(st, 400, "{q}: {v}");
         assert!(v["error"].as_str().unwrap().contains(word), "{q}: {v}");
     }
+}
+
+/// Runs the built binary's `explain` against `s`: (exit code, stdout, stderr).
+fn lbdns_explain(s: &Server, args: &[&str]) -> (i32, String, String) {
+    let token = s.dir.path().join("admin.token");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let server = format!("http://{}", s.admin);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lbdns"))
+        .arg("explain")
+        .args(args)
+        .args(["--server", &server, "--token-file", token.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn the_client_prints_a_table_and_json_with_the_usual_exit_codes() {
+    let (a, _b) = two_backends();
+    let s = server(a.addr.port());
+    let args = ["alias.e.test", "A", "--client", "192.0.2.77", "--ecs", "198.51.100.0/24"];
+    let (code, out, err) = lbdns_explain(&s, &args);
+    assert_eq!(code, 0, "{err}");
+    let dns = udp(s.dns, &msg_ecs("alias.e.test.", RecordType::A, "198.51.100.0", 24));
+    let row = |first: &str| -> Vec<String> {
+        let line = out.lines().find(|l| l.split_whitespace().next() == Some(first));
+        line.unwrap_or_else(|| panic!("no row {first} in\n{out}")).split_whitespace().map(str::to_string).collect()
+    };
+    assert_eq!(row("192.0.2.1")[1..3], ["no", "drained"], "{out}");
+    assert_eq!(row("2001:db8::1")[1..4], ["no", "wrong", "family"], "{out}");
+    assert_eq!(row("192.0.2.2")[1..3], ["yes", "-"], "{out}");
+    assert!(out.contains("cname    alias.e.test. -> failover.e.test."), "{out}");
+    assert!(out.contains("pool     failover.e.test.  policy failover"), "{out}");
+    for a in addrs(&dns) {
+        assert!(out.lines().any(|l| l.starts_with("failover.e.test.") && l.ends_with(&a)), "{a} not in\n{out}");
+    }
+    let (code, json, _) = lbdns_explain(&s, &[&args[..], &["--json"]].concat());
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(answer_addrs(&v), addrs(&dns));
+    assert_eq!(v["pool"]["policy"], "failover");
+    // 1: the server refuses the question; 2: a usage problem; 3: no server.
+    let (code, _, err) = lbdns_explain(&s, &["a..b", "A", "--client", "192.0.2.1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("(HTTP 400)") && err.contains("name"), "{err}");
+    let (code, _, _) = lbdns_explain(&s, &["x.e.test", "A", "--client", "192.0.2.1", "--ecs", "nope"]);
+    assert_eq!(code, 2);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lbdns"))
+        .args(["explain", "x.e.test", "A", "--client", "192.0.2.1", "--server", "127.0.0.1:9"])
+        .args(["--token-file", s.dir.path().join("admin.token").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
 }
