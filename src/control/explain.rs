@@ -172,8 +172,9 @@ impl Writer {
         } else {
             None
         };
-        let votes = (reason == Some("down") && !self.nodes.is_empty() && def.health.check != CheckKind::None)
-            .then(|| self.votes(def, addr));
+        // With `health = "quorum"` eligibility is the nodes' vote, which may
+        // overrule this node's own probe either way: show every vote.
+        let votes = (!self.nodes.is_empty() && def.health.check != CheckKind::None).then(|| self.votes(def, addr));
         json!({
             "address": addr,
             "region": def.members.iter().find(|m| m.address == addr).and_then(|m| m.region.clone()),
