@@ -7,6 +7,23 @@
 
 use std::net::IpAddr;
 
+/// The address that stands for a client that sent ECS `addr`/`source_prefix`: for
+/// privacy (RFC 7871 section 11) no more than /24 (IPv4) or /56 (IPv6) is used.
+pub fn ecs_client(addr: IpAddr, source_prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let bits = source_prefix.min(24) as u32;
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let bits = source_prefix.min(56) as u32;
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+    }
+}
+
 /// IPv4-mapped IPv6 addresses stand for their IPv4 address.
 pub fn canonical(addr: IpAddr) -> IpAddr {
     match addr {

@@ -134,6 +134,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/pools/{name}/members/{address}", axum::routing::put(put_member).delete(delete_member))
         .route("/pools/{name}/members/{address}/override", axum::routing::delete(delete_member_override))
         .route("/events", get(events))
+        .route("/explain", get(explain))
         .route("/zones", get(list_zones))
         .route("/zones/{origin}/records", get(get_records))
         .route("/zones/{origin}/records/{name}/{rtype}", axum::routing::put(put_rrset).delete(delete_rrset))
@@ -350,4 +351,18 @@ async fn delete_rrset_override(
     Path((origin, name, rtype)): Path<(String, String, String)>,
 ) -> Response {
     ask(&st, ApiRequest::DeleteRRsetOverride(origin, name, rtype)).await
+}
+
+async fn explain(
+    State(st): State<AdminState>,
+    query: Result<axum::extract::Query<crate::store::api::ExplainQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match query {
+        Ok(q) => ask(&st, ApiRequest::Explain(q.0)).await,
+        Err(e) => AdminError::bad_request(format!(
+            "explain: {}; expected ?name=NAME&type=TYPE&client=IP[&ecs=CIDR]",
+            e.body_text()
+        ))
+        .into_response(),
+    }
 }

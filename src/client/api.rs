@@ -174,6 +174,13 @@ impl Api {
         self.call(self.http.get(self.v1(path)))
     }
 
+    /// `GET /v1/{path…}?{query}` with the token.
+    pub fn get_query(&self, path: &[&str], query: &[(&str, &str)]) -> Result<Value, ClientError> {
+        let mut url = self.v1(path);
+        url.query_pairs_mut().extend_pairs(query);
+        self.call(self.http.get(url))
+    }
+
     /// `PUT /v1/{path…}` of `body` with the token.
     pub fn put(&self, path: &[&str], body: &Value) -> Result<Value, ClientError> {
         self.call(self.http.put(self.v1(path)).header("content-type", "application/json").body(body.to_string()))

@@ -1,5 +1,5 @@
 //! `lbdns` as a client of a running server: `status`, `pools`, `members`,
-//! `drain`, `undrain`, `weight`, `records` and `events` over the admin API.
+//! `drain`, `undrain`, `weight`, `records`, `events` and `explain` over the admin API.
 //!
 //! Each command reads what it needs from the API (`api`), and prints either the
 //! server's JSON as it came (`--json`, for scripts) or tables (`render`). Where
@@ -9,6 +9,7 @@
 //! (arguments, config, token file), 3 the server could not be reached.
 
 mod api;
+mod explain;
 mod render;
 mod target;
 
@@ -85,6 +86,22 @@ pub enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Why a client gets the answer it gets: zone, node, pool, members, answer.
+    Explain {
+        /// The name asked (final dot optional).
+        name: String,
+        /// The record type asked (A, AAAA, MX, ...).
+        #[arg(value_name = "TYPE")]
+        rtype: String,
+        /// The client's address (the query's source).
+        #[arg(long)]
+        client: IpAddr,
+        /// The EDNS client subnet a resolver would send for it, e.g. 198.51.100.0/24.
+        #[arg(long, value_name = "CIDR")]
+        ecs: Option<ipnet::IpNet>,
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 /// Where the server is, how to authenticate, how to print.
@@ -147,7 +164,8 @@ impl Command {
             | Command::Undrain { conn, .. }
             | Command::Weight { conn, .. }
             | Command::Records { conn, .. }
-            | Command::Events { conn } => conn,
+            | Command::Events { conn }
+            | Command::Explain { conn, .. } => conn,
         }
     }
 }
@@ -201,6 +219,13 @@ fn execute(api: &Api, command: &Command, out: &render::Output) -> Result<String,
         Command::Events { .. } => {
             let events = api.get(&["events"])?;
             out.json_or(&events, || Ok(render::events(out, &api::decode::<Vec<api::Event>>(api, &events)?)))
+        }
+        Command::Explain { name, rtype, client, ecs, .. } => {
+            let (client, ecs) = (client.to_string(), ecs.map(|n| n.to_string()));
+            let mut query = vec![("name", name.as_str()), ("type", rtype.as_str()), ("client", client.as_str())];
+            query.extend(ecs.as_deref().map(|e| ("ecs", e)));
+            let why = api.get_query(&["explain"], &query)?;
+            out.json_or(&why, || Ok(explain::render(out, &why)))
         }
     }
 }

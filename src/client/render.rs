@@ -33,7 +33,7 @@ impl Output {
         if self.json { Ok(json(v)) } else { table() }
     }
 
-    fn table(&self, header: &[&str]) -> Table {
+    pub(super) fn table(&self, header: &[&str]) -> Table {
         let mut t = Table::new();
         t.load_style(presets::NOTHING).force_no_tty();
         if self.colour {
@@ -47,7 +47,7 @@ impl Output {
         t
     }
 
-    fn finish(&self, t: &Table) -> String {
+    pub(super) fn finish(&self, t: &Table) -> String {
         format!("{}\n", t.trim_fmt())
     }
 }

@@ -71,6 +71,7 @@ impl Writer {
                 let z = self.in_effect().find_zone(&origin)?;
                 Ok(Reply::Ok(self.records_json(&z)))
             }
+            ApiRequest::Explain(q) => self.explain(&q),
             other => {
                 let deletes = matches!(
                     other,

@@ -10,6 +10,7 @@
 mod apply;
 mod effect;
 mod events;
+mod explain;
 mod probes;
 mod publish;
 mod reload;

@@ -619,18 +619,7 @@ impl<'s> Ctx<'s, '_> {
     /// than /24 (IPv4) or /56 (IPv6) of a client subnet is used.
     fn client_subnet(&self) -> IpAddr {
         match self.q.edns.and_then(|e| e.ecs) {
-            Some(s) => match s.addr {
-                IpAddr::V4(a) => {
-                    let bits = s.source_prefix.min(24) as u32;
-                    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-                    IpAddr::V4((u32::from(a) & mask).into())
-                }
-                IpAddr::V6(a) => {
-                    let bits = s.source_prefix.min(56) as u32;
-                    let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
-                    IpAddr::V6((u128::from(a) & mask).into())
-                }
-            },
+            Some(s) => net::ecs_client(s.addr, s.source_prefix),
             None => net::canonical(self.client),
         }
     }

@@ -141,6 +141,13 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
     fn ecs_scope(&self, _source_prefix: u8, _family: u16, _location: Option<&crate::geoip::Location>) -> u8 {
         0
     }
+
+    /// A copy that shares no state with this one (`None`: the policy keeps no
+    /// state, and is shared as it is). Used to explain an answer without
+    /// advancing a rotation.
+    fn detached(&self) -> Option<std::sync::Arc<dyn Policy>> {
+        None
+    }
 }
 
 /// The policy object for a configured policy name. `geo` is built with its region

@@ -44,9 +44,11 @@ impl InEffect<'_> {
             ApiRequest::DeleteRRsetOverride(origin, name, rtype) => {
                 self.plan_revert_rrset(&origin, &name, &rtype).map(Some)
             }
-            ApiRequest::ListPools | ApiRequest::GetPool(_) | ApiRequest::ListZones | ApiRequest::GetRecords(_) => {
-                Err(ApiError::NotAllowed("not a write".into()))
-            }
+            ApiRequest::ListPools
+            | ApiRequest::GetPool(_)
+            | ApiRequest::ListZones
+            | ApiRequest::GetRecords(_)
+            | ApiRequest::Explain(_) => Err(ApiError::NotAllowed("not a write".into())),
         }
     }
 

@@ -25,6 +25,18 @@ pub enum ApiRequest {
     PutRRset(String, String, String, Bytes),
     DeleteRRset(String, String, String),
     DeleteRRsetOverride(String, String, String),
+    /// `GET /v1/explain`: why a client gets the answer it gets.
+    Explain(ExplainQuery),
+}
+
+/// The query string of `GET /v1/explain`, as given.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ExplainQuery {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub client: String,
+    pub ecs: Option<String>,
 }
 
 /// What a request that succeeded answers.

@@ -234,9 +234,26 @@ impl Pool {
         self.policy.order(&pick, scratch, order);
         (Selection::Members, all_down, location)
     }
+
+    /// A copy for explaining an answer (`GET /v1/explain`): the same members and
+    /// policy, but its own counters and a detached round-robin rotation, so that
+    /// explaining counts no answer and advances no rotation.
+    pub fn detached(&self) -> Pool {
+        Pool {
+            def: self.def.clone(),
+            name_text: self.name_text.clone(),
+            policy: self.policy.detached().unwrap_or_else(|| self.policy.clone()),
+            candidates: self.candidates.clone(),
+            members: self.members.clone(),
+            family: self.family.clone(),
+            max_answers: self.max_answers,
+            all_down: self.all_down,
+            counters: Arc::default(),
+        }
+    }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PoolMember {
     pub address: IpAddr,
     pub enabled: bool,
@@ -246,7 +263,7 @@ pub struct PoolMember {
     pub record: Box<[u8]>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Family {
     /// Members of this family, in declared order.
     pub all: Box<[u16]>,

@@ -460,6 +460,20 @@ fn quorum_health_keeps_a_member_one_node_cannot_reach_and_drops_one_none_can() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // explain on c: y is eligible by the vote although c's own probe fails, z is
+    // down by every vote.
+    let (st, v) = api(&nodes[2], "GET", "/v1/explain?name=app.c.test.&type=A&client=192.0.2.1", None);
+    assert_eq!(st, 200, "{v}");
+    let member = |a: &str| v["pool"]["members"].as_array().unwrap().iter().find(|m| m["address"] == a).unwrap().clone();
+    let (y, z) = (member("127.0.0.3"), member("127.0.0.4"));
+    assert_eq!(
+        (&y["eligible"], &y["votes"]["this node"], &y["votes"]["a"]),
+        (&serde_json::json!(true), &serde_json::json!(false), &serde_json::json!(true))
+    );
+    assert_eq!(
+        (&z["reason"], &z["votes"]["this node"], &z["votes"]["b"]),
+        (&serde_json::json!("down"), &serde_json::json!(false), &serde_json::json!(false))
+    );
 }
 
 /// Moving from the embedded store to etcd: `lbdns export` on the old config,

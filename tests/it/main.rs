@@ -14,6 +14,7 @@ mod core;
 mod data;
 mod docs;
 mod events;
+mod explain;
 mod fuzz_regressions;
 mod geo;
 mod geoip_gen;
