@@ -85,6 +85,7 @@ fn check(path: &std::path::Path, no_secrets: bool) -> ExitCode {
                     eprintln!("{}: [admin] {e}", s.config.path.display());
                     return ExitCode::from(EXIT_CONFIG);
                 }
+                warn_refused_changes(&s);
             }
             let records: usize = s.zones.iter().map(|z| z.records.len()).sum();
             let (zones, pools) = (s.zones.len(), s.pools.len());
@@ -105,6 +106,26 @@ fn check(path: &std::path::Path, no_secrets: bool) -> ExitCode {
             }
             ExitCode::from(EXIT_CONFIG)
         }
+    }
+}
+
+/// Stored API changes that the files now refuse do not stop a start (each is left
+/// out and logged), so they do not fail `check` either, but `check` says so. A
+/// store this user cannot open (the service's own state directory) is not read.
+fn warn_refused_changes(s: &Sources) {
+    use lbdns::persist::Store;
+    let file = s.config.admin.state_dir.join("lbdns.sqlite3");
+    if !file.is_file() {
+        return;
+    }
+    let Ok(mut store) = lbdns::persist::sqlite::SqliteStore::open(&s.config.admin.state_dir) else { return };
+    let Ok(overlay) = store.load() else { return };
+    if let Some(e) = lbdns::control::stored_changes_refused(s, &overlay) {
+        eprintln!(
+            "{}: warning: API changes stored in {} that the config or zone files now refuse will be left out at start: {e}",
+            s.config.path.display(),
+            file.display()
+        );
     }
 }
 

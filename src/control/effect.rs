@@ -18,7 +18,7 @@ use crate::zone::{self};
 use super::*;
 
 /// Sources with the overlay applied, checked.
-pub(super) fn effective(sources: &Sources, overlay: &Overlay) -> Result<Effective, StateError> {
+pub(crate) fn effective(sources: &Sources, overlay: &Overlay) -> Result<Effective, StateError> {
     let mut zones = Vec::with_capacity(sources.zones.len());
     for z in &sources.zones {
         let ez = overlay::effective_zone(z, overlay)?;

@@ -42,6 +42,12 @@ use crate::zone::{ZoneCheckError, ZoneData};
 use effect::fit;
 pub use events::{Event, Events};
 
+/// Why stored API changes would not all be put in effect over `sources` (start-up
+/// then leaves out each one the files refuse, and logs it): for `lbdns check`.
+pub fn stored_changes_refused(sources: &Sources, overlay: &crate::store::overlay::Overlay) -> Option<StateError> {
+    effect::effective(sources, overlay).err()
+}
+
 /// Why a state could not be put in effect or published; the state in effect
 /// before stays in effect.
 #[derive(Debug, thiserror::Error)]

@@ -658,6 +658,13 @@ fn a_stored_change_the_edited_zone_file_refuses_does_not_stop_a_start() {
     // The operator now puts a CNAME at x in the zone file.
     let zone = std::fs::read_to_string(dir.path().join("a.zone")).unwrap();
     write(&dir.path().join("a.zone"), &format!("{zone}x IN CNAME y\n"));
+    // `lbdns check` agrees that it starts (exit 0) and warns about what start-up leaves out.
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_lbdns")).args(["check", "--config"]).arg(&cfg).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("warning: API changes stored in") && err.contains("will be left out at start"), "{err}");
+    assert!(err.contains("CNAME at x.a.test. beside other data"), "{err}");
     let r = crate::cli::spawn(&cfg);
     let api = Api::new(r.admin);
     assert_eq!(addrs(&udp(r.dns, &msg("y.a.test.", RecordType::A))), ["192.0.2.82"]);
@@ -668,6 +675,9 @@ fn a_stored_change_the_edited_zone_file_refuses_does_not_stop_a_start() {
     assert_eq!(api.delete("/v1/zones/a.test./records/x.a.test./A").0, 204);
     assert_eq!(api.delete("/v1/zones/a.test./records/x.a.test./A").0, 404);
     drop(r);
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_lbdns")).args(["check", "--config"]).arg(&cfg).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"), "nothing is left out any more");
     let r = crate::cli::spawn(&cfg);
     assert_eq!(addrs(&udp(r.dns, &msg("x.a.test.", RecordType::A))), ["192.0.2.82"]);
     // The deletion was stored: nothing is left out (and deletable) any more.
