@@ -466,18 +466,22 @@ fn generic_text(rdata: &RData) -> String {
 fn push_string(out: &mut String, s: &[u8]) {
     out.push('"');
     for &b in s {
-        match b {
-            b'"' | b'\\' => {
-                out.push('\\');
-                out.push(b as char);
-            }
-            0x20..=0x7e => out.push(b as char),
-            _ => {
-                let _ = write!(out, "\\{b:03}");
-            }
-        }
+        push_octet(out, b, b"\"\\", 0x20);
     }
     out.push('"');
+}
+
+/// One octet of presentation form: `\X` for the `special` ones, itself when
+/// printable (from `first` to `~`), else `\DDD`.
+fn push_octet(out: &mut String, b: u8, special: &[u8], first: u8) {
+    if special.contains(&b) {
+        out.push('\\');
+        out.push(b as char);
+    } else if (first..=0x7e).contains(&b) {
+        out.push(b as char);
+    } else {
+        let _ = write!(out, "\\{b:03}");
+    }
 }
 
 /// A domain name, absolute, with the characters special in zone files escaped.
@@ -488,16 +492,7 @@ fn push_name(out: &mut String, n: &Name) {
     }
     for label in n.iter() {
         for &b in label {
-            match b {
-                b'.' | b'\\' | b'"' | b';' | b'(' | b')' | b'@' | b'$' => {
-                    out.push('\\');
-                    out.push(b as char);
-                }
-                0x21..=0x7e => out.push(b as char),
-                _ => {
-                    let _ = write!(out, "\\{b:03}");
-                }
-            }
+            push_octet(out, b, b".\\\";()@$", 0x21);
         }
         out.push('.');
     }

@@ -231,7 +231,6 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AllDown, HealthConfig, MemberConfig, PolicyName};
     use crate::store::overlay::MemberFields;
 
     /// Every kind of change survives the trip through keys and values.
@@ -240,22 +239,7 @@ mod tests {
         let zone = parse_fqdn("example.test.").unwrap();
         let mut o = Overlay::default();
         let changes = vec![
-            Change::PutPool(Box::new(PoolDef {
-                name: parse_fqdn("api.example.test.").unwrap(),
-                policy: PolicyName::Weighted,
-                ttl: 5,
-                max_answers: 1,
-                all_down: AllDown::Empty,
-                fallback: vec![],
-                health: HealthConfig::default(),
-                members: vec![MemberConfig {
-                    address: "192.0.2.1".parse().unwrap(),
-                    weight: 3,
-                    region: None,
-                    enabled: true,
-                }],
-                line: 0,
-            })),
+            Change::PutPool(Box::new(super::super::test_pool())),
             Change::PutMember {
                 pool: parse_fqdn("www.example.test.").unwrap(),
                 address: "2001:db8::9".parse().unwrap(),

@@ -87,3 +87,20 @@ pub enum Observed {
     /// etcd is out of reach: other nodes' views are unknown.
     Lost,
 }
+
+/// A weighted API pool with one member: the pool the store tests write.
+#[cfg(test)]
+fn test_pool() -> crate::config::PoolDef {
+    use crate::config::{AllDown, HealthConfig, MemberConfig, PolicyName, PoolDef};
+    PoolDef {
+        name: crate::config::parse_fqdn("api.example.test.").unwrap(),
+        policy: PolicyName::Weighted,
+        ttl: 5,
+        max_answers: 1,
+        all_down: AllDown::Empty,
+        fallback: vec![],
+        health: HealthConfig::default(),
+        members: vec![MemberConfig { address: "192.0.2.1".parse().unwrap(), weight: 3, region: None, enabled: true }],
+        line: 0,
+    }
+}

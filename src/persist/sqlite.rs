@@ -246,7 +246,7 @@ fn write_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), r
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AllDown, HealthConfig, MemberConfig, PolicyName, PoolDef};
+    use crate::config::MemberConfig;
     use crate::store::overlay::{MemberFields, StoredRRset};
     use rusqlite::OptionalExtension;
 
@@ -264,22 +264,7 @@ mod tests {
     fn changes_round_trip_through_the_database() {
         let dir = tempfile::tempdir().unwrap();
         let zone = parse_fqdn("example.test.").unwrap();
-        let pool = PoolDef {
-            name: parse_fqdn("api.example.test.").unwrap(),
-            policy: PolicyName::Weighted,
-            ttl: 5,
-            max_answers: 1,
-            all_down: AllDown::Empty,
-            fallback: vec![],
-            health: HealthConfig::default(),
-            members: vec![MemberConfig {
-                address: "192.0.2.1".parse().unwrap(),
-                weight: 3,
-                region: None,
-                enabled: true,
-            }],
-            line: 0,
-        };
+        let pool = super::super::test_pool();
         let changes = vec![
             Change::PutPool(Box::new(pool)),
             Change::PutMember {

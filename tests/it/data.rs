@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData, RecordType};
@@ -76,17 +76,6 @@ fn txt(dns: std::net::SocketAddr, name: &str) -> Vec<Vec<u8>> {
             other => panic!("{other:?}"),
         })
         .collect()
-}
-
-fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 fn reloads(admin: std::net::SocketAddr, result: &str) -> f64 {
