@@ -12,17 +12,17 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use lbdns::Sources;
 use lbdns::dns::Responder;
-use lbdns::store::snapshot::{AllUp, Snapshot};
+use lbdns::snapshot::{AllUp, Snapshot};
 
 fn snapshot(config: &str) -> Snapshot {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench").join(config);
     let s = Sources::load(&path).expect("bench config loads");
-    lbdns::store::build(
+    lbdns::snapshot::build(
         &s.zones,
         &s.pools,
         &AllUp,
         &Default::default(),
-        lbdns::store::Settings {
+        lbdns::snapshot::Settings {
             edns_udp_size: s.config.dns.edns_udp_size,
             regions: Arc::new(s.config.regions.clone()),
             geoip: s.geoip.clone(),

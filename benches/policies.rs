@@ -16,7 +16,7 @@ use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion
 use lbdns::Sources;
 use lbdns::dns::Responder;
 use lbdns::policy::{self, Candidate, Pick, Policy, Scratch};
-use lbdns::store::snapshot::{AllUp, Snapshot};
+use lbdns::snapshot::{AllUp, Snapshot};
 
 const SIZES: [usize; 3] = [10, 1_000, 20_000];
 const POLICIES: [&str; 6] = ["round-robin", "random", "weighted", "failover", "affinity", "geo"];
@@ -94,12 +94,12 @@ fn snapshot(dir: &std::path::Path, policy: &str, n: usize) -> Snapshot {
     std::fs::write(dir.join("lb.zone"), zone).expect("zone written");
     std::fs::write(dir.join("lbdns.toml"), cfg).expect("config written");
     let s = Sources::load(&dir.join("lbdns.toml")).expect("bench config loads");
-    let settings = lbdns::store::Settings {
+    let settings = lbdns::snapshot::Settings {
         edns_udp_size: s.config.dns.edns_udp_size,
         regions: Arc::new(s.config.regions.clone()),
         geoip: s.geoip.clone(),
     };
-    lbdns::store::build(&s.zones, &s.pools, &AllUp, &Default::default(), settings, None).expect("snapshot builds")
+    lbdns::snapshot::build(&s.zones, &s.pools, &AllUp, &Default::default(), settings, None).expect("snapshot builds")
 }
 
 /// A query for big.lb.test. A with EDNS (payload 1232).

@@ -27,8 +27,8 @@ use crate::persist::etcd::{self, EtcdStore};
 use crate::persist::sqlite::SqliteStore;
 use crate::problem::{Problem, Problems};
 use crate::shutdown::{Shutdown, Stopper};
+use crate::snapshot::Snapshot;
 use crate::sources::Sources;
-use crate::store::snapshot::Snapshot;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

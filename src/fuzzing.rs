@@ -16,19 +16,19 @@ use crate::counters::WorkerStats;
 use crate::dns::cookie::Cookies;
 use crate::dns::tcp::answer_stream;
 use crate::dns::{Outcome, Responder};
-use crate::store::snapshot::{AllUp, Snapshot};
+use crate::snapshot::{AllUp, Snapshot};
 
 /// The snapshot answered from: `fuzz/fixture/lbdns.toml` (a pool of every policy).
 pub fn fixture() -> Arc<ArcSwap<Snapshot>> {
     static SNAP: LazyLock<Arc<ArcSwap<Snapshot>>> = LazyLock::new(|| {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/fixture/lbdns.toml");
         let s = crate::Sources::load(&path).unwrap_or_else(|e| panic!("fuzz fixture: {e}"));
-        let snap = crate::store::build(
+        let snap = crate::snapshot::build(
             &s.zones,
             &s.pools,
             &AllUp,
             &Default::default(),
-            crate::store::Settings {
+            crate::snapshot::Settings {
                 edns_udp_size: s.config.dns.edns_udp_size,
                 regions: Arc::new(s.config.regions.clone()),
                 geoip: s.geoip.clone(),
@@ -132,7 +132,7 @@ pub fn zone(data: &[u8]) {
             if let Err(e) = crate::zone::check_zone(&z) {
                 panic!("a zone that loaded fails its checks: {e}");
             }
-            if let Err(e) = crate::store::snapshot::build_zone(&z, 0, &Default::default()) {
+            if let Err(e) = crate::snapshot::build_zone(&z, 0, &Default::default()) {
                 panic!("a zone that loaded cannot be served: {e}");
             }
             for r in &z.records {

@@ -6,7 +6,7 @@
 //!  admin API (changes) ──────────────┘                                  └──> TCP tasks
 //! ```
 //!
-//! The query path reads an immutable [`store::snapshot::Snapshot`] and never locks,
+//! The query path reads an immutable [`snapshot::Snapshot`] and never locks,
 //! allocates per query, or waits. Everything that changes answers goes through the
 //! one writer, which builds the next snapshot and publishes it with one atomic swap.
 
@@ -31,9 +31,9 @@ pub mod rdata;
 pub mod redirect;
 pub mod secrets;
 pub mod shutdown;
+pub mod snapshot;
 pub mod sources;
 pub mod state;
-pub mod store;
 pub mod zone;
 
 pub use app::App;

@@ -18,7 +18,7 @@ use crate::config::{RedirectSettings, RedirectTarget};
 use crate::metrics::{Metrics, RedirectLabels};
 use crate::net;
 use crate::policy::Scratch;
-use crate::store::snapshot::{Selection, Snapshot};
+use crate::snapshot::{Selection, Snapshot};
 
 #[derive(Clone)]
 pub struct RedirectState {

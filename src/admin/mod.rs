@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::control::Command;
-use crate::store::api::{ApiError, ApiRequest, Reply};
+use crate::state::api::{ApiError, ApiRequest, Reply};
 
 mod ui;
 
@@ -355,7 +355,7 @@ async fn delete_rrset_override(
 
 async fn explain(
     State(st): State<AdminState>,
-    query: Result<axum::extract::Query<crate::store::api::ExplainQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<axum::extract::Query<crate::state::api::ExplainQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     match query {
         Ok(q) => ask(&st, ApiRequest::Explain(q.0)).await,

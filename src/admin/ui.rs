@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 
 use super::{AdminError, AdminState};
 use crate::control::Command;
-use crate::store::api::{ApiRequest, Reply};
+use crate::state::api::{ApiRequest, Reply};
 
 const INDEX_HTML: &str = include_str!("ui/index.html");
 const APP_JS: &str = include_str!("ui/app.js");

@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use crate::persist::{Remote, StoreError};
-use crate::store::api::{ApiError, ApiRequest, Reply};
-use crate::store::overlay::{self, Change};
+use crate::state::api::{ApiError, ApiRequest, Reply};
+use crate::state::overlay::{self, Change};
 
 use crate::state::{self, Planned, pool_name};
 use crate::zone::{self, ZoneData};

@@ -9,7 +9,7 @@ use tracing::error;
 
 use crate::persist::State;
 use crate::persist::encoding::Touched;
-use crate::store::overlay::{self, Overlay};
+use crate::state::overlay::{self, Overlay};
 
 use crate::sources::Sources;
 use crate::state::RRsetKey;

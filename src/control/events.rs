@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::config::CheckKind;
 use crate::health::ProbeKey;
-use crate::store::api::ApiRequest;
+use crate::state::api::ApiRequest;
 
 use super::Writer;
 

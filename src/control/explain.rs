@@ -22,8 +22,8 @@ use super::render::rfc3339;
 use crate::config::{CheckKind, PolicyName};
 use crate::dns::answer::Responder;
 use crate::health::{ProbeKey, ProbeSpec};
-use crate::store::api::{ApiError, ExplainQuery, Reply};
-use crate::store::snapshot::{Pool, Snapshot, Zone, wire};
+use crate::snapshot::{Pool, Snapshot, Zone, wire};
+use crate::state::api::{ApiError, ExplainQuery, Reply};
 
 /// A question as explained: parsed and checked.
 struct Question {

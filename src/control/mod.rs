@@ -26,8 +26,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use crate::persist::{Remote, Store, StoreError};
-use crate::store::api::{ApiError, ApiRequest, Reply};
-use crate::store::overlay::{ApiRecordError, Origin, Overlay};
+use crate::state::api::{ApiError, ApiRequest, Reply};
+use crate::state::overlay::{ApiRecordError, Origin, Overlay};
 
 use crate::config::PoolDef;
 use crate::health::{self, HealthTable, ProbeKey, ProbeResult, Prober, Votes};
@@ -35,16 +35,16 @@ use crate::metrics::Metrics;
 use crate::problem::Problem;
 use crate::rdata::RecordError;
 use crate::shutdown::Shutdown;
+use crate::snapshot::Snapshot;
 use crate::sources::Sources;
 use crate::state::{InEffect, RRsetKey};
-use crate::store::snapshot::Snapshot;
 use crate::zone::{ZoneCheckError, ZoneData};
 use effect::fit;
 pub use events::{Event, Events};
 
 /// Why stored API changes would not all be put in effect over `sources` (start-up
 /// then leaves out each one the files refuse, and logs it): for `lbdns check`.
-pub fn stored_changes_refused(sources: &Sources, overlay: &crate::store::overlay::Overlay) -> Option<StateError> {
+pub fn stored_changes_refused(sources: &Sources, overlay: &crate::state::overlay::Overlay) -> Option<StateError> {
     effect::effective(sources, overlay).err()
 }
 
@@ -126,7 +126,7 @@ enum ChangeSource {
     Etcd,
 }
 
-type ZoneMap = rustc_hash::FxHashMap<Box<[u8]>, Arc<crate::store::snapshot::Zone>>;
+type ZoneMap = rustc_hash::FxHashMap<Box<[u8]>, Arc<crate::snapshot::Zone>>;
 
 /// The writer's side of `[cluster] store = "etcd"`.
 pub struct ClusterLink {

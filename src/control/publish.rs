@@ -7,11 +7,11 @@ use std::sync::Arc;
 use hickory_proto::rr::Name;
 use tracing::error;
 
-use crate::store::overlay::Overlay;
+use crate::state::overlay::Overlay;
 
 use crate::config::{CheckKind, PoolDef};
 use crate::health::{ProbeKey, ProbeSpec};
-use crate::store::snapshot::Snapshot;
+use crate::snapshot::Snapshot;
 
 use super::*;
 
@@ -20,12 +20,12 @@ impl Writer {
     pub(super) fn publish(&mut self) -> Result<(), StateError> {
         let prev = self.snapshot.load_full();
         let pools = self.pool_defs();
-        let next = crate::store::build(
+        let next = crate::snapshot::build(
             &self.effective.zones,
             &pools,
             &self.view(),
             &self.overlay.serials,
-            crate::store::Settings {
+            crate::snapshot::Settings {
                 edns_udp_size: self.sources.config.dns.edns_udp_size,
                 regions: Arc::new(self.sources.config.regions.clone()),
                 geoip: self.sources.geoip.clone(),
@@ -50,7 +50,7 @@ impl Writer {
             prev.pools.iter().enumerate().map(|(i, p)| (p.def.name.clone(), i as u32)).collect();
         let data = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
         let bump = self.overlay.serials.get(origin).copied().unwrap_or(0);
-        let zone = crate::store::snapshot::build_zone(data, bump, &index)?;
+        let zone = crate::snapshot::build_zone(data, bump, &index)?;
         let mut zones = (*prev.zones).clone();
         zones.insert(zone.origin_wire.clone(), Arc::new(zone));
         self.swap(prev.with_parts(Arc::new(zones), prev.pools.clone()));
@@ -80,7 +80,7 @@ impl Writer {
     /// `prev`'s zones with `origin`'s SOA serial re-encoded from its counter.
     pub(super) fn zones_with_serial(&self, prev: &Snapshot, origin: &Name) -> Result<ZoneMap, StateError> {
         let mut zones = (*prev.zones).clone();
-        let key = crate::store::snapshot::wire(origin);
+        let key = crate::snapshot::wire(origin);
         if let (Some(z), Some(data)) = (zones.get(&key), self.effective.zones.iter().find(|z| z.origin == *origin)) {
             let base = data.records.iter().find_map(|r| match &r.rdata {
                 hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
@@ -99,7 +99,7 @@ impl Writer {
         &self,
         prev: &Snapshot,
         which: impl Fn(&Name) -> bool,
-    ) -> Vec<Arc<crate::store::snapshot::Pool>> {
+    ) -> Vec<Arc<crate::snapshot::Pool>> {
         let view = self.view();
         let defs: std::collections::HashMap<&Name, &Arc<PoolDef>> =
             self.effective.pools.iter().map(|(p, _)| (&p.name, p)).collect();
@@ -107,7 +107,7 @@ impl Writer {
             .iter()
             .map(|p| match defs.get(&p.def.name) {
                 Some(d) if which(&p.def.name) => {
-                    Arc::new(crate::store::snapshot::build_pool((*d).clone(), &view, Some(p), &prev.regions))
+                    Arc::new(crate::snapshot::build_pool((*d).clone(), &view, Some(p), &prev.regions))
                 }
                 _ => p.clone(),
             })
@@ -119,7 +119,7 @@ impl Writer {
     pub(super) fn republish_members(&mut self, changed: impl Fn(&ProbeKey) -> bool) {
         let prev = self.snapshot.load_full();
         let view = self.view();
-        let next = crate::store::rebuild_pools(&prev, &view, |def| {
+        let next = crate::snapshot::rebuild_pools(&prev, &view, |def| {
             if def.health.check == CheckKind::None {
                 return false;
             }

@@ -6,7 +6,7 @@ use tracing::{error, info, warn};
 
 use crate::persist::encoding::Touched;
 use crate::persist::{Observed, Remote, State};
-use crate::store::overlay::Overlay;
+use crate::state::overlay::Overlay;
 
 use super::effect::{derive, fit, fit_keys};
 use super::probes::changed_votes;

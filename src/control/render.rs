@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RecordType};
 use serde_json::{Value, json};
 
-use crate::store::overlay::{MemberFields, Origin};
+use crate::state::overlay::{MemberFields, Origin};
 
 use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, PoolDef, parse_fqdn};
 use crate::zone::{self, ZoneData};
@@ -55,7 +55,7 @@ impl Writer {
 
     /// The SOA serial served for `origin` now.
     pub(super) fn served_serial(&self, origin: &Name) -> Option<u32> {
-        self.snapshot.load().zones.get(&*crate::store::snapshot::wire(origin)).map(|zz| zz.serial)
+        self.snapshot.load().zones.get(&*crate::snapshot::wire(origin)).map(|zz| zz.serial)
     }
 
     /// One zone for `GET /v1/zones`.

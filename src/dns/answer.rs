@@ -12,7 +12,7 @@ use super::cookie::{CookieCheck, Cookies};
 use super::wire::{self, Parsed, Query};
 use crate::net;
 use crate::policy::Scratch;
-use crate::store::snapshot::{Extra, Node, Pool, RRset, Selection, Snapshot, Zone};
+use crate::snapshot::{Extra, Node, Pool, RRset, Selection, Snapshot, Zone};
 use std::sync::atomic::Ordering;
 
 /// What happened, for counters.

@@ -28,7 +28,7 @@ use super::Responder;
 use super::cookie::Cookies;
 use crate::counters::WorkerStats;
 use crate::shutdown::Shutdown;
-use crate::store::snapshot::Snapshot;
+use crate::snapshot::Snapshot;
 
 pub struct TcpSettings {
     pub idle_timeout: Duration,

@@ -19,7 +19,7 @@ use super::mmsg::{BATCH, Batch};
 use super::rrl::{Rrl, Verdict};
 use crate::counters::WorkerStats;
 use crate::shutdown::Shutdown;
-use crate::store::snapshot::Snapshot;
+use crate::snapshot::Snapshot;
 use std::os::fd::AsRawFd;
 
 /// Binds one UDP socket with SO_REUSEPORT at `addr`.

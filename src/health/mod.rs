@@ -103,7 +103,7 @@ pub struct ClusterView<'a> {
     pub nodes: &'a std::collections::BTreeMap<String, Votes>,
 }
 
-impl crate::store::snapshot::HealthView for ClusterView<'_> {
+impl crate::snapshot::HealthView for ClusterView<'_> {
     fn is_up(&self, pool: &PoolDef, addr: IpAddr) -> bool {
         if pool.health.check == CheckKind::None {
             return true;
@@ -236,7 +236,7 @@ impl HealthTable {
     }
 }
 
-impl crate::store::snapshot::HealthView for HealthTable {
+impl crate::snapshot::HealthView for HealthTable {
     fn is_up(&self, pool: &PoolDef, address: IpAddr) -> bool {
         HealthTable::is_up(self, pool, address)
     }

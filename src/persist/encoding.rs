@@ -11,7 +11,7 @@ use hickory_proto::rr::{Name, RecordType};
 use super::State;
 use crate::config::{ApiPoolConfig, NameError, PoolDef, parse_fqdn};
 use crate::health::Votes;
-use crate::store::overlay::{Change, Overlay, StoredRRset, decode_member, encode_member};
+use crate::state::overlay::{Change, Overlay, StoredRRset, decode_member, encode_member};
 
 /// A stored key whose value does not decode.
 #[derive(Debug, thiserror::Error)]
@@ -231,7 +231,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::overlay::MemberFields;
+    use crate::state::overlay::MemberFields;
 
     /// Every kind of change survives the trip through keys and values.
     #[test]

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use hickory_proto::rr::Name;
 
 use crate::health::Votes;
-use crate::store::overlay::{Change, Overlay};
+use crate::state::overlay::{Change, Overlay};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -13,7 +13,7 @@ use rusqlite::{Connection, params};
 use super::encoding::{decode_pool, decode_rrset, pool_value, rrset_value};
 use super::{Store, StoreError};
 use crate::config::parse_fqdn;
-use crate::store::overlay::{Change, Overlay, decode_member, encode_member};
+use crate::state::overlay::{Change, Overlay, decode_member, encode_member};
 
 /// The embedded store's file under `state_dir`, refused when it exists but is
 /// empty (SQLite would take it for a new database and start with no API state).
@@ -247,7 +247,7 @@ fn write_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), r
 mod tests {
     use super::*;
     use crate::config::MemberConfig;
-    use crate::store::overlay::{MemberFields, StoredRRset};
+    use crate::state::overlay::{MemberFields, StoredRRset};
     use rusqlite::OptionalExtension;
 
     /// The serial bump stored for a zone, read straight from the file.

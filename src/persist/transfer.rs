@@ -21,7 +21,7 @@ use super::sqlite::SqliteStore;
 use super::{State, Store, StoreError};
 use crate::config::Config;
 use crate::rdata::{self, DataError};
-use crate::store::overlay::Overlay;
+use crate::state::overlay::Overlay;
 
 /// Why an export or import failed; nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +137,7 @@ pub async fn import(config: &Config, text: &str) -> Result<usize, TransferError>
 mod tests {
     use super::*;
     use crate::config::parse_fqdn;
-    use crate::store::overlay::MemberFields;
+    use crate::state::overlay::MemberFields;
 
     /// An export of the previous version (format 1, whole members) imports, as
     /// overrides of every field the member had; an unknown format is refused.

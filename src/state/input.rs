@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::Name;
 
 use crate::config::{NameError, PoolDef, parse_fqdn};
-use crate::store::api::ApiError;
+use crate::state::api::ApiError;
 
 /// The checks `lbdns check` makes of a pool that need no zone, so the API stores
 /// nothing the config file would refuse (`regions`: the config's `[regions]`).

@@ -6,7 +6,10 @@
 //! [`ApiError`] to answer, without touching storage, sockets or the runtime.
 //! Storing, applying and publishing a plan is the writer's job.
 
+pub mod api;
+pub mod cname;
 mod input;
+pub mod overlay;
 mod plan;
 #[cfg(test)]
 mod tests;
@@ -21,9 +24,9 @@ pub use input::{name_in_zone, pool_name, validate_pool};
 
 use crate::config::{MemberConfig, PoolDef, parse_fqdn};
 use crate::sources::Sources;
-use crate::store::api::{ApiError, ApiRequest};
-use crate::store::overlay::{self, Change, MemberFields, Origin, Overlay};
+use crate::state::api::{ApiError, ApiRequest};
 use crate::zone::{self, ZoneData};
+use overlay::{Change, MemberFields, Origin, Overlay};
 
 /// Zone, owner name and type of an RRset.
 pub type RRsetKey = (Name, Name, RecordType);

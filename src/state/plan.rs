@@ -10,9 +10,9 @@ use super::input::{RRsetBody, member_address, parse_json, pool_name, validate_po
 use super::{InEffect, Planned};
 use crate::config::ApiPoolConfig;
 use crate::sources::{Clash, check_pool_placement, clash};
-use crate::store::api::{ApiError, ApiRequest};
-use crate::store::cname;
-use crate::store::overlay::{Change, MemberFields, Origin, StoredRRset};
+use crate::state::api::{ApiError, ApiRequest};
+use crate::state::cname;
+use crate::state::overlay::{Change, MemberFields, Origin, StoredRRset};
 use crate::zone::ZoneData;
 
 impl InEffect<'_> {

@@ -13,8 +13,8 @@ use hickory_proto::rr::{Name, RecordType};
 use super::{InEffect, Planned, RRsetKey, plan};
 use crate::config::PoolDef;
 use crate::sources::Sources;
-use crate::store::api::{ApiError, ApiRequest};
-use crate::store::overlay::{self, Change, Origin, Overlay};
+use crate::state::api::{ApiError, ApiRequest};
+use crate::state::overlay::{self, Change, Origin, Overlay};
 use crate::zone::ZoneData;
 
 const CONFIG: &str = r#"

@@ -159,7 +159,7 @@ fn the_largest_accepted_record_is_answered_over_tcp() {
 #[test]
 fn stored_change_that_does_not_encode_is_skipped_at_start() {
     use lbdns::persist::{Store, sqlite::SqliteStore};
-    use lbdns::store::overlay::{Change, StoredRRset};
+    use lbdns::state::overlay::{Change, StoredRRset};
     let dir = tempfile::tempdir().unwrap();
     let cfg = setup(dir.path(), "kept IN TXT \"kept\"\n");
     let zone = Name::from_ascii("d.test.").unwrap();

@@ -11,7 +11,7 @@ use lbdns::config::{AllDown, ClusterHealth, EtcdSettings, HealthConfig, MemberCo
 use lbdns::persist::etcd::EtcdStore;
 use lbdns::persist::sqlite::SqliteStore;
 use lbdns::persist::{Store, StoreError, transfer};
-use lbdns::store::overlay::{Change, MemberFields, Overlay, StoredRRset};
+use lbdns::state::overlay::{Change, MemberFields, Overlay, StoredRRset};
 
 use crate::cluster::Etcd;
 

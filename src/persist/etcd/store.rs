@@ -13,7 +13,7 @@ use super::client::{Connector, load_all, load_all_raw, rejected_credentials, sho
 use crate::config::EtcdSettings;
 use crate::persist::encoding::{change_entries, enc, entries, name, pool_key, serial_key};
 use crate::persist::{Observed, Remote, State, Store, StoreError};
-use crate::store::overlay::{Change, Overlay};
+use crate::state::overlay::{Change, Overlay};
 
 /// Keys (relative to the prefix) with their values (`None`: deleted).
 type KeyValues = Vec<(String, Option<Vec<u8>>)>;
@@ -336,7 +336,7 @@ impl Store for EtcdStore {
 mod tests {
     use super::*;
     use crate::config::parse_fqdn;
-    use crate::store::overlay::StoredRRset;
+    use crate::state::overlay::StoredRRset;
     use hickory_proto::rr::RecordType;
 
     fn store() -> EtcdStore {

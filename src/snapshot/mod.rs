@@ -6,6 +6,10 @@
 //! index into: a health change replaces one pool and the vector of `Arc`s, and shares
 //! every zone unchanged.
 
+mod build;
+
+pub use build::{Settings, build, rebuild_pools};
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;

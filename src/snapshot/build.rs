@@ -1,10 +1,5 @@
-//! The data the query path reads ([`snapshot`]) and how the next snapshot is made
-//! from the sources, health state and (later) API changes.
-
-pub mod api;
-pub mod cname;
-pub mod overlay;
-pub mod snapshot;
+//! How a whole snapshot is built from the state in effect and health, and how the
+//! next one is made after a health change.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,15 +7,15 @@ use std::sync::Arc;
 use hickory_proto::rr::Name;
 use rustc_hash::FxHashMap;
 
+use super::{HealthView, Pool, Regions, Snapshot, build_pool, build_zone};
 use crate::config::PoolDef;
 use crate::problem::Problem;
 use crate::zone::ZoneData;
-use snapshot::{HealthView, Snapshot, build_pool, build_zone};
 
 /// Snapshot-wide settings from the config.
 pub struct Settings {
     pub edns_udp_size: u16,
-    pub regions: Arc<snapshot::Regions>,
+    pub regions: Arc<Regions>,
     pub geoip: Option<Arc<crate::geoip::GeoDb>>,
 }
 
@@ -38,7 +33,7 @@ pub fn build(
     let mut index: BTreeMap<Name, u32> = BTreeMap::new();
     let mut built = Vec::with_capacity(pools.len());
     // Previous pools by name: a reload of 100,000 pools must not search for each.
-    let previous_by_name: std::collections::HashMap<&Name, &Arc<snapshot::Pool>> =
+    let previous_by_name: std::collections::HashMap<&Name, &Arc<Pool>> =
         previous.map(|s| s.pools.iter().map(|p| (&p.def.name, p)).collect()).unwrap_or_default();
     for (i, def) in pools.iter().enumerate() {
         index.insert(def.name.clone(), i as u32);
