@@ -7,7 +7,8 @@
 //!
 //! The state is read from the writer through the same requests as `GET /v1/pools`
 //! and `GET /v1/zones` (so it cannot disagree with the API), reduced to what the
-//! page shows, with each pool's answers-per-second samples beside it.
+//! page shows, with each pool's answers-per-second samples beside it. Everything
+//! here is sent gzipped to a client that accepts it.
 
 use axum::Router;
 use axum::extract::State;
@@ -17,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
+use tower_http::compression::CompressionLayer;
 
 use super::{AdminError, AdminState};
 use crate::control::Command;
@@ -41,6 +43,9 @@ pub fn router(state: AdminState) -> Router<AdminState> {
         .route("/ui/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
         .route("/ui/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
         .merge(api)
+        // The state of 500 pools is some 200 KB, polled every second: gzip it
+        // (and the assets) for a client that says it takes gzip.
+        .layer(CompressionLayer::new().gzip(true))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

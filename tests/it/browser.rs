@@ -289,30 +289,12 @@ fn the_status_page_shows_health_live_and_drains_with_a_token() {
     assert_eq!(pool["members"][1]["weight"], 5, "{pool}");
 }
 
-/// 500 pools of two members, every 50th with its first member drained.
-fn five_hundred_pools() -> Server {
-    let mut config = String::from(
-        "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n\
-         [[zone]]\norigin=\"a.test.\"\nfile=\"a.zone\"\n",
-    );
-    for i in 0..500 {
-        let drained = if i % 50 == 7 { "\nenabled = false" } else { "" };
-        config.push_str(&format!(
-            "[[pool]]\nname=\"p{i:03}.a.test.\"\n[[pool.member]]\naddress=\"192.0.2.{}\"{drained}\n\
-             [[pool.member]]\naddress=\"198.51.100.{}\"\n",
-            i % 250 + 1,
-            i % 250 + 1
-        ));
-    }
-    Server::start(&config, &[("a.zone", &small_zone(""))])
-}
-
 #[test]
 fn five_hundred_pools_page_search_and_filter() {
     if !browser_available() {
         return;
     }
-    let s = five_hundred_pools();
+    let s = crate::ui::five_hundred_pools();
     let driver = start_driver();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
