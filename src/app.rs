@@ -70,6 +70,8 @@ pub struct Control {
     token: Arc<ArcSwap<Option<String>>>,
     metrics: Metrics,
     events: crate::control::Events,
+    /// The last reload's and API writes' results, for the status page.
+    outcomes: crate::control::Outcomes,
     redirect: Option<Arc<ArcSwap<RedirectSettings>>>,
 }
 
@@ -109,6 +111,7 @@ impl Control {
             }
             Err(p) => Err(p),
         };
+        self.outcomes.reload(result.as_ref().err().map(Problems::to_string));
         match &result {
             Ok(()) => {
                 self.metrics.reload(true);
@@ -149,6 +152,7 @@ impl App {
         let (stopper, shutdown) = Shutdown::new();
         let cluster = etcd.map(|(settings, conn)| join_cluster(&settings, conn, &shutdown));
         let events = crate::control::Events::default();
+        let outcomes = crate::control::Outcomes::default();
         let mut writer = Writer::new(WriterParts {
             sources: sources.clone(),
             store,
@@ -157,6 +161,7 @@ impl App {
             metrics: metrics.clone(),
             cluster,
             events: events.clone(),
+            outcomes: outcomes.clone(),
         })?;
         writer.start().await?;
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(256);
@@ -166,6 +171,7 @@ impl App {
             token: Arc::new(ArcSwap::from_pointee(token)),
             metrics,
             events,
+            outcomes,
             redirect: cfg.redirect.clone().map(|r| Arc::new(ArcSwap::from_pointee(r))),
         };
 
@@ -286,6 +292,7 @@ impl App {
             writer: self.control.writer.clone(),
             metrics: self.control.metrics.clone(),
             events: self.control.events.clone(),
+            outcomes: self.control.outcomes.clone(),
             ui_public: self.sources.config.admin.ui_public,
         });
         let rates = self.control.metrics.answer_rates.clone();

@@ -71,11 +71,15 @@ async fn ui_state(State(st): State<AdminState>) -> Response {
         Value::Array(all) => all.iter().map(|p| pool_state(&st, p)).collect(),
         _ => Vec::new(),
     };
+    let outcomes = st.outcomes.view();
     let body = json!({
         "time": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         "rate_every_seconds": crate::metrics::RATE_EVERY.as_secs(),
         "zones": zones,
         "pools": pools,
+        "started": outcomes.started,
+        "reload": outcomes.reload,
+        "writes": outcomes.writes,
     });
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }
@@ -99,7 +103,7 @@ fn pool_state(st: &AdminState, p: &Value) -> Value {
     let name = p["name"].as_str().unwrap_or_default();
     let members: Vec<Value> = p["members"].as_array().map(|m| m.iter().map(member_state).collect()).unwrap_or_default();
     let mut out = Map::new();
-    for key in ["name", "policy", "ttl", "max_answers", "all_down", "source"] {
+    for key in ["name", "policy", "ttl", "max_answers", "all_down", "all_down_since", "source"] {
         out.insert(key.into(), p[key].clone());
     }
     out.insert("checked".into(), json!(p["health"]["check"].as_str().is_some_and(|c| c != "none")));
@@ -125,5 +129,6 @@ fn member_state(m: &Value) -> Value {
         "since": m["last_change"],
         "last_error": m["last_error"],
         "last_rtt_ms": m["last_rtt_ms"],
+        "votes": m["votes"],
     })
 }

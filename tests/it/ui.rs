@@ -57,6 +57,12 @@ fn on_loopback_the_state_is_public_and_v1_still_needs_the_token() {
     let app_state = app["members"][0]["state"].as_str().unwrap();
     assert!(["unknown", "down"].contains(&app_state), "no backend: not probed yet or down: {body}");
     assert!(app["answers_per_second"].is_array());
+    assert_eq!(app["members"][0]["votes"], Value::Null, "votes only with [cluster] health = \"quorum\": {body}");
+    assert_eq!(
+        (&www["all_down_since"], &v["reload"], &v["writes"]),
+        (&Value::Null, &Value::Null, &serde_json::json!([]))
+    );
+    assert!(app["all_down_since"].is_string(), "no backend at all: the pool is all down from the start: {body}");
     assert_eq!(get(&s, "/v1/pools", None).0, 401);
     assert_eq!(get(&s, "/v1/pools", Some(TOKEN)).0, 200);
 }
