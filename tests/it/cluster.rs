@@ -832,4 +832,24 @@ fn the_status_page_state_shows_each_members_quorum_votes() {
     }
     // One of two down is no majority: both nodes keep answering y.
     assert_eq!(answers(&nodes[1], "app.c.test."), ["127.0.0.5", "127.0.0.6"]);
+
+    // The page on b: a Votes column, y seen up by one node of two, which on hover.
+    if !crate::browser::browser_available() {
+        return;
+    }
+    let driver = crate::browser::start_driver();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = crate::browser::browser(&driver).await;
+        c.goto(&format!("http://{}/", nodes[1].admin)).await.unwrap();
+        let cell = "const d = document.querySelector('tr.member[data-address=\"127.0.0.6\"] td.votes'); \
+                    return d ? [d.textContent, d.title, d.classList.contains('up')] : null;";
+        let want = serde_json::json!(["1/2 up", "a: up, b: down", true]);
+        crate::browser::until_js(&c, Duration::from_secs(10), cell, want).await;
+        let th =
+            "return [...document.querySelectorAll('.pool[data-pool=\"www.c.test.\"] th')].map(t => t.textContent);";
+        let www = c.execute(th, vec![]).await.unwrap();
+        assert!(!www.to_string().contains("Votes"), "no checks, no Votes column: {www}");
+        c.close().await.unwrap();
+    });
 }
