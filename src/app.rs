@@ -130,7 +130,8 @@ impl Control {
 
 impl App {
     /// Opens the state store, runs the first probe round, builds the first
-    /// snapshot and binds every socket. Must run inside a multi-thread tokio runtime.
+    /// snapshot and binds every socket. Nothing in it blocks a runtime thread
+    /// (the store is awaited), so any tokio runtime will do.
     pub async fn bind(sources: Sources) -> Result<App, AppError> {
         let cfg = &sources.config;
         let token = sources.admin_token.clone();
@@ -162,7 +163,8 @@ impl App {
             cluster,
             events: events.clone(),
             outcomes: outcomes.clone(),
-        })?;
+        })
+        .await?;
         writer.start().await?;
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(256);
         let control = Control {

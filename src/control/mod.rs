@@ -168,9 +168,9 @@ pub struct WriterParts {
 impl Writer {
     /// Loads the stored API changes over the sources. The first snapshot is built by
     /// [`Writer::start`], after the first probe round.
-    pub fn new(parts: WriterParts) -> Result<Writer, StateError> {
+    pub async fn new(parts: WriterParts) -> Result<Writer, StateError> {
         let WriterParts { sources, mut store, prober, snapshot, metrics, cluster, events, outcomes } = parts;
-        let overlay = store.load()?;
+        let overlay = store.load().await?;
         let (overlay, effective, refused) = fit(&sources, overlay)?;
         let mut writer = Writer {
             sources,
