@@ -168,10 +168,15 @@ fn example_with_backends() -> (Server, Backend, Backend) {
     (Server::start(&config, &[("admin.token", &format!("{TOKEN}\n"))]), first, second)
 }
 
-async fn screenshot(c: &Client, name: &str, width: u32, height: u32) {
+/// A picture of the page from the top, or from element `from` (CSS) on.
+async fn screenshot(c: &Client, name: &str, width: u32, height: u32, from: Option<&str>) {
     let Ok(dir) = std::env::var("LBDNS_SCREENSHOTS") else { return };
     c.set_window_size(width, height).await.unwrap();
-    c.execute("window.scrollTo(0, 0); return null;", vec![]).await.unwrap();
+    let scroll = match from {
+        Some(css) => format!("document.querySelector('{css}').scrollIntoView(); return null;"),
+        None => "window.scrollTo(0, 0); return null;".into(),
+    };
+    c.execute(&scroll, vec![]).await.unwrap();
     // Let a redraw at the new size happen before the picture.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     std::fs::write(std::path::Path::new(&dir).join(name), c.screenshot().await.unwrap()).unwrap();
@@ -292,9 +297,9 @@ fn the_status_page_shows_health_live_and_drains_with_a_token() {
 
         if std::env::var("LBDNS_SCREENSHOTS").is_ok() {
             traffic_for_the_sparklines(&c, &s).await;
-            screenshot(&c, "status-page.png", 1000, 1000).await;
+            screenshot(&c, "status-page.png", 1000, 1000, None).await;
             click(&c, "#not-up").await;
-            screenshot(&c, "status-page-phone.png", 390, 760).await;
+            screenshot(&c, "status-page-phone.png", 390, 760, Some("#pools-section")).await;
             click(&c, "#not-up").await;
         }
 

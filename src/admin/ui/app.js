@@ -141,8 +141,8 @@ function renderChanges() {
       (r.ok ? `<span class="state up">ok</span>` : `<b>refused, the previous state is kept</b><pre>${esc(r.error)}</pre>`);
   const writes = (state.writes || []).slice(0, WRITES);
   $("writes").tBodies[0].innerHTML = writes.length ? writes.map((w) => `<tr class="write">
-    <td title="${esc(w.time)}">${esc(ago(w.time))}</td><td class="what">${esc(w.what)}</td>
-    <td class="${w.ok ? "state up" : "err"}">${w.ok ? "ok" : esc(w.error)}</td></tr>`).join("")
+    <td data-label="time" title="${esc(w.time)}">${esc(ago(w.time))}</td><td data-label="write" class="what">${esc(w.what)}</td>
+    <td data-label="result" class="${w.ok ? "state up" : "err"}">${w.ok ? "ok" : esc(w.error)}</td></tr>`).join("")
     : `<tr><td colspan="3" class="muted">none since the server started</td></tr>`;
 }
 
@@ -158,9 +158,11 @@ function render() {
     <td>${z.last_change ? esc(z.last_change.source) + ", " + esc(ago(z.last_change.time)) : ""}</td></tr>`).join("");
   renderChanges();
   $("events").tBodies[0].innerHTML = events.length ? events.map((e) => `<tr class="event">
-    <td title="${esc(e.time)}">${esc(ago(e.time))}</td><td>${esc(e.pool)}</td><td>${e.address == null ? `<span class="muted">whole pool</span>` : esc(e.address)}</td>
-    <td><span class="state ${esc(e.from)}">${esc(e.from)}</span> → <span class="state ${esc(e.to)}">${esc(e.to)}</span></td>
-    <td class="${e.to === "down" || e.to === "all-down" ? "err" : ""}">${esc(e.reason)}</td></tr>`).join("") : `<tr><td colspan="5" class="muted">none since the server started</td></tr>`;
+    <td data-label="time" title="${esc(e.time)}">${esc(ago(e.time))}</td><td data-label="pool">${esc(e.pool)}</td>
+    <td data-label="address">${e.address == null ? `<span class="muted">whole pool</span>` : esc(e.address)}</td>
+    <td data-label="change"><span class="state ${esc(e.from)}">${esc(e.from)}</span> → <span class="state ${esc(e.to)}">${esc(e.to)}</span></td>
+    <td data-label="reason" class="${e.to === "down" || e.to === "all-down" ? "err" : ""}">${esc(e.reason)}</td></tr>`).join("")
+    : `<tr><td colspan="5" class="muted">none since the server started</td></tr>`;
   const shown = visiblePools();
   const pages = Math.max(1, Math.ceil(shown.length / PAGE));
   page = Math.min(page, pages - 1);
