@@ -7,8 +7,9 @@
 //!
 //! The state is read from the writer through the same requests as `GET /v1/pools`
 //! and `GET /v1/zones` (so it cannot disagree with the API), reduced to what the
-//! page shows, with each pool's answers-per-second samples beside it. Everything
-//! here is sent gzipped to a client that accepts it.
+//! page shows, with each pool's answers-per-second samples beside it, and the
+//! last reload and API writes as recorded in [`crate::control::Outcomes`].
+//! Everything here is sent gzipped to a client that accepts it.
 
 use axum::Router;
 use axum::extract::State;
