@@ -30,5 +30,6 @@ mod ops;
 mod overrides;
 mod pools;
 mod redirect;
+mod scale;
 mod store;
 mod ui;
