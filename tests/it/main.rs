@@ -24,6 +24,7 @@ mod hostile;
 mod imports;
 mod install;
 mod knot;
+mod limits;
 mod logs;
 mod ops;
 mod overrides;
