@@ -23,7 +23,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::persist::{Remote, Store, StoreError};
 use crate::state::api::{ApiError, ApiRequest, Reply};
@@ -226,6 +226,7 @@ impl Writer {
                 }
                 r = probes.recv() => {
                     let Some(first) = r else { return };
+                    let started = std::time::Instant::now();
                     let mut changed: HashSet<ProbeKey> = HashSet::new();
                     self.apply_probe(first, &mut changed);
                     while let Ok(more) = probes.try_recv() {
@@ -234,6 +235,8 @@ impl Writer {
                     if !changed.is_empty() {
                         self.republish_members(|k| changed.contains(k));
                         self.share_view();
+                        // What bench/scale.sh reads: a flip's cost at scale.
+                        debug!(probes = changed.len(), took = ?started.elapsed(), "health change published");
                     }
                 }
                 c = commands.recv() => match c {
