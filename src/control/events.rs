@@ -149,9 +149,10 @@ impl Writer {
             return;
         }
         let time = rfc3339_now();
-        for def in self.pool_defs() {
-            let probed = def.health.check != CheckKind::None && crate::health::ProbeSpec::of(&def) == *key.spec;
-            if probed && def.members.iter().any(|m| m.address == key.addr && m.enabled) {
+        let snap = self.snapshot.load();
+        for i in self.by_probe.pools_of([key]) {
+            let Some(def) = snap.pools.get(i as usize).map(|p| &p.def) else { continue };
+            if def.members.iter().any(|m| m.address == key.addr && m.enabled) {
                 self.events.push(Event {
                     time: time.clone(),
                     pool: def.name.to_ascii(),

@@ -107,6 +107,8 @@ pub struct Writer {
     last_change: std::collections::HashMap<Name, LastChange>,
     /// Member state transitions, shared with the admin API.
     events: Events,
+    /// Which published pools each probe stream feeds.
+    by_probe: probes::PoolsByProbe,
 }
 
 /// The last change to a zone as this server saw it.
@@ -175,6 +177,7 @@ impl Writer {
             refused: refused.into_iter().collect(),
             last_change: Default::default(),
             events,
+            by_probe: Default::default(),
         };
         writer.note_file_changes(None);
         Ok(writer)
@@ -233,7 +236,7 @@ impl Writer {
                         self.apply_probe(more, &mut changed);
                     }
                     if !changed.is_empty() {
-                        self.republish_members(|k| changed.contains(k));
+                        self.republish_members(&changed);
                         self.share_view();
                         // What bench/scale.sh reads: a flip's cost at scale.
                         debug!(probes = changed.len(), took = ?started.elapsed(), "health change published");

@@ -46,22 +46,17 @@ pub fn build(
         let zone = build_zone(z, bump, &index)?;
         zone_map.insert(zone.origin_wire.clone(), Arc::new(zone));
     }
-    Ok(Snapshot { zones: Arc::new(zone_map), pools: built, edns_udp_size, regions: regions.clone(), geoip })
+    let pools = built.into_iter().collect();
+    Ok(Snapshot { zones: Arc::new(zone_map), pools, edns_udp_size, regions: regions.clone(), geoip })
 }
 
-/// The next snapshot after a health change: the pools for which `affected` is true
-/// are rebuilt, every other pool and every zone is shared with `prev`.
-pub fn rebuild_pools(prev: &Snapshot, health: &dyn HealthView, affected: impl Fn(&PoolDef) -> bool) -> Snapshot {
-    let pools = prev
-        .pools
-        .iter()
-        .map(|p| {
-            if affected(&p.def) {
-                Arc::new(build_pool(p.def.clone(), health, Some(p), &prev.regions))
-            } else {
-                p.clone()
-            }
-        })
-        .collect();
-    prev.with_parts(prev.zones.clone(), pools)
+/// The next snapshot after a health change: the pools at the indices `which`
+/// are rebuilt, every other pool and every zone is shared with `prev`. The cost
+/// is that of the pools rebuilt, whatever the number of pools.
+pub fn rebuild_pools(prev: &Snapshot, health: &dyn HealthView, which: impl IntoIterator<Item = u32>) -> Snapshot {
+    let rebuilt = which.into_iter().filter_map(|i| {
+        let p = prev.pools.get(i as usize)?;
+        Some((i, Arc::new(build_pool(p.def.clone(), health, Some(p), &prev.regions))))
+    });
+    prev.with_parts(prev.zones.clone(), prev.pools.with_replaced(rebuilt))
 }

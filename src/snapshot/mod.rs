@@ -2,13 +2,15 @@
 //!
 //! Names are keyed by their lower-cased wire form, and records are pre-encoded
 //! (type, class, TTL, RDLENGTH, RDATA with uncompressed names) so that answering is
-//! hash lookups and byte copies. Pools are held in a separate vector that zone nodes
-//! index into: a health change replaces one pool and the vector of `Arc`s, and shares
-//! every zone unchanged.
+//! hash lookups and byte copies. Pools are held apart in [`Pools`], which zone nodes
+//! index into: a health change replaces its pools and the chunks holding them, and
+//! shares every other pool and every zone unchanged.
 
 mod build;
+mod pools;
 
 pub use build::{Settings, build, rebuild_pools};
+pub use pools::Pools;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -32,7 +34,7 @@ pub struct Snapshot {
     /// Zones by lower-cased wire origin; shared between snapshots that differ
     /// only in pools.
     pub zones: Arc<FxHashMap<Box<[u8]>, Arc<Zone>>>,
-    pub pools: Vec<Arc<Pool>>,
+    pub pools: Pools,
     pub edns_udp_size: u16,
     /// `[regions]`, for building `geo` pools.
     pub regions: Arc<Regions>,
@@ -44,12 +46,12 @@ impl Snapshot {
     /// No zones and no pools: what is published until the first snapshot is built
     /// (nothing answers from it; the sockets are not served before then).
     pub fn empty(edns_udp_size: u16) -> Snapshot {
-        Snapshot { zones: Arc::default(), pools: Vec::new(), edns_udp_size, regions: Arc::default(), geoip: None }
+        Snapshot { zones: Arc::default(), pools: Pools::default(), edns_udp_size, regions: Arc::default(), geoip: None }
     }
 
     /// This snapshot's settings with other zones and pools: the next snapshot
     /// after a change that touched only those.
-    pub fn with_parts(&self, zones: Arc<FxHashMap<Box<[u8]>, Arc<Zone>>>, pools: Vec<Arc<Pool>>) -> Snapshot {
+    pub fn with_parts(&self, zones: Arc<FxHashMap<Box<[u8]>, Arc<Zone>>>, pools: Pools) -> Snapshot {
         Snapshot {
             zones,
             pools,
