@@ -29,5 +29,6 @@ mod ops;
 mod overrides;
 mod pools;
 mod redirect;
+mod reload;
 mod store;
 mod ui;
