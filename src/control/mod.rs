@@ -252,10 +252,11 @@ impl Writer {
                         self.apply_probe(more, &mut changed);
                     }
                     if !changed.is_empty() {
-                        self.republish_members(&changed);
+                        let rebuilt = self.republish_members(&changed);
+                        self.note_all_down_of(&rebuilt);
                         self.share_view();
                         // What bench/scale.sh reads: a flip's cost at scale.
-                        debug!(probes = changed.len(), took = ?started.elapsed(), "health change published");
+                        debug!(probes = changed.len(), pools = rebuilt.len(), took = ?started.elapsed(), "health change published");
                     }
                 }
                 c = commands.recv() => match c {

@@ -125,11 +125,16 @@ impl Writer {
     /// Rebuilds the pools fed by the probe streams `changed` (their results
     /// here, or another node's votes); every other pool and every zone is shared.
     /// The work is that of the pools rebuilt, whatever the number of pools.
-    pub(super) fn republish_members<'k>(&mut self, changed: impl IntoIterator<Item = &'k ProbeKey>) {
+    /// Returns the indices of the pools rebuilt.
+    pub(super) fn republish_members<'k>(
+        &mut self,
+        changed: impl IntoIterator<Item = &'k ProbeKey>,
+    ) -> std::collections::BTreeSet<u32> {
         let prev = self.snapshot.load_full();
         let which = self.by_probe.pools_of(changed);
-        let next = crate::snapshot::rebuild_pools(&prev, &self.view(), which);
+        let next = crate::snapshot::rebuild_pools(&prev, &self.view(), which.iter().copied());
         self.swap(next);
+        which
     }
 
     /// Makes `overlay` (with `effective`, derived from it) the state in effect:
