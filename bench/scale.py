@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Generates the scale test for bench/scale.sh: a zone of RECORDS records (90% A,
-10% TXT) and a config with POOLS pools of 4 members each.
+10% TXT) and a config with POOLS pools of 4 members each, plus the pool `flip` whose
+one member is TCP-checked on 127.0.0.1:5399 (bench/scale.sh makes it go down).
 Usage: scale.py DIR RECORDS POOLS"""
 import sys
 
@@ -23,3 +24,6 @@ with open(f"{out}/lbdns.toml", "w") as c:
         for m in range(4):
             c.write(f'[[pool.member]]\naddress = "172.{16 + (p >> 16 & 15)}.{p >> 8 & 255}.{(p & 255)}"\n'
                     if m == 0 else f'[[pool.member]]\naddress = "198.{18 + m}.{p >> 8 & 255}.{p & 255}"\n')
+    # The one probed pool: its member's health flips when the listener stops.
+    c.write('[[pool]]\nname = "flip.big.test."\n[[pool.member]]\naddress = "127.0.0.1"\n')
+    c.write('[pool.health]\ncheck = "tcp"\nport = 5399\ninterval = "200ms"\ntimeout = "200ms"\nrise = 1\nfall = 1\n')

@@ -4,6 +4,8 @@
 # visible (a changed record answered), with a query load running during the reload,
 # the queries lost, and the peak RSS during the reload (VmHWM after resetting it
 # through /proc/PID/clear_refs just before the SIGHUP) against the steady RSS.
+# Also measures a health flip's publish time at POOLS pools. With RECORDS = 0 it
+# stops after that (no reload step).
 # Usage: bench/scale.sh [RECORDS] [POOLS]     (needs dig and dnsperf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,14 +13,27 @@ RECORDS=${1:-1000000}
 POOLS=${2:-100000}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-cargo build --release --quiet
+# LBDNS_BIN: a binary built before (e.g. from another commit), instead of building.
+BIN=${LBDNS_BIN:-./target/release/lbdns}
+[ -n "${LBDNS_BIN:-}" ] || cargo build --release --quiet
 python3 bench/scale.py "$work" "$RECORDS" "$POOLS"
 sed -i -e 's|"127.0.0.1:5305"|"127.0.0.1:0"|' -e 's|"127.0.0.1:8099"|"127.0.0.1:0"|' "$work/lbdns.toml"
 echo "zone: $(wc -l < "$work/big.zone") lines, config: $(wc -l < "$work/lbdns.toml") lines"
 kb() { awk -v k="$1:" '$1 == k {print $2}' /proc/$pid/status; }
 
+# The flip pool's member: up while this listener accepts.
+listener() {
+  python3 -c 'import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 5399)); s.listen(128)
+while True: s.accept()[0].close()' &
+  lp=$!
+  until (exec 3<>/dev/tcp/127.0.0.1/5399) 2>/dev/null; do sleep 0.05; done
+}
+listener
+
 start=$(date +%s.%N)
-./target/release/lbdns --config "$work/lbdns.toml" > "$work/ready" 2> "$work/log" &
+LBDNS_LOG=info,lbdns::control=debug "$BIN" --config "$work/lbdns.toml" > "$work/ready" 2> "$work/log" &
 pid=$!
 while [ ! -s "$work/ready" ]; do sleep 0.02; kill -0 $pid || { cat "$work/log"; exit 1; }; done
 ready=$(date +%s.%N)
@@ -27,6 +42,17 @@ rss=$(kb VmRSS)
 printf 'ready in %.2f s, RSS %.0f MB\n' "$(echo "$ready - $start" | bc)" "$(echo "$rss / 1024" | bc -l)"
 dig @127.0.0.1 -p "$port" h12345.big.test +short
 dig @127.0.0.1 -p "$port" p777.big.test +short | head -2
+
+# A health flip at this many pools: the listener stops (member down), then comes
+# back (member up); the writer logs how long each took to publish.
+flips() { grep -c "health change published" "$work/log" || true; }
+kill $lp; wait $lp 2>/dev/null || true
+until [ "$(flips)" -ge 1 ]; do sleep 0.05; done
+listener
+until [ "$(flips)" -ge 2 ]; do sleep 0.05; done
+grep "health change published" "$work/log" | sed 's/\x1b\[[0-9;]*m//g'
+kill $lp
+[ "$RECORDS" -gt 0 ] || { kill $pid; exit 0; }
 
 # Reload under load: change one record, SIGHUP, time until it is answered.
 printf 'h1.big.test A\nt1.big.test TXT\np1.big.test A\nnope.big.test A\n' > "$work/q.txt"

@@ -28,7 +28,7 @@ use crate::persist::sqlite::SqliteStore;
 use crate::problem::{Problem, Problems};
 use crate::shutdown::{Shutdown, Stopper};
 use crate::snapshot::Snapshot;
-use crate::sources::Sources;
+use crate::sources::{Sources, ZoneFiles};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -73,6 +73,9 @@ pub struct Control {
     /// The last reload's and API writes' results, for the status page.
     outcomes: crate::control::Outcomes,
     redirect: Option<Arc<ArcSwap<RedirectSettings>>>,
+    /// The zone files of the sources in effect: a reload parses again only
+    /// those whose bytes changed.
+    zone_files: Arc<std::sync::Mutex<ZoneFiles>>,
 }
 
 impl Control {
@@ -81,8 +84,9 @@ impl Control {
     /// returned, and counted in `lbdns_reloads_total{result="error"}`.
     pub async fn reload(&self) -> Result<(), Problems> {
         let path = self.config_path.clone();
+        let before = self.zone_files.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            let sources = Sources::load(&path)?;
+            let sources = Sources::reload(&path, &before)?;
             let token = sources.admin_token.clone();
             Ok::<_, Problems>((sources, token))
         })
@@ -91,11 +95,13 @@ impl Control {
         let result = match loaded {
             Ok((sources, token)) => {
                 let redirect = sources.config.redirect.clone();
+                let zone_files = sources.zone_files.clone();
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let sent = self.writer.send(Command::Reload(Box::new(sources), tx)).await;
                 match (sent, rx.await) {
                     (Ok(()), Ok(Ok(()))) => {
                         self.token.store(Arc::new(token));
+                        *self.zone_files.lock().unwrap_or_else(|e| e.into_inner()) = zone_files;
                         match (&self.redirect, redirect) {
                             (Some(current), Some(new)) => current.store(Arc::new(new)),
                             (None, Some(_)) | (Some(_), None) => {
@@ -165,6 +171,7 @@ impl App {
             events,
             outcomes,
             redirect: cfg.redirect.clone().map(|r| Arc::new(ArcSwap::from_pointee(r))),
+            zone_files: Arc::new(std::sync::Mutex::new(sources.zone_files.clone())),
         };
 
         let threads = match cfg.dns.threads {

@@ -1,15 +1,18 @@
 //! Sources: the configuration and the zone files it names, loaded and checked
 //! together. This is what `lbdns check` validates and what a reload replaces.
+//! A reload parses again only the zone files whose bytes changed ([`ZoneFiles`]).
 //!
 //! Cross-checks that need both live here: a pool must be inside a zone, not at a
 //! name that the zone file already gives addresses or a CNAME, and not below a cut.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RecordType};
+use tracing::debug;
 
-use crate::config::{self, Config, PoolDef, Secrets};
+use crate::config::{self, Config, PoolDef, Secrets, ZoneSpec};
 use crate::geoip::GeoDb;
 use crate::problem::{Problem, Problems};
 use crate::secrets;
@@ -20,6 +23,8 @@ use crate::zone::{self, ZoneData};
 pub struct Sources {
     pub config: Config,
     pub zones: Vec<Arc<ZoneData>>,
+    /// The config's pools, taken out of `config.pools` (left empty) so that each
+    /// definition is held once, shared by the state in effect and the snapshot.
     pub pools: Vec<Arc<PoolDef>>,
     /// The GeoIP database named by `[geoip]`, read whole.
     pub geoip: Option<Arc<GeoDb>>,
@@ -27,6 +32,11 @@ pub struct Sources {
     /// warnings are logged once); `None` without a token file or with
     /// `Secrets::Skip`.
     pub admin_token: Option<String>,
+    /// The zone files as loaded, for the next reload to reuse.
+    pub zone_files: ZoneFiles,
+    /// How many zone files were taken from the previous load (their bytes had
+    /// not changed) instead of being parsed again.
+    pub unchanged_zone_files: usize,
 }
 
 impl Sources {
@@ -41,13 +51,28 @@ impl Sources {
     /// a broken zone file, and a zone that fails to load hides only the placement
     /// checks of its own pools.
     pub fn load_with(path: &Path, secrets: Secrets) -> Result<Sources, Problems> {
+        Sources::load_reusing(path, secrets, &ZoneFiles::default())
+    }
+
+    /// [`Sources::load`] for a reload: a zone file whose bytes are those it had
+    /// in `before` (the sources in effect) is not parsed again, its zone is shared.
+    pub fn reload(path: &Path, before: &ZoneFiles) -> Result<Sources, Problems> {
+        Sources::load_reusing(path, Secrets::Read, before)
+    }
+
+    fn load_reusing(path: &Path, secrets: Secrets, before: &ZoneFiles) -> Result<Sources, Problems> {
         let (config, mut problems) = config::load_all(path, secrets);
-        let Some(config) = config else { return Err(Problems(problems)) };
+        let Some(mut config) = config else { return Err(Problems(problems)) };
         let mut zones = Vec::new();
         let mut broken = Vec::new();
+        let (mut zone_files, mut unchanged_zone_files) = (ZoneFiles::default(), 0);
         for spec in &config.zones {
-            match zone::load_named_at(&spec.origin, &spec.file, Some((&config.path, spec.line))) {
-                Ok(z) => zones.push(Arc::new(z)),
+            match load_zone(spec, &config.path, before) {
+                Ok((loaded, reused)) => {
+                    unchanged_zone_files += usize::from(reused);
+                    zones.push(loaded.zone.clone());
+                    zone_files.0.insert((spec.origin.clone(), spec.file.clone()), loaded);
+                }
                 Err(p) => {
                     problems.extend(p);
                     broken.push(&spec.origin);
@@ -80,9 +105,91 @@ impl Sources {
         if !problems.is_empty() {
             return Err(Problems(problems));
         }
-        let pools = config.pools.iter().cloned().map(Arc::new).collect();
-        Ok(Sources { config, zones, pools, geoip, admin_token })
+        // Taken, not copied: 100,000 pool definitions are held once.
+        let pools = std::mem::take(&mut config.pools).into_iter().map(Arc::new).collect();
+        Ok(Sources { config, zones, pools, geoip, admin_token, zone_files, unchanged_zone_files })
     }
+}
+
+/// The zone files as loaded, by origin and path, each with a hash of its bytes:
+/// a reload parses again only the files whose bytes changed, and shares the
+/// loaded zone of every other file with the state before it.
+#[derive(Debug, Clone, Default)]
+pub struct ZoneFiles(HashMap<(Name, PathBuf), LoadedFile>);
+
+#[derive(Debug, Clone)]
+struct LoadedFile {
+    /// SipHash-1-3 (128 bits) of the file's bytes; `None` when the file cannot
+    /// be reused (it has `$INCLUDE`, or it changed while it was parsed).
+    hash: Option<u128>,
+    zone: Arc<ZoneData>,
+}
+
+impl ZoneFiles {
+    /// The zone `origin` from `file` as loaded before, if the file's bytes are
+    /// the same (`hash` is what they hash to now).
+    fn unchanged(&self, origin: &Name, file: &Path, hash: Option<u128>) -> Option<Arc<ZoneData>> {
+        let loaded = self.0.get(&(origin.clone(), file.to_path_buf()))?;
+        (hash.is_some() && loaded.hash == hash).then(|| loaded.zone.clone())
+    }
+}
+
+/// Loads the zone of `spec`, or takes it from `before` when the file's bytes did
+/// not change. Returns the zone, its hash, and whether it was taken.
+fn load_zone(spec: &ZoneSpec, config: &Path, before: &ZoneFiles) -> Result<(LoadedFile, bool), Vec<Problem>> {
+    let hash = reusable_hash(&spec.file);
+    if let Some(zone) = before.unchanged(&spec.origin, &spec.file, hash) {
+        debug!(zone = %spec.origin, file = %spec.file.display(), "zone file unchanged");
+        return Ok((LoadedFile { hash, zone }, true));
+    }
+    let zone = Arc::new(zone::load_named_at(&spec.origin, &spec.file, Some((config, spec.line)))?);
+    // Bytes that changed while being parsed may not be what was parsed.
+    let hash = hash.filter(|h| reusable_hash(&spec.file) == Some(*h));
+    Ok((LoadedFile { hash, zone }, false))
+}
+
+/// A hash of the bytes of `file`, or `None` when what it loads is not all in
+/// it (it has a `$INCLUDE`: the included files may change on their own), or
+/// when it is not a regular file or cannot be read (loading it says why).
+fn reusable_hash(file: &Path) -> Option<u128> {
+    use std::hash::Hasher;
+    use std::io::BufRead;
+    // Checked before opening: opening a FIFO would wait for a writer.
+    if !std::fs::metadata(file).ok()?.is_file() {
+        return None;
+    }
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(file).ok()?);
+    let mut hasher = siphasher::sip128::SipHasher13::new();
+    // The end of the previous buffer, so that a directive split between two
+    // buffers is still seen.
+    let mut carry: Vec<u8> = Vec::with_capacity(2 * INCLUDE.len());
+    loop {
+        let buf = reader.fill_buf().ok()?;
+        if buf.is_empty() {
+            break;
+        }
+        carry.extend_from_slice(&buf[..buf.len().min(INCLUDE.len() - 1)]);
+        if has_include(&carry) || has_include(buf) {
+            return None;
+        }
+        carry.clear();
+        carry.extend_from_slice(&buf[buf.len().saturating_sub(INCLUDE.len() - 1)..]);
+        hasher.write(buf);
+        let n = buf.len();
+        reader.consume(n);
+    }
+    Some(siphasher::sip128::Hasher128::finish128(&hasher).as_u128())
+}
+
+const INCLUDE: &[u8] = b"$include";
+
+/// Whether `bytes` holds `$INCLUDE` in any case (anywhere: a false alarm only
+/// costs a parse).
+fn has_include(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'$' && bytes.get(i..i + INCLUDE.len()).is_some_and(|w| w.eq_ignore_ascii_case(INCLUDE)))
 }
 
 /// The names that matter for placing pools, indexed once: checking 100,000 pools
@@ -202,6 +309,25 @@ mod tests {
     use std::str::FromStr;
 
     use super::*;
+
+    /// The same bytes hash the same; `$INCLUDE` in any case, even split between
+    /// two reads, makes a file never taken as unchanged.
+    #[test]
+    fn a_file_is_reusable_unless_it_includes_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z");
+        let padding = format!(";{}\n", "x".repeat((1 << 16) - 5));
+        std::fs::write(&path, format!("{padding}$InClUdE other\n")).unwrap();
+        assert_eq!(reusable_hash(&path), None, "split between two reads");
+        std::fs::write(&path, format!("{padding}$TTL 60\n")).unwrap();
+        let h = reusable_hash(&path);
+        assert!(h.is_some());
+        std::fs::write(&path, format!("{padding}$TTL 60\n")).unwrap();
+        assert_eq!(reusable_hash(&path), h);
+        std::fs::write(&path, format!("{padding}$TTL 61\n")).unwrap();
+        assert_ne!(reusable_hash(&path), h);
+        assert_eq!(reusable_hash(dir.path()), None, "not a regular file");
+    }
 
     #[test]
     fn the_placement_rule() {

@@ -152,9 +152,10 @@ impl Writer {
             return;
         }
         let time = rfc3339_now();
-        for def in self.pool_defs() {
-            let probed = def.health.check != CheckKind::None && crate::health::ProbeSpec::of(&def) == *key.spec;
-            if probed && def.members.iter().any(|m| m.address == key.addr && m.enabled) {
+        let snap = self.snapshot.load();
+        for i in self.by_probe.pools_of([key]) {
+            let Some(def) = snap.pools.get(i as usize).map(|p| &p.def) else { continue };
+            if def.members.iter().any(|m| m.address == key.addr && m.enabled) {
                 self.events.push(Event {
                     time: time.clone(),
                     pool: def.name.to_ascii(),
@@ -198,33 +199,51 @@ impl Writer {
         let now = SystemTime::now();
         let mut next = std::collections::HashMap::with_capacity(snapshot.pools.len());
         for pool in &snapshot.pools {
-            let down = families_down(pool);
-            let since = match (self.all_down.get(&pool.name_text), down.is_empty()) {
-                (Some(Some(d)), false) => Some(*d),
-                (Some(Some(d)), true) => {
-                    if record && d.telling {
-                        self.push_pool(pool, "all-down", "up", "a member is eligible again".into());
-                    }
-                    None
-                }
-                (Some(None), false) => {
-                    if record {
-                        let policy = serde_json::to_value(pool.all_down).ok();
-                        let policy = policy.as_ref().and_then(|v| v.as_str()).unwrap_or_default();
-                        let or = down.join(" or ");
-                        let why = format!("no {or} member is up and enabled: answering all_down = \"{policy}\"");
-                        self.push_pool(pool, "up", "all-down", why);
-                    }
-                    Some(PoolDown { since: now, telling: true })
-                }
-                // A pool down at start-up is news when it comes up; a pool just
-                // added is down only until its members' first probes.
-                (None, false) => Some(PoolDown { since: now, telling: !record }),
-                (Some(None) | None, true) => None,
-            };
-            next.insert(pool.name_text.clone(), since);
+            next.insert(pool.name_text.clone(), self.down_since(pool, record, now));
         }
         self.all_down = next;
+    }
+
+    /// [`Writer::note_all_down`] after a change that rebuilt only the pools at
+    /// `which` (a health flip): every other pool is the one seen before, so a flip
+    /// at 100,000 pools looks at its own.
+    pub(super) fn note_all_down_of(&mut self, which: &std::collections::BTreeSet<u32>) {
+        let snapshot = self.snapshot.load_full();
+        self.all_down_seen = Arc::downgrade(&snapshot);
+        let now = SystemTime::now();
+        for pool in which.iter().filter_map(|&i| snapshot.pools.get(i as usize)) {
+            let since = self.down_since(pool, true, now);
+            self.all_down.insert(pool.name_text.clone(), since);
+        }
+    }
+
+    /// Since when `pool` (as now published) is all down, from what was noted of
+    /// it before; a change is recorded as an event if `record`.
+    fn down_since(&self, pool: &crate::snapshot::Pool, record: bool, now: SystemTime) -> Option<PoolDown> {
+        let down = families_down(pool);
+        match (self.all_down.get(&pool.name_text), down.is_empty()) {
+            (Some(Some(d)), false) => Some(*d),
+            (Some(Some(d)), true) => {
+                if record && d.telling {
+                    self.push_pool(pool, "all-down", "up", "a member is eligible again".into());
+                }
+                None
+            }
+            (Some(None), false) => {
+                if record {
+                    let policy = serde_json::to_value(pool.all_down).ok();
+                    let policy = policy.as_ref().and_then(|v| v.as_str()).unwrap_or_default();
+                    let or = down.join(" or ");
+                    let why = format!("no {or} member is up and enabled: answering all_down = \"{policy}\"");
+                    self.push_pool(pool, "up", "all-down", why);
+                }
+                Some(PoolDown { since: now, telling: true })
+            }
+            // A pool down at start-up is news when it comes up; a pool just
+            // added is down only until its members' first probes.
+            (None, false) => Some(PoolDown { since: now, telling: !record }),
+            (Some(None) | None, true) => None,
+        }
     }
 
     fn push_pool(&self, pool: &crate::snapshot::Pool, from: &'static str, to: &'static str, reason: String) {

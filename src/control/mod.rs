@@ -24,7 +24,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::persist::{Remote, Store, StoreError};
 use crate::state::api::{ApiError, ApiRequest, Reply};
@@ -116,6 +116,8 @@ pub struct Writer {
     all_down: std::collections::HashMap<String, Option<events::PoolDown>>,
     /// The snapshot `all_down` was computed from.
     all_down_seen: std::sync::Weak<Snapshot>,
+    /// Which published pools each probe stream feeds.
+    by_probe: probes::PoolsByProbe,
 }
 
 /// The last change to a zone as this server saw it.
@@ -189,6 +191,7 @@ impl Writer {
             outcomes,
             all_down: Default::default(),
             all_down_seen: Default::default(),
+            by_probe: Default::default(),
         };
         writer.note_file_changes(None);
         Ok(writer)
@@ -242,14 +245,18 @@ impl Writer {
                 }
                 r = probes.recv() => {
                     let Some(first) = r else { return };
+                    let started = std::time::Instant::now();
                     let mut changed: HashSet<ProbeKey> = HashSet::new();
                     self.apply_probe(first, &mut changed);
                     while let Ok(more) = probes.try_recv() {
                         self.apply_probe(more, &mut changed);
                     }
                     if !changed.is_empty() {
-                        self.republish_members(|k| changed.contains(k));
+                        let rebuilt = self.republish_members(&changed);
+                        self.note_all_down_of(&rebuilt);
                         self.share_view();
+                        // What bench/scale.sh reads: a flip's cost at scale.
+                        debug!(probes = changed.len(), pools = rebuilt.len(), took = ?started.elapsed(), "health change published");
                     }
                 }
                 c = commands.recv() => match c {

@@ -2,9 +2,13 @@
 //! probes kept in step with the pools in effect, and this node's view handed to
 //! the task that shares it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use tracing::{info, warn};
+
+use crate::config::{CheckKind, PoolDef};
 
 use crate::health::{ClusterView, ProbeKey, ProbeResult, ProbeSpec, Votes};
 
@@ -78,15 +82,65 @@ impl Writer {
         }
     }
 
+    /// The names of the pools `key`'s results feed, for the log.
     pub(super) fn pools_with(&self, key: &ProbeKey) -> String {
-        let names: Vec<String> = self
-            .pool_defs()
-            .iter()
-            .filter(|p| p.members.iter().any(|m| m.address == key.addr) && ProbeSpec::of(p) == *key.spec)
-            .map(|p| p.name.to_ascii())
-            .collect();
-        names.join(",")
+        let snap = self.snapshot.load();
+        let pools = self.by_probe.pools_of([key]).into_iter().filter_map(|i| snap.pools.get(i as usize));
+        pools.map(|p| p.def.name.to_ascii()).collect::<Vec<_>>().join(",")
     }
+}
+
+/// Which pools each probe stream's results feed, by their index in the published
+/// snapshot: a health flip rebuilds those pools and walks no other. Made anew with
+/// every full build and updated for each pool rebuilt alone, so it describes the
+/// pools published.
+#[derive(Debug, Default)]
+pub(super) struct PoolsByProbe(HashMap<ProbeKey, Vec<u32>>);
+
+impl PoolsByProbe {
+    /// The index of `pools`, at their positions (as a full build places them).
+    pub(super) fn of<'a>(pools: impl IntoIterator<Item = &'a Arc<PoolDef>>) -> PoolsByProbe {
+        let mut index = PoolsByProbe::default();
+        for (i, def) in pools.into_iter().enumerate() {
+            index.add(i as u32, def);
+        }
+        index
+    }
+
+    /// Pool `i`, defined by `def`, is fed by its members' probes.
+    pub(super) fn add(&mut self, i: u32, def: &PoolDef) {
+        for key in keys_of(def) {
+            self.0.entry(key).or_default().push(i);
+        }
+    }
+
+    /// Pool `i`, defined by `def`, no longer is.
+    pub(super) fn remove(&mut self, i: u32, def: &PoolDef) {
+        for key in keys_of(def) {
+            if let Entry::Occupied(mut e) = self.0.entry(key) {
+                e.get_mut().retain(|&p| p != i);
+                if e.get().is_empty() {
+                    e.remove();
+                }
+            }
+        }
+    }
+
+    /// The pools fed by any of `keys`, each once, in index order.
+    pub(super) fn pools_of<'k>(&self, keys: impl IntoIterator<Item = &'k ProbeKey>) -> BTreeSet<u32> {
+        keys.into_iter().filter_map(|k| self.0.get(k)).flatten().copied().collect()
+    }
+
+    /// The probe streams whose id (how nodes name them in their votes) is in `ids`.
+    pub(super) fn keys_with_ids(&self, ids: &HashSet<String>) -> Vec<ProbeKey> {
+        self.0.keys().filter(|k| ids.contains(&k.id())).cloned().collect()
+    }
+}
+
+/// The probe streams whose results decide `def`'s members (none with `check = "none"`).
+fn keys_of(def: &PoolDef) -> impl Iterator<Item = ProbeKey> + '_ {
+    let spec = (def.health.check != CheckKind::None).then(|| Arc::new(ProbeSpec::of(def)));
+    def.members.iter().filter_map(move |m| Some(ProbeKey { addr: m.address, spec: spec.clone()? }))
 }
 
 /// Probe ids on which some node's vote differs between two sets of node views.

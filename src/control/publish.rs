@@ -1,6 +1,7 @@
 //! Publishing: the only code that swaps the snapshot ([`Writer::swap`]). Each
 //! change rebuilds what it touched (a zone, some pools, a serial) and shares the
 //! rest with the snapshot before it; a full build is for changes to the pool list.
+//! Every publish keeps `Writer::by_probe` in step with the pools it publishes.
 
 use std::sync::Arc;
 
@@ -9,10 +10,11 @@ use tracing::error;
 
 use crate::state::overlay::Overlay;
 
-use crate::config::{CheckKind, PoolDef};
-use crate::health::{ProbeKey, ProbeSpec};
-use crate::snapshot::Snapshot;
+use crate::config::PoolDef;
+use crate::health::ProbeKey;
+use crate::snapshot::{Pool, Pools, Snapshot};
 
+use super::probes::PoolsByProbe;
 use super::*;
 
 impl Writer {
@@ -33,6 +35,7 @@ impl Writer {
             Some(&prev),
         )?;
         self.swap(next);
+        self.by_probe = PoolsByProbe::of(&pools);
         Ok(())
     }
 
@@ -94,39 +97,44 @@ impl Writer {
     }
 
     /// The published pools with those `which` names rebuilt from their
-    /// definitions in effect (and this node's view of health).
-    pub(super) fn pools_rebuilt(
-        &self,
-        prev: &Snapshot,
-        which: impl Fn(&Name) -> bool,
-    ) -> Vec<Arc<crate::snapshot::Pool>> {
+    /// definitions in effect (and this node's view of health); the index of
+    /// probes to pools follows their new definitions.
+    pub(super) fn pools_rebuilt(&mut self, prev: &Snapshot, which: impl Fn(&Name) -> bool) -> Pools {
         let view = self.view();
         let defs: std::collections::HashMap<&Name, &Arc<PoolDef>> =
             self.effective.pools.iter().map(|(p, _)| (&p.name, p)).collect();
-        prev.pools
+        let rebuilt: Vec<(u32, Arc<Pool>)> = prev
+            .pools
             .iter()
-            .map(|p| match defs.get(&p.def.name) {
-                Some(d) if which(&p.def.name) => {
-                    Arc::new(crate::snapshot::build_pool((*d).clone(), &view, Some(p), &prev.regions))
-                }
-                _ => p.clone(),
+            .enumerate()
+            .filter(|(_, p)| which(&p.def.name))
+            .filter_map(|(i, p)| {
+                let def = (*defs.get(&p.def.name)?).clone();
+                Some((i as u32, Arc::new(crate::snapshot::build_pool(def, &view, Some(p), &prev.regions))))
             })
-            .collect()
+            .collect();
+        for (i, pool) in &rebuilt {
+            if let Some(old) = prev.pools.get(*i as usize) {
+                self.by_probe.remove(*i, &old.def);
+            }
+            self.by_probe.add(*i, &pool.def);
+        }
+        prev.pools.with_replaced(rebuilt)
     }
 
-    /// Rebuilds the pools with a member whose probe `changed` says changed
-    /// (its result here, or another node's vote); zones are shared.
-    pub(super) fn republish_members(&mut self, changed: impl Fn(&ProbeKey) -> bool) {
+    /// Rebuilds the pools fed by the probe streams `changed` (their results
+    /// here, or another node's votes); every other pool and every zone is shared.
+    /// The work is that of the pools rebuilt, whatever the number of pools.
+    /// Returns the indices of the pools rebuilt.
+    pub(super) fn republish_members<'k>(
+        &mut self,
+        changed: impl IntoIterator<Item = &'k ProbeKey>,
+    ) -> std::collections::BTreeSet<u32> {
         let prev = self.snapshot.load_full();
-        let view = self.view();
-        let next = crate::snapshot::rebuild_pools(&prev, &view, |def| {
-            if def.health.check == CheckKind::None {
-                return false;
-            }
-            let spec = Arc::new(ProbeSpec::of(def));
-            def.members.iter().any(|m| changed(&ProbeKey { addr: m.address, spec: spec.clone() }))
-        });
+        let which = self.by_probe.pools_of(changed);
+        let next = crate::snapshot::rebuild_pools(&prev, &self.view(), which.iter().copied());
         self.swap(next);
+        which
     }
 
     /// Makes `overlay` (with `effective`, derived from it) the state in effect:

@@ -17,6 +17,7 @@ impl Writer {
     /// old state stays in effect.
     pub(super) fn reload(&mut self, sources: Sources) -> Result<(), StateError> {
         let effective = effective(&sources, &self.overlay)?;
+        let unchanged_files = sources.unchanged_zone_files;
         let old = &self.sources.config;
         let new = &sources.config;
         if old.dns.listen != new.dns.listen
@@ -40,7 +41,13 @@ impl Writer {
         }
         self.note_file_changes(Some(&old_sources));
         let started = self.follow_pools();
-        info!(zones = self.effective.zones.len(), pools = self.effective.pools.len(), new_probes = started, "reloaded");
+        info!(
+            zones = self.effective.zones.len(),
+            zone_files_unchanged = unchanged_files,
+            pools = self.effective.pools.len(),
+            new_probes = started,
+            "reloaded"
+        );
         Ok(())
     }
 
@@ -49,6 +56,10 @@ impl Writer {
     pub(super) fn note_file_changes(&mut self, before: Option<&Sources>) {
         let differs = |z: &ZoneData| {
             let Some(old) = before.and_then(|b| b.zones.iter().find(|o| o.origin == z.origin)) else { return true };
+            // A zone taken unchanged from its file is the same zone.
+            if std::ptr::eq(&**old, z) {
+                return false;
+            }
             old.records.len() != z.records.len()
                 || old
                     .records

@@ -22,7 +22,7 @@ impl Writer {
                     let before = std::mem::take(&mut self.nodes);
                     warn!("etcd out of reach: health decided by this node's probes alone");
                     let votes = changed_votes(&before, &self.nodes);
-                    self.republish_members(|k| votes.contains(&k.id()));
+                    self.republish_members(&self.by_probe.keys_with_ids(&votes));
                 }
             }
             Observed::Full(state) => {
@@ -64,7 +64,7 @@ impl Writer {
                 }
                 let votes = changed_votes(&before, &self.nodes);
                 if !votes.is_empty() {
-                    self.republish_members(|k| votes.contains(&k.id()));
+                    self.republish_members(&self.by_probe.keys_with_ids(&votes));
                 }
             }
         }

@@ -12,7 +12,7 @@ use super::cookie::{CookieCheck, Cookies};
 use super::wire::{self, Parsed, Query};
 use crate::net;
 use crate::policy::Scratch;
-use crate::snapshot::{Extra, Node, Pool, RRset, Selection, Snapshot, Zone};
+use crate::snapshot::{Extra, Node, Pool, RRset, Selection, Snapshot, Zone, address_record_len, write_address};
 use std::sync::atomic::Ordering;
 
 /// What happened, for counters.
@@ -576,9 +576,9 @@ impl<'s> Ctx<'s, '_> {
             Selection::NoData => return PoolResult::NoData,
             Selection::ServFail => return PoolResult::ServFail,
             Selection::Fallback => {
-                for rec in &pool.family[f].fallback {
+                for &address in pool.family[f].fallback_addrs.iter() {
                     write_owner(self.out, owner);
-                    self.out.extend_from_slice(rec);
+                    write_address(self.out, address, pool.ttl);
                     a.an += 1;
                 }
             }
@@ -586,7 +586,7 @@ impl<'s> Ctx<'s, '_> {
                 for &i in self.order.iter() {
                     if let Some(m) = pool.members.get(i as usize) {
                         write_owner(self.out, owner);
-                        self.out.extend_from_slice(&m.record);
+                        write_address(self.out, m.address, pool.ttl);
                         a.an += 1;
                     }
                 }
@@ -609,8 +609,7 @@ impl<'s> Ctx<'s, '_> {
             Owner::Ptr(_) => 2,
             Owner::Name(n) => n.len(),
         };
-        let record_len =
-            pool.family[f].all.first().and_then(|&i| pool.members.get(i as usize)).map_or(0, |m| m.record.len());
+        let record_len = if pool.family[f].all.is_empty() { 0 } else { address_record_len(f) };
         self.room.saturating_sub(self.out.len()) / (owner_len + record_len)
     }
 

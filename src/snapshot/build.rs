@@ -35,10 +35,15 @@ pub fn build(
     // Previous pools by name: a reload of 100,000 pools must not search for each.
     let previous_by_name: std::collections::HashMap<&Name, &Arc<Pool>> =
         previous.map(|s| s.pools.iter().map(|p| (&p.def.name, p)).collect()).unwrap_or_default();
+    // `geo` pools are built from the regions: with other regions none is kept.
+    let same_regions = previous.is_some_and(|s| s.regions == regions);
     for (i, def) in pools.iter().enumerate() {
         index.insert(def.name.clone(), i as u32);
         let prev = previous_by_name.get(&def.name).copied();
-        built.push(Arc::new(build_pool(def.clone(), health, prev.map(|p| &**p), &regions)));
+        built.push(match prev {
+            Some(p) if same_regions && unchanged(p, def, health) => p.clone(),
+            _ => Arc::new(build_pool(def.clone(), health, prev.map(|p| &**p), &regions)),
+        });
     }
     let mut zone_map = FxHashMap::default();
     for z in zones {
@@ -46,22 +51,82 @@ pub fn build(
         let zone = build_zone(z, bump, &index)?;
         zone_map.insert(zone.origin_wire.clone(), Arc::new(zone));
     }
-    Ok(Snapshot { zones: Arc::new(zone_map), pools: built, edns_udp_size, regions: regions.clone(), geoip })
+    let pools = built.into_iter().collect();
+    Ok(Snapshot { zones: Arc::new(zone_map), pools, edns_udp_size, regions: regions.clone(), geoip })
 }
 
-/// The next snapshot after a health change: the pools for which `affected` is true
-/// are rebuilt, every other pool and every zone is shared with `prev`.
-pub fn rebuild_pools(prev: &Snapshot, health: &dyn HealthView, affected: impl Fn(&PoolDef) -> bool) -> Snapshot {
-    let pools = prev
-        .pools
-        .iter()
-        .map(|p| {
-            if affected(&p.def) {
-                Arc::new(build_pool(p.def.clone(), health, Some(p), &prev.regions))
-            } else {
-                p.clone()
-            }
-        })
-        .collect();
-    prev.with_parts(prev.zones.clone(), pools)
+/// Whether `pool` is what building `def` with `health` would make: the same
+/// definition (wherever it now is in the config) and the same health of every
+/// member. Such a pool is kept whole, its policy state and counters with it.
+fn unchanged(pool: &Pool, def: &PoolDef, health: &dyn HealthView) -> bool {
+    same_definition(&pool.def, def)
+        && pool.members.iter().zip(&def.members).all(|(m, d)| m.healthy == health.is_up(def, d.address))
+}
+
+/// Whether two definitions define the same pool; where each was written does not
+/// count (a pool above it that grew moves it down the config file).
+fn same_definition(a: &PoolDef, b: &PoolDef) -> bool {
+    // Destructured so that a new field cannot be forgotten here.
+    let PoolDef { name, policy, ttl, max_answers, all_down, fallback, health, members, line: _ } = a;
+    (name, policy, ttl, max_answers, all_down, fallback, health, members)
+        == (&b.name, &b.policy, &b.ttl, &b.max_answers, &b.all_down, &b.fallback, &b.health, &b.members)
+}
+
+/// The next snapshot after a health change: the pools at the indices `which`
+/// are rebuilt, every other pool and every zone is shared with `prev`. The cost
+/// is that of the pools rebuilt, whatever the number of pools.
+pub fn rebuild_pools(prev: &Snapshot, health: &dyn HealthView, which: impl IntoIterator<Item = u32>) -> Snapshot {
+    let rebuilt = which.into_iter().filter_map(|i| {
+        let p = prev.pools.get(i as usize)?;
+        Some((i, Arc::new(build_pool(p.def.clone(), health, Some(p), &prev.regions))))
+    });
+    prev.with_parts(prev.zones.clone(), prev.pools.with_replaced(rebuilt))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::path::Path;
+
+    use super::*;
+
+    /// Every member up but those listed.
+    struct Down(Vec<IpAddr>);
+    impl HealthView for Down {
+        fn is_up(&self, _: &PoolDef, address: IpAddr) -> bool {
+            !self.0.contains(&address)
+        }
+    }
+
+    fn snapshot(pools: &str, health: &dyn HealthView, previous: Option<&Snapshot>) -> Snapshot {
+        let text = format!("[[zone]]\norigin = \"e.test.\"\nfile = \"/z\"\n{pools}");
+        let config = crate::config::parse(Path::new("/lbdns.toml"), &text).unwrap();
+        let zone =
+            crate::zone::parse_str(&config.zones[0].origin, Path::new("/z"), "@ 60 SOA ns h 1 2 3 4 30\n@ 60 NS ns\n");
+        let defs: Vec<Arc<PoolDef>> = config.pools.into_iter().map(Arc::new).collect();
+        let settings = Settings { edns_udp_size: 1232, regions: Arc::default(), geoip: None };
+        build(&[Arc::new(zone.unwrap())], &defs, health, &BTreeMap::new(), settings, previous).unwrap()
+    }
+
+    /// A full build keeps the previous pool whole when its definition (wherever it
+    /// moved in the config) and its members' health are the same, and builds it
+    /// again when either changed.
+    #[test]
+    fn a_full_build_keeps_unchanged_pools_whole() {
+        let pool = |name: &str, address: &str| {
+            format!("[[pool]]\nname = \"{name}.e.test.\"\n[[pool.member]]\naddress = \"{address}\"\n")
+        };
+        let before = [pool("a", "192.0.2.1"), pool("b", "192.0.2.2"), pool("c", "192.0.2.3")].concat();
+        let first = snapshot(&before, &Down(vec![]), None);
+        // A comment above moves every pool down the file; b changes; c's member goes down.
+        let after = ["# moved\n", &pool("a", "192.0.2.1"), &pool("b", "192.0.2.9"), &pool("c", "192.0.2.3")].concat();
+        let down: IpAddr = "192.0.2.3".parse().unwrap();
+        let next = snapshot(&after, &Down(vec![down]), Some(&first));
+        let same = |i: usize| Arc::ptr_eq(first.pools.get(i).unwrap(), next.pools.get(i).unwrap());
+        assert!(same(0), "a is unchanged");
+        assert!(!same(1), "b has another member");
+        assert!(!same(2), "c's member is down");
+        assert!(!next.pools.get(2).unwrap().members[0].healthy);
+        assert!(Arc::ptr_eq(&first.pools.get(1).unwrap().counters, &next.pools.get(1).unwrap().counters));
+    }
 }

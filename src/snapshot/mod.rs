@@ -2,13 +2,15 @@
 //!
 //! Names are keyed by their lower-cased wire form, and records are pre-encoded
 //! (type, class, TTL, RDLENGTH, RDATA with uncompressed names) so that answering is
-//! hash lookups and byte copies. Pools are held in a separate vector that zone nodes
-//! index into: a health change replaces one pool and the vector of `Arc`s, and shares
-//! every zone unchanged.
+//! hash lookups and byte copies. Pools are held apart in [`Pools`], which zone nodes
+//! index into: a health change replaces its pools and the chunks holding them, and
+//! shares every other pool and every zone unchanged.
 
 mod build;
+mod pools;
 
 pub use build::{Settings, build, rebuild_pools};
+pub use pools::Pools;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -32,7 +34,7 @@ pub struct Snapshot {
     /// Zones by lower-cased wire origin; shared between snapshots that differ
     /// only in pools.
     pub zones: Arc<FxHashMap<Box<[u8]>, Arc<Zone>>>,
-    pub pools: Vec<Arc<Pool>>,
+    pub pools: Pools,
     pub edns_udp_size: u16,
     /// `[regions]`, for building `geo` pools.
     pub regions: Arc<Regions>,
@@ -44,12 +46,12 @@ impl Snapshot {
     /// No zones and no pools: what is published until the first snapshot is built
     /// (nothing answers from it; the sockets are not served before then).
     pub fn empty(edns_udp_size: u16) -> Snapshot {
-        Snapshot { zones: Arc::default(), pools: Vec::new(), edns_udp_size, regions: Arc::default(), geoip: None }
+        Snapshot { zones: Arc::default(), pools: Pools::default(), edns_udp_size, regions: Arc::default(), geoip: None }
     }
 
     /// This snapshot's settings with other zones and pools: the next snapshot
     /// after a change that touched only those.
-    pub fn with_parts(&self, zones: Arc<FxHashMap<Box<[u8]>, Arc<Zone>>>, pools: Vec<Arc<Pool>>) -> Snapshot {
+    pub fn with_parts(&self, zones: Arc<FxHashMap<Box<[u8]>, Arc<Zone>>>, pools: Pools) -> Snapshot {
         Snapshot {
             zones,
             pools,
@@ -181,6 +183,8 @@ pub struct Pool {
     pub family: [Family; 2],
     pub max_answers: usize,
     pub all_down: AllDown,
+    /// The TTL of the pool's records.
+    pub ttl: u32,
     /// Shared with the pool's previous versions, so counts survive rebuilds.
     pub counters: Arc<PoolCounters>,
 }
@@ -226,7 +230,7 @@ impl Pool {
                 AllDown::ServeAll if !fam.enabled.is_empty() => (&fam.enabled, true),
                 AllDown::ServeAll | AllDown::Empty => return (Selection::NoData, true, None),
                 AllDown::Servfail => return (Selection::ServFail, true, None),
-                AllDown::Fallback if fam.fallback.is_empty() => return (Selection::NoData, true, None),
+                AllDown::Fallback if fam.fallback_addrs.is_empty() => return (Selection::NoData, true, None),
                 AllDown::Fallback => return (Selection::Fallback, true, None),
             }
         };
@@ -252,19 +256,20 @@ impl Pool {
             family: self.family.clone(),
             max_answers: self.max_answers,
             all_down: self.all_down,
+            ttl: self.ttl,
             counters: Arc::default(),
         }
     }
 }
 
+/// A member as answers need it. Its A or AAAA record is written from the
+/// address when answered ([`write_address`]): 100,000 pools of 4 members hold no
+/// record buffer each.
 #[derive(Debug, Clone)]
 pub struct PoolMember {
     pub address: IpAddr,
     pub enabled: bool,
     pub healthy: bool,
-    /// TYPE..RDATA of this member's A or AAAA record with the pool TTL (14 bytes
-    /// for A, 26 for AAAA: the same for every member of a family).
-    pub record: Box<[u8]>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -275,10 +280,8 @@ pub struct Family {
     pub eligible: Box<[u16]>,
     /// Enabled (for `all_down = "serve-all"`).
     pub enabled: Box<[u16]>,
-    /// Encoded fallback records of this family.
-    pub fallback: Vec<Box<[u8]>>,
-    /// The same fallback addresses (for HTTP redirects).
-    pub fallback_addrs: Vec<IpAddr>,
+    /// The pool's fallback addresses of this family.
+    pub fallback_addrs: Box<[IpAddr]>,
 }
 
 /// Health as the builder needs it: is this member up?
@@ -319,18 +322,27 @@ pub fn encode_record(ttl: u32, rdata: &RData) -> Result<Vec<u8>, RecordError> {
     Ok(out)
 }
 
-fn address_record(address: IpAddr, ttl: u32) -> Box<[u8]> {
-    let (t, bytes): (u16, Vec<u8>) = match address {
-        IpAddr::V4(a) => (1, a.octets().to_vec()),
-        IpAddr::V6(a) => (28, a.octets().to_vec()),
-    };
-    let mut out = Vec::with_capacity(10 + bytes.len());
-    out.extend_from_slice(&t.to_be_bytes());
-    out.extend_from_slice(&1u16.to_be_bytes());
-    out.extend_from_slice(&ttl.to_be_bytes());
-    out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-    out.extend_from_slice(&bytes);
-    out.into_boxed_slice()
+/// The length of an address record of family `f` (0 = IPv4, 1 = IPv6) from TYPE
+/// to the end of RDATA: what [`write_address`] writes.
+pub const fn address_record_len(f: usize) -> usize {
+    if f == 0 { 14 } else { 26 }
+}
+
+/// Writes TYPE, CLASS IN, TTL, RDLENGTH and RDATA of `address`'s A or AAAA
+/// record. On the query path: it only extends `out`, which has grown already.
+#[inline]
+pub fn write_address(out: &mut Vec<u8>, address: IpAddr, ttl: u32) {
+    let ttl = ttl.to_be_bytes();
+    match address {
+        IpAddr::V4(a) => {
+            out.extend_from_slice(&[0, 1, 0, 1, ttl[0], ttl[1], ttl[2], ttl[3], 0, 4]);
+            out.extend_from_slice(&a.octets());
+        }
+        IpAddr::V6(a) => {
+            out.extend_from_slice(&[0, 28, 0, 1, ttl[0], ttl[1], ttl[2], ttl[3], 0, 16]);
+            out.extend_from_slice(&a.octets());
+        }
+    }
 }
 
 /// Builds a zone's query structure from its records. `pool_names` marks nodes that
@@ -540,12 +552,7 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
                 lists[f].1.push(i as u16);
             }
         }
-        members.push(PoolMember {
-            address: m.address,
-            enabled: m.enabled,
-            healthy,
-            record: address_record(m.address, def.ttl),
-        });
+        members.push(PoolMember { address: m.address, enabled: m.enabled, healthy });
         candidates.push(Candidate { weight: m.weight.max(1), seed: crate::net::addr_seed(m.address) });
     }
     for (f, (all, eligible, enabled)) in lists.into_iter().enumerate() {
@@ -553,10 +560,8 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
         family[f].eligible = eligible.into();
         family[f].enabled = enabled.into();
     }
-    for fb in &def.fallback {
-        let f = &mut family[usize::from(fb.is_ipv6())];
-        f.fallback.push(address_record(*fb, def.ttl));
-        f.fallback_addrs.push(*fb);
+    for (f, fam) in family.iter_mut().enumerate() {
+        fam.fallback_addrs = def.fallback.iter().filter(|a| usize::from(a.is_ipv6()) == f).copied().collect();
     }
     let counters = previous.map(|p| p.counters.clone()).unwrap_or_default();
     Pool {
@@ -568,6 +573,7 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
         family,
         max_answers: def.max_answers,
         all_down: def.all_down,
+        ttl: def.ttl,
         def,
     }
 }
@@ -594,6 +600,23 @@ mod tests {
         let neg = &zone.negative_soa;
         assert_eq!(u32::from_be_bytes([neg[4], neg[5], neg[6], neg[7]]), 30);
         assert_eq!(zone.serial, 1);
+    }
+
+    /// The address records a pool answer writes are byte for byte what the
+    /// record encoder makes of the same A and AAAA data.
+    #[test]
+    fn address_records_are_written_as_the_encoder_makes_them() {
+        use hickory_proto::rr::rdata::{A, AAAA};
+        let v4: std::net::Ipv4Addr = "192.0.2.7".parse().unwrap();
+        let v6: std::net::Ipv6Addr = "2001:db8::7".parse().unwrap();
+        for (f, address, rdata) in
+            [(0, IpAddr::V4(v4), RData::A(A::from(v4))), (1, v6.into(), RData::AAAA(AAAA::from(v6)))]
+        {
+            let mut out = vec![0xc0, 0x0c];
+            write_address(&mut out, address, 86_401);
+            assert_eq!(out[2..], encode_record(86_401, &rdata).unwrap()[..], "{address}");
+            assert_eq!(out.len() - 2, address_record_len(f));
+        }
     }
 
     /// NS, MX and SRV RRsets carry their in-zone targets' addresses: once per

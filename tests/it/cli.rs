@@ -95,6 +95,12 @@ pub fn spawn_logging(config: &std::path::Path, log: &std::path::Path) -> Running
     spawn_full(config, &[], Stdio::from(std::fs::File::create(log).unwrap()))
 }
 
+/// Starts the binary with extra environment variables (`LBDNS_LOG` among them
+/// sets what is logged) and its log written to `log`.
+pub fn spawn_logging_with(config: &std::path::Path, log: &std::path::Path, env: &[(&str, &str)]) -> Running {
+    spawn_full(config, env, Stdio::from(std::fs::File::create(log).unwrap()))
+}
+
 fn spawn_full(config: &std::path::Path, env: &[(&str, &str)], stderr: Stdio) -> Running {
     let mut child = bin()
         .arg("--config")

@@ -192,3 +192,47 @@ fn a_backend_down_at_start_is_never_answered() {
         assert_eq!(answered(&s, "www.h.test."), vec!["127.0.0.2"]);
     }
 }
+
+/// A probe's result reaches every pool that has the member as the pools are now
+/// (the writer's index of probes to pools follows every change): a member added
+/// to a config pool through the API comes up, goes down and up with its backend,
+/// and so does a pool created through the API with the same check beside it.
+#[test]
+fn a_flip_reaches_the_pools_changed_through_the_api() {
+    const TOKEN: &str = "flip-token-0123456789abcdef012345";
+    let b = backends(2);
+    let port = b[0].addr.port();
+    let shared = "host=\"shared.h.test\"";
+    let cfg = format!(
+        "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\ntoken_file=\"admin.token\"\n\
+         [[zone]]\norigin=\"h.test.\"\nfile=\"h.zone\"\n{}",
+        pool("a.h.test.", "http", port, shared, "", &["127.0.0.2"])
+    );
+    let s = Server::start(&cfg, &[("h.zone", &small_zone("")), ("admin.token", TOKEN)]);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::blocking::Client::new();
+    let put = |path: &str, body: &str| {
+        let url = format!("http://{}{path}", s.admin);
+        let resp = http.put(url).bearer_auth(TOKEN).header("content-type", "application/json").body(body.to_string());
+        resp.send().unwrap().status().as_u16()
+    };
+    let a = |want: &[&str]| answered(&s, "a.h.test.") == want;
+    assert_eq!(put("/v1/pools/a.h.test./members/127.0.0.3", "{}"), 201);
+    assert!(wait_for(Duration::from_secs(5), || a(&["127.0.0.2", "127.0.0.3"])).is_some(), "the new member never up");
+    b[1].set_status(500);
+    assert!(wait_for(Duration::from_secs(5), || a(&["127.0.0.2"])).is_some(), "the new member answered after failing");
+    b[1].set_status(200);
+    assert!(wait_for(Duration::from_secs(5), || a(&["127.0.0.2", "127.0.0.3"])).is_some(), "never up again");
+
+    let health = format!(
+        r#"{{"check":"http","port":{port},"host":"shared.h.test","interval":"200ms","timeout":"300ms","rise":2,"fall":2}}"#
+    );
+    let body = format!(r#"{{"members":[{{"address":"127.0.0.3"}}],"all_down":"empty","health":{health}}}"#);
+    assert_eq!(put("/v1/pools/c.h.test.", &body), 201);
+    let both = |want: &[&str]| a(want) && answered(&s, "c.h.test.") == want[1..];
+    assert!(wait_for(Duration::from_secs(5), || both(&["127.0.0.2", "127.0.0.3"])).is_some(), "pool c never up");
+    b[1].set_status(500);
+    assert!(wait_for(Duration::from_secs(5), || both(&["127.0.0.2"])).is_some(), "127.0.0.3 answered after failing");
+    b[1].set_status(200);
+    assert!(wait_for(Duration::from_secs(5), || both(&["127.0.0.2", "127.0.0.3"])).is_some(), "never up again");
+}

@@ -30,6 +30,7 @@ mod ops;
 mod overrides;
 mod pools;
 mod redirect;
+mod reload;
 mod scale;
 mod store;
 mod ui;
