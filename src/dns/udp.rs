@@ -103,6 +103,9 @@ pub fn spawn_worker(
                             }
                             Verdict::Drop => stats.rrl(true),
                         }
+                        if answered[i] {
+                            responder.sign(&mut outs[i]);
+                        }
                     }
                     None => stats.dropped(),
                 }

@@ -17,6 +17,7 @@ pub struct Settings {
     pub edns_udp_size: u16,
     pub regions: Arc<Regions>,
     pub geoip: Option<Arc<crate::geoip::GeoDb>>,
+    pub tsig: Arc<crate::tsig::Keys>,
 }
 
 /// Builds a complete snapshot. `previous` lends round-robin cursors to pools that
@@ -29,7 +30,7 @@ pub fn build(
     settings: Settings,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, Problem> {
-    let Settings { edns_udp_size, regions, geoip } = settings;
+    let Settings { edns_udp_size, regions, geoip, tsig } = settings;
     let mut index: BTreeMap<Name, u32> = BTreeMap::new();
     let mut built = Vec::with_capacity(pools.len());
     // Previous pools by name: a reload of 100,000 pools must not search for each.
@@ -46,7 +47,7 @@ pub fn build(
         let zone = build_zone(z, bump, &index)?;
         zone_map.insert(zone.origin_wire.clone(), Arc::new(zone));
     }
-    Ok(Snapshot { zones: Arc::new(zone_map), pools: built, edns_udp_size, regions: regions.clone(), geoip })
+    Ok(Snapshot { zones: Arc::new(zone_map), pools: built, edns_udp_size, regions: regions.clone(), geoip, tsig })
 }
 
 /// The next snapshot after a health change: the pools for which `affected` is true
