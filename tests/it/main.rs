@@ -32,4 +32,5 @@ mod pools;
 mod redirect;
 mod scale;
 mod store;
+mod tsig;
 mod ui;
