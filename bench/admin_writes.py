@@ -1,37 +1,52 @@
 #!/usr/bin/env python3
 """Admin API write load for bench/admin.sh: PUT RRsets as fast as the server
-acknowledges them, from C concurrent keep-alive clients. Prints writes/s.
-Usage: admin_writes.py HOST:PORT TOKEN TOTAL CLIENTS [PREFIX]"""
+acknowledges them, from C concurrent keep-alive clients (one connection each).
+Prints writes/s. With --seconds, each client stops after that long (for zones
+where a write is slow); the rate is of the writes done.
+Usage: admin_writes.py HOST:PORT TOKEN TOTAL CLIENTS [PREFIX] [--zone ORIGIN] [--seconds S]"""
+import argparse
 import http.client
-import sys
 import threading
 import time
 
-addr, token, total, clients = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-prefix = sys.argv[5] if len(sys.argv) > 5 else "w"
-host, port = addr.rsplit(":", 1)
-per = total // clients
+ap = argparse.ArgumentParser()
+ap.add_argument("addr")
+ap.add_argument("token")
+ap.add_argument("total", type=int)
+ap.add_argument("clients", type=int)
+ap.add_argument("prefix", nargs="?", default="w")
+ap.add_argument("--zone", default="example.test.")
+ap.add_argument("--seconds", type=float, default=None)
+args = ap.parse_args()
+host, port = args.addr.rsplit(":", 1)
+per = args.total // args.clients
 errors = []
+done = [0] * args.clients
 
 
-def worker(c):
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    hdr = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+def worker(c, start):
+    conn = http.client.HTTPConnection(host, int(port), timeout=600)
+    hdr = {"Authorization": f"Bearer {args.token}", "Content-Type": "application/json"}
     for i in range(per):
+        if args.seconds is not None and time.monotonic() - start > args.seconds:
+            break
         n = c * per + i
         body = '{"ttl":60,"data":["10.%d.%d.%d"]}' % (n >> 16 & 255, n >> 8 & 255, n & 255)
-        conn.request("PUT", f"/v1/zones/example.test./records/{prefix}{n}.example.test./A", body, hdr)
+        conn.request("PUT", f"/v1/zones/{args.zone}/records/{args.prefix}{n}.{args.zone}/A", body, hdr)
         r = conn.getresponse()
         r.read()
         if r.status not in (200, 201):
             errors.append(r.status)
+        done[c] += 1
 
 
 start = time.monotonic()
-threads = [threading.Thread(target=worker, args=(c,)) for c in range(clients)]
+threads = [threading.Thread(target=worker, args=(c, start)) for c in range(args.clients)]
 for t in threads:
     t.start()
 for t in threads:
     t.join()
 took = time.monotonic() - start
-print(f"clients={clients} writes={per * clients} seconds={took:.2f} writes_per_s={per * clients / took:.0f} errors={len(errors)}")
+writes = sum(done)
+print(f"zone={args.zone} clients={args.clients} writes={writes} seconds={took:.2f} "
+      f"writes_per_s={writes / took:.2f} errors={len(errors)}")
