@@ -26,6 +26,7 @@ fn snapshot(config: &str) -> Snapshot {
             edns_udp_size: s.config.dns.edns_udp_size,
             regions: Arc::new(s.config.regions.clone()),
             geoip: s.geoip.clone(),
+            tsig: s.config.tsig.clone(),
         },
         None,
     )

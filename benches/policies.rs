@@ -98,6 +98,7 @@ fn snapshot(dir: &std::path::Path, policy: &str, n: usize) -> Snapshot {
         edns_udp_size: s.config.dns.edns_udp_size,
         regions: Arc::new(s.config.regions.clone()),
         geoip: s.geoip.clone(),
+        tsig: s.config.tsig.clone(),
     };
     lbdns::snapshot::build(&s.zones, &s.pools, &AllUp, &Default::default(), settings, None).expect("snapshot builds")
 }

@@ -10,13 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// RCODEs counted individually; anything else is counted as "other".
-pub const RCODES: [(u16, &str); 8] = [
+pub const RCODES: [(u16, &str); 9] = [
     (0, "NOERROR"),
     (1, "FORMERR"),
     (2, "SERVFAIL"),
     (3, "NXDOMAIN"),
     (4, "NOTIMP"),
     (5, "REFUSED"),
+    (9, "NOTAUTH"),
     (16, "BADVERS"),
     (u16::MAX, "other"),
 ];

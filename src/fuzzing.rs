@@ -32,6 +32,7 @@ pub fn fixture() -> Arc<ArcSwap<Snapshot>> {
                 edns_udp_size: s.config.dns.edns_udp_size,
                 regions: Arc::new(s.config.regions.clone()),
                 geoip: s.geoip.clone(),
+                tsig: s.config.tsig.clone(),
             },
             None,
         )
@@ -74,6 +75,10 @@ pub fn udp(data: &[u8]) {
     // Without EDNS at most 512 bytes; with it at most the server's size.
     check_reply(packet, &out, snap.edns_udp_size.max(512) as usize);
     let answered = out.clone();
+    // A signed request's reply with its TSIG must still parse.
+    let mut signed = out.clone();
+    r.sign(&mut signed);
+    check_reply(packet, &signed, u16::MAX as usize);
     r.slip(&mut out);
     check_reply(packet, &out, answered.len());
     if outcome.cookie != crate::dns::cookie::CookieCheck::None {

@@ -34,6 +34,7 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod sources;
 pub mod state;
+pub mod tsig;
 pub mod zone;
 
 pub use app::App;

@@ -32,8 +32,8 @@ struct Cli {
 enum Command {
     /// Load and validate config, zones and GeoIP database, then exit.
     Check {
-        /// Do not read secret files (admin token, cookie secret, etcd password and
-        /// client key), e.g. when only the service may read them.
+        /// Do not read secret files (admin token, cookie secret, TSIG secrets, etcd
+        /// password and client key), e.g. when only the service may read them.
         #[arg(long)]
         no_secrets: bool,
     },
@@ -44,8 +44,25 @@ enum Command {
         /// The file `lbdns export` wrote ("-" = standard input).
         file: PathBuf,
     },
+    /// Print a new TSIG key as a BIND key clause (for `secret_file`, `nsupdate -k`,
+    /// `dig -k`, `kdig -k`).
+    TsigKeygen {
+        /// The key name, as clients send it (e.g. update-key.).
+        name: String,
+        /// The HMAC algorithm.
+        #[arg(short = 'a', long = "algorithm", value_enum, default_value_t = KeyAlgorithm::HmacSha256)]
+        algorithm: KeyAlgorithm,
+    },
     #[command(flatten)]
     Client(lbdns::client::Command),
+}
+
+/// `tsig-keygen -a`: the algorithms `[[tsig]]` accepts.
+#[derive(Clone, Copy, ValueEnum)]
+enum KeyAlgorithm {
+    HmacSha256,
+    HmacSha512,
+    HmacSha1,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -70,8 +87,34 @@ fn main() -> ExitCode {
         Some(Command::Check { no_secrets }) => check(&cli.config, no_secrets),
         Some(Command::Export) => transfer(&cli.config, None),
         Some(Command::Import { file }) => transfer(&cli.config, Some(&file)),
+        Some(Command::TsigKeygen { name, algorithm }) => tsig_keygen(&name, algorithm),
         Some(Command::Client(c)) => ExitCode::from(lbdns::client::run(&cli.config, &c)),
         None => serve(&cli.config),
+    }
+}
+
+fn tsig_keygen(name: &str, algorithm: KeyAlgorithm) -> ExitCode {
+    let algorithm = match algorithm {
+        KeyAlgorithm::HmacSha256 => lbdns::tsig::Algorithm::HmacSha256,
+        KeyAlgorithm::HmacSha512 => lbdns::tsig::Algorithm::HmacSha512,
+        KeyAlgorithm::HmacSha1 => lbdns::tsig::Algorithm::HmacSha1,
+    };
+    let name = match lbdns::config::parse_fqdn(name) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("lbdns tsig-keygen: key name: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match lbdns::tsig::keygen(&name, algorithm) {
+        Ok(clause) => {
+            let _ = std::io::stdout().write_all(clause.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lbdns tsig-keygen: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! Reading secret files: the admin bearer token, the DNS cookie secret and the etcd
-//! password. Each reader checks what it reads (length, format, size) and names the
+//! Reading secret files: the admin bearer token, the DNS cookie secret, the etcd
+//! password and TSIG key secrets. Each reader checks what it reads (length, format, size) and names the
 //! file in its error, so that `lbdns check`, start-up and reload say the same thing.
 //!
 //! A leaf: imports nothing from the crate. Nothing here logs the secret itself.
@@ -113,6 +113,135 @@ pub fn password(file: &[u8]) -> String {
     String::from_utf8_lossy(file).trim_end_matches(['\n', '\r']).to_string()
 }
 
+/// The largest TSIG secret file read: a key clause is a few lines.
+const MAX_TSIG_FILE: u64 = 64 * 1024;
+
+/// What a TSIG `secret_file` holds: the secret, and the name and algorithm of the
+/// BIND `key` clause it came in (for the caller to compare with its entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TsigSecret {
+    pub secret: Vec<u8>,
+    /// `(name, algorithm)` as the clause writes them; `None` for a bare base64 line.
+    pub clause: Option<(String, String)>,
+}
+
+/// Why a TSIG secret file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TsigSecretError {
+    #[error("cannot read secret_file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("secret_file {path}: {source}")]
+    Format { path: String, source: BadTsigSecret },
+}
+
+/// The text is neither one base64 line nor a BIND `key` clause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadTsigSecret {
+    #[error("the file is empty; make a key with `lbdns tsig-keygen NAME`")]
+    Empty,
+    #[error("the secret is not base64: {0}")]
+    Base64(String),
+    #[error("the secret is empty")]
+    NoBytes,
+    #[error("not a BIND key clause (key \"NAME\" {{ algorithm ALG; secret \"BASE64\"; }};): {0}")]
+    Clause(&'static str),
+}
+
+/// Reads a TSIG secret from `path`: a regular file of at most 64 KiB holding the
+/// base64 secret on one line, or a BIND `key` clause (what `tsig-keygen` prints).
+pub fn read_tsig_secret(path: &Path) -> Result<TsigSecret, TsigSecretError> {
+    let shown = || path.display().to_string();
+    let text = std::fs::metadata(path)
+        .and_then(|m| {
+            if m.is_file() && m.len() <= MAX_TSIG_FILE {
+                std::fs::read_to_string(path)
+            } else {
+                Err(std::io::Error::other("not a regular file of at most 64 KiB"))
+            }
+        })
+        .map_err(|source| TsigSecretError::Read { path: shown(), source })?;
+    parse_tsig_secret(&text).map_err(|source| TsigSecretError::Format { path: shown(), source })
+}
+
+/// Parses a TSIG secret file's text (see [`read_tsig_secret`]).
+pub fn parse_tsig_secret(text: &str) -> Result<TsigSecret, BadTsigSecret> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(BadTsigSecret::Empty);
+    }
+    // Base64 has no braces: a brace means a key clause.
+    if t.contains('{') {
+        return parse_key_clause(t);
+    }
+    Ok(TsigSecret { secret: decode_base64(t)?, clause: None })
+}
+
+fn decode_base64(t: &str) -> Result<Vec<u8>, BadTsigSecret> {
+    use base64::Engine;
+    let secret =
+        base64::engine::general_purpose::STANDARD.decode(t).map_err(|e| BadTsigSecret::Base64(e.to_string()))?;
+    if secret.is_empty() {
+        return Err(BadTsigSecret::NoBytes);
+    }
+    Ok(secret)
+}
+
+/// `key "NAME" { algorithm ALG; secret "BASE64"; };`, in any layout, with `#`,
+/// `//` and `/* */` comments as BIND allows.
+fn parse_key_clause(t: &str) -> Result<TsigSecret, BadTsigSecret> {
+    let text = strip_comments(t);
+    let rest = text.trim_start().strip_prefix("key").ok_or(BadTsigSecret::Clause("it must start with `key`"))?;
+    let (name, rest) = quoted(rest.trim_start()).ok_or(BadTsigSecret::Clause("the key name must be quoted"))?;
+    let body = rest.trim_start().strip_prefix('{').ok_or(BadTsigSecret::Clause("`{` must follow the name"))?;
+    let close = body.find('}').ok_or(BadTsigSecret::Clause("`}` is missing"))?;
+    if !matches!(body[close + 1..].trim(), ";" | "") {
+        return Err(BadTsigSecret::Clause("one key clause per file, ended by `};`"));
+    }
+    let (mut algorithm, mut secret) = (None, None);
+    for statement in body[..close].split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let (word, value) = statement.split_once(char::is_whitespace).unwrap_or((statement, ""));
+        let value = value.trim();
+        match word {
+            "algorithm" => algorithm = Some(value.trim_matches('"').to_string()),
+            "secret" => secret = Some(quoted(value).map(|(s, _)| s).unwrap_or(value).to_string()),
+            _ => return Err(BadTsigSecret::Clause("only `algorithm` and `secret` go in a key clause")),
+        }
+    }
+    let algorithm = algorithm.ok_or(BadTsigSecret::Clause("`algorithm` is missing"))?;
+    let secret = secret.ok_or(BadTsigSecret::Clause("`secret` is missing"))?;
+    Ok(TsigSecret { secret: decode_base64(&secret)?, clause: Some((name.to_string(), algorithm)) })
+}
+
+/// The text of a leading `"..."` and what follows it.
+fn quoted(s: &str) -> Option<(&str, &str)> {
+    let inner = s.strip_prefix('"')?;
+    let end = inner.find('"')?;
+    Some((&inner[..end], &inner[end + 1..]))
+}
+
+/// `text` without BIND comments (`#` and `//` to the end of the line, `/* */`).
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.find("*/").map_or("", |i| &after[i + 2..]);
+        } else if rest.starts_with('#') || rest.starts_with("//") {
+            rest = rest.find('\n').map_or("", |i| &rest[i..]);
+        } else if rest.starts_with('"') {
+            // A quoted string is copied whole: a secret may hold `//`.
+            let end = rest[1..].find('"').map_or(rest.len(), |i| i + 2);
+            out.push_str(&rest[..end]);
+            rest = &rest[end..];
+        } else {
+            let c = rest.chars().next().unwrap_or(' ');
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +271,31 @@ mod tests {
     #[test]
     fn passwords_keep_inner_whitespace() {
         assert_eq!(password(b" pass word \r\n"), " pass word ");
+    }
+
+    #[test]
+    fn tsig_secrets_are_base64_lines_or_key_clauses() {
+        let bare = parse_tsig_secret("c2VjcmV0\n").unwrap();
+        assert_eq!((bare.secret.as_slice(), bare.clause), (&b"secret"[..], None));
+        let clause =
+            "# made by tsig-keygen\nkey \"update-key.\" {\n\talgorithm hmac-sha512;\n\tsecret \"c2VjcmV0\"; // s\n};\n";
+        let k = parse_tsig_secret(clause).unwrap();
+        assert_eq!(k.secret, b"secret");
+        assert_eq!(k.clause, Some(("update-key.".to_string(), "hmac-sha512".to_string())));
+        assert_eq!(parse_tsig_secret(" \n"), Err(BadTsigSecret::Empty));
+        assert!(matches!(parse_tsig_secret("not base64!"), Err(BadTsigSecret::Base64(_))));
+        assert!(matches!(parse_tsig_secret("key \"k\" { algorithm hmac-sha256; };"), Err(BadTsigSecret::Clause(_))));
+        assert!(matches!(parse_tsig_secret("key k { secret \"c2VjcmV0\"; };"), Err(BadTsigSecret::Clause(_))));
+    }
+
+    #[test]
+    fn tsig_secret_files_are_named_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("update.key");
+        std::fs::write(&f, "%%%\n").unwrap();
+        let e = read_tsig_secret(&f).unwrap_err().to_string();
+        assert!(e.contains(&f.display().to_string()) && e.contains("base64"), "{e}");
+        let e = read_tsig_secret(&dir.path().join("missing")).unwrap_err().to_string();
+        assert!(e.contains("missing"), "{e}");
     }
 }

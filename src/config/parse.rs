@@ -12,7 +12,7 @@ use super::lines::{LineIndex, find_key_line, find_line};
 use super::name::parse_fqdn;
 use super::raw::{
     AdminConfig, ClusterConfig, DnsConfig, PolicyName, PoolConfig, RedirectConfig, RedirectHostConfig, StoreKind,
-    ZoneConfig,
+    TsigConfig, ZoneConfig,
 };
 use super::recover::deserialize_all;
 use super::settings::{
@@ -78,6 +78,7 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
     regions(&mut cx, &raw.regions, &pools);
     let etcd = raw.cluster.as_ref().and_then(|c| cluster(&mut cx, c));
     let redirect = raw.redirect.as_ref().map(|r| redirect(&mut cx, r));
+    let tsig = std::sync::Arc::new(crate::tsig::Keys::new(tsig_keys(&mut cx, &raw.tsig)));
     let config = Config {
         redirect,
         etcd,
@@ -90,6 +91,7 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
         regions: raw.regions,
         zones,
         pools,
+        tsig,
     };
     let mut problems = cx.problems;
     problems.sort_by_key(|p| p.line);
@@ -160,6 +162,61 @@ fn zones(cx: &mut Ctx, raw: &[Spanned<ZoneConfig>]) -> Vec<ZoneSpec> {
         }
     }
     zones
+}
+
+/// `[[tsig]]`: each key named once, its secret read (unless secrets are
+/// skipped) and, when the file is a BIND key clause, agreeing with the entry.
+fn tsig_keys(cx: &mut Ctx, raw: &[Spanned<TsigConfig>]) -> Vec<crate::tsig::Key> {
+    let mut keys: Vec<crate::tsig::Key> = Vec::new();
+    for t in raw {
+        let line = cx.lines.line(t.span().start);
+        let tc = t.get_ref();
+        let name = match parse_fqdn(&tc.name) {
+            Ok(n) => n,
+            Err(e) => {
+                cx.problem(line, format!("[[tsig]] name: {e}"));
+                continue;
+            }
+        };
+        if keys.iter().any(|k| k.name == name) {
+            cx.problem(line, format!("[[tsig]] key {name} is defined twice"));
+            continue;
+        }
+        let secret = if cx.secrets == Secrets::Read { tsig_secret(cx, line, &name, tc) } else { Some(Vec::new()) };
+        if let Some(secret) = secret {
+            keys.push(crate::tsig::Key::new(name, tc.algorithm, &secret));
+        }
+    }
+    keys
+}
+
+/// The secret of one `[[tsig]]` entry; `None` (and a problem naming the file)
+/// when it cannot be used.
+fn tsig_secret(cx: &mut Ctx, line: usize, name: &hickory_proto::rr::Name, tc: &TsigConfig) -> Option<Vec<u8>> {
+    let file = cx.resolve(&tc.secret_file);
+    let read = match secrets::read_tsig_secret(&file) {
+        Ok(r) => r,
+        Err(e) => {
+            cx.problem(line, format!("[[tsig]] key {name}: {e}"));
+            return None;
+        }
+    };
+    if let Some((clause_name, clause_alg)) = &read.clause {
+        let shown = file.display();
+        if parse_fqdn(clause_name).ok().as_ref() != Some(name) {
+            cx.problem(line, format!("[[tsig]] key {name}: secret_file {shown} holds the key {clause_name:?}"));
+            return None;
+        }
+        if crate::tsig::Algorithm::from_name(clause_alg) != Some(tc.algorithm) {
+            let alg = tc.algorithm;
+            cx.problem(
+                line,
+                format!("[[tsig]] key {name}: secret_file {shown} is for {clause_alg}, the entry says {alg}"),
+            );
+            return None;
+        }
+    }
+    Some(read.secret)
 }
 
 /// `[[pool]]`: each pool defined once and passing [`PoolDef::validate`], a

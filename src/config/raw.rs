@@ -30,6 +30,8 @@ pub(super) struct ConfigFile {
     pub(super) zone: Vec<Spanned<ZoneConfig>>,
     #[serde(default)]
     pub(super) pool: Vec<Spanned<PoolConfig>>,
+    #[serde(default)]
+    pub(super) tsig: Vec<Spanned<TsigConfig>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +246,18 @@ pub(super) struct GeoipConfig {
 pub(super) struct ZoneConfig {
     pub(super) origin: String,
     pub(super) file: PathBuf,
+}
+
+/// `[[tsig]]`: a TSIG key (RFC 8945) clients sign requests with.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TsigConfig {
+    /// The key name as clients send it.
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) algorithm: crate::tsig::Algorithm,
+    /// One base64 line, or a BIND `key` clause whose name and algorithm match.
+    pub(super) secret_file: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]

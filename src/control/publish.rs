@@ -31,6 +31,7 @@ impl Writer {
                 edns_udp_size: self.sources.config.dns.edns_udp_size,
                 regions: Arc::new(self.sources.config.regions.clone()),
                 geoip: self.sources.geoip.clone(),
+                tsig: self.sources.config.tsig.clone(),
             },
             Some(&prev),
         )?;

@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 
 use super::cookie::{CookieCheck, Cookies};
+use super::tsig::{self, Tsig, Verdict};
 use super::wire::{self, Parsed, Query};
 use crate::net;
 use crate::policy::Scratch;
@@ -38,6 +39,8 @@ pub struct Responder {
     cookie_reply: [u8; 24],
     /// Where the last reply's OPT record starts (0 = no OPT).
     opt_start: usize,
+    /// The last request's TSIG, for the reply's (see [`Responder::sign`]).
+    tsig: Tsig,
 }
 
 /// An owner name to write: a compression pointer or the name itself.
@@ -95,7 +98,16 @@ impl Responder {
             cookies: None,
             cookie_reply: [0; 24],
             opt_start: 0,
+            tsig: Tsig::default(),
         }
+    }
+
+    /// Adds the TSIG record a signed request's reply carries (RFC 8945) to the
+    /// reply in `out`, once it is final (after [`Self::slip`] or
+    /// [`Self::badcookie`] if any): the reply to a signed request is signed, even
+    /// when truncated; nothing happens for an unsigned request.
+    pub fn sign(&self, out: &mut Vec<u8>) {
+        self.tsig.sign(out, tsig::now());
     }
 
     /// Answers DNS Cookies (RFC 7873) with server cookies made from `cookies`.
@@ -154,6 +166,7 @@ impl Responder {
         out: &mut Vec<u8>,
     ) -> Option<Outcome> {
         out.clear();
+        self.tsig.clear();
         let q = &mut *self.query;
         let parsed = match wire::parse(packet, q) {
             Ok(()) if q.opcode == 0 && self.cookies.is_some() && q.edns.is_some_and(|e| e.cookie_malformed) => {
@@ -191,6 +204,13 @@ impl Responder {
             }
         }
         let q = &*self.query;
+        if q.tsig_start != 0 {
+            let verdict = self.tsig.check(&snap.tsig, packet, q.tsig_start, tsig::now());
+            if verdict != Verdict::Verified {
+                self.opt_start = 0;
+                return Some(refused_by_tsig(verdict, packet, q.question_end, out));
+            }
+        }
         // DNS Cookies: check what came, make the server cookie for the reply.
         let mut cookie = CookieCheck::None;
         if let (Some(cookies), Some(e)) = (&self.cookies, q.edns) {
@@ -212,7 +232,8 @@ impl Responder {
                 Some(e) => e.payload.min(snap.edns_udp_size).max(512) as usize,
                 None => 512,
             }
-        };
+        }
+        .saturating_sub(self.tsig.reserve());
         let id = q.id.to_be_bytes();
         let qdcount = u8::from(!q.no_question);
         out.extend_from_slice(&[id[0], id[1], 0, 0, 0, qdcount, 0, 0, 0, 0, 0, 0]);
@@ -331,6 +352,24 @@ impl Responder {
         out[10..12].copy_from_slice(&a.ar.to_be_bytes());
         Some(Outcome { rcode: a.rcode, pool: a.pool, all_down: a.all_down, truncated, cookie })
     }
+}
+
+/// The reply to a signed request that failed verification: FORMERR (header
+/// only), or NOTAUTH echoing the question, to which [`Responder::sign`] adds the
+/// TSIG error.
+fn refused_by_tsig(verdict: Verdict, packet: &[u8], question_end: usize, out: &mut Vec<u8>) -> Outcome {
+    let rcode = if verdict == Verdict::FormErr {
+        out.clear();
+        out.extend_from_slice(&packet[..12]);
+        out[2] = 0x80 | (packet[2] & 0x79);
+        out[3] = wire::RCODE_FORMERR;
+        out[4..12].fill(0);
+        wire::RCODE_FORMERR
+    } else {
+        tsig::notauth(packet, question_end, out);
+        tsig::RCODE_NOTAUTH
+    };
+    Outcome { rcode: rcode as u16, pool: None, all_down: false, truncated: false, cookie: CookieCheck::None }
 }
 
 struct Ctx<'s, 'o> {

@@ -1,11 +1,12 @@
-//! The DNS side: wire parsing ([`wire`]), the answer engine ([`answer`]) and the
-//! two transports that feed it ([`udp`], [`tcp`]).
+//! The DNS side: wire parsing ([`wire`]), the answer engine ([`answer`]), TSIG
+//! ([`tsig`]) and the two transports that feed it ([`udp`], [`tcp`]).
 
 pub mod answer;
 pub mod cookie;
 pub mod mmsg;
 pub mod rrl;
 pub mod tcp;
+pub mod tsig;
 pub mod udp;
 pub mod wire;
 

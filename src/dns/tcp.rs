@@ -194,6 +194,7 @@ pub async fn answer_stream<S: AsyncRead + AsyncWrite + Unpin>(
             let snap = snapshot.load();
             responder.respond(&snap, &inbuf[..len], peer, true, &mut outbuf)
         };
+        responder.sign(&mut outbuf);
         let Some(outcome) = outcome else {
             stats.dropped();
             return;

@@ -80,29 +80,7 @@ pub fn spawn_worker(
                 };
                 match responder.respond(&snap, packet, peer, false, &mut outs[i]) {
                     Some(outcome) => {
-                        // A valid server cookie proves the address is not spoofed.
-                        let verdict = match &rrl {
-                            Some(r) if outcome.cookie != CookieCheck::Valid => r.check(peer),
-                            _ => Verdict::Send,
-                        };
-                        match verdict {
-                            Verdict::Send => {
-                                stats.response(outcome.rcode, outcome.truncated);
-                                answered[i] = true;
-                            }
-                            Verdict::Slip if outcome.cookie == CookieCheck::ClientOnly => {
-                                // It speaks cookies: BADCOOKIE hands it one to retry with.
-                                responder.badcookie(&mut outs[i]);
-                                stats.rrl(false);
-                                answered[i] = true;
-                            }
-                            Verdict::Slip => {
-                                responder.slip(&mut outs[i]);
-                                stats.rrl(false);
-                                answered[i] = true;
-                            }
-                            Verdict::Drop => stats.rrl(true),
-                        }
+                        answered[i] = finish(&mut responder, outcome, rrl.as_deref(), peer, &stats, &mut outs[i]);
                     }
                     None => stats.dropped(),
                 }
@@ -118,4 +96,40 @@ pub fn spawn_worker(
             batch.send(fd, &list[..m]);
         }
     })
+}
+
+/// Applies rate limiting to the reply `respond` wrote into `out` (sent whole,
+/// slipped, made BADCOOKIE or dropped), then signs it if the query was signed.
+/// Whether a reply is to be sent.
+fn finish(
+    responder: &mut Responder,
+    outcome: super::Outcome,
+    rrl: Option<&Rrl>,
+    peer: std::net::IpAddr,
+    stats: &WorkerStats,
+    out: &mut Vec<u8>,
+) -> bool {
+    // A valid server cookie proves the address is not spoofed.
+    let verdict = match rrl {
+        Some(r) if outcome.cookie != CookieCheck::Valid => r.check(peer),
+        _ => Verdict::Send,
+    };
+    match verdict {
+        Verdict::Send => stats.response(outcome.rcode, outcome.truncated),
+        Verdict::Slip if outcome.cookie == CookieCheck::ClientOnly => {
+            // It speaks cookies: BADCOOKIE hands it one to retry with.
+            responder.badcookie(out);
+            stats.rrl(false);
+        }
+        Verdict::Slip => {
+            responder.slip(out);
+            stats.rrl(false);
+        }
+        Verdict::Drop => {
+            stats.rrl(true);
+            return false;
+        }
+    }
+    responder.sign(out);
+    true
 }

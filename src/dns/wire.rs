@@ -87,6 +87,8 @@ pub struct Query {
     /// QDCOUNT was 0: only a query for a server cookie (RFC 7873 section 5.4),
     /// which must carry a COOKIE option; the question fields are empty.
     pub no_question: bool,
+    /// Where the TSIG record starts (the last additional record; 0 = none).
+    pub tsig_start: usize,
 }
 
 impl Query {
@@ -171,6 +173,7 @@ fn parse_sections(packet: &[u8], q: &mut Query, id: u16, opcode: u8, rd: bool) -
     q.cd = packet[3] & 0x10 != 0;
     q.edns = None;
     q.no_question = qdcount == 0;
+    q.tsig_start = 0;
     let mut pos = 12;
     let qtype = if q.no_question {
         q.qname[0] = 0;
@@ -189,7 +192,7 @@ fn parse_sections(packet: &[u8], q: &mut Query, id: u16, opcode: u8, rd: bool) -
     for _ in 0..(ancount as usize + nscount as usize) {
         pos = skip_rr(packet, pos).ok_or(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR })?;
     }
-    for _ in 0..arcount {
+    for i in 0..arcount {
         let name_end = skip_name(packet, pos).ok_or(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR })?;
         let rtype = u16_at(packet, name_end).ok_or(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR })?;
         let end = skip_rr(packet, pos).ok_or(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR })?;
@@ -201,6 +204,12 @@ fn parse_sections(packet: &[u8], q: &mut Query, id: u16, opcode: u8, rd: bool) -
             let edns =
                 parse_opt(packet, name_end, end).ok_or(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR })?;
             q.edns = Some(edns);
+        } else if rtype == super::tsig::TYPE_TSIG {
+            // RFC 8945 section 5.1: the last additional record, once, well formed.
+            if i + 1 != arcount || !super::tsig::well_formed(packet, pos) {
+                return Err(Parsed::Error { id, opcode, rd, rcode: RCODE_FORMERR });
+            }
+            q.tsig_start = pos;
         }
         pos = end;
     }
@@ -395,6 +404,7 @@ impl Default for Query {
             labels: 0,
             edns: None,
             no_question: false,
+            tsig_start: 0,
         }
     }
 }

@@ -17,6 +17,7 @@ pub struct Settings {
     pub edns_udp_size: u16,
     pub regions: Arc<Regions>,
     pub geoip: Option<Arc<crate::geoip::GeoDb>>,
+    pub tsig: Arc<crate::tsig::Keys>,
 }
 
 /// Builds a complete snapshot. `previous` lends round-robin cursors to pools that
@@ -29,7 +30,7 @@ pub fn build(
     settings: Settings,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, Problem> {
-    let Settings { edns_udp_size, regions, geoip } = settings;
+    let Settings { edns_udp_size, regions, geoip, tsig } = settings;
     let mut index: BTreeMap<Name, u32> = BTreeMap::new();
     let mut built = Vec::with_capacity(pools.len());
     // Previous pools by name: a reload of 100,000 pools must not search for each.
@@ -52,7 +53,7 @@ pub fn build(
         zone_map.insert(zone.origin_wire.clone(), Arc::new(zone));
     }
     let pools = built.into_iter().collect();
-    Ok(Snapshot { zones: Arc::new(zone_map), pools, edns_udp_size, regions: regions.clone(), geoip })
+    Ok(Snapshot { zones: Arc::new(zone_map), pools, edns_udp_size, regions: regions.clone(), geoip, tsig })
 }
 
 /// Whether `pool` is what building `def` with `health` would make: the same
@@ -104,7 +105,7 @@ mod tests {
         let zone =
             crate::zone::parse_str(&config.zones[0].origin, Path::new("/z"), "@ 60 SOA ns h 1 2 3 4 30\n@ 60 NS ns\n");
         let defs: Vec<Arc<PoolDef>> = config.pools.into_iter().map(Arc::new).collect();
-        let settings = Settings { edns_udp_size: 1232, regions: Arc::default(), geoip: None };
+        let settings = Settings { edns_udp_size: 1232, regions: Arc::default(), geoip: None, tsig: Arc::default() };
         build(&[Arc::new(zone.unwrap())], &defs, health, &BTreeMap::new(), settings, previous).unwrap()
     }
 

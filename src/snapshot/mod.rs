@@ -40,13 +40,22 @@ pub struct Snapshot {
     pub regions: Arc<Regions>,
     /// The GeoIP database, for `geo` pools.
     pub geoip: Option<Arc<GeoDb>>,
+    /// `[[tsig]]` keys that signed queries are verified with.
+    pub tsig: Arc<crate::tsig::Keys>,
 }
 
 impl Snapshot {
     /// No zones and no pools: what is published until the first snapshot is built
     /// (nothing answers from it; the sockets are not served before then).
     pub fn empty(edns_udp_size: u16) -> Snapshot {
-        Snapshot { zones: Arc::default(), pools: Pools::default(), edns_udp_size, regions: Arc::default(), geoip: None }
+        Snapshot {
+            zones: Arc::default(),
+            pools: Pools::default(),
+            edns_udp_size,
+            regions: Arc::default(),
+            geoip: None,
+            tsig: Arc::default(),
+        }
     }
 
     /// This snapshot's settings with other zones and pools: the next snapshot
@@ -58,6 +67,7 @@ impl Snapshot {
             edns_udp_size: self.edns_udp_size,
             regions: self.regions.clone(),
             geoip: self.geoip.clone(),
+            tsig: self.tsig.clone(),
         }
     }
 }

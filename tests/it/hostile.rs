@@ -26,8 +26,43 @@ fn valid_queries() -> Vec<Vec<u8>> {
         v.push(msg(n, t).to_vec().unwrap());
         v.push(msg_plain(n, t).to_vec().unwrap());
         v.push(msg_ecs(n, t, "198.51.100.0", 24).to_vec().unwrap());
+        v.push(signed(msg(n, t)));
     }
+    // TSIG gone wrong: cut inside the MAC, under an algorithm the key is not for,
+    // an hour off, and followed by another record.
+    let good = signed(msg_plain("www.example.test.", RecordType::A));
+    v.push(good[..good.len() - 12].to_vec());
+    let alg = good.windows(12).position(|w| w == b"\x0bhmac-sha256").unwrap();
+    let mut wrong_alg = good.clone();
+    wrong_alg[alg + 11] = b'7';
+    v.push(wrong_alg);
+    let mut stale = msg("www.example.test.", RecordType::A);
+    stale.finalize(&hostile_key(), now() - 3600).unwrap();
+    v.push(stale.to_vec().unwrap());
+    let mut not_last = good.clone();
+    not_last[11] += 1;
+    not_last.extend_from_slice(b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00");
+    v.push(not_last);
     v
+}
+
+const HOSTILE_SECRET: &[u8] = b"hostile-hostile-hostile-hostile!";
+
+/// The key of the `[[tsig]]` entry the server is started with.
+fn hostile_key() -> hickory_proto::rr::TSigner {
+    use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+    let name = hickory_proto::rr::Name::from_ascii("hostile-key.").unwrap();
+    hickory_proto::rr::TSigner::new(HOSTILE_SECRET.to_vec(), TsigAlgorithm::HmacSha256, name, 300).unwrap()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// `m` signed with the hostile key now.
+fn signed(mut m: Message) -> Vec<u8> {
+    m.finalize(&hostile_key(), now()).unwrap();
+    m.to_vec().unwrap()
 }
 
 /// Hand-made nasty packets: each a known way to break a naive parser.
@@ -123,7 +158,10 @@ fn assert_answers_correctly(dns: std::net::SocketAddr) {
 #[test]
 fn hundred_thousand_hostile_packets_and_a_thousand_broken_streams() {
     let dir = tempfile::tempdir().unwrap();
-    write(&dir.path().join("lbdns.toml"), &example_config());
+    use base64::Engine;
+    write(&dir.path().join("hostile.key"), &base64::engine::general_purpose::STANDARD.encode(HOSTILE_SECRET));
+    let tsig = "\n[[tsig]]\nname = \"hostile-key.\"\nsecret_file = \"hostile.key\"\n";
+    write(&dir.path().join("lbdns.toml"), &(example_config() + tsig));
     let mut r = spawn(&dir.path().join("lbdns.toml"));
     let dns = r.dns;
     let mut rng = fastrand::Rng::with_seed(7873);
@@ -155,6 +193,11 @@ fn hundred_thousand_hostile_packets_and_a_thousand_broken_streams() {
     assert!(r.child.try_wait().unwrap().is_none(), "the server died");
     assert!(replies > 1000, "{replies} replies to {sent} packets");
     assert_answers_correctly(dns);
+    // Signed queries still verify, and their replies too.
+    let mut m = msg("static.example.test.", RecordType::A);
+    let mut verifier = m.finalize(&hostile_key(), now()).unwrap().unwrap();
+    let reply = verifier.verify(&udp_raw(dns, &m.to_vec().unwrap()).unwrap()).expect("a signed reply");
+    assert_eq!(reply.answers.len(), 3);
 
     for i in 0..1000 {
         let mut s = TcpStream::connect(dns).unwrap();

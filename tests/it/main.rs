@@ -33,4 +33,5 @@ mod redirect;
 mod reload;
 mod scale;
 mod store;
+mod tsig;
 mod ui;
