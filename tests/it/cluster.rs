@@ -434,7 +434,7 @@ fn quorum_health_keeps_a_member_one_node_cannot_reach_and_drops_one_none_can() {
     }
     let pool = format!(
         "[[pool]]\nname=\"app.c.test.\"\npolicy=\"round-robin\"\n\
-         [pool.health]\ncheck=\"http\"\nport={port}\ninterval=\"200ms\"\ntimeout=\"300ms\"\nrise=1\nfall=1\n\
+         [pool.health]\ncheck=\"http\"\nport={port}\ninterval=\"200ms\"\ntimeout=\"1s\"\nrise=1\nfall=3\n\
          [[pool.member]]\naddress=\"127.0.0.2\"\n[[pool.member]]\naddress=\"127.0.0.3\"\n\
          [[pool.member]]\naddress=\"127.0.0.4\"\n"
     );
