@@ -100,7 +100,7 @@ function memberRow(p, m, quorum) {
       ? `<button type="button" data-act="undrain">Undrain</button>`
       : `<button type="button" data-act="drain">Drain</button>`;
     actions = `<td class="actions">${drain}
-      <input class="weight" type="number" min="0" step="1" value="${esc(m.weight)}" aria-label="weight">
+      <input class="weight" type="number" min="1" step="1" value="${esc(m.weight)}" aria-label="weight">
       <button type="button" data-act="weight">Set weight</button></td>`;
   }
   return `<tr class="member" data-pool="${esc(p.name)}" data-address="${esc(m.address)}">
@@ -182,7 +182,12 @@ async function act(button) {
   else if (what === "undrain") body = { enabled: true };
   else {
     const w = Number(row.querySelector(".weight").value);
-    if (!Number.isInteger(w) || w < 0) return say("the weight must be a whole number, 0 or more", true);
+    // The API refuses weight 0 (a member out of answers is drained, not weight 0).
+    if (!Number.isInteger(w) || w < 1) {
+      // Out of the field, so that the page redraws (and shows the weight in effect) again.
+      document.activeElement.blur();
+      return say("the weight must be a whole number, 1 or more", true);
+    }
     body = { weight: w };
   }
   button.disabled = true;
