@@ -239,6 +239,8 @@ fn bad_questions_are_400_naming_the_parameter() {
         ("name=x.e.test.&type=A&client=nope", "client"),
         ("name=x.e.test.&type=A&client=192.0.2.1&ecs=10.0.0.0/99", "ecs"),
         ("name=x.e.test.&type=A", "client"),
+        // A misspelt ecs is an error, not an explanation without the subnet.
+        ("name=x.e.test.&type=A&client=192.0.2.1&subnet=10.0.0.0/24", "unknown field `subnet`"),
     ] {
         let (st, v) = explain(&s, q);
         assert_eq!(st, 400, "{q}: {v}");
