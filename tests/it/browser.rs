@@ -373,6 +373,9 @@ fn with_ui_public_false_the_page_asks_for_the_token_then_shows_the_state() {
             "return [document.getElementById('updated').textContent, document.querySelectorAll('.pool').length];";
         let ten_s = Duration::from_secs(10);
         until_js(&c, ten_s, seen, json!(["this page needs the admin token to show the state", 0])).await;
+        // The field says the token is needed to see anything, not only for changes.
+        let placeholder = "return document.getElementById('token').placeholder;";
+        until_js(&c, ten_s, placeholder, json!("admin token (needed to see the state)")).await;
         c.find(Locator::Id("token")).await.unwrap().send_keys("not-the-token").await.unwrap();
         click(&c, "#token-use").await;
         let message = "return document.getElementById('message').textContent;";

@@ -46,6 +46,8 @@ async function poll() {
   try {
     const r = await fetch("/ui/api/state", { headers: headers(), cache: "no-store" });
     const body = await r.json().catch(() => ({}));
+    // ui_public = false: the token is needed to read, not only for changes.
+    $("token").placeholder = r.status === 401 ? "admin token (needed to see the state)" : "admin token (for changes)";
     if (!r.ok) throw new Error(r.status === 401 ? "this page needs the admin token to show the state" : body.error || r.statusText);
     state = body;
     pollError = "";
