@@ -282,11 +282,6 @@ fn the_status_page_shows_health_live_and_drains_with_a_token() {
         until_js(&c, Duration::from_secs(10), &weight, json!("5")).await;
         let weight_write = r#"PUT /v1/pools/api.example.test./members/192.0.2.21 {"weight":5}"#;
         until_js(&c, Duration::from_secs(10), write, json!([weight_write, "ok"])).await;
-        // Weight 0 is refused on the page, as the API would refuse it: nothing is sent.
-        type_into(&c, &format!("{row} input.weight"), "0\u{E007}").await;
-        let message = "return document.getElementById('message').textContent;";
-        until_js(&c, Duration::from_secs(10), message, json!("the weight must be a whole number, 1 or more")).await;
-        assert_eq!(c.execute(write, vec![]).await.unwrap(), json!([weight_write, "ok"]), "no write was sent");
 
         // Both app backends gone: the pool is marked all down (fall = 2 probes 1 s
         // apart), and the history has the pool's own item.
@@ -310,6 +305,12 @@ fn the_status_page_shows_health_live_and_drains_with_a_token() {
             click(&c, "#not-up").await;
         }
 
+        // Weight 0 is refused on the page, as the API would refuse it: nothing is
+        // sent. (After the screenshots, so that they show no error message.)
+        type_into(&c, &format!("{row} input.weight"), "0\u{E007}").await;
+        let message = "return document.getElementById('message').textContent;";
+        until_js(&c, Duration::from_secs(10), message, json!("the weight must be a whole number, 1 or more")).await;
+        assert_eq!(c.execute(write, vec![]).await.unwrap(), json!([weight_write, "ok"]), "no write was sent");
         click(&c, "tr.member[data-pool='db.example.test.'][data-address='192.0.2.40'] button[data-act=undrain]").await;
         until_js(&c, Duration::from_secs(10), &member_state_js("db.example.test.", "192.0.2.40"), json!("up")).await;
         assert_eq!(dig_a(&s, "db.example.test."), ["192.0.2.40"]);
