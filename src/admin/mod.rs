@@ -304,8 +304,10 @@ async fn delete_member_override(State(st): State<AdminState>, Path((name, addr))
     ask(&st, ApiRequest::DeleteMemberOverride(name, addr)).await
 }
 
-/// `?limit=N` on `GET /v1/events` and `/ui/api/events`.
+/// `?limit=N` on `GET /v1/events` and `/ui/api/events`; any other parameter
+/// (a misspelt `limt`) is refused rather than ignored.
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     limit: Option<usize>,
 }
@@ -317,8 +319,11 @@ pub async fn events(
 ) -> Response {
     match q {
         Ok(q) => axum::Json(st.events.newest(q.limit)).into_response(),
-        Err(e) => AdminError::bad_request(format!("query: {}; limit must be a non-negative integer", e.body_text()))
-            .into_response(),
+        Err(e) => AdminError::bad_request(format!(
+            "query: {}; the one parameter is limit=N, N a non-negative integer",
+            e.body_text()
+        ))
+        .into_response(),
     }
 }
 

@@ -275,11 +275,14 @@ fn result_of(reply: &Message, in_zone: bool) -> (&'static str, &'static str) {
     }
 }
 
+/// Records as in `GET /v1/zones/{origin}/records`: the canonical presentation
+/// form (every character-string quoted, one per string), not hickory's display,
+/// which runs the strings of a TXT together.
 fn records_json<'a>(records: impl Iterator<Item = &'a hickory_proto::rr::Record>) -> Value {
     Value::Array(
         records
             .map(|r| {
-                json!({"name": r.name.to_ascii(), "type": r.record_type().to_string(), "ttl": r.ttl, "data": r.data.to_string()})
+                json!({"name": r.name.to_ascii(), "type": r.record_type().to_string(), "ttl": r.ttl, "data": crate::rdata::render(&r.data)})
             })
             .collect(),
     )

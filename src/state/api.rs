@@ -29,8 +29,10 @@ pub enum ApiRequest {
     Explain(ExplainQuery),
 }
 
-/// The query string of `GET /v1/explain`, as given.
+/// The query string of `GET /v1/explain`, as given. An unknown parameter is
+/// refused: a misspelt `ecs` must not explain the answer without the subnet.
 #[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExplainQuery {
     pub name: String,
     #[serde(rename = "type")]

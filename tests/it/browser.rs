@@ -106,7 +106,6 @@ fn member_state_js(pool: &str, address: &str) -> String {
     )
 }
 
-/// Clicks what `css` finds, again if the page redrew it under the click.
 /// Focuses the input `css`, clears it and types `text`, again from the start
 /// when a redraw replaced the element on the way (the page redraws every second
 /// until an input in it has the focus).
@@ -127,6 +126,7 @@ async fn type_into(c: &Client, css: &str, text: &str) {
     }
 }
 
+/// Clicks what `css` finds, again if the page redrew it under the click.
 async fn click(c: &Client, css: &str) {
     let start = Instant::now();
     loop {
@@ -280,6 +280,8 @@ fn the_status_page_shows_health_live_and_drains_with_a_token() {
         type_into(&c, &format!("{row} input.weight"), "5\u{E007}").await;
         let weight = format!("return document.querySelector(\"{row} td[data-label=weight]\").textContent;");
         until_js(&c, Duration::from_secs(10), &weight, json!("5")).await;
+        let weight_write = r#"PUT /v1/pools/api.example.test./members/192.0.2.21 {"weight":5}"#;
+        until_js(&c, Duration::from_secs(10), write, json!([weight_write, "ok"])).await;
 
         // Both app backends gone: the pool is marked all down (fall = 2 probes 1 s
         // apart), and the history has the pool's own item.
@@ -303,6 +305,12 @@ fn the_status_page_shows_health_live_and_drains_with_a_token() {
             click(&c, "#not-up").await;
         }
 
+        // Weight 0 is refused on the page, as the API would refuse it: nothing is
+        // sent. (After the screenshots, so that they show no error message.)
+        type_into(&c, &format!("{row} input.weight"), "0\u{E007}").await;
+        let message = "return document.getElementById('message').textContent;";
+        until_js(&c, Duration::from_secs(10), message, json!("the weight must be a whole number, 1 or more")).await;
+        assert_eq!(c.execute(write, vec![]).await.unwrap(), json!([weight_write, "ok"]), "no write was sent");
         click(&c, "tr.member[data-pool='db.example.test.'][data-address='192.0.2.40'] button[data-act=undrain]").await;
         until_js(&c, Duration::from_secs(10), &member_state_js("db.example.test.", "192.0.2.40"), json!("up")).await;
         assert_eq!(dig_a(&s, "db.example.test."), ["192.0.2.40"]);
@@ -366,6 +374,9 @@ fn with_ui_public_false_the_page_asks_for_the_token_then_shows_the_state() {
             "return [document.getElementById('updated').textContent, document.querySelectorAll('.pool').length];";
         let ten_s = Duration::from_secs(10);
         until_js(&c, ten_s, seen, json!(["this page needs the admin token to show the state", 0])).await;
+        // The field says the token is needed to see anything, not only for changes.
+        let placeholder = "return document.getElementById('token').placeholder;";
+        until_js(&c, ten_s, placeholder, json!("admin token (needed to see the state)")).await;
         c.find(Locator::Id("token")).await.unwrap().send_keys("not-the-token").await.unwrap();
         click(&c, "#token-use").await;
         let message = "return document.getElementById('message').textContent;";

@@ -96,6 +96,10 @@ fn a_killed_and_restarted_backend_and_a_drain_are_recorded() {
     let (status, body) = send(&s, reqwest::Method::GET, "/v1/events?limit=many", None, Some(TOKEN));
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("limit"), "{body}");
+    // A misspelt parameter is an error, not silently the whole history.
+    let (status, body) = send(&s, reqwest::Method::GET, "/v1/events?limt=1", None, Some(TOKEN));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("unknown field `limt`"), "{body}");
 }
 
 #[test]

@@ -44,7 +44,7 @@ fn server(port: u16) -> Server {
     ));
     cfg.push_str(&members(&[("127.0.0.2", ""), ("127.0.0.3", "")]));
     let zone = small_zone(
-        "static IN A 192.0.2.100\nalias IN CNAME failover\n*.wild IN A 192.0.2.200\n\
+        "static IN A 192.0.2.100\nstatic IN TXT \"a b\" \"c\\\"d\"\nalias IN CNAME failover\n*.wild IN A 192.0.2.200\n\
          sub IN NS ns.sub\nns.sub IN A 192.0.2.54\n",
     );
     Server::start(&cfg, &[("e.zone", &zone), ("admin.token", &format!("{TOKEN}\n"))])
@@ -205,6 +205,31 @@ fn static_names_say_what_is_answered_and_why() {
 }
 
 #[test]
+fn answer_records_are_shown_as_the_records_api_shows_them() {
+    let (a, _b) = two_backends();
+    let s = server(a.addr.port());
+    let (st, v) = explain(&s, "name=static.e.test.&type=TXT&client=192.0.2.77");
+    assert_eq!(st, 200, "{v}");
+    let data: Vec<&str> = v["answer"].as_array().unwrap().iter().map(|r| r["data"].as_str().unwrap()).collect();
+    // Two strings, the second with a quote in it: not run together as "a bc\"d".
+    assert_eq!(data, [r#""a b" "c\"d""#], "{v:#}");
+    let http = Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let records: Value = http
+        .get(format!("http://{}/v1/zones/e.test./records", s.admin))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let txt =
+        records["records"].as_array().unwrap().iter().find(|r| r["name"] == "static.e.test." && r["type"] == "TXT");
+    assert_eq!(txt.unwrap()["data"][0], data[0], "{records:#}");
+    let (code, out, err) = lbdns_explain(&s, &["static.e.test", "TXT", "--client", "192.0.2.77"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().any(|l| l.starts_with("static.e.test.") && l.ends_with(data[0])), "{out}");
+}
+
+#[test]
 fn bad_questions_are_400_naming_the_parameter() {
     let (a, _b) = two_backends();
     let s = server(a.addr.port());
@@ -214,6 +239,8 @@ fn bad_questions_are_400_naming_the_parameter() {
         ("name=x.e.test.&type=A&client=nope", "client"),
         ("name=x.e.test.&type=A&client=192.0.2.1&ecs=10.0.0.0/99", "ecs"),
         ("name=x.e.test.&type=A", "client"),
+        // A misspelt ecs is an error, not an explanation without the subnet.
+        ("name=x.e.test.&type=A&client=192.0.2.1&subnet=10.0.0.0/24", "unknown field `subnet`"),
     ] {
         let (st, v) = explain(&s, q);
         assert_eq!(st, 400, "{q}: {v}");

@@ -13,7 +13,11 @@ pub const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 /// The example config with a token file, `extra` added to `[admin]`, and the
 /// admin listener on `admin_ip`.
 pub fn example_with_token(admin_ip: &str, extra: &str) -> Server {
+    // The app pool probes port 8081, where a reader trying the README's "Health
+    // checks" may still run its two backends: probe a port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = example_config()
+        .replace("port = 8081", &format!("port = {closed}"))
         .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{admin_ip}:0\"\n{extra}"))
         .replace("# token_file = \"admin.token\"", "token_file = \"admin.token\"");
     assert!(config.contains(&format!("{admin_ip}:0\"\n{extra}")), "the example's admin listener moved");

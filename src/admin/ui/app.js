@@ -46,6 +46,8 @@ async function poll() {
   try {
     const r = await fetch("/ui/api/state", { headers: headers(), cache: "no-store" });
     const body = await r.json().catch(() => ({}));
+    // ui_public = false: the token is needed to read, not only for changes.
+    $("token").placeholder = r.status === 401 ? "admin token (needed to see the state)" : "admin token (for changes)";
     if (!r.ok) throw new Error(r.status === 401 ? "this page needs the admin token to show the state" : body.error || r.statusText);
     state = body;
     pollError = "";
@@ -100,7 +102,7 @@ function memberRow(p, m, quorum) {
       ? `<button type="button" data-act="undrain">Undrain</button>`
       : `<button type="button" data-act="drain">Drain</button>`;
     actions = `<td class="actions">${drain}
-      <input class="weight" type="number" min="0" step="1" value="${esc(m.weight)}" aria-label="weight">
+      <input class="weight" type="number" min="1" step="1" value="${esc(m.weight)}" aria-label="weight">
       <button type="button" data-act="weight">Set weight</button></td>`;
   }
   return `<tr class="member" data-pool="${esc(p.name)}" data-address="${esc(m.address)}">
@@ -182,7 +184,12 @@ async function act(button) {
   else if (what === "undrain") body = { enabled: true };
   else {
     const w = Number(row.querySelector(".weight").value);
-    if (!Number.isInteger(w) || w < 0) return say("the weight must be a whole number, 0 or more", true);
+    // The API refuses weight 0 (a member out of answers is drained, not weight 0).
+    if (!Number.isInteger(w) || w < 1) {
+      // Out of the field, so that the page redraws (and shows the weight in effect) again.
+      document.activeElement.blur();
+      return say("the weight must be a whole number, 1 or more", true);
+    }
     body = { weight: w };
   }
   button.disabled = true;
