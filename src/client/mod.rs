@@ -81,7 +81,7 @@ pub enum Command {
         #[command(flatten)]
         conn: Connection,
     },
-    /// Recent member state transitions (up, down, drained), newest first.
+    /// Recent health transitions, newest first: members (up, down, drained) and pools left with no member up (all-down).
     Events {
         #[command(flatten)]
         conn: Connection,
