@@ -12,7 +12,7 @@ use super::cookie::{CookieCheck, Cookies};
 use super::wire::{self, Parsed, Query};
 use crate::net;
 use crate::policy::Scratch;
-use crate::snapshot::{Extra, Node, Pool, RRset, Selection, Snapshot, Zone};
+use crate::snapshot::{self, NodeView, Pool, RRsetView, Selection, Snapshot, Zone};
 use std::sync::atomic::Ordering;
 
 /// What happened, for counters.
@@ -57,10 +57,15 @@ impl Owner<'_> {
 }
 
 /// An NS, MX or SRV RRset just written, whose targets' addresses go in the
-/// additional section once the rest of the reply is known to fit.
+/// additional section once the rest of the reply is known to fit. They are looked
+/// up then, in the zone, from the target names in the RDATA written.
 #[derive(Clone, Copy)]
 struct Pending<'s> {
-    rrset: &'s RRset,
+    rrset: RRsetView<'s>,
+    zone: &'s Zone,
+    /// The RRset's owner (lower-cased wire) for a referral, whose glue is what
+    /// lies at or below it; empty otherwise.
+    owner: &'s [u8],
     /// Where the RRset's first owner name starts in the message.
     start: usize,
     /// The length of each record's owner name as written.
@@ -267,7 +272,7 @@ impl Responder {
                 client,
                 room: max_len.saturating_sub(opt_base),
                 out,
-                chain: [&[]; MAX_CNAME_CHAIN],
+                chain: [(0, 0); MAX_CNAME_CHAIN],
             };
             ctx.lookup(&mut a);
         }
@@ -342,9 +347,10 @@ struct Ctx<'s, 'o> {
     /// The reply's size limit less its OPT record: pool answers stop within it.
     room: usize,
     out: &'o mut Vec<u8>,
-    /// The CNAME targets followed so far: a chain that comes back to a name
-    /// already answered stops there, each record written once.
-    chain: [&'s [u8]; MAX_CNAME_CHAIN],
+    /// The CNAME targets followed so far, as (offset, length) of the target
+    /// written in the reply: a chain that comes back to a name already answered
+    /// stops there, each record written once.
+    chain: [(usize, usize); MAX_CNAME_CHAIN],
 }
 
 /// Label offsets of a wire name (root excluded); returns the label count.
@@ -365,7 +371,7 @@ impl<'s> Ctx<'s, '_> {
     }
 
     /// Writes every record of `rs`; returns the offset of the first record's RDATA.
-    fn write_rrset(&mut self, owner: Owner<'_>, rs: &RRset) -> (usize, u16) {
+    fn write_rrset(&mut self, owner: Owner<'_>, rs: RRsetView<'_>) -> (usize, u16) {
         let mut first = 0usize;
         let mut n = 0u16;
         for rec in rs.records() {
@@ -429,14 +435,15 @@ impl<'s> Ctx<'s, '_> {
         let apex_i = labels - zone_labels_in_name;
         // Walk down from the apex: a zone cut above or at the name is a referral.
         let mut k = apex_i;
-        let mut node: Option<&'s Node> = zone.nodes.get(&*zone.origin_wire);
+        let mut node: Option<NodeView<'s>> = zone.node(&zone.origin_wire);
         while k > 0 {
-            match zone.nodes.get(suffix(k - 1)) {
+            match zone.node(suffix(k - 1)) {
                 Some(n) => {
                     let at_name = k - 1 == 0;
-                    if n.delegation && !(at_name && self.q.qtype == wire::TYPE_DS && depth == 0) {
+                    if n.delegation() && !(at_name && self.q.qtype == wire::TYPE_DS && depth == 0) {
                         if depth == 0 {
-                            self.referral(n, owner_at(k - 1), a);
+                            // At depth 0 the name is the question's.
+                            self.referral(zone, n, owner_at(k - 1), self.q.suffix(k - 1), a);
                         }
                         return;
                     }
@@ -458,7 +465,7 @@ impl<'s> Ctx<'s, '_> {
         wc[0] = 1;
         wc[1] = b'*';
         wc[2..2 + ce.len()].copy_from_slice(ce);
-        if let Some(n) = zone.nodes.get(&wc[..2 + ce.len()]) {
+        if let Some(n) = zone.node(&wc[..2 + ce.len()]) {
             self.answer_node(zone, zl, n, owner_at(0), depth, a);
             return;
         }
@@ -470,13 +477,13 @@ impl<'s> Ctx<'s, '_> {
         &mut self,
         zone: &'s Zone,
         zl: usize,
-        node: &'s Node,
+        node: NodeView<'s>,
         owner: Owner<'_>,
         depth: usize,
         a: &mut Answer<'s>,
     ) {
         let qt = self.q.qtype;
-        if let Some(pidx) = node.pool {
+        if let Some(pidx) = node.pool() {
             if qt == wire::TYPE_A || qt == wire::TYPE_AAAA || qt == wire::TYPE_ANY {
                 match self.pool_answer(pidx, qt, owner, a) {
                     PoolResult::Answered => return,
@@ -493,66 +500,80 @@ impl<'s> Ctx<'s, '_> {
                 }
             }
         }
-        if node.apex && qt == wire::TYPE_SOA {
-            let (_, n) = self.write_rrset(owner, &zone.soa);
+        if node.apex() && qt == wire::TYPE_SOA {
+            let (_, n) = self.write_rrset(owner, zone.soa());
             a.an += n;
             return;
         }
         if qt == wire::TYPE_ANY {
             // RFC 8482: one RRset is enough.
-            if let Some(rs) = node.rrsets.first().or(if node.apex { Some(&zone.soa) } else { None }) {
-                self.answer_rrset(owner, rs, a);
+            if let Some(rs) = node.first().or(if node.apex() { Some(zone.soa()) } else { None }) {
+                self.answer_rrset(zone, owner, rs, a);
             } else {
                 self.negative(zone, zl, a);
             }
             return;
         }
         if let Some(rs) = node.rrset(qt) {
-            self.answer_rrset(owner, rs, a);
+            self.answer_rrset(zone, owner, rs, a);
             return;
         }
         if let Some(rs) = node.rrset(wire::TYPE_CNAME) {
             let (rdata_at, n) = self.write_rrset(owner, rs);
             a.an += n;
-            let Some(target) = rs.targets.first() else { return };
-            if depth + 1 >= MAX_CNAME_CHAIN || **target == *self.q.qname() || self.chain[..depth].contains(&&**target) {
-                return;
-            }
-            self.chain[depth] = target;
-            // Follow the chain inside this zone only (not into other zones or below cuts).
-            let in_zone = target.len() >= zone.origin_wire.len() && {
-                let mut offs = [0u8; 128];
-                let n = label_offsets(target, &mut offs);
-                n >= zone.labels && target[offs[n - zone.labels] as usize..] == *zone.origin_wire
-            };
-            if in_zone {
-                self.resolve(zone, zl, target, Some(rdata_at), depth + 1, a);
-            }
+            self.follow_cname(zone, zl, rs, rdata_at, depth, a);
             return;
         }
         self.negative(zone, zl, a);
     }
 
+    /// Follows the CNAME `rs` (its target written at `rdata_at`) inside `zone`
+    /// only (not into other zones or below cuts), unless the chain is too long or
+    /// comes back to a name already answered.
+    fn follow_cname(
+        &mut self,
+        zone: &'s Zone,
+        zl: usize,
+        rs: RRsetView<'s>,
+        rdata_at: usize,
+        depth: usize,
+        a: &mut Answer<'s>,
+    ) {
+        let mut target = [0u8; 256];
+        let Some(len) = rs.records().next().and_then(|r| snapshot::lower_name(r.get(10..)?, &mut target)) else {
+            return;
+        };
+        let t = &target[..len];
+        let seen = |&(at, n): &(usize, usize)| self.out.get(at..at + n).is_some_and(|w| w.eq_ignore_ascii_case(t));
+        if depth + 1 >= MAX_CNAME_CHAIN || t == self.q.qname() || self.chain[..depth].iter().any(seen) {
+            return;
+        }
+        self.chain[depth] = (rdata_at, len);
+        if snapshot::is_at_or_below(t, &zone.origin_wire) {
+            self.resolve(zone, zl, t, Some(rdata_at), depth + 1, a);
+        }
+    }
+
     /// Writes `rs` to the answer section; an NS, MX or SRV RRset's additional data
     /// follows at the end.
-    fn answer_rrset(&mut self, owner: Owner<'_>, rs: &'s RRset, a: &mut Answer<'s>) {
+    fn answer_rrset(&mut self, zone: &'s Zone, owner: Owner<'_>, rs: RRsetView<'s>, a: &mut Answer<'s>) {
         let start = self.out.len();
         let (_, n) = self.write_rrset(owner, rs);
         a.an += n;
-        if !rs.extras.is_empty() {
-            a.extra = Some(Pending { rrset: rs, start, owner_len: owner.len(), referral: false });
+        if snapshot::target_offset(rs.rtype).is_some() {
+            a.extra = Some(Pending { rrset: rs, zone, owner: &[], start, owner_len: owner.len(), referral: false });
         }
     }
 
     /// The delegation's NS RRset in the authority section; its glue (the addresses
     /// of the name servers that live in this zone) follows at the end.
-    fn referral(&mut self, cut: &'s Node, owner: Owner<'_>, a: &mut Answer<'s>) {
+    fn referral(&mut self, zone: &'s Zone, cut: NodeView<'s>, owner: Owner<'_>, name: &'s [u8], a: &mut Answer<'s>) {
         a.aa = false;
         let Some(ns) = cut.rrset(wire::TYPE_NS) else { return };
         let start = self.out.len();
         let (_, n) = self.write_rrset(owner, ns);
         a.ns += n;
-        a.extra = Some(Pending { rrset: ns, start, owner_len: owner.len(), referral: true });
+        a.extra = Some(Pending { rrset: ns, zone, owner: name, start, owner_len: owner.len(), referral: true });
     }
 
     fn pool_answer(&mut self, pidx: u32, qt: u16, owner: Owner<'_>, a: &mut Answer) -> PoolResult {
@@ -630,35 +651,65 @@ impl<'s> Ctx<'s, '_> {
 /// does not, and the reply is to be truncated), then the rest, each RRset whole
 /// or not at all, dropped without TC when it does not fit.
 fn write_additional(out: &mut Vec<u8>, p: &Pending<'_>, limit: usize, ar: &mut u16) -> bool {
-    if p.referral {
-        for e in p.rrset.extras.iter().filter(|e| e.in_domain) {
-            for rs in e.rrsets.iter() {
-                if !put_rrset(out, extra_owner(p, e), rs, limit, ar) {
-                    return false;
-                }
-            }
-        }
+    if p.referral && !each_target(p, |owner, in_domain, node| !in_domain || put_addresses(out, owner, node, limit, ar))
+    {
+        return false;
     }
-    for e in p.rrset.extras.iter().filter(|e| !(p.referral && e.in_domain)) {
-        for rs in e.rrsets.iter() {
-            put_rrset(out, extra_owner(p, e), rs, limit, ar);
+    each_target(p, |owner, in_domain, node| {
+        if !(p.referral && in_domain) {
+            put_addresses(out, owner, node, limit, ar);
+        }
+        true
+    });
+    true
+}
+
+/// Calls `f` for each distinct target of `p`'s records (RFC 1035 section 4.3.2
+/// step 6) that is in the zone and has a node there (its own or a wildcard's)
+/// that is not a pool: pools are left out, their answer depends on the client
+/// and on health, and resolvers ask for them anyway. `f` gets the owner to write
+/// the target's addresses under (a pointer to the target name written in the
+/// RDATA, or the name where no pointer reaches), whether the target is at or
+/// below the RRset's owner (a referral's required glue, RFC 9471), and the node.
+/// Stops, returning `false`, when `f` does.
+fn each_target<'s>(p: &Pending<'s>, mut f: impl FnMut(Owner<'_>, bool, NodeView<'s>) -> bool) -> bool {
+    let Some(name_at) = snapshot::target_offset(p.rrset.rtype) else { return true };
+    let mut before = 0usize;
+    for (j, rec) in p.rrset.records().enumerate() {
+        let at = p.start + (j + 1) * p.owner_len + before + 10 + name_at;
+        before += rec.len();
+        let mut buf = [0u8; 256];
+        let Some(len) = rec.get(10 + name_at..).and_then(|r| snapshot::lower_name(r, &mut buf)) else { continue };
+        let target = &buf[..len];
+        let same = |r: &[u8]| r.get(10 + name_at..).is_some_and(|n| n.eq_ignore_ascii_case(target));
+        if p.rrset.records().take(j).any(same) || !snapshot::is_at_or_below(target, &p.zone.origin_wire) {
+            continue;
+        }
+        let Some(node) = p.zone.target_node(target).filter(|n| n.pool().is_none()) else { continue };
+        let owner = if at < 0x3fff { Owner::Ptr(at as u16) } else { Owner::Name(target) };
+        if !f(owner, snapshot::is_at_or_below(target, p.owner), node) {
+            return false;
         }
     }
     true
 }
 
-/// The owner of `e`'s records: a pointer to its target name in the RDATA written
-/// for `p`, or the name itself where a pointer cannot reach.
-fn extra_owner<'e>(p: &Pending<'_>, e: &'e Extra) -> Owner<'e> {
-    let j = e.record as usize;
-    let before: usize = p.rrset.lens.iter().take(j).map(|&l| l as usize).sum();
-    let at = p.start + (j + 1) * p.owner_len + before + 10 + e.name_at as usize;
-    if at < 0x3fff { Owner::Ptr(at as u16) } else { Owner::Name(&e.target) }
+/// Writes a node's A and AAAA RRsets under `owner`, each whole if it fits;
+/// `false` when one does not.
+fn put_addresses(out: &mut Vec<u8>, owner: Owner<'_>, node: NodeView<'_>, limit: usize, ar: &mut u16) -> bool {
+    for rtype in [wire::TYPE_A, wire::TYPE_AAAA] {
+        if let Some(rs) = node.rrset(rtype) {
+            if !put_rrset(out, owner, rs, limit, ar) {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Writes all of `rs` under `owner` if the message stays within `limit`.
-fn put_rrset(out: &mut Vec<u8>, owner: Owner<'_>, rs: &RRset, limit: usize, ar: &mut u16) -> bool {
-    if out.len() + rs.lens.len() * owner.len() + rs.data.len() > limit {
+fn put_rrset(out: &mut Vec<u8>, owner: Owner<'_>, rs: RRsetView<'_>, limit: usize, ar: &mut u16) -> bool {
+    if out.len() + rs.count() as usize * owner.len() + rs.bytes().len() > limit {
         return false;
     }
     for rec in rs.records() {
@@ -680,4 +731,72 @@ enum PoolResult {
     Answered,
     NoData,
     ServFail,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::{Name, RecordType};
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    fn snapshot() -> Snapshot {
+        let origin = Name::from_ascii("e.test.").unwrap();
+        let z = crate::zone::parse_str(
+            &origin,
+            Path::new("/z"),
+            "$TTL 60\n@ SOA ns h 1 2 3 4 30\n@ NS ns\nns A 192.0.2.1\nns AAAA 2001:db8::1\n\
+             @ MX 1 NS\n@ MX 2 ns\n@ MX 3 x.wild\n@ MX 4 pool\n@ MX 5 mx.other.test.\n*.wild A 192.0.2.9\n\
+             sub NS ns.sub\nsub NS ns\nns.sub A 192.0.2.2\n_s._tcp SRV 0 0 1 ns\npool TXT x\n",
+        )
+        .unwrap();
+        let pools = BTreeMap::from([(Name::from_ascii("pool.e.test.").unwrap(), 0u32)]);
+        let zone = crate::snapshot::build_zone(&z, 0, &pools).unwrap();
+        let mut snap = Snapshot::empty(1232);
+        snap.zones = Arc::new([(zone.origin_wire.clone(), Arc::new(zone))].into_iter().collect());
+        snap
+    }
+
+    fn ask(snap: &Snapshot, name: &str, rtype: RecordType) -> Message {
+        let mut q = Message::query();
+        q.add_query(hickory_proto::op::Query::query(Name::from_ascii(name).unwrap(), rtype));
+        let packet = q.to_vec().unwrap();
+        let mut out = Vec::new();
+        Responder::new(1).respond(snap, &packet, "192.0.2.100".parse().unwrap(), false, &mut out).unwrap();
+        Message::from_vec(&out).unwrap()
+    }
+
+    fn additional(m: &Message) -> Vec<String> {
+        m.additionals.iter().map(|r| format!("{} {}", r.name, r.data)).collect()
+    }
+
+    /// NS, MX and SRV answers carry their in-zone targets' addresses, read from
+    /// the RDATA at answer time: once per target (whatever its case), a
+    /// wildcard's for a name it covers, none for a pool or out of zone.
+    #[test]
+    fn additional_addresses_of_targets() {
+        let snap = snapshot();
+        let mx = ask(&snap, "e.test.", RecordType::MX);
+        assert_eq!(mx.answers.len(), 5);
+        assert_eq!(
+            additional(&mx),
+            ["NS.e.test. 192.0.2.1", "NS.e.test. 2001:db8::1", "x.wild.e.test. 192.0.2.9"],
+            "ns (as first written) once, the wildcard's A for x.wild"
+        );
+        let srv = ask(&snap, "_s._tcp.e.test.", RecordType::SRV);
+        assert_eq!(additional(&srv), ["ns.e.test. 192.0.2.1", "ns.e.test. 2001:db8::1"]);
+    }
+
+    /// A referral carries its in-domain glue first, then the other servers'
+    /// addresses.
+    #[test]
+    fn referral_glue_first() {
+        let snap = snapshot();
+        let r = ask(&snap, "www.sub.e.test.", RecordType::A);
+        assert!(!r.metadata.authoritative);
+        assert_eq!(r.authorities.len(), 2);
+        assert_eq!(additional(&r), ["ns.sub.e.test. 192.0.2.2", "ns.e.test. 192.0.2.1", "ns.e.test. 2001:db8::1"]);
+    }
 }
