@@ -11,7 +11,7 @@ mod build;
 mod zone;
 
 pub use build::{Settings, build, rebuild_pools};
-pub use zone::{Base, BaseBuilder, NodeView, RRsetView, Records, TooLarge};
+pub use zone::{Base, BaseBuilder, EncodedRRset, Layer, LayerNode, NodeView, RRsetView, RRsets, Records, TooLarge};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -72,8 +72,12 @@ pub struct Zone {
     pub origin: Name,
     pub origin_wire: Box<[u8]>,
     pub labels: usize,
-    /// Every name and record; shared by zones that differ only in their SOA serial.
+    /// Every name and record as built from the zone data; shared by the zones
+    /// made from this one by API changes and serial bumps.
     pub base: Arc<Base>,
+    /// The nodes API RRset changes touched since the base was built (with the
+    /// ancestors whose existence followed), over the base.
+    pub layer: Layer,
     /// The apex SOA record (kept out of the apex node, so that a serial bump
     /// re-encodes one record and shares every node).
     soa: Box<[u8]>,
@@ -95,6 +99,7 @@ impl Zone {
             origin_wire: self.origin_wire.clone(),
             labels: self.labels,
             base: self.base.clone(),
+            layer: self.layer.clone(),
             soa: record,
             negative_soa: negative,
             serial: soa.serial,
@@ -110,7 +115,26 @@ impl Zone {
 
     /// The node at `name` (lower-cased wire), if the name exists.
     pub fn node(&self, name: &[u8]) -> Option<NodeView<'_>> {
-        self.base.node(name)
+        self.base.node_in(&self.layer, name)
+    }
+
+    /// This zone with the RRset `rtype` at `name` (lower-cased wire, in this zone)
+    /// replaced by `set`, or removed: the base is shared, the layer gets the node
+    /// (and the ancestors whose existence changes with it). The serial is not
+    /// advanced here ([`Zone::with_serial_bump`]).
+    pub fn with_rrset(&self, name: &[u8], rtype: u16, set: Option<EncodedRRset>) -> Zone {
+        Zone {
+            origin: self.origin.clone(),
+            origin_wire: self.origin_wire.clone(),
+            labels: self.labels,
+            base: self.base.clone(),
+            layer: zone::with_rrset(&self.base, &self.layer, &self.origin_wire, name, rtype, set),
+            soa: self.soa.clone(),
+            negative_soa: self.negative_soa.clone(),
+            serial: self.serial,
+            soa_rdata: self.soa_rdata.clone(),
+            soa_ttl: self.soa_ttl,
+        }
     }
 
     /// The node that answers for `target` (lower-cased wire, in this zone): its
@@ -345,6 +369,7 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
         origin,
         origin_wire,
         base: Arc::new(base),
+        layer: Layer::default(),
         soa: soa_record,
         negative_soa,
         serial: soa.serial,
@@ -537,5 +562,60 @@ mod tests {
         assert_eq!(lower_name(&[0xc0, 12], &mut buf), None, "a pointer is not read");
         assert!(is_at_or_below(&w("a.b.example.test."), &w("example.test.")));
         assert!(!is_at_or_below(&w("example.test."), &w("a.example.test.")));
+    }
+
+    /// What a node holds, to compare zones: its flags, pool and RRsets.
+    type Shape = (bool, bool, Option<u32>, Vec<(u16, Vec<u8>)>);
+
+    fn shape(z: &Zone, n: &str) -> Option<Shape> {
+        z.node(&w(n))
+            .map(|v| (v.apex(), v.delegation(), v.pool(), v.rrsets().map(|r| (r.rtype, r.bytes().to_vec())).collect()))
+    }
+
+    fn rrset(text: &str) -> Option<EncodedRRset> {
+        let z = zone(&format!("$TTL 60\n@ SOA ns h 1 2 3 4 30\n@ NS ns\n{text}\n"), &BTreeMap::new());
+        let node = z.node(&w("x.example.test.")).or_else(|| z.node(&w("a.b.c.example.test.")))?;
+        let rs = node.first()?;
+        Some(EncodedRRset::new(rs.records()))
+    }
+
+    /// RRset changes laid over a base give the zone that building the changed
+    /// zone data gives: RRsets replaced and removed, empty non-terminals made
+    /// and gone with their last descendant, cuts following NS, pools kept.
+    #[test]
+    fn layer_over_base_matches_a_rebuild() {
+        let pools = BTreeMap::from([(Name::from_ascii("p.example.test.").unwrap(), 3u32)]);
+        let head = "$TTL 60\n@ SOA ns h 1 2 3 4 30\n@ NS ns\nns A 192.0.2.1\n";
+        let base = zone(&format!("{head}d.e A 192.0.2.5\nkeep.e TXT k\np TXT t\n"), &pools);
+        let z = base
+            .with_rrset(&w("d.e.example.test."), 1, None)
+            .with_rrset(&w("a.b.c.example.test."), 1, rrset("a.b.c A 192.0.2.7"))
+            .with_rrset(&w("p.example.test."), 16, None)
+            .with_rrset(&w("x.example.test."), 2, rrset("x NS ns.else.test."))
+            .with_rrset(&w("x.example.test."), 1, rrset("x A 192.0.2.8\nx A 192.0.2.8"));
+        let rebuilt =
+            zone(&format!("{head}keep.e TXT k\na.b.c A 192.0.2.7\nx NS ns.else.test.\nx A 192.0.2.8\n"), &pools);
+        for n in [
+            "example.test.",
+            "ns.example.test.",
+            "d.e.example.test.",
+            "e.example.test.",
+            "keep.e.example.test.",
+            "a.b.c.example.test.",
+            "b.c.example.test.",
+            "c.example.test.",
+            "p.example.test.",
+            "x.example.test.",
+        ] {
+            assert_eq!(shape(&z, n), shape(&rebuilt, n), "{n}");
+        }
+        assert_eq!(shape(&base, "b.c.example.test."), None);
+        // The last descendant gone, its empty non-terminals go too.
+        let gone = z.with_rrset(&w("a.b.c.example.test."), 1, None);
+        assert_eq!(shape(&gone, "c.example.test."), None);
+        assert_eq!(shape(&gone, "b.c.example.test."), None);
+        // The base is shared, not copied.
+        assert!(Arc::ptr_eq(&gone.base, &base.base));
+        assert!(base.layer.is_empty());
     }
 }

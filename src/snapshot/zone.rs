@@ -11,6 +11,7 @@
 //! share one TTL and are distinct. A record's length is read from its RDLENGTH.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
@@ -70,17 +71,17 @@ impl Base {
 
     /// The node at `name` (lower-cased wire), if it exists.
     pub fn node(&self, name: &[u8]) -> Option<NodeView<'_>> {
-        self.find(name).map(|rec| NodeView { base: self, rec })
+        self.find(name).map(|rec| NodeView(Inner::Base(self, rec)))
+    }
+
+    /// The node at `name` with `layer` over this base.
+    pub fn node_in<'z>(&'z self, layer: &'z Layer, name: &[u8]) -> Option<NodeView<'z>> {
+        lookup(self, layer, name)
     }
 
     /// How many nodes (names, empty non-terminals included) the zone has.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
-    }
-
-    /// Every node, in no particular order.
-    pub fn nodes(&self) -> impl Iterator<Item = NodeView<'_>> {
-        self.nodes.iter().map(move |rec| NodeView { base: self, rec })
     }
 
     /// Bytes held, all included (buffers at capacity, the table's slots).
@@ -93,43 +94,55 @@ impl Base {
     }
 }
 
-/// A name of a zone, borrowed from the zone.
+/// A name of a zone, borrowed from the zone: from its base, or from the layer of
+/// API changes over it.
 #[derive(Clone, Copy)]
-pub struct NodeView<'z> {
-    base: &'z Base,
-    rec: &'z NodeRec,
+pub struct NodeView<'z>(Inner<'z>);
+
+#[derive(Clone, Copy)]
+enum Inner<'z> {
+    Base(&'z Base, &'z NodeRec),
+    Layer(&'z LayerNode),
 }
 
 impl<'z> NodeView<'z> {
+    fn flags(&self) -> u8 {
+        match self.0 {
+            Inner::Base(_, rec) => rec.flags,
+            Inner::Layer(l) => l.flags,
+        }
+    }
+
     /// The zone apex (whose SOA lives in `Zone::soa`).
     pub fn apex(&self) -> bool {
-        self.rec.flags & APEX != 0
+        self.flags() & APEX != 0
     }
 
     /// NS records at a name below the apex: a zone cut.
     pub fn delegation(&self) -> bool {
-        self.rec.flags & DELEGATION != 0
+        self.flags() & DELEGATION != 0
     }
 
     /// Index into `Snapshot::pools` when this name is a pool.
     pub fn pool(&self) -> Option<u32> {
-        (self.rec.pool != NO_POOL).then_some(self.rec.pool)
+        let pool = match self.0 {
+            Inner::Base(_, rec) => rec.pool,
+            Inner::Layer(l) => l.pool,
+        };
+        (pool != NO_POOL).then_some(pool)
     }
 
     /// The name, lower-cased wire form.
     pub fn name(&self) -> &'z [u8] {
-        self.base.name(self.rec)
+        match self.0 {
+            Inner::Base(base, rec) => base.name(rec),
+            Inner::Layer(l) => &l.name,
+        }
     }
 
     /// The RRsets, ordered by type.
-    pub fn rrsets(&self) -> impl Iterator<Item = RRsetView<'z>> + 'z {
-        let base = self.base;
-        let first = self.rec.first_rrset as usize;
-        base.rrsets[first..first + self.rec.rrset_count as usize].iter().map(move |r| RRsetView {
-            rtype: r.rtype,
-            count: r.count,
-            data: &base.data[r.off as usize..r.off as usize + r.len as usize],
-        })
+    pub fn rrsets(&self) -> RRsets<'z> {
+        RRsets { node: *self, i: 0 }
     }
 
     pub fn rrset(&self, rtype: u16) -> Option<RRsetView<'z>> {
@@ -140,6 +153,174 @@ impl<'z> NodeView<'z> {
     pub fn first(&self) -> Option<RRsetView<'z>> {
         self.rrsets().next()
     }
+}
+
+/// The RRsets of a node, in type order.
+pub struct RRsets<'z> {
+    node: NodeView<'z>,
+    i: usize,
+}
+
+impl<'z> Iterator for RRsets<'z> {
+    type Item = RRsetView<'z>;
+
+    fn next(&mut self) -> Option<RRsetView<'z>> {
+        let i = self.i;
+        self.i += 1;
+        match self.node.0 {
+            Inner::Base(base, rec) if i < rec.rrset_count as usize => {
+                let r = base.rrsets.get(rec.first_rrset as usize + i)?;
+                Some(RRsetView {
+                    rtype: r.rtype,
+                    count: r.count,
+                    data: base.data.get(r.off as usize..(r.off + r.len) as usize)?,
+                })
+            }
+            Inner::Base(..) => None,
+            Inner::Layer(l) => l.rrsets.get(i).map(|r| RRsetView { rtype: r.rtype, count: r.count, data: &r.data }),
+        }
+    }
+}
+
+/// A node as API changes left it: the whole node (its RRsets in type order),
+/// so that a lookup that finds it reads nothing from the base.
+#[derive(Debug, Clone)]
+pub struct LayerNode {
+    name: Box<[u8]>,
+    flags: u8,
+    pool: u32,
+    children: u32,
+    rrsets: Vec<LayerRRset>,
+}
+
+#[derive(Debug, Clone)]
+struct LayerRRset {
+    rtype: u16,
+    count: u16,
+    data: Box<[u8]>,
+}
+
+impl LayerNode {
+    /// A name exists while it has RRsets, is a pool or the apex, or has
+    /// children (an empty non-terminal).
+    fn exists(&self) -> bool {
+        !self.rrsets.is_empty() || self.pool != NO_POOL || self.children > 0 || self.flags & APEX != 0
+    }
+
+    /// A copy of what the zone has at `name` now (nothing if it does not exist).
+    fn of(name: &[u8], now: Option<NodeView<'_>>, children: u32) -> LayerNode {
+        let mut l = LayerNode { name: name.into(), flags: 0, pool: NO_POOL, children, rrsets: Vec::new() };
+        if let Some(n) = now {
+            l.flags = n.flags();
+            l.pool = n.pool().unwrap_or(NO_POOL);
+            l.rrsets = n.rrsets().map(|r| LayerRRset { rtype: r.rtype, count: r.count, data: r.data.into() }).collect();
+        }
+        l
+    }
+}
+
+/// API changes over a base: whole nodes by name, persistent (a change copies
+/// O(log n) of it and shares the rest with the zone before).
+pub type Layer = imbl::OrdMap<Box<[u8]>, Arc<LayerNode>>;
+
+/// The node at `name` in `layer` over `base`, if it exists. The layer is looked
+/// at only when it holds something: a zone without API changes since it was
+/// built costs one probe.
+fn lookup<'z>(base: &'z Base, layer: &'z Layer, name: &[u8]) -> Option<NodeView<'z>> {
+    if !layer.is_empty() {
+        if let Some(l) = layer.get(name) {
+            return l.exists().then_some(NodeView(Inner::Layer(l)));
+        }
+    }
+    base.find(name).map(|rec| NodeView(Inner::Base(base, rec)))
+}
+
+/// The child count a node at `name` has in `layer` over `base` (0 if none).
+fn children(base: &Base, layer: &Layer, name: &[u8]) -> u32 {
+    match layer.get(name) {
+        Some(l) => l.children,
+        None => base.find(name).map_or(0, |r| r.children),
+    }
+}
+
+/// `layer` with the RRset `rtype` at `name` replaced by `set` (or removed), and
+/// the child counts of its ancestors up to `origin` following the name's
+/// existence.
+pub fn with_rrset(
+    base: &Base,
+    layer: &Layer,
+    origin: &[u8],
+    name: &[u8],
+    rtype: u16,
+    set: Option<EncodedRRset>,
+) -> Layer {
+    let mut next = layer.clone();
+    let mut node = LayerNode::of(name, lookup(base, layer, name), children(base, layer, name));
+    let existed = node.exists();
+    node.rrsets.retain(|r| r.rtype != rtype);
+    if let Some(s) = set.filter(|s| s.count > 0) {
+        let at = node.rrsets.partition_point(|r| r.rtype < rtype);
+        node.rrsets.insert(at, LayerRRset { rtype, count: s.count, data: s.data });
+    }
+    let cut = node.flags & APEX == 0 && node.rrsets.iter().any(|r| r.rtype == 2);
+    node.flags = (node.flags & !DELEGATION) | if cut { DELEGATION } else { 0 };
+    let exists = node.exists();
+    next.insert(name.into(), Arc::new(node));
+    let mut child = name;
+    while existed != exists && child.len() > origin.len() {
+        let parent = &child[1 + child[0] as usize..];
+        let mut p = LayerNode::of(parent, lookup(base, &next, parent), children(base, &next, parent));
+        let before = p.exists();
+        p.children = if exists { p.children + 1 } else { p.children.saturating_sub(1) };
+        let after = p.exists();
+        next.insert(parent.into(), Arc::new(p));
+        if before == after {
+            break;
+        }
+        child = parent;
+    }
+    next
+}
+
+/// An RRset's records encoded back to back, one TTL, no duplicates.
+#[derive(Debug, Clone)]
+pub struct EncodedRRset {
+    pub count: u16,
+    pub data: Box<[u8]>,
+}
+
+impl EncodedRRset {
+    /// `records` (each TYPE to the end of RDATA, one type) as one RRset: the
+    /// lowest TTL for all (RFC 2181 5.2), identical records once (RFC 2181 5).
+    pub fn new<'r>(records: impl IntoIterator<Item = &'r [u8]> + Clone) -> EncodedRRset {
+        let ttl = records
+            .clone()
+            .into_iter()
+            .filter_map(|r| r.get(4..8))
+            .map(|t| u32::from_be_bytes([t[0], t[1], t[2], t[3]]))
+            .min()
+            .unwrap_or(0);
+        let mut data = Vec::new();
+        let count = push_rrset(&mut data, records, ttl);
+        EncodedRRset { count, data: data.into() }
+    }
+}
+
+/// Appends `records` to `data` with TTL `ttl`, each distinct record once;
+/// returns how many were appended.
+fn push_rrset<'r>(data: &mut Vec<u8>, records: impl IntoIterator<Item = &'r [u8]>, ttl: u32) -> u16 {
+    let off = data.len();
+    let mut count = 0u16;
+    for rec in records {
+        if rec.len() < 10 || RRsetView::new(0, count, &data[off..]).records().any(|r| r[8..] == rec[8..]) {
+            continue;
+        }
+        data.extend_from_slice(&rec[..4]);
+        data.extend_from_slice(&ttl.to_be_bytes());
+        data.extend_from_slice(&rec[8..]);
+        count = count.saturating_add(1);
+    }
+    count
 }
 
 /// One RRset: its records encoded from TYPE to the end of RDATA, back to back.
@@ -173,6 +354,7 @@ impl<'z> RRsetView<'z> {
 }
 
 /// The records of an RRset, walked by their RDLENGTH.
+#[derive(Clone)]
 pub struct Records<'z> {
     rest: &'z [u8],
 }
@@ -269,20 +451,11 @@ impl BaseBuilder {
         b.data.reserve_exact(scratch.len());
         for group in pending.chunk_by(|x, y| (x.node, x.rtype) == (y.node, y.rtype)) {
             let (node, rtype) = (group[0].node, group[0].rtype);
+            // RFC 2181 5.2: one TTL per RRset; use the lowest.
             let ttl = group.iter().map(|p| p.ttl).min().unwrap_or(0);
             let off = b.data.len();
-            let mut count = 0u16;
-            for p in group {
-                let rec = &scratch[p.off as usize..p.off as usize + p.len as usize];
-                // Identical records in one RRset are one record (RFC 2181 5).
-                if RRsetView::new(rtype, count, &b.data[off..]).records().any(|r| r[8..] == rec[8..]) {
-                    continue;
-                }
-                b.data.extend_from_slice(&rec[..4]);
-                b.data.extend_from_slice(&ttl.to_be_bytes());
-                b.data.extend_from_slice(&rec[8..]);
-                count = count.saturating_add(1);
-            }
+            let records = group.iter().map(|p| &scratch[p.off as usize..p.off as usize + p.len as usize]);
+            let count = push_rrset(&mut b.data, records, ttl);
             let len = b.data.len() - off;
             let (off, len) = (u32::try_from(off).map_err(|_| TooLarge)?, u32::try_from(len).map_err(|_| TooLarge)?);
             let rrset_id = u32::try_from(b.rrsets.len()).map_err(|_| TooLarge)?;
