@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::admin::{self, AdminState};
-use crate::config::{ClusterHealth, EtcdSettings, RedirectSettings};
+use crate::config::{ClusterHealth, Config, EtcdSettings, RedirectSettings};
 use crate::control::{ClusterLink, Command, Writer, WriterParts};
 use crate::counters::Stats;
 use crate::dns::cookie::Cookies;
@@ -70,6 +70,8 @@ pub struct Control {
     token: Arc<ArcSwap<Option<String>>>,
     metrics: Metrics,
     events: crate::control::Events,
+    /// The last reload's and API writes' results, for the status page.
+    outcomes: crate::control::Outcomes,
     redirect: Option<Arc<ArcSwap<RedirectSettings>>>,
 }
 
@@ -109,6 +111,7 @@ impl Control {
             }
             Err(p) => Err(p),
         };
+        self.outcomes.reload(result.as_ref().err().map(Problems::to_string));
         match &result {
             Ok(()) => {
                 self.metrics.reload(true);
@@ -127,21 +130,12 @@ impl Control {
 
 impl App {
     /// Opens the state store, runs the first probe round, builds the first
-    /// snapshot and binds every socket. Must run inside a multi-thread tokio runtime.
+    /// snapshot and binds every socket. Nothing in it blocks a runtime thread
+    /// (the store is awaited), so any tokio runtime will do.
     pub async fn bind(sources: Sources) -> Result<App, AppError> {
         let cfg = &sources.config;
         let token = sources.admin_token.clone();
-        let (store, etcd): (Box<dyn Store>, _) = match &cfg.etcd {
-            None => {
-                let s = SqliteStore::open(&cfg.admin.state_dir)?;
-                (Box::new(s), None)
-            }
-            Some(e) => {
-                let s = EtcdStore::open(e).await?;
-                let conn = s.connector();
-                (Box::new(s), Some((e.clone(), conn)))
-            }
-        };
+        let (store, etcd) = open_store(cfg).await?;
         let (probe_tx, probe_rx) = mpsc::channel(4096);
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty(cfg.dns.edns_udp_size)));
         let stats = Arc::new(Stats::default());
@@ -149,6 +143,7 @@ impl App {
         let (stopper, shutdown) = Shutdown::new();
         let cluster = etcd.map(|(settings, conn)| join_cluster(&settings, conn, &shutdown));
         let events = crate::control::Events::default();
+        let outcomes = crate::control::Outcomes::default();
         let mut writer = Writer::new(WriterParts {
             sources: sources.clone(),
             store,
@@ -157,7 +152,9 @@ impl App {
             metrics: metrics.clone(),
             cluster,
             events: events.clone(),
-        })?;
+            outcomes: outcomes.clone(),
+        })
+        .await?;
         writer.start().await?;
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(256);
         let control = Control {
@@ -166,6 +163,7 @@ impl App {
             token: Arc::new(ArcSwap::from_pointee(token)),
             metrics,
             events,
+            outcomes,
             redirect: cfg.redirect.clone().map(|r| Arc::new(ArcSwap::from_pointee(r))),
         };
 
@@ -280,14 +278,7 @@ impl App {
             )));
         }
         let writer = tokio::spawn(self.writer.run(self.probe_rx, self.cmd_rx, self.shutdown.clone()));
-        let router = admin::router(AdminState {
-            auth_log: Arc::default(),
-            token: self.control.token.clone(),
-            writer: self.control.writer.clone(),
-            metrics: self.control.metrics.clone(),
-            events: self.control.events.clone(),
-            ui_public: self.sources.config.admin.ui_public,
-        });
+        let router = admin::router(self.control.admin_state(self.sources.config.admin.ui_public));
         let rates = self.control.metrics.answer_rates.clone();
         tasks.push(tokio::spawn(rates.run(self.snapshot.clone(), self.shutdown.clone())));
         let admin = tokio::spawn(crate::http::serve(self.admin, router, self.shutdown.clone()));
@@ -320,6 +311,34 @@ impl App {
         .await
         .ok();
         Ok(())
+    }
+}
+
+/// The store `[cluster]` names: SQLite in `state_dir`, or etcd (with what the
+/// watch and the health views need to reach it).
+async fn open_store(cfg: &Config) -> Result<(Box<dyn Store>, Option<(EtcdSettings, etcd::Connector)>), AppError> {
+    Ok(match &cfg.etcd {
+        None => (Box::new(SqliteStore::open(&cfg.admin.state_dir)?), None),
+        Some(e) => {
+            let s = EtcdStore::open(e).await?;
+            let conn = s.connector();
+            (Box::new(s), Some((e.clone(), conn)))
+        }
+    })
+}
+
+impl Control {
+    /// What the admin API's handlers share.
+    fn admin_state(&self, ui_public: bool) -> AdminState {
+        AdminState {
+            auth_log: Arc::default(),
+            token: self.token.clone(),
+            writer: self.writer.clone(),
+            metrics: self.metrics.clone(),
+            events: self.events.clone(),
+            outcomes: self.outcomes.clone(),
+            ui_public,
+        }
     }
 }
 

@@ -113,13 +113,11 @@ fn check(path: &std::path::Path, no_secrets: bool) -> ExitCode {
 /// out and logged), so they do not fail `check` either, but `check` says so. A
 /// store this user cannot open (the service's own state directory) is not read.
 fn warn_refused_changes(s: &Sources) {
-    use lbdns::persist::Store;
     let file = s.config.admin.state_dir.join("lbdns.sqlite3");
     if !file.is_file() {
         return;
     }
-    let Ok(mut store) = lbdns::persist::sqlite::SqliteStore::open(&s.config.admin.state_dir) else { return };
-    let Ok(overlay) = store.load() else { return };
+    let Ok(overlay) = lbdns::persist::sqlite::read(&s.config.admin.state_dir) else { return };
     if let Some(e) = lbdns::control::stored_changes_refused(s, &overlay) {
         eprintln!(
             "{}: warning: API changes stored in {} that the config or zone files now refuse will be left out at start: {e}",
@@ -161,7 +159,7 @@ fn transfer(path: &std::path::Path, import: Option<&std::path::Path>) -> ExitCod
         },
         None => None,
     };
-    let Ok(rt) = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() else {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
         eprintln!("cannot start the runtime");
         return ExitCode::FAILURE;
     };

@@ -108,6 +108,14 @@ struct QueryPath {
 
 impl prometheus_client::collector::Collector for QueryPath {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.encode_dns(&mut encoder)?;
+        self.encode_pools(&mut encoder)
+    }
+}
+
+impl QueryPath {
+    /// The DNS workers' counters, summed over the workers.
+    fn encode_dns(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut e =
             encoder.encode_descriptor("lbdns_dns_queries", "DNS queries received", None, MetricType::Counter)?;
         for (i, proto) in ["udp", "tcp"].iter().enumerate() {
@@ -151,7 +159,11 @@ impl prometheus_client::collector::Collector for QueryPath {
             let v = self.stats.sum(|w| w.rrl[i].load(Ordering::Relaxed));
             ConstCounter::new(v).encode(e.encode_family(&[("action", *action)])?)?;
         }
+        Ok(())
+    }
 
+    /// Each pool's counters and each member's health, from the current snapshot.
+    fn encode_pools(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let snap = self.snapshot.load();
         let mut e = encoder.encode_descriptor(
             "lbdns_pool_answers",

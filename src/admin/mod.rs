@@ -122,6 +122,8 @@ pub struct AdminState {
     pub metrics: crate::metrics::Metrics,
     /// Member state transitions (`GET /v1/events`, `/ui/api/events`).
     pub events: crate::control::Events,
+    /// The last reload's and API writes' results (`/ui/api/state`).
+    pub outcomes: crate::control::Outcomes,
     /// `/ui/api/state` answers without a token (`[admin] ui_public`).
     pub ui_public: bool,
 }

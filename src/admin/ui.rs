@@ -7,7 +7,9 @@
 //!
 //! The state is read from the writer through the same requests as `GET /v1/pools`
 //! and `GET /v1/zones` (so it cannot disagree with the API), reduced to what the
-//! page shows, with each pool's answers-per-second samples beside it.
+//! page shows, with each pool's answers-per-second samples beside it, and the
+//! last reload and API writes as recorded in [`crate::control::Outcomes`].
+//! Everything here is sent gzipped to a client that accepts it.
 
 use axum::Router;
 use axum::extract::State;
@@ -17,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
+use tower_http::compression::CompressionLayer;
 
 use super::{AdminError, AdminState};
 use crate::control::Command;
@@ -41,6 +44,9 @@ pub fn router(state: AdminState) -> Router<AdminState> {
         .route("/ui/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
         .route("/ui/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
         .merge(api)
+        // The state of 500 pools is some 200 KB, polled every second: gzip it
+        // (and the assets) for a client that says it takes gzip.
+        .layer(CompressionLayer::new().gzip(true))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -66,11 +72,15 @@ async fn ui_state(State(st): State<AdminState>) -> Response {
         Value::Array(all) => all.iter().map(|p| pool_state(&st, p)).collect(),
         _ => Vec::new(),
     };
+    let outcomes = st.outcomes.view();
     let body = json!({
         "time": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         "rate_every_seconds": crate::metrics::RATE_EVERY.as_secs(),
         "zones": zones,
         "pools": pools,
+        "started": outcomes.started,
+        "reload": outcomes.reload,
+        "writes": outcomes.writes,
     });
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }
@@ -94,7 +104,7 @@ fn pool_state(st: &AdminState, p: &Value) -> Value {
     let name = p["name"].as_str().unwrap_or_default();
     let members: Vec<Value> = p["members"].as_array().map(|m| m.iter().map(member_state).collect()).unwrap_or_default();
     let mut out = Map::new();
-    for key in ["name", "policy", "ttl", "max_answers", "all_down", "source"] {
+    for key in ["name", "policy", "ttl", "max_answers", "all_down", "all_down_since", "source"] {
         out.insert(key.into(), p[key].clone());
     }
     out.insert("checked".into(), json!(p["health"]["check"].as_str().is_some_and(|c| c != "none")));
@@ -120,5 +130,6 @@ fn member_state(m: &Value) -> Value {
         "since": m["last_change"],
         "last_error": m["last_error"],
         "last_rtt_ms": m["last_rtt_ms"],
+        "votes": m["votes"],
     })
 }

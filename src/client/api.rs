@@ -53,7 +53,9 @@ pub struct Pool {
 pub struct Event {
     pub time: String,
     pub pool: String,
-    pub address: String,
+    /// `null` for a pool's own change (all down, or up again).
+    #[serde(default)]
+    pub address: Option<String>,
     pub from: String,
     pub to: String,
     #[serde(default)]

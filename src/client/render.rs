@@ -172,7 +172,7 @@ pub fn events(out: &Output, events: &[Event]) -> String {
         t.add_row(vec![
             Cell::new(&e.time),
             Cell::new(&e.pool),
-            Cell::new(&e.address),
+            Cell::new(e.address.as_deref().unwrap_or("(pool)")),
             Cell::new(change).fg(state_colour(&e.to)),
             Cell::new(&e.reason),
         ]);

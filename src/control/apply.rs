@@ -33,7 +33,7 @@ impl Writer {
     ) -> Result<Reply, ApiError> {
         let deadline = tokio::time::Instant::now() + RACE_RETRY_FOR;
         loop {
-            let r = self.api(req.clone());
+            let r = self.api(req.clone()).await;
             if !matches!(r, Err(ApiError::LostRace(_))) || tokio::time::Instant::now() >= deadline {
                 return r;
             }
@@ -51,7 +51,7 @@ impl Writer {
         }
     }
 
-    pub(super) fn api(&mut self, req: ApiRequest) -> Result<Reply, ApiError> {
+    pub(super) async fn api(&mut self, req: ApiRequest) -> Result<Reply, ApiError> {
         match req {
             ApiRequest::ListPools => {
                 let all: Vec<Value> = self.effective.pools.iter().map(|p| self.pool_json(p)).collect();
@@ -86,7 +86,7 @@ impl Writer {
                 let Some(Planned { change, zone, created }) = state::plan(&self.in_effect(), other)? else {
                     return Ok(Reply::NoContent);
                 };
-                self.commit(change.clone(), &zone)?;
+                self.commit(change.clone(), &zone).await?;
                 if let Change::DeleteRRset { zone, name, rtype } | Change::RevertRRset { zone, name, rtype } = &change {
                     self.refused.remove(&(zone.clone(), name.clone(), *rtype));
                 }
@@ -115,7 +115,7 @@ impl Writer {
     /// Stores, applies and publishes a validated change. The work is proportional
     /// to what the change touches: an RRset change re-derives one zone, a member
     /// change one pool (plus the zone's SOA serial).
-    pub(super) fn commit(&mut self, change: Change, zone: &Name) -> Result<(), ApiError> {
+    pub(super) async fn commit(&mut self, change: Change, zone: &Name) -> Result<(), ApiError> {
         // Everything that can fail is tried before anything is stored.
         let new_zone = match &change {
             Change::PutRRset { .. } | Change::DeleteRRset { .. } | Change::RevertRRset { .. } => {
@@ -126,7 +126,7 @@ impl Writer {
         if let (Some(z), Change::RevertRRset { name, rtype, .. }) = (&new_zone, &change) {
             self.in_effect().check_restored(z, name, *rtype)?;
         }
-        tokio::task::block_in_place(|| self.store.apply(&change, zone)).map_err(|e| match e {
+        self.store.apply(&change, zone).await.map_err(|e| match e {
             StoreError::Conflict(m) => ApiError::LostRace(format!("change not stored: {m}")),
             e => ApiError::Unavailable(format!("change not stored: {e}")),
         })?;

@@ -21,13 +21,16 @@ use crate::state::api::ApiRequest;
 
 use super::Writer;
 
-/// One member state change in one pool.
+/// One member state change in one pool, or (without an address) a pool's
+/// change between `up` (some member eligible) and `all-down` (none is, so the
+/// pool answers its `all_down` policy).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
     /// RFC 3339, UTC, seconds.
     pub time: String,
     pub pool: String,
-    pub address: IpAddr,
+    /// `None` for a pool's own change.
+    pub address: Option<IpAddr>,
     pub from: &'static str,
     pub to: &'static str,
     /// The probe error, `probe passed`, or what an operator did.
@@ -93,7 +96,7 @@ pub(super) fn transitions(
             (from != to).then(|| Event {
                 time: time.clone(),
                 pool: key.0.clone(),
-                address: key.1,
+                address: Some(key.1),
                 from,
                 to,
                 reason: reason(from, to),
@@ -155,7 +158,7 @@ impl Writer {
                 self.events.push(Event {
                     time: time.clone(),
                     pool: def.name.to_ascii(),
-                    address: key.addr,
+                    address: Some(key.addr),
                     from,
                     to,
                     reason: reason.to_string(),
@@ -166,9 +169,80 @@ impl Writer {
     }
 }
 
-/// Whether a request may change a member's state (reads are not diffed).
+/// Since when a pool has been all down, and whether its coming back up is an
+/// event (not for a pool that was down only because it was just added).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PoolDown {
+    pub since: SystemTime,
+    telling: bool,
+}
+
+/// The families of `pool` that have members but none eligible (enabled and
+/// up): for these it answers its `all_down` policy.
+fn families_down(pool: &crate::snapshot::Pool) -> Vec<&'static str> {
+    let names = ["IPv4", "IPv6"];
+    (0..2).filter(|&f| !pool.family[f].all.is_empty() && pool.family[f].eligible.is_empty()).map(|f| names[f]).collect()
+}
+
+impl Writer {
+    /// Notes which pools are all down in the snapshot in effect and since when,
+    /// recording each pool that went all down or came back as an event (not at
+    /// start-up, and not for a pool just added, as for members). Pools that are
+    /// gone are forgotten. Nothing to do while the snapshot is the one seen last.
+    pub(super) fn note_all_down(&mut self, record: bool) {
+        let snapshot = self.snapshot.load_full();
+        if std::ptr::eq(self.all_down_seen.as_ptr(), Arc::as_ptr(&snapshot)) {
+            return;
+        }
+        self.all_down_seen = Arc::downgrade(&snapshot);
+        let now = SystemTime::now();
+        let mut next = std::collections::HashMap::with_capacity(snapshot.pools.len());
+        for pool in &snapshot.pools {
+            let down = families_down(pool);
+            let since = match (self.all_down.get(&pool.name_text), down.is_empty()) {
+                (Some(Some(d)), false) => Some(*d),
+                (Some(Some(d)), true) => {
+                    if record && d.telling {
+                        self.push_pool(pool, "all-down", "up", "a member is eligible again".into());
+                    }
+                    None
+                }
+                (Some(None), false) => {
+                    if record {
+                        let policy = serde_json::to_value(pool.all_down).ok();
+                        let policy = policy.as_ref().and_then(|v| v.as_str()).unwrap_or_default();
+                        let or = down.join(" or ");
+                        let why = format!("no {or} member is up and enabled: answering all_down = \"{policy}\"");
+                        self.push_pool(pool, "up", "all-down", why);
+                    }
+                    Some(PoolDown { since: now, telling: true })
+                }
+                // A pool down at start-up is news when it comes up; a pool just
+                // added is down only until its members' first probes.
+                (None, false) => Some(PoolDown { since: now, telling: !record }),
+                (Some(None) | None, true) => None,
+            };
+            next.insert(pool.name_text.clone(), since);
+        }
+        self.all_down = next;
+    }
+
+    fn push_pool(&self, pool: &crate::snapshot::Pool, from: &'static str, to: &'static str, reason: String) {
+        self.events.push(Event {
+            time: rfc3339_now(),
+            pool: pool.name_text.clone(),
+            address: None,
+            from,
+            to,
+            reason,
+            node: self.node().map(str::to_string),
+        });
+    }
+}
+
+/// Whether a request may change a member's state (reads and explain are not diffed).
 pub(super) fn is_write(req: &ApiRequest) -> bool {
-    !matches!(req, ApiRequest::ListPools | ApiRequest::GetPool(_) | ApiRequest::ListZones | ApiRequest::GetRecords(_))
+    super::outcomes::describe(req).is_some()
 }
 
 pub(super) fn rfc3339_now() -> String {
@@ -183,7 +257,7 @@ mod tests {
         Event {
             time: "2026-01-01T00:00:00Z".into(),
             pool: format!("p{n}"),
-            address: "192.0.2.1".parse().unwrap(),
+            address: Some("192.0.2.1".parse().unwrap()),
             from: "up",
             to: "down",
             reason: "x".into(),
@@ -212,7 +286,7 @@ mod tests {
             [(("p".into(), a), "drained"), (("p".into(), b), "up"), (("p".into(), c), "up")].into();
         let got = transitions(&before, &after, api_reason, Some("n1"));
         assert_eq!(got.len(), 1);
-        assert_eq!((got[0].address, got[0].from, got[0].to), (a, "up", "drained"));
+        assert_eq!((got[0].address, got[0].from, got[0].to), (Some(a), "up", "drained"));
         assert_eq!(got[0].reason, "drained through the API");
         assert_eq!(got[0].node.as_deref(), Some("n1"));
     }

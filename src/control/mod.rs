@@ -11,6 +11,7 @@ mod apply;
 mod effect;
 mod events;
 mod explain;
+mod outcomes;
 mod probes;
 mod publish;
 mod reload;
@@ -41,6 +42,7 @@ use crate::state::{InEffect, RRsetKey};
 use crate::zone::{ZoneCheckError, ZoneData};
 use effect::fit;
 pub use events::{Event, Events};
+pub use outcomes::{Outcome, Outcomes, OutcomesView};
 
 /// Why stored API changes would not all be put in effect over `sources` (start-up
 /// then leaves out each one the files refuse, and logs it): for `lbdns check`.
@@ -107,6 +109,13 @@ pub struct Writer {
     last_change: std::collections::HashMap<Name, LastChange>,
     /// Member state transitions, shared with the admin API.
     events: Events,
+    /// The last API writes' results, shared with the status page.
+    outcomes: Outcomes,
+    /// Since when each pool has had a family with no eligible member (so it
+    /// answers its `all_down` policy), by pool name; `None` while it has one.
+    all_down: std::collections::HashMap<String, Option<events::PoolDown>>,
+    /// The snapshot `all_down` was computed from.
+    all_down_seen: std::sync::Weak<Snapshot>,
 }
 
 /// The last change to a zone as this server saw it.
@@ -152,14 +161,16 @@ pub struct WriterParts {
     pub cluster: Option<ClusterLink>,
     /// Where member state transitions are recorded; the admin API reads it.
     pub events: Events,
+    /// Where API write results are recorded; the status page reads it.
+    pub outcomes: Outcomes,
 }
 
 impl Writer {
     /// Loads the stored API changes over the sources. The first snapshot is built by
     /// [`Writer::start`], after the first probe round.
-    pub fn new(parts: WriterParts) -> Result<Writer, StateError> {
-        let WriterParts { sources, mut store, prober, snapshot, metrics, cluster, events } = parts;
-        let overlay = store.load()?;
+    pub async fn new(parts: WriterParts) -> Result<Writer, StateError> {
+        let WriterParts { sources, mut store, prober, snapshot, metrics, cluster, events, outcomes } = parts;
+        let overlay = store.load().await?;
         let (overlay, effective, refused) = fit(&sources, overlay)?;
         let mut writer = Writer {
             sources,
@@ -175,6 +186,9 @@ impl Writer {
             refused: refused.into_iter().collect(),
             last_change: Default::default(),
             events,
+            outcomes,
+            all_down: Default::default(),
+            all_down_seen: Default::default(),
         };
         writer.note_file_changes(None);
         Ok(writer)
@@ -197,7 +211,9 @@ impl Writer {
             info!(probes = results.len(), down, took = ?started.elapsed(), "first probe round done");
         }
         self.share_view();
-        self.publish()
+        self.publish()?;
+        self.note_all_down(false);
+        Ok(())
     }
 
     fn pool_defs(&self) -> Vec<Arc<PoolDef>> {
@@ -240,22 +256,31 @@ impl Writer {
                     Some(Command::Health(reply)) => { let _ = reply.send(self.health.clone()); }
                     Some(Command::Api(req, reply)) => {
                         let before = events::is_write(&req).then(|| self.member_states());
+                        let what = outcomes::describe(&req);
                         let r = self.api_settled(req, &mut remote).await;
                         if let Some(before) = before {
                             self.record_since(&before, events::api_reason);
                         }
+                        if let Some(what) = what {
+                            self.outcomes.write(what, &r);
+                        }
+                        // Before the reply, so that a client reads its own write's events.
+                        self.note_all_down(true);
                         let _ = reply.send(r);
                     }
                     Some(Command::Reload(sources, reply)) => {
                         let before = self.member_states();
                         let r = self.reload(*sources);
                         self.record_since(&before, |_, _| "config reload".into());
+                        self.note_all_down(true);
                         let _ = reply.send(r);
                     }
                     None => return,
                 },
                 _ = shutdown.recv() => return,
             }
+            // Whatever changed above may have left a pool with no member to answer.
+            self.note_all_down(true);
         }
     }
 

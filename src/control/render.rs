@@ -49,6 +49,8 @@ impl Writer {
             let file = file.map(|f| serde_json::to_value(ApiPoolConfig::from_def(f)).unwrap_or(Value::Null));
             map.insert("file".into(), file.unwrap_or(Value::Null));
             map.insert("override".into(), over);
+            let since = self.all_down.get(&def.name.to_ascii()).copied().flatten().map(|d| rfc3339(d.since));
+            map.insert("all_down_since".into(), json!(since));
         }
         v
     }
@@ -100,7 +102,25 @@ impl Writer {
             "last_change": h.and_then(|h| h.last_change).map(rfc3339),
             "last_error": h.and_then(|h| h.last_error.clone()),
             "last_rtt_ms": h.and_then(|h| h.last_rtt).map(|d| d.as_secs_f64() * 1000.0),
+            "votes": self.votes_json(def, m.address),
         })
+    }
+
+    /// With `[cluster] health = "quorum"`, how the nodes see a member: `up` of
+    /// `of` nodes that have a result, and each node's view by name (`null`: no
+    /// result yet); `null` otherwise and for a pool without health checks.
+    fn votes_json(&self, def: &PoolDef, address: IpAddr) -> Value {
+        let Some(cluster) = self.cluster.as_ref().filter(|c| c.quorum) else { return Value::Null };
+        if def.health.check == CheckKind::None {
+            return Value::Null;
+        }
+        let (mut up, mut of, mut nodes) = (0u32, 0u32, serde_json::Map::new());
+        for (node, vote) in self.view().ballots(def, address) {
+            of += u32::from(vote.is_some());
+            up += u32::from(vote == Some(true));
+            nodes.insert(node.unwrap_or(&cluster.node).to_string(), json!(vote));
+        }
+        json!({"up": up, "of": of, "nodes": nodes})
     }
 
     /// The zone file's RRset `name`/`rtype` as `GET` shows it (`null` if none).

@@ -111,15 +111,25 @@ impl crate::snapshot::HealthView for ClusterView<'_> {
         if self.nodes.is_empty() {
             return self.local.is_up(pool, addr);
         }
-        let key = ProbeKey { addr, spec: Arc::new(ProbeSpec::of(pool)) };
-        let id = key.id();
         let (mut voters, mut down) = (0u32, 0u32);
-        let views = self.local.members.get(&key).and_then(|h| h.flap.up).into_iter();
-        for up in views.chain(self.nodes.values().filter_map(|v| v.get(&id).copied())) {
+        for up in self.ballots(pool, addr).filter_map(|(_, up)| up) {
             voters += 1;
             down += u32::from(!up);
         }
         voters > 0 && down * 2 <= voters
+    }
+}
+
+impl ClusterView<'_> {
+    /// Each node's view of a member, this node's first (named `None`), then the
+    /// others' by name; `None` where a node has no result for it yet (and so
+    /// does not vote). The votes [`crate::snapshot::HealthView::is_up`] counts.
+    pub fn ballots(&self, pool: &PoolDef, addr: IpAddr) -> impl Iterator<Item = (Option<&str>, Option<bool>)> {
+        let key = ProbeKey { addr, spec: Arc::new(ProbeSpec::of(pool)) };
+        let id = key.id();
+        let local = self.local.members.get(&key).and_then(|h| h.flap.up);
+        std::iter::once((None, local))
+            .chain(self.nodes.iter().map(move |(node, v)| (Some(node.as_str()), v.get(&id).copied())))
     }
 }
 

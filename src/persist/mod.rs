@@ -38,18 +38,24 @@ pub enum StoreError {
     /// The change lost a race with another server's, or the target is not empty.
     #[error("{0}")]
     Conflict(String),
+    /// The embedded store's thread could not start or has ended (nothing stored).
+    #[error("state store {path}: {reason}")]
+    Stopped { path: String, reason: String },
 }
 
-/// Where API changes live.
+/// Where API changes live. The calls are async, so the writer awaits the disk or
+/// etcd without blocking a runtime thread (and any runtime will do, a
+/// current-thread one too): SQLite runs on a thread of its own, etcd is async.
+#[async_trait::async_trait]
 pub trait Store: Send {
     /// Everything stored so far.
-    fn load(&mut self) -> Result<Overlay, StoreError>;
+    async fn load(&mut self) -> Result<Overlay, StoreError>;
     /// Stores `change` (made in `zone`) and increments that zone's serial, in one
     /// transaction; returns once it is durable.
-    fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError>;
+    async fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError>;
     /// Stores a whole exported state into this (empty) store; returns the number of
     /// entries written. Refuses a store that already holds changes.
-    fn import(&mut self, o: &Overlay) -> Result<usize, StoreError>;
+    async fn import(&mut self, o: &Overlay) -> Result<usize, StoreError>;
     /// What another server changed, as the shared store's watch saw it, reduced to
     /// what this server has not applied yet. The embedded store has no others.
     fn observe(&mut self, remote: Remote) -> Observed {

@@ -4,11 +4,18 @@
 //! `apply` returns, so an acknowledged write survives `kill -9` and power loss.
 //! Each change is one transaction that also increments its zone's serial counter.
 //! Row bodies are the values of the shared [`encoding`](super::encoding).
+//!
+//! SQLite calls block (a commit waits for the disk), so the connection lives on
+//! a thread of its own: [`SqliteStore`] sends it each call over a bounded channel
+//! and awaits the reply on a oneshot, and the writer's task never blocks a
+//! runtime thread. Calls run one at a time, in the order sent.
 
 use std::path::Path;
+use std::thread::JoinHandle;
 
 use hickory_proto::rr::{Name, RecordType};
 use rusqlite::{Connection, params};
+use tokio::sync::{mpsc, oneshot};
 
 use super::encoding::{decode_pool, decode_rrset, pool_value, rrset_value};
 use super::{Store, StoreError};
@@ -25,8 +32,23 @@ pub fn check_file(state_dir: &Path) -> Result<std::path::PathBuf, StoreError> {
     }
 }
 
-/// The embedded store: `state_dir/lbdns.sqlite3`.
+/// The embedded store: `state_dir/lbdns.sqlite3`, served by its own thread.
 pub struct SqliteStore {
+    /// Calls to the store's thread; `None` once dropped (which ends the thread).
+    calls: Option<mpsc::Sender<Call>>,
+    thread: Option<JoinHandle<()>>,
+    path: String,
+}
+
+/// One call run on the store's thread, which sends its own reply.
+type Call = Box<dyn FnOnce(&mut Db) + Send>;
+
+/// Calls queued for the store's thread: the writer waits for each reply, so
+/// more than one is rare.
+const QUEUE: usize = 16;
+
+/// The database connection, owned by the store's thread.
+struct Db {
     conn: Connection,
     path: String,
 }
@@ -41,7 +63,75 @@ CREATE TABLE IF NOT EXISTS serials (zone TEXT PRIMARY KEY, bumps INTEGER NOT NUL
 ";
 
 impl SqliteStore {
+    /// Opens (or creates) the database and starts its thread. Errors come from
+    /// here, before anything is served.
     pub fn open(state_dir: &Path) -> Result<SqliteStore, StoreError> {
+        let mut db = Db::open(state_dir)?;
+        let path = db.path.clone();
+        let (calls, mut rx) = mpsc::channel::<Call>(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("lbdns-sqlite".into())
+            .spawn(move || {
+                while let Some(call) = rx.blocking_recv() {
+                    call(&mut db);
+                }
+            })
+            .map_err(|e| StoreError::Stopped { path: path.clone(), reason: e.to_string() })?;
+        Ok(SqliteStore { calls: Some(calls), thread: Some(thread), path })
+    }
+
+    /// Runs `f` on the store's thread and waits for its result.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let stopped = |reason: &str| StoreError::Stopped { path: self.path.clone(), reason: reason.into() };
+        let calls = self.calls.as_ref().ok_or_else(|| stopped("closed"))?;
+        let (tx, rx) = oneshot::channel();
+        let call: Call = Box::new(move |db| {
+            let _ = tx.send(f(db));
+        });
+        calls.send(call).await.map_err(|_| stopped("its thread ended"))?;
+        rx.await.map_err(|_| stopped("its thread ended during the call"))?
+    }
+}
+
+/// Reads the stored changes once, on the calling thread, without starting a
+/// store (for `lbdns check`, which has no runtime).
+pub fn read(state_dir: &Path) -> Result<Overlay, StoreError> {
+    Db::open(state_dir)?.load()
+}
+
+impl Drop for SqliteStore {
+    /// Ends the thread and waits for it: the database is closed when the store is
+    /// dropped (the writer awaits every call, so none is running then).
+    fn drop(&mut self) {
+        self.calls.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn load(&mut self) -> Result<Overlay, StoreError> {
+        self.call(|db| db.load()).await
+    }
+
+    async fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
+        let (change, zone) = (change.clone(), zone.clone());
+        self.call(move |db| db.apply(&change, &zone)).await
+    }
+
+    async fn import(&mut self, o: &Overlay) -> Result<usize, StoreError> {
+        let o = o.clone();
+        self.call(move |db| db.import(&o)).await
+    }
+}
+
+impl Db {
+    fn open(state_dir: &Path) -> Result<Db, StoreError> {
         std::fs::create_dir_all(state_dir)
             .map_err(|source| StoreError::Dir { path: state_dir.display().to_string(), source })?;
         let file = check_file(state_dir)?;
@@ -55,7 +145,7 @@ impl SqliteStore {
         }
         conn.execute_batch("PRAGMA synchronous=FULL;").map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(SqliteStore { conn, path })
+        Ok(Db { conn, path })
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -65,9 +155,7 @@ impl SqliteStore {
     fn corrupt(&self, message: String) -> StoreError {
         StoreError::Corrupt { path: self.path.clone(), message }
     }
-}
 
-impl Store for SqliteStore {
     fn load(&mut self) -> Result<Overlay, StoreError> {
         let mut o = Overlay::default();
         let rows: Vec<(String, String)> = {
@@ -247,6 +335,7 @@ fn write_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), r
 mod tests {
     use super::*;
     use crate::config::MemberConfig;
+    use crate::persist::Store;
     use crate::state::overlay::{MemberFields, StoredRRset};
     use rusqlite::OptionalExtension;
 
@@ -260,8 +349,8 @@ mod tests {
             .map(|b| b as u32)
     }
 
-    #[test]
-    fn changes_round_trip_through_the_database() {
+    #[tokio::test]
+    async fn changes_round_trip_through_the_database() {
         let dir = tempfile::tempdir().unwrap();
         let zone = parse_fqdn("example.test.").unwrap();
         let pool = super::super::test_pool();
@@ -330,12 +419,12 @@ mod tests {
         {
             let mut s = SqliteStore::open(dir.path()).unwrap();
             for c in &changes {
-                s.apply(c, &zone).unwrap();
+                s.apply(c, &zone).await.unwrap();
                 expected.apply(c, &zone);
             }
         }
         let mut s = SqliteStore::open(dir.path()).unwrap();
-        let loaded = s.load().unwrap();
+        let loaded = s.load().await.unwrap();
         assert_eq!(loaded, expected);
         assert_eq!(loaded.members.len(), 3, "reverted overrides are gone: {:?}", loaded.members);
         assert_eq!(loaded.rrsets.len(), 2);
@@ -345,8 +434,8 @@ mod tests {
 
     /// A database written by the previous version, whose member overrides hold
     /// the whole member: read as overrides of every field it had.
-    #[test]
-    fn whole_member_overrides_of_the_previous_version_load_as_every_field_set() {
+    #[tokio::test]
+    async fn whole_member_overrides_of_the_previous_version_load_as_every_field_set() {
         let dir = tempfile::tempdir().unwrap();
         drop(SqliteStore::open(dir.path()).unwrap());
         let conn = Connection::open(dir.path().join("lbdns.sqlite3")).unwrap();
@@ -360,7 +449,7 @@ mod tests {
         conn.execute("INSERT INTO members VALUES ('www.example.test.', '192.0.2.1', ?1)", params![old]).unwrap();
         conn.execute("INSERT INTO members VALUES ('www.example.test.', '192.0.2.2', NULL)", []).unwrap();
         drop(conn);
-        let o = SqliteStore::open(dir.path()).unwrap().load().unwrap();
+        let o = SqliteStore::open(dir.path()).unwrap().load().await.unwrap();
         let www = parse_fqdn("www.example.test.").unwrap();
         let set = MemberFields { weight: Some(3), region: None, enabled: Some(false) };
         assert_eq!(o.members[&(www.clone(), "192.0.2.1".parse().unwrap())], Some(set));

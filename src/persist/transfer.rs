@@ -43,8 +43,6 @@ pub enum TransferError {
     /// Record data the server could not serve.
     #[error("RRset {name} {rtype}: {source}")]
     Data { name: String, rtype: String, source: DataError },
-    #[error("the import stopped: {0}")]
-    Task(#[from] tokio::task::JoinError),
 }
 
 const FORMAT: u64 = 2;
@@ -60,19 +58,9 @@ async fn open(config: &Config) -> Result<Box<dyn Store>, TransferError> {
     })
 }
 
-/// Runs `f` on the store from a worker task: the etcd store blocks on etcd from
-/// a worker thread, as in the server.
-async fn on_store<T: Send + 'static>(
-    mut store: Box<dyn Store>,
-    f: impl FnOnce(&mut dyn Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, TransferError> {
-    Ok(tokio::spawn(async move { f(&mut *store) }).await??)
-}
-
-/// Reads the configured store and returns its state as JSON. Must run on a
-/// multi-thread runtime.
+/// Reads the configured store and returns its state as JSON.
 pub async fn export(config: &Config) -> Result<String, TransferError> {
-    let overlay = on_store(open(config).await?, |s| s.load()).await?;
+    let overlay = open(config).await?.load().await?;
     Ok(document(overlay))
 }
 
@@ -127,10 +115,10 @@ pub fn parse(text: &str) -> Result<Overlay, TransferError> {
 }
 
 /// Writes an exported document into the configured store, which must be empty.
-/// Must run on a multi-thread runtime. Returns the number of entries written.
+/// Returns the number of entries written.
 pub async fn import(config: &Config, text: &str) -> Result<usize, TransferError> {
     let overlay = parse(text)?;
-    on_store(open(config).await?, move |s| s.import(&overlay)).await
+    Ok(open(config).await?.import(&overlay).await?)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::ui::TOKEN;
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// chromedriver, killed on drop.
-struct Driver {
+pub struct Driver {
     child: Child,
     url: String,
 }
@@ -31,7 +31,7 @@ impl Drop for Driver {
 }
 
 /// Whether the browser test can run here; panics when it must and cannot.
-fn browser_available() -> bool {
+pub fn browser_available() -> bool {
     if std::path::Path::new(CHROMEDRIVER).exists() {
         return true;
     }
@@ -43,7 +43,7 @@ fn browser_available() -> bool {
 }
 
 /// Starts chromedriver on a free port and waits until it says it is ready.
-fn start_driver() -> Driver {
+pub fn start_driver() -> Driver {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
@@ -70,7 +70,7 @@ fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-async fn browser(driver: &Driver) -> Client {
+pub async fn browser(driver: &Driver) -> Client {
     let args = [
         "--headless",
         "--no-sandbox",
@@ -87,7 +87,7 @@ async fn browser(driver: &Driver) -> Client {
 }
 
 /// Runs `script` in the page until it returns `want`, or fails after `deadline`.
-async fn until_js(c: &Client, deadline: Duration, script: &str, want: Value) {
+pub async fn until_js(c: &Client, deadline: Duration, script: &str, want: Value) {
     let start = Instant::now();
     loop {
         let got = c.execute(script, vec![]).await.unwrap_or(Value::Null);
@@ -168,10 +168,15 @@ fn example_with_backends() -> (Server, Backend, Backend) {
     (Server::start(&config, &[("admin.token", &format!("{TOKEN}\n"))]), first, second)
 }
 
-async fn screenshot(c: &Client, name: &str, width: u32, height: u32) {
+/// A picture of the page from the top, or from element `from` (CSS) on.
+async fn screenshot(c: &Client, name: &str, width: u32, height: u32, from: Option<&str>) {
     let Ok(dir) = std::env::var("LBDNS_SCREENSHOTS") else { return };
     c.set_window_size(width, height).await.unwrap();
-    c.execute("window.scrollTo(0, 0); return null;", vec![]).await.unwrap();
+    let scroll = match from {
+        Some(css) => format!("document.querySelector('{css}').scrollIntoView(); return null;"),
+        None => "window.scrollTo(0, 0); return null;".into(),
+    };
+    c.execute(&scroll, vec![]).await.unwrap();
     // Let a redraw at the new size happen before the picture.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     std::fs::write(std::path::Path::new(&dir).join(name), c.screenshot().await.unwrap()).unwrap();
@@ -204,7 +209,7 @@ fn the_status_page_shows_health_live_and_drains_with_a_token() {
         return;
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (s, _first, second) = example_with_backends();
+    let (s, first, second) = example_with_backends();
     let driver = start_driver();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -264,6 +269,11 @@ fn the_status_page_shows_health_live_and_drains_with_a_token() {
         until_js(&c, Duration::from_secs(10), &member_state_js("db.example.test.", "192.0.2.40"), json!("drained"))
             .await;
         assert_eq!(dig_a(&s, "db.example.test."), ["192.0.2.41"], "failover to the standby once drained");
+        // The drain is listed with the last writes, as sent and with its result.
+        let write = "const r = document.querySelector('#writes tr.write'); \
+                     return r ? [...r.cells].slice(1).map(c => c.textContent) : null;";
+        let drain = r#"PUT /v1/pools/db.example.test./members/192.0.2.40 {"enabled":false}"#;
+        until_js(&c, Duration::from_secs(10), write, json!([drain, "ok"])).await;
 
         // A weight typed into the page (Enter sends it) is the one in effect.
         let row = "tr.member[data-pool='api.example.test.'][data-address='192.0.2.21']";
@@ -271,11 +281,25 @@ fn the_status_page_shows_health_live_and_drains_with_a_token() {
         let weight = format!("return document.querySelector(\"{row} td[data-label=weight]\").textContent;");
         until_js(&c, Duration::from_secs(10), &weight, json!("5")).await;
 
+        // Both app backends gone: the pool is marked all down (fall = 2 probes 1 s
+        // apart), and the history has the pool's own item.
+        let no_votes = "return [...document.querySelectorAll('th')].some(t => t.textContent === 'Votes');";
+        assert_eq!(c.execute(no_votes, vec![]).await.unwrap(), json!(false), "no quorum, no Votes column");
+        drop(first);
+        let badge = "const b = document.querySelector('.pool[data-pool=\"app.example.test.\"] .down-badge'); \
+                     return b ? b.textContent.replace(/\\s+/g, ' ').replace(/[0-9]+ s ago/, 'N s ago') : null;";
+        let marked = "all down N s ago, answering all_down = serve-all";
+        until_js(&c, Duration::from_secs(8), badge, json!(marked)).await;
+        let pool_event = "const r = document.querySelector('#events tr.event'); \
+                          return r ? [...r.cells].slice(1, 4).map(c => c.textContent.trim()) : null;";
+        until_js(&c, Duration::from_secs(8), pool_event, json!(["app.example.test.", "whole pool", "up → all-down"]))
+            .await;
+
         if std::env::var("LBDNS_SCREENSHOTS").is_ok() {
             traffic_for_the_sparklines(&c, &s).await;
-            screenshot(&c, "status-page.png", 1000, 1000).await;
+            screenshot(&c, "status-page.png", 1000, 1000, None).await;
             click(&c, "#not-up").await;
-            screenshot(&c, "status-page-phone.png", 390, 760).await;
+            screenshot(&c, "status-page-phone.png", 390, 760, Some("#pools-section")).await;
             click(&c, "#not-up").await;
         }
 
@@ -289,30 +313,12 @@ fn the_status_page_shows_health_live_and_drains_with_a_token() {
     assert_eq!(pool["members"][1]["weight"], 5, "{pool}");
 }
 
-/// 500 pools of two members, every 50th with its first member drained.
-fn five_hundred_pools() -> Server {
-    let mut config = String::from(
-        "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n\
-         [[zone]]\norigin=\"a.test.\"\nfile=\"a.zone\"\n",
-    );
-    for i in 0..500 {
-        let drained = if i % 50 == 7 { "\nenabled = false" } else { "" };
-        config.push_str(&format!(
-            "[[pool]]\nname=\"p{i:03}.a.test.\"\n[[pool.member]]\naddress=\"192.0.2.{}\"{drained}\n\
-             [[pool.member]]\naddress=\"198.51.100.{}\"\n",
-            i % 250 + 1,
-            i % 250 + 1
-        ));
-    }
-    Server::start(&config, &[("a.zone", &small_zone(""))])
-}
-
 #[test]
 fn five_hundred_pools_page_search_and_filter() {
     if !browser_available() {
         return;
     }
-    let s = five_hundred_pools();
+    let s = crate::ui::five_hundred_pools();
     let driver = start_driver();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -369,6 +375,53 @@ fn with_ui_public_false_the_page_asks_for_the_token_then_shows_the_state() {
         click(&c, "#token-use").await;
         let pools = "return document.querySelectorAll('.pool').length;";
         until_js(&c, ten_s, pools, json!(5)).await;
+        c.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_reload_refused_after_sighup_shows_its_error_on_the_page() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("lbdns.toml");
+    write(
+        &cfg,
+        "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n\
+         [[zone]]\norigin=\"r.test.\"\nfile=\"r.zone\"\n",
+    );
+    write(&dir.path().join("r.zone"), &small_zone(""));
+    let r = crate::cli::spawn(&cfg);
+    let driver = start_driver();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = browser(&driver).await;
+        c.goto(&format!("http://{}/", r.admin)).await.unwrap();
+        let reload = "return document.getElementById('reload').textContent.replace(/[0-9]+ s ago/, 'N s ago');";
+        let ten_s = Duration::from_secs(10);
+        until_js(&c, ten_s, reload, json!("No reload since the start, N s ago.")).await;
+
+        write(&dir.path().join("r.zone"), &small_zone("bad IN A 192.0.2.300\n"));
+        let pid = r.child.id().to_string();
+        assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+        let error = "const p = document.querySelector('#reload pre'); return p ? p.textContent : null;";
+        let want = format!("{}:5: invalid A data: \"192.0.2.300\"", dir.path().join("r.zone").display());
+        let start = Instant::now();
+        loop {
+            let got = c.execute(error, vec![]).await.unwrap();
+            if got.as_str().is_some_and(|e| e.starts_with(&want)) {
+                break;
+            }
+            assert!(start.elapsed() < ten_s, "the page shows {got}, want {want}…");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let head = "return document.getElementById('reload').firstChild.textContent;";
+        assert_eq!(c.execute(head, vec![]).await.unwrap(), json!("Last reload "));
+        let refused = "return document.querySelector('#reload b').textContent;";
+        assert_eq!(c.execute(refused, vec![]).await.unwrap(), json!("refused, the previous state is kept"));
+        // The old zone still answers.
+        assert_eq!(udp(r.dns, &msg("ns1.r.test.", hickory_proto::rr::RecordType::A)).answers.len(), 1);
         c.close().await.unwrap();
     });
 }

@@ -311,3 +311,22 @@ fn events_lists_a_drain_and_undrain_as_a_table_and_json() {
     assert_eq!((v[0]["from"].as_str(), v[0]["to"].as_str()), (Some("drained"), Some("up")), "{v}");
     assert!(v[0]["node"].is_null(), "{v}");
 }
+
+/// Draining the pool's only IPv6 member leaves it nothing to answer AAAA with:
+/// the pool's own event, shown with `(pool)` for its address.
+#[test]
+fn events_show_a_pool_left_with_no_member_of_a_family() {
+    let s = server();
+    ok(&s, &["drain", "www.a.test", "2001:db8::1"]);
+    let table = ok(&s, &["events"]);
+    let lines: Vec<Vec<&str>> = table.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert_eq!(lines[0][1..6], ["www.a.test.", "(pool)", "up", "→", "all-down"], "{table}");
+    assert!(table.contains("no IPv6 member is up and enabled"), "{table}");
+    assert_eq!(lines[1][1..6], ["www.a.test.", "2001:db8::1", "up", "→", "drained"], "{table}");
+    let v = json(&s, &["events"]);
+    assert!(v[0]["address"].is_null(), "{v}");
+    ok(&s, &["undrain", "www.a.test", "2001:db8::1"]);
+    let v = json(&s, &["events"]);
+    assert_eq!((v[0]["from"].as_str(), v[0]["to"].as_str()), (Some("all-down"), Some("up")), "{v}");
+}

@@ -791,3 +791,65 @@ fn override_deletions_reach_every_server() {
     assert_eq!(answers(&fresh, "www.c.test."), ["192.0.2.10", "192.0.2.11"]);
     assert!(api(&fresh, "GET", "/v1/pools/www.c.test.", None).1["override"].is_null());
 }
+
+/// `/ui/api/state` on a quorum cluster of two: each checked member shows how
+/// many nodes see it up of those with a result, and each node's view.
+#[test]
+fn the_status_page_state_shows_each_members_quorum_votes() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    let x = Backend::http("127.0.0.5", 0);
+    let port = x.addr.port();
+    let y = Backend::http("127.0.0.6", port);
+    // Node b (127.0.0.22) cannot reach y.
+    y.refuse_from("127.0.0.22");
+    let pool = format!(
+        "[[pool]]\nname=\"app.c.test.\"\n\
+         [pool.health]\ncheck=\"http\"\nport={port}\ninterval=\"200ms\"\ntimeout=\"300ms\"\nrise=1\nfall=1\n\
+         [[pool.member]]\naddress=\"127.0.0.5\"\n[[pool.member]]\naddress=\"127.0.0.6\"\n"
+    );
+    let nodes: Vec<Server> = ["a", "b"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            node(&etcd, n, "health=\"quorum\"", &format!("[health]\nsource_address=\"127.0.0.2{}\"\n{pool}", i + 1))
+        })
+        .collect();
+    let votes = |s: &Server| -> Value {
+        let state: Value = serde_json::from_str(&http_get(&format!("http://{}/ui/api/state", s.admin))).unwrap();
+        let pools = state["pools"].as_array().unwrap();
+        let app = pools.iter().find(|p| p["name"] == "app.c.test.").unwrap();
+        let www = pools.iter().find(|p| p["name"] == "www.c.test.").unwrap();
+        assert_eq!(www["members"][0]["votes"], Value::Null, "no health check, no votes: {www}");
+        app["members"].as_array().unwrap().iter().map(|m| (m["address"].to_string(), m["votes"].clone())).collect()
+    };
+    let want = serde_json::json!({
+        "\"127.0.0.5\"": {"up": 2, "of": 2, "nodes": {"a": true, "b": true}},
+        "\"127.0.0.6\"": {"up": 1, "of": 2, "nodes": {"a": true, "b": false}},
+    });
+    for s in &nodes {
+        let got = within(Duration::from_secs(10), || votes(s) == want);
+        assert!(got.is_some(), "votes: {}", votes(s));
+    }
+    // One of two down is no majority: both nodes keep answering y.
+    assert_eq!(answers(&nodes[1], "app.c.test."), ["127.0.0.5", "127.0.0.6"]);
+
+    // The page on b: a Votes column, y seen up by one node of two, which on hover.
+    if !crate::browser::browser_available() {
+        return;
+    }
+    let driver = crate::browser::start_driver();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = crate::browser::browser(&driver).await;
+        c.goto(&format!("http://{}/", nodes[1].admin)).await.unwrap();
+        let cell = "const d = document.querySelector('tr.member[data-address=\"127.0.0.6\"] td.votes'); \
+                    return d ? [d.textContent, d.title, d.classList.contains('up')] : null;";
+        let want = serde_json::json!(["1/2 up", "a: up, b: down", true]);
+        crate::browser::until_js(&c, Duration::from_secs(10), cell, want).await;
+        let th =
+            "return [...document.querySelectorAll('.pool[data-pool=\"www.c.test.\"] th')].map(t => t.textContent);";
+        let www = c.execute(th, vec![]).await.unwrap();
+        assert!(!www.to_string().contains("Votes"), "no checks, no Votes column: {www}");
+        c.close().await.unwrap();
+    });
+}

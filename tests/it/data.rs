@@ -160,16 +160,20 @@ fn the_largest_accepted_record_is_answered_over_tcp() {
 fn stored_change_that_does_not_encode_is_skipped_at_start() {
     use lbdns::persist::{Store, sqlite::SqliteStore};
     use lbdns::state::overlay::{Change, StoredRRset};
+    // The store is async; a current-thread runtime is all it needs.
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = setup(dir.path(), "kept IN TXT \"kept\"\n");
     let zone = Name::from_ascii("d.test.").unwrap();
     let mut store = SqliteStore::open(&dir.path().join("state")).unwrap();
     let bad = StoredRRset { ttl: 60, data: vec![format!("\"{}\"", "x".repeat(300))] };
     let name = Name::from_ascii("bad.d.test.").unwrap();
-    store.apply(&Change::PutRRset { zone: zone.clone(), name, rtype: RecordType::TXT, set: bad }, &zone).unwrap();
+    let change = Change::PutRRset { zone: zone.clone(), name, rtype: RecordType::TXT, set: bad };
+    rt.block_on(store.apply(&change, &zone)).unwrap();
     let good = StoredRRset { ttl: 60, data: vec!["\"fine\"".into()] };
     let name = Name::from_ascii("good.d.test.").unwrap();
-    store.apply(&Change::PutRRset { zone: zone.clone(), name, rtype: RecordType::TXT, set: good }, &zone).unwrap();
+    let change = Change::PutRRset { zone: zone.clone(), name, rtype: RecordType::TXT, set: good };
+    rt.block_on(store.apply(&change, &zone)).unwrap();
     drop(store);
 
     let r = spawn(&cfg);
@@ -185,7 +189,8 @@ fn stored_change_that_does_not_encode_is_skipped_at_start() {
     let mut store = SqliteStore::open(&dir.path().join("state")).unwrap();
     let bad = StoredRRset { ttl: 60, data: vec![format!("\"{}\"", "x".repeat(300))] };
     let name = Name::from_ascii("bad.d.test.").unwrap();
-    store.apply(&Change::PutRRset { zone: zone.clone(), name, rtype: RecordType::TXT, set: bad }, &zone).unwrap();
+    let change = Change::PutRRset { zone: zone.clone(), name, rtype: RecordType::TXT, set: bad };
+    rt.block_on(store.apply(&change, &zone)).unwrap();
     drop(store);
     let out = bin(&["export"], &cfg);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -41,11 +41,16 @@ fn events(s: &Server) -> Vec<Value> {
     serde_json::from_str::<Value>(&body).unwrap().as_array().unwrap().clone()
 }
 
-/// Waits until the newest event goes `from` → `to`, and returns it.
+/// The members' events (a pool's own have no address), newest first.
+fn member_events(s: &Server) -> Vec<Value> {
+    events(s).into_iter().filter(|e| !e["address"].is_null()).collect()
+}
+
+/// Waits until the newest member event goes `from` → `to`, and returns it.
 fn wait_event(s: &Server, from: &str, to: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let all = events(s);
+        let all = member_events(s);
         if let Some(e) = all.first().filter(|e| e["from"] == from && e["to"] == to) {
             return e.clone();
         }
@@ -79,7 +84,7 @@ fn a_killed_and_restarted_backend_and_a_drain_are_recorded() {
     let (status, body) = send(&s, reqwest::Method::PUT, path, Some(r#"{"enabled":false}"#), Some(TOKEN));
     assert_eq!(status, 200, "{body}");
     // The write is applied before its reply, so the event is already there.
-    let all = events(&s);
+    let all = member_events(&s);
     assert_eq!((all[0]["from"].as_str(), all[0]["to"].as_str()), (Some("up"), Some("drained")), "{all:?}");
     assert_eq!(all[0]["reason"], "drained through the API");
     assert_eq!(all.len(), 3, "newest first: drained, up, down: {all:?}");
@@ -104,4 +109,45 @@ fn ui_events_follow_the_ui_public_rule_and_v1_needs_the_token() {
     let (status, body) = send(&s, reqwest::Method::GET, "/ui/api/events", None, Some(TOKEN));
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with('['), "{body}");
+}
+
+fn pool(s: &Server) -> Value {
+    let (status, body) = send(s, reqwest::Method::GET, "/v1/pools/ev.h.test.", None, Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The pool's own events: it goes all down when its only member does, and
+/// comes back with it; a drain of that member takes it all down too.
+#[test]
+fn a_pool_with_no_member_left_is_all_down_until_one_is_back() {
+    let b = Backend::http("127.0.0.11", 0);
+    let port = b.addr.port();
+    let s = server(port);
+    assert_eq!(pool(&s)["all_down_since"], Value::Null);
+    drop(b);
+    wait_event(&s, "up", "down");
+    // Recorded in the same step as the member's event, just after it.
+    let e = events(&s)[0].clone();
+    assert_eq!((e["pool"].as_str(), &e["address"]), (Some("ev.h.test."), &Value::Null), "{e}");
+    assert_eq!((e["from"].as_str(), e["to"].as_str()), (Some("up"), Some("all-down")), "{e}");
+    assert_eq!(e["reason"], "no IPv4 member is up and enabled: answering all_down = \"serve-all\"");
+    assert_eq!(e.as_object().unwrap().len(), 7, "the same keys as a member's event: {e}");
+    let since = pool(&s)["all_down_since"].as_str().map(str::to_string);
+    assert!(since.as_deref().is_some_and(|t| humantime::parse_rfc3339(t).is_ok()), "{since:?}");
+    let (_, state) = send(&s, reqwest::Method::GET, "/ui/api/state", None, None);
+    let state: Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["pools"][0]["all_down_since"].as_str(), since.as_deref(), "the page's state too");
+
+    let _b = Backend::http("127.0.0.11", port);
+    wait_event(&s, "down", "up");
+    let e = events(&s)[0].clone();
+    assert_eq!((e["from"].as_str(), e["to"].as_str(), &e["address"]), (Some("all-down"), Some("up"), &Value::Null));
+    assert_eq!(pool(&s)["all_down_since"], Value::Null);
+
+    let path = "/v1/pools/ev.h.test./members/127.0.0.11";
+    let (status, body) = send(&s, reqwest::Method::PUT, path, Some(r#"{"enabled":false}"#), Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    let e = events(&s)[0].clone();
+    assert_eq!((e["to"].as_str(), &e["address"]), (Some("all-down"), &Value::Null), "drained: {e}");
 }

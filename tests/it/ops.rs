@@ -303,3 +303,48 @@ fn a_reload_that_changes_a_zone_file_is_its_last_change() {
     assert_eq!(zones()[0]["last_change"]["source"], "file");
     assert_eq!(zones()[0]["rrsets"], 6, "SOA, NS, ns1, static, api, added");
 }
+
+/// `GET /ui/api/state` (public on a loopback listener).
+fn ui_state(admin: std::net::SocketAddr) -> serde_json::Value {
+    serde_json::from_str(&http_get(&format!("http://{admin}/ui/api/state"))).unwrap()
+}
+
+#[test]
+fn the_status_page_state_shows_the_last_reload_and_the_last_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path());
+    let with_token = CFG.replace("[admin]\n", "[admin]\ntoken_file=\"admin.token\"\n");
+    write(&cfg, &with_token);
+    write(&dir.path().join("admin.token"), &format!("{}\n", crate::ui::TOKEN));
+    let r = spawn(&cfg);
+    let s = ui_state(r.admin);
+    assert_eq!((&s["reload"], &s["writes"]), (&serde_json::Value::Null, &serde_json::json!([])), "{s}");
+    assert!(s["started"].as_str().is_some_and(|t| t.ends_with('Z')), "{s}");
+
+    // A drain, then a write that is refused; a read is not a write.
+    let api = |method: reqwest::Method, path: &str, body: &str| {
+        let url = format!("http://{}/v1{path}", r.admin);
+        client().request(method, url).bearer_auth(crate::ui::TOKEN).body(body.to_string()).send().unwrap().status()
+    };
+    let drained = api(reqwest::Method::PUT, "/pools/www.o.test./members/192.0.2.1", r#"{ "enabled": false }"#);
+    assert!(drained.is_success(), "{drained}");
+    assert_eq!(api(reqwest::Method::PUT, "/pools/nope.o.test./members/192.0.2.9", r#"{"weight":2}"#), 404);
+    assert_eq!(api(reqwest::Method::GET, "/pools", ""), 200);
+    let writes = ui_state(r.admin)["writes"].clone();
+    assert_eq!(writes.as_array().unwrap().len(), 2, "{writes}");
+    assert_eq!(writes[1]["what"], r#"PUT /v1/pools/www.o.test./members/192.0.2.1 {"enabled":false}"#);
+    assert_eq!((&writes[1]["ok"], &writes[1]["error"]), (&true.into(), &serde_json::Value::Null));
+    assert_eq!(writes[0]["ok"], false, "{writes}");
+    assert!(writes[0]["error"].as_str().is_some_and(|e| e.contains("nope.o.test.")), "{writes}");
+
+    // A reload refused shows why, with the file and line; a good one shows ok.
+    write(&dir.path().join("o.zone"), &small_zone("static IN A 192.0.2.100\nbad IN A 192.0.2.555\n"));
+    signal(&r, "-HUP");
+    assert!(wait_for(Duration::from_secs(5), || ui_state(r.admin)["reload"]["ok"] == false));
+    let error = ui_state(r.admin)["reload"]["error"].as_str().unwrap().to_string();
+    assert!(error.contains("o.zone:6:") && error.contains("192.0.2.555"), "{error}");
+    write(&dir.path().join("o.zone"), &small_zone("static IN A 192.0.2.100\n"));
+    signal(&r, "-HUP");
+    assert!(wait_for(Duration::from_secs(5), || ui_state(r.admin)["reload"]["ok"] == true));
+    assert_eq!(ui_state(r.admin)["reload"]["error"], serde_json::Value::Null);
+}

@@ -3,6 +3,8 @@
 //! without the etcd binary unless LBDNS_REQUIRE_ETCD=1): the same puts, deletes
 //! and override reverts, the same state after reopening, the same refusal to
 //! import into a store that holds changes, and the same export/import round trip.
+//! Both run on a current-thread runtime: the store is awaited and never blocks
+//! its thread (the etcd store used to `block_in_place`, which panics there).
 
 use std::time::Duration;
 
@@ -73,19 +75,20 @@ fn changes() -> Vec<Change> {
 }
 
 /// The suite. `open(0)` opens (again) the store under test, `open(1)` another,
-/// empty one of the same kind.
-fn conformance(kind: &str, open: &mut dyn FnMut(usize) -> Box<dyn Store>) {
+/// empty one of the same kind. It runs on a current-thread runtime: the store is
+/// awaited, it never blocks the runtime's one thread.
+async fn conformance(kind: &str, mut open: impl AsyncFnMut(usize) -> Box<dyn Store>) {
     let zone = n("example.test.");
-    let mut store = open(0);
-    assert_eq!(store.load().unwrap(), Overlay::default(), "{kind}: a new store is empty");
+    let mut store = open(0).await;
+    assert_eq!(store.load().await.unwrap(), Overlay::default(), "{kind}: a new store is empty");
     let mut expected = Overlay::default();
     for c in changes() {
-        store.apply(&c, &zone).unwrap_or_else(|e| panic!("{kind}: {c:?}: {e}"));
+        store.apply(&c, &zone).await.unwrap_or_else(|e| panic!("{kind}: {c:?}: {e}"));
         expected.apply(&c, &zone);
     }
     drop(store);
 
-    let loaded = open(0).load().unwrap();
+    let loaded = open(0).await.load().await.unwrap();
     assert_eq!(loaded, expected, "{kind}: the state after reopening");
     let pools: Vec<&Name> = loaded.pools.keys().collect();
     assert_eq!(pools, [&n("api.example.test.")], "{kind}: put, replaced, deleted");
@@ -96,25 +99,31 @@ fn conformance(kind: &str, open: &mut dyn FnMut(usize) -> Box<dyn Store>) {
     assert_eq!(loaded.rrsets[&(zone.clone(), n("static.example.test."), RecordType::AAAA)], None, "{kind}");
     assert_eq!(loaded.serials[&zone], changes().len() as u32, "{kind}: one serial bump per change");
 
-    let refused = open(0).import(&loaded).unwrap_err();
+    let refused = open(0).await.import(&loaded).await.unwrap_err();
     assert!(matches!(refused, StoreError::Conflict(_)), "{kind}: import into a store with changes: {refused}");
 
     let doc = transfer::document(loaded.clone());
     let parsed = transfer::parse(&doc).unwrap();
     assert_eq!(parsed, loaded, "{kind}: the export document reads back as the state");
-    let written = open(1).import(&parsed).unwrap();
+    let written = open(1).await.import(&parsed).await.unwrap();
     assert_eq!(written, 1 + 3 + 2 + 1, "{kind}: one entry per pool, member, RRset and serial");
-    assert_eq!(open(1).load().unwrap(), loaded, "{kind}: the imported store after reopening");
+    assert_eq!(open(1).await.load().await.unwrap(), loaded, "{kind}: the imported store after reopening");
 }
 
-#[test]
-fn sqlite_store_conforms() {
+#[tokio::test(flavor = "current_thread")]
+async fn sqlite_store_conforms() {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    conformance("sqlite", &mut |i| Box::new(SqliteStore::open(dirs[i].path()).unwrap()));
+    conformance("sqlite", async |i| -> Box<dyn Store> {
+        let store: Box<dyn Store> = Box::new(SqliteStore::open(dirs[i].path()).unwrap());
+        store
+    })
+    .await;
 }
 
 #[test]
 fn etcd_store_conforms() {
+    // etcd is started (and stopped) outside the runtime: the harness waits for
+    // it with a blocking client.
     let Some(etcd) = Etcd::start(1) else { return };
     let settings = |prefix: &str| EtcdSettings {
         endpoints: etcd.urls(),
@@ -127,18 +136,9 @@ fn etcd_store_conforms() {
         timeout: Duration::from_secs(5),
     };
     let prefixes = [settings("/a/"), settings("/b/")];
-    // The etcd store blocks on etcd from a worker thread of a multi-thread
-    // runtime, as in the server.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            conformance("etcd", &mut |i| {
-                let open = EtcdStore::open_reachable(&prefixes[i]);
-                let store = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(open));
-                Box::new(store.unwrap())
-            });
-        })
-        .await
-        .unwrap();
-    });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(conformance("etcd", async |i| -> Box<dyn Store> {
+        let store: Box<dyn Store> = Box::new(EtcdStore::open_reachable(&prefixes[i]).await.unwrap());
+        store
+    }));
 }

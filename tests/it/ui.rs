@@ -57,6 +57,12 @@ fn on_loopback_the_state_is_public_and_v1_still_needs_the_token() {
     let app_state = app["members"][0]["state"].as_str().unwrap();
     assert!(["unknown", "down"].contains(&app_state), "no backend: not probed yet or down: {body}");
     assert!(app["answers_per_second"].is_array());
+    assert_eq!(app["members"][0]["votes"], Value::Null, "votes only with [cluster] health = \"quorum\": {body}");
+    assert_eq!(
+        (&www["all_down_since"], &v["reload"], &v["writes"]),
+        (&Value::Null, &Value::Null, &serde_json::json!([]))
+    );
+    assert!(app["all_down_since"].is_string(), "no backend at all: the pool is all down from the start: {body}");
     assert_eq!(get(&s, "/v1/pools", None).0, 401);
     assert_eq!(get(&s, "/v1/pools", Some(TOKEN)).0, 200);
 }
@@ -102,4 +108,57 @@ fn the_page_and_its_assets_are_served_small_and_self_contained() {
     assert!(total < 100 * 1024, "assets are {total} bytes");
     let (status, _, body) = get(&s, "/ui/nothing.js", None);
     assert_eq!((status, body.contains("\"error\"")), (404, true));
+}
+
+/// 500 pools of two members, every 50th with its first member drained.
+pub fn five_hundred_pools() -> Server {
+    let mut config = String::from(
+        "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n\
+         [[zone]]\norigin=\"a.test.\"\nfile=\"a.zone\"\n",
+    );
+    for i in 0..500 {
+        let drained = if i % 50 == 7 { "\nenabled = false" } else { "" };
+        config.push_str(&format!(
+            "[[pool]]\nname=\"p{i:03}.a.test.\"\n[[pool.member]]\naddress=\"192.0.2.{}\"{drained}\n\
+             [[pool.member]]\naddress=\"198.51.100.{}\"\n",
+            i % 250 + 1,
+            i % 250 + 1
+        ));
+    }
+    Server::start(&config, &[("a.zone", &small_zone(""))])
+}
+
+/// GET `path` without a token, saying `Accept-Encoding: gzip` or not: the status,
+/// the `Content-Encoding` and the body as sent.
+fn get_encoded(s: &Server, path: &str, gzip: bool) -> (u16, Option<String>, Vec<u8>) {
+    let url = format!("http://127.0.0.1:{}{path}", s.admin.port());
+    let mut req = Client::new().get(url);
+    if gzip {
+        req = req.header("Accept-Encoding", "gzip");
+    }
+    let r = req.send().unwrap();
+    let encoding = r.headers().get("content-encoding").map(|v| v.to_str().unwrap().to_string());
+    (r.status().as_u16(), encoding, r.bytes().unwrap().to_vec())
+}
+
+#[test]
+fn the_state_is_gzipped_for_a_client_that_accepts_it_and_plain_otherwise() {
+    use std::io::Read;
+    let s = five_hundred_pools();
+    let (status, encoding, plain) = get_encoded(&s, "/ui/api/state", false);
+    assert_eq!((status, encoding), (200, None));
+    let v: Value = serde_json::from_slice(&plain).expect("plain JSON without Accept-Encoding");
+    assert_eq!(v["pools"].as_array().unwrap().len(), 500);
+
+    let (status, encoding, zipped) = get_encoded(&s, "/ui/api/state", true);
+    assert_eq!((status, encoding.as_deref()), (200, Some("gzip")));
+    let mut text = Vec::new();
+    flate2::read::GzDecoder::new(&zipped[..]).read_to_end(&mut text).expect("a gzip stream");
+    let z: Value = serde_json::from_slice(&text).unwrap();
+    assert_eq!(z["pools"].as_array().unwrap().len(), 500);
+    assert!(zipped.len() < plain.len(), "gzip {} bytes, plain {}", zipped.len(), plain.len());
+    eprintln!("/ui/api/state at 500 pools: {} bytes plain, {} gzipped", plain.len(), zipped.len());
+
+    let (_, encoding, _) = get_encoded(&s, "/ui/app.js", true);
+    assert_eq!(encoding.as_deref(), Some("gzip"), "the assets too");
 }

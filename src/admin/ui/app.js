@@ -1,5 +1,5 @@
-// lbdns status page: polls /ui/api/state and the newest /ui/api/events every
-// second and renders them; with a
+// lbdns status page: polls /ui/api/state (zones, pools, the last reload and
+// API writes) and the newest /ui/api/events every second and renders them; with a
 // token typed in, drains, undrains and reweights members through /v1 with the
 // token as a bearer header (kept in this page's memory only: never in a URL or
 // a cookie, so another site cannot make the browser send it).
@@ -7,6 +7,7 @@
 
 const PAGE = 50;
 const EVENTS = 20;
+const WRITES = 10;
 const $ = (id) => document.getElementById(id);
 let token = "";
 let state = null;
@@ -81,7 +82,17 @@ function visiblePools() {
   return out;
 }
 
-function memberRow(p, m) {
+// With health = "quorum": how many nodes see the member up, of those with a
+// result; which ones on hover. More than half down takes it out of answers.
+function votesCell(m) {
+  const v = m.votes;
+  if (!v) return `<td data-label="votes"></td>`;
+  const who = Object.entries(v.nodes).map(([n, up]) => `${n}: ${up == null ? "no result yet" : up ? "up" : "down"}`).join(", ");
+  const kept = v.of > 0 && v.up * 2 >= v.of;
+  return `<td data-label="votes" class="votes state ${kept ? "up" : "down"}" title="${esc(who)}">${v.up}/${v.of} up</td>`;
+}
+
+function memberRow(p, m, quorum) {
   const rtt = m.last_rtt_ms == null ? "" : m.last_rtt_ms.toFixed(1) + " ms";
   let actions = "";
   if (token) {
@@ -97,7 +108,7 @@ function memberRow(p, m) {
     <td data-label="state" class="state ${esc(m.state)}">${esc(m.state)}</td>
     <td data-label="since" title="${esc(m.since)}">${esc(ago(m.since))}</td>
     <td data-label="weight">${esc(m.weight)}${m.region ? " · " + esc(m.region) : ""}</td>
-    <td data-label="rtt">${esc(rtt)}</td>
+    <td data-label="rtt">${esc(rtt)}</td>${quorum ? votesCell(m) : ""}
     <td data-label="last error" class="err">${esc(m.last_error)}</td>${actions}</tr>`;
 }
 
@@ -105,15 +116,34 @@ function poolCard({ pool: p, members }) {
   const up = p.members.filter((m) => m.state === "up").length;
   const rates = p.answers_per_second || [];
   const now = rates.length ? rates[rates.length - 1].toFixed(1) : "–";
-  const head = `<div class="pool-head"><span class="name">${esc(p.name)}</span>
+  // No member to answer: the pool answers its all_down policy.
+  const down = p.all_down_since ? `<span class="down-badge" title="since ${esc(p.all_down_since)}">all down ${esc(ago(p.all_down_since))},
+    answering all_down = ${esc(p.all_down)}</span>` : "";
+  const head = `<div class="pool-head"><span class="name">${esc(p.name)}</span>${down}
     <span>${esc(p.policy)} · TTL ${esc(p.ttl)}${p.checked ? "" : " · not checked"}</span>
     <span class="updown">${up}/${p.members.length} up</span>
     <span title="answers per second, last 5 minutes">${now} answers/s</span>${sparkline(rates)}</div>`;
   const th = token ? "<th>Actions</th>" : "";
-  const rows = members.map((m) => memberRow(p, m)).join("");
-  return `<div class="pool" data-pool="${esc(p.name)}">${head}<div class="table-wrap"><table class="members">
-    <thead><tr><th>Member</th><th>State</th><th>Since</th><th>Weight</th><th>Probe RTT</th><th>Last error</th>${th}</tr></thead>
+  const quorum = p.members.some((m) => m.votes);
+  const rows = members.map((m) => memberRow(p, m, quorum)).join("");
+  return `<div class="pool${p.all_down_since ? " down" : ""}" data-pool="${esc(p.name)}">${head}<div class="table-wrap"><table class="members">
+    <thead><tr><th>Member</th><th>State</th><th>Since</th><th>Weight</th><th>Probe RTT</th>${quorum ? "<th>Votes</th>" : ""}<th>Last error</th>${th}</tr></thead>
     <tbody>${rows}</tbody></table></div></div>`;
+}
+
+// The last reload (or the start, when there was none) and the newest writes.
+function renderChanges() {
+  const r = state.reload;
+  $("reload").className = r && !r.ok ? "reload err" : "reload";
+  $("reload").innerHTML = !r
+    ? `No reload since the start, <span title="${esc(state.started)}">${esc(ago(state.started))}</span>.`
+    : `Last reload <span title="${esc(r.time)}">${esc(ago(r.time))}</span>: ` +
+      (r.ok ? `<span class="state up">ok</span>` : `<b>refused, the previous state is kept</b><pre>${esc(r.error)}</pre>`);
+  const writes = (state.writes || []).slice(0, WRITES);
+  $("writes").tBodies[0].innerHTML = writes.length ? writes.map((w) => `<tr class="write">
+    <td data-label="time" title="${esc(w.time)}">${esc(ago(w.time))}</td><td data-label="write" class="what">${esc(w.what)}</td>
+    <td data-label="result" class="${w.ok ? "state up" : "err"}">${w.ok ? "ok" : esc(w.error)}</td></tr>`).join("")
+    : `<tr><td colspan="3" class="muted">none since the server started</td></tr>`;
 }
 
 function render() {
@@ -126,10 +156,13 @@ function render() {
   $("zones").tBodies[0].innerHTML = state.zones.map((z) => `<tr data-zone="${esc(z.origin)}">
     <td>${esc(z.origin)}</td><td>${esc(z.serial)}</td><td>${esc(z.rrsets)}</td>
     <td>${z.last_change ? esc(z.last_change.source) + ", " + esc(ago(z.last_change.time)) : ""}</td></tr>`).join("");
+  renderChanges();
   $("events").tBodies[0].innerHTML = events.length ? events.map((e) => `<tr class="event">
-    <td title="${esc(e.time)}">${esc(ago(e.time))}</td><td>${esc(e.pool)}</td><td>${esc(e.address)}</td>
-    <td><span class="state ${esc(e.from)}">${esc(e.from)}</span> → <span class="state ${esc(e.to)}">${esc(e.to)}</span></td>
-    <td class="${e.to === "down" ? "err" : ""}">${esc(e.reason)}</td></tr>`).join("") : `<tr><td colspan="5" class="muted">none since the server started</td></tr>`;
+    <td data-label="time" title="${esc(e.time)}">${esc(ago(e.time))}</td><td data-label="pool">${esc(e.pool)}</td>
+    <td data-label="address">${e.address == null ? `<span class="muted">whole pool</span>` : esc(e.address)}</td>
+    <td data-label="change"><span class="state ${esc(e.from)}">${esc(e.from)}</span> → <span class="state ${esc(e.to)}">${esc(e.to)}</span></td>
+    <td data-label="reason" class="${e.to === "down" || e.to === "all-down" ? "err" : ""}">${esc(e.reason)}</td></tr>`).join("")
+    : `<tr><td colspan="5" class="muted">none since the server started</td></tr>`;
   const shown = visiblePools();
   const pages = Math.max(1, Math.ceil(shown.length / PAGE));
   page = Math.min(page, pages - 1);

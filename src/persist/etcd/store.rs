@@ -221,17 +221,19 @@ impl EtcdStore {
     /// After a retried write: whether an earlier try was applied, i.e. this
     /// node's mark key holds that write's `mark` (only this node writes it, and
     /// only together with a change); the revision it was applied at if so.
-    fn landed(&self, mark: &str) -> Result<Option<i64>, StoreError> {
+    async fn landed(&self, mark: &str) -> Result<Option<i64>, StoreError> {
         let (conn, key) = (self.conn.clone(), self.mark_key.clone());
-        let r = self.block(async move { conn.get().await?.get(key, None).await })?;
+        let r = self.call(async move { conn.get().await?.get(key, None).await }).await?;
         Ok(r.kvs().first().filter(|kv| kv.value() == mark.as_bytes()).map(|kv| kv.mod_revision()))
     }
 
-    fn block<T>(&self, f: impl std::future::Future<Output = Result<T, etcd_client::Error>>) -> Result<T, StoreError> {
+    /// Runs one etcd request with the timeout.
+    async fn call<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, StoreError> {
         let timeout = self.timeout;
-        let run = async move { tokio::time::timeout(timeout, f).await };
-        let r = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(run));
-        match r {
+        match tokio::time::timeout(timeout, f).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(StoreError::Unavailable(format!("etcd {} unavailable: {}", self.endpoints, short(&e)))),
             Err(_) => {
@@ -239,29 +241,51 @@ impl EtcdStore {
             }
         }
     }
-}
 
-impl Store for EtcdStore {
-    fn load(&mut self) -> Result<Overlay, StoreError> {
-        match self.initial.take() {
-            Some(s) => Ok(s.overlay),
-            None => {
-                let (conn, prefix, timeout) = (self.conn.clone(), self.prefix.clone(), self.timeout);
-                let (entries, revision) = tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current().block_on(async move {
-                        let mut client = conn.get().await.map_err(|e| EtcdError::Read { reason: short(&e) })?;
-                        tokio::time::timeout(timeout, load_all(&mut client, &prefix))
-                            .await
-                            .map_err(|_| EtcdError::Timeout)?
-                    })
-                })
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-                Ok(self.observe_full(&entries, revision).overlay)
+    /// Sends the write's transaction until etcd answers, and returns the revision
+    /// it was stored at, or the conflict. The client spreads requests over all
+    /// endpoints and does not skip a dead one: a request sent to it fails at once,
+    /// and another try reaches a live member. A try that failed after reaching
+    /// etcd may have been applied; the condition then fails, and the mark tells
+    /// whether it was ours. Each try has the timeout; all tries together three
+    /// times it, so that a try stuck on a member that just died (a leader
+    /// election) is followed by one that reaches a live member.
+    async fn send(&self, txn: Txn, mark: &str, zone: &Name) -> Result<i64, StoreError> {
+        let deadline = tokio::time::Instant::now() + self.timeout * 3;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (conn, t) = (self.conn.clone(), txn.clone());
+            match self.call(async move { conn.get().await?.txn(t).await }).await {
+                Ok(resp) if resp.succeeded() => return Ok(resp.header().map(|h| h.revision()).unwrap_or(0)),
+                Ok(_) if tries > 1 => return self.landed(mark).await?.ok_or_else(|| self.conflict(zone)),
+                Ok(_) => return Err(self.conflict(zone)),
+                Err(e) if tokio::time::Instant::now() < deadline && tries < 8 => {
+                    tracing::debug!(error = %e, "etcd write failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(20 * tries)).await;
+                }
+                Err(e) => return Err(e),
             }
         }
     }
+}
 
-    fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
+#[async_trait::async_trait]
+impl Store for EtcdStore {
+    async fn load(&mut self) -> Result<Overlay, StoreError> {
+        if let Some(s) = self.initial.take() {
+            return Ok(s.overlay);
+        }
+        let (conn, prefix, timeout) = (self.conn.clone(), self.prefix.clone(), self.timeout);
+        let read = async move {
+            let mut client = conn.get().await.map_err(|e| EtcdError::Read { reason: short(&e) })?;
+            tokio::time::timeout(timeout, load_all(&mut client, &prefix)).await.map_err(|_| EtcdError::Timeout)?
+        };
+        let (entries, revision) = read.await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(self.observe_full(&entries, revision).overlay)
+    }
+
+    async fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
         let (bumps, rev) = self.serials.get(zone).copied().unwrap_or((0, 0));
         let serial = format!("{}{}", self.prefix, serial_key(zone));
         let mut ops = self.change_ops(change);
@@ -270,32 +294,7 @@ impl Store for EtcdStore {
         // Last: the watch takes the serial key as the end of a transaction.
         ops.push(TxnOp::put(serial.clone(), (bumps + 1).to_string(), None));
         let txn = Txn::new().when(vec![Compare::mod_revision(serial.clone(), CompareOp::Equal, rev)]).and_then(ops);
-        // The client spreads requests over all endpoints and does not skip a dead
-        // one: a request sent to it fails at once, and another try reaches a live
-        // member. A try that failed after reaching etcd may have been applied; the
-        // condition then fails, and the mark tells whether it was ours.
-        // Each try has the timeout; all tries together three times it, so that a try
-        // stuck on a member that just died (a leader election) is followed by one
-        // that reaches a live member.
-        let deadline = std::time::Instant::now() + self.timeout * 3;
-        let mut tries = 0;
-        let revision = loop {
-            tries += 1;
-            let (conn, t) = (self.conn.clone(), txn.clone());
-            match self.block(async move { conn.get().await?.txn(t).await }) {
-                Ok(resp) if resp.succeeded() => break resp.header().map(|h| h.revision()).unwrap_or(0),
-                Ok(_) if tries > 1 => match self.landed(&mark)? {
-                    Some(r) => break r,
-                    None => return Err(self.conflict(zone)),
-                },
-                Ok(_) => return Err(self.conflict(zone)),
-                Err(e) if std::time::Instant::now() < deadline && tries < 8 => {
-                    tracing::debug!(error = %e, "etcd write failed; retrying");
-                    std::thread::sleep(Duration::from_millis(20 * tries));
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let revision = self.send(txn, &mark, zone).await?;
         self.wrote(change, zone, bumps + 1, revision);
         Ok(())
     }
@@ -308,11 +307,13 @@ impl Store for EtcdStore {
         }
     }
 
-    fn import(&mut self, o: &Overlay) -> Result<usize, StoreError> {
+    async fn import(&mut self, o: &Overlay) -> Result<usize, StoreError> {
         let (conn, prefix) = (self.conn.clone(), self.prefix.clone());
-        let existing = self.block(async move {
-            conn.get().await?.get(prefix.clone(), Some(GetOptions::new().with_prefix().with_count_only())).await
-        })?;
+        let existing = self
+            .call(async move {
+                conn.get().await?.get(prefix.clone(), Some(GetOptions::new().with_prefix().with_count_only())).await
+            })
+            .await?;
         if existing.count() > 0 {
             return Err(StoreError::Conflict(format!(
                 "etcd already holds {} keys under {}: import only into an empty prefix",
@@ -326,7 +327,7 @@ impl Store for EtcdStore {
             let ops: Vec<TxnOp> =
                 chunk.iter().map(|(k, v)| TxnOp::put(format!("{}{k}", self.prefix), v.clone(), None)).collect();
             let conn = self.conn.clone();
-            self.block(async move { conn.get().await?.txn(Txn::new().and_then(ops)).await })?;
+            self.call(async move { conn.get().await?.txn(Txn::new().and_then(ops)).await }).await?;
         }
         Ok(all.len())
     }

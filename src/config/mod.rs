@@ -1,0 +1,70 @@
+//! The TOML configuration: raw serde input types (`*Config`, in `raw`) and the
+//! validated [`Config`] built from them (in `settings`).
+//!
+//! Parsing never touches the network. Every problem is reported as a [`Problem`]
+//! naming the file and line, and all problems found are reported at once so that
+//! `lbdns check` shows everything an operator must fix: `recover` reads the file
+//! past each bad key, then `parse` checks it one table at a time. Relative paths
+//! are resolved against the config file's directory here, so nothing later
+//! depends on the working directory.
+
+mod lines;
+mod name;
+mod parse;
+mod raw;
+mod recover;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use crate::problem::{Problem, Problems};
+
+pub use lines::line_of;
+pub use name::{NameError, parse_fqdn};
+pub use parse::parse_all;
+pub use raw::{
+    AllDown, ApiPoolConfig, CheckKind, ClusterConfig, ClusterHealth, GlobalHealthConfig, HealthConfig, MemberConfig,
+    PolicyName, RrlConfig, StoreKind, default_pool_ttl,
+};
+pub use settings::{
+    AdminSettings, Config, DnsSettings, EtcdSettings, MAX_TTL, PoolDef, RedirectSettings, RedirectTarget, Secrets,
+    ZoneSpec, unlisted_regions,
+};
+
+/// Reads and validates `path`. Zone files are not read here (see `crate::load`).
+pub fn load(path: &Path) -> Result<Config, Problems> {
+    into_result(load_all(path, Secrets::Read))
+}
+
+/// Reads and validates `path` as far as it can: the config (unless it could not
+/// be read or deserialized at all) and every problem found, so that callers can
+/// go on checking what the config names and report everything in one run.
+pub fn load_all(path: &Path, secrets: Secrets) -> (Option<Config>, Vec<Problem>) {
+    let path = absolute(path);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_all(&path, &text, secrets),
+        Err(e) => (None, vec![Problem::new(&path, 0, format!("cannot read the config file: {e}"))]),
+    }
+}
+
+/// Parses config text as if read from `path` (absolute).
+pub fn parse(path: &Path, text: &str) -> Result<Config, Problems> {
+    into_result(parse_all(path, text, Secrets::Read))
+}
+
+fn into_result((config, problems): (Option<Config>, Vec<Problem>)) -> Result<Config, Problems> {
+    match config {
+        Some(c) if problems.is_empty() => Ok(c),
+        _ => Err(Problems(problems)),
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    }
+}

@@ -1,0 +1,334 @@
+//! From the deserialized file to the validated [`Config`]: one function per
+//! table, each checking its own values and reporting each problem at the line
+//! it is on. Problems are collected, never returned early, so that one run
+//! reports them all; they come out sorted by line.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+use super::lines::{LineIndex, find_key_line, find_line};
+use super::name::parse_fqdn;
+use super::raw::{
+    AdminConfig, ClusterConfig, DnsConfig, PolicyName, PoolConfig, RedirectConfig, RedirectHostConfig, StoreKind,
+    ZoneConfig,
+};
+use super::recover::deserialize_all;
+use super::settings::{
+    AdminSettings, Config, DnsSettings, EtcdSettings, PoolDef, RedirectSettings, RedirectTarget, Secrets, ZoneSpec,
+    unlisted_regions,
+};
+use crate::problem::Problem;
+use crate::secrets;
+
+/// What every table's check needs: the text (to name lines), the config's
+/// directory (to resolve relative paths), and the problems found so far.
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+    dir: PathBuf,
+    lines: LineIndex,
+    secrets: Secrets,
+    problems: Vec<Problem>,
+}
+
+impl Ctx<'_> {
+    fn problem(&mut self, line: usize, message: impl Into<String>) {
+        self.problems.push(Problem::new(self.path, line, message));
+    }
+
+    /// The line of the first occurrence of `needle` (see [`find_line`]).
+    fn line_of(&self, needle: &str) -> usize {
+        find_line(self.text, needle)
+    }
+
+    fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) }
+    }
+
+    /// Reads a file that `[cluster]` names as `what`; the secret ones read as
+    /// empty under [`Secrets::Skip`]. `None` (and a problem) when unreadable.
+    fn read(&mut self, what: &str, f: &Path) -> Option<Vec<u8>> {
+        let file = self.resolve(f);
+        if self.secrets == Secrets::Skip && matches!(what, "password_file" | "key_file") {
+            return Some(Vec::new());
+        }
+        match std::fs::read(&file) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                self.problem(self.line_of(what), format!("cannot read {what} {}: {e}", file.display()));
+                None
+            }
+        }
+    }
+}
+
+/// Parses config text, returning the config built from every part that could be
+/// read and every problem found (see [`super::load_all`]).
+pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, Vec<Problem>) {
+    let (raw, problems) = deserialize_all(path, text);
+    let Some(raw) = raw else { return (None, problems) };
+    let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let mut cx = Ctx { path, text, dir, lines: LineIndex::new(text), secrets, problems };
+    let dns = dns(&mut cx, raw.dns);
+    let admin = admin(&mut cx, raw.admin);
+    let zones = zones(&mut cx, &raw.zone);
+    let pools = pools(&mut cx, &raw.pool, &raw.regions);
+    regions(&mut cx, &raw.regions, &pools);
+    let etcd = raw.cluster.as_ref().and_then(|c| cluster(&mut cx, c));
+    let redirect = raw.redirect.as_ref().map(|r| redirect(&mut cx, r));
+    let config = Config {
+        redirect,
+        etcd,
+        probe_source: raw.health.source_address,
+        path: path.to_path_buf(),
+        dns,
+        admin,
+        geoip: raw.geoip.map(|g| cx.resolve(&g.database)),
+        geoip_line: find_line(text, "[geoip]"),
+        regions: raw.regions,
+        zones,
+        pools,
+    };
+    let mut problems = cx.problems;
+    problems.sort_by_key(|p| p.line);
+    (Some(config), problems)
+}
+
+/// `[dns]`, with the cookie secret read (unless secrets are skipped).
+fn dns(cx: &mut Ctx, d: DnsConfig) -> DnsSettings {
+    if d.listen.is_empty() {
+        cx.problem(cx.line_of("listen"), "[dns] listen is empty");
+    }
+    if d.rrl.is_some_and(|r| r.responses_per_second == 0) {
+        cx.problem(cx.line_of("responses_per_second"), "[dns.rrl] responses_per_second must be at least 1");
+    }
+    let mut cookie_secret = None;
+    if let Some(f) = d.cookie_secret_file.as_ref().filter(|_| cx.secrets == Secrets::Read) {
+        match secrets::read_cookie_secret(&cx.resolve(f)) {
+            Ok(secret) => cookie_secret = Some(secret),
+            Err(e) => cx.problem(cx.line_of("cookie_secret_file"), e.to_string()),
+        }
+    }
+    if d.edns_udp_size < 512 {
+        cx.problem(cx.line_of("edns_udp_size"), "[dns] edns_udp_size must be at least 512");
+    }
+    DnsSettings {
+        listen: d.listen,
+        threads: d.threads,
+        edns_udp_size: d.edns_udp_size,
+        tcp_idle_timeout: d.tcp_idle_timeout,
+        max_tcp_connections: d.max_tcp_connections.max(1),
+        rrl: d.rrl,
+        cookies: d.cookies,
+        cookie_secret,
+    }
+}
+
+/// `[admin]`: a listener off loopback needs a token.
+fn admin(cx: &mut Ctx, a: AdminConfig) -> AdminSettings {
+    if !a.listen.ip().is_loopback() && a.token_file.is_none() {
+        cx.problem(
+            find_key_line(cx.text, "[admin]", "listen"),
+            format!("[admin] listen {} is not a loopback address: set token_file, or listen on 127.0.0.1", a.listen),
+        );
+    }
+    AdminSettings {
+        listen: a.listen,
+        token_file: a.token_file.as_deref().map(|p| cx.resolve(p)),
+        token_file_line: find_key_line(cx.text, "[admin]", "token_file"),
+        state_dir: cx.resolve(&a.state_dir),
+        ui_public: a.ui_public.unwrap_or(a.listen.ip().is_loopback()),
+    }
+}
+
+/// `[[zone]]`: origins are names, each zone defined once.
+fn zones(cx: &mut Ctx, raw: &[Spanned<ZoneConfig>]) -> Vec<ZoneSpec> {
+    let mut zones: Vec<ZoneSpec> = Vec::new();
+    for z in raw {
+        let line = cx.lines.line(z.span().start);
+        let zc = z.get_ref();
+        match parse_fqdn(&zc.origin) {
+            Ok(origin) => {
+                if zones.iter().any(|o| o.origin == origin) {
+                    cx.problem(line, format!("zone {origin} is defined twice"));
+                }
+                zones.push(ZoneSpec { origin, file: cx.resolve(&zc.file), line });
+            }
+            Err(e) => cx.problem(line, format!("zone origin: {e}")),
+        }
+    }
+    zones
+}
+
+/// `[[pool]]`: each pool defined once and passing [`PoolDef::validate`], a
+/// member's problem at the member's line.
+fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, Vec<String>>) -> Vec<PoolDef> {
+    let mut pools: Vec<PoolDef> = Vec::new();
+    let mut names = HashSet::new();
+    for p in raw {
+        let line = cx.lines.line(p.span().start);
+        let pc = p.get_ref();
+        let name = match parse_fqdn(&pc.name) {
+            Ok(n) => n,
+            Err(e) => {
+                cx.problem(line, format!("pool name: {e}"));
+                continue;
+            }
+        };
+        if !names.insert(name.clone()) {
+            cx.problem(line, format!("pool {name} is defined twice"));
+        }
+        let def = PoolDef {
+            name,
+            policy: pc.policy,
+            ttl: pc.ttl,
+            max_answers: pc.max_answers,
+            all_down: pc.all_down,
+            fallback: pc.fallback.clone(),
+            health: pc.health.clone().unwrap_or_default(),
+            members: pc.member.iter().map(|m| m.get_ref().clone()).collect(),
+            line,
+        };
+        let member_lines: Vec<usize> = pc.member.iter().map(|m| cx.lines.line(m.span().start)).collect();
+        for (i, msg) in def.validate().into_iter().chain(unlisted_regions(&def, regions)) {
+            let l = i.and_then(|i| member_lines.get(i).copied()).unwrap_or(line);
+            cx.problem(l, msg);
+        }
+        pools.push(def);
+    }
+    pools
+}
+
+/// `[regions]`: location keys, non-empty lists, and a default for geo pools.
+fn regions(cx: &mut Ctx, regions: &BTreeMap<String, Vec<String>>, pools: &[PoolDef]) {
+    for (key, list) in regions {
+        let valid_key = key == "default" || (key.len() == 2 && key.bytes().all(|b| b.is_ascii_uppercase()));
+        if !valid_key {
+            cx.problem(
+                cx.line_of(key),
+                format!("[regions] key {key:?}: use an ISO country code (JP), a continent code (EU) or \"default\""),
+            );
+        }
+        if list.is_empty() {
+            cx.problem(cx.line_of(key), format!("[regions] {key} is an empty list"));
+        }
+    }
+    if pools.iter().any(|p| p.policy == PolicyName::Geo) && !regions.contains_key("default") {
+        cx.problem(cx.line_of("[regions]"), "a geo pool needs [regions] with a `default` list");
+    }
+}
+
+/// `[cluster]`: `Some` with store = "etcd", its credential files read.
+fn cluster(cx: &mut Ctx, c: &ClusterConfig) -> Option<EtcdSettings> {
+    if c.store != StoreKind::Etcd {
+        return None;
+    }
+    let line = cx.line_of("[cluster]");
+    if c.endpoints.is_empty() {
+        cx.problem(line, "[cluster] store = \"etcd\" needs endpoints, e.g. [\"http://127.0.0.1:2379\"]");
+    }
+    for e in &c.endpoints {
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            cx.problem(
+                cx.line_of("endpoints"),
+                format!("[cluster] endpoint {e:?}: must start with http:// or https://"),
+            );
+        }
+    }
+    if !c.prefix.starts_with('/') || !c.prefix.ends_with('/') {
+        cx.problem(cx.line_of("prefix"), "[cluster] prefix must start and end with /");
+    }
+    let node = c.node.clone().unwrap_or_else(hostname);
+    if node.is_empty() || node.contains('/') {
+        cx.problem(cx.line_of("node"), "[cluster] node must be a non-empty name without /");
+    }
+    let (user, ca_pem, identity_pem) = etcd_credentials(cx, c, line);
+    Some(EtcdSettings {
+        endpoints: c.endpoints.clone(),
+        prefix: c.prefix.clone(),
+        health: c.health,
+        node,
+        user,
+        ca_pem,
+        identity_pem,
+        timeout: c.timeout,
+    })
+}
+
+type Credentials = (Option<(String, String)>, Option<Vec<u8>>, Option<(Vec<u8>, Vec<u8>)>);
+
+/// `[cluster]`'s login and TLS files: (user and password, CA, certificate and key).
+fn etcd_credentials(cx: &mut Ctx, c: &ClusterConfig, line: usize) -> Credentials {
+    let user = match (&c.username, &c.password_file) {
+        (Some(u), Some(f)) => cx.read("password_file", f).map(|p| (u.clone(), secrets::password(&p))),
+        (None, None) => None,
+        _ => {
+            cx.problem(line, "[cluster] username and password_file go together");
+            None
+        }
+    };
+    let ca_pem = c.ca_file.as_ref().and_then(|f| cx.read("ca_file", f));
+    let identity_pem = match (&c.cert_file, &c.key_file) {
+        (Some(cf), Some(kf)) => {
+            let cert = cx.read("cert_file", cf);
+            cert.zip(cx.read("key_file", kf))
+        }
+        (None, None) => None,
+        _ => {
+            cx.problem(line, "[cluster] cert_file and key_file go together");
+            None
+        }
+    };
+    (user, ca_pem, identity_pem)
+}
+
+/// `[redirect]`: each Host's pool, scheme and status.
+fn redirect(cx: &mut Ctx, r: &Spanned<RedirectConfig>) -> RedirectSettings {
+    let line = cx.lines.line(r.span().start);
+    let rc = r.get_ref();
+    let mut hosts = BTreeMap::new();
+    for (host, target) in &rc.hosts {
+        if let Some(target) = redirect_target(cx, line, host, target) {
+            hosts.insert(host.trim().trim_end_matches('.').to_ascii_lowercase(), target);
+        }
+    }
+    if rc.listen.is_empty() {
+        cx.problem(line, "[redirect] listen is empty");
+    }
+    RedirectSettings { listen: rc.listen.clone(), trusted_proxies: rc.trusted_proxies.clone(), hosts }
+}
+
+/// One `hosts` entry; `None` when its pool is not a name.
+fn redirect_target(cx: &mut Ctx, line: usize, host: &str, target: &RedirectHostConfig) -> Option<RedirectTarget> {
+    let (pool, scheme, port, status) = match target {
+        RedirectHostConfig::Pool(p) => (p.as_str(), "http", None, 302),
+        RedirectHostConfig::Full(t) => (t.pool.as_str(), t.scheme.as_str(), t.port, t.status),
+    };
+    let pool = match parse_fqdn(pool) {
+        Ok(p) => p,
+        Err(e) => {
+            cx.problem(line, format!("[redirect] host {host}: pool: {e}"));
+            return None;
+        }
+    };
+    // The pool may be a config pool or one created through the API: a Host
+    // whose pool does not exist gets 404 naming it.
+    if !matches!(scheme, "http" | "https") {
+        cx.problem(line, format!("[redirect] host {host}: scheme must be http or https"));
+    }
+    if !matches!(status, 301 | 302 | 307 | 308) {
+        cx.problem(line, format!("[redirect] host {host}: status must be 301, 302, 307 or 308"));
+    }
+    Some(RedirectTarget { pool, scheme: scheme.to_string(), port, status })
+}
+
+/// The host name, for a node that does not name itself.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "lbdns".to_string())
+}

@@ -1,0 +1,436 @@
+//! The TOML file as serde reads it: one type per table, exactly the keys of the
+//! README's configuration reference, with their defaults. The pool types
+//! (`MemberConfig`, `HealthConfig`, `ApiPoolConfig`...) are also what the admin
+//! API takes as JSON. Nothing here checks values against each other; `parse`
+//! does, turning these into the validated types of `settings`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConfigFile {
+    #[serde(default)]
+    pub(super) dns: DnsConfig,
+    #[serde(default)]
+    pub(super) admin: AdminConfig,
+    pub(super) geoip: Option<GeoipConfig>,
+    #[serde(default)]
+    pub(super) regions: BTreeMap<String, Vec<String>>,
+    pub(super) redirect: Option<Spanned<RedirectConfig>>,
+    pub(super) cluster: Option<ClusterConfig>,
+    #[serde(default)]
+    pub(super) health: GlobalHealthConfig,
+    #[serde(default)]
+    pub(super) zone: Vec<Spanned<ZoneConfig>>,
+    #[serde(default)]
+    pub(super) pool: Vec<Spanned<PoolConfig>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DnsConfig {
+    #[serde(default = "default_listen")]
+    pub(super) listen: Vec<SocketAddr>,
+    #[serde(default)]
+    pub(super) threads: usize,
+    #[serde(default = "default_edns_udp_size")]
+    pub(super) edns_udp_size: u16,
+    #[serde(default = "default_tcp_idle", deserialize_with = "duration")]
+    pub(super) tcp_idle_timeout: Duration,
+    #[serde(default = "default_max_tcp")]
+    pub(super) max_tcp_connections: usize,
+    pub(super) rrl: Option<RrlConfig>,
+    /// Answer DNS Cookies (RFC 7873/9018).
+    #[serde(default = "default_true")]
+    pub(super) cookies: bool,
+    /// A file holding the 16-byte cookie secret as 32 hex digits; servers sharing
+    /// it accept each other's cookies. Default: a random secret at each start.
+    pub(super) cookie_secret_file: Option<PathBuf>,
+}
+
+/// `[dns.rrl]`: response rate limiting, off unless the table is present.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RrlConfig {
+    /// Responses per second per client /24 (IPv4) or /56 (IPv6).
+    #[serde(default = "default_rrl_rate")]
+    pub responses_per_second: u32,
+    /// Every `slip`-th limited response goes out truncated (TC=1); 0 = drop all.
+    #[serde(default = "default_rrl_slip")]
+    pub slip: u32,
+}
+
+fn default_rrl_rate() -> u32 {
+    20
+}
+fn default_rrl_slip() -> u32 {
+    2
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            listen: default_listen(),
+            threads: 0,
+            edns_udp_size: default_edns_udp_size(),
+            tcp_idle_timeout: default_tcp_idle(),
+            max_tcp_connections: default_max_tcp(),
+            rrl: None,
+            cookies: true,
+            cookie_secret_file: None,
+        }
+    }
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], 5353))]
+}
+fn default_edns_udp_size() -> u16 {
+    1232
+}
+fn default_tcp_idle() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_tcp() -> usize {
+    1024
+}
+
+/// `[cluster]`: where API state lives and how nodes agree on health.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    #[serde(default)]
+    pub store: StoreKind,
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default)]
+    pub health: ClusterHealth,
+    /// This node's name among the others (default: the host name).
+    pub node: Option<String>,
+    /// etcd authentication: user name, and a file holding the password.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// TLS to etcd (https:// endpoints): CA bundle, and a client certificate and key.
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Deadline of each etcd request (a write waits at most this long).
+    #[serde(default = "default_etcd_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    #[default]
+    Embedded,
+    Etcd,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterHealth {
+    /// Each node trusts its own probes.
+    Local,
+    /// A member is down only when more than half of the live nodes see it down.
+    #[default]
+    Quorum,
+}
+
+fn default_prefix() -> String {
+    "/lbdns/".to_string()
+}
+fn default_etcd_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// `[health]`: settings for every probe.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalHealthConfig {
+    /// Source address of probes (on a host with several addresses).
+    pub source_address: Option<IpAddr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AdminConfig {
+    #[serde(default = "default_admin_listen")]
+    pub(super) listen: SocketAddr,
+    pub(super) token_file: Option<PathBuf>,
+    #[serde(default = "default_state_dir")]
+    pub(super) state_dir: PathBuf,
+    /// Whether the status page reads its state without a token; unset means
+    /// yes on a loopback listener, no otherwise.
+    pub(super) ui_public: Option<bool>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: default_admin_listen(),
+            token_file: None,
+            state_dir: default_state_dir(),
+            ui_public: None,
+        }
+    }
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8053))
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("state")
+}
+
+/// `[redirect]`: HTTP-redirect balancing over the same pools.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RedirectConfig {
+    #[serde(default = "default_redirect_listen")]
+    pub(super) listen: Vec<SocketAddr>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub(super) trusted_proxies: Vec<ipnet::IpNet>,
+    pub(super) hosts: BTreeMap<String, RedirectHostConfig>,
+}
+
+fn default_redirect_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], 8080))]
+}
+
+/// A `hosts` entry: the pool name, or a table with options.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RedirectHostConfig {
+    Pool(String),
+    Full(RedirectTargetConfig),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RedirectTargetConfig {
+    pub(super) pool: String,
+    #[serde(default = "default_scheme")]
+    pub(super) scheme: String,
+    pub(super) port: Option<u16>,
+    #[serde(default = "default_redirect_status")]
+    pub(super) status: u16,
+}
+
+fn default_scheme() -> String {
+    "http".into()
+}
+fn default_redirect_status() -> u16 {
+    302
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GeoipConfig {
+    pub(super) database: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ZoneConfig {
+    pub(super) origin: String,
+    pub(super) file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PoolConfig {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) policy: PolicyName,
+    #[serde(default = "default_pool_ttl")]
+    pub(super) ttl: u32,
+    #[serde(default)]
+    pub(super) max_answers: usize,
+    #[serde(default)]
+    pub(super) all_down: AllDown,
+    #[serde(default)]
+    pub(super) fallback: Vec<IpAddr>,
+    pub(super) health: Option<HealthConfig>,
+    #[serde(default)]
+    pub(super) member: Vec<Spanned<MemberConfig>>,
+}
+
+/// Default pool TTL: short, so resolvers come back soon after a member leaves.
+pub fn default_pool_ttl() -> u32 {
+    30
+}
+
+/// A pool member as written in TOML (`[[pool.member]]`) or JSON (the admin API).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    pub address: IpAddr,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+fn default_true() -> bool {
+    true
+}
+
+/// How a pool orders its eligible members; see `src/policy/`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyName {
+    #[default]
+    RoundRobin,
+    Random,
+    Weighted,
+    Failover,
+    Affinity,
+    Geo,
+}
+
+/// What a pool answers when none of the queried family's members is eligible.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AllDown {
+    /// Answer every enabled member (fail open, as gdnsd does).
+    #[default]
+    ServeAll,
+    /// NODATA.
+    Empty,
+    /// SERVFAIL.
+    Servfail,
+    /// The pool's `fallback` addresses.
+    Fallback,
+}
+
+/// Which health check a pool's members get.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckKind {
+    #[default]
+    None,
+    Tcp,
+    Http,
+    Https,
+}
+
+impl CheckKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::None => "none",
+            CheckKind::Tcp => "tcp",
+            CheckKind::Http => "http",
+            CheckKind::Https => "https",
+        }
+    }
+}
+
+/// `[pool.health]`: the probe spec shared by every member of a pool.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    // (`Default` below matches the serde defaults.)
+    #[serde(default)]
+    pub check: CheckKind,
+    /// Port to probe; defaults to 80 (http), 443 (https); required for tcp.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// Host header and TLS server name; defaults to the pool name without its dot.
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default = "default_expect_status")]
+    pub expect_status: Vec<u16>,
+    #[serde(default)]
+    pub expect_body: Option<String>,
+    #[serde(default = "default_interval", deserialize_with = "duration", serialize_with = "ser_duration")]
+    pub interval: Duration,
+    #[serde(default = "default_timeout", deserialize_with = "duration", serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    #[serde(default = "default_rise_fall")]
+    pub rise: u32,
+    #[serde(default = "default_rise_fall")]
+    pub fall: u32,
+    #[serde(default = "default_true")]
+    pub tls_verify: bool,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            check: CheckKind::None,
+            port: None,
+            path: default_path(),
+            host: None,
+            expect_status: default_expect_status(),
+            expect_body: None,
+            interval: default_interval(),
+            timeout: default_timeout(),
+            rise: default_rise_fall(),
+            fall: default_rise_fall(),
+            tls_verify: true,
+        }
+    }
+}
+
+fn default_path() -> String {
+    "/".to_string()
+}
+fn default_expect_status() -> Vec<u16> {
+    vec![200]
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_rise_fall() -> u32 {
+    2
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+/// A pool as the admin API takes and shows it: the TOML keys, with `members` for
+/// the `[[pool.member]]` list. The name comes from the URL.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiPoolConfig {
+    #[serde(default)]
+    pub policy: PolicyName,
+    #[serde(default = "default_pool_ttl")]
+    pub ttl: u32,
+    #[serde(default)]
+    pub max_answers: usize,
+    #[serde(default)]
+    pub all_down: AllDown,
+    #[serde(default)]
+    pub fallback: Vec<IpAddr>,
+    #[serde(default)]
+    pub health: HealthConfig,
+    #[serde(default)]
+    pub members: Vec<MemberConfig>,
+}

@@ -1,0 +1,227 @@
+//! The validated configuration the server runs from, and the checks a pool must
+//! pass wherever it comes from (the config file or the admin API). Every value
+//! here has passed `parse`: paths are absolute, names are absolute domain names,
+//! secrets are read.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+
+use super::raw::{AllDown, ApiPoolConfig, CheckKind, ClusterHealth, HealthConfig, MemberConfig, PolicyName, RrlConfig};
+
+/// The largest TTL (RFC 2181 section 8), for pools as for records.
+pub const MAX_TTL: u32 = i32::MAX as u32;
+
+/// The validated configuration the server runs from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file, absolute.
+    pub path: PathBuf,
+    pub dns: DnsSettings,
+    pub admin: AdminSettings,
+    pub geoip: Option<PathBuf>,
+    /// Line of `[geoip]`, for messages about the database.
+    pub geoip_line: usize,
+    /// Location key (country code, continent code or `default`) -> regions.
+    pub regions: BTreeMap<String, Vec<String>>,
+    pub zones: Vec<ZoneSpec>,
+    pub pools: Vec<PoolDef>,
+    pub redirect: Option<RedirectSettings>,
+    /// `Some` when API state lives in etcd.
+    pub etcd: Option<EtcdSettings>,
+    pub probe_source: Option<IpAddr>,
+}
+
+/// Validated `[redirect]`.
+#[derive(Debug, Clone)]
+pub struct RedirectSettings {
+    pub listen: Vec<SocketAddr>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Lower-cased Host (no port, no final dot) -> target.
+    pub hosts: BTreeMap<String, RedirectTarget>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedirectTarget {
+    pub pool: Name,
+    pub scheme: String,
+    pub port: Option<u16>,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct DnsSettings {
+    pub listen: Vec<SocketAddr>,
+    /// UDP worker threads; 0 = one per CPU.
+    pub threads: usize,
+    pub edns_udp_size: u16,
+    pub tcp_idle_timeout: Duration,
+    pub max_tcp_connections: usize,
+    pub rrl: Option<RrlConfig>,
+    pub cookies: bool,
+    /// The shared cookie secret read from `cookie_secret_file`.
+    pub cookie_secret: Option<[u8; 16]>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    pub token_file: Option<PathBuf>,
+    /// Line of `token_file` in the config file, for messages about the token.
+    pub token_file_line: usize,
+    pub state_dir: PathBuf,
+    /// Whether `/ui/api/state` is read without a token (`[admin] ui_public`).
+    pub ui_public: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ZoneSpec {
+    pub origin: Name,
+    pub file: PathBuf,
+    /// Line of the `[[zone]]` entry in the config file.
+    pub line: usize,
+}
+
+/// A pool after validation, from the config file or the admin API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolDef {
+    pub name: Name,
+    pub policy: PolicyName,
+    pub ttl: u32,
+    pub max_answers: usize,
+    pub all_down: AllDown,
+    pub fallback: Vec<IpAddr>,
+    pub health: HealthConfig,
+    pub members: Vec<MemberConfig>,
+    /// Where it was defined, for messages: config line, or 0 for the API.
+    pub line: usize,
+}
+
+/// Whether loading reads the secret files a config names (admin token, cookie
+/// secret, etcd password and client key). `Skip` is `lbdns check --no-secrets`:
+/// an operator can check a config whose secrets only the service may read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Secrets {
+    #[default]
+    Read,
+    Skip,
+}
+
+/// Validated `[cluster]` with store = "etcd".
+#[derive(Debug, Clone)]
+pub struct EtcdSettings {
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    pub health: ClusterHealth,
+    pub node: String,
+    pub user: Option<(String, String)>,
+    pub ca_pem: Option<Vec<u8>>,
+    pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
+    pub timeout: Duration,
+}
+
+impl ApiPoolConfig {
+    pub fn into_def(self, name: Name) -> PoolDef {
+        PoolDef {
+            name,
+            policy: self.policy,
+            ttl: self.ttl,
+            max_answers: self.max_answers,
+            all_down: self.all_down,
+            fallback: self.fallback,
+            health: self.health,
+            members: self.members,
+            line: 0,
+        }
+    }
+
+    pub fn from_def(def: &PoolDef) -> Self {
+        ApiPoolConfig {
+            policy: def.policy,
+            ttl: def.ttl,
+            max_answers: def.max_answers,
+            all_down: def.all_down,
+            fallback: def.fallback.clone(),
+            health: def.health.clone(),
+            members: def.members.clone(),
+        }
+    }
+}
+
+/// Members of a geo pool whose region no `[regions]` list names: the policy would
+/// never prefer them, silently. Returns (member index, message) as `validate`.
+pub fn unlisted_regions(def: &PoolDef, regions: &BTreeMap<String, Vec<String>>) -> Vec<(Option<usize>, String)> {
+    if def.policy != PolicyName::Geo {
+        return Vec::new();
+    }
+    let listed = |r: &String| regions.values().flatten().any(|l| l == r);
+    let name = &def.name;
+    def.members
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| m.region.as_ref().filter(|r| !listed(r)).map(|r| (i, m, r)))
+        .map(|(i, m, r)| {
+            let msg = format!(
+                "pool {name}: member {}: region {r:?} is in no [regions] list, so it is never chosen",
+                m.address
+            );
+            (Some(i), msg)
+        })
+        .collect()
+}
+
+impl PoolDef {
+    /// Checks that need only the pool itself. Returns (member index, message).
+    pub fn validate(&self) -> Vec<(Option<usize>, String)> {
+        let mut out = Vec::new();
+        let name = &self.name;
+        if self.ttl > MAX_TTL {
+            out.push((None, format!("pool {name}: ttl {} is above 2^31-1 (RFC 2181 section 8)", self.ttl)));
+        }
+        for (i, m) in self.members.iter().enumerate() {
+            if m.weight == 0 {
+                out.push((Some(i), format!("pool {name}: member {}: weight must be at least 1", m.address)));
+            }
+            if self.members[..i].iter().any(|o| o.address == m.address) {
+                out.push((Some(i), format!("pool {name}: duplicate member {}", m.address)));
+            }
+            if self.policy == PolicyName::Geo && m.region.is_none() {
+                out.push((Some(i), format!("pool {name}: member {} needs a region (policy geo)", m.address)));
+            }
+        }
+        if self.all_down == AllDown::Fallback {
+            if self.fallback.is_empty() {
+                out.push((None, format!("pool {name}: all_down = \"fallback\" needs `fallback` addresses")));
+            }
+            for f in &self.fallback {
+                let family_has_member = self.members.iter().any(|m| m.address.is_ipv4() == f.is_ipv4());
+                if !family_has_member {
+                    let fam = if f.is_ipv4() { "IPv4" } else { "IPv6" };
+                    out.push((None, format!("pool {name}: fallback {f} is {fam} but the pool has no {fam} member")));
+                }
+            }
+        } else if !self.fallback.is_empty() {
+            out.push((None, format!("pool {name}: `fallback` is set but all_down is not \"fallback\"")));
+        }
+        let h = &self.health;
+        if h.check == CheckKind::Tcp && h.port.is_none() {
+            out.push((None, format!("pool {name}: health check tcp needs a port")));
+        }
+        if h.rise == 0 || h.fall == 0 {
+            out.push((None, format!("pool {name}: health rise and fall must be at least 1")));
+        }
+        if h.timeout.is_zero() || h.interval.is_zero() {
+            out.push((None, format!("pool {name}: health interval and timeout must be above zero")));
+        }
+        if h.expect_status.is_empty() {
+            out.push((None, format!("pool {name}: health expect_status is empty")));
+        }
+        if !h.path.starts_with('/') {
+            out.push((None, format!("pool {name}: health path must start with /")));
+        }
+        out
+    }
+}

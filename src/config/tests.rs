@@ -1,0 +1,129 @@
+//! The config parser: every problem at its line, all reported in one run.
+
+use std::time::Duration;
+
+use super::lines::{LineIndex, find_key_line};
+use super::*;
+
+fn p(text: &str) -> Result<Config, Problems> {
+    parse(Path::new("/etc/lbdns/lbdns.toml"), text)
+}
+
+#[test]
+fn key_lines_are_found_inside_their_table() {
+    let text = "[dns]\nlisten = [\"x\"]\n[admin]\n# listen = \"old\"\nlistener_x = 1\n  listen = \"y\"\n[geoip]\n";
+    assert_eq!(find_key_line(text, "[admin]", "listen"), 6);
+    assert_eq!(find_key_line(text, "[admin]", "token_file"), 3, "absent: the table's line");
+    assert_eq!(find_key_line(text, "[cluster]", "node"), 0);
+}
+
+#[test]
+fn line_index_agrees_with_counting() {
+    let text = "a\nbb\n\nccc\n";
+    let idx = LineIndex::new(text);
+    for off in 0..text.len() {
+        assert_eq!(idx.line(off), line_of(text, off), "offset {off}");
+    }
+}
+
+#[test]
+fn bad_keys_are_all_reported_each_at_its_line() {
+    let text = "[dns]\nlisten = [\"127.0.0.1:53\"]\nthreads = \"many\"\n[admin]\nlisten = \"127.0.0.1:8053\"\n\
+                extra = [\n  1,\n  2,\n]\n[[pool]]\nname = \"w.t.\"\npolicy = \"x\"\nttl = -1\n[nope]\na = 1\n";
+    let err = p(text).unwrap_err();
+    let lines: Vec<usize> = err.0.iter().map(|p| p.line).collect();
+    assert_eq!(lines, [3, 6, 12, 13, 14], "{err}");
+}
+
+#[test]
+fn a_blanked_required_key_is_not_reported_twice() {
+    let err = p("[[pool]]\nname = 5\n[[pool]]\npolicy = \"y\"\n").unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert_eq!(err.0[0].line, 2, "{err}");
+}
+
+#[test]
+fn bad_keys_in_other_scripts_are_set_aside_too() {
+    let err = p("[dns]\n\"listén\" = 1\n[admin]\n\"ключ\" = \"ü\"\n").unwrap_err();
+    let lines: Vec<usize> = err.0.iter().map(|p| p.line).collect();
+    assert_eq!(lines, [2, 4], "{err}");
+}
+
+#[test]
+fn a_syntax_error_is_reported_alone() {
+    let err = p("[dns]\nthreads = \"many\"\nlisten = [\n").unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+}
+
+#[test]
+fn geo_members_need_a_listed_region() {
+    let pool = "[[pool]]\nname = \"g.t.\"\npolicy = \"geo\"\n[[pool.member]]\naddress = \"192.0.2.1\"\n";
+    let ok = format!("[regions]\ndefault = [\"eu\"]\n{pool}region = \"eu\"\n");
+    assert!(p(&ok).is_ok());
+    let err = p(&format!("[regions]\ndefault = [\"eu\"]\n{pool}region = \"us\"\n")).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert_eq!(err.0[0].line, 6, "{err}");
+    assert!(err.0[0].message.contains("region \"us\" is in no [regions] list"), "{err}");
+}
+
+#[test]
+fn unknown_key_names_line() {
+    let err = p("[dns]\nlisten = [\"127.0.0.1:53\"]\nlisten_typo = 1\n").unwrap_err();
+    assert_eq!(err.0.len(), 1);
+    assert_eq!(err.0[0].line, 3, "{err}");
+    assert!(err.0[0].message.contains("listen_typo"), "{err}");
+}
+
+#[test]
+fn relative_paths_resolve_against_config_dir() {
+    let c = p("[[zone]]\norigin = \"example.test\"\nfile = \"zones/x.zone\"\n").unwrap();
+    assert_eq!(c.zones[0].file, PathBuf::from("/etc/lbdns/zones/x.zone"));
+    assert_eq!(c.zones[0].origin.to_ascii(), "example.test.");
+    assert_eq!(c.admin.state_dir, PathBuf::from("/etc/lbdns/state"));
+}
+
+#[test]
+fn pool_checks_name_member_lines() {
+    let text = "[[pool]]\nname = \"www.example.test.\"\nall_down = \"fallback\"\n\
+                [[pool.member]]\naddress = \"192.0.2.1\"\nweight = 0\n\
+                [[pool.member]]\naddress = \"192.0.2.1\"\n";
+    let err = p(text).unwrap_err();
+    let s = err.to_string();
+    assert!(s.contains(":4: pool www.example.test.: member 192.0.2.1: weight must be at least 1"), "{s}");
+    assert!(s.contains(":7: pool www.example.test.: duplicate member 192.0.2.1"), "{s}");
+    assert!(s.contains("needs `fallback`"), "{s}");
+}
+
+#[test]
+fn unknown_policy_is_an_error_with_line() {
+    let err = p("[[pool]]\nname = \"a.example.\"\npolicy = \"fastest\"\n").unwrap_err();
+    assert_eq!(err.0[0].line, 3, "{err}");
+    assert!(err.0[0].message.contains("fastest"), "{err}");
+}
+
+#[test]
+fn fallback_of_wrong_family() {
+    let text = "[[pool]]\nname = \"a.example.\"\nall_down = \"fallback\"\nfallback = [\"2001:db8::1\"]\n\
+                [[pool.member]]\naddress = \"192.0.2.1\"\n";
+    let err = p(text).unwrap_err().to_string();
+    assert!(err.contains("fallback 2001:db8::1 is IPv6 but the pool has no IPv6 member"), "{err}");
+}
+
+#[test]
+fn pool_ttl_is_capped_at_2_31_minus_1() {
+    let err = p("[[pool]]\nname = \"a.example.\"\nttl = 4294967295\n").unwrap_err();
+    assert_eq!(err.0[0].line, 1, "{err}");
+    assert!(err.0[0].message.contains("ttl 4294967295 is above 2^31-1"), "{err}");
+    assert!(p("[[pool]]\nname = \"a.example.\"\nttl = 2147483647\n").is_ok());
+}
+
+#[test]
+fn durations_parse() {
+    let text =
+        "[[pool]]\nname = \"a.example.\"\n[pool.health]\ncheck = \"http\"\ninterval = \"500ms\"\ntimeout = \"2s\"\n";
+    let c = p(text).unwrap();
+    assert_eq!(c.pools[0].health.interval, Duration::from_millis(500));
+    assert_eq!(c.pools[0].health.timeout, Duration::from_secs(2));
+    let err = p("[[pool]]\nname = \"a.example.\"\n[pool.health]\ninterval = \"soon\"\n").unwrap_err();
+    assert_eq!(err.0[0].line, 4, "{err}");
+}
