@@ -618,4 +618,23 @@ mod tests {
         assert!(Arc::ptr_eq(&gone.base, &base.base));
         assert!(base.layer.is_empty());
     }
+    /// Bytes per record of a held zone, all included (`Base::heap_bytes` over
+    /// the records loaded): `LBDNS_SCALE_ZONE=bench-dir/big.zone cargo test
+    /// --release --lib held_zone_bytes -- --ignored --nocapture` on the zone
+    /// `bench/scale.py` writes (origin big.test.).
+    #[test]
+    #[ignore]
+    fn held_zone_bytes_per_record() {
+        let Ok(path) = std::env::var("LBDNS_SCALE_ZONE") else { return };
+        let origin = Name::from_ascii("big.test.").unwrap();
+        let data = crate::zone::load(&origin, Path::new(&path)).unwrap();
+        let zone = build_zone(&data, 0, &BTreeMap::new()).unwrap();
+        let records = data.records.len();
+        let bytes = zone.base.heap_bytes();
+        println!(
+            "{records} records, {} nodes: {bytes} bytes held, {} per record",
+            zone.base.node_count(),
+            bytes / records
+        );
+    }
 }
