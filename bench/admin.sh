@@ -31,3 +31,22 @@ python3 bench/admin_writes.py "$admin" "$token" 4000 8 burst > "$work/burst.txt"
 dnsperf -s 127.0.0.1 -p "$dport" -d "$work/q.txt" -l 10 -c 4 -q 200 2>&1 | grep -E "Queries per second|Queries lost"
 wait %2 2>/dev/null || true
 cat "$work/burst.txt"
+
+# Sequential writes into a big zone (BIG records, default 1,000,000, added to the
+# example zone as h0..hN A records): an RRset write should cost what it changes,
+# not what the zone holds.
+big=${BIG:-1000000}
+kill %1 2>/dev/null || true
+rm -rf "$work/state"
+python3 - "$work/example.test.zone" "$big" <<'PY'
+import sys
+with open(sys.argv[1], "a") as z:
+    for i in range(int(sys.argv[2])):
+        z.write(f"h{i} A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n")
+PY
+: > "$work/ready"
+./target/release/lbdns --config "$work/lbdns.toml" > "$work/ready" 2> "$work/log2" &
+for _ in $(seq 1200); do [ -s "$work/ready" ] && break; sleep 0.1; done
+read -r _ _ _ admin < "$work/ready"; admin=${admin#admin=}
+echo "sequential writes into a zone of $big more records:"
+python3 bench/admin_writes.py "$admin" "$token" 300 1 big
