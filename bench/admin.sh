@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cargo build --release --quiet
-cp zones/example.test.zone "$work/"
+cp zones/example.test.zone "$work/"; cp -r geoip "$work/"
 sed -e 's|^# token_file = "admin.token".*|token_file = "admin.token"|' \
     -e 's|^listen = \["127.0.0.1:5353"\].*|listen = ["127.0.0.1:0"]|' \
     -e 's|^listen = "127.0.0.1:8053".*|listen = "127.0.0.1:0"|' \
@@ -16,7 +16,7 @@ token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')   # 32 hex characte
 echo "$token" > "$work/admin.token"; chmod 600 "$work/admin.token"
 ./target/release/lbdns --config "$work/lbdns.toml" > "$work/ready" 2> "$work/log" &
 for _ in $(seq 100); do [ -s "$work/ready" ] && break; sleep 0.1; done
-read -r _ _ dns admin < "$work/ready"; dns=${dns#dns=}; admin=${admin#admin=}
+read -r _ _ dns admin _ < "$work/ready"; dns=${dns#dns=}; admin=${admin#admin=}
 echo "server: dns=$dns admin=$admin"
 
 python3 bench/admin_writes.py "$admin" "$token" 1000 1 seq
@@ -47,6 +47,6 @@ PY
 : > "$work/ready"
 ./target/release/lbdns --config "$work/lbdns.toml" > "$work/ready" 2> "$work/log2" &
 for _ in $(seq 1200); do [ -s "$work/ready" ] && break; sleep 0.1; done
-read -r _ _ _ admin < "$work/ready"; admin=${admin#admin=}
+read -r _ _ _ admin _ < "$work/ready"; admin=${admin#admin=}
 echo "sequential writes into a zone of $big more records:"
 python3 bench/admin_writes.py "$admin" "$token" 300 1 big

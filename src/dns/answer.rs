@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 
+use super::additional::write_additional;
 use super::cookie::{CookieCheck, Cookies};
 use super::wire::{self, Parsed, Query};
 use crate::net;
@@ -42,13 +43,13 @@ pub struct Responder {
 
 /// An owner name to write: a compression pointer or the name itself.
 #[derive(Clone, Copy)]
-enum Owner<'a> {
+pub(super) enum Owner<'a> {
     Ptr(u16),
     Name(&'a [u8]),
 }
 
 impl Owner<'_> {
-    fn len(self) -> usize {
+    pub(super) fn len(self) -> usize {
         match self {
             Owner::Ptr(_) => 2,
             Owner::Name(n) => n.len(),
@@ -60,20 +61,21 @@ impl Owner<'_> {
 /// additional section once the rest of the reply is known to fit. They are looked
 /// up then, in the zone, from the target names in the RDATA written.
 #[derive(Clone, Copy)]
-struct Pending<'s> {
-    rrset: RRsetView<'s>,
-    zone: &'s Zone,
+pub(super) struct Pending<'s> {
+    pub(super) rrset: RRsetView<'s>,
+    pub(super) zone: &'s Zone,
     /// The RRset's owner (lower-cased wire) for a referral, whose glue is what
     /// lies at or below it; empty otherwise.
-    owner: &'s [u8],
+    pub(super) owner: &'s [u8],
     /// Where the RRset's first owner name starts in the message.
-    start: usize,
+    pub(super) start: usize,
     /// The length of each record's owner name as written.
-    owner_len: usize,
+    pub(super) owner_len: usize,
     /// A referral: its in-domain glue is required (RFC 9471).
-    referral: bool,
+    pub(super) referral: bool,
 }
 
+#[derive(Default)]
 struct Answer<'s> {
     an: u16,
     ns: u16,
@@ -170,46 +172,12 @@ impl Responder {
             Ok(()) => {}
             Err(Parsed::Drop) => return None,
             Err(Parsed::Error { id, opcode, rd, rcode }) => {
-                let id = id.to_be_bytes();
-                out.extend_from_slice(&[
-                    id[0],
-                    id[1],
-                    0x80 | (opcode << 3) | u8::from(rd),
-                    rcode,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                ]);
                 self.opt_start = 0;
-                return Some(Outcome {
-                    rcode: rcode as u16,
-                    pool: None,
-                    all_down: false,
-                    truncated: false,
-                    cookie: CookieCheck::None,
-                });
+                return Some(error_reply(out, id, opcode, rd, rcode));
             }
         }
+        let cookie = self.check_cookie(client);
         let q = &*self.query;
-        // DNS Cookies: check what came, make the server cookie for the reply.
-        let mut cookie = CookieCheck::None;
-        if let (Some(cookies), Some(e)) = (&self.cookies, q.edns) {
-            if let Some(cc) = e.client_cookie {
-                let now = Cookies::now();
-                cookie = if cookies.check(&cc, e.server_cookie(), client, now) {
-                    CookieCheck::Valid
-                } else {
-                    CookieCheck::ClientOnly
-                };
-                self.cookie_reply[..8].copy_from_slice(&cc);
-                self.cookie_reply[8..].copy_from_slice(&cookies.make(&cc, client, now));
-            }
-        }
         let max_len = if tcp {
             u16::MAX as usize
         } else {
@@ -225,45 +193,10 @@ impl Responder {
 
         // OPT without EDE: sized now so that pool answers (which carry no EDE) leave
         // room for it.
-        let ecs = q.edns.and_then(|e| e.ecs);
-        let ecs_len = ecs.map(|e| 8 + (e.source_prefix as usize).div_ceil(8)).unwrap_or(0);
-        let cookie_len = if cookie == CookieCheck::None { 0 } else { 28 };
-        let opt_base = if q.edns.is_some() { 11 + ecs_len + cookie_len } else { 0 };
-
-        let mut a = Answer {
-            an: 0,
-            ns: 0,
-            ar: 0,
-            aa: false,
-            rcode: 0,
-            scope: 0,
-            pool: None,
-            all_down: false,
-            ede: None,
-            extra: None,
-        };
-        if q.edns.is_some_and(|e| e.version > 0) {
-            a.rcode = wire::RCODE_BADVERS;
-        } else if q.opcode != 0 {
-            a.rcode = wire::RCODE_NOTIMP as u16;
-            a.ede = Some(wire::EDE_NOT_SUPPORTED);
-        } else if q.no_question {
-            // RFC 7873 section 5.4: a query for a server cookie alone. NOERROR with
-            // a fresh one, BADCOOKIE if the server cookie sent is not valid; a
-            // server without cookies treats QDCOUNT=0 as malformed.
-            let sent_server_cookie = q.edns.is_some_and(|e| !e.server_cookie().is_empty());
-            a.rcode = match cookie {
-                CookieCheck::None => wire::RCODE_FORMERR as u16,
-                CookieCheck::ClientOnly if sent_server_cookie => wire::RCODE_BADCOOKIE,
-                _ => wire::RCODE_NOERROR as u16,
-            };
-        } else if q.qclass != wire::CLASS_IN || q.qtype == wire::TYPE_AXFR || q.qtype == wire::TYPE_IXFR {
-            // Only class IN is served; zone transfers are not offered.
-            a.rcode = wire::RCODE_REFUSED as u16;
-        } else if q.qtype == wire::TYPE_MAILA || q.qtype == wire::TYPE_MAILB {
-            a.rcode = wire::RCODE_NOTIMP as u16;
-            a.ede = Some(wire::EDE_NOT_SUPPORTED);
-        } else {
+        let with_cookie = cookie != CookieCheck::None;
+        let opt_base = q.edns.map_or(0, |e| 11 + opt_data_len(e, with_cookie, false));
+        let mut a = Answer::default();
+        if !classify(q, cookie, &mut a) {
             let mut ctx = Ctx {
                 snap,
                 q,
@@ -278,8 +211,7 @@ impl Responder {
         }
 
         // OPT: sized now so that truncation leaves room for it.
-        let ede_len = if a.ede.is_some() { 6 } else { 0 };
-        let opt_len = if q.edns.is_some() { opt_base + ede_len } else { 0 };
+        let opt_len = q.edns.map_or(0, |e| 11 + opt_data_len(e, with_cookie, a.ede.is_some()));
         let mut truncated = out.len() + opt_len > max_len;
         if let (false, Some(p)) = (truncated, a.extra) {
             truncated = !write_additional(out, &p, max_len - opt_len, &mut a.ar);
@@ -292,50 +224,124 @@ impl Responder {
         }
         self.opt_start = 0;
         if let Some(e) = q.edns {
-            let ext = (a.rcode >> 4) as u8;
             self.opt_start = out.len();
-            out.push(0);
-            out.extend_from_slice(&wire::TYPE_OPT.to_be_bytes());
-            out.extend_from_slice(&snap.edns_udp_size.to_be_bytes());
-            out.extend_from_slice(&[ext, 0, if e.dnssec_ok { 0x80 } else { 0 }, 0]);
-            out.extend_from_slice(&((ecs_len + cookie_len + ede_len) as u16).to_be_bytes());
-            if let Some(s) = ecs {
-                let n = (s.source_prefix as usize).div_ceil(8);
-                out.extend_from_slice(&wire::OPT_ECS.to_be_bytes());
-                out.extend_from_slice(&((4 + n) as u16).to_be_bytes());
-                out.extend_from_slice(&s.family.to_be_bytes());
-                out.push(s.source_prefix);
-                out.push(a.scope.min(s.source_prefix));
-                match s.addr {
-                    IpAddr::V4(v) => out.extend_from_slice(&v.octets()[..n]),
-                    IpAddr::V6(v) => out.extend_from_slice(&v.octets()[..n]),
-                }
-            }
-            if cookie != CookieCheck::None {
-                out.extend_from_slice(&wire::OPT_COOKIE.to_be_bytes());
-                out.extend_from_slice(&24u16.to_be_bytes());
-                out.extend_from_slice(&self.cookie_reply);
-            }
-            if let Some(code) = a.ede {
-                out.extend_from_slice(&wire::OPT_EDE.to_be_bytes());
-                out.extend_from_slice(&2u16.to_be_bytes());
-                out.extend_from_slice(&code.to_be_bytes());
-            }
+            write_opt(out, snap.edns_udp_size, e, &a, with_cookie.then_some(&self.cookie_reply));
             a.ar += 1;
         }
-        if q.opcode != 0 {
-            // No flag of a query is echoed to an opcode that is not served (see wire::parse).
-            out[2] = 0x80 | (q.opcode << 3);
-            out[3] = (a.rcode & 0x0f) as u8;
-        } else {
-            out[2] = 0x80 | (q.opcode << 3) | (u8::from(a.aa) << 2) | (u8::from(truncated) << 1) | u8::from(q.rd);
-            out[3] = (u8::from(q.cd) << 4) | (a.rcode & 0x0f) as u8;
-        }
-        out[6..8].copy_from_slice(&a.an.to_be_bytes());
-        out[8..10].copy_from_slice(&a.ns.to_be_bytes());
-        out[10..12].copy_from_slice(&a.ar.to_be_bytes());
+        set_header(out, q, &a, truncated);
         Some(Outcome { rcode: a.rcode, pool: a.pool, all_down: a.all_down, truncated, cookie })
     }
+}
+
+impl Responder {
+    /// Checks the query's DNS cookies (RFC 7873) and makes the server cookie for
+    /// the reply.
+    fn check_cookie(&mut self, client: IpAddr) -> CookieCheck {
+        let (Some(cookies), Some(e)) = (&self.cookies, self.query.edns) else { return CookieCheck::None };
+        let Some(cc) = e.client_cookie else { return CookieCheck::None };
+        let now = Cookies::now();
+        let check = if cookies.check(&cc, e.server_cookie(), client, now) {
+            CookieCheck::Valid
+        } else {
+            CookieCheck::ClientOnly
+        };
+        self.cookie_reply[..8].copy_from_slice(&cc);
+        self.cookie_reply[8..].copy_from_slice(&cookies.make(&cc, client, now));
+        check
+    }
+}
+
+/// The reply to a query that could not be parsed far enough to answer: the
+/// header alone, with `rcode`.
+fn error_reply(out: &mut Vec<u8>, id: u16, opcode: u8, rd: bool, rcode: u8) -> Outcome {
+    let id = id.to_be_bytes();
+    out.extend_from_slice(&[id[0], id[1], 0x80 | (opcode << 3) | u8::from(rd), rcode, 0, 0, 0, 0, 0, 0, 0, 0]);
+    Outcome { rcode: rcode as u16, pool: None, all_down: false, truncated: false, cookie: CookieCheck::None }
+}
+
+/// Sets the RCODE of a query that is not looked up (bad EDNS version, opcode
+/// or class, a zone transfer, a cookie-only query); `false` when it is to be
+/// looked up.
+fn classify(q: &Query, cookie: CookieCheck, a: &mut Answer<'_>) -> bool {
+    if q.edns.is_some_and(|e| e.version > 0) {
+        a.rcode = wire::RCODE_BADVERS;
+    } else if q.opcode != 0 {
+        a.rcode = wire::RCODE_NOTIMP as u16;
+        a.ede = Some(wire::EDE_NOT_SUPPORTED);
+    } else if q.no_question {
+        // RFC 7873 section 5.4: a query for a server cookie alone. NOERROR with
+        // a fresh one, BADCOOKIE if the server cookie sent is not valid; a
+        // server without cookies treats QDCOUNT=0 as malformed.
+        let sent_server_cookie = q.edns.is_some_and(|e| !e.server_cookie().is_empty());
+        a.rcode = match cookie {
+            CookieCheck::None => wire::RCODE_FORMERR as u16,
+            CookieCheck::ClientOnly if sent_server_cookie => wire::RCODE_BADCOOKIE,
+            _ => wire::RCODE_NOERROR as u16,
+        };
+    } else if q.qclass != wire::CLASS_IN || q.qtype == wire::TYPE_AXFR || q.qtype == wire::TYPE_IXFR {
+        // Only class IN is served; zone transfers are not offered.
+        a.rcode = wire::RCODE_REFUSED as u16;
+    } else if q.qtype == wire::TYPE_MAILA || q.qtype == wire::TYPE_MAILB {
+        a.rcode = wire::RCODE_NOTIMP as u16;
+        a.ede = Some(wire::EDE_NOT_SUPPORTED);
+    } else {
+        return false;
+    }
+    true
+}
+
+/// Sets the header's flags, RCODE and section counts.
+fn set_header(out: &mut [u8], q: &Query, a: &Answer<'_>, truncated: bool) {
+    if q.opcode != 0 {
+        // No flag of a query is echoed to an opcode that is not served (see wire::parse).
+        out[2] = 0x80 | (q.opcode << 3);
+        out[3] = (a.rcode & 0x0f) as u8;
+    } else {
+        out[2] = 0x80 | (q.opcode << 3) | (u8::from(a.aa) << 2) | (u8::from(truncated) << 1) | u8::from(q.rd);
+        out[3] = (u8::from(q.cd) << 4) | (a.rcode & 0x0f) as u8;
+    }
+    out[6..8].copy_from_slice(&a.an.to_be_bytes());
+    out[8..10].copy_from_slice(&a.ns.to_be_bytes());
+    out[10..12].copy_from_slice(&a.ar.to_be_bytes());
+}
+
+/// Writes the OPT record: `ecs` echoed with the answer's scope, the cookie
+/// reply, the Extended DNS Error.
+fn write_opt(out: &mut Vec<u8>, udp_size: u16, e: wire::Edns, a: &Answer<'_>, cookie: Option<&[u8; 24]>) {
+    let ext = (a.rcode >> 4) as u8;
+    out.push(0);
+    out.extend_from_slice(&wire::TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&udp_size.to_be_bytes());
+    out.extend_from_slice(&[ext, 0, if e.dnssec_ok { 0x80 } else { 0 }, 0]);
+    out.extend_from_slice(&(opt_data_len(e, cookie.is_some(), a.ede.is_some()) as u16).to_be_bytes());
+    if let Some(s) = e.ecs {
+        let n = (s.source_prefix as usize).div_ceil(8);
+        out.extend_from_slice(&wire::OPT_ECS.to_be_bytes());
+        out.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+        out.extend_from_slice(&s.family.to_be_bytes());
+        out.push(s.source_prefix);
+        out.push(a.scope.min(s.source_prefix));
+        match s.addr {
+            IpAddr::V4(v) => out.extend_from_slice(&v.octets()[..n]),
+            IpAddr::V6(v) => out.extend_from_slice(&v.octets()[..n]),
+        }
+    }
+    if let Some(c) = cookie {
+        out.extend_from_slice(&wire::OPT_COOKIE.to_be_bytes());
+        out.extend_from_slice(&24u16.to_be_bytes());
+        out.extend_from_slice(c);
+    }
+    if let Some(code) = a.ede {
+        out.extend_from_slice(&wire::OPT_EDE.to_be_bytes());
+        out.extend_from_slice(&2u16.to_be_bytes());
+        out.extend_from_slice(&code.to_be_bytes());
+    }
+}
+
+/// The length of the OPT record's options: ECS, COOKIE and EDE.
+fn opt_data_len(e: wire::Edns, cookie: bool, ede: bool) -> usize {
+    let ecs = e.ecs.map(|s| 8 + (s.source_prefix as usize).div_ceil(8)).unwrap_or(0);
+    ecs + if cookie { 28 } else { 0 } + if ede { 6 } else { 0 }
 }
 
 struct Ctx<'s, 'o> {
@@ -646,81 +652,7 @@ impl<'s> Ctx<'s, '_> {
     }
 }
 
-/// Writes the additional section for `p` while the message stays within `limit`
-/// bytes: a referral's in-domain glue first, which must fit whole (`false`: it
-/// does not, and the reply is to be truncated), then the rest, each RRset whole
-/// or not at all, dropped without TC when it does not fit.
-fn write_additional(out: &mut Vec<u8>, p: &Pending<'_>, limit: usize, ar: &mut u16) -> bool {
-    if p.referral && !each_target(p, |owner, in_domain, node| !in_domain || put_addresses(out, owner, node, limit, ar))
-    {
-        return false;
-    }
-    each_target(p, |owner, in_domain, node| {
-        if !(p.referral && in_domain) {
-            put_addresses(out, owner, node, limit, ar);
-        }
-        true
-    });
-    true
-}
-
-/// Calls `f` for each distinct target of `p`'s records (RFC 1035 section 4.3.2
-/// step 6) that is in the zone and has a node there (its own or a wildcard's)
-/// that is not a pool: pools are left out, their answer depends on the client
-/// and on health, and resolvers ask for them anyway. `f` gets the owner to write
-/// the target's addresses under (a pointer to the target name written in the
-/// RDATA, or the name where no pointer reaches), whether the target is at or
-/// below the RRset's owner (a referral's required glue, RFC 9471), and the node.
-/// Stops, returning `false`, when `f` does.
-fn each_target<'s>(p: &Pending<'s>, mut f: impl FnMut(Owner<'_>, bool, NodeView<'s>) -> bool) -> bool {
-    let Some(name_at) = snapshot::target_offset(p.rrset.rtype) else { return true };
-    let mut before = 0usize;
-    for (j, rec) in p.rrset.records().enumerate() {
-        let at = p.start + (j + 1) * p.owner_len + before + 10 + name_at;
-        before += rec.len();
-        let mut buf = [0u8; 256];
-        let Some(len) = rec.get(10 + name_at..).and_then(|r| snapshot::lower_name(r, &mut buf)) else { continue };
-        let target = &buf[..len];
-        let same = |r: &[u8]| r.get(10 + name_at..).is_some_and(|n| n.eq_ignore_ascii_case(target));
-        if p.rrset.records().take(j).any(same) || !snapshot::is_at_or_below(target, &p.zone.origin_wire) {
-            continue;
-        }
-        let Some(node) = p.zone.target_node(target).filter(|n| n.pool().is_none()) else { continue };
-        let owner = if at < 0x3fff { Owner::Ptr(at as u16) } else { Owner::Name(target) };
-        if !f(owner, snapshot::is_at_or_below(target, p.owner), node) {
-            return false;
-        }
-    }
-    true
-}
-
-/// Writes a node's A and AAAA RRsets under `owner`, each whole if it fits;
-/// `false` when one does not.
-fn put_addresses(out: &mut Vec<u8>, owner: Owner<'_>, node: NodeView<'_>, limit: usize, ar: &mut u16) -> bool {
-    for rtype in [wire::TYPE_A, wire::TYPE_AAAA] {
-        if let Some(rs) = node.rrset(rtype) {
-            if !put_rrset(out, owner, rs, limit, ar) {
-                return false;
-            }
-        }
-    }
-    true
-}
-
-/// Writes all of `rs` under `owner` if the message stays within `limit`.
-fn put_rrset(out: &mut Vec<u8>, owner: Owner<'_>, rs: RRsetView<'_>, limit: usize, ar: &mut u16) -> bool {
-    if out.len() + rs.count() as usize * owner.len() + rs.bytes().len() > limit {
-        return false;
-    }
-    for rec in rs.records() {
-        write_owner(out, owner);
-        out.extend_from_slice(rec);
-        *ar += 1;
-    }
-    true
-}
-
-fn write_owner(out: &mut Vec<u8>, owner: Owner<'_>) {
+pub(super) fn write_owner(out: &mut Vec<u8>, owner: Owner<'_>) {
     match owner {
         Owner::Ptr(p) => out.extend_from_slice(&(0xc000 | p).to_be_bytes()),
         Owner::Name(n) => out.extend_from_slice(n),
