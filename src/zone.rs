@@ -354,6 +354,24 @@ pub fn check_zone(zone: &ZoneData) -> Result<(), ZoneCheckError> {
     }
 }
 
+/// The whole-zone checks for a zone that passed them before a change to the
+/// RRsets at `name` alone: what the change can break is at that name (CNAME
+/// exclusivity) and at the apex (its SOA and NS), so only those records are
+/// checked, with the same messages. One pass over the records, no per-record
+/// allocation or hashing.
+pub fn check_change(zone: &ZoneData, name: &Name) -> Result<(), ZoneCheckError> {
+    let origin = &zone.origin;
+    let apex_type = |r: &ZoneRecord| matches!(r.rtype(), RecordType::SOA | RecordType::NS);
+    let affected: Vec<ZoneRecord> =
+        zone.records.iter().filter(|r| r.name == *name || (r.name == *origin && apex_type(r))).cloned().collect();
+    let mut problems = Vec::new();
+    check(origin, &zone.file, &affected, &mut problems);
+    match problems.into_iter().next() {
+        None => Ok(()),
+        Some(p) => Err(ZoneCheckError(p)),
+    }
+}
+
 fn parse_name(text: &str, origin: &Name) -> Result<Name, RecordError> {
     rdata::name(text, origin)
 }
@@ -696,5 +714,25 @@ mod tests {
         let z = load(&origin(), &dir.join("main.zone")).unwrap();
         assert!(z.records.iter().any(|r| r.name.to_ascii() == "www.example.test."));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A change is checked at its name and the apex only, with the messages
+    /// of the whole-zone check.
+    #[test]
+    fn a_change_is_checked_where_it_is() {
+        let mut z = parse("$TTL 60\n@ SOA ns h 1 2 3 4 30\n@ NS ns\nns A 192.0.2.1\nc CNAME ns\n").unwrap();
+        let c = Name::from_ascii("c.example.test.").unwrap();
+        assert!(check_change(&z, &c).is_ok());
+        let mut txt = z.records.iter().find(|r| r.rtype() == RecordType::A).unwrap().clone();
+        txt.name = c.clone();
+        txt.line = 0;
+        z.records.push(txt);
+        let e = check_change(&z, &c).unwrap_err().to_string();
+        assert_eq!(e, check_zone(&z).unwrap_err().to_string());
+        assert!(e.contains("CNAME at c.example.test. beside other data (A set through the API)"), "{e}");
+        // Elsewhere in the zone nothing changed: not checked again.
+        assert!(check_change(&z, &Name::from_ascii("ns.example.test.").unwrap()).is_ok());
+        z.records.retain(|r| r.rtype() != RecordType::NS);
+        assert!(check_change(&z, &c).unwrap_err().to_string().contains("no NS record at its apex"));
     }
 }

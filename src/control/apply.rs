@@ -136,7 +136,7 @@ impl Writer {
             if let Some(slot) = self.effective.zones.iter_mut().find(|x| x.origin == *zone) {
                 *slot = z;
             }
-            self.publish_zone(zone)
+            self.publish_change(&change, zone)
         } else {
             self.effective.pools = overlay::effective_pools(&self.sources, &self.overlay);
             let pools_after: Vec<Name> = self.effective.pools.iter().map(|(p, _)| p.name.clone()).collect();
@@ -166,6 +166,25 @@ impl Writer {
         Ok(())
     }
 
+    /// Publishes an RRset change to the zone `origin` (already applied to the
+    /// overlay and the zone data): only its RRset is encoded.
+    fn publish_change(&mut self, change: &Change, origin: &Name) -> Result<(), StateError> {
+        match change {
+            Change::PutRRset { name, rtype, set, .. } => {
+                let records = overlay::api_records(name, *rtype, set, origin)?;
+                self.publish_rrset(origin, name, *rtype, &records)
+            }
+            Change::DeleteRRset { name, rtype, .. } => self.publish_rrset(origin, name, *rtype, &[]),
+            Change::RevertRRset { name, rtype, .. } => {
+                let file = self.sources.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
+                let records: Vec<_> =
+                    file.records.iter().filter(|r| r.name == *name && r.rtype() == *rtype).cloned().collect();
+                self.publish_rrset(origin, name, *rtype, &records)
+            }
+            _ => self.publish_zone(origin),
+        }
+    }
+
     /// The zone `origin` with an RRset change applied, checked.
     pub(super) fn zone_with(&self, change: &Change, origin: &Name) -> Result<Arc<ZoneData>, StateError> {
         let base = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
@@ -187,7 +206,8 @@ impl Writer {
             _ => {}
         }
         let z = ZoneData { origin: base.origin.clone(), file: base.file.clone(), records };
-        zone::check_zone(&z)?;
+        // The zone in effect passed every check: only what the change touches is checked again.
+        zone::check_change(&z, name)?;
         Ok(Arc::new(z))
     }
 }

@@ -214,14 +214,14 @@ fn find_zone<'s>(snap: &'s Snapshot, name: &Name) -> Option<&'s Zone> {
 /// `exact`, `wildcard` (with the wildcard's name), or `none` (the name does not exist).
 fn node_match(zone: &Zone, name: &Name) -> Value {
     let lower = name.to_lowercase();
-    if zone.nodes.contains_key(&*wire(&lower)) {
+    if zone.node(&wire(&lower)).is_some() {
         return json!({"name": lower.to_ascii(), "match": "exact"});
     }
     let mut ce = lower.base_name();
     while ce.num_labels() as usize >= zone.labels {
-        if zone.nodes.contains_key(&*wire(&ce)) {
+        if zone.node(&wire(&ce)).is_some() {
             let wild = ce.prepend_label("*").ok();
-            return match wild.filter(|w| zone.nodes.contains_key(&*wire(w))) {
+            return match wild.filter(|w| zone.node(&wire(w)).is_some()) {
                 Some(w) => json!({"name": w.to_ascii(), "match": "wildcard"}),
                 None => json!({"name": lower.to_ascii(), "match": "none"}),
             };

@@ -5,14 +5,15 @@
 
 use std::sync::Arc;
 
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{Name, RecordType};
 use tracing::error;
 
 use crate::state::overlay::Overlay;
 
 use crate::config::PoolDef;
 use crate::health::ProbeKey;
-use crate::snapshot::{Pool, Pools, Snapshot};
+use crate::snapshot::{EncodedRRset, Pool, Pools, Snapshot};
+use crate::zone::ZoneRecord;
 
 use super::probes::PoolsByProbe;
 use super::*;
@@ -61,6 +62,45 @@ impl Writer {
         Ok(())
     }
 
+    /// Publishes one RRset change (`records`: the RRset now, none if it is gone):
+    /// the zone's layer gets the node and its SOA serial is re-encoded; its base,
+    /// every other node and every other zone are shared. The zone is not rebuilt.
+    pub(super) fn publish_rrset(
+        &mut self,
+        origin: &Name,
+        name: &Name,
+        rtype: RecordType,
+        records: &[ZoneRecord],
+    ) -> Result<(), StateError> {
+        let prev = self.snapshot.load_full();
+        let key = crate::snapshot::wire(origin);
+        let Some(zone) = prev.zones.get(&key) else { return self.publish_zone(origin) };
+        let encoded =
+            records.iter().map(|r| crate::snapshot::encode_record(r.ttl, &r.rdata)).collect::<Result<Vec<_>, _>>()?;
+        let set = (!encoded.is_empty()).then(|| EncodedRRset::new(encoded.iter().map(|r| &r[..])));
+        let changed = zone.with_rrset(&crate::snapshot::wire(name), u16::from(rtype), set);
+        let bump = self.overlay.serials.get(origin).copied().unwrap_or(0);
+        let next = changed.with_serial_bump(self.file_serial(origin), bump)?;
+        let mut zones = (*prev.zones).clone();
+        zones.insert(key, Arc::new(next));
+        self.swap(prev.with_parts(Arc::new(zones), prev.pools.clone()));
+        Ok(())
+    }
+
+    /// The SOA serial in `origin`'s zone data (before the API's bumps).
+    fn file_serial(&self, origin: &Name) -> u32 {
+        let data = self.effective.zones.iter().find(|z| z.origin == *origin);
+        // The SOA is found at once: the loader reads it first in every zone file
+        // that starts with it, and it is never changed through the API.
+        let soa = data.and_then(|d| {
+            d.records.iter().find_map(|r| match &r.rdata {
+                hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
+                _ => None,
+            })
+        });
+        soa.unwrap_or(0)
+    }
+
     /// Publishes a change to one pool whose name set is unchanged: the pool is
     /// rebuilt and its zone's serial advanced, in one swap; every node is shared.
     pub(super) fn publish_pool(&mut self, pool: &Name, origin: &Name) -> Result<(), StateError> {
@@ -85,13 +125,9 @@ impl Writer {
     pub(super) fn zones_with_serial(&self, prev: &Snapshot, origin: &Name) -> Result<ZoneMap, StateError> {
         let mut zones = (*prev.zones).clone();
         let key = crate::snapshot::wire(origin);
-        if let (Some(z), Some(data)) = (zones.get(&key), self.effective.zones.iter().find(|z| z.origin == *origin)) {
-            let base = data.records.iter().find_map(|r| match &r.rdata {
-                hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
-                _ => None,
-            });
+        if let Some(z) = zones.get(&key).filter(|_| self.effective.zones.iter().any(|z| z.origin == *origin)) {
             let bump = self.overlay.serials.get(origin).copied().unwrap_or(0);
-            let next = z.with_serial_bump(base.unwrap_or(0), bump)?;
+            let next = z.with_serial_bump(self.file_serial(origin), bump)?;
             zones.insert(key, Arc::new(next));
         }
         Ok(zones)

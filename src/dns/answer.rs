@@ -8,12 +8,13 @@
 
 use std::net::IpAddr;
 
+use super::additional::write_additional;
 use super::cookie::{CookieCheck, Cookies};
 use super::tsig::{self, Tsig, Verdict};
 use super::wire::{self, Parsed, Query};
 use crate::net;
 use crate::policy::Scratch;
-use crate::snapshot::{Extra, Node, Pool, RRset, Selection, Snapshot, Zone, address_record_len, write_address};
+use crate::snapshot::{self, NodeView, Pool, RRsetView, Selection, Snapshot, Zone, address_record_len, write_address};
 use std::sync::atomic::Ordering;
 
 /// What happened, for counters.
@@ -45,13 +46,13 @@ pub struct Responder {
 
 /// An owner name to write: a compression pointer or the name itself.
 #[derive(Clone, Copy)]
-enum Owner<'a> {
+pub(super) enum Owner<'a> {
     Ptr(u16),
     Name(&'a [u8]),
 }
 
 impl Owner<'_> {
-    fn len(self) -> usize {
+    pub(super) fn len(self) -> usize {
         match self {
             Owner::Ptr(_) => 2,
             Owner::Name(n) => n.len(),
@@ -60,18 +61,24 @@ impl Owner<'_> {
 }
 
 /// An NS, MX or SRV RRset just written, whose targets' addresses go in the
-/// additional section once the rest of the reply is known to fit.
+/// additional section once the rest of the reply is known to fit. They are looked
+/// up then, in the zone, from the target names in the RDATA written.
 #[derive(Clone, Copy)]
-struct Pending<'s> {
-    rrset: &'s RRset,
+pub(super) struct Pending<'s> {
+    pub(super) rrset: RRsetView<'s>,
+    pub(super) zone: &'s Zone,
+    /// The RRset's owner (lower-cased wire) for a referral, whose glue is what
+    /// lies at or below it; empty otherwise.
+    pub(super) owner: &'s [u8],
     /// Where the RRset's first owner name starts in the message.
-    start: usize,
+    pub(super) start: usize,
     /// The length of each record's owner name as written.
-    owner_len: usize,
+    pub(super) owner_len: usize,
     /// A referral: its in-domain glue is required (RFC 9471).
-    referral: bool,
+    pub(super) referral: bool,
 }
 
+#[derive(Default)]
 struct Answer<'s> {
     an: u16,
     ns: u16,
@@ -178,29 +185,8 @@ impl Responder {
             Ok(()) => {}
             Err(Parsed::Drop) => return None,
             Err(Parsed::Error { id, opcode, rd, rcode }) => {
-                let id = id.to_be_bytes();
-                out.extend_from_slice(&[
-                    id[0],
-                    id[1],
-                    0x80 | (opcode << 3) | u8::from(rd),
-                    rcode,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                ]);
                 self.opt_start = 0;
-                return Some(Outcome {
-                    rcode: rcode as u16,
-                    pool: None,
-                    all_down: false,
-                    truncated: false,
-                    cookie: CookieCheck::None,
-                });
+                return Some(error_reply(out, id, opcode, rd, rcode));
             }
         }
         let q = &*self.query;
@@ -211,20 +197,8 @@ impl Responder {
                 return Some(refused_by_tsig(verdict, packet, q.question_end, out));
             }
         }
-        // DNS Cookies: check what came, make the server cookie for the reply.
-        let mut cookie = CookieCheck::None;
-        if let (Some(cookies), Some(e)) = (&self.cookies, q.edns) {
-            if let Some(cc) = e.client_cookie {
-                let now = Cookies::now();
-                cookie = if cookies.check(&cc, e.server_cookie(), client, now) {
-                    CookieCheck::Valid
-                } else {
-                    CookieCheck::ClientOnly
-                };
-                self.cookie_reply[..8].copy_from_slice(&cc);
-                self.cookie_reply[8..].copy_from_slice(&cookies.make(&cc, client, now));
-            }
-        }
+        let cookie = self.check_cookie(client);
+        let q = &*self.query;
         let max_len = if tcp {
             u16::MAX as usize
         } else {
@@ -241,45 +215,10 @@ impl Responder {
 
         // OPT without EDE: sized now so that pool answers (which carry no EDE) leave
         // room for it.
-        let ecs = q.edns.and_then(|e| e.ecs);
-        let ecs_len = ecs.map(|e| 8 + (e.source_prefix as usize).div_ceil(8)).unwrap_or(0);
-        let cookie_len = if cookie == CookieCheck::None { 0 } else { 28 };
-        let opt_base = if q.edns.is_some() { 11 + ecs_len + cookie_len } else { 0 };
-
-        let mut a = Answer {
-            an: 0,
-            ns: 0,
-            ar: 0,
-            aa: false,
-            rcode: 0,
-            scope: 0,
-            pool: None,
-            all_down: false,
-            ede: None,
-            extra: None,
-        };
-        if q.edns.is_some_and(|e| e.version > 0) {
-            a.rcode = wire::RCODE_BADVERS;
-        } else if q.opcode != 0 {
-            a.rcode = wire::RCODE_NOTIMP as u16;
-            a.ede = Some(wire::EDE_NOT_SUPPORTED);
-        } else if q.no_question {
-            // RFC 7873 section 5.4: a query for a server cookie alone. NOERROR with
-            // a fresh one, BADCOOKIE if the server cookie sent is not valid; a
-            // server without cookies treats QDCOUNT=0 as malformed.
-            let sent_server_cookie = q.edns.is_some_and(|e| !e.server_cookie().is_empty());
-            a.rcode = match cookie {
-                CookieCheck::None => wire::RCODE_FORMERR as u16,
-                CookieCheck::ClientOnly if sent_server_cookie => wire::RCODE_BADCOOKIE,
-                _ => wire::RCODE_NOERROR as u16,
-            };
-        } else if q.qclass != wire::CLASS_IN || q.qtype == wire::TYPE_AXFR || q.qtype == wire::TYPE_IXFR {
-            // Only class IN is served; zone transfers are not offered.
-            a.rcode = wire::RCODE_REFUSED as u16;
-        } else if q.qtype == wire::TYPE_MAILA || q.qtype == wire::TYPE_MAILB {
-            a.rcode = wire::RCODE_NOTIMP as u16;
-            a.ede = Some(wire::EDE_NOT_SUPPORTED);
-        } else {
+        let with_cookie = cookie != CookieCheck::None;
+        let opt_base = q.edns.map_or(0, |e| 11 + opt_data_len(e, with_cookie, false));
+        let mut a = Answer::default();
+        if !classify(q, cookie, &mut a) {
             let mut ctx = Ctx {
                 snap,
                 q,
@@ -288,14 +227,13 @@ impl Responder {
                 client,
                 room: max_len.saturating_sub(opt_base),
                 out,
-                chain: [&[]; MAX_CNAME_CHAIN],
+                chain: [(0, 0); MAX_CNAME_CHAIN],
             };
             ctx.lookup(&mut a);
         }
 
         // OPT: sized now so that truncation leaves room for it.
-        let ede_len = if a.ede.is_some() { 6 } else { 0 };
-        let opt_len = if q.edns.is_some() { opt_base + ede_len } else { 0 };
+        let opt_len = q.edns.map_or(0, |e| 11 + opt_data_len(e, with_cookie, a.ede.is_some()));
         let mut truncated = out.len() + opt_len > max_len;
         if let (false, Some(p)) = (truncated, a.extra) {
             truncated = !write_additional(out, &p, max_len - opt_len, &mut a.ar);
@@ -308,48 +246,11 @@ impl Responder {
         }
         self.opt_start = 0;
         if let Some(e) = q.edns {
-            let ext = (a.rcode >> 4) as u8;
             self.opt_start = out.len();
-            out.push(0);
-            out.extend_from_slice(&wire::TYPE_OPT.to_be_bytes());
-            out.extend_from_slice(&snap.edns_udp_size.to_be_bytes());
-            out.extend_from_slice(&[ext, 0, if e.dnssec_ok { 0x80 } else { 0 }, 0]);
-            out.extend_from_slice(&((ecs_len + cookie_len + ede_len) as u16).to_be_bytes());
-            if let Some(s) = ecs {
-                let n = (s.source_prefix as usize).div_ceil(8);
-                out.extend_from_slice(&wire::OPT_ECS.to_be_bytes());
-                out.extend_from_slice(&((4 + n) as u16).to_be_bytes());
-                out.extend_from_slice(&s.family.to_be_bytes());
-                out.push(s.source_prefix);
-                out.push(a.scope.min(s.source_prefix));
-                match s.addr {
-                    IpAddr::V4(v) => out.extend_from_slice(&v.octets()[..n]),
-                    IpAddr::V6(v) => out.extend_from_slice(&v.octets()[..n]),
-                }
-            }
-            if cookie != CookieCheck::None {
-                out.extend_from_slice(&wire::OPT_COOKIE.to_be_bytes());
-                out.extend_from_slice(&24u16.to_be_bytes());
-                out.extend_from_slice(&self.cookie_reply);
-            }
-            if let Some(code) = a.ede {
-                out.extend_from_slice(&wire::OPT_EDE.to_be_bytes());
-                out.extend_from_slice(&2u16.to_be_bytes());
-                out.extend_from_slice(&code.to_be_bytes());
-            }
+            write_opt(out, snap.edns_udp_size, e, &a, with_cookie.then_some(&self.cookie_reply));
             a.ar += 1;
         }
-        if q.opcode != 0 {
-            // No flag of a query is echoed to an opcode that is not served (see wire::parse).
-            out[2] = 0x80 | (q.opcode << 3);
-            out[3] = (a.rcode & 0x0f) as u8;
-        } else {
-            out[2] = 0x80 | (q.opcode << 3) | (u8::from(a.aa) << 2) | (u8::from(truncated) << 1) | u8::from(q.rd);
-            out[3] = (u8::from(q.cd) << 4) | (a.rcode & 0x0f) as u8;
-        }
-        out[6..8].copy_from_slice(&a.an.to_be_bytes());
-        out[8..10].copy_from_slice(&a.ns.to_be_bytes());
-        out[10..12].copy_from_slice(&a.ar.to_be_bytes());
+        set_header(out, q, &a, truncated);
         Some(Outcome { rcode: a.rcode, pool: a.pool, all_down: a.all_down, truncated, cookie })
     }
 }
@@ -372,6 +273,117 @@ fn refused_by_tsig(verdict: Verdict, packet: &[u8], question_end: usize, out: &m
     Outcome { rcode: rcode as u16, pool: None, all_down: false, truncated: false, cookie: CookieCheck::None }
 }
 
+impl Responder {
+    /// Checks the query's DNS cookies (RFC 7873) and makes the server cookie for
+    /// the reply.
+    fn check_cookie(&mut self, client: IpAddr) -> CookieCheck {
+        let (Some(cookies), Some(e)) = (&self.cookies, self.query.edns) else { return CookieCheck::None };
+        let Some(cc) = e.client_cookie else { return CookieCheck::None };
+        let now = Cookies::now();
+        let check = if cookies.check(&cc, e.server_cookie(), client, now) {
+            CookieCheck::Valid
+        } else {
+            CookieCheck::ClientOnly
+        };
+        self.cookie_reply[..8].copy_from_slice(&cc);
+        self.cookie_reply[8..].copy_from_slice(&cookies.make(&cc, client, now));
+        check
+    }
+}
+
+/// The reply to a query that could not be parsed far enough to answer: the
+/// header alone, with `rcode`.
+fn error_reply(out: &mut Vec<u8>, id: u16, opcode: u8, rd: bool, rcode: u8) -> Outcome {
+    let id = id.to_be_bytes();
+    out.extend_from_slice(&[id[0], id[1], 0x80 | (opcode << 3) | u8::from(rd), rcode, 0, 0, 0, 0, 0, 0, 0, 0]);
+    Outcome { rcode: rcode as u16, pool: None, all_down: false, truncated: false, cookie: CookieCheck::None }
+}
+
+/// Sets the RCODE of a query that is not looked up (bad EDNS version, opcode
+/// or class, a zone transfer, a cookie-only query); `false` when it is to be
+/// looked up.
+fn classify(q: &Query, cookie: CookieCheck, a: &mut Answer<'_>) -> bool {
+    if q.edns.is_some_and(|e| e.version > 0) {
+        a.rcode = wire::RCODE_BADVERS;
+    } else if q.opcode != 0 {
+        a.rcode = wire::RCODE_NOTIMP as u16;
+        a.ede = Some(wire::EDE_NOT_SUPPORTED);
+    } else if q.no_question {
+        // RFC 7873 section 5.4: a query for a server cookie alone. NOERROR with
+        // a fresh one, BADCOOKIE if the server cookie sent is not valid; a
+        // server without cookies treats QDCOUNT=0 as malformed.
+        let sent_server_cookie = q.edns.is_some_and(|e| !e.server_cookie().is_empty());
+        a.rcode = match cookie {
+            CookieCheck::None => wire::RCODE_FORMERR as u16,
+            CookieCheck::ClientOnly if sent_server_cookie => wire::RCODE_BADCOOKIE,
+            _ => wire::RCODE_NOERROR as u16,
+        };
+    } else if q.qclass != wire::CLASS_IN || q.qtype == wire::TYPE_AXFR || q.qtype == wire::TYPE_IXFR {
+        // Only class IN is served; zone transfers are not offered.
+        a.rcode = wire::RCODE_REFUSED as u16;
+    } else if q.qtype == wire::TYPE_MAILA || q.qtype == wire::TYPE_MAILB {
+        a.rcode = wire::RCODE_NOTIMP as u16;
+        a.ede = Some(wire::EDE_NOT_SUPPORTED);
+    } else {
+        return false;
+    }
+    true
+}
+
+/// Sets the header's flags, RCODE and section counts.
+fn set_header(out: &mut [u8], q: &Query, a: &Answer<'_>, truncated: bool) {
+    if q.opcode != 0 {
+        // No flag of a query is echoed to an opcode that is not served (see wire::parse).
+        out[2] = 0x80 | (q.opcode << 3);
+        out[3] = (a.rcode & 0x0f) as u8;
+    } else {
+        out[2] = 0x80 | (q.opcode << 3) | (u8::from(a.aa) << 2) | (u8::from(truncated) << 1) | u8::from(q.rd);
+        out[3] = (u8::from(q.cd) << 4) | (a.rcode & 0x0f) as u8;
+    }
+    out[6..8].copy_from_slice(&a.an.to_be_bytes());
+    out[8..10].copy_from_slice(&a.ns.to_be_bytes());
+    out[10..12].copy_from_slice(&a.ar.to_be_bytes());
+}
+
+/// Writes the OPT record: `ecs` echoed with the answer's scope, the cookie
+/// reply, the Extended DNS Error.
+fn write_opt(out: &mut Vec<u8>, udp_size: u16, e: wire::Edns, a: &Answer<'_>, cookie: Option<&[u8; 24]>) {
+    let ext = (a.rcode >> 4) as u8;
+    out.push(0);
+    out.extend_from_slice(&wire::TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&udp_size.to_be_bytes());
+    out.extend_from_slice(&[ext, 0, if e.dnssec_ok { 0x80 } else { 0 }, 0]);
+    out.extend_from_slice(&(opt_data_len(e, cookie.is_some(), a.ede.is_some()) as u16).to_be_bytes());
+    if let Some(s) = e.ecs {
+        let n = (s.source_prefix as usize).div_ceil(8);
+        out.extend_from_slice(&wire::OPT_ECS.to_be_bytes());
+        out.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+        out.extend_from_slice(&s.family.to_be_bytes());
+        out.push(s.source_prefix);
+        out.push(a.scope.min(s.source_prefix));
+        match s.addr {
+            IpAddr::V4(v) => out.extend_from_slice(&v.octets()[..n]),
+            IpAddr::V6(v) => out.extend_from_slice(&v.octets()[..n]),
+        }
+    }
+    if let Some(c) = cookie {
+        out.extend_from_slice(&wire::OPT_COOKIE.to_be_bytes());
+        out.extend_from_slice(&24u16.to_be_bytes());
+        out.extend_from_slice(c);
+    }
+    if let Some(code) = a.ede {
+        out.extend_from_slice(&wire::OPT_EDE.to_be_bytes());
+        out.extend_from_slice(&2u16.to_be_bytes());
+        out.extend_from_slice(&code.to_be_bytes());
+    }
+}
+
+/// The length of the OPT record's options: ECS, COOKIE and EDE.
+fn opt_data_len(e: wire::Edns, cookie: bool, ede: bool) -> usize {
+    let ecs = e.ecs.map(|s| 8 + (s.source_prefix as usize).div_ceil(8)).unwrap_or(0);
+    ecs + if cookie { 28 } else { 0 } + if ede { 6 } else { 0 }
+}
+
 struct Ctx<'s, 'o> {
     snap: &'s Snapshot,
     q: &'s Query,
@@ -381,9 +393,10 @@ struct Ctx<'s, 'o> {
     /// The reply's size limit less its OPT record: pool answers stop within it.
     room: usize,
     out: &'o mut Vec<u8>,
-    /// The CNAME targets followed so far: a chain that comes back to a name
-    /// already answered stops there, each record written once.
-    chain: [&'s [u8]; MAX_CNAME_CHAIN],
+    /// The CNAME targets followed so far, as (offset, length) of the target
+    /// written in the reply: a chain that comes back to a name already answered
+    /// stops there, each record written once.
+    chain: [(usize, usize); MAX_CNAME_CHAIN],
 }
 
 /// Label offsets of a wire name (root excluded); returns the label count.
@@ -404,7 +417,7 @@ impl<'s> Ctx<'s, '_> {
     }
 
     /// Writes every record of `rs`; returns the offset of the first record's RDATA.
-    fn write_rrset(&mut self, owner: Owner<'_>, rs: &RRset) -> (usize, u16) {
+    fn write_rrset(&mut self, owner: Owner<'_>, rs: RRsetView<'_>) -> (usize, u16) {
         let mut first = 0usize;
         let mut n = 0u16;
         for rec in rs.records() {
@@ -468,14 +481,15 @@ impl<'s> Ctx<'s, '_> {
         let apex_i = labels - zone_labels_in_name;
         // Walk down from the apex: a zone cut above or at the name is a referral.
         let mut k = apex_i;
-        let mut node: Option<&'s Node> = zone.nodes.get(&*zone.origin_wire);
+        let mut node: Option<NodeView<'s>> = zone.node(&zone.origin_wire);
         while k > 0 {
-            match zone.nodes.get(suffix(k - 1)) {
+            match zone.node(suffix(k - 1)) {
                 Some(n) => {
                     let at_name = k - 1 == 0;
-                    if n.delegation && !(at_name && self.q.qtype == wire::TYPE_DS && depth == 0) {
+                    if n.delegation() && !(at_name && self.q.qtype == wire::TYPE_DS && depth == 0) {
                         if depth == 0 {
-                            self.referral(n, owner_at(k - 1), a);
+                            // At depth 0 the name is the question's.
+                            self.referral(zone, n, owner_at(k - 1), self.q.suffix(k - 1), a);
                         }
                         return;
                     }
@@ -497,7 +511,7 @@ impl<'s> Ctx<'s, '_> {
         wc[0] = 1;
         wc[1] = b'*';
         wc[2..2 + ce.len()].copy_from_slice(ce);
-        if let Some(n) = zone.nodes.get(&wc[..2 + ce.len()]) {
+        if let Some(n) = zone.node(&wc[..2 + ce.len()]) {
             self.answer_node(zone, zl, n, owner_at(0), depth, a);
             return;
         }
@@ -509,13 +523,13 @@ impl<'s> Ctx<'s, '_> {
         &mut self,
         zone: &'s Zone,
         zl: usize,
-        node: &'s Node,
+        node: NodeView<'s>,
         owner: Owner<'_>,
         depth: usize,
         a: &mut Answer<'s>,
     ) {
         let qt = self.q.qtype;
-        if let Some(pidx) = node.pool {
+        if let Some(pidx) = node.pool() {
             if qt == wire::TYPE_A || qt == wire::TYPE_AAAA || qt == wire::TYPE_ANY {
                 match self.pool_answer(pidx, qt, owner, a) {
                     PoolResult::Answered => return,
@@ -532,66 +546,80 @@ impl<'s> Ctx<'s, '_> {
                 }
             }
         }
-        if node.apex && qt == wire::TYPE_SOA {
-            let (_, n) = self.write_rrset(owner, &zone.soa);
+        if node.apex() && qt == wire::TYPE_SOA {
+            let (_, n) = self.write_rrset(owner, zone.soa());
             a.an += n;
             return;
         }
         if qt == wire::TYPE_ANY {
             // RFC 8482: one RRset is enough.
-            if let Some(rs) = node.rrsets.first().or(if node.apex { Some(&zone.soa) } else { None }) {
-                self.answer_rrset(owner, rs, a);
+            if let Some(rs) = node.first().or(if node.apex() { Some(zone.soa()) } else { None }) {
+                self.answer_rrset(zone, owner, rs, a);
             } else {
                 self.negative(zone, zl, a);
             }
             return;
         }
         if let Some(rs) = node.rrset(qt) {
-            self.answer_rrset(owner, rs, a);
+            self.answer_rrset(zone, owner, rs, a);
             return;
         }
         if let Some(rs) = node.rrset(wire::TYPE_CNAME) {
             let (rdata_at, n) = self.write_rrset(owner, rs);
             a.an += n;
-            let Some(target) = rs.targets.first() else { return };
-            if depth + 1 >= MAX_CNAME_CHAIN || **target == *self.q.qname() || self.chain[..depth].contains(&&**target) {
-                return;
-            }
-            self.chain[depth] = target;
-            // Follow the chain inside this zone only (not into other zones or below cuts).
-            let in_zone = target.len() >= zone.origin_wire.len() && {
-                let mut offs = [0u8; 128];
-                let n = label_offsets(target, &mut offs);
-                n >= zone.labels && target[offs[n - zone.labels] as usize..] == *zone.origin_wire
-            };
-            if in_zone {
-                self.resolve(zone, zl, target, Some(rdata_at), depth + 1, a);
-            }
+            self.follow_cname(zone, zl, rs, rdata_at, depth, a);
             return;
         }
         self.negative(zone, zl, a);
     }
 
+    /// Follows the CNAME `rs` (its target written at `rdata_at`) inside `zone`
+    /// only (not into other zones or below cuts), unless the chain is too long or
+    /// comes back to a name already answered.
+    fn follow_cname(
+        &mut self,
+        zone: &'s Zone,
+        zl: usize,
+        rs: RRsetView<'s>,
+        rdata_at: usize,
+        depth: usize,
+        a: &mut Answer<'s>,
+    ) {
+        let mut target = [0u8; 256];
+        let Some(len) = rs.records().next().and_then(|r| snapshot::lower_name(r.get(10..)?, &mut target)) else {
+            return;
+        };
+        let t = &target[..len];
+        let seen = |&(at, n): &(usize, usize)| self.out.get(at..at + n).is_some_and(|w| w.eq_ignore_ascii_case(t));
+        if depth + 1 >= MAX_CNAME_CHAIN || t == self.q.qname() || self.chain[..depth].iter().any(seen) {
+            return;
+        }
+        self.chain[depth] = (rdata_at, len);
+        if snapshot::is_at_or_below(t, &zone.origin_wire) {
+            self.resolve(zone, zl, t, Some(rdata_at), depth + 1, a);
+        }
+    }
+
     /// Writes `rs` to the answer section; an NS, MX or SRV RRset's additional data
     /// follows at the end.
-    fn answer_rrset(&mut self, owner: Owner<'_>, rs: &'s RRset, a: &mut Answer<'s>) {
+    fn answer_rrset(&mut self, zone: &'s Zone, owner: Owner<'_>, rs: RRsetView<'s>, a: &mut Answer<'s>) {
         let start = self.out.len();
         let (_, n) = self.write_rrset(owner, rs);
         a.an += n;
-        if !rs.extras.is_empty() {
-            a.extra = Some(Pending { rrset: rs, start, owner_len: owner.len(), referral: false });
+        if snapshot::target_offset(rs.rtype).is_some() {
+            a.extra = Some(Pending { rrset: rs, zone, owner: &[], start, owner_len: owner.len(), referral: false });
         }
     }
 
     /// The delegation's NS RRset in the authority section; its glue (the addresses
     /// of the name servers that live in this zone) follows at the end.
-    fn referral(&mut self, cut: &'s Node, owner: Owner<'_>, a: &mut Answer<'s>) {
+    fn referral(&mut self, zone: &'s Zone, cut: NodeView<'s>, owner: Owner<'_>, name: &'s [u8], a: &mut Answer<'s>) {
         a.aa = false;
         let Some(ns) = cut.rrset(wire::TYPE_NS) else { return };
         let start = self.out.len();
         let (_, n) = self.write_rrset(owner, ns);
         a.ns += n;
-        a.extra = Some(Pending { rrset: ns, start, owner_len: owner.len(), referral: true });
+        a.extra = Some(Pending { rrset: ns, zone, owner: name, start, owner_len: owner.len(), referral: true });
     }
 
     fn pool_answer(&mut self, pidx: u32, qt: u16, owner: Owner<'_>, a: &mut Answer) -> PoolResult {
@@ -663,51 +691,7 @@ impl<'s> Ctx<'s, '_> {
     }
 }
 
-/// Writes the additional section for `p` while the message stays within `limit`
-/// bytes: a referral's in-domain glue first, which must fit whole (`false`: it
-/// does not, and the reply is to be truncated), then the rest, each RRset whole
-/// or not at all, dropped without TC when it does not fit.
-fn write_additional(out: &mut Vec<u8>, p: &Pending<'_>, limit: usize, ar: &mut u16) -> bool {
-    if p.referral {
-        for e in p.rrset.extras.iter().filter(|e| e.in_domain) {
-            for rs in e.rrsets.iter() {
-                if !put_rrset(out, extra_owner(p, e), rs, limit, ar) {
-                    return false;
-                }
-            }
-        }
-    }
-    for e in p.rrset.extras.iter().filter(|e| !(p.referral && e.in_domain)) {
-        for rs in e.rrsets.iter() {
-            put_rrset(out, extra_owner(p, e), rs, limit, ar);
-        }
-    }
-    true
-}
-
-/// The owner of `e`'s records: a pointer to its target name in the RDATA written
-/// for `p`, or the name itself where a pointer cannot reach.
-fn extra_owner<'e>(p: &Pending<'_>, e: &'e Extra) -> Owner<'e> {
-    let j = e.record as usize;
-    let before: usize = p.rrset.lens.iter().take(j).map(|&l| l as usize).sum();
-    let at = p.start + (j + 1) * p.owner_len + before + 10 + e.name_at as usize;
-    if at < 0x3fff { Owner::Ptr(at as u16) } else { Owner::Name(&e.target) }
-}
-
-/// Writes all of `rs` under `owner` if the message stays within `limit`.
-fn put_rrset(out: &mut Vec<u8>, owner: Owner<'_>, rs: &RRset, limit: usize, ar: &mut u16) -> bool {
-    if out.len() + rs.lens.len() * owner.len() + rs.data.len() > limit {
-        return false;
-    }
-    for rec in rs.records() {
-        write_owner(out, owner);
-        out.extend_from_slice(rec);
-        *ar += 1;
-    }
-    true
-}
-
-fn write_owner(out: &mut Vec<u8>, owner: Owner<'_>) {
+pub(super) fn write_owner(out: &mut Vec<u8>, owner: Owner<'_>) {
     match owner {
         Owner::Ptr(p) => out.extend_from_slice(&(0xc000 | p).to_be_bytes()),
         Owner::Name(n) => out.extend_from_slice(n),
@@ -718,4 +702,72 @@ enum PoolResult {
     Answered,
     NoData,
     ServFail,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::{Name, RecordType};
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    fn snapshot() -> Snapshot {
+        let origin = Name::from_ascii("e.test.").unwrap();
+        let z = crate::zone::parse_str(
+            &origin,
+            Path::new("/z"),
+            "$TTL 60\n@ SOA ns h 1 2 3 4 30\n@ NS ns\nns A 192.0.2.1\nns AAAA 2001:db8::1\n\
+             @ MX 1 NS\n@ MX 2 ns\n@ MX 3 x.wild\n@ MX 4 pool\n@ MX 5 mx.other.test.\n*.wild A 192.0.2.9\n\
+             sub NS ns.sub\nsub NS ns\nns.sub A 192.0.2.2\n_s._tcp SRV 0 0 1 ns\npool TXT x\n",
+        )
+        .unwrap();
+        let pools = BTreeMap::from([(Name::from_ascii("pool.e.test.").unwrap(), 0u32)]);
+        let zone = crate::snapshot::build_zone(&z, 0, &pools).unwrap();
+        let mut snap = Snapshot::empty(1232);
+        snap.zones = Arc::new([(zone.origin_wire.clone(), Arc::new(zone))].into_iter().collect());
+        snap
+    }
+
+    fn ask(snap: &Snapshot, name: &str, rtype: RecordType) -> Message {
+        let mut q = Message::query();
+        q.add_query(hickory_proto::op::Query::query(Name::from_ascii(name).unwrap(), rtype));
+        let packet = q.to_vec().unwrap();
+        let mut out = Vec::new();
+        Responder::new(1).respond(snap, &packet, "192.0.2.100".parse().unwrap(), false, &mut out).unwrap();
+        Message::from_vec(&out).unwrap()
+    }
+
+    fn additional(m: &Message) -> Vec<String> {
+        m.additionals.iter().map(|r| format!("{} {}", r.name, r.data)).collect()
+    }
+
+    /// NS, MX and SRV answers carry their in-zone targets' addresses, read from
+    /// the RDATA at answer time: once per target (whatever its case), a
+    /// wildcard's for a name it covers, none for a pool or out of zone.
+    #[test]
+    fn additional_addresses_of_targets() {
+        let snap = snapshot();
+        let mx = ask(&snap, "e.test.", RecordType::MX);
+        assert_eq!(mx.answers.len(), 5);
+        assert_eq!(
+            additional(&mx),
+            ["NS.e.test. 192.0.2.1", "NS.e.test. 2001:db8::1", "x.wild.e.test. 192.0.2.9"],
+            "ns (as first written) once, the wildcard's A for x.wild"
+        );
+        let srv = ask(&snap, "_s._tcp.e.test.", RecordType::SRV);
+        assert_eq!(additional(&srv), ["ns.e.test. 192.0.2.1", "ns.e.test. 2001:db8::1"]);
+    }
+
+    /// A referral carries its in-domain glue first, then the other servers'
+    /// addresses.
+    #[test]
+    fn referral_glue_first() {
+        let snap = snapshot();
+        let r = ask(&snap, "www.sub.e.test.", RecordType::A);
+        assert!(!r.metadata.authoritative);
+        assert_eq!(r.authorities.len(), 2);
+        assert_eq!(additional(&r), ["ns.sub.e.test. 192.0.2.2", "ns.e.test. 192.0.2.1", "ns.e.test. 2001:db8::1"]);
+    }
 }

@@ -1,6 +1,7 @@
 //! The DNS side: wire parsing ([`wire`]), the answer engine ([`answer`]), TSIG
 //! ([`tsig`]) and the two transports that feed it ([`udp`], [`tcp`]).
 
+mod additional;
 pub mod answer;
 pub mod cookie;
 pub mod mmsg;

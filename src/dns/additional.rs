@@ -1,0 +1,83 @@
+//! The additional section of an answer (RFC 1035 section 4.3.2 step 6): the
+//! in-zone addresses of the targets of the NS, MX or SRV RRset just written,
+//! looked up in the zone from the target names in its RDATA while answering
+//! (nothing is precomputed or held twice), a referral's in-domain glue first
+//! (RFC 9471). No allocation: target names are lower-cased into a stack buffer.
+
+use super::answer::{Owner, Pending, write_owner};
+use super::wire;
+use crate::snapshot::{self, NodeView, RRsetView};
+
+/// Writes the additional section for `p` while the message stays within `limit`
+/// bytes: a referral's in-domain glue first, which must fit whole (`false`: it
+/// does not, and the reply is to be truncated), then the rest, each RRset whole
+/// or not at all, dropped without TC when it does not fit.
+pub(super) fn write_additional(out: &mut Vec<u8>, p: &Pending<'_>, limit: usize, ar: &mut u16) -> bool {
+    if p.referral && !each_target(p, |owner, in_domain, node| !in_domain || put_addresses(out, owner, node, limit, ar))
+    {
+        return false;
+    }
+    each_target(p, |owner, in_domain, node| {
+        if !(p.referral && in_domain) {
+            put_addresses(out, owner, node, limit, ar);
+        }
+        true
+    });
+    true
+}
+
+/// Calls `f` for each distinct target of `p`'s records (RFC 1035 section 4.3.2
+/// step 6) that is in the zone and has a node there (its own or a wildcard's)
+/// that is not a pool: pools are left out, their answer depends on the client
+/// and on health, and resolvers ask for them anyway. `f` gets the owner to write
+/// the target's addresses under (a pointer to the target name written in the
+/// RDATA, or the name where no pointer reaches), whether the target is at or
+/// below the RRset's owner (a referral's required glue, RFC 9471), and the node.
+/// Stops, returning `false`, when `f` does.
+fn each_target<'s>(p: &Pending<'s>, mut f: impl FnMut(Owner<'_>, bool, NodeView<'s>) -> bool) -> bool {
+    let Some(name_at) = snapshot::target_offset(p.rrset.rtype) else { return true };
+    let mut before = 0usize;
+    for (j, rec) in p.rrset.records().enumerate() {
+        let at = p.start + (j + 1) * p.owner_len + before + 10 + name_at;
+        before += rec.len();
+        let mut buf = [0u8; 256];
+        let Some(len) = rec.get(10 + name_at..).and_then(|r| snapshot::lower_name(r, &mut buf)) else { continue };
+        let target = &buf[..len];
+        let same = |r: &[u8]| r.get(10 + name_at..).is_some_and(|n| n.eq_ignore_ascii_case(target));
+        if p.rrset.records().take(j).any(same) || !snapshot::is_at_or_below(target, &p.zone.origin_wire) {
+            continue;
+        }
+        let Some(node) = p.zone.target_node(target).filter(|n| n.pool().is_none()) else { continue };
+        let owner = if at < 0x3fff { Owner::Ptr(at as u16) } else { Owner::Name(target) };
+        if !f(owner, snapshot::is_at_or_below(target, p.owner), node) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Writes a node's A and AAAA RRsets under `owner`, each whole if it fits;
+/// `false` when one does not.
+fn put_addresses(out: &mut Vec<u8>, owner: Owner<'_>, node: NodeView<'_>, limit: usize, ar: &mut u16) -> bool {
+    for rtype in [wire::TYPE_A, wire::TYPE_AAAA] {
+        if let Some(rs) = node.rrset(rtype) {
+            if !put_rrset(out, owner, rs, limit, ar) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Writes all of `rs` under `owner` if the message stays within `limit`.
+fn put_rrset(out: &mut Vec<u8>, owner: Owner<'_>, rs: RRsetView<'_>, limit: usize, ar: &mut u16) -> bool {
+    if out.len() + rs.count() as usize * owner.len() + rs.bytes().len() > limit {
+        return false;
+    }
+    for rec in rs.records() {
+        write_owner(out, owner);
+        out.extend_from_slice(rec);
+        *ar += 1;
+    }
+    true
+}

@@ -1,0 +1,533 @@
+//! A zone as the query path reads it, held once and compactly: every owner name in
+//! one buffer, every record (TYPE to the end of RDATA, names uncompressed, case
+//! kept) in another, and small fixed-size index entries for nodes and RRsets, found
+//! through one hash table of node ids. No box per name or per RRset: a record costs
+//! its encoded bytes plus a share of a few index entries.
+//!
+//! Invariants of a built [`Base`]: every name is lower-cased wire form at or below
+//! the origin; every ancestor of a name up to the apex is a node (empty
+//! non-terminals have no RRsets); a node's RRsets are contiguous in `rrsets`,
+//! ordered by type, one per type; the records of an RRset are contiguous in `data`,
+//! share one TTL and are distinct. A record's length is read from its RDLENGTH.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
+
+/// The node is the zone apex.
+const APEX: u8 = 1;
+/// NS records at a name below the apex: a zone cut.
+const DELEGATION: u8 = 2;
+/// No pool at this node.
+const NO_POOL: u32 = u32::MAX;
+
+/// The immutable records of a zone, built once.
+#[derive(Debug, Default)]
+pub struct Base {
+    names: Vec<u8>,
+    index: HashTable<u32>,
+    nodes: Vec<NodeRec>,
+    rrsets: Vec<RRsetRec>,
+    data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct NodeRec {
+    name_off: u32,
+    first_rrset: u32,
+    /// Index into `Snapshot::pools`, or `NO_POOL`.
+    pool: u32,
+    /// Child nodes (for empty non-terminals: a node with no RRsets exists while
+    /// it has children or is a pool).
+    children: u32,
+    rrset_count: u16,
+    name_len: u8,
+    flags: u8,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RRsetRec {
+    off: u32,
+    len: u32,
+    rtype: u16,
+    count: u16,
+}
+
+fn hash(name: &[u8]) -> u64 {
+    FxBuildHasher.hash_one(name)
+}
+
+impl Base {
+    fn name(&self, n: &NodeRec) -> &[u8] {
+        &self.names[n.name_off as usize..n.name_off as usize + n.name_len as usize]
+    }
+
+    fn find(&self, name: &[u8]) -> Option<&NodeRec> {
+        let id = self.index.find(hash(name), |&id| self.name(&self.nodes[id as usize]) == name)?;
+        self.nodes.get(*id as usize)
+    }
+
+    /// The node at `name` (lower-cased wire), if it exists.
+    pub fn node(&self, name: &[u8]) -> Option<NodeView<'_>> {
+        self.find(name).map(|rec| NodeView(Inner::Base(self, rec)))
+    }
+
+    /// The node at `name` with `layer` over this base.
+    pub fn node_in<'z>(&'z self, layer: &'z Layer, name: &[u8]) -> Option<NodeView<'z>> {
+        lookup(self, layer, name)
+    }
+
+    /// How many nodes (names, empty non-terminals included) the zone has.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Bytes held, all included (buffers at capacity, the table's slots).
+    pub fn heap_bytes(&self) -> usize {
+        self.names.capacity()
+            + self.index.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.nodes.capacity() * std::mem::size_of::<NodeRec>()
+            + self.rrsets.capacity() * std::mem::size_of::<RRsetRec>()
+            + self.data.capacity()
+    }
+}
+
+/// A name of a zone, borrowed from the zone: from its base, or from the layer of
+/// API changes over it.
+#[derive(Clone, Copy)]
+pub struct NodeView<'z>(Inner<'z>);
+
+#[derive(Clone, Copy)]
+enum Inner<'z> {
+    Base(&'z Base, &'z NodeRec),
+    Layer(&'z LayerNode),
+}
+
+impl<'z> NodeView<'z> {
+    fn flags(&self) -> u8 {
+        match self.0 {
+            Inner::Base(_, rec) => rec.flags,
+            Inner::Layer(l) => l.flags,
+        }
+    }
+
+    /// The zone apex (whose SOA lives in `Zone::soa`).
+    pub fn apex(&self) -> bool {
+        self.flags() & APEX != 0
+    }
+
+    /// NS records at a name below the apex: a zone cut.
+    pub fn delegation(&self) -> bool {
+        self.flags() & DELEGATION != 0
+    }
+
+    /// Index into `Snapshot::pools` when this name is a pool.
+    pub fn pool(&self) -> Option<u32> {
+        let pool = match self.0 {
+            Inner::Base(_, rec) => rec.pool,
+            Inner::Layer(l) => l.pool,
+        };
+        (pool != NO_POOL).then_some(pool)
+    }
+
+    /// The name, lower-cased wire form.
+    pub fn name(&self) -> &'z [u8] {
+        match self.0 {
+            Inner::Base(base, rec) => base.name(rec),
+            Inner::Layer(l) => &l.name,
+        }
+    }
+
+    /// The RRsets, ordered by type.
+    pub fn rrsets(&self) -> RRsets<'z> {
+        RRsets { node: *self, i: 0 }
+    }
+
+    pub fn rrset(&self, rtype: u16) -> Option<RRsetView<'z>> {
+        self.rrsets().find(|r| r.rtype == rtype)
+    }
+
+    /// The RRset of lowest type (what an ANY query gets, RFC 8482).
+    pub fn first(&self) -> Option<RRsetView<'z>> {
+        self.rrsets().next()
+    }
+}
+
+/// The RRsets of a node, in type order.
+pub struct RRsets<'z> {
+    node: NodeView<'z>,
+    i: usize,
+}
+
+impl<'z> Iterator for RRsets<'z> {
+    type Item = RRsetView<'z>;
+
+    fn next(&mut self) -> Option<RRsetView<'z>> {
+        let i = self.i;
+        self.i += 1;
+        match self.node.0 {
+            Inner::Base(base, rec) if i < rec.rrset_count as usize => {
+                let r = base.rrsets.get(rec.first_rrset as usize + i)?;
+                Some(RRsetView {
+                    rtype: r.rtype,
+                    count: r.count,
+                    data: base.data.get(r.off as usize..(r.off + r.len) as usize)?,
+                })
+            }
+            Inner::Base(..) => None,
+            Inner::Layer(l) => l.rrsets.get(i).map(|r| RRsetView { rtype: r.rtype, count: r.count, data: &r.data }),
+        }
+    }
+}
+
+/// A node as API changes left it: the whole node (its RRsets in type order),
+/// so that a lookup that finds it reads nothing from the base.
+#[derive(Debug, Clone)]
+pub struct LayerNode {
+    name: Box<[u8]>,
+    flags: u8,
+    pool: u32,
+    children: u32,
+    rrsets: Vec<LayerRRset>,
+}
+
+#[derive(Debug, Clone)]
+struct LayerRRset {
+    rtype: u16,
+    count: u16,
+    data: Box<[u8]>,
+}
+
+impl LayerNode {
+    /// A name exists while it has RRsets, is a pool or the apex, or has
+    /// children (an empty non-terminal).
+    fn exists(&self) -> bool {
+        !self.rrsets.is_empty() || self.pool != NO_POOL || self.children > 0 || self.flags & APEX != 0
+    }
+
+    /// A copy of what the zone has at `name` now (nothing if it does not exist).
+    fn of(name: &[u8], now: Option<NodeView<'_>>, children: u32) -> LayerNode {
+        let mut l = LayerNode { name: name.into(), flags: 0, pool: NO_POOL, children, rrsets: Vec::new() };
+        if let Some(n) = now {
+            l.flags = n.flags();
+            l.pool = n.pool().unwrap_or(NO_POOL);
+            l.rrsets = n.rrsets().map(|r| LayerRRset { rtype: r.rtype, count: r.count, data: r.data.into() }).collect();
+        }
+        l
+    }
+}
+
+/// API changes over a base: whole nodes by name, persistent (a change copies
+/// O(log n) of it and shares the rest with the zone before).
+pub type Layer = imbl::OrdMap<Box<[u8]>, Arc<LayerNode>>;
+
+/// The node at `name` in `layer` over `base`, if it exists. The layer is looked
+/// at only when it holds something: a zone without API changes since it was
+/// built costs one probe.
+fn lookup<'z>(base: &'z Base, layer: &'z Layer, name: &[u8]) -> Option<NodeView<'z>> {
+    if !layer.is_empty() {
+        if let Some(l) = layer.get(name) {
+            return l.exists().then_some(NodeView(Inner::Layer(l)));
+        }
+    }
+    base.find(name).map(|rec| NodeView(Inner::Base(base, rec)))
+}
+
+/// The child count a node at `name` has in `layer` over `base` (0 if none).
+fn children(base: &Base, layer: &Layer, name: &[u8]) -> u32 {
+    match layer.get(name) {
+        Some(l) => l.children,
+        None => base.find(name).map_or(0, |r| r.children),
+    }
+}
+
+/// `layer` with the RRset `rtype` at `name` replaced by `set` (or removed), and
+/// the child counts of its ancestors up to `origin` following the name's
+/// existence.
+pub fn with_rrset(
+    base: &Base,
+    layer: &Layer,
+    origin: &[u8],
+    name: &[u8],
+    rtype: u16,
+    set: Option<EncodedRRset>,
+) -> Layer {
+    let mut next = layer.clone();
+    let mut node = LayerNode::of(name, lookup(base, layer, name), children(base, layer, name));
+    let existed = node.exists();
+    node.rrsets.retain(|r| r.rtype != rtype);
+    if let Some(s) = set.filter(|s| s.count > 0) {
+        let at = node.rrsets.partition_point(|r| r.rtype < rtype);
+        node.rrsets.insert(at, LayerRRset { rtype, count: s.count, data: s.data });
+    }
+    let cut = node.flags & APEX == 0 && node.rrsets.iter().any(|r| r.rtype == 2);
+    node.flags = (node.flags & !DELEGATION) | if cut { DELEGATION } else { 0 };
+    let exists = node.exists();
+    next.insert(name.into(), Arc::new(node));
+    let mut child = name;
+    while existed != exists && child.len() > origin.len() {
+        let parent = &child[1 + child[0] as usize..];
+        let mut p = LayerNode::of(parent, lookup(base, &next, parent), children(base, &next, parent));
+        let before = p.exists();
+        p.children = if exists { p.children + 1 } else { p.children.saturating_sub(1) };
+        let after = p.exists();
+        next.insert(parent.into(), Arc::new(p));
+        if before == after {
+            break;
+        }
+        child = parent;
+    }
+    next
+}
+
+/// An RRset's records encoded back to back, one TTL, no duplicates.
+#[derive(Debug, Clone)]
+pub struct EncodedRRset {
+    pub count: u16,
+    pub data: Box<[u8]>,
+}
+
+impl EncodedRRset {
+    /// `records` (each TYPE to the end of RDATA, one type) as one RRset: the
+    /// lowest TTL for all (RFC 2181 5.2), identical records once (RFC 2181 5).
+    pub fn new<'r>(records: impl IntoIterator<Item = &'r [u8]> + Clone) -> EncodedRRset {
+        let ttl = records
+            .clone()
+            .into_iter()
+            .filter_map(|r| r.get(4..8))
+            .map(|t| u32::from_be_bytes([t[0], t[1], t[2], t[3]]))
+            .min()
+            .unwrap_or(0);
+        let mut data = Vec::new();
+        let count = push_rrset(&mut data, records, ttl);
+        EncodedRRset { count, data: data.into() }
+    }
+}
+
+/// Appends `records` to `data` with TTL `ttl`, each distinct record once;
+/// returns how many were appended.
+fn push_rrset<'r>(data: &mut Vec<u8>, records: impl IntoIterator<Item = &'r [u8]>, ttl: u32) -> u16 {
+    let off = data.len();
+    let mut count = 0u16;
+    for rec in records {
+        if rec.len() < 10 || RRsetView::new(0, count, &data[off..]).records().any(|r| r[8..] == rec[8..]) {
+            continue;
+        }
+        data.extend_from_slice(&rec[..4]);
+        data.extend_from_slice(&ttl.to_be_bytes());
+        data.extend_from_slice(&rec[8..]);
+        count = count.saturating_add(1);
+    }
+    count
+}
+
+/// One RRset: its records encoded from TYPE to the end of RDATA, back to back.
+#[derive(Debug, Clone, Copy)]
+pub struct RRsetView<'z> {
+    pub rtype: u16,
+    count: u16,
+    data: &'z [u8],
+}
+
+impl<'z> RRsetView<'z> {
+    /// A view of `count` records encoded back to back in `data`.
+    pub fn new(rtype: u16, count: u16, data: &'z [u8]) -> RRsetView<'z> {
+        RRsetView { rtype, count, data }
+    }
+
+    /// How many records.
+    pub fn count(&self) -> u16 {
+        self.count
+    }
+
+    /// All records' bytes.
+    pub fn bytes(&self) -> &'z [u8] {
+        self.data
+    }
+
+    /// Each record, TYPE to the end of RDATA, its length read from its RDLENGTH.
+    pub fn records(&self) -> Records<'z> {
+        Records { rest: self.data }
+    }
+}
+
+/// The records of an RRset, walked by their RDLENGTH.
+#[derive(Clone)]
+pub struct Records<'z> {
+    rest: &'z [u8],
+}
+
+impl<'z> Iterator for Records<'z> {
+    type Item = &'z [u8];
+
+    fn next(&mut self) -> Option<&'z [u8]> {
+        let rdlen = u16::from_be_bytes([*self.rest.get(8)?, *self.rest.get(9)?]) as usize;
+        let len = (10 + rdlen).min(self.rest.len());
+        let (rec, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Some(rec)
+    }
+}
+
+/// A base too large for its 32-bit offsets.
+#[derive(Debug, thiserror::Error)]
+#[error("zone too large: more than 4 GiB of records or names")]
+pub struct TooLarge;
+
+/// Builds a [`Base`] from records added in any order.
+#[derive(Default)]
+pub struct BaseBuilder {
+    base: Base,
+    /// Records as added: node, type, order, and where their bytes are in `scratch`.
+    pending: Vec<Pending>,
+    scratch: Vec<u8>,
+}
+
+struct Pending {
+    node: u32,
+    rtype: u16,
+    off: u32,
+    len: u32,
+    ttl: u32,
+}
+
+impl BaseBuilder {
+    /// The node at `name` (lower-cased wire), made if it is not there yet.
+    fn node_id(&mut self, name: &[u8]) -> Result<u32, TooLarge> {
+        let h = hash(name);
+        let b = &mut self.base;
+        if let Some(&id) = b.index.find(h, |&id| b.names_of(id) == name) {
+            return Ok(id);
+        }
+        let id = u32::try_from(b.nodes.len()).map_err(|_| TooLarge)?;
+        let name_off = u32::try_from(b.names.len()).map_err(|_| TooLarge)?;
+        b.names.extend_from_slice(name);
+        b.nodes.push(NodeRec {
+            name_off,
+            first_rrset: 0,
+            pool: NO_POOL,
+            children: 0,
+            rrset_count: 0,
+            name_len: name.len() as u8,
+            flags: 0,
+        });
+        let (names, nodes) = (&b.names, &b.nodes);
+        b.index.insert_unique(h, id, |&id| hash(name_of(names, &nodes[id as usize])));
+        Ok(id)
+    }
+
+    /// Adds one record at `name` (lower-cased wire): `record` is TYPE, CLASS, TTL,
+    /// RDLENGTH and RDATA. Its TTL is replaced by the lowest of its RRset's.
+    pub fn add(&mut self, name: &[u8], record: &[u8]) -> Result<(), TooLarge> {
+        let node = self.node_id(name)?;
+        let rtype = u16::from_be_bytes([record[0], record[1]]);
+        let ttl = u32::from_be_bytes([record[4], record[5], record[6], record[7]]);
+        let off = u32::try_from(self.scratch.len()).map_err(|_| TooLarge)?;
+        self.scratch.extend_from_slice(record);
+        self.pending.push(Pending { node, rtype, off, len: record.len() as u32, ttl });
+        Ok(())
+    }
+
+    /// Makes `name` a node that answers from pool `index`.
+    pub fn pool(&mut self, name: &[u8], index: u32) -> Result<(), TooLarge> {
+        let id = self.node_id(name)?;
+        self.base.nodes[id as usize].pool = index;
+        Ok(())
+    }
+
+    /// The finished base for the zone `origin` (lower-cased wire): RRsets grouped,
+    /// duplicates dropped, empty non-terminals made, the apex and cuts marked.
+    pub fn finish(mut self, origin: &[u8]) -> Result<Base, TooLarge> {
+        let apex = self.node_id(origin)?;
+        self.base.nodes[apex as usize].flags |= APEX;
+        self.ancestors(origin)?;
+        // Stable: records keep the order they were added in within their RRset.
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_by_key(|p| (p.node, p.rtype));
+        let scratch = std::mem::take(&mut self.scratch);
+        let b = &mut self.base;
+        b.data.reserve_exact(scratch.len());
+        for group in pending.chunk_by(|x, y| (x.node, x.rtype) == (y.node, y.rtype)) {
+            let (node, rtype) = (group[0].node, group[0].rtype);
+            // RFC 2181 5.2: one TTL per RRset; use the lowest.
+            let ttl = group.iter().map(|p| p.ttl).min().unwrap_or(0);
+            let off = b.data.len();
+            let records = group.iter().map(|p| &scratch[p.off as usize..p.off as usize + p.len as usize]);
+            let count = push_rrset(&mut b.data, records, ttl);
+            let len = b.data.len() - off;
+            let (off, len) = (u32::try_from(off).map_err(|_| TooLarge)?, u32::try_from(len).map_err(|_| TooLarge)?);
+            let rrset_id = u32::try_from(b.rrsets.len()).map_err(|_| TooLarge)?;
+            b.rrsets.push(RRsetRec { off, len, rtype, count });
+            let n = &mut b.nodes[node as usize];
+            if n.rrset_count == 0 {
+                n.first_rrset = rrset_id;
+            }
+            n.rrset_count += 1;
+            if rtype == 2 && node != apex {
+                n.flags |= DELEGATION;
+            }
+        }
+        b.data.shrink_to_fit();
+        b.rrsets.shrink_to_fit();
+        b.nodes.shrink_to_fit();
+        b.names.shrink_to_fit();
+        Ok(self.base)
+    }
+
+    /// Makes every ancestor of every node (up to the apex) a node, and counts
+    /// each node's children. A node's ancestors are suffixes of its name, so an
+    /// empty non-terminal's name is read from inside its child's.
+    fn ancestors(&mut self, origin: &[u8]) -> Result<(), TooLarge> {
+        let mut i = 0usize;
+        while i < self.base.nodes.len() {
+            let rec = self.base.nodes[i];
+            i += 1;
+            let name_len = rec.name_len as usize;
+            if name_len <= origin.len() {
+                continue;
+            }
+            let first = self.base.names[rec.name_off as usize] as usize + 1;
+            let parent_off = rec.name_off + first as u32;
+            let parent_len = (name_len - first) as u8;
+            let pid = self.parent_id(parent_off, parent_len)?;
+            self.base.nodes[pid as usize].children += 1;
+        }
+        Ok(())
+    }
+
+    /// The node whose name is at `off`/`len` in `names`, made (sharing those
+    /// bytes) if it is not there yet.
+    fn parent_id(&mut self, off: u32, len: u8) -> Result<u32, TooLarge> {
+        let b = &mut self.base;
+        let name = &b.names[off as usize..off as usize + len as usize];
+        let h = hash(name);
+        if let Some(&id) = b.index.find(h, |&id| name_of(&b.names, &b.nodes[id as usize]) == name) {
+            return Ok(id);
+        }
+        let id = u32::try_from(b.nodes.len()).map_err(|_| TooLarge)?;
+        b.nodes.push(NodeRec {
+            name_off: off,
+            first_rrset: 0,
+            pool: NO_POOL,
+            children: 0,
+            rrset_count: 0,
+            name_len: len,
+            flags: 0,
+        });
+        let (names, nodes) = (&b.names, &b.nodes);
+        b.index.insert_unique(h, id, |&id| hash(name_of(names, &nodes[id as usize])));
+        Ok(id)
+    }
+}
+
+fn name_of<'a>(names: &'a [u8], n: &NodeRec) -> &'a [u8] {
+    &names[n.name_off as usize..n.name_off as usize + n.name_len as usize]
+}
+
+impl Base {
+    fn names_of(&self, id: u32) -> &[u8] {
+        name_of(&self.names, &self.nodes[id as usize])
+    }
+}
