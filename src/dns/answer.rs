@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use super::additional::write_additional;
 use super::cookie::{CookieCheck, Cookies};
+use super::opt::{opt_data_len, write_opt};
 use super::tsig::{self, Tsig, Verdict};
 use super::wire::{self, Parsed, Query};
 use crate::net;
@@ -79,18 +80,18 @@ pub(super) struct Pending<'s> {
 }
 
 #[derive(Default)]
-struct Answer<'s> {
+pub(super) struct Answer<'s> {
     an: u16,
     ns: u16,
     ar: u16,
     aa: bool,
-    rcode: u16,
+    pub(super) rcode: u16,
     /// ECS scope prefix for the reply, when the answer depended on the client.
-    scope: u8,
+    pub(super) scope: u8,
     pool: Option<u32>,
     all_down: bool,
     /// Extended DNS Error info code (RFC 8914), sent when the query had OPT.
-    ede: Option<u16>,
+    pub(super) ede: Option<u16>,
     extra: Option<Pending<'s>>,
 }
 
@@ -163,16 +164,9 @@ impl Responder {
         out[6..12].fill(0);
     }
 
-    /// Answers `packet` from `client` into `out`. `None`: send nothing.
-    pub fn respond(
-        &mut self,
-        snap: &Snapshot,
-        packet: &[u8],
-        client: IpAddr,
-        tcp: bool,
-        out: &mut Vec<u8>,
-    ) -> Option<Outcome> {
-        out.clear();
+    /// Parses `packet` and checks its TSIG. `Err(None)`: send nothing;
+    /// `Err(Some(_))`: the error reply is in `out`.
+    fn admit(&mut self, snap: &Snapshot, packet: &[u8], out: &mut Vec<u8>) -> Result<(), Option<Outcome>> {
         self.tsig.clear();
         let q = &mut *self.query;
         let parsed = match wire::parse(packet, q) {
@@ -183,10 +177,10 @@ impl Responder {
         };
         match parsed {
             Ok(()) => {}
-            Err(Parsed::Drop) => return None,
+            Err(Parsed::Drop) => return Err(None),
             Err(Parsed::Error { id, opcode, rd, rcode }) => {
                 self.opt_start = 0;
-                return Some(error_reply(out, id, opcode, rd, rcode));
+                return Err(Some(error_reply(out, id, opcode, rd, rcode)));
             }
         }
         let q = &*self.query;
@@ -194,8 +188,24 @@ impl Responder {
             let verdict = self.tsig.check(&snap.tsig, packet, q.tsig_start, tsig::now());
             if verdict != Verdict::Verified {
                 self.opt_start = 0;
-                return Some(refused_by_tsig(verdict, packet, q.question_end, out));
+                return Err(Some(refused_by_tsig(verdict, packet, q.question_end, out)));
             }
+        }
+        Ok(())
+    }
+
+    /// Answers `packet` from `client` into `out`. `None`: send nothing.
+    pub fn respond(
+        &mut self,
+        snap: &Snapshot,
+        packet: &[u8],
+        client: IpAddr,
+        tcp: bool,
+        out: &mut Vec<u8>,
+    ) -> Option<Outcome> {
+        out.clear();
+        if let Err(early) = self.admit(snap, packet, out) {
+            return early;
         }
         let cookie = self.check_cookie(client);
         let q = &*self.query;
@@ -343,45 +353,6 @@ fn set_header(out: &mut [u8], q: &Query, a: &Answer<'_>, truncated: bool) {
     out[6..8].copy_from_slice(&a.an.to_be_bytes());
     out[8..10].copy_from_slice(&a.ns.to_be_bytes());
     out[10..12].copy_from_slice(&a.ar.to_be_bytes());
-}
-
-/// Writes the OPT record: `ecs` echoed with the answer's scope, the cookie
-/// reply, the Extended DNS Error.
-fn write_opt(out: &mut Vec<u8>, udp_size: u16, e: wire::Edns, a: &Answer<'_>, cookie: Option<&[u8; 24]>) {
-    let ext = (a.rcode >> 4) as u8;
-    out.push(0);
-    out.extend_from_slice(&wire::TYPE_OPT.to_be_bytes());
-    out.extend_from_slice(&udp_size.to_be_bytes());
-    out.extend_from_slice(&[ext, 0, if e.dnssec_ok { 0x80 } else { 0 }, 0]);
-    out.extend_from_slice(&(opt_data_len(e, cookie.is_some(), a.ede.is_some()) as u16).to_be_bytes());
-    if let Some(s) = e.ecs {
-        let n = (s.source_prefix as usize).div_ceil(8);
-        out.extend_from_slice(&wire::OPT_ECS.to_be_bytes());
-        out.extend_from_slice(&((4 + n) as u16).to_be_bytes());
-        out.extend_from_slice(&s.family.to_be_bytes());
-        out.push(s.source_prefix);
-        out.push(a.scope.min(s.source_prefix));
-        match s.addr {
-            IpAddr::V4(v) => out.extend_from_slice(&v.octets()[..n]),
-            IpAddr::V6(v) => out.extend_from_slice(&v.octets()[..n]),
-        }
-    }
-    if let Some(c) = cookie {
-        out.extend_from_slice(&wire::OPT_COOKIE.to_be_bytes());
-        out.extend_from_slice(&24u16.to_be_bytes());
-        out.extend_from_slice(c);
-    }
-    if let Some(code) = a.ede {
-        out.extend_from_slice(&wire::OPT_EDE.to_be_bytes());
-        out.extend_from_slice(&2u16.to_be_bytes());
-        out.extend_from_slice(&code.to_be_bytes());
-    }
-}
-
-/// The length of the OPT record's options: ECS, COOKIE and EDE.
-fn opt_data_len(e: wire::Edns, cookie: bool, ede: bool) -> usize {
-    let ecs = e.ecs.map(|s| 8 + (s.source_prefix as usize).div_ceil(8)).unwrap_or(0);
-    ecs + if cookie { 28 } else { 0 } + if ede { 6 } else { 0 }
 }
 
 struct Ctx<'s, 'o> {

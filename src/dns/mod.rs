@@ -5,6 +5,7 @@ mod additional;
 pub mod answer;
 pub mod cookie;
 pub mod mmsg;
+mod opt;
 pub mod rrl;
 pub mod tcp;
 pub mod tsig;

@@ -1,0 +1,47 @@
+//! The OPT record of a reply (RFC 6891): the UDP size, the DO bit echoed, and the
+//! options lbdns sends back (ECS with its scope, the cookie reply, an Extended DNS
+//! Error). Written without allocation into the reply buffer.
+
+use std::net::IpAddr;
+
+use super::answer::Answer;
+use super::wire;
+
+/// Writes the OPT record: `ecs` echoed with the answer's scope, the cookie
+/// reply, the Extended DNS Error.
+pub(super) fn write_opt(out: &mut Vec<u8>, udp_size: u16, e: wire::Edns, a: &Answer<'_>, cookie: Option<&[u8; 24]>) {
+    let ext = (a.rcode >> 4) as u8;
+    out.push(0);
+    out.extend_from_slice(&wire::TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&udp_size.to_be_bytes());
+    out.extend_from_slice(&[ext, 0, if e.dnssec_ok { 0x80 } else { 0 }, 0]);
+    out.extend_from_slice(&(opt_data_len(e, cookie.is_some(), a.ede.is_some()) as u16).to_be_bytes());
+    if let Some(s) = e.ecs {
+        let n = (s.source_prefix as usize).div_ceil(8);
+        out.extend_from_slice(&wire::OPT_ECS.to_be_bytes());
+        out.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+        out.extend_from_slice(&s.family.to_be_bytes());
+        out.push(s.source_prefix);
+        out.push(a.scope.min(s.source_prefix));
+        match s.addr {
+            IpAddr::V4(v) => out.extend_from_slice(&v.octets()[..n]),
+            IpAddr::V6(v) => out.extend_from_slice(&v.octets()[..n]),
+        }
+    }
+    if let Some(c) = cookie {
+        out.extend_from_slice(&wire::OPT_COOKIE.to_be_bytes());
+        out.extend_from_slice(&24u16.to_be_bytes());
+        out.extend_from_slice(c);
+    }
+    if let Some(code) = a.ede {
+        out.extend_from_slice(&wire::OPT_EDE.to_be_bytes());
+        out.extend_from_slice(&2u16.to_be_bytes());
+        out.extend_from_slice(&code.to_be_bytes());
+    }
+}
+
+/// The length of the OPT record's options: ECS, COOKIE and EDE.
+pub(super) fn opt_data_len(e: wire::Edns, cookie: bool, ede: bool) -> usize {
+    let ecs = e.ecs.map(|s| 8 + (s.source_prefix as usize).div_ceil(8)).unwrap_or(0);
+    ecs + if cookie { 28 } else { 0 } + if ede { 6 } else { 0 }
+}
