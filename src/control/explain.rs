@@ -21,7 +21,6 @@ use super::Writer;
 use super::render::rfc3339;
 use crate::config::{CheckKind, PolicyName};
 use crate::dns::answer::Responder;
-use crate::health::{ProbeKey, ProbeSpec};
 use crate::snapshot::{Pool, Snapshot, Zone, wire};
 use crate::state::api::{ApiError, ExplainQuery, Reply};
 
@@ -174,7 +173,7 @@ impl Writer {
         };
         // With `health = "quorum"` eligibility is the nodes' vote, which may
         // overrule this node's own probe either way: show every vote.
-        let votes = (!self.nodes.is_empty() && def.health.check != CheckKind::None).then(|| self.votes(def, addr));
+        let votes = self.votes_json(def, addr);
         json!({
             "address": addr,
             "region": def.members.iter().find(|m| m.address == addr).and_then(|m| m.region.clone()),
@@ -187,18 +186,6 @@ impl Writer {
             "votes": votes,
             "answered": answered.iter().position(|a| *a == addr),
         })
-    }
-
-    /// This node's and every other node's view of a member (`health = "quorum"`).
-    fn votes(&self, def: &crate::config::PoolDef, addr: IpAddr) -> Value {
-        let key = ProbeKey { addr, spec: Arc::new(ProbeSpec::of(def)) };
-        let id = key.id();
-        let mut v = serde_json::Map::new();
-        v.insert("this node".into(), json!(self.health.members.get(&key).and_then(|h| h.flap.up)));
-        for (node, view) in &self.nodes {
-            v.insert(node.clone(), json!(view.get(&id)));
-        }
-        Value::Object(v)
     }
 }
 

@@ -109,7 +109,7 @@ impl Writer {
     /// With `[cluster] health = "quorum"`, how the nodes see a member: `up` of
     /// `of` nodes that have a result, and each node's view by name (`null`: no
     /// result yet); `null` otherwise and for a pool without health checks.
-    fn votes_json(&self, def: &PoolDef, address: IpAddr) -> Value {
+    pub(super) fn votes_json(&self, def: &PoolDef, address: IpAddr) -> Value {
         let Some(cluster) = self.cluster.as_ref().filter(|c| c.quorum) else { return Value::Null };
         if def.health.check == CheckKind::None {
             return Value::Null;

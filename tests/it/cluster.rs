@@ -467,11 +467,11 @@ fn quorum_health_keeps_a_member_one_node_cannot_reach_and_drops_one_none_can() {
     let member = |a: &str| v["pool"]["members"].as_array().unwrap().iter().find(|m| m["address"] == a).unwrap().clone();
     let (y, z) = (member("127.0.0.3"), member("127.0.0.4"));
     assert_eq!(
-        (&y["eligible"], &y["votes"]["this node"], &y["votes"]["a"]),
+        (&y["eligible"], &y["votes"]["nodes"]["c"], &y["votes"]["nodes"]["a"]),
         (&serde_json::json!(true), &serde_json::json!(false), &serde_json::json!(true))
     );
     assert_eq!(
-        (&z["reason"], &z["votes"]["this node"], &z["votes"]["b"]),
+        (&z["reason"], &z["votes"]["nodes"]["c"], &z["votes"]["nodes"]["b"]),
         (&serde_json::json!("down"), &serde_json::json!(false), &serde_json::json!(false))
     );
 }
