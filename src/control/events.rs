@@ -17,7 +17,6 @@ use serde::Serialize;
 
 use crate::config::CheckKind;
 use crate::health::ProbeKey;
-use crate::state::api::ApiRequest;
 
 use super::Writer;
 
@@ -257,11 +256,6 @@ impl Writer {
             node: self.node().map(str::to_string),
         });
     }
-}
-
-/// Whether a request may change a member's state (reads and explain are not diffed).
-pub(super) fn is_write(req: &ApiRequest) -> bool {
-    super::outcomes::describe(req).is_some()
 }
 
 pub(super) fn rfc3339_now() -> String {

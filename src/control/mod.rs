@@ -262,7 +262,7 @@ impl Writer {
                 c = commands.recv() => match c {
                     Some(Command::Health(reply)) => { let _ = reply.send(self.health.clone()); }
                     Some(Command::Api(req, reply)) => {
-                        let before = events::is_write(&req).then(|| self.member_states());
+                        let before = outcomes::is_write(&req).then(|| self.member_states());
                         let what = outcomes::describe(&req);
                         let r = self.api_settled(req, &mut remote).await;
                         if let Some(before) = before {

@@ -98,6 +98,11 @@ impl Outcomes {
 /// Bodies are shown up to this many characters.
 const BODY_SHOWN: usize = 80;
 
+/// Whether a request may change a member's state (reads and explain are not diffed).
+pub(super) fn is_write(req: &ApiRequest) -> bool {
+    describe(req).is_some()
+}
+
 /// A write as the operator sent it: method, `/v1` path and body (compact JSON,
 /// shortened); `None` for a read.
 pub fn describe(req: &ApiRequest) -> Option<String> {

@@ -4,9 +4,50 @@
 //! (nothing is precomputed or held twice), a referral's in-domain glue first
 //! (RFC 9471). No allocation: target names are lower-cased into a stack buffer.
 
-use super::answer::{Owner, Pending, write_owner};
 use super::wire;
-use crate::snapshot::{self, NodeView, RRsetView};
+use crate::snapshot::{self, NodeView, RRsetView, Zone};
+
+/// An owner name to write: a compression pointer or the name itself.
+#[derive(Clone, Copy)]
+pub(super) enum Owner<'a> {
+    Ptr(u16),
+    Name(&'a [u8]),
+}
+
+impl Owner<'_> {
+    pub(super) fn len(self) -> usize {
+        match self {
+            Owner::Ptr(_) => 2,
+            Owner::Name(n) => n.len(),
+        }
+    }
+}
+
+/// An NS, MX or SRV RRset just written, whose targets' addresses go in the
+/// additional section once the rest of the reply is known to fit. They are looked
+/// up then, in the zone, from the target names in the RDATA written.
+#[derive(Clone, Copy)]
+pub(super) struct Pending<'s> {
+    pub(super) rrset: RRsetView<'s>,
+    pub(super) zone: &'s Zone,
+    /// The RRset's owner (lower-cased wire) for a referral, whose glue is what
+    /// lies at or below it; empty otherwise.
+    pub(super) owner: &'s [u8],
+    /// Where the RRset's first owner name starts in the message.
+    pub(super) start: usize,
+    /// The length of each record's owner name as written.
+    pub(super) owner_len: usize,
+    /// A referral: its in-domain glue is required (RFC 9471).
+    pub(super) referral: bool,
+}
+
+/// Writes `owner` as a compression pointer or the name itself.
+pub(super) fn write_owner(out: &mut Vec<u8>, owner: Owner<'_>) {
+    match owner {
+        Owner::Ptr(p) => out.extend_from_slice(&(0xc000 | p).to_be_bytes()),
+        Owner::Name(n) => out.extend_from_slice(n),
+    }
+}
 
 /// Writes the additional section for `p` while the message stays within `limit`
 /// bytes: a referral's in-domain glue first, which must fit whole (`false`: it

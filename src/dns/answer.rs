@@ -8,9 +8,9 @@
 
 use std::net::IpAddr;
 
-use super::additional::write_additional;
+use super::additional::{Owner, Pending, write_additional, write_owner};
 use super::cookie::{CookieCheck, Cookies};
-use super::opt::{opt_data_len, write_opt};
+use super::opt::{OptReply, opt_data_len, write_opt};
 use super::tsig::{self, Tsig, Verdict};
 use super::wire::{self, Parsed, Query};
 use crate::net;
@@ -45,53 +45,19 @@ pub struct Responder {
     tsig: Tsig,
 }
 
-/// An owner name to write: a compression pointer or the name itself.
-#[derive(Clone, Copy)]
-pub(super) enum Owner<'a> {
-    Ptr(u16),
-    Name(&'a [u8]),
-}
-
-impl Owner<'_> {
-    pub(super) fn len(self) -> usize {
-        match self {
-            Owner::Ptr(_) => 2,
-            Owner::Name(n) => n.len(),
-        }
-    }
-}
-
-/// An NS, MX or SRV RRset just written, whose targets' addresses go in the
-/// additional section once the rest of the reply is known to fit. They are looked
-/// up then, in the zone, from the target names in the RDATA written.
-#[derive(Clone, Copy)]
-pub(super) struct Pending<'s> {
-    pub(super) rrset: RRsetView<'s>,
-    pub(super) zone: &'s Zone,
-    /// The RRset's owner (lower-cased wire) for a referral, whose glue is what
-    /// lies at or below it; empty otherwise.
-    pub(super) owner: &'s [u8],
-    /// Where the RRset's first owner name starts in the message.
-    pub(super) start: usize,
-    /// The length of each record's owner name as written.
-    pub(super) owner_len: usize,
-    /// A referral: its in-domain glue is required (RFC 9471).
-    pub(super) referral: bool,
-}
-
 #[derive(Default)]
-pub(super) struct Answer<'s> {
+struct Answer<'s> {
     an: u16,
     ns: u16,
     ar: u16,
     aa: bool,
-    pub(super) rcode: u16,
+    rcode: u16,
     /// ECS scope prefix for the reply, when the answer depended on the client.
-    pub(super) scope: u8,
+    scope: u8,
     pool: Option<u32>,
     all_down: bool,
     /// Extended DNS Error info code (RFC 8914), sent when the query had OPT.
-    pub(super) ede: Option<u16>,
+    ede: Option<u16>,
     extra: Option<Pending<'s>>,
 }
 
@@ -257,7 +223,13 @@ impl Responder {
         self.opt_start = 0;
         if let Some(e) = q.edns {
             self.opt_start = out.len();
-            write_opt(out, snap.edns_udp_size, e, &a, with_cookie.then_some(&self.cookie_reply));
+            let reply = with_cookie.then_some(&self.cookie_reply);
+            write_opt(
+                out,
+                snap.edns_udp_size,
+                e,
+                OptReply { rcode: a.rcode, scope: a.scope, ede: a.ede, cookie: reply },
+            );
             a.ar += 1;
         }
         set_header(out, q, &a, truncated);
@@ -659,13 +631,6 @@ impl<'s> Ctx<'s, '_> {
             Some(s) => net::ecs_client(s.addr, s.source_prefix),
             None => net::canonical(self.client),
         }
-    }
-}
-
-pub(super) fn write_owner(out: &mut Vec<u8>, owner: Owner<'_>) {
-    match owner {
-        Owner::Ptr(p) => out.extend_from_slice(&(0xc000 | p).to_be_bytes()),
-        Owner::Name(n) => out.extend_from_slice(n),
     }
 }
 

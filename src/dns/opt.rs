@@ -4,12 +4,24 @@
 
 use std::net::IpAddr;
 
-use super::answer::Answer;
 use super::wire;
+
+/// What of the answer the OPT record carries.
+pub(super) struct OptReply<'a> {
+    /// The whole RCODE: its upper 8 bits go in the OPT record.
+    pub rcode: u16,
+    /// The ECS scope prefix of the answer.
+    pub scope: u8,
+    /// Extended DNS Error info code (RFC 8914).
+    pub ede: Option<u16>,
+    /// The COOKIE option data (client + server cookie).
+    pub cookie: Option<&'a [u8; 24]>,
+}
 
 /// Writes the OPT record: `ecs` echoed with the answer's scope, the cookie
 /// reply, the Extended DNS Error.
-pub(super) fn write_opt(out: &mut Vec<u8>, udp_size: u16, e: wire::Edns, a: &Answer<'_>, cookie: Option<&[u8; 24]>) {
+pub(super) fn write_opt(out: &mut Vec<u8>, udp_size: u16, e: wire::Edns, a: OptReply<'_>) {
+    let cookie = a.cookie;
     let ext = (a.rcode >> 4) as u8;
     out.push(0);
     out.extend_from_slice(&wire::TYPE_OPT.to_be_bytes());

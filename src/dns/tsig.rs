@@ -1,7 +1,7 @@
 //! TSIG (RFC 8945) on the query path: verifying a signed request and signing its
 //! reply, straight on the wire bytes.
 //!
-//! [`super::wire`] finds the TSIG record (it must be the last additional record)
+//! The query parser (`wire.rs`) finds the TSIG record (it must be the last additional record)
 //! and checks its structure; [`Tsig::check`] verifies it against the snapshot's
 //! keys (key and algorithm, MAC over the request as section 4.3.3 lays it out,
 //! time within the fudge) and keeps what the reply's TSIG needs; after the reply
@@ -111,7 +111,7 @@ struct Record<'a> {
 
 /// Parses the TSIG record starting at `start`; `None` if it is malformed: a
 /// class other than ANY, a TTL other than 0, or RDATA that does not hold exactly
-/// its fields. (What [`super::wire`] answers with FORMERR.)
+/// its fields. (What the query parser answers with FORMERR.)
 fn parse_record(b: &[u8], start: usize) -> Option<Record<'_>> {
     let (key, p) = read_name(b, start)?;
     if u16_at(b, p)? != TYPE_TSIG || u16_at(b, p + 2)? != CLASS_ANY || b.get(p + 4..p + 8)? != [0; 4] {
@@ -141,7 +141,7 @@ fn parse_record(b: &[u8], start: usize) -> Option<Record<'_>> {
     })
 }
 
-/// Whether the TSIG record at `start` is well formed (for [`super::wire`]).
+/// Whether the TSIG record at `start` is well formed (for the query parser).
 pub fn well_formed(packet: &[u8], start: usize) -> bool {
     parse_record(packet, start).is_some()
 }

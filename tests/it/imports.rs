@@ -195,6 +195,33 @@ fn no_import_circles() {
     assert!(found.is_empty(), "import circles between modules (each must point one way):\n{}", found.join("\n"));
 }
 
+/// Inside each directory module the files form a graph of their own (`super::x`
+/// naming a sibling file): it has no circles either. `mod.rs`, which declares
+/// the files and which they all may use, is left out.
+#[test]
+fn no_import_circles_between_the_files_of_a_module() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    let mut scanned = 0;
+    for dir in std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()) {
+        let mut graph = Graph::new();
+        for file in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
+            let Some(name) = file.file_name().and_then(|f| f.to_str()?.strip_suffix(".rs")) else { continue };
+            if name == "mod" {
+                continue;
+            }
+            let text = production_text(&std::fs::read_to_string(&file).unwrap());
+            let edges = graph.entry(name.to_string()).or_default();
+            edges.extend(paths_after(&text, "super").into_iter().map(|(f, _)| f).filter(|f| is_child(&dir, f)));
+            scanned += 1;
+        }
+        let d = dir.file_name().unwrap().to_string_lossy().to_string();
+        found.extend(circles(&graph).into_iter().map(|c| format!("{d}/: {c}")));
+    }
+    assert!(scanned > 30, "the scan found the files ({scanned})");
+    assert!(found.is_empty(), "import circles between the files of a module:\n{}", found.join("\n"));
+}
+
 /// The leaves every layer may use: they import nothing from the crate.
 const LEAVES: &[&str] = &["net", "counters", "problem", "secrets", "shutdown"];
 
