@@ -25,8 +25,8 @@ pub use lines::line_of;
 pub use name::{NameError, parse_fqdn};
 pub use parse::parse_all;
 pub use raw::{
-    AllDown, ApiPoolConfig, CheckKind, ClusterConfig, ClusterHealth, GlobalHealthConfig, HealthConfig, MemberConfig,
-    PolicyName, RrlConfig, StoreKind, default_pool_ttl,
+    AllDown, ApiPoolConfig, CheckKind, ClusterConfig, ClusterHealth, GlobalHealthConfig, HealthChecks, HealthConfig,
+    HttpMethod, MemberConfig, PolicyName, RrlConfig, StoreKind, default_pool_ttl,
 };
 pub use settings::{
     AdminSettings, Config, DnsSettings, EtcdSettings, MAX_TTL, PoolDef, RedirectSettings, RedirectTarget, Secrets,

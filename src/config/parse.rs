@@ -11,8 +11,8 @@ use toml::Spanned;
 use super::lines::{LineIndex, find_key_line, find_line};
 use super::name::parse_fqdn;
 use super::raw::{
-    AdminConfig, ClusterConfig, DnsConfig, PolicyName, PoolConfig, RedirectConfig, RedirectHostConfig, StoreKind,
-    TsigConfig, ZoneConfig,
+    AdminConfig, ClusterConfig, DnsConfig, HealthChecks, PolicyName, PoolConfig, RedirectConfig, RedirectHostConfig,
+    StoreKind, TsigConfig, ZoneConfig,
 };
 use super::recover::deserialize_all;
 use super::settings::{
@@ -244,7 +244,7 @@ fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, V
             max_answers: pc.max_answers,
             all_down: pc.all_down,
             fallback: pc.fallback.clone(),
-            health: pc.health.clone().unwrap_or_default(),
+            health: health_checks(cx, line, pc.health.clone().unwrap_or_default()),
             members: pc.member.iter().map(|m| m.get_ref().clone()).collect(),
             line,
         };
@@ -256,6 +256,23 @@ fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, V
         pools.push(def);
     }
     pools
+}
+
+/// A pool's health checks with each `headers_file` read (unless secrets are
+/// skipped); a file's problem is reported at the pool's line, naming FILE:LINE.
+fn health_checks(cx: &mut Ctx, line: usize, mut checks: HealthChecks) -> HealthChecks {
+    for h in &mut checks.0 {
+        let Some(f) = h.headers_file.as_ref().map(|f| cx.resolve(f)) else { continue };
+        if cx.secrets == Secrets::Skip {
+            continue;
+        }
+        match secrets::read_headers(&f) {
+            Ok(headers) => h.file_headers = headers,
+            Err(e) => cx.problem(line, format!("health: {e}")),
+        }
+        h.headers_file = Some(f);
+    }
+    checks
 }
 
 /// `[regions]`: location keys, non-empty lists, and a default for geo pools.

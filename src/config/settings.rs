@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use hickory_proto::rr::Name;
 
-use super::raw::{AllDown, ApiPoolConfig, CheckKind, ClusterHealth, HealthConfig, MemberConfig, PolicyName, RrlConfig};
+use super::raw::{
+    AllDown, ApiPoolConfig, CheckKind, ClusterHealth, HealthChecks, HealthConfig, MemberConfig, PolicyName, RrlConfig,
+};
 
 /// The largest TTL (RFC 2181 section 8), for pools as for records.
 pub const MAX_TTL: u32 = i32::MAX as u32;
@@ -96,7 +98,7 @@ pub struct PoolDef {
     pub max_answers: usize,
     pub all_down: AllDown,
     pub fallback: Vec<IpAddr>,
-    pub health: HealthConfig,
+    pub health: HealthChecks,
     pub members: Vec<MemberConfig>,
     /// Where it was defined, for messages: config line, or 0 for the API.
     pub line: usize,
@@ -190,6 +192,9 @@ impl PoolDef {
             if self.members[..i].iter().any(|o| o.address == m.address) {
                 out.push((Some(i), format!("pool {name}: duplicate member {}", m.address)));
             }
+            if m.probe.is_some_and(|p| p.port() == 0 || p.ip().is_unspecified()) {
+                out.push((Some(i), format!("pool {name}: member {}: probe needs an address and a port", m.address)));
+            }
             if self.policy == PolicyName::Geo && m.region.is_none() {
                 out.push((Some(i), format!("pool {name}: member {} needs a region (policy geo)", m.address)));
             }
@@ -208,22 +213,52 @@ impl PoolDef {
         } else if !self.fallback.is_empty() {
             out.push((None, format!("pool {name}: `fallback` is set but all_down is not \"fallback\"")));
         }
-        let h = &self.health;
-        if h.check == CheckKind::Tcp && h.port.is_none() {
-            out.push((None, format!("pool {name}: health check tcp needs a port")));
-        }
-        if h.rise == 0 || h.fall == 0 {
-            out.push((None, format!("pool {name}: health rise and fall must be at least 1")));
-        }
-        if h.timeout.is_zero() || h.interval.is_zero() {
-            out.push((None, format!("pool {name}: health interval and timeout must be above zero")));
-        }
-        if h.expect_status.is_empty() {
-            out.push((None, format!("pool {name}: health expect_status is empty")));
-        }
-        if !h.path.starts_with('/') {
-            out.push((None, format!("pool {name}: health path must start with /")));
+        for (i, h) in self.health.0.iter().enumerate() {
+            let which = if self.health.0.len() > 1 { format!("health check {}", i + 1) } else { "health".to_string() };
+            out.extend(validate_check(h, &format!("pool {name}: {which}")).into_iter().map(|m| (None, m)));
         }
         out
     }
+}
+
+/// The problems of one health check, each message starting with `at`.
+fn validate_check(h: &HealthConfig, at: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let http = matches!(h.check, CheckKind::Http | CheckKind::Https);
+    if h.check == CheckKind::Tcp && h.port.is_none() {
+        out.push(format!("{at}: check tcp needs a port"));
+    }
+    if h.rise == 0 || h.fall == 0 {
+        out.push(format!("{at}: rise and fall must be at least 1"));
+    }
+    if h.timeout.is_zero() || h.interval.is_zero() {
+        out.push(format!("{at}: interval and timeout must be above zero"));
+    }
+    if h.expect_status.is_empty() {
+        out.push(format!("{at}: expect_status is empty"));
+    }
+    if !h.path.starts_with('/') {
+        out.push(format!("{at}: path must start with /"));
+    }
+    if let Some(re) = &h.expect_body_regex
+        && let Err(e) = regex::Regex::new(re)
+    {
+        out.push(format!("{at}: expect_body_regex: {e}"));
+    }
+    for (k, v) in &h.headers {
+        if let Err(e) = crate::secrets::check_header(k, v) {
+            out.push(format!("{at}: headers: {e}"));
+        }
+    }
+    let http_only = [
+        ("method", h.method != super::raw::HttpMethod::Get),
+        ("headers", !h.headers.is_empty() || h.headers_file.is_some()),
+        ("expect_body", h.expect_body.is_some() || h.expect_body_regex.is_some()),
+    ];
+    for (key, set) in http_only {
+        if set && !http {
+            out.push(format!("{at}: {key} applies to http and https checks only"));
+        }
+    }
+    out
 }

@@ -23,7 +23,7 @@ use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData};
 use rustc_hash::FxHashMap;
 
-use crate::config::{AllDown, PoolDef};
+use crate::config::{AllDown, MemberConfig, PoolDef};
 use crate::counters::PoolCounters;
 use crate::geoip::GeoDb;
 use crate::policy::{self, Candidate, Policy};
@@ -296,13 +296,13 @@ pub struct Family {
 
 /// Health as the builder needs it: is this member up?
 pub trait HealthView {
-    fn is_up(&self, pool: &PoolDef, address: IpAddr) -> bool;
+    fn is_up(&self, pool: &PoolDef, member: &MemberConfig) -> bool;
 }
 
 /// Every member is up (no probes): used by `check`, and for `check = "none"`.
 pub struct AllUp;
 impl HealthView for AllUp {
-    fn is_up(&self, _: &PoolDef, _: IpAddr) -> bool {
+    fn is_up(&self, _: &PoolDef, _: &MemberConfig) -> bool {
         true
     }
 }
@@ -461,7 +461,7 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
     let mut candidates = Vec::with_capacity(def.members.len());
     for (i, m) in def.members.iter().enumerate() {
         let f = usize::from(m.address.is_ipv6());
-        let healthy = health.is_up(&def, m.address);
+        let healthy = health.is_up(&def, m);
         lists[f].0.push(i as u16);
         if m.enabled {
             lists[f].2.push(i as u16);

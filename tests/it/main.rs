@@ -20,6 +20,7 @@ mod geo;
 mod geoip_gen;
 mod harness;
 mod health;
+mod health_checks;
 mod hostile;
 mod imports;
 mod install;
