@@ -16,6 +16,7 @@ mod recover;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod weight_from;
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,7 @@ pub use settings::{
     AdminSettings, Config, DnsSettings, EtcdSettings, MAX_TTL, PoolDef, RedirectSettings, RedirectTarget, Secrets,
     ZoneSpec, unlisted_regions,
 };
+pub use weight_from::{BadWeightSource, WeightSource};
 
 /// Reads and validates `path`. Zone files are not read here (see `crate::load`).
 pub fn load(path: &Path) -> Result<Config, Problems> {

@@ -395,6 +395,23 @@ pub struct HealthConfig {
     /// One connection kept open per member and reused; closed after a failure.
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub keepalive: bool,
+    /// Load feedback: `header:NAME` or `json:$.field`, the weight the backend
+    /// reports (http and https; one check per pool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_from: Option<String>,
+    /// Bounds of a reported weight (default 1 and 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_min: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_max: Option<u32>,
+    /// A member coming up takes its weight gradually over this long.
+    #[serde(
+        default,
+        deserialize_with = "opt_duration",
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub slow_start: Option<Duration>,
     #[serde(default = "default_interval", deserialize_with = "duration", serialize_with = "ser_duration")]
     pub interval: Duration,
     #[serde(default = "default_timeout", deserialize_with = "duration", serialize_with = "ser_duration")]
@@ -422,6 +439,10 @@ impl Default for HealthConfig {
             headers_file: None,
             file_headers: Vec::new(),
             keepalive: true,
+            weight_from: None,
+            weight_min: None,
+            weight_max: None,
+            slow_start: None,
             interval: default_interval(),
             timeout: default_timeout(),
             rise: default_rise_fall(),
@@ -526,6 +547,17 @@ fn default_rise_fall() -> u32 {
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

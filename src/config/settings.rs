@@ -213,6 +213,12 @@ impl PoolDef {
         } else if !self.fallback.is_empty() {
             out.push((None, format!("pool {name}: `fallback` is set but all_down is not \"fallback\"")));
         }
+        if self.health.0.iter().filter(|h| h.weight_from.is_some()).count() > 1 {
+            out.push((None, format!("pool {name}: weight_from may be set on one health check only")));
+        }
+        if self.health.0.iter().skip(1).any(|h| h.slow_start.is_some()) {
+            out.push((None, format!("pool {name}: slow_start belongs in the first health check")));
+        }
         for (i, h) in self.health.0.iter().enumerate() {
             let which = if self.health.0.len() > 1 { format!("health check {}", i + 1) } else { "health".to_string() };
             out.extend(validate_check(h, &format!("pool {name}: {which}")).into_iter().map(|m| (None, m)));
@@ -250,7 +256,9 @@ fn validate_check(h: &HealthConfig, at: &str) -> Vec<String> {
             out.push(format!("{at}: headers: {e}"));
         }
     }
+    out.extend(validate_weight(h, at));
     let http_only = [
+        ("weight_from", h.weight_from.is_some()),
         ("method", h.method != super::raw::HttpMethod::Get),
         ("headers", !h.headers.is_empty() || h.headers_file.is_some()),
         ("expect_body", h.expect_body.is_some() || h.expect_body_regex.is_some()),
@@ -259,6 +267,27 @@ fn validate_check(h: &HealthConfig, at: &str) -> Vec<String> {
         if set && !http {
             out.push(format!("{at}: {key} applies to http and https checks only"));
         }
+    }
+    out
+}
+
+/// The load-feedback keys of one health check.
+fn validate_weight(h: &HealthConfig, at: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(from) = &h.weight_from
+        && let Err(e) = from.parse::<super::WeightSource>()
+    {
+        out.push(format!("{at}: {e}"));
+    }
+    if (h.weight_min.is_some() || h.weight_max.is_some()) && h.weight_from.is_none() {
+        out.push(format!("{at}: weight_min and weight_max bound weight_from, which is not set"));
+    }
+    let (min, max) = (h.weight_min.unwrap_or(1), h.weight_max.unwrap_or(1000));
+    if min == 0 || min > max {
+        out.push(format!("{at}: weight_min ({min}) must be at least 1 and at most weight_max ({max})"));
+    }
+    if h.slow_start.is_some_and(|d| d.is_zero()) {
+        out.push(format!("{at}: slow_start must be above zero"));
     }
     out
 }

@@ -171,10 +171,13 @@ impl Writer {
         // With `health = "quorum"` eligibility is the nodes' vote, which may
         // overrule this node's own probe either way: show every vote.
         let votes = self.votes_json(def, member);
+        let (effective_weight, weight_source) = self.health.weight(def, member);
         json!({
             "address": addr,
             "region": member.region,
             "weight": member.weight,
+            "effective_weight": (effective_weight * 100.0).round() / 100.0,
+            "weight_source": weight_source,
             "eligible": reason.is_none(),
             "reason": reason,
             "health": match (def.health.probes(), h) { (false, _) => "none", (true, Some(h)) => h.state(), _ => "unknown" },

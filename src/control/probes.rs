@@ -61,7 +61,8 @@ impl Writer {
     pub(super) fn apply_probe(&mut self, r: ProbeResult, changed: &mut HashSet<ProbeKey>) {
         self.observe_probe(&r);
         let from = self.health.members.get(&r.key).map_or("unknown", |h| h.state());
-        if self.health.apply(&r) {
+        let applied = self.health.apply(&r);
+        if applied.flipped {
             let up = self.health.members.get(&r.key).and_then(|h| h.flap.up).unwrap_or(false);
             let pools = self.pools_with(&r.key);
             let reason = match &r.outcome {
@@ -79,6 +80,9 @@ impl Writer {
                 Err(e) => e.to_string(),
             };
             self.record_probe(&r.key, from, &why);
+        }
+        // A weight change republishes the member's pools as a flip does: only those.
+        if applied.flipped || applied.weight {
             changed.insert(r.key);
         }
     }

@@ -76,6 +76,7 @@ impl Writer {
     /// [`Writer::pool_json`]); `file_pool` is the pool in the config, if there.
     pub(super) fn member_json(&self, def: &PoolDef, m: &MemberConfig, file_pool: Option<&Arc<PoolDef>>) -> Value {
         let h = self.health.get(def, m);
+        let (effective_weight, weight_source) = self.health.weight(def, m);
         let state = match (def.health.probes(), h) {
             (false, _) => "none",
             (true, Some(h)) => h.state(),
@@ -103,6 +104,9 @@ impl Writer {
             "last_change": h.and_then(|h| h.last_change).map(rfc3339),
             "last_error": h.and_then(|h| h.last_error.clone()),
             "last_rtt_ms": h.and_then(|h| h.last_rtt).map(|d| d.as_secs_f64() * 1000.0),
+            "effective_weight": (effective_weight * 100.0).round() / 100.0,
+            "weight_source": weight_source,
+            "weight_error": h.and_then(|h| h.weight_error.clone()),
             "votes": self.votes_json(def, m),
         })
     }

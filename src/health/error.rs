@@ -33,8 +33,12 @@ pub enum ProbeError {
 }
 
 /// What a passing probe reports besides passing.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Passed {
-    /// The weight the backend reported (`weight_from`).
-    pub weight: Option<f64>,
+    /// With `weight_from`: the weight the backend reported, or why none could be
+    /// read (which does not fail the probe: the member keeps its last weight).
+    pub weight: Reported,
 }
+
+/// A reported weight (`None` without `weight_from`).
+pub type Reported = Option<Result<f64, super::weight::BadWeight>>;

@@ -15,7 +15,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 
-use super::error::ProbeError;
+use super::error::{ProbeError, Reported};
 use super::tcp::tcp_connect;
 use super::tls::TlsConfigs;
 use super::{CheckSpec, weight};
@@ -83,7 +83,7 @@ impl HttpCheck {
         spec: &CheckSpec,
         target: SocketAddr,
         source: Option<IpAddr>,
-    ) -> Result<Option<f64>, ProbeError> {
+    ) -> Result<Reported, ProbeError> {
         let reused = self.conn.take().filter(|c| !c.is_closed());
         let was_reused = reused.is_some();
         let mut conn = match reused {
@@ -142,13 +142,13 @@ impl HttpCheck {
         &self,
         spec: &CheckSpec,
         resp: hyper::Response<hyper::body::Incoming>,
-    ) -> Result<(bool, Option<f64>), ProbeError> {
+    ) -> Result<(bool, Reported), ProbeError> {
         let status = resp.status().as_u16();
         if !spec.expect_status.contains(&status) {
             return Err(ProbeError::Status { status, expected: spec.expect_status.clone() });
         }
         let header_weight = match &spec.weight_from {
-            Some(weight::Source::Header(name)) => Some(weight::from_header(resp.headers(), name)?),
+            Some(weight::Source::Header(name)) => Some(weight::from_header(resp.headers(), name)),
             _ => None,
         };
         let (body, complete) = read_body(resp.into_body()).await?;
@@ -163,7 +163,7 @@ impl HttpCheck {
             return Err(ProbeError::BodyRegex(re.as_str().to_string()));
         }
         let weight = match &spec.weight_from {
-            Some(weight::Source::Json(path)) => Some(weight::from_json(&body, path)?),
+            Some(weight::Source::Json(path)) => Some(weight::from_json(&body, path)),
             _ => header_weight,
         };
         Ok((complete, weight))

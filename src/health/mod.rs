@@ -72,7 +72,7 @@ impl CheckSpec {
             keepalive: h.keepalive,
             timeout: h.timeout,
             tls_verify: h.tls_verify,
-            weight_from: None,
+            weight_from: h.weight_from.as_deref().and_then(|w| w.parse().ok()),
         }
     }
 
@@ -114,17 +114,24 @@ pub struct ProbeSpec {
     pub interval: Duration,
     pub rise: u32,
     pub fall: u32,
+    /// Bounds of a reported weight (`weight_min`, `weight_max` of the check
+    /// with `weight_from`).
+    pub weight_bounds: (u32, u32),
+    pub slow_start: Option<Duration>,
 }
 
 impl ProbeSpec {
     /// The pool's probing checks; `None` when it has none (every member is up).
     pub fn of(pool: &PoolDef) -> Option<ProbeSpec> {
         let first = pool.health.active().next()?;
+        let feedback = pool.health.active().find(|h| h.weight_from.is_some()).unwrap_or(first);
         Some(ProbeSpec {
             checks: pool.health.active().map(|h| CheckSpec::of(pool, h)).collect(),
             interval: first.interval,
             rise: first.rise,
             fall: first.fall,
+            weight_bounds: (feedback.weight_min.unwrap_or(1), feedback.weight_max.unwrap_or(1000)),
+            slow_start: first.slow_start,
         })
     }
 
@@ -201,6 +208,11 @@ impl crate::snapshot::HealthView for ClusterView<'_> {
         }
         voters > 0 && down * 2 <= voters
     }
+
+    /// Weights are this node's: each node reads its own backends' reports.
+    fn weight(&self, pool: &PoolDef, member: &MemberConfig) -> f64 {
+        crate::snapshot::HealthView::weight(self.local, pool, member)
+    }
 }
 
 impl ClusterView<'_> {
@@ -257,11 +269,62 @@ pub struct MemberHealth {
     pub last_probe: Option<SystemTime>,
     /// How long the last successful probe took.
     pub last_rtt: Option<Duration>,
+    /// The smoothed weight the backend reports (`weight_from`), unbounded.
+    pub reported: Option<f64>,
+    /// Why the last report could not be read, if it could not.
+    pub weight_error: Option<String>,
+    /// With `slow_start`, the share of its weight a member that came up takes
+    /// (`None`: all of it), as of its last probe.
+    pub ramp: Option<f64>,
+    /// When it last came up from down (not from unknown: members up at
+    /// start-up all start together, so there is nobody to shift load from).
+    pub up_since: Option<SystemTime>,
 }
 
 impl MemberHealth {
     pub fn new() -> Self {
-        MemberHealth { flap: Flap::default(), last_change: None, last_error: None, last_probe: None, last_rtt: None }
+        MemberHealth {
+            flap: Flap::default(),
+            last_change: None,
+            last_error: None,
+            last_probe: None,
+            last_rtt: None,
+            reported: None,
+            weight_error: None,
+            ramp: None,
+            up_since: None,
+        }
+    }
+
+    /// The weight of a member configured with `weight`, and where it comes from:
+    /// `reported` (bounded by `bounds`) or `config`, times the slow-start ramp
+    /// (`slow-start` while it ramps).
+    pub fn weight(&self, weight: u32, bounds: (u32, u32)) -> (f64, &'static str) {
+        let (base, source) = match self.reported {
+            Some(r) => (r.clamp(f64::from(bounds.0), f64::from(bounds.1)), "reported"),
+            None => (f64::from(weight), "config"),
+        };
+        match self.ramp {
+            Some(share) => (base * share, "slow-start"),
+            None => (base, source),
+        }
+    }
+
+    /// Notes a passing probe's report and the ramp at `at`; returns whether the
+    /// weight as the policies take it (in hundredths) may have changed.
+    fn feedback(&mut self, passed: &Passed, spec: &ProbeSpec, at: SystemTime) -> bool {
+        let before = (self.reported.map(weight::scaled), self.ramp.map(weight::scaled));
+        match &passed.weight {
+            Some(Ok(w)) => {
+                self.reported = Some(weight::smooth(self.reported, *w));
+                self.weight_error = None;
+            }
+            Some(Err(e)) => self.weight_error = Some(e.to_string()),
+            None => {}
+        }
+        let since = self.up_since.filter(|_| self.flap.up == Some(true));
+        self.ramp = since.and_then(|t| weight::ramp(spec.slow_start, at.duration_since(t).unwrap_or_default()));
+        before != (self.reported.map(weight::scaled), self.ramp.map(weight::scaled))
     }
 
     /// "up", "down" or "unknown" (not probed yet).
@@ -286,20 +349,35 @@ pub struct HealthTable {
     pub members: HashMap<ProbeKey, MemberHealth>,
 }
 
+/// What applying a probe result changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The member went up or down.
+    pub flipped: bool,
+    /// Its weight changed (a report, or slow start).
+    pub weight: bool,
+}
+
 impl HealthTable {
-    /// Applies a result; returns true when the member's up/down state changed.
-    pub fn apply(&mut self, r: &ProbeResult) -> bool {
+    /// Applies a result: the member's state, and its weight when it is up.
+    pub fn apply(&mut self, r: &ProbeResult) -> Applied {
         let h = self.members.entry(r.key.clone()).or_default();
+        let was = h.flap.up;
         h.last_probe = Some(r.at);
         match &r.outcome {
             Ok(_) => h.last_rtt = Some(r.took),
             Err(e) => h.last_error = Some(e.to_string()),
         }
-        let changed = h.flap.record(r.outcome.is_ok(), r.key.spec.rise, r.key.spec.fall);
-        if changed {
+        let flipped = h.flap.record(r.outcome.is_ok(), r.key.spec.rise, r.key.spec.fall);
+        if flipped {
             h.last_change = Some(r.at);
+            h.up_since = (was == Some(false)).then_some(r.at);
         }
-        changed
+        let weight = match &r.outcome {
+            Ok(passed) => h.feedback(passed, &r.key.spec, r.at),
+            Err(_) => false,
+        };
+        Applied { flipped, weight }
     }
 
     /// Whether `member` of `pool` is up: always without a probing check; never
@@ -325,6 +403,22 @@ impl HealthTable {
 impl crate::snapshot::HealthView for HealthTable {
     fn is_up(&self, pool: &PoolDef, member: &MemberConfig) -> bool {
         HealthTable::is_up(self, pool, member)
+    }
+
+    fn weight(&self, pool: &PoolDef, member: &MemberConfig) -> f64 {
+        HealthTable::weight(self, pool, member).0
+    }
+}
+
+impl HealthTable {
+    /// The effective weight of `member` of `pool` and its source (`config`,
+    /// `reported` or `slow-start`; see [`MemberHealth::weight`]).
+    pub fn weight(&self, pool: &PoolDef, member: &MemberConfig) -> (f64, &'static str) {
+        let Some(key) = ProbeKey::of(pool, member) else { return (f64::from(member.weight), "config") };
+        match self.members.get(&key) {
+            Some(h) => h.weight(member.weight, key.spec.weight_bounds),
+            None => (f64::from(member.weight), "config"),
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::error::{Passed, ProbeError};
+use super::error::{Passed, ProbeError, Reported};
 use super::http::HttpCheck;
 use super::tcp::tcp_connect;
 use super::tls::TlsConfigs;
@@ -76,7 +76,7 @@ async fn timed(
     spec: &CheckSpec,
     target: SocketAddr,
     source: Option<IpAddr>,
-) -> Result<Option<f64>, ProbeError> {
+) -> Result<Reported, ProbeError> {
     match tokio::time::timeout(spec.timeout, run_one(state, spec, target, source)).await {
         Ok(r) => r,
         Err(_) => Err(ProbeError::Timeout(spec.timeout)),
@@ -88,7 +88,7 @@ async fn run_one(
     spec: &CheckSpec,
     target: SocketAddr,
     source: Option<IpAddr>,
-) -> Result<Option<f64>, ProbeError> {
+) -> Result<Reported, ProbeError> {
     match state {
         CheckState::Tcp => tcp_connect(target, source)
             .await

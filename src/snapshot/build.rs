@@ -61,7 +61,11 @@ pub fn build(
 /// member. Such a pool is kept whole, its policy state and counters with it.
 fn unchanged(pool: &Pool, def: &PoolDef, health: &dyn HealthView) -> bool {
     same_definition(&pool.def, def)
-        && pool.members.iter().zip(&def.members).all(|(m, d)| m.healthy == health.is_up(def, d))
+        && pool
+            .members
+            .iter()
+            .zip(&def.members)
+            .all(|(m, d)| m.healthy == health.is_up(def, d) && m.weight == health.weight(def, d))
 }
 
 /// Whether two definitions define the same pool; where each was written does not

@@ -280,6 +280,8 @@ pub struct PoolMember {
     pub address: IpAddr,
     pub enabled: bool,
     pub healthy: bool,
+    /// The effective weight the policies use (see [`HealthView::weight`]).
+    pub weight: f64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -297,6 +299,12 @@ pub struct Family {
 /// Health as the builder needs it: is this member up?
 pub trait HealthView {
     fn is_up(&self, pool: &PoolDef, member: &MemberConfig) -> bool;
+
+    /// The member's effective weight (load feedback, slow start); by default
+    /// the configured one.
+    fn weight(&self, _pool: &PoolDef, member: &MemberConfig) -> f64 {
+        f64::from(member.weight)
+    }
 }
 
 /// Every member is up (no probes): used by `check`, and for `check = "none"`.
@@ -443,6 +451,13 @@ pub fn lower_name(src: &[u8], dst: &mut [u8; 256]) -> Option<usize> {
     }
 }
 
+/// Candidate weights are effective weights in hundredths, at least 1: so that
+/// a member of weight 1 can still ramp up (slow start) and a reported weight of
+/// 2.5 is not rounded. The policies only compare weights, so the scale is free.
+pub fn candidate_weight(weight: f64) -> u32 {
+    ((weight * 100.0).round() as u32).max(1)
+}
+
 /// Builds the query-path form of a pool.
 pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&Pool>, regions: &Regions) -> Pool {
     // Keep the policy object (its round-robin cursor) when the policy is unchanged;
@@ -469,8 +484,9 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
                 lists[f].1.push(i as u16);
             }
         }
-        members.push(PoolMember { address: m.address, enabled: m.enabled, healthy });
-        candidates.push(Candidate { weight: m.weight.max(1), seed: crate::net::addr_seed(m.address) });
+        let weight = health.weight(&def, m);
+        members.push(PoolMember { address: m.address, enabled: m.enabled, healthy, weight });
+        candidates.push(Candidate { weight: candidate_weight(weight), seed: crate::net::addr_seed(m.address) });
     }
     for (f, (all, eligible, enabled)) in lists.into_iter().enumerate() {
         family[f].all = all.into();

@@ -21,6 +21,7 @@ mod geoip_gen;
 mod harness;
 mod health;
 mod health_checks;
+mod health_weights;
 mod hostile;
 mod imports;
 mod install;
