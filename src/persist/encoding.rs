@@ -65,8 +65,10 @@ pub fn is_api_key(key: &str) -> bool {
 /// server's change costs what the change touches, as applying one's own does.
 #[derive(Debug, Default, PartialEq)]
 pub struct Touched {
-    /// Zones whose RRsets changed (re-derived and rebuilt).
+    /// Zones whose RRsets changed.
     pub records: std::collections::BTreeSet<Name>,
+    /// The RRsets that changed (each laid over its zone; the zone is not rebuilt).
+    pub rrsets: std::collections::BTreeSet<crate::state::RRsetKey>,
     /// Zones whose serial counter changed.
     pub serials: std::collections::BTreeSet<Name>,
     /// Pools that were put, deleted, or had a member changed.
@@ -79,7 +81,12 @@ impl Touched {
         for key in keys {
             let parts: Vec<&str> = key.split('/').collect();
             match parts.as_slice() {
-                ["rrsets", z, ..] => t.records.extend(name(z).ok()),
+                ["rrsets", z, n, rt] => {
+                    t.records.extend(name(z).ok());
+                    if let (Ok(z), Ok(n), Ok(rt)) = (name(z), name(n), rt.parse::<RecordType>()) {
+                        t.rrsets.insert((z, n, rt));
+                    }
+                }
                 ["serials", z] => t.serials.extend(name(z).ok()),
                 ["pools", p] | ["members", p, _] => t.pools.extend(name(p).ok()),
                 _ => {}
@@ -90,6 +97,7 @@ impl Touched {
 
     pub fn add(&mut self, other: Touched) {
         self.records.extend(other.records);
+        self.rrsets.extend(other.rrsets);
         self.serials.extend(other.serials);
         self.pools.extend(other.pools);
     }
