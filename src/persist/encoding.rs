@@ -241,6 +241,21 @@ mod tests {
     use super::*;
     use crate::state::overlay::MemberFields;
 
+    /// A changed RRset key names its RRset (another server's RRset change is
+    /// laid over its zone, not a rebuild of the zone); other keys name a zone's
+    /// serial or a pool.
+    #[test]
+    fn touched_names_each_rrset() {
+        let n = |s: &str| parse_fqdn(s).unwrap();
+        let rrset = rrset_key(&n("example.test."), &n("_a.b.example.test."), RecordType::TXT);
+        let t = Touched::of([rrset.as_str(), "serials/example.test.", "members/www.example.test./192.0.2.1"]);
+        let key = (n("example.test."), n("_a.b.example.test."), RecordType::TXT);
+        assert_eq!(t.rrsets.into_iter().collect::<Vec<_>>(), [key]);
+        assert_eq!(t.records.into_iter().collect::<Vec<_>>(), [n("example.test.")]);
+        assert_eq!(t.serials.into_iter().collect::<Vec<_>>(), [n("example.test.")]);
+        assert_eq!(t.pools.into_iter().collect::<Vec<_>>(), [n("www.example.test.")]);
+    }
+
     /// Every kind of change survives the trip through keys and values.
     #[test]
     fn entries_round_trip() {
