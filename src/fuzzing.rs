@@ -14,7 +14,7 @@ use hickory_proto::rr::Name;
 
 use crate::counters::WorkerStats;
 use crate::dns::cookie::Cookies;
-use crate::dns::tcp::answer_stream;
+use crate::dns::tcp::{StreamCtx, answer_stream};
 use crate::dns::{Outcome, Responder};
 use crate::snapshot::{AllUp, Snapshot};
 
@@ -99,8 +99,14 @@ pub fn tcp(data: &[u8]) {
         let (mut client, server) = tokio::io::duplex(1 << 17);
         let stats = WorkerStats::default();
         let mut r = Responder::new(3);
-        let serve =
-            answer_stream(server, IpAddr::from([127, 0, 0, 1]), &snap, &stats, Duration::from_secs(5), &mut r, || {});
+        let ctx = StreamCtx {
+            peer: IpAddr::from([127, 0, 0, 1]),
+            snapshot: &snap,
+            stats: &stats,
+            deadline: Duration::from_secs(5),
+            updater: None,
+        };
+        let serve = answer_stream(server, ctx, &mut r, || {});
         let talk = async {
             let _ = client.write_all(data).await;
             let _ = client.shutdown().await;

@@ -13,12 +13,13 @@ pub mod overlay;
 mod plan;
 #[cfg(test)]
 mod tests;
+pub mod update;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 
 pub use input::{name_in_zone, pool_name, validate_pool};
 
@@ -27,6 +28,14 @@ use crate::sources::Sources;
 use crate::state::api::{ApiError, ApiRequest};
 use crate::zone::{self, ZoneData};
 use overlay::{Change, MemberFields, Origin, Overlay};
+
+/// A member address as the record it answers with.
+fn address_rdata(address: IpAddr) -> RData {
+    match address {
+        IpAddr::V4(a) => RData::A(a.into()),
+        IpAddr::V6(a) => RData::AAAA(a.into()),
+    }
+}
 
 /// Zone, owner name and type of an RRset.
 pub type RRsetKey = (Name, Name, RecordType);
@@ -116,6 +125,46 @@ impl<'a> InEffect<'a> {
     pub fn file_has_rrset(&self, origin: &Name, name: &Name, rtype: RecordType) -> bool {
         let file = self.sources.zones.iter().find(|z| z.origin == *origin);
         file.is_some_and(|z| z.records.iter().any(|r| r.name == *name && r.rtype() == rtype))
+    }
+
+    /// The RRsets in effect at `name` in the zone `origin`: the zone's records
+    /// with API and UPDATE changes, and a pool's members as its A and AAAA
+    /// RRsets (with the pool's TTL). What UPDATE prerequisites are checked
+    /// against and its changes start from.
+    pub fn rrsets_at(&self, origin: &Name, name: &Name) -> Vec<(RecordType, u32, Vec<RData>)> {
+        let mut out: Vec<(RecordType, u32, Vec<RData>)> = Vec::new();
+        if let Some(z) = self.zones.iter().find(|z| z.origin == *origin) {
+            for r in z.records.iter().filter(|r| r.name == *name) {
+                match out.iter_mut().find(|(t, _, _)| *t == r.rtype()) {
+                    Some((_, _, data)) => data.push(r.rdata.clone()),
+                    None => out.push((r.rtype(), r.ttl, vec![r.rdata.clone()])),
+                }
+            }
+        }
+        if let Some((def, _)) = self.find_pool(name).filter(|_| self.pool_zone(name) == *origin) {
+            for (rtype, v4) in [(RecordType::A, true), (RecordType::AAAA, false)] {
+                let data: Vec<RData> = def
+                    .members
+                    .iter()
+                    .filter(|m| m.address.is_ipv4() == v4)
+                    .map(|m| address_rdata(m.address))
+                    .collect();
+                if !data.is_empty() {
+                    out.push((rtype, def.ttl, data));
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `name` owns anything in the zone `origin` (a record or a pool).
+    pub fn name_exists(&self, origin: &Name, name: &Name) -> bool {
+        !self.rrsets_at(origin, name).is_empty()
+    }
+
+    /// Who may change the zone `origin` by UPDATE.
+    pub fn grants(&self, origin: &Name) -> &'a [crate::config::Grant] {
+        self.sources.config.zones.iter().find(|z| z.origin == *origin).map_or(&[], |z| &z.update)
     }
 
     pub fn rrset_key(&self, z: &ZoneData, name: &str, rtype: &str) -> Result<(Name, RecordType), ApiError> {

@@ -231,7 +231,7 @@ impl InEffect<'_> {
             }
         }
         let created = !z.records.iter().any(|r| r.name == name && r.rtype() == rtype);
-        let change = Change::PutRRset { zone: z.origin.clone(), name, rtype, set: StoredRRset { ttl: set.ttl, data } };
+        let change = Change::PutRRset { zone: z.origin.clone(), name, rtype, set: StoredRRset::api(set.ttl, data) };
         Ok(Planned::new(change, z.origin.clone(), created))
     }
 
