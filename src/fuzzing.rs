@@ -68,6 +68,9 @@ pub fn udp(data: &[u8]) {
         2 => [0x2001, 0xdb8, 0, 0, 0, 0, 0, sel as u16].into(),
         _ => [0xfe80, 0, 0, 0, 0, 0, 0, sel as u16].into(),
     };
+    if crate::dns::update::is_update(packet) {
+        return update(packet);
+    }
     let snap = fixture().load_full();
     let mut r = responder().lock().unwrap_or_else(|e| e.into_inner());
     let mut out = Vec::new();
@@ -85,6 +88,45 @@ pub fn udp(data: &[u8]) {
         let mut bad = answered;
         r.badcookie(&mut bad);
         check_reply(packet, &bad, 512);
+    }
+}
+
+/// The fixture's sources, for planning UPDATEs against them.
+fn fixture_sources() -> &'static crate::Sources {
+    static S: LazyLock<crate::Sources> = LazyLock::new(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/fixture/lbdns.toml");
+        crate::Sources::load(&path).unwrap_or_else(|e| panic!("fuzz fixture: {e}"))
+    });
+    &S
+}
+
+/// An UPDATE datagram: the TSIG checked, the message read and planned against the
+/// fixture (nothing is stored), the reply signed; it must be a well-formed
+/// response whatever the input.
+fn update(packet: &[u8]) {
+    use crate::state::overlay::{Overlay, effective_pools};
+    static RT: LazyLock<tokio::runtime::Runtime> =
+        LazyLock::new(|| tokio::runtime::Builder::new_current_thread().build().expect("runtime"));
+    let reply = RT.block_on(async {
+        let submit: crate::dns::updater::Submit = Arc::new(|u, reply| {
+            let s = fixture_sources();
+            let (overlay, refused) = (Overlay::default(), Default::default());
+            let pools = effective_pools(s, &overlay);
+            let state = crate::state::InEffect {
+                sources: s,
+                overlay: &overlay,
+                zones: &s.zones,
+                pools: &pools,
+                refused: &refused,
+            };
+            let rcode = crate::state::update::plan_update(&state, &u)
+                .map_or_else(|rc| rc, |_| hickory_proto::op::ResponseCode::NoError);
+            reply.send(rcode).is_ok()
+        });
+        crate::dns::updater::Updater::new(fixture(), submit).answer(packet).await
+    });
+    if let Some(reply) = reply {
+        check_reply(packet, &reply, u16::MAX as usize);
     }
 }
 
