@@ -384,3 +384,36 @@ fn malformed_updates_get_their_rcode_and_change_nothing() {
     assert_eq!(rcode(&signed_at(&mut update_msg(name, "x"), now())), Some(ResponseCode::NoError));
     assert_eq!(serial(&r), s0 + 1);
 }
+
+/// A bad grant is an error at its line, the same from `lbdns check` and at
+/// start-up (which then does not serve).
+#[test]
+fn bad_grants_are_errors_at_their_line_in_check_and_at_start() {
+    let dir = setup("");
+    let p = dir.path().join("lbdns.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let bad = r#"update = [{ key = "nokey.", names = ["*"], types = ["TXT"] },
+          { key = "update-key.", names = ["a.*.b"], types = ["TXT"] },
+          { key = "update-key.", names = ["*"], types = ["SOA"] },
+          { key = "update-key.", names = ["x.other.test."], types = ["TXT"] }]"#;
+    let start = text.find("update = [").unwrap();
+    let end = start + text[start..].find("}]\n").unwrap() + 2;
+    write(&p, &format!("{}{bad}{}", &text[..start], &text[end..]));
+    let line = text[..start].lines().count() + 1;
+    let want = [
+        format!("lbdns.toml:{line}: zone example.test. update: key nokey. is not a [[tsig]] key"),
+        format!("lbdns.toml:{}: zone example.test. update: names: \"a.*.b\" puts * in the middle", line + 1),
+        format!("lbdns.toml:{}: zone example.test. update: types: \"SOA\" is not a record type", line + 2),
+        format!("lbdns.toml:{}: zone example.test. update: names: \"x.other.test.\" is outside zone", line + 3),
+    ];
+    let bin = env!("CARGO_BIN_EXE_lbdns");
+    let check = Command::new(bin).args(["check", "--config"]).arg(&p).output().unwrap();
+    let start = Command::new(bin).arg("--config").arg(&p).env("LBDNS_LOG", "off").output().unwrap();
+    for (what, out) in [("check", &check), ("start", &start)] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{what}: {err}");
+        for w in &want {
+            assert!(err.contains(w.as_str()), "{what} does not say {w:?}:\n{err}");
+        }
+    }
+}
