@@ -212,6 +212,7 @@ pub async fn answer_stream<S: AsyncRead + AsyncWrite + Unpin>(
         if let (true, Some(u)) = (update::is_update(&inbuf[..len]), updater) {
             // The connection waits for the writer: its next message is read after.
             let Some(reply) = u.answer(&inbuf[..len]).await else { return };
+            stats.response(super::updater::rcode(&reply), false);
             framed.clear();
             framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());
             framed.extend_from_slice(&reply);

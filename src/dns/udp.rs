@@ -94,7 +94,7 @@ pub fn spawn_worker(
                 };
                 if let (true, Some(u), Some(from)) = (update::is_update(packet), &updater, batch.peer(i)) {
                     // Answered later, by the writer's reply; never waited for here.
-                    u.spawn_udp(packet, from, &reply_socket);
+                    u.spawn_udp(packet, from, &reply_socket, &stats);
                     continue;
                 }
                 match responder.respond(&snap, packet, peer, false, &mut outs[i]) {

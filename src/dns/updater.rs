@@ -21,6 +21,7 @@ use tracing::debug;
 use super::tsig::{self, Tsig, Verdict};
 use super::update;
 use super::wire::{self, Parsed, Query};
+use crate::counters::WorkerStats;
 use crate::snapshot::Snapshot;
 use crate::state::update::Update;
 
@@ -49,14 +50,15 @@ impl Updater {
 
     /// Answers a datagram UPDATE from a UDP worker thread, without waiting: the
     /// reply is sent from `socket` (a clone of the worker's) when ready.
-    pub fn spawn_udp(&self, packet: &[u8], peer: SocketAddr, socket: &Arc<UdpSocket>) {
+    pub fn spawn_udp(&self, packet: &[u8], peer: SocketAddr, socket: &Arc<UdpSocket>, stats: &Arc<WorkerStats>) {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             debug!(%peer, "update dropped: too many in flight");
             return;
         };
-        let (me, packet, socket) = (self.clone(), packet.to_vec(), socket.clone());
+        let (me, packet, socket, stats) = (self.clone(), packet.to_vec(), socket.clone(), stats.clone());
         self.runtime.spawn(async move {
             if let Some(reply) = me.answer(&packet).await {
+                stats.response(rcode(&reply), false);
                 if let Err(e) = socket.send_to(&reply, peer) {
                     debug!(%peer, error = %e, "update reply not sent");
                 }
@@ -109,4 +111,9 @@ impl Updater {
         }
         rx.await.unwrap_or(ResponseCode::ServFail)
     }
+}
+
+/// The RCODE of a reply, with a TSIG error's NOTAUTH as such (for the counters).
+pub fn rcode(reply: &[u8]) -> u16 {
+    reply.get(3).map_or(0, |b| u16::from(b & 0x0f))
 }

@@ -69,7 +69,7 @@ fn plan(state: &InEffect, u: &Update) -> Result<Vec<Change>, Refusal> {
         return Err((ResponseCode::Refused, format!("key {key} may not update {origin}")));
     }
     check_prerequisites(state, &origin, &u.prerequisites)?;
-    prescan(&origin, &u.updates)?;
+    prescan(state, &origin, &u.updates)?;
     check_permissions(grants, &key, &u.updates)?;
     let mut work = Work { state, origin: origin.clone(), sets: BTreeMap::new(), before: BTreeMap::new() };
     for rr in &u.updates {
@@ -98,7 +98,7 @@ fn check_prerequisites(state: &InEffect, origin: &Name, prereqs: &[Record]) -> R
         if rr.ttl != 0 {
             return Err(formerr("TTL must be 0"));
         }
-        if !origin.zone_of(&name) {
+        if !in_zone(state, origin, &name) {
             return Err((ResponseCode::NotZone, format!("prerequisite {name} is outside {origin}")));
         }
         let empty = matches!(rr.data, RData::Update0(_));
@@ -135,16 +135,22 @@ fn check_prerequisites(state: &InEffect, origin: &Name, prereqs: &[Record]) -> R
     Ok(())
 }
 
+/// Whether `name` is in the zone `origin`: at or below it, and not in a zone
+/// below it that lbdns also serves (that zone's names are changed there).
+fn in_zone(state: &InEffect, origin: &Name, name: &Name) -> bool {
+    state.zone_of(name).is_some_and(|z| z.origin == *origin)
+}
+
 fn same_records(a: &[RData], b: &[RData]) -> bool {
     a.iter().all(|x| b.contains(x)) && b.iter().all(|x| a.contains(x))
 }
 
 /// Section 3.4.1: names inside the zone, classes and types an update can carry.
-fn prescan(origin: &Name, updates: &[Record]) -> Result<(), Refusal> {
+fn prescan(state: &InEffect, origin: &Name, updates: &[Record]) -> Result<(), Refusal> {
     for rr in updates {
         let (name, t) = (rr.name.to_lowercase(), rr.record_type());
         let formerr = |why: &str| Err((ResponseCode::FormErr, format!("update {name} {t}: {why}")));
-        if !origin.zone_of(&name) {
+        if !in_zone(state, origin, &name) {
             return Err((ResponseCode::NotZone, format!("update {name} is outside {origin}")));
         }
         let empty = matches!(rr.data, RData::Update0(_));

@@ -194,6 +194,11 @@ fn nsupdate_and_knsupdate_change_txt_records_with_the_rfc_rcodes() {
     let (ok, out) = nsupdate("knsupdate", &["-y", &key_y()], &r, &format!("update delete {acme} TXT"));
     assert!(ok, "{out}");
     assert!(txt(&r, acme).is_empty());
+    // The replies are counted by RCODE, UPDATE's own among them.
+    let metrics = http_get(&format!("http://{}/metrics", r.admin));
+    for series in ["rcode=\"YXRRSET\"} 1", "rcode=\"YXDOMAIN\"} 1"] {
+        assert!(metrics.contains(&format!("lbdns_dns_responses_total{{{series}")), "{series}:\n{metrics}");
+    }
 }
 
 fn now() -> u64 {
