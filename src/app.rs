@@ -256,6 +256,7 @@ impl App {
                 None => Cookies::random(),
             })
         });
+        let updater = self.control.updater(self.snapshot.clone());
         for (i, sock) in self.udp.into_iter().enumerate() {
             let seed = fastrand::u64(..) ^ i as u64;
             threads.push(udp::spawn_worker(
@@ -264,8 +265,7 @@ impl App {
                 self.stats.worker(),
                 self.shutdown.clone(),
                 seed,
-                rrl.clone(),
-                cookies.clone(),
+                udp::UdpSettings { rrl: rrl.clone(), cookies: cookies.clone(), updater: Some(updater.clone()) },
             )?);
         }
         let mut tasks = Vec::new();
@@ -275,6 +275,7 @@ impl App {
                 idle_timeout: cfg.dns.tcp_idle_timeout,
                 max_connections: cfg.dns.max_tcp_connections,
                 cookies: cookies.clone(),
+                updater: Some(updater.clone()),
             };
             tasks.push(tokio::spawn(tcp::serve(
                 listener,
@@ -336,6 +337,15 @@ async fn open_store(cfg: &Config) -> Result<(Box<dyn Store>, Option<(EtcdSetting
 
 impl Control {
     /// What the admin API's handlers share.
+    /// Where the DNS transports hand UPDATE messages: to the writer, as the
+    /// admin API hands its requests.
+    fn updater(&self, snapshot: Arc<ArcSwap<Snapshot>>) -> crate::dns::updater::Updater {
+        let writer = self.writer.clone();
+        let submit: crate::dns::updater::Submit =
+            Arc::new(move |u, reply| writer.try_send(Command::Update(Box::new(u), reply)).is_ok());
+        crate::dns::updater::Updater::new(snapshot, submit)
+    }
+
     fn admin_state(&self, ui_public: bool) -> AdminState {
         AdminState {
             auth_log: Arc::default(),

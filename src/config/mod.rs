@@ -8,6 +8,7 @@
 //! are resolved against the config file's directory here, so nothing later
 //! depends on the working directory.
 
+mod grant;
 mod lines;
 mod name;
 mod parse;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use crate::problem::{Problem, Problems};
 
+pub use grant::{Grant, GrantError, NamePattern};
 pub use lines::line_of;
 pub use name::{NameError, parse_fqdn};
 pub use parse::parse_all;

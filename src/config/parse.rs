@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+use super::grant::{Grant, GrantError, NamePattern};
 use super::lines::{LineIndex, find_key_line, find_line};
 use super::name::parse_fqdn;
 use super::raw::{
-    AdminConfig, ClusterConfig, DnsConfig, PolicyName, PoolConfig, RedirectConfig, RedirectHostConfig, StoreKind,
-    TsigConfig, ZoneConfig,
+    AdminConfig, ClusterConfig, DnsConfig, GrantConfig, PolicyName, PoolConfig, RedirectConfig, RedirectHostConfig,
+    StoreKind, TsigConfig, ZoneConfig,
 };
 use super::recover::deserialize_all;
 use super::settings::{
@@ -73,12 +74,14 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
     let mut cx = Ctx { path, text, dir, lines: LineIndex::new(text), secrets, problems };
     let dns = dns(&mut cx, raw.dns);
     let admin = admin(&mut cx, raw.admin);
-    let zones = zones(&mut cx, &raw.zone);
+    let tsig = tsig_keys(&mut cx, &raw.tsig);
+    let key_names: Vec<hickory_proto::rr::Name> = tsig.iter().map(|k| k.name.clone()).collect();
+    let zones = zones(&mut cx, &raw.zone, &key_names);
     let pools = pools(&mut cx, &raw.pool, &raw.regions);
     regions(&mut cx, &raw.regions, &pools);
     let etcd = raw.cluster.as_ref().and_then(|c| cluster(&mut cx, c));
     let redirect = raw.redirect.as_ref().map(|r| redirect(&mut cx, r));
-    let tsig = std::sync::Arc::new(crate::tsig::Keys::new(tsig_keys(&mut cx, &raw.tsig)));
+    let tsig = std::sync::Arc::new(crate::tsig::Keys::new(tsig));
     let config = Config {
         redirect,
         etcd,
@@ -146,7 +149,7 @@ fn admin(cx: &mut Ctx, a: AdminConfig) -> AdminSettings {
 }
 
 /// `[[zone]]`: origins are names, each zone defined once.
-fn zones(cx: &mut Ctx, raw: &[Spanned<ZoneConfig>]) -> Vec<ZoneSpec> {
+fn zones(cx: &mut Ctx, raw: &[Spanned<ZoneConfig>], keys: &[hickory_proto::rr::Name]) -> Vec<ZoneSpec> {
     let mut zones: Vec<ZoneSpec> = Vec::new();
     for z in raw {
         let line = cx.lines.line(z.span().start);
@@ -156,12 +159,54 @@ fn zones(cx: &mut Ctx, raw: &[Spanned<ZoneConfig>]) -> Vec<ZoneSpec> {
                 if zones.iter().any(|o| o.origin == origin) {
                     cx.problem(line, format!("zone {origin} is defined twice"));
                 }
-                zones.push(ZoneSpec { origin, file: cx.resolve(&zc.file), line });
+                let update = grants(cx, &origin, &zc.update, keys);
+                zones.push(ZoneSpec { origin, file: cx.resolve(&zc.file), line, update });
             }
             Err(e) => cx.problem(line, format!("zone origin: {e}")),
         }
     }
     zones
+}
+
+/// A zone's `update` list: each grant names a `[[tsig]]` key, name patterns
+/// inside the zone and types UPDATE can change. A bad grant is left out (with a
+/// problem at its line), so nothing it would allow is ever allowed.
+fn grants(
+    cx: &mut Ctx,
+    origin: &hickory_proto::rr::Name,
+    raw: &[Spanned<GrantConfig>],
+    keys: &[hickory_proto::rr::Name],
+) -> Vec<Grant> {
+    let mut out = Vec::new();
+    for g in raw {
+        let line = cx.lines.line(g.span().start);
+        let gc = g.get_ref();
+        let at = |e: &dyn std::fmt::Display| format!("zone {origin} update: {e}");
+        let key = match parse_fqdn(&gc.key) {
+            Ok(k) if keys.contains(&k) => k,
+            Ok(k) => {
+                cx.problem(
+                    line,
+                    at(&format!("key {k} is not a [[tsig]] key (define it with [[tsig]] name = \"{k}\")")),
+                );
+                continue;
+            }
+            Err(e) => {
+                cx.problem(line, at(&format!("key: {e}")));
+                continue;
+            }
+        };
+        let names: Result<Vec<NamePattern>, GrantError> = if gc.names.is_empty() {
+            Err(GrantError::NoNames)
+        } else {
+            gc.names.iter().map(|n| NamePattern::parse(n, origin)).collect()
+        };
+        match (names, super::grant::parse_types(&gc.types)) {
+            (Ok(names), Ok(types)) => out.push(Grant { key, names, types }),
+            (Err(e), _) | (_, Err(e)) => cx.problem(line, at(&e)),
+        }
+    }
+    out
 }
 
 /// `[[tsig]]`: each key named once, its secret read (unless secrets are

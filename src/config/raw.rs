@@ -246,6 +246,19 @@ pub(super) struct GeoipConfig {
 pub(super) struct ZoneConfig {
     pub(super) origin: String,
     pub(super) file: PathBuf,
+    /// Who may change the zone by RFC 2136 UPDATE (none: UPDATE is refused).
+    #[serde(default)]
+    pub(super) update: Vec<Spanned<GrantConfig>>,
+}
+
+/// One entry of a zone's `update` list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GrantConfig {
+    /// A `[[tsig]]` key name.
+    pub(super) key: String,
+    pub(super) names: Vec<String>,
+    pub(super) types: Vec<String>,
 }
 
 /// `[[tsig]]`: a TSIG key (RFC 8945) clients sign requests with.

@@ -85,6 +85,8 @@ pub struct ZoneSpec {
     pub file: PathBuf,
     /// Line of the `[[zone]]` entry in the config file.
     pub line: usize,
+    /// `update`: who may change the zone by UPDATE (empty: nobody).
+    pub update: Vec<super::Grant>,
 }
 
 /// A pool after validation, from the config file or the admin API.

@@ -17,6 +17,7 @@ mod publish;
 mod reload;
 mod remote;
 mod render;
+mod update;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -81,6 +82,9 @@ pub enum Command {
     Api(ApiRequest, oneshot::Sender<Result<Reply, ApiError>>),
     /// New sources after SIGHUP: applied as one swap, or refused whole.
     Reload(Box<Sources>, oneshot::Sender<Result<(), StateError>>),
+    /// An RFC 2136 UPDATE (its TSIG verified): the RCODE to answer, sent once
+    /// the change is stored and published.
+    Update(Box<crate::state::update::Update>, oneshot::Sender<hickory_proto::op::ResponseCode>),
 }
 
 /// The state in effect: sources with the overlay applied.
@@ -141,6 +145,8 @@ enum ChangeSource {
     File,
     Api,
     Etcd,
+    /// An RFC 2136 UPDATE on this server.
+    Update,
 }
 
 type ZoneMap = rustc_hash::FxHashMap<Box<[u8]>, Arc<crate::snapshot::Zone>>;
@@ -278,6 +284,13 @@ impl Writer {
                             self.outcomes.write(what, &r);
                         }
                         // Before the reply, so that a client reads its own write's events.
+                        self.note_all_down(true);
+                        let _ = reply.send(r);
+                    }
+                    Some(Command::Update(u, reply)) => {
+                        let before = self.member_states();
+                        let r = self.update_settled(&u, &mut remote).await;
+                        self.record_since(&before, |_, _| "changed by a DNS UPDATE".into());
                         self.note_all_down(true);
                         let _ = reply.send(r);
                     }

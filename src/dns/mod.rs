@@ -1,5 +1,6 @@
 //! The DNS side: wire parsing ([`wire`]), the answer engine ([`answer`]), TSIG
-//! ([`tsig`]) and the two transports that feed it ([`udp`], [`tcp`]).
+//! ([`tsig`]), the two transports that feed it ([`udp`], [`tcp`]), and RFC 2136
+//! UPDATE ([`update`] on the wire, [`updater`] handing it to the writer).
 
 mod additional;
 pub mod answer;
@@ -10,6 +11,8 @@ pub mod rrl;
 pub mod tcp;
 pub mod tsig;
 pub mod udp;
+pub mod update;
+pub mod updater;
 pub mod wire;
 
 pub use answer::{Outcome, Responder};

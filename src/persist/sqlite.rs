@@ -119,9 +119,9 @@ impl Store for SqliteStore {
         self.call(|db| db.load()).await
     }
 
-    async fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
-        let (change, zone) = (change.clone(), zone.clone());
-        self.call(move |db| db.apply(&change, &zone)).await
+    async fn apply_all(&mut self, changes: &[Change], zone: &Name) -> Result<(), StoreError> {
+        let (changes, zone) = (changes.to_vec(), zone.clone());
+        self.call(move |db| db.apply(&changes, &zone)).await
     }
 
     async fn import(&mut self, o: &Overlay) -> Result<usize, StoreError> {
@@ -219,11 +219,13 @@ impl Db {
         Ok(o)
     }
 
-    fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
+    fn apply(&mut self, changes: &[Change], zone: &Name) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(err)?;
-        write_change(&tx, change).map_err(err)?;
+        for change in changes {
+            write_change(&tx, change).map_err(err)?;
+        }
         tx.execute(
             "INSERT INTO serials (zone, bumps) VALUES (?1, 1) ON CONFLICT(zone) DO UPDATE SET bumps = bumps + 1",
             params![zone.to_ascii()],
@@ -397,7 +399,7 @@ mod tests {
                 zone: zone.clone(),
                 name: parse_fqdn("new.example.test.").unwrap(),
                 rtype: RecordType::A,
-                set: StoredRRset { ttl: 60, data: vec!["192.0.2.7".into()] },
+                set: StoredRRset::api(60, vec!["192.0.2.7".into()]),
             },
             Change::DeleteRRset {
                 zone: zone.clone(),

@@ -43,7 +43,44 @@ fn valid_queries() -> Vec<Vec<u8>> {
     not_last[11] += 1;
     not_last.extend_from_slice(b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00");
     v.push(not_last);
+    v.extend(updates());
     v
+}
+
+/// UPDATE messages (RFC 2136) for the `_h` names the hostile key is granted:
+/// one good, signed; then unsigned, with a MAC cut short, under the wrong
+/// algorithm, a zone of class CH, an update of class CH, and a huge update section.
+fn updates() -> Vec<Vec<u8>> {
+    use hickory_proto::op::{MessageType, OpCode, Query};
+    use hickory_proto::rr::{DNSClass, Name, RData, Record, rdata::TXT};
+    let update = |n: usize, class: DNSClass| {
+        let mut m = Message::new(0x5150, MessageType::Query, OpCode::Update);
+        let mut zone = Query::query(Name::from_ascii("example.test.").unwrap(), RecordType::SOA);
+        zone.set_query_class(DNSClass::IN);
+        m.add_query(zone);
+        for i in 0..n {
+            let name = Name::from_ascii(format!("_h{i}.example.test.")).unwrap();
+            let mut r = Record::from_rdata(name, 60, RData::TXT(TXT::new(vec!["hostile".into()])));
+            r.dns_class = class;
+            m.add_authority(r);
+        }
+        m
+    };
+    let good = signed(update(1, DNSClass::IN));
+    let alg = good.windows(12).position(|w| w == b"\x0bhmac-sha256").unwrap();
+    let mut wrong_alg = good.clone();
+    wrong_alg[alg + 11] = b'7';
+    let mut zone_ch = update(1, DNSClass::IN);
+    zone_ch.queries[0].set_query_class(DNSClass::CH);
+    vec![
+        good.clone(),
+        update(1, DNSClass::IN).to_vec().unwrap(),
+        good[..good.len() - 12].to_vec(),
+        wrong_alg,
+        signed(zone_ch),
+        signed(update(1, DNSClass::CH)),
+        signed(update(400, DNSClass::IN)),
+    ]
 }
 
 const HOSTILE_SECRET: &[u8] = b"hostile-hostile-hostile-hostile!";
@@ -161,7 +198,9 @@ fn hundred_thousand_hostile_packets_and_a_thousand_broken_streams() {
     use base64::Engine;
     write(&dir.path().join("hostile.key"), &base64::engine::general_purpose::STANDARD.encode(HOSTILE_SECRET));
     let tsig = "\n[[tsig]]\nname = \"hostile-key.\"\nsecret_file = \"hostile.key\"\n";
-    write(&dir.path().join("lbdns.toml"), &(example_config() + tsig));
+    let grant = "zones/example.test.zone\"\nupdate = [{ key = \"hostile-key.\", names = [\"*\"], types = [\"TXT\"] }]";
+    let config = example_config().replacen("zones/example.test.zone\"", grant, 1) + tsig;
+    write(&dir.path().join("lbdns.toml"), &config);
     let mut r = spawn(&dir.path().join("lbdns.toml"));
     let dns = r.dns;
     let mut rng = fastrand::Rng::with_seed(7873);
@@ -198,6 +237,11 @@ fn hundred_thousand_hostile_packets_and_a_thousand_broken_streams() {
     let mut verifier = m.finalize(&hostile_key(), now()).unwrap().unwrap();
     let reply = verifier.verify(&udp_raw(dns, &m.to_vec().unwrap()).unwrap()).expect("a signed reply");
     assert_eq!(reply.answers.len(), 3);
+    // Of all the UPDATEs, only the good one changed anything (a mutated one
+    // fails its MAC, and the huge one is refused whole).
+    let h0 = udp(dns, &msg("_h0.example.test.", RecordType::TXT));
+    assert_eq!(h0.answers.len(), 1, "{h0:?}");
+    assert!(udp(dns, &msg("_h1.example.test.", RecordType::TXT)).answers.is_empty());
 
     for i in 0..1000 {
         let mut s = TcpStream::connect(dns).unwrap();
