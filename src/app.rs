@@ -60,6 +60,10 @@ pub struct App {
     /// Made before anything is spawned, so the etcd tasks stop with the rest.
     stopper: Stopper,
     shutdown: Shutdown,
+    /// The IXFR journals (the transfer task writes, TCP transfers read).
+    journals: Arc<crate::journal::Journals>,
+    /// Told by the writer after each swap; the transfer task waits on it.
+    published: Arc<tokio::sync::Notify>,
 }
 
 /// What can be done to a running server from outside: reload it.
@@ -141,7 +145,13 @@ impl App {
     pub async fn bind(sources: Sources) -> Result<App, AppError> {
         let cfg = &sources.config;
         let token = sources.admin_token.clone();
-        let (store, etcd) = open_store(cfg).await?;
+        let (mut store, etcd) = open_store(cfg).await?;
+        let journals = Arc::new(crate::journal::Journals::default());
+        match store.load_journals().await {
+            Ok(stored) => crate::xfr::restore(&journals, stored),
+            Err(e) => tracing::warn!(error = %e, "cannot read the stored IXFR journals: IXFR starts afresh"),
+        }
+        let published = Arc::new(tokio::sync::Notify::new());
         let (probe_tx, probe_rx) = mpsc::channel(4096);
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty(cfg.dns.edns_udp_size)));
         let stats = Arc::new(Stats::default());
@@ -159,6 +169,7 @@ impl App {
             cluster,
             events: events.clone(),
             outcomes: outcomes.clone(),
+            published: published.clone(),
         })
         .await?;
         writer.start().await?;
@@ -210,6 +221,8 @@ impl App {
             cmd_rx,
             control,
             redirect,
+            journals,
+            published,
         })
     }
 
@@ -275,6 +288,7 @@ impl App {
                 idle_timeout: cfg.dns.tcp_idle_timeout,
                 max_connections: cfg.dns.max_tcp_connections,
                 cookies: cookies.clone(),
+                journals: self.journals.clone(),
             };
             tasks.push(tokio::spawn(tcp::serve(
                 listener,
@@ -284,6 +298,13 @@ impl App {
                 self.shutdown.clone(),
             )));
         }
+        let transfers = crate::xfr::TransferTask {
+            snapshot: self.snapshot.clone(),
+            published: self.published.clone(),
+            journals: self.journals.clone(),
+            writer: self.control.writer.clone(),
+        };
+        tasks.push(tokio::spawn(transfers.run(self.shutdown.clone())));
         let writer = tokio::spawn(self.writer.run(self.probe_rx, self.cmd_rx, self.shutdown.clone()));
         let router = admin::router(self.control.admin_state(self.sources.config.admin.ui_public));
         let rates = self.control.metrics.answer_rates.clone();

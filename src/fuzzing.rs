@@ -14,7 +14,7 @@ use hickory_proto::rr::Name;
 
 use crate::counters::WorkerStats;
 use crate::dns::cookie::Cookies;
-use crate::dns::tcp::answer_stream;
+use crate::dns::tcp::{StreamParts, answer_stream};
 use crate::dns::{Outcome, Responder};
 use crate::snapshot::{AllUp, Snapshot};
 
@@ -33,6 +33,7 @@ pub fn fixture() -> Arc<ArcSwap<Snapshot>> {
                 regions: Arc::new(s.config.regions.clone()),
                 geoip: s.geoip.clone(),
                 tsig: s.config.tsig.clone(),
+                transfer: Arc::new(crate::snapshot::transfer::table(&s.config.zones)),
             },
             None,
         )
@@ -99,8 +100,10 @@ pub fn tcp(data: &[u8]) {
         let (mut client, server) = tokio::io::duplex(1 << 17);
         let stats = WorkerStats::default();
         let mut r = Responder::new(3);
-        let serve =
-            answer_stream(server, IpAddr::from([127, 0, 0, 1]), &snap, &stats, Duration::from_secs(5), &mut r, || {});
+        let journals = crate::journal::Journals::default();
+        let parts =
+            StreamParts { snapshot: &snap, stats: &stats, journals: &journals, deadline: Duration::from_secs(5) };
+        let serve = answer_stream(server, IpAddr::from([127, 0, 0, 1]), parts, &mut r, || {});
         let talk = async {
             let _ = client.write_all(data).await;
             let _ = client.shutdown().await;

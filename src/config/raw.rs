@@ -246,6 +246,37 @@ pub(super) struct GeoipConfig {
 pub(super) struct ZoneConfig {
     pub(super) origin: String,
     pub(super) file: PathBuf,
+    /// Who may AXFR/IXFR the zone: CIDRs (or addresses) and `key:NAME` entries.
+    #[serde(default)]
+    pub(super) transfer: Vec<String>,
+    /// Secondaries sent a NOTIFY after each change: `ADDRESS:PORT` (or an address, port 53).
+    #[serde(default)]
+    pub(super) notify: Vec<String>,
+    #[serde(default)]
+    pub(super) transfer_pools: TransferPools,
+    /// The IXFR journal's bounds: bytes of changes kept, and how long a change is kept.
+    #[serde(default = "default_journal_max_bytes")]
+    pub(super) journal_max_bytes: usize,
+    #[serde(default = "default_journal_max_age", deserialize_with = "duration")]
+    pub(super) journal_max_age: Duration,
+}
+
+/// What a pool looks like in a zone transfer (`transfer_pools`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferPools {
+    /// Every enabled, healthy member: a health change is a change of the zone.
+    #[default]
+    Healthy,
+    /// Every enabled member, whatever its health.
+    Enabled,
+}
+
+fn default_journal_max_bytes() -> usize {
+    1 << 20
+}
+fn default_journal_max_age() -> Duration {
+    Duration::from_secs(7 * 86_400)
 }
 
 /// `[[tsig]]`: a TSIG key (RFC 8945) clients sign requests with.

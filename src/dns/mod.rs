@@ -1,5 +1,6 @@
 //! The DNS side: wire parsing ([`wire`]), the answer engine ([`answer`]), TSIG
-//! ([`tsig`]) and the two transports that feed it ([`udp`], [`tcp`]).
+//! ([`tsig`]), the two transports that feed it ([`udp`], [`tcp`]), and zone
+//! transfers out over TCP ([`xfr`]).
 
 mod additional;
 pub mod answer;
@@ -11,5 +12,6 @@ pub mod tcp;
 pub mod tsig;
 pub mod udp;
 pub mod wire;
+pub mod xfr;
 
 pub use answer::{Outcome, Responder};

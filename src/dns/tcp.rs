@@ -27,6 +27,7 @@ use tracing::debug;
 use super::Responder;
 use super::cookie::Cookies;
 use crate::counters::WorkerStats;
+use crate::journal::Journals;
 use crate::shutdown::Shutdown;
 use crate::snapshot::Snapshot;
 
@@ -34,6 +35,8 @@ pub struct TcpSettings {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub cookies: Option<Arc<Cookies>>,
+    /// The IXFR journals, for zone transfers.
+    pub journals: Arc<Journals>,
 }
 
 /// One open connection, as the table sees it.
@@ -125,6 +128,7 @@ pub async fn serve(
             stats: stats.clone(),
             deadline: settings.idle_timeout,
             cookies: settings.cookies.clone(),
+            journals: settings.journals.clone(),
             table: table.clone(),
             last_active,
         };
@@ -145,6 +149,7 @@ struct Connection {
     stats: Arc<WorkerStats>,
     deadline: Duration,
     cookies: Option<Arc<Cookies>>,
+    journals: Arc<Journals>,
     table: Arc<Table>,
     last_active: Arc<AtomicU64>,
 }
@@ -153,11 +158,26 @@ impl Connection {
     async fn run(self, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
         let mut responder = Responder::new(fastrand::u64(..)).with_cookies(self.cookies.clone());
-        answer_stream(stream, peer.ip(), &self.snapshot, &self.stats, self.deadline, &mut responder, || {
+        let parts = StreamParts {
+            snapshot: &self.snapshot,
+            stats: &self.stats,
+            journals: &self.journals,
+            deadline: self.deadline,
+        };
+        answer_stream(stream, peer.ip(), parts, &mut responder, || {
             self.last_active.store(self.table.now_ms(), Ordering::Relaxed)
         })
         .await;
     }
+}
+
+/// What a connection answers from.
+pub struct StreamParts<'a> {
+    pub snapshot: &'a Arc<ArcSwap<Snapshot>>,
+    pub stats: &'a WorkerStats,
+    pub journals: &'a Journals,
+    /// Each message must arrive, and each answer be written, within it.
+    pub deadline: Duration,
 }
 
 /// Answers length-prefixed queries from `stream` in order until the client closes
@@ -167,12 +187,11 @@ impl Connection {
 pub async fn answer_stream<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     peer: IpAddr,
-    snapshot: &ArcSwap<Snapshot>,
-    stats: &WorkerStats,
-    deadline: Duration,
+    parts: StreamParts<'_>,
     responder: &mut Responder,
     mut answered: impl FnMut(),
 ) {
+    let StreamParts { snapshot, stats, journals, deadline } = parts;
     let mut inbuf = vec![0u8; 65535];
     let mut outbuf = Vec::with_capacity(4096);
     let mut framed = Vec::with_capacity(4098);
@@ -190,10 +209,22 @@ pub async fn answer_stream<S: AsyncRead + AsyncWrite + Unpin>(
             _ => return,
         };
         stats.query(true);
-        let outcome = {
+        let (outcome, transfer) = {
             let snap = snapshot.load();
-            responder.respond(&snap, &inbuf[..len], peer, true, &mut outbuf)
+            let outcome = responder.respond(&snap, &inbuf[..len], peer, true, &mut outbuf);
+            let refused = outcome.is_some_and(|o| o.rcode == super::wire::RCODE_REFUSED as u16);
+            (outcome, refused.then(|| responder.transfer(&snap, peer)).flatten())
         };
+        if let Some(req) = transfer {
+            stats.response(0, false);
+            let (query, tsig) = responder.request();
+            let asked = super::xfr::Asked { packet: &inbuf[..len], query, tsig };
+            if super::xfr::send(&mut stream, snapshot.load_full(), asked, journals, req, deadline).await.is_err() {
+                return;
+            }
+            answered();
+            continue;
+        }
         responder.sign(&mut outbuf);
         let Some(outcome) = outcome else {
             stats.dropped();

@@ -9,6 +9,7 @@
 
 mod build;
 mod pools;
+pub mod transfer;
 mod zone;
 
 pub use build::{Settings, build, rebuild_pools};
@@ -45,6 +46,8 @@ pub struct Snapshot {
     pub geoip: Option<Arc<GeoDb>>,
     /// `[[tsig]]` keys that signed queries are verified with.
     pub tsig: Arc<crate::tsig::Keys>,
+    /// Zone transfer settings of the zones that have any, by lower-cased wire origin.
+    pub transfer: Arc<transfer::TransferTable>,
 }
 
 impl Snapshot {
@@ -58,6 +61,7 @@ impl Snapshot {
             regions: Arc::default(),
             geoip: None,
             tsig: Arc::default(),
+            transfer: Arc::default(),
         }
     }
 
@@ -71,6 +75,7 @@ impl Snapshot {
             regions: self.regions.clone(),
             geoip: self.geoip.clone(),
             tsig: self.tsig.clone(),
+            transfer: self.transfer.clone(),
         }
     }
 }
@@ -123,6 +128,11 @@ impl Zone {
     /// The apex SOA RRset.
     pub fn soa(&self) -> RRsetView<'_> {
         RRsetView::new(6, 1, &self.soa)
+    }
+
+    /// Every node of the zone, each once, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeView<'_>> {
+        self.base.nodes_in(&self.layer)
     }
 
     /// The node at `name` (lower-cased wire), if the name exists.

@@ -79,6 +79,18 @@ impl Base {
         lookup(self, layer, name)
     }
 
+    /// Every node of the zone with `layer` over this base, each once (the
+    /// layer's version of a name it holds, and only while that name exists), in
+    /// no particular order: what a zone transfer walks.
+    pub fn nodes_in<'z>(&'z self, layer: &'z Layer) -> impl Iterator<Item = NodeView<'z>> + 'z {
+        let base = self
+            .nodes
+            .iter()
+            .filter(move |rec| layer.is_empty() || !layer.contains_key(self.name(rec)))
+            .map(move |rec| NodeView(Inner::Base(self, rec)));
+        base.chain(layer.values().filter(|l| l.exists()).map(|l| NodeView(Inner::Layer(l))))
+    }
+
     /// How many nodes (names, empty non-terminals included) the zone has.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
