@@ -218,7 +218,7 @@ pub async fn answer_stream<S: AsyncRead + AsyncWrite + Unpin>(
         if let Some(req) = transfer {
             stats.response(0, false);
             let (query, tsig) = responder.request();
-            let asked = super::xfr::Asked { packet: &inbuf[..len], query, tsig };
+            let asked = super::xfr::Asked { peer, packet: &inbuf[..len], query, tsig };
             if super::xfr::send(&mut stream, snapshot.load_full(), asked, journals, req, deadline).await.is_err() {
                 return;
             }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use hickory_proto::rr::RData;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tracing::info;
 
 use super::tsig::{self, StreamSigner};
 use super::wire;
@@ -169,6 +170,7 @@ fn first_record(rs: RRsetView<'_>) -> &[u8] {
 
 /// A transfer request as received: the packet, as parsed, and its TSIG state.
 pub struct Asked<'a> {
+    pub peer: std::net::IpAddr,
     pub packet: &'a [u8],
     pub query: &'a wire::Query,
     pub tsig: &'a tsig::Tsig,
@@ -185,12 +187,14 @@ pub async fn send<S: AsyncWrite + Unpin>(
     req: Request,
     deadline: Duration,
 ) -> std::io::Result<()> {
-    let Asked { packet, query: q, tsig } = asked;
+    let Asked { peer, packet, query: q, tsig } = asked;
     let Some(zone) = snap.zones.get(q.qname()).cloned() else { return Ok(()) };
     let limit = u16::MAX as usize - tsig.reserve();
     let msg = Message::new(packet, q.question_end, q.qname(), limit);
     let mut s = Sender { stream, msg, qname: q.qname().into(), signer: tsig.stream(), framed: Vec::new(), deadline };
+    let key = tsig.verified_key().map_or_else(|| "-".to_string(), |k| k.name.to_ascii());
     if !req.ixfr {
+        info!(zone = %zone.origin, %peer, %key, serial = zone.serial, "AXFR");
         s.zone(&snap, &zone, &req).await?;
         return s.flush().await;
     }
@@ -203,10 +207,14 @@ pub async fn send<S: AsyncWrite + Unpin>(
     };
     if serial_ge(serial, zone.serial) {
         // Up to date (or ahead): the current SOA alone.
+        info!(zone = %zone.origin, %peer, %key, serial, "IXFR: up to date");
         s.record(&zone.origin_wire, first_record(zone.soa())).await?;
     } else if let Some(changes) = journals.since(&zone.origin_wire, serial) {
+        let to = changes.last().map_or(serial, |c| c.to);
+        info!(zone = %zone.origin, %peer, %key, from = serial, to, changes = changes.len(), "IXFR: incremental");
         s.changes(&zone.origin_wire, &changes).await?;
     } else {
+        info!(zone = %zone.origin, %peer, %key, from = serial, to = zone.serial, "IXFR: the whole zone (serial not in the journal)");
         s.zone(&snap, &zone, &req).await?;
     }
     s.flush().await

@@ -35,3 +35,4 @@ mod scale;
 mod store;
 mod tsig;
 mod ui;
+mod xfr;
