@@ -55,6 +55,8 @@ impl Message {
 
     fn reset(&mut self, qname: &[u8]) {
         self.out.truncate(self.question_end);
+        // The counts, ARCOUNT included (the last message's TSIG counted there).
+        self.out[6..12].fill(0);
         self.names.clear();
         self.names.insert(qname.into(), 12);
         self.an = 0;

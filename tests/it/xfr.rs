@@ -69,6 +69,7 @@ fn setup(dir: &Path, probe_port: u16, notify: &[SocketAddr], pools: &str) -> Pat
          [[zone]]\norigin = \"{ORIGIN}\"\nfile = \"x.zone\"\ntransfer = [\"192.0.2.0/24\", \"key:xfr-key.\"]\n\
          notify = [{}]\ntransfer_pools = \"{pools}\"\n\n\
          [[zone]]\norigin = \"open.test.\"\nfile = \"open.zone\"\ntransfer = [\"127.0.0.0/8\"]\n\n\
+         [[zone]]\norigin = \"big.test.\"\nfile = \"big.zone\"\ntransfer = [\"key:xfr-key.\"]\n\n\
          [[pool]]\nname = \"www.x.test.\"\nttl = 30\n[[pool.member]]\naddress = \"127.0.0.2\"\n\
          [[pool.member]]\naddress = \"127.0.0.3\"\n[pool.health]\ncheck = \"tcp\"\nport = {probe_port}\n\
          interval = \"200ms\"\ntimeout = \"200ms\"\nrise = 1\nfall = 1\n",
@@ -77,6 +78,7 @@ fn setup(dir: &Path, probe_port: u16, notify: &[SocketAddr], pools: &str) -> Pat
     write(&dir.join("lbdns.toml"), &config);
     write(&dir.join("x.zone"), ZONE);
     write(&dir.join("open.zone"), &small_zone("www A 192.0.2.9\n"));
+    write(&dir.join("big.zone"), &small_zone(&big_records()));
     write(&dir.join("xfr.key"), SECRET);
     write(&dir.join("admin.token"), TOKEN);
     use std::os::unix::fs::PermissionsExt;
@@ -294,6 +296,40 @@ fn nsd_secondary_follows_writes_and_health() {
     follows(&lbdns, &sec, &mut backends, || lbdns_log().lines().any(|l| l.contains("IXFR: incremental")));
 }
 
+/// 3,000 TXT records (about 250 KB in a transfer: several messages).
+fn big_records() -> String {
+    (0..3000).map(|i| format!("t{i:04} TXT \"{}\"\n", "x".repeat(60))).collect()
+}
+
+/// A zone larger than one message: every message signed, and dig and kdig
+/// verify each (RFC 8945 section 5.3.1), the records all there once.
+#[test]
+fn a_large_zone_streams_in_signed_messages() {
+    if Command::new("dig").arg("-v").output().is_err() {
+        return skipped("no dig");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lbdns = spawn(&setup(dir.path(), 9, &[], "enabled"));
+    let key = format!("hmac-sha256:xfr-key.:{SECRET}");
+    let (at, port) = (format!("@{}", lbdns.dns.ip()), format!("-p{}", lbdns.dns.port()));
+    let out = dig(&[&at, &port, "-y", &key, "big.test.", "AXFR"]);
+    assert!(!out.contains("failure") && !out.contains("failed"), "{}", &out[out.len().saturating_sub(500)..]);
+    assert_eq!(records(&out).len(), 3000 + 2 + 2, "the records, NS and its address, the SOA twice");
+    let messages = out.lines().find_map(|l| l.split("(messages ").nth(1)?.split(',').next()?.parse::<u32>().ok());
+    assert!(messages.is_some_and(|m| m >= 3), "{messages:?}");
+    if !crate::tsig::have("kdig") {
+        return;
+    }
+    let k = Command::new("kdig").args([&at, &port, "-y", &key, "big.test.", "AXFR"]).output().unwrap();
+    let kout = String::from_utf8_lossy(&k.stdout);
+    assert!(k.status.success() && !kout.contains("failed"), "{}", &kout[kout.len().saturating_sub(500)..]);
+    assert!(
+        kout.contains(";; Received 3004 records") || kout.contains("3004 records"),
+        "{}",
+        &kout[kout.len() - 300..]
+    );
+}
+
 fn dig(args: &[&str]) -> String {
     let out = Command::new("dig").args(args).output().expect("dig runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -359,4 +395,24 @@ fn dig_axfr_ixfr_refused_and_restart() {
     lbdns = spawn(&config);
     assert_eq!(serial_at(lbdns.dns, ORIGIN), Some(second));
     assert!(incremental(&lbdns), "the journal did not outlive the restart");
+}
+
+/// `lbdns check` and start-up refuse a `transfer` key that is not a `[[tsig]]`
+/// key with the same message at the same line.
+#[test]
+fn check_and_start_up_agree_on_transfer_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), 9, &[], "healthy");
+    let text = std::fs::read_to_string(&config).unwrap().replace("key:xfr-key.", "key:other-key.");
+    write(&config, &text);
+    let line = text.lines().position(|l| l.contains("key:other-key.")).unwrap() + 1;
+    let wanted = format!("lbdns.toml:{line}: zone x.test.: transfer key:other-key. is not a [[tsig]] key");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lbdns")).args(args).arg("--config").arg(&config).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, check) = run(&["check"]);
+    assert!(!ok && check.contains(&wanted), "check: {check}");
+    let (ok, start) = run(&[]);
+    assert!(!ok && start.contains(&wanted), "start-up: {start}");
 }
