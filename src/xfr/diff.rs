@@ -3,6 +3,10 @@
 //! older one's names that are gone); a node whose transferred records are the
 //! same bytes costs a comparison.
 
+use std::collections::BTreeSet;
+
+use imbl::ordmap::DiffItem;
+
 use crate::config::TransferPools;
 use crate::journal::Rr;
 use crate::snapshot::{RRsetView, Snapshot, Zone, transfer::node_records};
@@ -14,8 +18,46 @@ pub struct Version<'s> {
     pub zone: &'s Zone,
 }
 
-/// The records removed from `old` and added in `new`.
+/// The records removed from `old` and added in `new`. When both share their
+/// base (API changes since the zone was built), only the names their layers
+/// differ in and the names of the pools rebuilt are compared: the cost is that
+/// of the change. Otherwise (a reload) every node is.
 pub fn diff(old: Version<'_>, new: Version<'_>, mode: TransferPools) -> (Vec<Rr>, Vec<Rr>) {
+    let same_base = std::sync::Arc::ptr_eq(&old.zone.base, &new.zone.base);
+    if !same_base || old.snap.pools.len() != new.snap.pools.len() {
+        return diff_all(old, new, mode);
+    }
+    let mut names: BTreeSet<Box<[u8]>> = old
+        .zone
+        .layer
+        .diff(&new.zone.layer)
+        .map(|d| match d {
+            DiffItem::Add(k, _) | DiffItem::Remove(k, _) | DiffItem::Update { new: (k, _), .. } => k.clone(),
+        })
+        .collect();
+    let pools = old.snap.pools.iter().zip(new.snap.pools.iter());
+    let rebuilt = pools.filter(|(p, q)| !std::sync::Arc::ptr_eq(p, q)).map(|(_, q)| &q.def.name);
+    names.extend(rebuilt.filter(|n| new.zone.origin.zone_of(n)).map(crate::snapshot::wire));
+    let (mut removed, mut added) = (Vec::new(), Vec::new());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for name in &names {
+        a.clear();
+        b.clear();
+        if let Some(o) = old.zone.node(name) {
+            node_records(old.snap, o, mode, &mut a);
+        }
+        if let Some(n) = new.zone.node(name) {
+            node_records(new.snap, n, mode, &mut b);
+        }
+        if a != b {
+            node_diff(name, &a, &b, &mut removed, &mut added);
+        }
+    }
+    (removed, added)
+}
+
+/// [`diff`] over every node of both versions.
+fn diff_all(old: Version<'_>, new: Version<'_>, mode: TransferPools) -> (Vec<Rr>, Vec<Rr>) {
     let (mut removed, mut added) = (Vec::new(), Vec::new());
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for node in new.zone.nodes() {
@@ -94,8 +136,9 @@ mod tests {
         let last = |v: &[Rr]| v.iter().map(|(o, r)| (o.len(), r[r.len() - 1])).collect::<Vec<_>>();
         assert_eq!(last(&removed), [(10, 2), (10, 3), (13, b'x')]);
         assert_eq!(last(&added), [(10, 9)]);
-        let (r, a) =
-            diff(Version { snap: &snap, zone: &new }, Version { snap: &snap, zone: &new }, TransferPools::Healthy);
+        let (vo, vn) = (Version { snap: &snap, zone: &old }, Version { snap: &snap, zone: &new });
+        assert_eq!(diff_all(vo, vn, TransferPools::Healthy), (removed, added), "the walk of every node agrees");
+        let (r, a) = diff(vn, vn, TransferPools::Healthy);
         assert!(r.is_empty() && a.is_empty());
     }
 }
