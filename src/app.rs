@@ -146,11 +146,7 @@ impl App {
         let cfg = &sources.config;
         let token = sources.admin_token.clone();
         let (mut store, etcd) = open_store(cfg).await?;
-        let journals = Arc::new(crate::journal::Journals::default());
-        match store.load_journals().await {
-            Ok(stored) => crate::xfr::restore(&journals, stored),
-            Err(e) => tracing::warn!(error = %e, "cannot read the stored IXFR journals: IXFR starts afresh"),
-        }
+        let journals = stored_journals(&mut *store).await;
         let published = Arc::new(tokio::sync::Notify::new());
         let (probe_tx, probe_rx) = mpsc::channel(4096);
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty(cfg.dns.edns_udp_size)));
@@ -260,6 +256,7 @@ impl App {
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight work
     /// finish, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let transfers = self.transfer_task();
         let mut threads = Vec::new();
         let rrl = self.sources.config.dns.rrl.map(|c| Arc::new(crate::dns::rrl::Rrl::new(c)));
         let dns_cfg = &self.sources.config.dns;
@@ -298,12 +295,6 @@ impl App {
                 self.shutdown.clone(),
             )));
         }
-        let transfers = crate::xfr::TransferTask {
-            snapshot: self.snapshot.clone(),
-            published: self.published.clone(),
-            journals: self.journals.clone(),
-            writer: self.control.writer.clone(),
-        };
         tasks.push(tokio::spawn(transfers.run(self.shutdown.clone())));
         let writer = tokio::spawn(self.writer.run(self.probe_rx, self.cmd_rx, self.shutdown.clone()));
         let router = admin::router(self.control.admin_state(self.sources.config.admin.ui_public));
@@ -339,6 +330,28 @@ impl App {
         .await
         .ok();
         Ok(())
+    }
+}
+
+/// The IXFR journals kept in `store`; none (IXFR starts afresh) if they cannot be read.
+async fn stored_journals(store: &mut dyn Store) -> Arc<crate::journal::Journals> {
+    let journals = Arc::new(crate::journal::Journals::default());
+    match store.load_journals().await {
+        Ok(stored) => crate::xfr::restore(&journals, stored),
+        Err(e) => tracing::warn!(error = %e, "cannot read the stored IXFR journals: IXFR starts afresh"),
+    }
+    journals
+}
+
+impl App {
+    /// The task that keeps the IXFR journals and sends NOTIFY.
+    fn transfer_task(&self) -> crate::xfr::TransferTask {
+        crate::xfr::TransferTask {
+            snapshot: self.snapshot.clone(),
+            published: self.published.clone(),
+            journals: self.journals.clone(),
+            writer: self.control.writer.clone(),
+        }
     }
 }
 
