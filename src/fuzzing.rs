@@ -33,6 +33,7 @@ pub fn fixture() -> Arc<ArcSwap<Snapshot>> {
                 regions: Arc::new(s.config.regions.clone()),
                 geoip: s.geoip.clone(),
                 tsig: s.config.tsig.clone(),
+                transfer: Arc::new(crate::snapshot::transfer::table(&s.config.zones)),
             },
             None,
         )
@@ -142,12 +143,14 @@ pub fn tcp(data: &[u8]) {
         let (mut client, server) = tokio::io::duplex(1 << 17);
         let stats = WorkerStats::default();
         let mut r = Responder::new(3);
+        let journals = crate::journal::Journals::default();
         let ctx = StreamCtx {
             peer: IpAddr::from([127, 0, 0, 1]),
             snapshot: &snap,
             stats: &stats,
             deadline: Duration::from_secs(5),
             updater: None,
+            journals: &journals,
         };
         let serve = answer_stream(server, ctx, &mut r, || {});
         let talk = async {
