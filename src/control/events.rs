@@ -15,7 +15,6 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::config::CheckKind;
 use crate::health::ProbeKey;
 
 use super::Writer;
@@ -125,12 +124,7 @@ impl Writer {
         let mut states = MemberStates::new();
         for (def, _) in &self.effective.pools {
             for m in &def.members {
-                let state = match (m.enabled, def.health.check) {
-                    (false, _) => "drained",
-                    (true, CheckKind::None) => "up",
-                    (true, _) => self.health.get(def, m.address).map_or("unknown", |h| h.state()),
-                };
-                states.insert((def.name.to_ascii(), m.address), state);
+                states.insert((def.name.to_ascii(), m.address), self.member_state(def, m));
             }
         }
         states

@@ -14,6 +14,7 @@ mod explain;
 mod outcomes;
 mod probes;
 mod publish;
+mod pushed;
 mod reload;
 mod remote;
 mod render;
@@ -118,6 +119,11 @@ pub struct Writer {
     all_down_seen: std::sync::Weak<Snapshot>,
     /// Which published pools each probe stream feeds.
     by_probe: probes::PoolsByProbe,
+    /// This node's health files, as last read.
+    files: health::file::FileVotes,
+    /// Overrides lapsing up to this time have been put out of effect: the time
+    /// at which the writer's view of overrides stands (see `pushed`).
+    expired_until: std::time::SystemTime,
 }
 
 /// The last change to a zone as this server saw it.
@@ -192,6 +198,8 @@ impl Writer {
             all_down: Default::default(),
             all_down_seen: Default::default(),
             by_probe: Default::default(),
+            files: Default::default(),
+            expired_until: std::time::SystemTime::now(),
         };
         writer.note_file_changes(None);
         Ok(writer)
@@ -215,6 +223,7 @@ impl Writer {
         }
         self.share_view();
         self.publish()?;
+        self.publish_override_gauges();
         self.note_all_down(false);
         Ok(())
     }
@@ -237,11 +246,18 @@ impl Writer {
         self.prober.sync(&keys, false);
         let mut remote = self.cluster.as_mut().and_then(|c| c.remote.take());
         loop {
+            let expiry = self.next_expiry();
             tokio::select! {
                 Some(r) = async { match remote.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                     let before = self.member_states();
                     self.remote(r);
+                    self.publish_override_gauges();
                     self.record_since(&before, |_, _| "changed on another server".into());
+                }
+                _ = async { match expiry { Some(t) => tokio::time::sleep_until(pushed::deadline_of(t)).await, None => std::future::pending().await } } => {
+                    let before = self.member_states();
+                    self.expire_overrides();
+                    self.record_since(&before, |_, _| "health override expired".into());
                 }
                 r = probes.recv() => {
                     let Some(first) = r else { return };
@@ -264,9 +280,14 @@ impl Writer {
                     Some(Command::Api(req, reply)) => {
                         let before = outcomes::is_write(&req).then(|| self.member_states());
                         let what = outcomes::describe(&req);
+                        let pushed = pushed::pushed_reason(&req);
                         let r = self.api_settled(req, &mut remote).await;
                         if let Some(before) = before {
-                            self.record_since(&before, events::api_reason);
+                            match pushed {
+                                Some(why) => self.record_since(&before, |_, _| why.clone()),
+                                None => self.record_since(&before, events::api_reason),
+                            }
+                            self.publish_override_gauges();
                         }
                         if let Some(what) = what {
                             self.outcomes.write(what, &r);

@@ -114,6 +114,7 @@ pub fn describe(req: &ApiRequest) -> Option<String> {
         R::PutMember(p, a, b) => ("PUT", format!("/v1/pools/{p}/members/{a}"), Some(b)),
         R::DeleteMember(p, a) => ("DELETE", format!("/v1/pools/{p}/members/{a}"), None),
         R::DeleteMemberOverride(p, a) => ("DELETE", format!("/v1/pools/{p}/members/{a}/override"), None),
+        R::PutMemberHealth(p, a, b, _) => ("PUT", format!("/v1/pools/{p}/members/{a}/health"), Some(b)),
         R::PutRRset(z, n, t, b) => ("PUT", format!("/v1/zones/{z}/records/{n}/{t}"), Some(b)),
         R::DeleteRRset(z, n, t) => ("DELETE", format!("/v1/zones/{z}/records/{n}/{t}"), None),
         R::DeleteRRsetOverride(z, n, t) => ("DELETE", format!("/v1/zones/{z}/records/{n}/{t}/override"), None),

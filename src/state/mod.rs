@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod cname;
+mod health;
 mod input;
 pub mod overlay;
 mod plan;

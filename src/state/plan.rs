@@ -37,6 +37,9 @@ impl InEffect<'_> {
             ApiRequest::PutMember(pool, address, body) => self.plan_put_member(&pool, &address, &body).map(Some),
             ApiRequest::DeleteMember(pool, address) => self.plan_delete_member(&pool, &address),
             ApiRequest::DeleteMemberOverride(pool, address) => self.plan_revert_member(&pool, &address).map(Some),
+            ApiRequest::PutMemberHealth(pool, address, body, now) => {
+                self.plan_member_health(&pool, &address, &body, now)
+            }
             ApiRequest::PutRRset(origin, name, rtype, body) => {
                 self.plan_put_rrset(&origin, &name, &rtype, &body).map(Some)
             }
