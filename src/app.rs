@@ -150,6 +150,8 @@ impl App {
         let cluster = etcd.map(|(settings, conn)| join_cluster(&settings, conn, &shutdown));
         let events = crate::control::Events::default();
         let outcomes = crate::control::Outcomes::default();
+        let (file_paths, paths_rx) = watch::channel(Vec::new());
+        let (file_tx, file_rx) = mpsc::channel(64);
         let mut writer = Writer::new(WriterParts {
             sources: sources.clone(),
             store,
@@ -159,8 +161,11 @@ impl App {
             cluster,
             events: events.clone(),
             outcomes: outcomes.clone(),
+            health_files: (file_paths, file_rx),
         })
         .await?;
+        // Ends when the writer, the other end of both channels, is gone.
+        tokio::spawn(crate::health::file::watch(paths_rx, file_tx));
         writer.start().await?;
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(256);
         let control = Control {

@@ -81,6 +81,7 @@ async fn ui_state(State(st): State<AdminState>) -> Response {
         "started": outcomes.started,
         "reload": outcomes.reload,
         "writes": outcomes.writes,
+        "health_file_problems": outcomes.health_files,
     });
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }

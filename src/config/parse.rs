@@ -83,6 +83,7 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
         redirect,
         etcd,
         probe_source: raw.health.source_address,
+        health_file: raw.health.health_file.as_deref().map(|p| cx.resolve(p)),
         path: path.to_path_buf(),
         dns,
         admin,
@@ -221,6 +222,12 @@ fn tsig_secret(cx: &mut Ctx, line: usize, name: &hickory_proto::rr::Name, tc: &T
 
 /// `[[pool]]`: each pool defined once and passing [`PoolDef::validate`], a
 /// member's problem at the member's line.
+/// A pool's health table with its `health_file` relative to the config's directory.
+fn resolved_file(cx: &Ctx, mut h: super::HealthConfig) -> super::HealthConfig {
+    h.health_file = h.health_file.map(|p: PathBuf| cx.resolve(&p));
+    h
+}
+
 fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, Vec<String>>) -> Vec<PoolDef> {
     let mut pools: Vec<PoolDef> = Vec::new();
     let mut names = HashSet::new();
@@ -244,7 +251,7 @@ fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, V
             max_answers: pc.max_answers,
             all_down: pc.all_down,
             fallback: pc.fallback.clone(),
-            health: pc.health.clone().unwrap_or_default(),
+            health: pc.health.clone().map(|h| resolved_file(cx, h)).unwrap_or_default(),
             members: pc.member.iter().map(|m| m.get_ref().clone()).collect(),
             line,
         };

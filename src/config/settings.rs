@@ -33,6 +33,8 @@ pub struct Config {
     /// `Some` when API state lives in etcd.
     pub etcd: Option<EtcdSettings>,
     pub probe_source: Option<IpAddr>,
+    /// `[health] health_file`, resolved against the config's directory.
+    pub health_file: Option<PathBuf>,
     /// `[[tsig]]` keys (secrets empty under [`Secrets::Skip`]).
     pub tsig: std::sync::Arc<crate::tsig::Keys>,
 }

@@ -130,6 +130,22 @@ impl Writer {
         states
     }
 
+    /// Records what changed between `before` and now, each with the reason
+    /// `reason` gives for its pool (parsed back from the event) and address.
+    pub(super) fn record_since_each(
+        &self,
+        before: &MemberStates,
+        reason: impl Fn(Option<&hickory_proto::rr::Name>, IpAddr) -> String,
+    ) {
+        for mut e in transitions(before, &self.member_states(), |_, _| String::new(), self.node()) {
+            let pool = crate::config::parse_fqdn(&e.pool).ok();
+            if let Some(a) = e.address {
+                e.reason = reason(pool.as_ref(), a);
+            }
+            self.events.push(e);
+        }
+    }
+
     /// Records what changed between `before` and now, for `reason`.
     pub(super) fn record_since(&self, before: &MemberStates, reason: impl Fn(&'static str, &'static str) -> String) {
         for e in transitions(before, &self.member_states(), reason, self.node()) {

@@ -121,6 +121,10 @@ pub struct Writer {
     by_probe: probes::PoolsByProbe,
     /// This node's health files, as last read.
     files: health::file::FileVotes,
+    /// The health files to watch, for their watcher.
+    file_paths: watch::Sender<Vec<std::path::PathBuf>>,
+    /// What the watcher read (taken by `run`).
+    file_updates: Option<mpsc::Receiver<health::file::FileUpdate>>,
     /// Overrides lapsing up to this time have been put out of effect: the time
     /// at which the writer's view of overrides stands (see `pushed`).
     expired_until: std::time::SystemTime,
@@ -171,13 +175,16 @@ pub struct WriterParts {
     pub events: Events,
     /// Where API write results are recorded; the status page reads it.
     pub outcomes: Outcomes,
+    /// The health files to watch (out) and what their watcher read (in).
+    pub health_files: (watch::Sender<Vec<std::path::PathBuf>>, mpsc::Receiver<health::file::FileUpdate>),
 }
 
 impl Writer {
     /// Loads the stored API changes over the sources. The first snapshot is built by
     /// [`Writer::start`], after the first probe round.
     pub async fn new(parts: WriterParts) -> Result<Writer, StateError> {
-        let WriterParts { sources, mut store, prober, snapshot, metrics, cluster, events, outcomes } = parts;
+        let WriterParts { sources, mut store, prober, snapshot, metrics, cluster, events, outcomes, health_files } =
+            parts;
         let overlay = store.load().await?;
         let (overlay, effective, refused) = fit(&sources, overlay)?;
         let mut writer = Writer {
@@ -199,8 +206,11 @@ impl Writer {
             all_down_seen: Default::default(),
             by_probe: Default::default(),
             files: Default::default(),
+            file_paths: health_files.0,
+            file_updates: Some(health_files.1),
             expired_until: std::time::SystemTime::now(),
         };
+        writer.follow_health_files();
         writer.note_file_changes(None);
         Ok(writer)
     }
@@ -245,6 +255,7 @@ impl Writer {
         let keys = self.probe_keys();
         self.prober.sync(&keys, false);
         let mut remote = self.cluster.as_mut().and_then(|c| c.remote.take());
+        let mut files = self.file_updates.take();
         loop {
             let expiry = self.next_expiry();
             tokio::select! {
@@ -253,6 +264,9 @@ impl Writer {
                     self.remote(r);
                     self.publish_override_gauges();
                     self.record_since(&before, |_, _| "changed on another server".into());
+                }
+                Some(u) = async { match files.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                    self.apply_file(u);
                 }
                 _ = async { match expiry { Some(t) => tokio::time::sleep_until(pushed::deadline_of(t)).await, None => std::future::pending().await } } => {
                     let before = self.member_states();

@@ -36,6 +36,7 @@ impl Outcome {
 struct Recorded {
     reload: Option<Outcome>,
     writes: VecDeque<Outcome>,
+    health_files: Vec<String>,
 }
 
 /// The shared record: the writer and the reload push, the status page reads.
@@ -58,6 +59,8 @@ pub struct OutcomesView {
     pub reload: Option<Outcome>,
     /// Newest first.
     pub writes: Vec<Outcome>,
+    /// The health files' lines that are ignored, `FILE:LINE: problem`.
+    pub health_files: Vec<String>,
 }
 
 impl Outcomes {
@@ -85,12 +88,18 @@ impl Outcomes {
         r.writes.push_back(outcome);
     }
 
+    /// Records the health files' ignored lines (all of them, replacing the last).
+    pub fn health_files(&self, problems: Vec<String>) {
+        self.lock().health_files = problems;
+    }
+
     pub fn view(&self) -> OutcomesView {
         let r = self.lock();
         OutcomesView {
             started: humantime::format_rfc3339_seconds(self.started).to_string(),
             reload: r.reload.clone(),
             writes: r.writes.iter().rev().cloned().collect(),
+            health_files: r.health_files.clone(),
         }
     }
 }

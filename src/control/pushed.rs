@@ -12,6 +12,7 @@ use hickory_proto::rr::Name;
 use serde_json::{Value, json};
 
 use crate::config::{CheckKind, MemberConfig, PoolDef};
+use crate::health::file::{FileUpdate, HealthFile};
 use crate::state::overlay::Origin;
 
 use super::render::rfc3339;
@@ -123,6 +124,80 @@ impl Writer {
             .map(|((pool, addr), o)| ((pool.to_ascii(), *addr), o.state.gauge()))
             .collect();
         self.metrics.overrides.store(Arc::new(map));
+    }
+}
+
+impl Writer {
+    /// The health files follow the config: `[health] health_file` for every pool,
+    /// a pool's own in its place. A file not read yet is read now (start-up and
+    /// reload publish with it), one no longer named is forgotten, and the watcher
+    /// is told what to watch.
+    pub(super) fn follow_health_files(&mut self) {
+        let global = self.sources.config.health_file.clone();
+        let by_pool: std::collections::HashMap<Name, std::path::PathBuf> =
+            self.sources.pools.iter().filter_map(|p| Some((p.name.clone(), p.health.health_file.clone()?))).collect();
+        self.files.global = global;
+        self.files.by_pool = by_pool;
+        let paths = self.files.paths();
+        self.files.files.retain(|p, _| paths.contains(p));
+        for path in &paths {
+            if !self.files.files.contains_key(path) {
+                let file = HealthFile::read(path);
+                report(path, &file);
+                self.files.files.insert(path.clone(), Arc::new(file));
+            }
+        }
+        self.outcomes.health_files(self.file_problems());
+        self.file_paths.send_if_modified(|p| {
+            let changed = *p != paths;
+            *p = paths;
+            changed
+        });
+    }
+
+    /// A health file changed: the pools it drives are rebuilt, this node's votes
+    /// shared, and each member it moved is an event naming the file and line.
+    pub(super) fn apply_file(&mut self, u: FileUpdate) {
+        if self.files.files.get(&u.path).is_some_and(|f| **f == *u.file) {
+            return;
+        }
+        report(&u.path, &u.file);
+        let before = self.member_states();
+        self.files.files.insert(u.path.clone(), u.file);
+        let pools: BTreeSet<Name> = self
+            .effective
+            .pools
+            .iter()
+            .filter(|(p, _)| self.files.path_of(&p.name) == Some(u.path.as_path()))
+            .map(|(p, _)| p.name.clone())
+            .collect();
+        self.publish_pools(|name| pools.contains(name));
+        self.share_view();
+        self.outcomes.health_files(self.file_problems());
+        let path = u.path.display().to_string();
+        self.record_since_each(&before, |pool, address| {
+            let line = pool.and_then(|p| self.files.entry(p, address)).map(|(_, l)| l);
+            match line {
+                Some(l) => {
+                    format!("health file {path}:{}: {}", l.line, l.reason.as_deref().unwrap_or(l.state.as_str()))
+                }
+                None => format!("health file {path}: no line for it now"),
+            }
+        });
+    }
+
+    /// Every health file's ignored lines, `FILE:LINE: problem`.
+    fn file_problems(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.files.files.values().flat_map(|f| f.problems.iter().cloned()).collect();
+        all.sort();
+        all
+    }
+}
+
+/// Logs a health file's ignored lines (each time the file is read anew).
+fn report(path: &std::path::Path, file: &HealthFile) {
+    for p in &file.problems {
+        tracing::warn!(file = %path.display(), "health file: {p} (line ignored)");
     }
 }
 

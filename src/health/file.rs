@@ -9,8 +9,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use hickory_proto::rr::Name;
+use tokio::sync::{mpsc, watch};
 
 use super::push::{FileEntry, Pushed};
 
@@ -41,13 +43,80 @@ impl HealthFile {
         f
     }
 
-    /// Reads and parses `path`: a missing file has no entries and no problem
-    /// (writers may remove it to hand every member back to the probes).
+    /// Reads and parses `path` (at start-up and reload, before the pools are
+    /// published with it): see [`HealthFile::of`].
     pub fn read(path: &Path) -> HealthFile {
-        match std::fs::read_to_string(path) {
+        HealthFile::of(path, std::fs::read_to_string(path))
+    }
+
+    /// A file from what reading it gave: a missing file has no entries and no
+    /// problem (a writer may remove it to hand every member back to the probes).
+    fn of(path: &Path, read: std::io::Result<String>) -> HealthFile {
+        match read {
             Ok(text) => HealthFile::parse(path, &text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HealthFile::default(),
             Err(e) => HealthFile { entries: HashMap::new(), problems: vec![format!("{}: {e}", path.display())] },
+        }
+    }
+}
+
+/// How often the watcher looks at each file's metadata (jittered ±10%).
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// A health file as the watcher read it after it changed.
+#[derive(Debug)]
+pub struct FileUpdate {
+    pub path: PathBuf,
+    pub file: Arc<HealthFile>,
+}
+
+/// What tells a changed file from an unchanged one without reading it: size,
+/// inode (a file replaced by rename) and change times; `None` when missing.
+type Signature = Option<(u64, u64, i64, i64, i64, i64)>;
+
+fn signature(path: &Path) -> Signature {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.size(), m.ino(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()))
+}
+
+/// The files of `list` whose signature differs from `seen`'s, read; `seen`
+/// updated (and rid of files no longer listed).
+fn look(list: Vec<PathBuf>, mut seen: HashMap<PathBuf, Signature>) -> (HashMap<PathBuf, Signature>, Vec<FileUpdate>) {
+    seen.retain(|p, _| list.contains(p));
+    let mut changed = Vec::new();
+    for path in list {
+        let sig = signature(&path);
+        if seen.get(&path) == Some(&sig) {
+            continue;
+        }
+        seen.insert(path.clone(), sig);
+        changed.push(FileUpdate { file: Arc::new(HealthFile::read(&path)), path });
+    }
+    (seen, changed)
+}
+
+/// Watches the files `paths` names (it changes on reload) with a short poll of
+/// their metadata, which also sees a file replaced by rename or created later,
+/// and sends each one read after a change (and each one once at first, so that
+/// a change between start-up's read and the first look is not missed). The
+/// file system is touched on the blocking pool. Ends when either channel's
+/// other end is gone.
+pub async fn watch(mut paths: watch::Receiver<Vec<PathBuf>>, updates: mpsc::Sender<FileUpdate>) {
+    let mut seen: HashMap<PathBuf, Signature> = HashMap::new();
+    loop {
+        let list = paths.borrow_and_update().clone();
+        let before = std::mem::take(&mut seen);
+        let Ok((now, changed)) = tokio::task::spawn_blocking(move || look(list, before)).await else { return };
+        seen = now;
+        for u in changed {
+            if updates.send(u).await.is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(super::probe::jitter(POLL)) => {}
+            changed = paths.changed() => if changed.is_err() { return },
         }
     }
 }

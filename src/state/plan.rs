@@ -104,6 +104,12 @@ impl InEffect<'_> {
         }
         let cfg: ApiPoolConfig = parse_json(body)?;
         let def = cfg.into_def(name.clone());
+        if def.health.health_file.is_some() {
+            // A path on the server is the config file's to name, not an API client's.
+            return Err(ApiError::unprocessable(
+                "health.health_file: set only in the config file, not through the API",
+            ));
+        }
         validate_pool(&def, &self.sources.config.regions)?;
         check_pool_placement(&def, self.zones).map_err(|e| ApiError::unprocessable(e.to_string()))?;
         let created = self.find_pool(&name).is_none();

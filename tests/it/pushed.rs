@@ -316,3 +316,55 @@ fn import(cfg: &Path, file: &Path) {
         Command::new(env!("CARGO_BIN_EXE_lbdns")).arg("import").arg("--config").arg(cfg).arg(file).output().unwrap();
     assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `[health] health_file` read at start and watched: lines take effect, bad
+/// ones are reported with FILE:LINE and ignored, a removed file hands every
+/// member back to the probes, and a pool's own file replaces the global one.
+#[test]
+fn a_health_file_drives_members_and_reports_bad_lines() {
+    let b = backends(11, 3);
+    let port = b[0].addr.port();
+    let own = pool("own.h.test.", port, "all_down=\"empty\"", &["127.0.0.11"]);
+    let own = own.replace("fall=2\n", "fall=2\nhealth_file=\"own.txt\"\n");
+    let pools = pool("www.h.test.", port, "all_down=\"empty\"", &["127.0.0.11", "127.0.0.12", "127.0.0.13"]) + &own;
+    let s = server(&pools, "[health]\nhealth_file=\"health.txt\"", &[("health.txt", "127.0.0.12 down maintenance\n")]);
+    let file = s.dir.path().join("health.txt");
+    assert_eq!(answered(&s, "www.h.test."), ["127.0.0.11", "127.0.0.13"], "read before the first answer");
+    let m = member(&s, "www.h.test.", "127.0.0.12");
+    assert_eq!((m["state"].as_str(), m["health"].as_str()), (Some("down"), Some("up")), "{m}");
+    assert_eq!(
+        (m["health_file"]["reason"].as_str(), m["health_file"]["line"].as_u64()),
+        (Some("maintenance"), Some(1))
+    );
+
+    write(&file, "127.0.0.12 up\nthis is not a line\n127.0.0.11 down draining for deploy\n");
+    wait_answers(&s, "www.h.test.", &["127.0.0.12", "127.0.0.13"]);
+    assert_eq!(answered(&s, "own.h.test."), ["127.0.0.11"], "a pool's own (missing) file replaces the global one");
+    let (_, page) = call(s.admin, "GET", "/ui/api/state", None);
+    let problems = page["health_file_problems"].as_array().unwrap();
+    let want = format!("{}:2: ", file.display());
+    assert!(problems.len() == 1 && problems[0].as_str().unwrap().starts_with(&want), "{problems:?}");
+    let e = last_event(&s, "127.0.0.11");
+    assert_eq!(e["reason"], format!("health file {}:3: draining for deploy", file.display()), "{e}");
+
+    // File up over failing probes; an override over the file; drained over both.
+    b[2].set_status(503);
+    write(&file, "127.0.0.13 up\n");
+    wait_answers(&s, "www.h.test.", &["127.0.0.11", "127.0.0.12", "127.0.0.13"]);
+    let m = member(&s, "www.h.test.", "127.0.0.13");
+    assert_eq!((m["state"].as_str(), m["health"].as_str()), (Some("up"), Some("down")), "{m}");
+    push(s.admin, "www.h.test.", "127.0.0.13", json!({"state": "down"}));
+    assert_eq!(answered(&s, "www.h.test."), ["127.0.0.11", "127.0.0.12"]);
+    push(s.admin, "www.h.test.", "127.0.0.13", json!({"state": "auto"}));
+    assert_eq!(answered(&s, "www.h.test."), ["127.0.0.11", "127.0.0.12", "127.0.0.13"]);
+    let drain = Some(r#"{"enabled": false}"#);
+    assert_eq!(call(s.admin, "PUT", "/v1/pools/www.h.test./members/127.0.0.13", drain).0, 200);
+    assert_eq!(answered(&s, "www.h.test."), ["127.0.0.11", "127.0.0.12"]);
+
+    // Without the file, the probes decide again.
+    std::fs::remove_file(&file).unwrap();
+    b[2].set_status(200);
+    assert_eq!(call(s.admin, "PUT", "/v1/pools/www.h.test./members/127.0.0.13", Some(r#"{"enabled": true}"#)).0, 200);
+    wait_answers(&s, "www.h.test.", &["127.0.0.11", "127.0.0.12", "127.0.0.13"]);
+    assert_eq!(member(&s, "www.h.test.", "127.0.0.11")["health_file"], Value::Null);
+}
