@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::backend::Backend;
 use crate::cluster::{Etcd, answers, api, node, within};
 
 const LIMIT: Duration = Duration::from_secs(5);
@@ -40,4 +41,40 @@ fn an_override_through_one_node_is_honoured_by_every_node() {
     for n in [&a, &b] {
         assert!(within(Duration::from_secs(10), || answers(n, "www.c.test.") == both).is_some(), "not lapsed");
     }
+}
+
+/// With `health = "quorum"` a node's health file is that node's own vote: one
+/// node's file saying down is outvoted, two of three take the member out.
+#[test]
+fn a_health_file_is_its_nodes_vote() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    let x = Backend::http("127.0.0.21", 0);
+    let y = Backend::http("127.0.0.22", x.addr.port());
+    let pool = format!(
+        "[health]\nhealth_file=\"health.txt\"\n\
+         [[pool]]\nname=\"app.c.test.\"\nall_down=\"empty\"\n\
+         [pool.health]\ncheck=\"http\"\nport={}\ninterval=\"200ms\"\ntimeout=\"1s\"\nrise=1\nfall=1\n\
+         [[pool.member]]\naddress=\"127.0.0.21\"\n[[pool.member]]\naddress=\"127.0.0.22\"\n",
+        x.addr.port()
+    );
+    let nodes: Vec<_> = ["a", "b", "c"].iter().map(|n| node(&etcd, n, "health=\"quorum\"", &pool)).collect();
+    let both = ["127.0.0.21", "127.0.0.22"];
+    for n in &nodes {
+        assert!(within(LIMIT, || answers(n, "app.c.test.") == both).is_some(), "{:?}", answers(n, "app.c.test."));
+    }
+    crate::harness::write(&nodes[2].dir.path().join("health.txt"), "127.0.0.22 down\n");
+    let votes = |n: &crate::harness::Server| {
+        let (_, p) = api(n, "GET", "/v1/pools/app.c.test.", None);
+        p["members"][1]["votes"].clone()
+    };
+    assert!(within(LIMIT, || votes(&nodes[0])["nodes"]["c"] == json!(false)).is_some(), "{}", votes(&nodes[0]));
+    for n in &nodes {
+        assert_eq!(answers(n, "app.c.test."), both, "one vote of three is outvoted");
+    }
+    crate::harness::write(&nodes[1].dir.path().join("health.txt"), "127.0.0.22 down maintenance\n");
+    for n in &nodes {
+        let t = within(LIMIT, || answers(n, "app.c.test.") == ["127.0.0.21"]);
+        assert!(t.is_some(), "two of three: {:?} {}", answers(n, "app.c.test."), votes(n));
+    }
+    drop(y);
 }
