@@ -376,6 +376,7 @@ fn join_cluster(settings: &EtcdSettings, conn: etcd::Connector, shutdown: &Shutd
     ClusterLink {
         node: settings.node.clone(),
         quorum: settings.health == ClusterHealth::Quorum,
+        probe_share: settings.probe_share,
         remote: Some(remote_rx),
         views: views_tx,
     }

@@ -11,8 +11,8 @@ use toml::Spanned;
 use super::lines::{LineIndex, find_key_line, find_line};
 use super::name::parse_fqdn;
 use super::raw::{
-    AdminConfig, ClusterConfig, DnsConfig, PolicyName, PoolConfig, RedirectConfig, RedirectHostConfig, StoreKind,
-    TsigConfig, ZoneConfig,
+    AdminConfig, ClusterConfig, ClusterHealth, DnsConfig, PolicyName, PoolConfig, RedirectConfig, RedirectHostConfig,
+    StoreKind, TsigConfig, ZoneConfig,
 };
 use super::recover::deserialize_all;
 use super::settings::{
@@ -309,6 +309,18 @@ fn cluster(cx: &mut Ctx, c: &ClusterConfig) -> Option<EtcdSettings> {
         cx.problem(cx.line_of("node"), "[cluster] node must be a non-empty name without /");
     }
     let (user, ca_pem, identity_pem) = etcd_credentials(cx, c, line);
+    if c.probe_share == Some(0) {
+        cx.problem(
+            cx.line_of("probe_share"),
+            "[cluster] probe_share must be at least 1 (leave it out: every node probes)",
+        );
+    }
+    if c.probe_share.is_some() && c.health != ClusterHealth::Quorum {
+        cx.problem(
+            cx.line_of("probe_share"),
+            "[cluster] probe_share needs health = \"quorum\": a node that does not probe a member takes its probers' votes",
+        );
+    }
     Some(EtcdSettings {
         endpoints: c.endpoints.clone(),
         prefix: c.prefix.clone(),
@@ -318,6 +330,7 @@ fn cluster(cx: &mut Ctx, c: &ClusterConfig) -> Option<EtcdSettings> {
         ca_pem,
         identity_pem,
         timeout: c.timeout,
+        probe_share: c.probe_share,
     })
 }
 

@@ -127,6 +127,9 @@ pub struct ClusterConfig {
     /// Deadline of each etcd request (a write waits at most this long).
     #[serde(default = "default_etcd_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// How many of the live nodes probe each member (default: every node).
+    #[serde(default)]
+    pub probe_share: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

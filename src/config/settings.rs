@@ -125,6 +125,9 @@ pub struct EtcdSettings {
     pub ca_pem: Option<Vec<u8>>,
     pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
     pub timeout: Duration,
+    /// `probe_share`: each member is probed by this many of the live nodes
+    /// (`None`: by every node).
+    pub probe_share: Option<u32>,
 }
 
 impl ApiPoolConfig {

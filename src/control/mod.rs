@@ -18,6 +18,7 @@ mod pushed;
 mod reload;
 mod remote;
 mod render;
+mod share;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -121,6 +122,8 @@ pub struct Writer {
     by_probe: probes::PoolsByProbe,
     /// This node's health files, as last read.
     files: health::file::FileVotes,
+    /// The other nodes with a health view in etcd (what `probe_share` divides over).
+    live: std::collections::BTreeSet<String>,
     /// The health files to watch, for their watcher.
     file_paths: watch::Sender<Vec<std::path::PathBuf>>,
     /// What the watcher read (taken by `run`).
@@ -153,6 +156,8 @@ type ZoneMap = rustc_hash::FxHashMap<Box<[u8]>, Arc<crate::snapshot::Zone>>;
 pub struct ClusterLink {
     pub node: String,
     pub quorum: bool,
+    /// `probe_share`: how many live nodes probe each member (`None`: all).
+    pub probe_share: Option<u32>,
     /// What the watch sees.
     pub remote: Option<mpsc::Receiver<Remote>>,
     /// This node's health view, for the task that publishes it.
@@ -206,6 +211,7 @@ impl Writer {
             all_down_seen: Default::default(),
             by_probe: Default::default(),
             files: Default::default(),
+            live: Default::default(),
             file_paths: health_files.0,
             file_updates: Some(health_files.1),
             expired_until: std::time::SystemTime::now(),
@@ -242,8 +248,12 @@ impl Writer {
         self.effective.pools.iter().map(|(p, _)| p.clone()).collect()
     }
 
+    /// The probe streams this node runs: every one the pools need, or with
+    /// `probe_share` its share of them.
     fn probe_keys(&self) -> Vec<ProbeKey> {
-        health::keys_of(&self.pool_defs())
+        let mut keys = health::keys_of(&self.pool_defs());
+        keys.retain(|k| self.assigned(k));
+        keys
     }
 
     pub async fn run(

@@ -38,6 +38,18 @@ impl Writer {
     }
 
     pub(super) fn set_nodes(&mut self, mut nodes: BTreeMap<String, Votes>) {
+        let live: std::collections::BTreeSet<String> = match &self.cluster {
+            Some(c) => nodes.keys().filter(|n| **n != c.node && *n != super::share::LEFT).cloned().collect(),
+            None => Default::default(),
+        };
+        let seeds = if live != self.live { self.verdicts() } else { Default::default() };
+        if self.shares_probes() {
+            let carried = self.carried(&nodes);
+            nodes.remove(super::share::LEFT);
+            if !carried.is_empty() {
+                nodes.insert(super::share::LEFT.to_string(), carried);
+            }
+        }
         match &self.cluster {
             Some(c) if c.quorum => {
                 nodes.remove(&c.node);
@@ -45,6 +57,7 @@ impl Writer {
             }
             _ => self.nodes.clear(),
         }
+        self.note_live(live, seeds);
     }
 
     /// Probes follow the pools in effect: new members are probed at once,

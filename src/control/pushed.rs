@@ -33,9 +33,18 @@ impl Writer {
         if let Some((_, line)) = view.pushed.file_of(&def.name, m.address) {
             return line.state.as_str();
         }
-        match def.health.check {
-            CheckKind::None => "up",
-            _ => self.health.get(def, m.address).map_or("unknown", |h| h.state()),
+        match (def.health.check, self.health.get(def, m.address)) {
+            (CheckKind::None, _) => "up",
+            (_, Some(h)) => h.state(),
+            // Not probed here (`probe_share`): what the probers' votes say.
+            (_, None) if self.shares_probes() && view.ballots(def, m.address).any(|(_, v)| v.is_some()) => {
+                if crate::snapshot::HealthView::is_up(&view, def, m.address) {
+                    "up"
+                } else {
+                    "down"
+                }
+            }
+            (_, None) => "unknown",
         }
     }
 

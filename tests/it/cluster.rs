@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::backend::Backend;
 use crate::harness::*;
 
-const TOKEN: &str = "cluster-test-token-0123456789abcdef";
+pub(crate) const TOKEN: &str = "cluster-test-token-0123456789abcdef";
 
 struct Member {
     name: String,
@@ -243,7 +243,7 @@ fn ports(n: usize) -> Vec<u16> {
     held.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
-const ZONE: &str = "$ORIGIN c.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ IN NS ns1\n\
+pub(crate) const ZONE: &str = "$ORIGIN c.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ IN NS ns1\n\
                     ns1 IN A 192.0.2.53\n";
 
 /// A node: its own DNS and admin ports, the shared etcd, and `extra` config.
