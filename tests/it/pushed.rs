@@ -368,3 +368,37 @@ fn a_health_file_drives_members_and_reports_bad_lines() {
     wait_answers(&s, "www.h.test.", &["127.0.0.11", "127.0.0.12", "127.0.0.13"]);
     assert_eq!(member(&s, "www.h.test.", "127.0.0.11")["health_file"], Value::Null);
 }
+
+/// `lbdns check` names a health file's bad lines as start-up does (FILE:LINE, a
+/// warning: the other lines apply), and refuses a `probe_share` it cannot use.
+#[test]
+fn check_reports_health_file_lines_and_a_bad_probe_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n\
+                [[zone]]\norigin=\"a.test.\"\nfile=\"a.zone\"\n";
+    write(&dir.path().join("a.zone"), &small_zone(""));
+    write(&dir.path().join("health"), "192.0.2.1 down\n192.0.2.2 maybe\n");
+    write(&dir.path().join("lbdns.toml"), &format!("{base}[health]\nhealth_file=\"health\"\n"));
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_lbdns"))
+            .arg("check")
+            .arg("--config")
+            .arg(dir.path().join("lbdns.toml"))
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("{}:2: \"maybe\" is not up or down", dir.path().join("health").display())), "{err}");
+    for (cluster, why) in
+        [("probe_share=0", "at least 1"), ("probe_share=1\nhealth=\"local\"", "needs health = \"quorum\"")]
+    {
+        let cfg =
+            format!("{base}[cluster]\nstore=\"etcd\"\nendpoints=[\"http://127.0.0.1:1\"]\nnode=\"a\"\n{cluster}\n");
+        write(&dir.path().join("lbdns.toml"), &cfg);
+        let out = check();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(why) && err.contains("probe_share"), "{cluster}: {err}");
+    }
+}
