@@ -9,10 +9,12 @@
 
 mod build;
 mod pools;
+mod read;
 mod zone;
 
-pub use build::{Settings, build, rebuild_pools};
+pub use build::{Settings, build, build_zones, pool_index, rebuild_pools};
 pub use pools::Pools;
+pub use read::{RRsetTexts, decode_rrset, node_name, rrset_texts};
 pub use zone::{Base, BaseBuilder, EncodedRRset, Layer, LayerNode, NodeView, RRsetView, RRsets, Records, TooLarge};
 
 use std::collections::BTreeMap;
@@ -98,6 +100,8 @@ pub struct Zone {
     pub serial: u32,
     soa_rdata: SOA,
     soa_ttl: u32,
+    /// The SOA serial of the zone file (before the API's changes advanced it).
+    file_serial: u32,
 }
 
 impl Zone {
@@ -117,7 +121,18 @@ impl Zone {
             serial: soa.serial,
             soa_rdata: soa,
             soa_ttl: self.soa_ttl,
+            file_serial: self.file_serial,
         })
+    }
+
+    /// This zone with its SOA serial advanced by `bump` from the zone file's
+    /// (itself, shared, when that is its serial already).
+    pub fn with_bump(self: &Arc<Zone>, bump: u32) -> Result<Arc<Zone>, RecordError> {
+        let serial = self.file_serial.wrapping_add(bump);
+        if serial == self.serial {
+            return Ok(self.clone());
+        }
+        self.with_serial_bump(self.file_serial, bump).map(Arc::new)
     }
 
     /// The apex SOA RRset.
@@ -146,6 +161,7 @@ impl Zone {
             serial: self.serial,
             soa_rdata: self.soa_rdata.clone(),
             soa_ttl: self.soa_ttl,
+            file_serial: self.file_serial,
         }
     }
 
@@ -382,6 +398,7 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
     let Some((mut soa, soa_ttl)) = apex_soa else {
         return Err(Problem::new(&data.file, 0, format!("zone {origin} has no SOA record at its apex")));
     };
+    let file_serial = soa.serial;
     // RFC 1982 serial arithmetic: wrapping addition.
     soa.serial = soa.serial.wrapping_add(serial_bump);
     let (soa_record, negative_soa) =
@@ -397,6 +414,7 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
         serial: soa.serial,
         soa_rdata: soa,
         soa_ttl,
+        file_serial,
     })
 }
 
