@@ -12,8 +12,8 @@ use super::grant::{Grant, GrantError, NamePattern};
 use super::lines::{LineIndex, find_key_line, find_line};
 use super::name::parse_fqdn;
 use super::raw::{
-    AdminConfig, ClusterConfig, DnsConfig, GrantConfig, PolicyName, PoolConfig, RedirectConfig, RedirectHostConfig,
-    StoreKind, TransferPools, TsigConfig, ZoneConfig,
+    AdminConfig, ClusterConfig, ClusterHealth, DnsConfig, GrantConfig, PolicyName, PoolConfig, RedirectConfig,
+    RedirectHostConfig, StoreKind, TransferPools, TsigConfig, ZoneConfig,
 };
 use super::recover::deserialize_all;
 use super::settings::{
@@ -87,6 +87,7 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
         redirect,
         etcd,
         probe_source: raw.health.source_address,
+        health_file: raw.health.health_file.as_deref().map(|p| cx.resolve(p)),
         path: path.to_path_buf(),
         dns,
         admin,
@@ -350,6 +351,12 @@ fn tsig_secret(cx: &mut Ctx, line: usize, name: &hickory_proto::rr::Name, tc: &T
 
 /// `[[pool]]`: each pool defined once and passing [`PoolDef::validate`], a
 /// member's problem at the member's line.
+/// A pool's health table with its `health_file` relative to the config's directory.
+fn resolved_file(cx: &Ctx, mut h: super::HealthConfig) -> super::HealthConfig {
+    h.health_file = h.health_file.map(|p: PathBuf| cx.resolve(&p));
+    h
+}
+
 fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, Vec<String>>) -> Vec<PoolDef> {
     let mut pools: Vec<PoolDef> = Vec::new();
     let mut names = HashSet::new();
@@ -373,7 +380,7 @@ fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, V
             max_answers: pc.max_answers,
             all_down: pc.all_down,
             fallback: pc.fallback.clone(),
-            health: pc.health.clone().unwrap_or_default(),
+            health: pc.health.clone().map(|h| resolved_file(cx, h)).unwrap_or_default(),
             members: pc.member.iter().map(|m| m.get_ref().clone()).collect(),
             line,
         };
@@ -431,6 +438,18 @@ fn cluster(cx: &mut Ctx, c: &ClusterConfig) -> Option<EtcdSettings> {
         cx.problem(cx.line_of("node"), "[cluster] node must be a non-empty name without /");
     }
     let (user, ca_pem, identity_pem) = etcd_credentials(cx, c, line);
+    if c.probe_share == Some(0) {
+        cx.problem(
+            cx.line_of("probe_share"),
+            "[cluster] probe_share must be at least 1 (leave it out: every node probes)",
+        );
+    }
+    if c.probe_share.is_some() && c.health != ClusterHealth::Quorum {
+        cx.problem(
+            cx.line_of("probe_share"),
+            "[cluster] probe_share needs health = \"quorum\": a node that does not probe a member takes its probers' votes",
+        );
+    }
     Some(EtcdSettings {
         endpoints: c.endpoints.clone(),
         prefix: c.prefix.clone(),
@@ -440,6 +459,7 @@ fn cluster(cx: &mut Ctx, c: &ClusterConfig) -> Option<EtcdSettings> {
         ca_pem,
         identity_pem,
         timeout: c.timeout,
+        probe_share: c.probe_share,
     })
 }
 

@@ -35,6 +35,8 @@ pub struct Config {
     /// `Some` when API state lives in etcd.
     pub etcd: Option<EtcdSettings>,
     pub probe_source: Option<IpAddr>,
+    /// `[health] health_file`, resolved against the config's directory.
+    pub health_file: Option<PathBuf>,
     /// `[[tsig]]` keys (secrets empty under [`Secrets::Skip`]).
     pub tsig: std::sync::Arc<crate::tsig::Keys>,
 }
@@ -173,6 +175,9 @@ pub struct EtcdSettings {
     pub ca_pem: Option<Vec<u8>>,
     pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
     pub timeout: Duration,
+    /// `probe_share`: each member is probed by this many of the live nodes
+    /// (`None`: by every node).
+    pub probe_share: Option<u32>,
 }
 
 impl ApiPoolConfig {
