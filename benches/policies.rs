@@ -99,6 +99,7 @@ fn snapshot(dir: &std::path::Path, policy: &str, n: usize) -> Snapshot {
         regions: Arc::new(s.config.regions.clone()),
         geoip: s.geoip.clone(),
         tsig: s.config.tsig.clone(),
+        dnssec: s.config.dnssec.clone(),
     };
     lbdns::snapshot::build(&s.zones, &s.pools, &AllUp, &Default::default(), settings, None).expect("snapshot builds")
 }

@@ -33,6 +33,7 @@ pub fn fixture() -> Arc<ArcSwap<Snapshot>> {
                 regions: Arc::new(s.config.regions.clone()),
                 geoip: s.geoip.clone(),
                 tsig: s.config.tsig.clone(),
+                dnssec: s.config.dnssec.clone(),
             },
             None,
         )

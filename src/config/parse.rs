@@ -16,8 +16,8 @@ use super::raw::{
 };
 use super::recover::deserialize_all;
 use super::settings::{
-    AdminSettings, Config, DnsSettings, EtcdSettings, PoolDef, RedirectSettings, RedirectTarget, Secrets, ZoneSpec,
-    unlisted_regions,
+    AdminSettings, Config, DnsSettings, DnssecSpec, EtcdSettings, PoolDef, RedirectSettings, RedirectTarget, Secrets,
+    ZoneSpec, unlisted_regions,
 };
 use crate::problem::Problem;
 use crate::secrets;
@@ -74,6 +74,7 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
     let dns = dns(&mut cx, raw.dns);
     let admin = admin(&mut cx, raw.admin);
     let zones = zones(&mut cx, &raw.zone);
+    let dnssec = std::sync::Arc::new(crate::dnssec::Signing::new(zone_keys(&mut cx, &zones)));
     let pools = pools(&mut cx, &raw.pool, &raw.regions);
     regions(&mut cx, &raw.regions, &pools);
     let etcd = raw.cluster.as_ref().and_then(|c| cluster(&mut cx, c));
@@ -92,6 +93,7 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
         zones,
         pools,
         tsig,
+        dnssec,
     };
     let mut problems = cx.problems;
     problems.sort_by_key(|p| p.line);
@@ -156,12 +158,29 @@ fn zones(cx: &mut Ctx, raw: &[Spanned<ZoneConfig>]) -> Vec<ZoneSpec> {
                 if zones.iter().any(|o| o.origin == origin) {
                     cx.problem(line, format!("zone {origin} is defined twice"));
                 }
-                zones.push(ZoneSpec { origin, file: cx.resolve(&zc.file), line });
+                let dnssec =
+                    zc.dnssec.as_ref().map(|d| DnssecSpec { key_dir: cx.resolve(&d.key_dir), algorithm: d.algorithm });
+                zones.push(ZoneSpec { origin, file: cx.resolve(&zc.file), line, dnssec });
             }
             Err(e) => cx.problem(line, format!("zone origin: {e}")),
         }
     }
     zones
+}
+
+/// `[zone.dnssec]`: each signed zone's keys read from its key directory
+/// (unless secrets are skipped), a problem naming the file for each that
+/// cannot be used.
+fn zone_keys(cx: &mut Ctx, zones: &[ZoneSpec]) -> Vec<crate::dnssec::ZoneKeys> {
+    let mut out = Vec::new();
+    for z in zones {
+        let Some(d) = z.dnssec.as_ref().filter(|_| cx.secrets == Secrets::Read) else { continue };
+        match crate::dnssec::keys::load_dir(&d.key_dir, &z.origin.to_ascii()) {
+            Ok(keys) => out.push(crate::dnssec::ZoneKeys::new(&z.origin, keys)),
+            Err(e) => cx.problem(z.line, format!("zone {} [zone.dnssec]: {e}", z.origin)),
+        }
+    }
+    out
 }
 
 /// `[[tsig]]`: each key named once, its secret read (unless secrets are

@@ -246,6 +246,18 @@ pub(super) struct GeoipConfig {
 pub(super) struct ZoneConfig {
     pub(super) origin: String,
     pub(super) file: PathBuf,
+    pub(super) dnssec: Option<DnssecConfig>,
+}
+
+/// `[zone.dnssec]`: sign the zone's answers with the keys in `key_dir`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DnssecConfig {
+    /// The zone's key directory, relative to the config file.
+    pub(super) key_dir: PathBuf,
+    /// The algorithm `lbdns dnssec keygen` makes keys of.
+    #[serde(default)]
+    pub(super) algorithm: crate::dnssec::Algorithm,
 }
 
 /// `[[tsig]]`: a TSIG key (RFC 8945) clients sign requests with.

@@ -35,6 +35,8 @@ pub struct Config {
     pub probe_source: Option<IpAddr>,
     /// `[[tsig]]` keys (secrets empty under [`Secrets::Skip`]).
     pub tsig: std::sync::Arc<crate::tsig::Keys>,
+    /// The signed zones' keys (none read under [`Secrets::Skip`]).
+    pub dnssec: std::sync::Arc<crate::dnssec::Signing>,
 }
 
 /// Validated `[redirect]`.
@@ -85,6 +87,16 @@ pub struct ZoneSpec {
     pub file: PathBuf,
     /// Line of the `[[zone]]` entry in the config file.
     pub line: usize,
+    /// `[zone.dnssec]`.
+    pub dnssec: Option<DnssecSpec>,
+}
+
+/// Validated `[zone.dnssec]`.
+#[derive(Debug, Clone)]
+pub struct DnssecSpec {
+    /// Absolute.
+    pub key_dir: PathBuf,
+    pub algorithm: crate::dnssec::Algorithm,
 }
 
 /// A pool after validation, from the config file or the admin API.

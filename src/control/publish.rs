@@ -33,6 +33,7 @@ impl Writer {
                 regions: Arc::new(self.sources.config.regions.clone()),
                 geoip: self.sources.geoip.clone(),
                 tsig: self.sources.config.tsig.clone(),
+                dnssec: self.sources.config.dnssec.clone(),
             },
             Some(&prev),
         )?;

@@ -4,6 +4,7 @@
 mod additional;
 pub mod answer;
 pub mod cookie;
+mod dnssec;
 pub mod mmsg;
 mod opt;
 pub mod rrl;

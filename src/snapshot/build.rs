@@ -18,6 +18,7 @@ pub struct Settings {
     pub regions: Arc<Regions>,
     pub geoip: Option<Arc<crate::geoip::GeoDb>>,
     pub tsig: Arc<crate::tsig::Keys>,
+    pub dnssec: Arc<crate::dnssec::Signing>,
 }
 
 /// Builds a complete snapshot. `previous` lends round-robin cursors to pools that
@@ -30,7 +31,7 @@ pub fn build(
     settings: Settings,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, Problem> {
-    let Settings { edns_udp_size, regions, geoip, tsig } = settings;
+    let Settings { edns_udp_size, regions, geoip, tsig, dnssec } = settings;
     let mut index: BTreeMap<Name, u32> = BTreeMap::new();
     let mut built = Vec::with_capacity(pools.len());
     // Previous pools by name: a reload of 100,000 pools must not search for each.
@@ -53,7 +54,7 @@ pub fn build(
         zone_map.insert(zone.origin_wire.clone(), Arc::new(zone));
     }
     let pools = built.into_iter().collect();
-    Ok(Snapshot { zones: Arc::new(zone_map), pools, edns_udp_size, regions: regions.clone(), geoip, tsig })
+    Ok(Snapshot { zones: Arc::new(zone_map), pools, edns_udp_size, regions: regions.clone(), geoip, tsig, dnssec })
 }
 
 /// Whether `pool` is what building `def` with `health` would make: the same
@@ -105,7 +106,13 @@ mod tests {
         let zone =
             crate::zone::parse_str(&config.zones[0].origin, Path::new("/z"), "@ 60 SOA ns h 1 2 3 4 30\n@ 60 NS ns\n");
         let defs: Vec<Arc<PoolDef>> = config.pools.into_iter().map(Arc::new).collect();
-        let settings = Settings { edns_udp_size: 1232, regions: Arc::default(), geoip: None, tsig: Arc::default() };
+        let settings = Settings {
+            edns_udp_size: 1232,
+            regions: Arc::default(),
+            geoip: None,
+            tsig: Arc::default(),
+            dnssec: Arc::default(),
+        };
         build(&[Arc::new(zone.unwrap())], &defs, health, &BTreeMap::new(), settings, previous).unwrap()
     }
 

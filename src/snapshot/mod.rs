@@ -45,6 +45,8 @@ pub struct Snapshot {
     pub geoip: Option<Arc<GeoDb>>,
     /// `[[tsig]]` keys that signed queries are verified with.
     pub tsig: Arc<crate::tsig::Keys>,
+    /// The signed zones' keys and the signature cache.
+    pub dnssec: Arc<crate::dnssec::Signing>,
 }
 
 impl Snapshot {
@@ -58,6 +60,7 @@ impl Snapshot {
             regions: Arc::default(),
             geoip: None,
             tsig: Arc::default(),
+            dnssec: Arc::default(),
         }
     }
 
@@ -71,6 +74,7 @@ impl Snapshot {
             regions: self.regions.clone(),
             geoip: self.geoip.clone(),
             tsig: self.tsig.clone(),
+            dnssec: self.dnssec.clone(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod cluster;
 mod cookies;
 mod core;
 mod data;
+mod dnssec;
 mod docs;
 mod events;
 mod explain;
