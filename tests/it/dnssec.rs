@@ -70,20 +70,24 @@ fn server(key_dir: &Path, backends: &[Backend]) -> Server {
          [[pool]]\nname=\"weighted.d.test.\"\npolicy=\"weighted\"\nttl=1\nmax_answers=2\n{}\
          [[pool]]\nname=\"geo.d.test.\"\npolicy=\"geo\"\nttl=1\nmax_answers=1\n\
          [[pool.member]]\naddress=\"192.0.2.30\"\nregion=\"ap\"\n[[pool.member]]\naddress=\"192.0.2.10\"\nregion=\"us\"\n\
+         [[pool]]\nname=\"big.d.test.\"\n{}\
          [[pool]]\nname=\"checked.d.test.\"\nttl=1\n\
          [pool.health]\ncheck=\"http\"\nport={port}\ninterval=\"100ms\"\ntimeout=\"300ms\"\nrise=1\nfall=1\n",
         geo.display(),
         key_dir.display(),
         members(&["192.0.2.1", "192.0.2.2", "192.0.2.3"]),
         members(&["192.0.2.4", "192.0.2.5", "2001:db8::5"]),
+        (1..=40).map(|i| format!("[[pool.member]]\naddress=\"198.51.100.{i}\"\n")).collect::<String>(),
     );
     for b in backends {
         cfg.push_str(&format!("[[pool.member]]\naddress=\"{}\"\n", b.addr.ip()));
     }
-    let zone = small_zone(
+    // Nine TXT records of 100 octets: too large for 512 bytes.
+    let long: String = (0..9).map(|i| format!("long TXT \"{i}{}\"\n", "x".repeat(99))).collect();
+    let zone = small_zone(&format!(
         "static A 192.0.2.50\nstatic TXT \"Hello\"\n*.wild A 192.0.2.60\nalias CNAME RR\n@ MX 10 Static\n\
-         sub NS ns.sub\nns.sub A 192.0.2.99\na.b.ent TXT x\n",
-    );
+         sub NS ns.sub\nns.sub A 192.0.2.99\na.b.ent TXT x\n{long}"
+    ));
     Server::start(&cfg, &[("d.zone", &zone)])
 }
 
@@ -298,5 +302,175 @@ fn delv_validates_pool_answers_and_denials() {
             .unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(text.contains(want), "delv {name} {t}:\n{text}");
+    }
+}
+
+/// A query straight to lbdns with DO=1 and `payload`.
+fn ask_signed(s: &Server, name: &str, t: RecordType, payload: u16) -> Message {
+    let mut m = msg(name, t);
+    let e = m.edns.as_mut().unwrap();
+    e.set_dnssec_ok(true);
+    e.set_max_payload(payload);
+    udp(s.dns, &m)
+}
+
+fn metric(s: &Server, name: &str) -> u64 {
+    let text = http_get(&format!("http://{}/metrics", s.admin));
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no {name}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// A round-robin pool of 3 with max_answers 2 has 3 distinct sets: 30 queries
+/// cost 3 signatures, each set has one RRSIG, and one set is written out of
+/// canonical order (unbound validates it in the test above).
+#[test]
+fn pool_answers_cost_one_signature_per_distinct_set() {
+    let (key_dir, _) = keys();
+    let s = server(&key_dir.path().join("keys"), &[]);
+    let before = metric(&s, "lbdns_dnssec_signatures_total");
+    let mut by_set: std::collections::BTreeMap<Vec<String>, std::collections::BTreeSet<String>> = Default::default();
+    let mut orders = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let r = ask_signed(&s, "rr.d.test.", RecordType::A, 1232);
+        let order = addrs(&r);
+        let mut set = order.clone();
+        set.sort();
+        orders.insert(order);
+        let sigs = r.answers.iter().filter(|x| x.record_type() == RecordType::RRSIG).map(|x| x.data.to_string());
+        by_set.entry(set).or_default().extend(sigs);
+    }
+    assert_eq!(by_set.len(), 3, "{by_set:?}");
+    let unsorted = |o: &Vec<String>| o.windows(2).any(|w| w[0] > w[1]);
+    assert!(orders.iter().any(unsorted), "a set written out of canonical order: {orders:?}");
+    assert!(by_set.values().all(|sigs| sigs.len() == 1), "one RRSIG per set: {by_set:?}");
+    assert_eq!(metric(&s, "lbdns_dnssec_signatures_total") - before, 3);
+    assert!(metric(&s, "lbdns_dnssec_cache_bytes") > 0);
+}
+
+/// With DO=1 a pool answer keeps room for its RRSIG: fewer members fit a
+/// 512-byte reply than without DO, the reply is not truncated and carries the
+/// RRSIG; over TCP every member comes, signed. A static RRset too large for
+/// UDP is truncated whole and comes signed over TCP.
+#[test]
+fn signed_answers_keep_within_the_size_limits() {
+    let (key_dir, _) = keys();
+    let s = server(&key_dir.path().join("keys"), &[]);
+    let plain = {
+        let mut m = msg("big.d.test.", RecordType::A);
+        m.edns.as_mut().unwrap().set_max_payload(512);
+        udp(s.dns, &m)
+    };
+    let signed = ask_signed(&s, "big.d.test.", RecordType::A, 512);
+    let bytes = signed.to_vec().unwrap().len();
+    assert!(bytes <= 512 && !signed.metadata.truncation, "{bytes} bytes");
+    let members = addrs(&signed).len();
+    assert!(members >= 1 && members < addrs(&plain).len(), "{members} signed, {} plain", addrs(&plain).len());
+    let rrsigs = |m: &Message| m.answers.iter().filter(|x| x.record_type() == RecordType::RRSIG).count();
+    assert_eq!(rrsigs(&signed), 1);
+    let mut m = msg("big.d.test.", RecordType::A);
+    m.edns.as_mut().unwrap().set_dnssec_ok(true);
+    let all = tcp(s.dns, &m);
+    assert_eq!((addrs(&all).len(), rrsigs(&all)), (40, 1));
+    let txt = ask_signed(&s, "long.d.test.", RecordType::TXT, 512);
+    assert!(txt.metadata.truncation && txt.answers.is_empty());
+    let mut m = msg("long.d.test.", RecordType::TXT);
+    m.edns.as_mut().unwrap().set_dnssec_ok(true);
+    let whole = tcp(s.dns, &m);
+    assert_eq!((whole.answers.len(), rrsigs(&whole)), (10, 1));
+}
+
+/// Queries without DO, or to a zone that is not signed, get what they got
+/// before: no RRSIG, NXDOMAIN for a name that does not exist (also with CO),
+/// and NXNAME is only refused in a signed zone.
+#[test]
+fn unsigned_answers_are_unchanged() {
+    let (key_dir, _) = keys();
+    let s = server(&key_dir.path().join("keys"), &[]);
+    let r = s.query("nope.d.test.", RecordType::A);
+    assert_eq!((r.metadata.response_code, r.authorities.len()), (ResponseCode::NXDomain, 1));
+    let r = s.query("rr.d.test.", RecordType::A);
+    assert!(r.answers.iter().all(|x| x.record_type() == RecordType::A));
+    let r = ask_signed(&s, "nope.d.test.", RecordType::A, 1232);
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError, "compact denial");
+    let nxname = ask_signed(&s, "static.d.test.", RecordType::Unknown(128), 1232);
+    assert_eq!(nxname.metadata.response_code, ResponseCode::FormErr);
+    // The CO flag (bit 14 of the OPT flags) asks for NXDOMAIN, and is echoed.
+    let mut m = msg("nope.d.test.", RecordType::A);
+    let mut bytes = m.to_vec().unwrap();
+    let n = bytes.len();
+    bytes[n - 4] = 0xc0; // DO and CO
+    m = Message::from_vec(&udp_raw(s.dns, &bytes).unwrap()).unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(m.authorities.iter().any(|x| x.record_type() == RecordType::NSEC));
+}
+
+/// A bad key is an error naming the file, in `lbdns check` and at start-up.
+#[test]
+fn a_bad_key_file_is_named_by_check_and_start_up() {
+    let (key_dir, _) = keys();
+    let private = std::fs::read_dir(key_dir.path().join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "private"))
+        .unwrap();
+    write(&private, "Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\nPrivateKey: AAAA\n");
+    let cfg = key_dir.path().join("lbdns.toml");
+    write(&key_dir.path().join("d.zone"), &small_zone(""));
+    let out = Command::new(LBDNS).arg("--config").arg(&cfg).arg("check").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(64), "{text}");
+    assert!(text.contains(&private.display().to_string()) && text.contains("PrivateKey"), "{text}");
+    let start = Server::try_start(
+        &format!(
+            "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n[[zone]]\norigin=\"d.test.\"\n\
+             file=\"d.zone\"\n[zone.dnssec]\nkey_dir=\"{}\"\n",
+            key_dir.path().join("keys").display()
+        ),
+        &[("d.zone", &small_zone(""))],
+    );
+    let err = start.err().expect("start-up refuses the key");
+    assert!(err.contains(&private.display().to_string()), "{err}");
+}
+
+/// A key rollover: a second key (Ed25519, the algorithm changed in the config)
+/// added with `keygen --add` is published and signs after SIGHUP, and a
+/// resolver whose trust anchor is the new key's DS alone validates.
+#[test]
+fn a_key_added_and_reloaded_is_published_and_signs() {
+    let (key_dir, _) = keys();
+    let dir = key_dir.path();
+    let cfg = dir.join("lbdns.toml");
+    let config = |alg: &str| {
+        format!(
+            "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n[[zone]]\norigin=\"d.test.\"\n\
+             file=\"d.zone\"\n[zone.dnssec]\nkey_dir=\"keys\"\nalgorithm=\"{alg}\"\n\
+             [[pool]]\nname=\"rr.d.test.\"\nmax_answers=1\n{}",
+            members(&["192.0.2.1", "192.0.2.2"])
+        )
+    };
+    write(&cfg, &config("ecdsap256sha256"));
+    write(&dir.join("d.zone"), &small_zone("static A 192.0.2.50\n"));
+    let r = crate::cli::spawn(&cfg);
+    let dnskeys = || udp(r.dns, &msg("d.test.", RecordType::DNSKEY)).answers.len();
+    assert_eq!(dnskeys(), 1);
+    write(&cfg, &config("ed25519"));
+    let run = |args: &[&str]| {
+        let out = Command::new(LBDNS).arg("--config").arg(&cfg).args(args).output().unwrap();
+        assert!(out.status.success(), "lbdns {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let refused = Command::new(LBDNS).arg("--config").arg(&cfg).args(["dnssec", "keygen", "d.test."]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(64), "keygen without --add refuses a second key");
+    run(&["dnssec", "keygen", "d.test.", "--add"]);
+    let ds = run(&["dnssec", "ds", "d.test."]);
+    let new_ds = ds.lines().find(|l| l.contains(" 15 2 ")).expect("an Ed25519 DS").to_string();
+    assert_eq!(ds.lines().count(), 2, "{ds}");
+    assert!(Command::new("kill").args(["-HUP", &r.child.id().to_string()]).status().unwrap().success());
+    assert!(wait_for(Duration::from_secs(10), || dnskeys() == 2), "the new key is published");
+    let Some(u) = Unbound::start(&new_ds, r.dns) else { return };
+    for (name, t) in [("static.d.test.", RecordType::A), ("rr.d.test.", RecordType::A), ("nope.d.test.", RecordType::A)]
+    {
+        let (rcode, ad, reply) = u.ask(name, t);
+        assert!(ad && rcode == ResponseCode::NoError, "{name}: {reply}");
     }
 }
