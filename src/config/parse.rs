@@ -17,8 +17,8 @@ use super::raw::{
 };
 use super::recover::deserialize_all;
 use super::settings::{
-    AdminSettings, Config, DnsSettings, EtcdSettings, PoolDef, RedirectSettings, RedirectTarget, Secrets, TransferRule,
-    TransferSettings, ZoneSpec, unlisted_regions,
+    AdminSettings, Config, DnsSettings, DnssecSpec, EtcdSettings, PoolDef, RedirectSettings, RedirectTarget, Secrets,
+    TransferRule, TransferSettings, ZoneSpec, unlisted_regions,
 };
 use crate::problem::Problem;
 use crate::secrets;
@@ -77,6 +77,7 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
     let tsig = tsig_keys(&mut cx, &raw.tsig);
     let key_names: Vec<hickory_proto::rr::Name> = tsig.iter().map(|k| k.name.clone()).collect();
     let zones = zones(&mut cx, &raw.zone, &key_names);
+    let dnssec = std::sync::Arc::new(crate::dnssec::Signing::new(zone_keys(&mut cx, &zones)));
     let pools = pools(&mut cx, &raw.pool, &raw.regions);
     regions(&mut cx, &raw.regions, &pools);
     let etcd = raw.cluster.as_ref().and_then(|c| cluster(&mut cx, c));
@@ -97,6 +98,7 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
         zones,
         pools,
         tsig,
+        dnssec,
     };
     let mut problems = cx.problems;
     problems.sort_by_key(|p| p.line);
@@ -163,7 +165,9 @@ fn zones(cx: &mut Ctx, raw: &[Spanned<ZoneConfig>], keys: &[hickory_proto::rr::N
                 }
                 let update = grants(cx, &origin, &zc.update, keys);
                 let transfer = transfer(cx, line, &origin, zc);
-                zones.push(ZoneSpec { origin, file: cx.resolve(&zc.file), line, update, transfer });
+                let dnssec =
+                    zc.dnssec.as_ref().map(|d| DnssecSpec { key_dir: cx.resolve(&d.key_dir), algorithm: d.algorithm });
+                zones.push(ZoneSpec { origin, file: cx.resolve(&zc.file), line, update, transfer, dnssec });
             }
             Err(e) => cx.problem(line, format!("zone origin: {e}")),
         }
@@ -207,6 +211,21 @@ fn grants(
         match (names, super::grant::parse_types(&gc.types)) {
             (Ok(names), Ok(types)) => out.push(Grant { key, names, types }),
             (Err(e), _) | (_, Err(e)) => cx.problem(line, at(&e)),
+        }
+    }
+    out
+}
+
+/// `[zone.dnssec]`: each signed zone's keys read from its key directory
+/// (unless secrets are skipped), a problem naming the file for each that
+/// cannot be used.
+fn zone_keys(cx: &mut Ctx, zones: &[ZoneSpec]) -> Vec<crate::dnssec::ZoneKeys> {
+    let mut out = Vec::new();
+    for z in zones {
+        let Some(d) = z.dnssec.as_ref().filter(|_| cx.secrets == Secrets::Read) else { continue };
+        match crate::dnssec::keys::load_dir(&d.key_dir, &z.origin.to_ascii()) {
+            Ok(keys) => out.push(crate::dnssec::ZoneKeys::new(&z.origin, keys)),
+            Err(e) => cx.problem(z.line, format!("zone {} [zone.dnssec]: {e}", z.origin)),
         }
     }
     out

@@ -268,6 +268,7 @@ pub(super) struct ZoneConfig {
     pub(super) journal_max_bytes: usize,
     #[serde(default = "default_journal_max_age", deserialize_with = "duration")]
     pub(super) journal_max_age: Duration,
+    pub(super) dnssec: Option<DnssecConfig>,
 }
 
 /// What a pool looks like in a zone transfer (`transfer_pools`).
@@ -296,6 +297,17 @@ pub(super) struct GrantConfig {
     pub(super) key: String,
     pub(super) names: Vec<String>,
     pub(super) types: Vec<String>,
+}
+
+/// `[zone.dnssec]`: sign the zone's answers with the keys in `key_dir`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DnssecConfig {
+    /// The zone's key directory, relative to the config file.
+    pub(super) key_dir: PathBuf,
+    /// The algorithm `lbdns dnssec keygen` makes keys of.
+    #[serde(default)]
+    pub(super) algorithm: crate::dnssec::Algorithm,
 }
 
 /// `[[tsig]]`: a TSIG key (RFC 8945) clients sign requests with.

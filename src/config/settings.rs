@@ -39,6 +39,8 @@ pub struct Config {
     pub health_file: Option<PathBuf>,
     /// `[[tsig]]` keys (secrets empty under [`Secrets::Skip`]).
     pub tsig: std::sync::Arc<crate::tsig::Keys>,
+    /// The signed zones' keys (none read under [`Secrets::Skip`]).
+    pub dnssec: std::sync::Arc<crate::dnssec::Signing>,
 }
 
 /// Validated `[redirect]`.
@@ -93,6 +95,8 @@ pub struct ZoneSpec {
     pub update: Vec<super::Grant>,
     /// Zone transfers out and NOTIFY.
     pub transfer: TransferSettings,
+    /// `[zone.dnssec]`.
+    pub dnssec: Option<DnssecSpec>,
 }
 
 /// A zone's `transfer`, `notify`, `transfer_pools` and journal bounds.
@@ -137,6 +141,14 @@ pub enum TransferRule {
     Net(ipnet::IpNet),
     /// A `[[tsig]]` key by name.
     Key(Name),
+}
+
+/// Validated `[zone.dnssec]`.
+#[derive(Debug, Clone)]
+pub struct DnssecSpec {
+    /// Absolute.
+    pub key_dir: PathBuf,
+    pub algorithm: crate::dnssec::Algorithm,
 }
 
 /// A pool after validation, from the config file or the admin API.

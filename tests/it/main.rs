@@ -13,6 +13,7 @@ mod cluster_push;
 mod cookies;
 mod core;
 mod data;
+mod dnssec;
 mod docs;
 mod events;
 mod explain;
