@@ -9,9 +9,11 @@
 //! bounded, and intervals are jittered ±10%.
 
 mod error;
+pub mod file;
 pub mod flap;
 mod http;
 pub mod probe;
+pub mod push;
 mod tcp;
 mod tls;
 pub mod weight;
@@ -191,15 +193,17 @@ pub struct ClusterView<'a> {
     pub local: &'a HealthTable,
     /// Other live nodes' views (empty: local decisions only).
     pub nodes: &'a std::collections::BTreeMap<String, Votes>,
+    /// Overrides and health files, over the probes (see [`push`]).
+    pub pushed: push::PushedView<'a>,
 }
 
 impl crate::snapshot::HealthView for ClusterView<'_> {
     fn is_up(&self, pool: &PoolDef, member: &MemberConfig) -> bool {
-        if !pool.health.probes() {
-            return true;
+        if let Some(o) = self.pushed.override_of(&pool.name, member.address) {
+            return o.state.is_up();
         }
-        if self.nodes.is_empty() {
-            return self.local.is_up(pool, member);
+        if !pool.health.probes() || self.nodes.is_empty() {
+            return self.local_vote(pool, member).unwrap_or(false);
         }
         let (mut voters, mut down) = (0u32, 0u32);
         for up in self.ballots(pool, member).filter_map(|(_, up)| up) {
@@ -220,18 +224,41 @@ impl ClusterView<'_> {
     /// others' by name; `None` where a node has no result for it yet (and so
     /// does not vote). The votes [`crate::snapshot::HealthView::is_up`] counts.
     pub fn ballots(&self, pool: &PoolDef, member: &MemberConfig) -> impl Iterator<Item = (Option<&str>, Option<bool>)> {
-        let key = ProbeKey::of(pool, member);
-        let id = key.as_ref().map(ProbeKey::id).unwrap_or_default();
-        let local = key.and_then(|k| self.local.members.get(&k)).and_then(|h| h.flap.up);
+        let id = ProbeKey::of(pool, member).as_ref().map(ProbeKey::id).unwrap_or_default();
+        let local = self.local_vote(pool, member);
         std::iter::once((None, local))
             .chain(self.nodes.iter().map(move |(node, v)| (Some(node.as_str()), v.get(&id).copied())))
     }
 }
 
-impl HealthTable {
-    /// This node's known results, by probe id (what it publishes to the others).
-    pub fn view(&self) -> Votes {
-        self.members.iter().filter_map(|(k, h)| Some((k.id(), h.flap.up?))).collect()
+impl ClusterView<'_> {
+    /// This node's own view of a member: its health file's line if it has one,
+    /// else its probes' result (`None` before the first); up without checks.
+    pub fn local_vote(&self, pool: &PoolDef, member: &MemberConfig) -> Option<bool> {
+        if let Some((_, line)) = self.pushed.file_of(&pool.name, member.address) {
+            return Some(line.state.is_up());
+        }
+        let Some(key) = ProbeKey::of(pool, member) else { return Some(true) };
+        self.local.members.get(&key).and_then(|h| h.flap.up)
+    }
+
+    /// This node's votes, by probe id (what it publishes to the others): its
+    /// probes' results, with its health files' lines over them.
+    pub fn votes<'p>(&self, pools: impl IntoIterator<Item = &'p Arc<PoolDef>>) -> Votes {
+        let mut votes: Votes = self.local.members.iter().filter_map(|(k, h)| Some((k.id(), h.flap.up?))).collect();
+        if self.pushed.files.files.is_empty() {
+            return votes;
+        }
+        for def in pools {
+            let Some(spec) = ProbeSpec::of(def).map(Arc::new) else { continue };
+            for m in &def.members {
+                if let Some((_, line)) = self.pushed.file_of(&def.name, m.address) {
+                    let key = ProbeKey { addr: m.address, probe: m.probe, spec: spec.clone() };
+                    votes.insert(key.id(), line.state.is_up());
+                }
+            }
+        }
+        votes
     }
 }
 

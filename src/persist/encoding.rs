@@ -1,6 +1,6 @@
 //! One encoding of the API state, shared by every store: the keys an entry is
 //! known by (`pools/NAME`, `members/POOL/ADDRESS`, `rrsets/ZONE/NAME/TYPE`,
-//! `serials/ZONE`; names percent-encode `%` and `/`) and the JSON values stored
+//! `serials/ZONE`, `health/POOL/ADDRESS`; names percent-encode `%` and `/`) and the JSON values stored
 //! under them. etcd stores the pairs as they are; SQLite stores the same values
 //! in its rows; `lbdns export` writes the pairs as one JSON document.
 
@@ -11,6 +11,7 @@ use hickory_proto::rr::{Name, RecordType};
 use super::State;
 use crate::config::{ApiPoolConfig, NameError, PoolDef, parse_fqdn};
 use crate::health::Votes;
+use crate::health::push::{decode_override, encode_override};
 use crate::state::overlay::{Change, Overlay, StoredRRset, decode_member, encode_member};
 
 /// A stored key whose value does not decode.
@@ -65,8 +66,10 @@ pub fn is_api_key(key: &str) -> bool {
 /// server's change costs what the change touches, as applying one's own does.
 #[derive(Debug, Default, PartialEq)]
 pub struct Touched {
-    /// Zones whose RRsets changed (re-derived and rebuilt).
+    /// Zones whose RRsets changed.
     pub records: std::collections::BTreeSet<Name>,
+    /// The RRsets that changed (each laid over its zone; the zone is not rebuilt).
+    pub rrsets: std::collections::BTreeSet<crate::state::RRsetKey>,
     /// Zones whose serial counter changed.
     pub serials: std::collections::BTreeSet<Name>,
     /// Pools that were put, deleted, or had a member changed.
@@ -79,9 +82,14 @@ impl Touched {
         for key in keys {
             let parts: Vec<&str> = key.split('/').collect();
             match parts.as_slice() {
-                ["rrsets", z, ..] => t.records.extend(name(z).ok()),
+                ["rrsets", z, n, rt] => {
+                    t.records.extend(name(z).ok());
+                    if let (Ok(z), Ok(n), Ok(rt)) = (name(z), name(n), rt.parse::<RecordType>()) {
+                        t.rrsets.insert((z, n, rt));
+                    }
+                }
                 ["serials", z] => t.serials.extend(name(z).ok()),
-                ["pools", p] | ["members", p, _] => t.pools.extend(name(p).ok()),
+                ["pools", p] | ["members", p, _] | ["health", p, _] => t.pools.extend(name(p).ok()),
                 _ => {}
             }
         }
@@ -90,6 +98,7 @@ impl Touched {
 
     pub fn add(&mut self, other: Touched) {
         self.records.extend(other.records);
+        self.rrsets.extend(other.rrsets);
         self.serials.extend(other.serials);
         self.pools.extend(other.pools);
     }
@@ -116,7 +125,14 @@ pub fn change_entries(change: &Change) -> Vec<(String, Option<String>)> {
         }
         Change::DeleteRRset { zone, name, rtype } => vec![(rrset_key(zone, name, *rtype), Some("null".into()))],
         Change::RevertRRset { zone, name, rtype } => vec![(rrset_key(zone, name, *rtype), None)],
+        Change::PutHealth { pool, address, over } => vec![(health_key(pool, address), Some(encode_override(over)))],
+        Change::ClearHealth { pool, address } => vec![(health_key(pool, address), None)],
     }
+}
+
+/// Where a member's health override is stored.
+pub fn health_key(pool: &Name, address: &IpAddr) -> String {
+    format!("health/{}/{address}", enc(&pool.to_ascii()))
 }
 
 pub fn pool_key(pool: &Name) -> String {
@@ -150,6 +166,9 @@ pub fn entries(o: &Overlay) -> Vec<(String, String)> {
     }
     for (zone, bumps) in &o.serials {
         out.push((serial_key(zone), bumps.to_string()));
+    }
+    for ((pool, addr), over) in &o.health {
+        out.push((health_key(pool, addr), encode_override(over)));
     }
     out
 }
@@ -213,6 +232,19 @@ impl State {
                     }
                 }
             }
+            ["health", p, a] => {
+                let p = name(p).map_err(|e| bad(&e))?;
+                let a: IpAddr = a.parse().map_err(|e| bad(&e))?;
+                match text {
+                    Some(t) => {
+                        let over = decode_override(&t).map_err(|e| bad(&e))?;
+                        self.overlay.health.insert((p, a), over);
+                    }
+                    None => {
+                        self.overlay.health.remove(&(p, a));
+                    }
+                }
+            }
             ["nodes", node] => match text {
                 Some(t) => {
                     let view: Votes = serde_json::from_str(&t).map_err(|e| bad(&e))?;
@@ -232,6 +264,21 @@ impl State {
 mod tests {
     use super::*;
     use crate::state::overlay::MemberFields;
+
+    /// A changed RRset key names its RRset (another server's RRset change is
+    /// laid over its zone, not a rebuild of the zone); other keys name a zone's
+    /// serial or a pool.
+    #[test]
+    fn touched_names_each_rrset() {
+        let n = |s: &str| parse_fqdn(s).unwrap();
+        let rrset = rrset_key(&n("example.test."), &n("_a.b.example.test."), RecordType::TXT);
+        let t = Touched::of([rrset.as_str(), "serials/example.test.", "members/www.example.test./192.0.2.1"]);
+        let key = (n("example.test."), n("_a.b.example.test."), RecordType::TXT);
+        assert_eq!(t.rrsets.into_iter().collect::<Vec<_>>(), [key]);
+        assert_eq!(t.records.into_iter().collect::<Vec<_>>(), [n("example.test.")]);
+        assert_eq!(t.serials.into_iter().collect::<Vec<_>>(), [n("example.test.")]);
+        assert_eq!(t.pools.into_iter().collect::<Vec<_>>(), [n("www.example.test.")]);
+    }
 
     /// Every kind of change survives the trip through keys and values.
     #[test]
@@ -253,7 +300,7 @@ mod tests {
                 zone: zone.clone(),
                 name: parse_fqdn("new.example.test.").unwrap(),
                 rtype: RecordType::TXT,
-                set: StoredRRset { ttl: 60, data: vec!["\"a/b%c\"".into()] },
+                set: StoredRRset::api(60, vec!["\"a/b%c\"".into()]),
             },
             Change::DeleteRRset {
                 zone: zone.clone(),

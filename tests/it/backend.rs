@@ -29,6 +29,8 @@ struct State {
     last: Mutex<String>,
     /// Extra response headers, `Name: value`.
     headers: Mutex<Vec<String>>,
+    /// Connections accepted, by source address.
+    sources: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
 }
 
 pub struct Backend {
@@ -65,6 +67,9 @@ impl Backend {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
+                if let Ok(p) = conn.peer_addr() {
+                    *st.sources.lock().unwrap().entry(p.ip()).or_insert(0) += 1;
+                }
                 if conn.peer_addr().is_ok_and(|p| st.refuse.lock().unwrap().contains(&p.ip())) {
                     continue;
                 }
@@ -114,6 +119,10 @@ impl Backend {
         let mut h = self.state.headers.lock().unwrap();
         h.retain(|l| !l.starts_with(&format!("{name}:")));
         h.push(line.to_string());
+    }
+    /// Connections accepted since the last call, by source address.
+    pub fn take_sources(&self) -> std::collections::HashMap<std::net::IpAddr, usize> {
+        std::mem::take(&mut *self.state.sources.lock().unwrap())
     }
 }
 
