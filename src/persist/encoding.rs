@@ -232,19 +232,7 @@ impl State {
                     }
                 }
             }
-            ["health", p, a] => {
-                let p = name(p).map_err(|e| bad(&e))?;
-                let a: IpAddr = a.parse().map_err(|e| bad(&e))?;
-                match text {
-                    Some(t) => {
-                        let over = decode_override(&t).map_err(|e| bad(&e))?;
-                        self.overlay.health.insert((p, a), over);
-                    }
-                    None => {
-                        self.overlay.health.remove(&(p, a));
-                    }
-                }
-            }
+            ["health", p, a] => self.apply_health(p, a, text.as_deref()).map_err(|e| bad(&e))?,
             ["nodes", node] => match text {
                 Some(t) => {
                     let view: Votes = serde_json::from_str(&t).map_err(|e| bad(&e))?;
@@ -255,6 +243,22 @@ impl State {
                 }
             },
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// `health/POOL/ADDRESS`: a member's health override (deleted: none).
+    fn apply_health(&mut self, pool: &str, address: &str, text: Option<&str>) -> Result<(), String> {
+        let p = name(pool).map_err(|e| e.to_string())?;
+        let a: IpAddr = address.parse().map_err(|e: std::net::AddrParseError| e.to_string())?;
+        match text {
+            Some(t) => {
+                let over = decode_override(t).map_err(|e| e.to_string())?;
+                self.overlay.health.insert((p, a), over);
+            }
+            None => {
+                self.overlay.health.remove(&(p, a));
+            }
         }
         Ok(())
     }
@@ -306,6 +310,15 @@ mod tests {
                 zone: zone.clone(),
                 name: parse_fqdn("static.example.test.").unwrap(),
                 rtype: RecordType::AAAA,
+            },
+            Change::PutHealth {
+                pool: parse_fqdn("www.example.test.").unwrap(),
+                address: "192.0.2.10".parse().unwrap(),
+                over: crate::health::push::HealthOverride {
+                    state: crate::health::push::Pushed::Down,
+                    reason: Some("a/b".into()),
+                    expires_at: Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_800_000_000_500)),
+                },
             },
         ];
         for c in &changes {
