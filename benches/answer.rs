@@ -27,6 +27,8 @@ fn snapshot(config: &str) -> Snapshot {
             regions: Arc::new(s.config.regions.clone()),
             geoip: s.geoip.clone(),
             tsig: s.config.tsig.clone(),
+            transfer: Default::default(),
+            dnssec: s.config.dnssec.clone(),
         },
         None,
     )

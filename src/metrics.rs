@@ -118,6 +118,7 @@ pub type Overrides = Arc<ArcSwap<std::collections::HashMap<(String, std::net::Ip
 impl prometheus_client::collector::Collector for QueryPath {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         self.encode_dns(&mut encoder)?;
+        self.encode_dnssec(&mut encoder)?;
         self.encode_pools(&mut encoder)
     }
 }
@@ -169,6 +170,25 @@ impl QueryPath {
             ConstCounter::new(v).encode(e.encode_family(&[("action", *action)])?)?;
         }
         Ok(())
+    }
+
+    /// DNSSEC signatures made (cache misses) and the signature cache's size.
+    fn encode_dnssec(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snap = self.snapshot.load();
+        let e = encoder.encode_descriptor(
+            "lbdns_dnssec_signatures",
+            "RRSIGs computed (not taken from the signature cache) since the keys were loaded",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(snap.dnssec.signatures()).encode(e)?;
+        let e = encoder.encode_descriptor(
+            "lbdns_dnssec_cache_bytes",
+            "Memory of the DNSSEC signature cache",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(snap.dnssec.cache_bytes() as i64).encode(e)
     }
 
     /// Each pool's counters and each member's health, from the current snapshot.

@@ -252,6 +252,62 @@ pub(super) struct GeoipConfig {
 pub(super) struct ZoneConfig {
     pub(super) origin: String,
     pub(super) file: PathBuf,
+    /// Who may change the zone by RFC 2136 UPDATE (none: UPDATE is refused).
+    #[serde(default)]
+    pub(super) update: Vec<Spanned<GrantConfig>>,
+    /// Who may AXFR/IXFR the zone: CIDRs (or addresses) and `key:NAME` entries.
+    #[serde(default)]
+    pub(super) transfer: Vec<String>,
+    /// Secondaries sent a NOTIFY after each change: `ADDRESS:PORT` (or an address, port 53).
+    #[serde(default)]
+    pub(super) notify: Vec<String>,
+    #[serde(default)]
+    pub(super) transfer_pools: TransferPools,
+    /// The IXFR journal's bounds: bytes of changes kept, and how long a change is kept.
+    #[serde(default = "default_journal_max_bytes")]
+    pub(super) journal_max_bytes: usize,
+    #[serde(default = "default_journal_max_age", deserialize_with = "duration")]
+    pub(super) journal_max_age: Duration,
+    pub(super) dnssec: Option<DnssecConfig>,
+}
+
+/// What a pool looks like in a zone transfer (`transfer_pools`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferPools {
+    /// Every enabled, healthy member: a health change is a change of the zone.
+    #[default]
+    Healthy,
+    /// Every enabled member, whatever its health.
+    Enabled,
+}
+
+fn default_journal_max_bytes() -> usize {
+    1 << 20
+}
+fn default_journal_max_age() -> Duration {
+    Duration::from_secs(7 * 86_400)
+}
+
+/// One entry of a zone's `update` list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GrantConfig {
+    /// A `[[tsig]]` key name.
+    pub(super) key: String,
+    pub(super) names: Vec<String>,
+    pub(super) types: Vec<String>,
+}
+
+/// `[zone.dnssec]`: sign the zone's answers with the keys in `key_dir`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DnssecConfig {
+    /// The zone's key directory, relative to the config file.
+    pub(super) key_dir: PathBuf,
+    /// The algorithm `lbdns dnssec keygen` makes keys of.
+    #[serde(default)]
+    pub(super) algorithm: crate::dnssec::Algorithm,
 }
 
 /// `[[tsig]]`: a TSIG key (RFC 8945) clients sign requests with.

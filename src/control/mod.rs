@@ -19,6 +19,7 @@ mod reload;
 mod remote;
 mod render;
 mod share;
+mod update;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -83,6 +84,15 @@ pub enum Command {
     Api(ApiRequest, oneshot::Sender<Result<Reply, ApiError>>),
     /// New sources after SIGHUP: applied as one swap, or refused whole.
     Reload(Box<Sources>, oneshot::Sender<Result<(), StateError>>),
+    /// An RFC 2136 UPDATE (its TSIG verified): the RCODE to answer, sent once
+    /// the change is stored and published.
+    Update(Box<crate::state::update::Update>, oneshot::Sender<hickory_proto::op::ResponseCode>),
+    /// From the transfer task: store this encoded IXFR journal entry of the
+    /// zone, keeping the zone's newest `keep` entries.
+    Journal { zone: Name, entry: Vec<u8>, keep: usize },
+    /// From the transfer task: a health change altered what a transfer of the
+    /// zone sends; advance its serial (stored) so that secondaries follow.
+    BumpSerial(Name),
 }
 
 /// The state in effect: sources with the overlay applied.
@@ -126,6 +136,8 @@ pub struct Writer {
     all_down_seen: std::sync::Weak<Snapshot>,
     /// Which published pools each probe stream feeds.
     by_probe: probes::PoolsByProbe,
+    /// Told after each swap (the transfer task waits on it).
+    published: Arc<tokio::sync::Notify>,
     /// This node's health files, as last read.
     files: health::file::FileVotes,
     /// The other nodes with a health view in etcd (what `probe_share` divides over).
@@ -154,6 +166,8 @@ enum ChangeSource {
     File,
     Api,
     Etcd,
+    /// An RFC 2136 UPDATE on this server.
+    Update,
 }
 
 type ZoneMap = rustc_hash::FxHashMap<Box<[u8]>, Arc<crate::snapshot::Zone>>;
@@ -186,6 +200,8 @@ pub struct WriterParts {
     pub events: Events,
     /// Where API write results are recorded; the status page reads it.
     pub outcomes: Outcomes,
+    /// Told after each snapshot swap.
+    pub published: Arc<tokio::sync::Notify>,
     /// The health files to watch (out) and what their watcher read (in).
     pub health_files: (watch::Sender<Vec<std::path::PathBuf>>, mpsc::Receiver<health::file::FileUpdate>),
 }
@@ -194,8 +210,18 @@ impl Writer {
     /// Loads the stored API changes over the sources. The first snapshot is built by
     /// [`Writer::start`], after the first probe round.
     pub async fn new(parts: WriterParts) -> Result<Writer, StateError> {
-        let WriterParts { sources, mut store, prober, snapshot, metrics, cluster, events, outcomes, health_files } =
-            parts;
+        let WriterParts {
+            sources,
+            mut store,
+            prober,
+            snapshot,
+            metrics,
+            cluster,
+            events,
+            outcomes,
+            published,
+            health_files,
+        } = parts;
         let overlay = store.load().await?;
         let (overlay, effective, refused) = fit(&sources, overlay)?;
         let mut writer = Writer {
@@ -216,6 +242,7 @@ impl Writer {
             all_down: Default::default(),
             all_down_seen: Default::default(),
             by_probe: Default::default(),
+            published,
             files: Default::default(),
             live: Default::default(),
             file_paths: health_files.0,
@@ -326,6 +353,13 @@ impl Writer {
                         self.note_all_down(true);
                         let _ = reply.send(r);
                     }
+                    Some(Command::Update(u, reply)) => {
+                        let before = self.member_states();
+                        let r = self.update_settled(&u, &mut remote).await;
+                        self.record_since(&before, |_, _| "changed by a DNS UPDATE".into());
+                        self.note_all_down(true);
+                        let _ = reply.send(r);
+                    }
                     Some(Command::Reload(sources, reply)) => {
                         let before = self.member_states();
                         let r = self.reload(*sources);
@@ -333,12 +367,30 @@ impl Writer {
                         self.note_all_down(true);
                         let _ = reply.send(r);
                     }
+                    Some(Command::Journal { zone, entry, keep }) => {
+                        if let Err(e) = self.store.journal(&zone, entry, keep).await {
+                            warn!(zone = %zone, error = %e, "cannot store the IXFR journal entry");
+                        }
+                    }
+                    Some(Command::BumpSerial(zone)) => self.bump_serial(zone).await,
                     None => return,
                 },
                 _ = shutdown.recv() => return,
             }
             // Whatever changed above may have left a pool with no member to answer.
             self.note_all_down(true);
+        }
+    }
+
+    /// Advances `zone`'s serial by one, stored first (see [`Command::BumpSerial`]).
+    async fn bump_serial(&mut self, zone: Name) {
+        if let Err(e) = self.store.bump(&zone).await {
+            warn!(zone = %zone, error = %e, "cannot advance the serial after a health change");
+            return;
+        }
+        *self.overlay.serials.entry(zone.clone()).or_default() += 1;
+        if let Err(e) = self.publish_serial(&zone) {
+            warn!(zone = %zone, error = %e, "cannot publish the serial after a health change");
         }
     }
 

@@ -304,7 +304,7 @@ mod tests {
                 zone: zone.clone(),
                 name: parse_fqdn("new.example.test.").unwrap(),
                 rtype: RecordType::TXT,
-                set: StoredRRset { ttl: 60, data: vec!["\"a/b%c\"".into()] },
+                set: StoredRRset::api(60, vec!["\"a/b%c\"".into()]),
             },
             Change::DeleteRRset {
                 zone: zone.clone(),

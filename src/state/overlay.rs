@@ -90,6 +90,39 @@ pub enum Change {
 pub struct StoredRRset {
     pub ttl: u32,
     pub data: Vec<String>,
+    /// What wrote it; absent in what older versions stored (the API).
+    #[serde(default, skip_serializing_if = "RRsetSource::is_api")]
+    pub source: RRsetSource,
+}
+
+impl StoredRRset {
+    /// An RRset written through the admin API.
+    pub fn api(ttl: u32, data: Vec<String>) -> StoredRRset {
+        StoredRRset { ttl, data, source: RRsetSource::Api }
+    }
+}
+
+/// What wrote a stored RRset: the admin API or an RFC 2136 UPDATE (both are
+/// API-layer changes over the zone file; the API shows which as `source`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RRsetSource {
+    #[default]
+    Api,
+    Update,
+}
+
+impl RRsetSource {
+    pub fn is_api(&self) -> bool {
+        *self == RRsetSource::Api
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RRsetSource::Api => "api",
+            RRsetSource::Update => "update",
+        }
+    }
 }
 
 /// The fields of a member that an override sets (also the body of `PUT
@@ -179,8 +212,21 @@ pub struct Overlay {
 }
 
 impl Overlay {
-    /// Applies `change` (already validated) for `zone`.
+    /// Applies `change` (already validated) for `zone`, one serial increment.
     pub fn apply(&mut self, change: &Change, zone: &Name) {
+        self.apply_all(std::slice::from_ref(change), zone);
+    }
+
+    /// Applies `changes` (already validated, one UPDATE message) for `zone`:
+    /// one serial increment for them all.
+    pub fn apply_all(&mut self, changes: &[Change], zone: &Name) {
+        for c in changes {
+            self.apply_one(c);
+        }
+        *self.serials.entry(zone.clone()).or_insert(0) += 1;
+    }
+
+    fn apply_one(&mut self, change: &Change) {
         match change {
             Change::PutPool(def) => {
                 self.pools.insert(def.name.clone(), (**def).clone());
@@ -217,7 +263,6 @@ impl Overlay {
                 self.health.remove(&(pool.clone(), *address));
             }
         }
-        *self.serials.entry(zone.clone()).or_insert(0) += 1;
     }
 
     /// The member overrides stored for `pool`, by address.

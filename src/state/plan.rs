@@ -243,7 +243,7 @@ impl InEffect<'_> {
             }
         }
         let created = z.rrset_at(&name, rtype).is_none();
-        let change = Change::PutRRset { zone: z.origin.clone(), name, rtype, set: StoredRRset { ttl: set.ttl, data } };
+        let change = Change::PutRRset { zone: z.origin.clone(), name, rtype, set: StoredRRset::api(set.ttl, data) };
         Ok(Planned::new(change, z.origin.clone(), created))
     }
 
