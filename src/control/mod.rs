@@ -334,25 +334,7 @@ impl Writer {
                 }
                 c = commands.recv() => match c {
                     Some(Command::Health(reply)) => { let _ = reply.send(self.health.clone()); }
-                    Some(Command::Api(req, reply)) => {
-                        let before = outcomes::is_write(&req).then(|| self.member_states());
-                        let what = outcomes::describe(&req);
-                        let pushed = pushed::pushed_reason(&req);
-                        let r = self.api_settled(req, &mut remote).await;
-                        if let Some(before) = before {
-                            match pushed {
-                                Some(why) => self.record_since(&before, |_, _| why.clone()),
-                                None => self.record_since(&before, events::api_reason),
-                            }
-                            self.publish_override_gauges();
-                        }
-                        if let Some(what) = what {
-                            self.outcomes.write(what, &r);
-                        }
-                        // Before the reply, so that a client reads its own write's events.
-                        self.note_all_down(true);
-                        let _ = reply.send(r);
-                    }
+                    Some(Command::Api(req, reply)) => self.api_command(req, reply, &mut remote).await,
                     Some(Command::Update(u, reply)) => {
                         let before = self.member_states();
                         let r = self.update_settled(&u, &mut remote).await;
@@ -380,6 +362,32 @@ impl Writer {
             // Whatever changed above may have left a pool with no member to answer.
             self.note_all_down(true);
         }
+    }
+
+    /// Answers an API request, recording the events and the outcome of a write
+    /// before the reply, so that a client reads its own write's events.
+    async fn api_command(
+        &mut self,
+        req: ApiRequest,
+        reply: oneshot::Sender<Result<Reply, ApiError>>,
+        remote: &mut Option<mpsc::Receiver<Remote>>,
+    ) {
+        let before = outcomes::is_write(&req).then(|| self.member_states());
+        let what = outcomes::describe(&req);
+        let pushed = pushed::pushed_reason(&req);
+        let r = self.api_settled(req, remote).await;
+        if let Some(before) = before {
+            match pushed {
+                Some(why) => self.record_since(&before, |_, _| why.clone()),
+                None => self.record_since(&before, events::api_reason),
+            }
+            self.publish_override_gauges();
+        }
+        if let Some(what) = what {
+            self.outcomes.write(what, &r);
+        }
+        self.note_all_down(true);
+        let _ = reply.send(r);
     }
 
     /// Advances `zone`'s serial by one, stored first (see [`Command::BumpSerial`]).
