@@ -60,6 +60,10 @@ pub struct App {
     /// Made before anything is spawned, so the etcd tasks stop with the rest.
     stopper: Stopper,
     shutdown: Shutdown,
+    /// The IXFR journals (the transfer task writes, TCP transfers read).
+    journals: Arc<crate::journal::Journals>,
+    /// Told by the writer after each swap; the transfer task waits on it.
+    published: Arc<tokio::sync::Notify>,
 }
 
 /// What can be done to a running server from outside: reload it.
@@ -141,7 +145,9 @@ impl App {
     pub async fn bind(sources: Sources) -> Result<App, AppError> {
         let cfg = &sources.config;
         let token = sources.admin_token.clone();
-        let (store, etcd) = open_store(cfg).await?;
+        let (mut store, etcd) = open_store(cfg).await?;
+        let journals = stored_journals(&mut *store).await;
+        let published = Arc::new(tokio::sync::Notify::new());
         let (probe_tx, probe_rx) = mpsc::channel(4096);
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty(cfg.dns.edns_udp_size)));
         let stats = Arc::new(Stats::default());
@@ -159,6 +165,7 @@ impl App {
             cluster,
             events: events.clone(),
             outcomes: outcomes.clone(),
+            published: published.clone(),
         })
         .await?;
         writer.start().await?;
@@ -210,6 +217,8 @@ impl App {
             cmd_rx,
             control,
             redirect,
+            journals,
+            published,
         })
     }
 
@@ -247,6 +256,7 @@ impl App {
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight work
     /// finish, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let transfers = self.transfer_task();
         let mut threads = Vec::new();
         let rrl = self.sources.config.dns.rrl.map(|c| Arc::new(crate::dns::rrl::Rrl::new(c)));
         let dns_cfg = &self.sources.config.dns;
@@ -276,6 +286,7 @@ impl App {
                 max_connections: cfg.dns.max_tcp_connections,
                 cookies: cookies.clone(),
                 updater: Some(updater.clone()),
+                journals: self.journals.clone(),
             };
             tasks.push(tokio::spawn(tcp::serve(
                 listener,
@@ -285,6 +296,7 @@ impl App {
                 self.shutdown.clone(),
             )));
         }
+        tasks.push(tokio::spawn(transfers.run(self.shutdown.clone())));
         let writer = tokio::spawn(self.writer.run(self.probe_rx, self.cmd_rx, self.shutdown.clone()));
         let router = admin::router(self.control.admin_state(self.sources.config.admin.ui_public));
         let rates = self.control.metrics.answer_rates.clone();
@@ -319,6 +331,28 @@ impl App {
         .await
         .ok();
         Ok(())
+    }
+}
+
+/// The IXFR journals kept in `store`; none (IXFR starts afresh) if they cannot be read.
+async fn stored_journals(store: &mut dyn Store) -> Arc<crate::journal::Journals> {
+    let journals = Arc::new(crate::journal::Journals::default());
+    match store.load_journals().await {
+        Ok(stored) => crate::xfr::restore(&journals, stored),
+        Err(e) => tracing::warn!(error = %e, "cannot read the stored IXFR journals: IXFR starts afresh"),
+    }
+    journals
+}
+
+impl App {
+    /// The task that keeps the IXFR journals and sends NOTIFY.
+    fn transfer_task(&self) -> crate::xfr::TransferTask {
+        crate::xfr::TransferTask {
+            snapshot: self.snapshot.clone(),
+            published: self.published.clone(),
+            journals: self.journals.clone(),
+            writer: self.control.writer.clone(),
+        }
     }
 }
 

@@ -23,16 +23,17 @@ pub fn fixture() -> Arc<ArcSwap<Snapshot>> {
     static SNAP: LazyLock<Arc<ArcSwap<Snapshot>>> = LazyLock::new(|| {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/fixture/lbdns.toml");
         let s = crate::Sources::load(&path).unwrap_or_else(|e| panic!("fuzz fixture: {e}"));
+        let zones = crate::snapshot::build_zones(&s.zones, &s.pools, &Default::default()).expect("fuzz fixture builds");
         let snap = crate::snapshot::build(
-            &s.zones,
+            &zones,
             &s.pools,
             &AllUp,
-            &Default::default(),
             crate::snapshot::Settings {
                 edns_udp_size: s.config.dns.edns_udp_size,
                 regions: Arc::new(s.config.regions.clone()),
                 geoip: s.geoip.clone(),
                 tsig: s.config.tsig.clone(),
+                transfer: Arc::new(crate::snapshot::transfer::table(&s.config.zones)),
             },
             None,
         )
@@ -115,10 +116,11 @@ fn update(packet: &[u8]) {
             let s = fixture_sources();
             let (overlay, refused) = (Overlay::default(), Default::default());
             let pools = effective_pools(s, &overlay);
+            let zones: Vec<_> = fixture().load().zones.values().cloned().collect();
             let state = crate::state::InEffect {
                 sources: s,
                 overlay: &overlay,
-                zones: &s.zones,
+                zones: &zones,
                 pools: &pools,
                 refused: &refused,
             };
@@ -144,12 +146,14 @@ pub fn tcp(data: &[u8]) {
         let (mut client, server) = tokio::io::duplex(1 << 17);
         let stats = WorkerStats::default();
         let mut r = Responder::new(3);
+        let journals = crate::journal::Journals::default();
         let ctx = StreamCtx {
             peer: IpAddr::from([127, 0, 0, 1]),
             snapshot: &snap,
             stats: &stats,
             deadline: Duration::from_secs(5),
             updater: None,
+            journals: &journals,
         };
         let serve = answer_stream(server, ctx, &mut r, || {});
         let talk = async {

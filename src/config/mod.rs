@@ -28,11 +28,11 @@ pub use name::{NameError, parse_fqdn};
 pub use parse::parse_all;
 pub use raw::{
     AllDown, ApiPoolConfig, CheckKind, ClusterConfig, ClusterHealth, GlobalHealthConfig, HealthConfig, MemberConfig,
-    PolicyName, RrlConfig, StoreKind, default_pool_ttl,
+    PolicyName, RrlConfig, StoreKind, TransferPools, default_pool_ttl,
 };
 pub use settings::{
     AdminSettings, Config, DnsSettings, EtcdSettings, MAX_TTL, PoolDef, RedirectSettings, RedirectTarget, Secrets,
-    ZoneSpec, unlisted_regions,
+    TransferRule, TransferSettings, ZoneSpec, unlisted_regions,
 };
 
 /// Reads and validates `path`. Zone files are not read here (see `crate::load`).

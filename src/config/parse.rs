@@ -13,12 +13,12 @@ use super::lines::{LineIndex, find_key_line, find_line};
 use super::name::parse_fqdn;
 use super::raw::{
     AdminConfig, ClusterConfig, DnsConfig, GrantConfig, PolicyName, PoolConfig, RedirectConfig, RedirectHostConfig,
-    StoreKind, TsigConfig, ZoneConfig,
+    StoreKind, TransferPools, TsigConfig, ZoneConfig,
 };
 use super::recover::deserialize_all;
 use super::settings::{
-    AdminSettings, Config, DnsSettings, EtcdSettings, PoolDef, RedirectSettings, RedirectTarget, Secrets, ZoneSpec,
-    unlisted_regions,
+    AdminSettings, Config, DnsSettings, EtcdSettings, PoolDef, RedirectSettings, RedirectTarget, Secrets, TransferRule,
+    TransferSettings, ZoneSpec, unlisted_regions,
 };
 use crate::problem::Problem;
 use crate::secrets;
@@ -82,6 +82,7 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
     let etcd = raw.cluster.as_ref().and_then(|c| cluster(&mut cx, c));
     let redirect = raw.redirect.as_ref().map(|r| redirect(&mut cx, r));
     let tsig = std::sync::Arc::new(crate::tsig::Keys::new(tsig));
+    transfer_checks(&mut cx, &zones, &raw.tsig, raw.cluster.as_ref());
     let config = Config {
         redirect,
         etcd,
@@ -160,7 +161,8 @@ fn zones(cx: &mut Ctx, raw: &[Spanned<ZoneConfig>], keys: &[hickory_proto::rr::N
                     cx.problem(line, format!("zone {origin} is defined twice"));
                 }
                 let update = grants(cx, &origin, &zc.update, keys);
-                zones.push(ZoneSpec { origin, file: cx.resolve(&zc.file), line, update });
+                let transfer = transfer(cx, line, &origin, zc);
+                zones.push(ZoneSpec { origin, file: cx.resolve(&zc.file), line, update, transfer });
             }
             Err(e) => cx.problem(line, format!("zone origin: {e}")),
         }
@@ -207,6 +209,88 @@ fn grants(
         }
     }
     out
+}
+
+/// A zone's `transfer`, `notify` and `transfer_pools`: each entry an address,
+/// a CIDR or `key:NAME` (the key is checked against `[[tsig]]` by
+/// [`transfer_keys`]), each NOTIFY target an address with an optional port.
+fn transfer(cx: &mut Ctx, line: usize, origin: &hickory_proto::rr::Name, zc: &ZoneConfig) -> TransferSettings {
+    let mut allow = Vec::new();
+    for entry in &zc.transfer {
+        let at = find_line_from(cx.text, line, &format!("{entry:?}"));
+        if let Some(key) = entry.strip_prefix("key:") {
+            match parse_fqdn(key) {
+                Ok(k) => allow.push(TransferRule::Key(k)),
+                Err(e) => cx.problem(at, format!("zone {origin}: transfer {entry:?}: key name: {e}")),
+            }
+        } else if let Ok(net) = entry.parse::<ipnet::IpNet>() {
+            allow.push(TransferRule::Net(net.trunc()));
+        } else if let Ok(ip) = entry.parse::<std::net::IpAddr>() {
+            allow.push(TransferRule::Net(ipnet::IpNet::from(ip)));
+        } else {
+            cx.problem(at, format!("zone {origin}: transfer {entry:?}: not an address, a CIDR or key:NAME"));
+        }
+    }
+    let mut notify = Vec::new();
+    for target in &zc.notify {
+        let parsed = target.parse::<std::net::SocketAddr>().ok();
+        match parsed.or_else(|| target.parse::<std::net::IpAddr>().ok().map(|ip| (ip, 53).into())) {
+            Some(a) => notify.push(a),
+            None => cx.problem(
+                find_line_from(cx.text, line, &format!("{target:?}")),
+                format!("zone {origin}: notify {target:?}: not ADDRESS or ADDRESS:PORT (use [v6]:port for IPv6)"),
+            ),
+        }
+    }
+    if zc.journal_max_bytes == 0 {
+        cx.problem(line, format!("zone {origin}: journal_max_bytes must be at least 1"));
+    }
+    TransferSettings {
+        allow,
+        notify,
+        pools: zc.transfer_pools,
+        journal_max_bytes: zc.journal_max_bytes,
+        journal_max_age: zc.journal_max_age,
+    }
+}
+
+/// The line of `needle` at or after line `from` (a zone's entries are below its
+/// `[[zone]]`), or `from` when it is not found.
+fn find_line_from(text: &str, from: usize, needle: &str) -> usize {
+    let skip: usize = text.split_inclusive('\n').take(from.saturating_sub(1)).map(str::len).sum();
+    match text.get(skip..).and_then(|rest| rest.find(needle)) {
+        Some(at) => from + text[skip..skip + at].matches('\n').count(),
+        None => from,
+    }
+}
+
+/// Checks what transfers need from other tables: every `key:` names a
+/// `[[tsig]]` key, and `transfer_pools = "healthy"` is not used where each
+/// cluster node has its own view of health (`[cluster] health = "local"`).
+fn transfer_checks(cx: &mut Ctx, zones: &[ZoneSpec], raw: &[Spanned<TsigConfig>], cluster: Option<&ClusterConfig>) {
+    let keys: Vec<_> = raw.iter().filter_map(|t| parse_fqdn(&t.get_ref().name).ok()).collect();
+    let local = cluster.is_some_and(|c| c.store == StoreKind::Etcd && c.health == super::raw::ClusterHealth::Local);
+    for z in zones {
+        for rule in &z.transfer.allow {
+            if let TransferRule::Key(k) = rule
+                && !keys.contains(k)
+            {
+                let at = find_line_from(cx.text, z.line, &format!("key:{}", k.to_ascii().trim_end_matches('.')));
+                cx.problem(at, format!("zone {}: transfer key:{k} is not a [[tsig]] key", z.origin));
+            }
+        }
+        if local && z.transfer.active() && z.transfer.pools == TransferPools::Healthy {
+            cx.problem(
+                z.line,
+                format!(
+                    "zone {}: transfer_pools = \"healthy\" needs one view of health in the cluster, \
+                     and [cluster] health = \"local\" gives each node its own: use transfer_pools = \"enabled\" \
+                     (or health = \"quorum\")",
+                    z.origin
+                ),
+            );
+        }
+    }
 }
 
 /// `[[tsig]]`: each key named once, its secret read (unless secrets are

@@ -249,6 +249,37 @@ pub(super) struct ZoneConfig {
     /// Who may change the zone by RFC 2136 UPDATE (none: UPDATE is refused).
     #[serde(default)]
     pub(super) update: Vec<Spanned<GrantConfig>>,
+    /// Who may AXFR/IXFR the zone: CIDRs (or addresses) and `key:NAME` entries.
+    #[serde(default)]
+    pub(super) transfer: Vec<String>,
+    /// Secondaries sent a NOTIFY after each change: `ADDRESS:PORT` (or an address, port 53).
+    #[serde(default)]
+    pub(super) notify: Vec<String>,
+    #[serde(default)]
+    pub(super) transfer_pools: TransferPools,
+    /// The IXFR journal's bounds: bytes of changes kept, and how long a change is kept.
+    #[serde(default = "default_journal_max_bytes")]
+    pub(super) journal_max_bytes: usize,
+    #[serde(default = "default_journal_max_age", deserialize_with = "duration")]
+    pub(super) journal_max_age: Duration,
+}
+
+/// What a pool looks like in a zone transfer (`transfer_pools`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferPools {
+    /// Every enabled, healthy member: a health change is a change of the zone.
+    #[default]
+    Healthy,
+    /// Every enabled member, whatever its health.
+    Enabled,
+}
+
+fn default_journal_max_bytes() -> usize {
+    1 << 20
+}
+fn default_journal_max_age() -> Duration {
+    Duration::from_secs(7 * 86_400)
 }
 
 /// One entry of a zone's `update` list.

@@ -40,7 +40,7 @@ use crate::shutdown::Shutdown;
 use crate::snapshot::Snapshot;
 use crate::sources::Sources;
 use crate::state::{InEffect, RRsetKey};
-use crate::zone::{ZoneCheckError, ZoneData};
+use crate::zone::ZoneCheckError;
 use effect::fit;
 pub use events::{Event, Events};
 pub use outcomes::{Outcome, Outcomes, OutcomesView};
@@ -85,13 +85,25 @@ pub enum Command {
     /// An RFC 2136 UPDATE (its TSIG verified): the RCODE to answer, sent once
     /// the change is stored and published.
     Update(Box<crate::state::update::Update>, oneshot::Sender<hickory_proto::op::ResponseCode>),
+    /// From the transfer task: store this encoded IXFR journal entry of the
+    /// zone, keeping the zone's newest `keep` entries.
+    Journal { zone: Name, entry: Vec<u8>, keep: usize },
+    /// From the transfer task: a health change altered what a transfer of the
+    /// zone sends; advance its serial (stored) so that secondaries follow.
+    BumpSerial(Name),
 }
 
 /// The state in effect: sources with the overlay applied.
 #[derive(Clone)]
 struct Effective {
-    zones: Vec<Arc<ZoneData>>,
+    /// Each zone as its file has it (the base) with the API's RRsets laid over
+    /// it: the zone the snapshot serves, but for its SOA serial, which each
+    /// publish advances from the overlay's counters.
+    zones: Vec<Arc<crate::snapshot::Zone>>,
     pools: Vec<(Arc<PoolDef>, Origin)>,
+    /// The pool list changed since the zones were built: their pool nodes are
+    /// marked for the old list until the next full publish builds them again.
+    pools_moved: bool,
 }
 
 pub struct Writer {
@@ -122,6 +134,8 @@ pub struct Writer {
     all_down_seen: std::sync::Weak<Snapshot>,
     /// Which published pools each probe stream feeds.
     by_probe: probes::PoolsByProbe,
+    /// Told after each swap (the transfer task waits on it).
+    published: Arc<tokio::sync::Notify>,
 }
 
 /// The last change to a zone as this server saw it.
@@ -171,13 +185,15 @@ pub struct WriterParts {
     pub events: Events,
     /// Where API write results are recorded; the status page reads it.
     pub outcomes: Outcomes,
+    /// Told after each snapshot swap.
+    pub published: Arc<tokio::sync::Notify>,
 }
 
 impl Writer {
     /// Loads the stored API changes over the sources. The first snapshot is built by
     /// [`Writer::start`], after the first probe round.
     pub async fn new(parts: WriterParts) -> Result<Writer, StateError> {
-        let WriterParts { sources, mut store, prober, snapshot, metrics, cluster, events, outcomes } = parts;
+        let WriterParts { sources, mut store, prober, snapshot, metrics, cluster, events, outcomes, published } = parts;
         let overlay = store.load().await?;
         let (overlay, effective, refused) = fit(&sources, overlay)?;
         let mut writer = Writer {
@@ -198,6 +214,7 @@ impl Writer {
             all_down: Default::default(),
             all_down_seen: Default::default(),
             by_probe: Default::default(),
+            published,
         };
         writer.note_file_changes(None);
         Ok(writer)
@@ -295,12 +312,30 @@ impl Writer {
                         self.note_all_down(true);
                         let _ = reply.send(r);
                     }
+                    Some(Command::Journal { zone, entry, keep }) => {
+                        if let Err(e) = self.store.journal(&zone, entry, keep).await {
+                            warn!(zone = %zone, error = %e, "cannot store the IXFR journal entry");
+                        }
+                    }
+                    Some(Command::BumpSerial(zone)) => self.bump_serial(zone).await,
                     None => return,
                 },
                 _ = shutdown.recv() => return,
             }
             // Whatever changed above may have left a pool with no member to answer.
             self.note_all_down(true);
+        }
+    }
+
+    /// Advances `zone`'s serial by one, stored first (see [`Command::BumpSerial`]).
+    async fn bump_serial(&mut self, zone: Name) {
+        if let Err(e) = self.store.bump(&zone).await {
+            warn!(zone = %zone, error = %e, "cannot advance the serial after a health change");
+            return;
+        }
+        *self.overlay.serials.entry(zone.clone()).or_default() += 1;
+        if let Err(e) = self.publish_serial(&zone) {
+            warn!(zone = %zone, error = %e, "cannot publish the serial after a health change");
         }
     }
 

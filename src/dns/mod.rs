@@ -1,6 +1,7 @@
 //! The DNS side: wire parsing ([`wire`]), the answer engine ([`answer`]), TSIG
-//! ([`tsig`]), the two transports that feed it ([`udp`], [`tcp`]), and RFC 2136
-//! UPDATE ([`update`] on the wire, [`updater`] handing it to the writer).
+//! ([`tsig`]), the two transports that feed it ([`udp`], [`tcp`]), RFC 2136
+//! UPDATE ([`update`] on the wire, [`updater`] handing it to the writer), and
+//! zone transfers out over TCP ([`xfr`]).
 
 mod additional;
 pub mod answer;
@@ -14,5 +15,6 @@ pub mod udp;
 pub mod update;
 pub mod updater;
 pub mod wire;
+pub mod xfr;
 
 pub use answer::{Outcome, Responder};

@@ -29,6 +29,7 @@ use super::cookie::Cookies;
 use super::update;
 use super::updater::Updater;
 use crate::counters::WorkerStats;
+use crate::journal::Journals;
 use crate::shutdown::Shutdown;
 use crate::snapshot::Snapshot;
 
@@ -38,6 +39,8 @@ pub struct TcpSettings {
     pub cookies: Option<Arc<Cookies>>,
     /// Where UPDATE messages go (`None`: answered NOTIMP like other opcodes).
     pub updater: Option<Updater>,
+    /// The IXFR journals, for zone transfers.
+    pub journals: Arc<Journals>,
 }
 
 /// One open connection, as the table sees it.
@@ -130,6 +133,7 @@ pub async fn serve(
             deadline: settings.idle_timeout,
             cookies: settings.cookies.clone(),
             updater: settings.updater.clone(),
+            journals: settings.journals.clone(),
             table: table.clone(),
             last_active,
         };
@@ -153,6 +157,8 @@ pub struct StreamCtx<'a> {
     /// Each message must arrive, and each reply be written, within this.
     pub deadline: Duration,
     pub updater: Option<&'a Updater>,
+    /// The IXFR journals, for zone transfers.
+    pub journals: &'a Journals,
 }
 
 struct Connection {
@@ -161,6 +167,7 @@ struct Connection {
     deadline: Duration,
     cookies: Option<Arc<Cookies>>,
     updater: Option<Updater>,
+    journals: Arc<Journals>,
     table: Arc<Table>,
     last_active: Arc<AtomicU64>,
 }
@@ -175,6 +182,7 @@ impl Connection {
             stats: &self.stats,
             deadline: self.deadline,
             updater: self.updater.as_ref(),
+            journals: &self.journals,
         };
         answer_stream(stream, ctx, &mut responder, || self.last_active.store(self.table.now_ms(), Ordering::Relaxed))
             .await;
@@ -191,7 +199,7 @@ pub async fn answer_stream<S: AsyncRead + AsyncWrite + Unpin>(
     responder: &mut Responder,
     mut answered: impl FnMut(),
 ) {
-    let StreamCtx { peer, snapshot, stats, deadline, updater } = ctx;
+    let StreamCtx { peer, snapshot, stats, deadline, updater, journals } = ctx;
     let mut inbuf = vec![0u8; 65535];
     let mut outbuf = Vec::with_capacity(4096);
     let mut framed = Vec::with_capacity(4098);
@@ -223,10 +231,22 @@ pub async fn answer_stream<S: AsyncRead + AsyncWrite + Unpin>(
             answered();
             continue;
         }
-        let outcome = {
+        let (outcome, transfer) = {
             let snap = snapshot.load();
-            responder.respond(&snap, &inbuf[..len], peer, true, &mut outbuf)
+            let outcome = responder.respond(&snap, &inbuf[..len], peer, true, &mut outbuf);
+            let refused = outcome.is_some_and(|o| o.rcode == super::wire::RCODE_REFUSED as u16);
+            (outcome, refused.then(|| responder.transfer(&snap, peer)).flatten())
         };
+        if let Some(req) = transfer {
+            stats.response(0, false);
+            let (query, tsig) = responder.request();
+            let asked = super::xfr::Asked { peer, packet: &inbuf[..len], query, tsig };
+            if super::xfr::send(&mut stream, snapshot.load_full(), asked, journals, req, deadline).await.is_err() {
+                return;
+            }
+            answered();
+            continue;
+        }
         responder.sign(&mut outbuf);
         let Some(outcome) = outcome else {
             stats.dropped();

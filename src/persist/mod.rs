@@ -61,6 +61,22 @@ pub trait Store: Send {
     /// Stores a whole exported state into this (empty) store; returns the number of
     /// entries written. Refuses a store that already holds changes.
     async fn import(&mut self, o: &Overlay) -> Result<usize, StoreError>;
+    /// Appends an encoded IXFR journal entry of `zone` and keeps only the zone's
+    /// newest `keep` entries, in one transaction. The shared store does not keep
+    /// the journal (after a restart IXFR falls back to a full transfer there).
+    async fn journal(&mut self, zone: &Name, entry: Vec<u8>, keep: usize) -> Result<(), StoreError> {
+        let _ = (zone, entry, keep);
+        Ok(())
+    }
+    /// Every zone's stored journal entries, oldest first.
+    async fn load_journals(&mut self) -> Result<StoredJournals, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Increments `zone`'s serial counter alone: a health change altered what a
+    /// zone transfer sends (`transfer_pools = "healthy"`).
+    async fn bump(&mut self, zone: &Name) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(format!("zone {zone}: this store does not count serial bumps without a change")))
+    }
     /// What another server changed, as the shared store's watch saw it, reduced to
     /// what this server has not applied yet. The embedded store has no others.
     fn observe(&mut self, remote: Remote) -> Observed {
@@ -68,6 +84,9 @@ pub trait Store: Send {
         Observed::Nothing
     }
 }
+
+/// Stored IXFR journal entries (encoded), oldest first, by zone.
+pub type StoredJournals = Vec<(Name, Vec<Vec<u8>>)>;
 
 /// What a shared store's watch tells the writer (the embedded store has none).
 #[derive(Debug)]

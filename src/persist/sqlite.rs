@@ -18,7 +18,7 @@ use rusqlite::{Connection, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::encoding::{decode_pool, decode_rrset, pool_value, rrset_value};
-use super::{Store, StoreError};
+use super::{Store, StoreError, StoredJournals};
 use crate::config::parse_fqdn;
 use crate::state::overlay::{Change, Overlay, decode_member, encode_member};
 
@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS members (pool TEXT NOT NULL, address TEXT NOT NULL, b
 CREATE TABLE IF NOT EXISTS rrsets  (zone TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, body TEXT,
                                     PRIMARY KEY (zone, name, type));
 CREATE TABLE IF NOT EXISTS serials (zone TEXT PRIMARY KEY, bumps INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, zone TEXT NOT NULL, entry BLOB NOT NULL);
 ";
 
 impl SqliteStore {
@@ -127,6 +128,25 @@ impl Store for SqliteStore {
     async fn import(&mut self, o: &Overlay) -> Result<usize, StoreError> {
         let o = o.clone();
         self.call(move |db| db.import(&o)).await
+    }
+
+    async fn journal(&mut self, zone: &Name, entry: Vec<u8>, keep: usize) -> Result<(), StoreError> {
+        let zone = zone.to_ascii();
+        self.call(move |db| db.journal(&zone, &entry, keep)).await
+    }
+
+    async fn load_journals(&mut self) -> Result<StoredJournals, StoreError> {
+        self.call(|db| db.load_journals()).await
+    }
+
+    async fn bump(&mut self, zone: &Name) -> Result<(), StoreError> {
+        let zone = zone.to_ascii();
+        self.call(move |db| {
+            let q =
+                "INSERT INTO serials (zone, bumps) VALUES (?1, 1) ON CONFLICT(zone) DO UPDATE SET bumps = bumps + 1";
+            db.conn.execute(q, params![zone]).map(|_| ()).map_err(db.err())
+        })
+        .await
     }
 }
 
@@ -233,6 +253,40 @@ impl Db {
         .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(())
+    }
+
+    /// Appends one journal entry and drops the zone's entries before its newest `keep`.
+    fn journal(&mut self, zone: &str, entry: &[u8], keep: usize) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute("INSERT INTO journal (zone, entry) VALUES (?1, ?2)", params![zone, entry]).map_err(err)?;
+        tx.execute(
+            "DELETE FROM journal WHERE zone = ?1 AND seq NOT IN \
+             (SELECT seq FROM journal WHERE zone = ?1 ORDER BY seq DESC LIMIT ?2)",
+            params![zone, keep as i64],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    fn load_journals(&mut self) -> Result<StoredJournals, StoreError> {
+        let rows: Vec<(String, Vec<u8>)> = {
+            let mut st = self.conn.prepare("SELECT zone, entry FROM journal ORDER BY seq").map_err(self.err())?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(self.err())?
+                .collect::<Result<_, _>>()
+                .map_err(self.err())?
+        };
+        let mut out: Vec<(Name, Vec<Vec<u8>>)> = Vec::new();
+        for (zone, entry) in rows {
+            let z = parse_fqdn(&zone).map_err(|e| self.corrupt(format!("journal of {zone}: {e}")))?;
+            match out.iter_mut().find(|(n, _)| *n == z) {
+                Some((_, list)) => list.push(entry),
+                None => out.push((z, vec![entry])),
+            }
+        }
+        Ok(out)
     }
 
     fn import(&mut self, o: &Overlay) -> Result<usize, StoreError> {

@@ -9,10 +9,13 @@
 
 mod build;
 mod pools;
+mod read;
+pub mod transfer;
 mod zone;
 
-pub use build::{Settings, build, rebuild_pools};
+pub use build::{Settings, build, build_zones, pool_index, rebuild_pools};
 pub use pools::Pools;
+pub use read::{RRsetTexts, decode_rrset, node_name, rrset_texts};
 pub use zone::{Base, BaseBuilder, EncodedRRset, Layer, LayerNode, NodeView, RRsetView, RRsets, Records, TooLarge};
 
 use std::collections::BTreeMap;
@@ -45,6 +48,8 @@ pub struct Snapshot {
     pub geoip: Option<Arc<GeoDb>>,
     /// `[[tsig]]` keys that signed queries are verified with.
     pub tsig: Arc<crate::tsig::Keys>,
+    /// Zone transfer settings of the zones that have any, by lower-cased wire origin.
+    pub transfer: Arc<transfer::TransferTable>,
 }
 
 impl Snapshot {
@@ -58,6 +63,7 @@ impl Snapshot {
             regions: Arc::default(),
             geoip: None,
             tsig: Arc::default(),
+            transfer: Arc::default(),
         }
     }
 
@@ -71,6 +77,7 @@ impl Snapshot {
             regions: self.regions.clone(),
             geoip: self.geoip.clone(),
             tsig: self.tsig.clone(),
+            transfer: self.transfer.clone(),
         }
     }
 }
@@ -98,6 +105,8 @@ pub struct Zone {
     pub serial: u32,
     soa_rdata: SOA,
     soa_ttl: u32,
+    /// The SOA serial of the zone file (before the API's changes advanced it).
+    file_serial: u32,
 }
 
 impl Zone {
@@ -117,7 +126,18 @@ impl Zone {
             serial: soa.serial,
             soa_rdata: soa,
             soa_ttl: self.soa_ttl,
+            file_serial: self.file_serial,
         })
+    }
+
+    /// This zone with its SOA serial advanced by `bump` from the zone file's
+    /// (itself, shared, when that is its serial already).
+    pub fn with_bump(self: &Arc<Zone>, bump: u32) -> Result<Arc<Zone>, RecordError> {
+        let serial = self.file_serial.wrapping_add(bump);
+        if serial == self.serial {
+            return Ok(self.clone());
+        }
+        self.with_serial_bump(self.file_serial, bump).map(Arc::new)
     }
 
     /// The apex SOA RRset.
@@ -146,6 +166,7 @@ impl Zone {
             serial: self.serial,
             soa_rdata: self.soa_rdata.clone(),
             soa_ttl: self.soa_ttl,
+            file_serial: self.file_serial,
         }
     }
 
@@ -382,6 +403,7 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
     let Some((mut soa, soa_ttl)) = apex_soa else {
         return Err(Problem::new(&data.file, 0, format!("zone {origin} has no SOA record at its apex")));
     };
+    let file_serial = soa.serial;
     // RFC 1982 serial arithmetic: wrapping addition.
     soa.serial = soa.serial.wrapping_add(serial_bump);
     let (soa_record, negative_soa) =
@@ -397,6 +419,7 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
         serial: soa.serial,
         soa_rdata: soa,
         soa_ttl,
+        file_serial,
     })
 }
 

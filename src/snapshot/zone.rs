@@ -79,6 +79,11 @@ impl Base {
         lookup(self, layer, name)
     }
 
+    /// Every node, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeView<'_>> {
+        self.nodes.iter().map(move |rec| NodeView(Inner::Base(self, rec)))
+    }
+
     /// How many nodes (names, empty non-terminals included) the zone has.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
@@ -183,8 +188,9 @@ impl<'z> Iterator for RRsets<'z> {
 }
 
 /// A node as API changes left it: the whole node (its RRsets in type order),
-/// so that a lookup that finds it reads nothing from the base.
-#[derive(Debug, Clone)]
+/// so that a lookup that finds it reads nothing from the base. (Comparable, so
+/// that the nodes two layers differ in are found without visiting what they share.)
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerNode {
     name: Box<[u8]>,
     flags: u8,
@@ -193,7 +199,7 @@ pub struct LayerNode {
     rrsets: Vec<LayerRRset>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct LayerRRset {
     rtype: u16,
     count: u16,
@@ -233,6 +239,24 @@ fn lookup<'z>(base: &'z Base, layer: &'z Layer, name: &[u8]) -> Option<NodeView<
         }
     }
     base.find(name).map(|rec| NodeView(Inner::Base(base, rec)))
+}
+
+/// Every node of `layer` over `base` that exists, in no particular order.
+pub fn nodes_in<'z>(base: &'z Base, layer: &'z Layer) -> impl Iterator<Item = NodeView<'z>> {
+    let shadowed = move |n: &NodeView<'_>| !layer.is_empty() && layer.contains_key(n.name());
+    let laid = layer.values().filter(|l| l.exists()).map(|l| NodeView(Inner::Layer(l)));
+    base.nodes().filter(move |n| !shadowed(n)).chain(laid)
+}
+
+/// How many RRsets `layer` over `base` holds: the base's, corrected at the
+/// nodes of the layer (O(layer)).
+pub fn rrset_count(base: &Base, layer: &Layer) -> usize {
+    let mut count = base.rrsets.len();
+    for (name, l) in layer.iter() {
+        count -= base.find(name).map_or(0, |r| r.rrset_count as usize);
+        count += l.rrsets.len();
+    }
+    count
 }
 
 /// The child count a node at `name` has in `layer` over `base` (0 if none).

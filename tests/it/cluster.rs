@@ -923,3 +923,55 @@ fn an_update_through_one_node_is_answered_by_every_node() {
         assert_eq!(set.map(|s| s["source"].clone()), Some(Value::from("update")));
     }
 }
+
+/// Zone transfers in a cluster with `transfer_pools = "healthy"`: a member that
+/// every node sees go down leaves the pool's transferred RRset, and the serial
+/// moves through etcd, so both nodes serve the same serial and the same AXFR.
+#[test]
+fn a_health_change_moves_the_transferred_pool_and_the_serial_on_every_node() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    let x = Backend::http("127.0.0.2", 0);
+    let y = Backend::http("127.0.0.3", x.addr.port());
+    let pool = format!(
+        "[[pool]]\nname=\"app.c.test.\"\n[pool.health]\ncheck=\"http\"\nport={}\ninterval=\"200ms\"\n\
+         timeout=\"1s\"\nrise=1\nfall=1\n[[pool.member]]\naddress=\"127.0.0.2\"\n[[pool.member]]\naddress=\"127.0.0.3\"\n",
+        x.addr.port()
+    );
+    let nodes: Vec<Server> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            let config = node_config(&etcd, n, "health=\"quorum\"", &pool)
+                .replace("file=\"c.zone\"\n", "file=\"c.zone\"\ntransfer=[\"127.0.0.0/8\"]\n");
+            Server::start(&config, &[("c.zone", ZONE), ("token", TOKEN)])
+        })
+        .collect();
+    let axfr_pool = |s: &Server| {
+        let m = tcp(s.dns, &msg("c.test.", RecordType::AXFR));
+        let mut a: Vec<String> = m
+            .answers
+            .iter()
+            .filter(|r| r.name.to_ascii() == "app.c.test.")
+            .filter_map(|r| r.data.ip_addr())
+            .map(|a| a.to_string())
+            .collect();
+        a.sort();
+        a
+    };
+    for n in &nodes {
+        assert!(within(Duration::from_secs(5), || axfr_pool(n) == ["127.0.0.2", "127.0.0.3"]).is_some());
+    }
+    let before = serial(&nodes[0]);
+    y.set_status(500);
+    let settled = || {
+        nodes.iter().all(|n| axfr_pool(n) == ["127.0.0.2"] && serial(n) != before)
+            && serial(&nodes[0]) == serial(&nodes[1])
+    };
+    assert!(
+        within(Duration::from_secs(15), settled).is_some(),
+        "serials {} {}, pools {:?} {:?}",
+        serial(&nodes[0]),
+        serial(&nodes[1]),
+        axfr_pool(&nodes[0]),
+        axfr_pool(&nodes[1])
+    );
+}

@@ -36,3 +36,4 @@ mod store;
 mod tsig;
 mod ui;
 mod update;
+mod xfr;

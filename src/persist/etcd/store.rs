@@ -299,6 +299,23 @@ impl Store for EtcdStore {
         Ok(())
     }
 
+    /// The serial key alone, in one transaction conditioned like a change's, so
+    /// that every node serves the new serial (the watch brings it to them).
+    async fn bump(&mut self, zone: &Name) -> Result<(), StoreError> {
+        let (bumps, rev) = self.serials.get(zone).copied().unwrap_or((0, 0));
+        let serial = format!("{}{}", self.prefix, serial_key(zone));
+        let mark = format!("{:016x}", fastrand::u64(..));
+        let ops = vec![
+            TxnOp::put(self.mark_key.clone(), mark.clone(), None),
+            TxnOp::put(serial.clone(), (bumps + 1).to_string(), None),
+        ];
+        let txn = Txn::new().when(vec![Compare::mod_revision(serial, CompareOp::Equal, rev)]).and_then(ops);
+        let revision = self.send(txn, &mark, zone).await?;
+        self.serials.insert(zone.clone(), (bumps + 1, revision));
+        self.own.insert(revision, vec![(serial_key(zone), Some((bumps + 1).to_string().into_bytes()))]);
+        Ok(())
+    }
+
     fn observe(&mut self, remote: Remote) -> Observed {
         match remote {
             Remote::Full { entries, revision } => Observed::Full(self.observe_full(&entries, revision)),

@@ -10,10 +10,10 @@ use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 
 use super::{Update, plan_update};
 use crate::config::PoolDef;
+use crate::snapshot::Zone;
 use crate::sources::Sources;
 use crate::state::overlay::{self, Change, Origin, Overlay, RRsetSource};
 use crate::state::{InEffect, RRsetKey};
-use crate::zone::ZoneData;
 
 const CONFIG: &str = r#"
 [dns]
@@ -52,7 +52,7 @@ t IN CAA 0 issue \"ca.example\"\n";
 struct World {
     sources: Sources,
     overlay: Overlay,
-    zones: Vec<Arc<ZoneData>>,
+    zones: Vec<Arc<Zone>>,
     pools: Vec<(Arc<PoolDef>, Origin)>,
     refused: BTreeSet<RRsetKey>,
 }
@@ -64,9 +64,22 @@ impl World {
         std::fs::write(dir.path().join("example.test.zone"), ZONE).unwrap();
         std::fs::write(dir.path().join("up.key"), "c2VjcmV0LXNlY3JldC1zZWNyZXQ=\n").unwrap();
         let sources = Sources::load(&dir.path().join("lbdns.toml")).unwrap();
-        let zones = sources.zones.clone();
-        let pools = overlay::effective_pools(&sources, &Overlay::default());
-        World { sources, overlay: Overlay::default(), zones, pools, refused: BTreeSet::new() }
+        let mut w =
+            World { sources, overlay: Overlay::default(), zones: vec![], pools: vec![], refused: BTreeSet::new() };
+        w.derive();
+        w
+    }
+
+    /// The zones and pools in effect from the files and the overlay, as the writer derives them.
+    fn derive(&mut self) {
+        self.pools = overlay::effective_pools(&self.sources, &self.overlay);
+        let defs: Vec<Arc<PoolDef>> = self.pools.iter().map(|(p, _)| p.clone()).collect();
+        self.zones = crate::snapshot::build_zones(&self.sources.zones, &defs, &Default::default()).unwrap();
+        for ((z, name, rtype), set) in &self.overlay.rrsets {
+            let slot = self.zones.iter_mut().find(|x| x.origin == *z).unwrap();
+            let set = overlay::api_rrset(name, *rtype, set.as_ref(), z).unwrap();
+            *slot = Arc::new(slot.with_rrset_at(name, *rtype, set));
+        }
     }
 
     fn state(&self) -> InEffect<'_> {
@@ -83,8 +96,7 @@ impl World {
     fn run(&mut self, u: &Update) -> Result<Vec<Change>, ResponseCode> {
         let changes = plan_update(&self.state(), u)?;
         self.overlay.apply_all(&changes, &n("example.test."));
-        self.zones = self.sources.zones.iter().map(|z| overlay::effective_zone(z, &self.overlay).unwrap()).collect();
-        self.pools = overlay::effective_pools(&self.sources, &self.overlay);
+        self.derive();
         Ok(changes)
     }
 
