@@ -156,6 +156,8 @@ impl App {
         let cluster = etcd.map(|(settings, conn)| join_cluster(&settings, conn, &shutdown));
         let events = crate::control::Events::default();
         let outcomes = crate::control::Outcomes::default();
+        let (file_paths, paths_rx) = watch::channel(Vec::new());
+        let (file_tx, file_rx) = mpsc::channel(64);
         let mut writer = Writer::new(WriterParts {
             sources: sources.clone(),
             store,
@@ -166,8 +168,11 @@ impl App {
             events: events.clone(),
             outcomes: outcomes.clone(),
             published: published.clone(),
+            health_files: (file_paths, file_rx),
         })
         .await?;
+        // Ends when the writer, the other end of both channels, is gone.
+        tokio::spawn(crate::health::file::watch(paths_rx, file_tx));
         writer.start().await?;
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(256);
         let control = Control {
@@ -415,6 +420,7 @@ fn join_cluster(settings: &EtcdSettings, conn: etcd::Connector, shutdown: &Shutd
     ClusterLink {
         node: settings.node.clone(),
         quorum: settings.health == ClusterHealth::Quorum,
+        probe_share: settings.probe_share,
         remote: Some(remote_rx),
         views: views_tx,
     }

@@ -34,6 +34,7 @@ pub fn fixture() -> Arc<ArcSwap<Snapshot>> {
                 geoip: s.geoip.clone(),
                 tsig: s.config.tsig.clone(),
                 transfer: Arc::new(crate::snapshot::transfer::table(&s.config.zones)),
+                dnssec: s.config.dnssec.clone(),
             },
             None,
         )

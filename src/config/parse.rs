@@ -12,13 +12,13 @@ use super::grant::{Grant, GrantError, NamePattern};
 use super::lines::{LineIndex, find_key_line, find_line};
 use super::name::parse_fqdn;
 use super::raw::{
-    AdminConfig, ClusterConfig, DnsConfig, GrantConfig, PolicyName, PoolConfig, RedirectConfig, RedirectHostConfig,
-    StoreKind, TransferPools, TsigConfig, ZoneConfig,
+    AdminConfig, ClusterConfig, ClusterHealth, DnsConfig, GrantConfig, PolicyName, PoolConfig, RedirectConfig,
+    RedirectHostConfig, StoreKind, TransferPools, TsigConfig, ZoneConfig,
 };
 use super::recover::deserialize_all;
 use super::settings::{
-    AdminSettings, Config, DnsSettings, EtcdSettings, PoolDef, RedirectSettings, RedirectTarget, Secrets, TransferRule,
-    TransferSettings, ZoneSpec, unlisted_regions,
+    AdminSettings, Config, DnsSettings, DnssecSpec, EtcdSettings, PoolDef, RedirectSettings, RedirectTarget, Secrets,
+    TransferRule, TransferSettings, ZoneSpec, unlisted_regions,
 };
 use crate::problem::Problem;
 use crate::secrets;
@@ -77,6 +77,7 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
     let tsig = tsig_keys(&mut cx, &raw.tsig);
     let key_names: Vec<hickory_proto::rr::Name> = tsig.iter().map(|k| k.name.clone()).collect();
     let zones = zones(&mut cx, &raw.zone, &key_names);
+    let dnssec = std::sync::Arc::new(crate::dnssec::Signing::new(zone_keys(&mut cx, &zones)));
     let pools = pools(&mut cx, &raw.pool, &raw.regions);
     regions(&mut cx, &raw.regions, &pools);
     let etcd = raw.cluster.as_ref().and_then(|c| cluster(&mut cx, c));
@@ -87,6 +88,7 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
         redirect,
         etcd,
         probe_source: raw.health.source_address,
+        health_file: raw.health.health_file.as_deref().map(|p| cx.resolve(p)),
         path: path.to_path_buf(),
         dns,
         admin,
@@ -96,6 +98,7 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
         zones,
         pools,
         tsig,
+        dnssec,
     };
     let mut problems = cx.problems;
     problems.sort_by_key(|p| p.line);
@@ -162,7 +165,9 @@ fn zones(cx: &mut Ctx, raw: &[Spanned<ZoneConfig>], keys: &[hickory_proto::rr::N
                 }
                 let update = grants(cx, &origin, &zc.update, keys);
                 let transfer = transfer(cx, line, &origin, zc);
-                zones.push(ZoneSpec { origin, file: cx.resolve(&zc.file), line, update, transfer });
+                let dnssec =
+                    zc.dnssec.as_ref().map(|d| DnssecSpec { key_dir: cx.resolve(&d.key_dir), algorithm: d.algorithm });
+                zones.push(ZoneSpec { origin, file: cx.resolve(&zc.file), line, update, transfer, dnssec });
             }
             Err(e) => cx.problem(line, format!("zone origin: {e}")),
         }
@@ -206,6 +211,21 @@ fn grants(
         match (names, super::grant::parse_types(&gc.types)) {
             (Ok(names), Ok(types)) => out.push(Grant { key, names, types }),
             (Err(e), _) | (_, Err(e)) => cx.problem(line, at(&e)),
+        }
+    }
+    out
+}
+
+/// `[zone.dnssec]`: each signed zone's keys read from its key directory
+/// (unless secrets are skipped), a problem naming the file for each that
+/// cannot be used.
+fn zone_keys(cx: &mut Ctx, zones: &[ZoneSpec]) -> Vec<crate::dnssec::ZoneKeys> {
+    let mut out = Vec::new();
+    for z in zones {
+        let Some(d) = z.dnssec.as_ref().filter(|_| cx.secrets == Secrets::Read) else { continue };
+        match crate::dnssec::keys::load_dir(&d.key_dir, &z.origin.to_ascii()) {
+            Ok(keys) => out.push(crate::dnssec::ZoneKeys::new(&z.origin, keys)),
+            Err(e) => cx.problem(z.line, format!("zone {} [zone.dnssec]: {e}", z.origin)),
         }
     }
     out
@@ -350,6 +370,12 @@ fn tsig_secret(cx: &mut Ctx, line: usize, name: &hickory_proto::rr::Name, tc: &T
 
 /// `[[pool]]`: each pool defined once and passing [`PoolDef::validate`], a
 /// member's problem at the member's line.
+/// A pool's health table with its `health_file` relative to the config's directory.
+fn resolved_file(cx: &Ctx, mut h: super::HealthConfig) -> super::HealthConfig {
+    h.health_file = h.health_file.map(|p: PathBuf| cx.resolve(&p));
+    h
+}
+
 fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, Vec<String>>) -> Vec<PoolDef> {
     let mut pools: Vec<PoolDef> = Vec::new();
     let mut names = HashSet::new();
@@ -373,7 +399,7 @@ fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, V
             max_answers: pc.max_answers,
             all_down: pc.all_down,
             fallback: pc.fallback.clone(),
-            health: pc.health.clone().unwrap_or_default(),
+            health: pc.health.clone().map(|h| resolved_file(cx, h)).unwrap_or_default(),
             members: pc.member.iter().map(|m| m.get_ref().clone()).collect(),
             line,
         };
@@ -431,6 +457,18 @@ fn cluster(cx: &mut Ctx, c: &ClusterConfig) -> Option<EtcdSettings> {
         cx.problem(cx.line_of("node"), "[cluster] node must be a non-empty name without /");
     }
     let (user, ca_pem, identity_pem) = etcd_credentials(cx, c, line);
+    if c.probe_share == Some(0) {
+        cx.problem(
+            cx.line_of("probe_share"),
+            "[cluster] probe_share must be at least 1 (leave it out: every node probes)",
+        );
+    }
+    if c.probe_share.is_some() && c.health != ClusterHealth::Quorum {
+        cx.problem(
+            cx.line_of("probe_share"),
+            "[cluster] probe_share needs health = \"quorum\": a node that does not probe a member takes its probers' votes",
+        );
+    }
     Some(EtcdSettings {
         endpoints: c.endpoints.clone(),
         prefix: c.prefix.clone(),
@@ -440,6 +478,7 @@ fn cluster(cx: &mut Ctx, c: &ClusterConfig) -> Option<EtcdSettings> {
         ca_pem,
         identity_pem,
         timeout: c.timeout,
+        probe_share: c.probe_share,
     })
 }
 

@@ -35,8 +35,12 @@ pub struct Config {
     /// `Some` when API state lives in etcd.
     pub etcd: Option<EtcdSettings>,
     pub probe_source: Option<IpAddr>,
+    /// `[health] health_file`, resolved against the config's directory.
+    pub health_file: Option<PathBuf>,
     /// `[[tsig]]` keys (secrets empty under [`Secrets::Skip`]).
     pub tsig: std::sync::Arc<crate::tsig::Keys>,
+    /// The signed zones' keys (none read under [`Secrets::Skip`]).
+    pub dnssec: std::sync::Arc<crate::dnssec::Signing>,
 }
 
 /// Validated `[redirect]`.
@@ -91,6 +95,8 @@ pub struct ZoneSpec {
     pub update: Vec<super::Grant>,
     /// Zone transfers out and NOTIFY.
     pub transfer: TransferSettings,
+    /// `[zone.dnssec]`.
+    pub dnssec: Option<DnssecSpec>,
 }
 
 /// A zone's `transfer`, `notify`, `transfer_pools` and journal bounds.
@@ -137,6 +143,14 @@ pub enum TransferRule {
     Key(Name),
 }
 
+/// Validated `[zone.dnssec]`.
+#[derive(Debug, Clone)]
+pub struct DnssecSpec {
+    /// Absolute.
+    pub key_dir: PathBuf,
+    pub algorithm: crate::dnssec::Algorithm,
+}
+
 /// A pool after validation, from the config file or the admin API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolDef {
@@ -173,6 +187,9 @@ pub struct EtcdSettings {
     pub ca_pem: Option<Vec<u8>>,
     pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
     pub timeout: Duration,
+    /// `probe_share`: each member is probed by this many of the live nodes
+    /// (`None`: by every node).
+    pub probe_share: Option<u32>,
 }
 
 impl ApiPoolConfig {

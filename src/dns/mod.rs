@@ -6,6 +6,7 @@
 mod additional;
 pub mod answer;
 pub mod cookie;
+mod dnssec;
 pub mod mmsg;
 mod opt;
 pub mod rrl;

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod cname;
+mod health;
 pub mod held;
 mod input;
 pub mod overlay;

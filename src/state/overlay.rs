@@ -19,6 +19,7 @@ use hickory_proto::rr::{Name, RecordType};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{MemberConfig, PoolDef};
+use crate::health::push::{HealthOverride, Overrides};
 use crate::rdata::RecordError;
 use crate::snapshot::EncodedRRset;
 use crate::sources::Sources;
@@ -70,6 +71,17 @@ pub enum Change {
         zone: Name,
         name: Name,
         rtype: RecordType,
+    },
+    /// Push a member's health over its probes (`PUT …/health` up or down).
+    PutHealth {
+        pool: Name,
+        address: IpAddr,
+        over: HealthOverride,
+    },
+    /// Hand a member's health back to its probes (`PUT …/health` auto).
+    ClearHealth {
+        pool: Name,
+        address: IpAddr,
     },
 }
 
@@ -195,6 +207,8 @@ pub struct Overlay {
     pub rrsets: BTreeMap<(Name, Name, RecordType), Option<StoredRRset>>,
     /// Serial increments per zone, one per change.
     pub serials: BTreeMap<Name, u32>,
+    /// Health overrides, lapsed ones included (inert until replaced).
+    pub health: Overrides,
 }
 
 impl Overlay {
@@ -241,6 +255,12 @@ impl Overlay {
             }
             Change::RevertRRset { zone, name, rtype } => {
                 self.rrsets.remove(&(zone.clone(), name.clone(), *rtype));
+            }
+            Change::PutHealth { pool, address, over } => {
+                self.health.insert((pool.clone(), *address), over.clone());
+            }
+            Change::ClearHealth { pool, address } => {
+                self.health.remove(&(pool.clone(), *address));
             }
         }
     }

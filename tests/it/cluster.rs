@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::backend::Backend;
 use crate::harness::*;
 
-const TOKEN: &str = "cluster-test-token-0123456789abcdef";
+pub(crate) const TOKEN: &str = "cluster-test-token-0123456789abcdef";
 
 struct Member {
     name: String,
@@ -243,15 +243,15 @@ fn ports(n: usize) -> Vec<u16> {
     held.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
-const ZONE: &str = "$ORIGIN c.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ IN NS ns1\n\
+pub(crate) const ZONE: &str = "$ORIGIN c.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ IN NS ns1\n\
                     ns1 IN A 192.0.2.53\n";
 
 /// A node: its own DNS and admin ports, the shared etcd, and `extra` config.
-fn node(etcd: &Etcd, name: &str, cluster_extra: &str, rest: &str) -> Server {
+pub(crate) fn node(etcd: &Etcd, name: &str, cluster_extra: &str, rest: &str) -> Server {
     Server::start(&node_config(etcd, name, cluster_extra, rest), &[("c.zone", ZONE), ("token", TOKEN)])
 }
 
-fn node_config(etcd: &Etcd, name: &str, cluster_extra: &str, rest: &str) -> String {
+pub(crate) fn node_config(etcd: &Etcd, name: &str, cluster_extra: &str, rest: &str) -> String {
     format!(
         "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\ntoken_file=\"token\"\n\
          [cluster]\nstore=\"etcd\"\nendpoints=[{}]\nnode=\"{name}\"\n{cluster_extra}\n{rest}\n\
@@ -262,7 +262,7 @@ fn node_config(etcd: &Etcd, name: &str, cluster_extra: &str, rest: &str) -> Stri
     )
 }
 
-fn api(s: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+pub(crate) fn api(s: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
     let mut req = http.request(method.parse().unwrap(), format!("http://{}{path}", s.admin)).bearer_auth(TOKEN);
@@ -281,7 +281,7 @@ fn put_a(s: &Server, name: &str, addr: &str) -> (u16, Value) {
 }
 
 /// Polls `f` until it holds or `limit` passes; returns how long it took.
-fn within(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+pub(crate) fn within(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
     loop {
         if f() {
@@ -294,7 +294,7 @@ fn within(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
     }
 }
 
-fn answers(s: &Server, name: &str) -> Vec<String> {
+pub(crate) fn answers(s: &Server, name: &str) -> Vec<String> {
     let mut a = addrs(&s.query(name, RecordType::A));
     a.sort();
     a

@@ -159,6 +159,7 @@ fn etcd_store_conforms() {
         ca_pem: None,
         identity_pem: None,
         timeout: Duration::from_secs(5),
+        probe_share: None,
     };
     let prefixes = [settings("/a/"), settings("/b/")];
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -367,6 +367,7 @@ mod tests {
             ca_pem: None,
             identity_pem: None,
             timeout: Duration::from_secs(1),
+            probe_share: None,
         };
         EtcdStore {
             conn: Connector::new(&settings),
