@@ -67,7 +67,8 @@ fn setup(dir: &Path, probe_port: u16, notify: &[SocketAddr], pools: &str) -> Pat
         "[dns]\nlisten = [\"127.0.0.1:0\"]\n\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n\
          state_dir = \"state\"\n\n[[tsig]]\nname = \"xfr-key.\"\nsecret_file = \"xfr.key\"\n\n\
          [[zone]]\norigin = \"{ORIGIN}\"\nfile = \"x.zone\"\ntransfer = [\"192.0.2.0/24\", \"key:xfr-key.\"]\n\
-         notify = [{}]\ntransfer_pools = \"{pools}\"\n\n\
+         notify = [{}]\ntransfer_pools = \"{pools}\"\n\
+         update = [{{ key = \"xfr-key.\", names = [\"_acme-challenge.*\"], types = [\"TXT\"] }}]\n\n\
          [[zone]]\norigin = \"open.test.\"\nfile = \"open.zone\"\ntransfer = [\"127.0.0.0/8\"]\n\n\
          [[zone]]\norigin = \"big.test.\"\nfile = \"big.zone\"\ntransfer = [\"key:xfr-key.\"]\n\n\
          [[pool]]\nname = \"www.x.test.\"\nttl = 30\n[[pool.member]]\naddress = \"127.0.0.2\"\n\
@@ -135,6 +136,24 @@ fn pool_set(addr: SocketAddr) -> Vec<String> {
     let mut a = addrs(&tcp(addr, &msg("www.x.test.", RecordType::A)));
     a.sort();
     a
+}
+
+/// Adds the TXT `text` at `name` by an UPDATE signed with the zone's key.
+fn update_txt(dns: SocketAddr, name: &str, text: &str) -> ResponseCode {
+    use base64::Engine;
+    use hickory_proto::op::{MessageType, OpCode, Query};
+    use hickory_proto::rr::rdata::{TXT, tsig::TsigAlgorithm};
+    use hickory_proto::rr::{DNSClass, Name, Record, TSigner};
+    let secret = base64::engine::general_purpose::STANDARD.decode(SECRET).unwrap();
+    let key = TSigner::new(secret, TsigAlgorithm::HmacSha256, Name::from_ascii("xfr-key.").unwrap(), 300).unwrap();
+    let mut m = Message::new(7, MessageType::Query, OpCode::Update);
+    let mut zone = Query::query(Name::from_ascii(ORIGIN).unwrap(), RecordType::SOA);
+    zone.set_query_class(DNSClass::IN);
+    m.add_query(zone);
+    m.add_authority(Record::from_rdata(Name::from_ascii(name).unwrap(), 60, RData::TXT(TXT::new(vec![text.into()]))));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    m.finalize(&key, now).unwrap();
+    Message::from_vec(&tcp_raw(dns, &m.to_vec().unwrap()).unwrap()).unwrap().metadata.response_code
 }
 
 /// A secondary server process, killed on drop; its log in `log`.
@@ -241,7 +260,7 @@ fn same_answers(lbdns: SocketAddr, secondary: &Secondary) {
 }
 
 /// What every secondary must do: the initial transfer, an API write brought
-/// by NOTIFY and IXFR, a member going down changing the pool's RRset.
+/// by NOTIFY and IXFR, then an UPDATE, a member going down changing the pool's RRset.
 fn follows(lbdns: &Running, sec: &Secondary, backends: &mut Vec<TcpListener>, took_ixfr: impl Fn() -> bool) {
     let first = serial_at(lbdns.dns, ORIGIN).unwrap();
     assert!(sec.wait_serial(first), "the secondary never loaded serial {first}; its log:\n{}", sec.log());
@@ -254,6 +273,14 @@ fn follows(lbdns: &Running, sec: &Secondary, backends: &mut Vec<TcpListener>, to
     assert!(sec.wait_serial(second), "NOTIFY did not bring serial {second}; its log:\n{}", sec.log());
     assert_eq!(addrs(&tcp(sec.addr, &msg("new.x.test.", RecordType::A))), ["192.0.2.77"]);
     assert!(wait_for(Duration::from_secs(5), &took_ixfr), "the change did not come by IXFR:\n{}", sec.log());
+
+    // An RFC 2136 UPDATE reaches the secondary the same way.
+    assert_eq!(update_txt(lbdns.dns, "_acme-challenge.x.test.", "token"), ResponseCode::NoError);
+    let third = serial_at(lbdns.dns, ORIGIN).unwrap();
+    assert_ne!(third, second);
+    assert!(sec.wait_serial(third), "NOTIFY did not bring the UPDATE's serial {third}; its log:\n{}", sec.log());
+    let txt = tcp(sec.addr, &msg("_acme-challenge.x.test.", RecordType::TXT));
+    assert_eq!(txt.answers.len(), 1, "the secondary answers the UPDATE's TXT: {txt:?}");
 
     // 127.0.0.3's backend goes away: its probe fails, the pool's transferred
     // RRset loses it, the serial moves and the secondary follows.
