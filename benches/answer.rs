@@ -17,11 +17,11 @@ use lbdns::snapshot::{AllUp, Snapshot};
 fn snapshot(config: &str) -> Snapshot {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench").join(config);
     let s = Sources::load(&path).expect("bench config loads");
+    let zones = lbdns::snapshot::build_zones(&s.zones, &s.pools, &Default::default()).expect("zones build");
     lbdns::snapshot::build(
-        &s.zones,
+        &zones,
         &s.pools,
         &AllUp,
-        &Default::default(),
         lbdns::snapshot::Settings {
             edns_udp_size: s.config.dns.edns_udp_size,
             regions: Arc::new(s.config.regions.clone()),

@@ -101,7 +101,8 @@ fn snapshot(dir: &std::path::Path, policy: &str, n: usize) -> Snapshot {
         tsig: s.config.tsig.clone(),
         transfer: Default::default(),
     };
-    lbdns::snapshot::build(&s.zones, &s.pools, &AllUp, &Default::default(), settings, None).expect("snapshot builds")
+    let zones = lbdns::snapshot::build_zones(&s.zones, &s.pools, &Default::default()).expect("zones build");
+    lbdns::snapshot::build(&zones, &s.pools, &AllUp, settings, None).expect("snapshot builds")
 }
 
 /// A query for big.lb.test. A with EDNS (payload 1232).

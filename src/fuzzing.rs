@@ -23,11 +23,11 @@ pub fn fixture() -> Arc<ArcSwap<Snapshot>> {
     static SNAP: LazyLock<Arc<ArcSwap<Snapshot>>> = LazyLock::new(|| {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/fixture/lbdns.toml");
         let s = crate::Sources::load(&path).unwrap_or_else(|e| panic!("fuzz fixture: {e}"));
+        let zones = crate::snapshot::build_zones(&s.zones, &s.pools, &Default::default()).expect("fuzz fixture builds");
         let snap = crate::snapshot::build(
-            &s.zones,
+            &zones,
             &s.pools,
             &AllUp,
-            &Default::default(),
             crate::snapshot::Settings {
                 edns_udp_size: s.config.dns.edns_udp_size,
                 regions: Arc::new(s.config.regions.clone()),

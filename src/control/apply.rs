@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{Name, RecordType};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tracing::info;
@@ -13,8 +13,8 @@ use crate::persist::{Remote, StoreError};
 use crate::state::api::{ApiError, ApiRequest, Reply};
 use crate::state::overlay::{self, Change};
 
-use crate::state::{self, Planned, pool_name};
-use crate::zone::{self, ZoneData};
+use crate::snapshot::Zone;
+use crate::state::{self, Planned, held, pool_name};
 
 use super::*;
 
@@ -113,8 +113,8 @@ impl Writer {
     }
 
     /// Stores, applies and publishes a validated change. The work is proportional
-    /// to what the change touches: an RRset change re-derives one zone, a member
-    /// change one pool (plus the zone's SOA serial).
+    /// to what the change touches: an RRset change lays one node over its zone
+    /// (and re-encodes the SOA), a member change rebuilds one pool.
     pub(super) async fn commit(&mut self, change: Change, zone: &Name) -> Result<(), ApiError> {
         // Everything that can fail is tried before anything is stored.
         let new_zone = match &change {
@@ -130,34 +130,15 @@ impl Writer {
             StoreError::Conflict(m) => ApiError::LostRace(format!("change not stored: {m}")),
             e => ApiError::Unavailable(format!("change not stored: {e}")),
         })?;
-        let pools_before: Vec<Name> = self.effective.pools.iter().map(|(p, _)| p.name.clone()).collect();
         self.overlay.apply(&change, zone);
-        let published = if let Some(z) = new_zone {
-            if let Some(slot) = self.effective.zones.iter_mut().find(|x| x.origin == *zone) {
-                *slot = z;
-            }
-            self.publish_change(&change, zone)
-        } else {
-            self.effective.pools = overlay::effective_pools(&self.sources, &self.overlay);
-            let pools_after: Vec<Name> = self.effective.pools.iter().map(|(p, _)| p.name.clone()).collect();
-            self.follow_pools();
-            if pools_after == pools_before {
-                let name = match &change {
-                    Change::PutPool(d) => d.name.clone(),
-                    Change::PutMember { pool, .. }
-                    | Change::DeleteMember { pool, .. }
-                    | Change::RevertMember { pool, .. }
-                    | Change::RevertPool { pool, .. } => pool.clone(),
-                    _ => zone.clone(),
-                };
-                match self.in_effect().find_pool(&name) {
-                    Some(_) => self.publish_pool(&name, zone),
-                    // An override of a pool not in effect (it left the config): only the serial.
-                    None => self.publish_serial(zone),
+        let published = match new_zone {
+            Some(z) => {
+                if let Some(slot) = self.effective.zones.iter_mut().find(|x| x.origin == *zone) {
+                    *slot = z;
                 }
-            } else {
-                self.publish()
+                self.publish_zone(zone)
             }
+            None => self.publish_pool_change(&change, zone),
         };
         // The change is stored; a failure to publish it is a bug, not a bad request.
         published.map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -166,49 +147,62 @@ impl Writer {
         Ok(())
     }
 
-    /// Publishes an RRset change to the zone `origin` (already applied to the
-    /// overlay and the zone data): only its RRset is encoded.
-    fn publish_change(&mut self, change: &Change, origin: &Name) -> Result<(), StateError> {
-        match change {
-            Change::PutRRset { name, rtype, set, .. } => {
-                let records = overlay::api_records(name, *rtype, set, origin)?;
-                self.publish_rrset(origin, name, *rtype, &records)
-            }
-            Change::DeleteRRset { name, rtype, .. } => self.publish_rrset(origin, name, *rtype, &[]),
-            Change::RevertRRset { name, rtype, .. } => {
-                let file = self.sources.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
-                let records: Vec<_> =
-                    file.records.iter().filter(|r| r.name == *name && r.rtype() == *rtype).cloned().collect();
-                self.publish_rrset(origin, name, *rtype, &records)
-            }
-            _ => self.publish_zone(origin),
+    /// Publishes a pool or member change (already applied to the overlay): the
+    /// pool rebuilt and the zone's serial advanced, or a full build when the
+    /// pool list changed (zones mark their pool nodes by position).
+    fn publish_pool_change(&mut self, change: &Change, zone: &Name) -> Result<(), StateError> {
+        let pools = overlay::effective_pools(&self.sources, &self.overlay);
+        let moved = !super::effect::same_names(&pools, &self.effective.pools);
+        self.effective.pools = pools;
+        self.effective.pools_moved |= moved;
+        self.follow_pools();
+        if moved {
+            return self.publish();
+        }
+        let name = match change {
+            Change::PutPool(d) => d.name.clone(),
+            Change::PutMember { pool, .. }
+            | Change::DeleteMember { pool, .. }
+            | Change::RevertMember { pool, .. }
+            | Change::RevertPool { pool, .. } => pool.clone(),
+            _ => zone.clone(),
+        };
+        match self.in_effect().find_pool(&name) {
+            Some(_) => self.publish_pool(&name, zone),
+            // An override of a pool not in effect (it left the config): only the serial.
+            None => self.publish_serial(zone),
         }
     }
 
-    /// The zone `origin` with an RRset change applied, checked.
-    pub(super) fn zone_with(&self, change: &Change, origin: &Name) -> Result<Arc<ZoneData>, StateError> {
-        let base = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
-        let (name, rtype) = match change {
-            Change::PutRRset { name, rtype, .. }
-            | Change::DeleteRRset { name, rtype, .. }
-            | Change::RevertRRset { name, rtype, .. } => (name, *rtype),
+    /// The zone `origin` in effect with an RRset change applied (its node laid
+    /// over the zone), checked where it changed.
+    pub(super) fn zone_with(&self, change: &Change, origin: &Name) -> Result<Arc<Zone>, StateError> {
+        let base = self.in_effect().zone(origin).ok_or(StateError::NoZone)?;
+        let (name, rtype, set) = match change {
+            Change::PutRRset { name, rtype, set, .. } => {
+                (name, *rtype, overlay::api_rrset(name, *rtype, Some(set), origin)?)
+            }
+            Change::DeleteRRset { name, rtype, .. } => (name, *rtype, None),
+            // The zone file's RRset, if it has one, shows again.
+            Change::RevertRRset { name, rtype, .. } => (name, *rtype, super::effect::file_rrset(base, name, *rtype)),
             _ => return Ok(base.clone()),
         };
-        let mut records: Vec<_> =
-            base.records.iter().filter(|r| !(r.name == *name && r.rtype() == rtype)).cloned().collect();
-        match change {
-            Change::PutRRset { set, .. } => records.extend(overlay::api_records(name, rtype, set, origin)?),
-            Change::RevertRRset { .. } => {
-                // The zone file's RRset, if it has one, shows again.
-                let file = self.sources.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
-                records.extend(file.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).cloned());
+        let z = Arc::new(base.with_rrset_at(name, rtype, set));
+        // The zone in effect passed every check: only what the change touches is
+        // checked again. An RRset at `name` other than the changed one keeps
+        // where it came from.
+        // The changed RRset is the API's (a PUT) or the file's again (a revert),
+        // whatever the overlay says until the change is applied to it.
+        let state = self.in_effect();
+        let whence = |t: RecordType| match change {
+            Change::PutRRset { .. } if t == rtype => format!("{t} set through the API"),
+            Change::RevertRRset { .. } if t == rtype => {
+                state::whence(state.sources, &crate::state::overlay::Overlay::default(), origin, name, t)
             }
-            _ => {}
-        }
-        let z = ZoneData { origin: base.origin.clone(), file: base.file.clone(), records };
-        // The zone in effect passed every check: only what the change touches is checked again.
-        zone::check_change(&z, name)?;
-        Ok(Arc::new(z))
+            _ => state.whence(origin, name, t),
+        };
+        held::check_change(&z, name, &whence)?;
+        Ok(z)
     }
 }
 

@@ -5,36 +5,65 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use hickory_proto::rr::RecordType;
 use tracing::error;
 
 use crate::persist::State;
 use crate::persist::encoding::Touched;
-use crate::state::overlay::{self, Overlay};
+use crate::snapshot::{EncodedRRset, Zone};
+use crate::state::held::check_change;
+use crate::state::overlay::{self, Overlay, api_rrset};
 
 use crate::sources::Sources;
 use crate::state::RRsetKey;
-use crate::zone::{self};
 
 use super::*;
 
 /// Sources with the overlay applied, checked.
 pub(crate) fn effective(sources: &Sources, overlay: &Overlay) -> Result<Effective, StateError> {
-    let mut zones = Vec::with_capacity(sources.zones.len());
-    for z in &sources.zones {
-        let ez = overlay::effective_zone(z, overlay)?;
-        if !Arc::ptr_eq(&ez, z) {
-            zone::check_zone(&ez)?;
-        }
-        zones.push(ez);
-    }
     // API pools are placed-checked when written (`plan`), and RRset writes are
     // checked against pools there too, so this stays linear in the data.
     let pools = overlay::effective_pools(sources, overlay);
-    Ok(Effective { zones, pools })
+    let defs: Vec<Arc<PoolDef>> = pools.iter().map(|(p, _)| p.clone()).collect();
+    let zones = zones_of(sources, overlay, &defs)?;
+    Ok(Effective { zones, pools, pools_moved: false })
+}
+
+/// Each zone file's zone with the overlay's RRsets laid over it (each checked
+/// where it changed) and its serial advanced; pool nodes marked for `pools`.
+pub(super) fn zones_of(
+    sources: &Sources,
+    overlay: &Overlay,
+    pools: &[Arc<PoolDef>],
+) -> Result<Vec<Arc<Zone>>, StateError> {
+    let mut zones = Vec::with_capacity(sources.zones.len());
+    for (file, built) in
+        sources.zones.iter().zip(crate::snapshot::build_zones(&sources.zones, pools, &BTreeMap::new())?)
+    {
+        let origin = &file.origin;
+        let changes: Vec<_> = overlay.rrsets.iter().filter(|((z, _, _), _)| z == origin).collect();
+        let mut zone = built;
+        for ((_, name, rtype), set) in &changes {
+            zone = Arc::new(zone.with_rrset_at(name, *rtype, api_rrset(name, *rtype, set.as_ref(), origin)?));
+        }
+        for ((_, name, _), _) in &changes {
+            check_change(&zone, name, &|t| crate::state::whence(sources, overlay, origin, name, t))?;
+        }
+        zones.push(zone.with_bump(overlay.serials.get(origin).copied().unwrap_or(0))?);
+    }
+    Ok(zones)
+}
+
+/// The zone file's RRset `rtype` at `name` (the base of the zone in effect).
+pub(super) fn file_rrset(zone: &Zone, name: &Name, rtype: RecordType) -> Option<EncodedRRset> {
+    let set = zone.file_node_at(name)?.rrset(u16::from(rtype))?;
+    Some(EncodedRRset::new(set.records()))
 }
 
 /// `base` (the state in effect) with `overlay`, re-deriving only what `t`
-/// touches: the zones whose RRsets changed (checked), and the pools if any changed.
+/// touches: each RRset it names is laid over its zone and checked there, and
+/// the pools are derived again if any changed. The cost is that of the RRsets
+/// touched, whatever the size of their zones.
 pub(super) fn derive(
     sources: &Sources,
     base: &Effective,
@@ -42,16 +71,31 @@ pub(super) fn derive(
     t: &Touched,
 ) -> Result<Effective, StateError> {
     let mut zones = base.zones.clone();
-    for slot in zones.iter_mut().filter(|z| t.records.contains(&z.origin)) {
-        let Some(file) = sources.zones.iter().find(|z| z.origin == slot.origin) else { continue };
-        let ez = overlay::effective_zone(file, overlay)?;
-        if !Arc::ptr_eq(&ez, file) {
-            zone::check_zone(&ez)?;
-        }
-        *slot = ez;
+    for (origin, name, rtype) in &t.rrsets {
+        let Some(slot) = zones.iter_mut().find(|z| z.origin == *origin) else { continue };
+        let set = match overlay.rrsets.get(&(origin.clone(), name.clone(), *rtype)) {
+            Some(stored) => api_rrset(name, *rtype, stored.as_ref(), origin)?,
+            None => file_rrset(slot, name, *rtype),
+        };
+        *slot = Arc::new(slot.with_rrset_at(name, *rtype, set));
     }
-    let pools = if t.pools.is_empty() { base.pools.clone() } else { overlay::effective_pools(sources, overlay) };
-    Ok(Effective { zones, pools })
+    for (origin, name, _) in &t.rrsets {
+        if let Some(z) = zones.iter().find(|z| z.origin == *origin) {
+            check_change(z, name, &|rt| crate::state::whence(sources, overlay, origin, name, rt))?;
+        }
+    }
+    if t.pools.is_empty() {
+        return Ok(Effective { zones, pools: base.pools.clone(), pools_moved: base.pools_moved });
+    }
+    let pools = overlay::effective_pools(sources, overlay);
+    let moved = base.pools_moved || !same_names(&pools, &base.pools);
+    Ok(Effective { zones, pools, pools_moved: moved })
+}
+
+/// Whether two pool lists have the same names in the same order (zones mark
+/// their pool nodes by position).
+pub(super) fn same_names(a: &[(Arc<PoolDef>, Origin)], b: &[(Arc<PoolDef>, Origin)]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|((x, _), (y, _))| x.name == y.name)
 }
 
 /// The state in effect from `overlay` over the files. When the files refuse some

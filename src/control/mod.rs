@@ -39,7 +39,7 @@ use crate::shutdown::Shutdown;
 use crate::snapshot::Snapshot;
 use crate::sources::Sources;
 use crate::state::{InEffect, RRsetKey};
-use crate::zone::{ZoneCheckError, ZoneData};
+use crate::zone::ZoneCheckError;
 use effect::fit;
 pub use events::{Event, Events};
 pub use outcomes::{Outcome, Outcomes, OutcomesView};
@@ -92,8 +92,14 @@ pub enum Command {
 /// The state in effect: sources with the overlay applied.
 #[derive(Clone)]
 struct Effective {
-    zones: Vec<Arc<ZoneData>>,
+    /// Each zone as its file has it (the base) with the API's RRsets laid over
+    /// it: the zone the snapshot serves, but for its SOA serial, which each
+    /// publish advances from the overlay's counters.
+    zones: Vec<Arc<crate::snapshot::Zone>>,
     pools: Vec<(Arc<PoolDef>, Origin)>,
+    /// The pool list changed since the zones were built: their pool nodes are
+    /// marked for the old list until the next full publish builds them again.
+    pools_moved: bool,
 }
 
 pub struct Writer {

@@ -5,29 +5,36 @@
 
 use std::sync::Arc;
 
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::Name;
 use tracing::error;
 
 use crate::state::overlay::Overlay;
 
 use crate::config::PoolDef;
 use crate::health::ProbeKey;
-use crate::snapshot::{EncodedRRset, Pool, Pools, Snapshot};
-use crate::zone::ZoneRecord;
+use crate::snapshot::{Pool, Pools, Snapshot, Zone};
 
 use super::probes::PoolsByProbe;
 use super::*;
 
 impl Writer {
-    /// Builds and publishes a full snapshot of the effective state.
+    /// Builds and publishes a full snapshot of the effective state: every pool
+    /// (those unchanged are kept), the zones as they are in effect (built again
+    /// only when the pool list changed, as they mark pool nodes by position).
     pub(super) fn publish(&mut self) -> Result<(), StateError> {
         let prev = self.snapshot.load_full();
         let pools = self.pool_defs();
+        if self.effective.pools_moved {
+            self.effective.zones = super::effect::zones_of(&self.sources, &self.overlay, &pools)?;
+            self.effective.pools_moved = false;
+        }
+        for i in 0..self.effective.zones.len() {
+            self.effective.zones[i] = self.bumped(&self.effective.zones[i])?;
+        }
         let next = crate::snapshot::build(
             &self.effective.zones,
             &pools,
             &self.view(),
-            &self.overlay.serials,
             crate::snapshot::Settings {
                 edns_udp_size: self.sources.config.dns.edns_udp_size,
                 regions: Arc::new(self.sources.config.regions.clone()),
@@ -42,6 +49,11 @@ impl Writer {
         Ok(())
     }
 
+    /// `zone` with the serial its overlay counter gives.
+    fn bumped(&self, zone: &Arc<Zone>) -> Result<Arc<Zone>, StateError> {
+        Ok(zone.with_bump(self.overlay.serials.get(&zone.origin).copied().unwrap_or(0))?)
+    }
+
     /// Publishes the pools `which` names rebuilt; zones are shared.
     pub(super) fn publish_pools(&mut self, which: impl Fn(&Name) -> bool) {
         let prev = self.snapshot.load_full();
@@ -49,57 +61,14 @@ impl Writer {
         self.swap(prev.with_parts(prev.zones.clone(), pools));
     }
 
-    /// Publishes a change to one zone's records: that zone is rebuilt, the rest shared.
+    /// Publishes the zone `origin` as it is in effect (an RRset change already
+    /// laid over it), its serial advanced: every other zone is shared, and the
+    /// zone's base with it. Nothing is rebuilt.
     pub(super) fn publish_zone(&mut self, origin: &Name) -> Result<(), StateError> {
         let prev = self.snapshot.load_full();
-        let index: std::collections::BTreeMap<Name, u32> =
-            prev.pools.iter().enumerate().map(|(i, p)| (p.def.name.clone(), i as u32)).collect();
-        let data = self.effective.zones.iter().find(|z| z.origin == *origin).ok_or(StateError::NoZone)?;
-        let bump = self.overlay.serials.get(origin).copied().unwrap_or(0);
-        let zone = crate::snapshot::build_zone(data, bump, &index)?;
-        let mut zones = (*prev.zones).clone();
-        zones.insert(zone.origin_wire.clone(), Arc::new(zone));
+        let zones = self.zones_with_serial(&prev, origin)?;
         self.swap(prev.with_parts(Arc::new(zones), prev.pools.clone()));
         Ok(())
-    }
-
-    /// Publishes one RRset change (`records`: the RRset now, none if it is gone):
-    /// the zone's layer gets the node and its SOA serial is re-encoded; its base,
-    /// every other node and every other zone are shared. The zone is not rebuilt.
-    pub(super) fn publish_rrset(
-        &mut self,
-        origin: &Name,
-        name: &Name,
-        rtype: RecordType,
-        records: &[ZoneRecord],
-    ) -> Result<(), StateError> {
-        let prev = self.snapshot.load_full();
-        let key = crate::snapshot::wire(origin);
-        let Some(zone) = prev.zones.get(&key) else { return self.publish_zone(origin) };
-        let encoded =
-            records.iter().map(|r| crate::snapshot::encode_record(r.ttl, &r.rdata)).collect::<Result<Vec<_>, _>>()?;
-        let set = (!encoded.is_empty()).then(|| EncodedRRset::new(encoded.iter().map(|r| &r[..])));
-        let changed = zone.with_rrset(&crate::snapshot::wire(name), u16::from(rtype), set);
-        let bump = self.overlay.serials.get(origin).copied().unwrap_or(0);
-        let next = changed.with_serial_bump(self.file_serial(origin), bump)?;
-        let mut zones = (*prev.zones).clone();
-        zones.insert(key, Arc::new(next));
-        self.swap(prev.with_parts(Arc::new(zones), prev.pools.clone()));
-        Ok(())
-    }
-
-    /// The SOA serial in `origin`'s zone data (before the API's bumps).
-    fn file_serial(&self, origin: &Name) -> u32 {
-        let data = self.effective.zones.iter().find(|z| z.origin == *origin);
-        // The SOA is found at once: the loader reads it first in every zone file
-        // that starts with it, and it is never changed through the API.
-        let soa = data.and_then(|d| {
-            d.records.iter().find_map(|r| match &r.rdata {
-                hickory_proto::rr::RData::SOA(soa) => Some(soa.serial),
-                _ => None,
-            })
-        });
-        soa.unwrap_or(0)
     }
 
     /// Publishes a change to one pool whose name set is unchanged: the pool is
@@ -122,14 +91,14 @@ impl Writer {
         Ok(())
     }
 
-    /// `prev`'s zones with `origin`'s SOA serial re-encoded from its counter.
-    pub(super) fn zones_with_serial(&self, prev: &Snapshot, origin: &Name) -> Result<ZoneMap, StateError> {
+    /// `prev`'s zones with `origin`'s as it is in effect, its SOA serial
+    /// re-encoded from its counter (the zone in effect follows).
+    pub(super) fn zones_with_serial(&mut self, prev: &Snapshot, origin: &Name) -> Result<ZoneMap, StateError> {
         let mut zones = (*prev.zones).clone();
-        let key = crate::snapshot::wire(origin);
-        if let Some(z) = zones.get(&key).filter(|_| self.effective.zones.iter().any(|z| z.origin == *origin)) {
-            let bump = self.overlay.serials.get(origin).copied().unwrap_or(0);
-            let next = z.with_serial_bump(self.file_serial(origin), bump)?;
-            zones.insert(key, Arc::new(next));
+        if let Some(i) = self.effective.zones.iter().position(|z| z.origin == *origin) {
+            let z = self.bumped(&self.effective.zones[i])?;
+            self.effective.zones[i] = z.clone();
+            zones.insert(z.origin_wire.clone(), z);
         }
         Ok(zones)
     }

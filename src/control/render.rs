@@ -1,7 +1,6 @@
 //! API reads rendered as JSON values: pools and zones as in effect, beside what
 //! the files say and what the API laid over them. No HTTP: `admin` adds the status.
 
-use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -11,7 +10,7 @@ use serde_json::{Value, json};
 use crate::state::overlay::{MemberFields, Origin};
 
 use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, PoolDef, parse_fqdn};
-use crate::zone::{self, ZoneData};
+use crate::snapshot::Zone;
 
 use super::*;
 
@@ -61,13 +60,12 @@ impl Writer {
     }
 
     /// One zone for `GET /v1/zones`.
-    pub(super) fn zone_summary_json(&self, z: &ZoneData) -> Value {
-        let rrsets: HashSet<(&Name, RecordType)> = z.records.iter().map(|r| (&r.name, r.rtype())).collect();
+    pub(super) fn zone_summary_json(&self, z: &Zone) -> Value {
         let last = self.last_change.get(&z.origin);
         json!({
             "origin": z.origin.to_ascii(),
             "serial": self.served_serial(&z.origin),
-            "rrsets": rrsets.len(),
+            "rrsets": z.rrset_count(),
             "last_change": last.map(|l| json!({"time": rfc3339(l.time), "source": l.source})),
         })
     }
@@ -125,10 +123,12 @@ impl Writer {
 
     /// The zone file's RRset `name`/`rtype` as `GET` shows it (`null` if none).
     pub(super) fn file_rrset_json(&self, origin: &Name, name: &Name, rtype: RecordType) -> Value {
-        let Some(file) = self.sources.zones.iter().find(|z| z.origin == *origin) else { return Value::Null };
-        let records: Vec<_> = file.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).cloned().collect();
-        match rrset_texts(&records).into_values().next() {
-            Some((ttl, data)) => json!({"ttl": ttl, "data": data}),
+        let Some(z) = self.in_effect().zone(origin) else { return Value::Null };
+        match z.file_node_at(name).and_then(|n| n.rrset(u16::from(rtype))) {
+            Some(set) => {
+                let (ttl, data) = crate::snapshot::decode_rrset(set);
+                json!({"ttl": ttl, "data": data.iter().map(crate::rdata::render).collect::<Vec<_>>()})
+            }
             None => Value::Null,
         }
     }
@@ -137,15 +137,12 @@ impl Writer {
     /// (`file`, `null` when it has no such RRset) and the API's replacement
     /// (`override`, `null` without one). `source` is `zone` without an override,
     /// `api` with one. Stored deletions are listed apart (`deleted`), with the
-    /// zone file's RRset they hide.
-    pub(super) fn records_json(&self, z: &ZoneData) -> Value {
+    /// zone file's RRset they hide. The SOA shows the serial served, which
+    /// counts the API changes too, rather than the zone file's.
+    pub(super) fn records_json(&self, z: &Zone) -> Value {
         let serial = self.served_serial(&z.origin);
-        let file = self.sources.zones.iter().find(|f| f.origin == z.origin);
-        let mut file_sets = file.map(|f| rrset_texts(&f.records)).unwrap_or_default();
-        let mut served = rrset_texts(&z.records);
-        if let Some(serial) = serial {
-            with_served_soa(&mut served, z, serial);
-        }
+        let mut file_sets = z.texts(true, 0);
+        let served = z.texts(false, serial.unwrap_or(z.serial));
         let records: Vec<Value> = served
             .into_iter()
             .map(|(key, (ttl, data))| {
@@ -174,32 +171,6 @@ impl Writer {
             })
             .collect();
         json!({"zone": z.origin.to_ascii(), "serial": serial, "records": records, "deleted": deleted})
-    }
-}
-
-/// RRsets as the API shows them: (name, type) → (TTL, data in presentation form).
-pub(super) fn rrset_texts(records: &[zone::ZoneRecord]) -> BTreeMap<(String, String), (u32, Vec<String>)> {
-    let mut sets: BTreeMap<(String, String), (u32, Vec<String>)> = BTreeMap::new();
-    for r in records {
-        let e = sets.entry((r.name.to_ascii(), r.rtype().to_string())).or_insert((r.ttl, Vec::new()));
-        e.0 = e.0.min(r.ttl);
-        e.1.push(crate::rdata::render(&r.rdata));
-    }
-    sets
-}
-
-/// The SOA in `sets` as served: with `serial`, which counts the API changes too,
-/// rather than the zone file's.
-pub(super) fn with_served_soa(sets: &mut BTreeMap<(String, String), (u32, Vec<String>)>, z: &ZoneData, serial: u32) {
-    let soa = z.records.iter().find_map(|r| match &r.rdata {
-        hickory_proto::rr::RData::SOA(soa) if r.name == z.origin => Some(soa),
-        _ => None,
-    });
-    let Some(soa) = soa else { return };
-    let mut soa = soa.clone();
-    soa.serial = serial;
-    if let Some((_, data)) = sets.get_mut(&(z.origin.to_ascii(), RecordType::SOA.to_string())) {
-        *data = vec![hickory_proto::rr::RData::SOA(soa).to_string()];
     }
 }
 

@@ -65,8 +65,10 @@ pub fn is_api_key(key: &str) -> bool {
 /// server's change costs what the change touches, as applying one's own does.
 #[derive(Debug, Default, PartialEq)]
 pub struct Touched {
-    /// Zones whose RRsets changed (re-derived and rebuilt).
+    /// Zones whose RRsets changed.
     pub records: std::collections::BTreeSet<Name>,
+    /// The RRsets that changed (each laid over its zone; the zone is not rebuilt).
+    pub rrsets: std::collections::BTreeSet<crate::state::RRsetKey>,
     /// Zones whose serial counter changed.
     pub serials: std::collections::BTreeSet<Name>,
     /// Pools that were put, deleted, or had a member changed.
@@ -79,7 +81,12 @@ impl Touched {
         for key in keys {
             let parts: Vec<&str> = key.split('/').collect();
             match parts.as_slice() {
-                ["rrsets", z, ..] => t.records.extend(name(z).ok()),
+                ["rrsets", z, n, rt] => {
+                    t.records.extend(name(z).ok());
+                    if let (Ok(z), Ok(n), Ok(rt)) = (name(z), name(n), rt.parse::<RecordType>()) {
+                        t.rrsets.insert((z, n, rt));
+                    }
+                }
                 ["serials", z] => t.serials.extend(name(z).ok()),
                 ["pools", p] | ["members", p, _] => t.pools.extend(name(p).ok()),
                 _ => {}
@@ -90,6 +97,7 @@ impl Touched {
 
     pub fn add(&mut self, other: Touched) {
         self.records.extend(other.records);
+        self.rrsets.extend(other.rrsets);
         self.serials.extend(other.serials);
         self.pools.extend(other.pools);
     }
@@ -232,6 +240,21 @@ impl State {
 mod tests {
     use super::*;
     use crate::state::overlay::MemberFields;
+
+    /// A changed RRset key names its RRset (another server's RRset change is
+    /// laid over its zone, not a rebuild of the zone); other keys name a zone's
+    /// serial or a pool.
+    #[test]
+    fn touched_names_each_rrset() {
+        let n = |s: &str| parse_fqdn(s).unwrap();
+        let rrset = rrset_key(&n("example.test."), &n("_a.b.example.test."), RecordType::TXT);
+        let t = Touched::of([rrset.as_str(), "serials/example.test.", "members/www.example.test./192.0.2.1"]);
+        let key = (n("example.test."), n("_a.b.example.test."), RecordType::TXT);
+        assert_eq!(t.rrsets.into_iter().collect::<Vec<_>>(), [key]);
+        assert_eq!(t.records.into_iter().collect::<Vec<_>>(), [n("example.test.")]);
+        assert_eq!(t.serials.into_iter().collect::<Vec<_>>(), [n("example.test.")]);
+        assert_eq!(t.pools.into_iter().collect::<Vec<_>>(), [n("www.example.test.")]);
+    }
 
     /// Every kind of change survives the trip through keys and values.
     #[test]

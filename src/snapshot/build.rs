@@ -7,7 +7,7 @@ use std::sync::Arc;
 use hickory_proto::rr::Name;
 use rustc_hash::FxHashMap;
 
-use super::{HealthView, Pool, Regions, Snapshot, build_pool, build_zone};
+use super::{HealthView, Pool, Regions, Snapshot, Zone, build_pool, build_zone};
 use crate::config::PoolDef;
 use crate::problem::Problem;
 use crate::zone::ZoneData;
@@ -21,38 +21,47 @@ pub struct Settings {
     pub transfer: Arc<super::transfer::TransferTable>,
 }
 
-/// Builds a complete snapshot. `previous` lends round-robin cursors to pools that
-/// keep their policy.
+/// The pool index zones mark their pool nodes with: each pool's position.
+pub fn pool_index(pools: &[Arc<PoolDef>]) -> BTreeMap<Name, u32> {
+    pools.iter().enumerate().map(|(i, def)| (def.name.clone(), i as u32)).collect()
+}
+
+/// Builds the zones of `data`, their pool nodes marked for `pools` (in that
+/// order), their serials advanced by `serials`.
+pub fn build_zones(
+    data: &[Arc<ZoneData>],
+    pools: &[Arc<PoolDef>],
+    serials: &BTreeMap<Name, u32>,
+) -> Result<Vec<Arc<Zone>>, Problem> {
+    let index = pool_index(pools);
+    data.iter().map(|z| build_zone(z, serials.get(&z.origin).copied().unwrap_or(0), &index).map(Arc::new)).collect()
+}
+
+/// Builds a complete snapshot of `zones` (their pool nodes marked for `pools`,
+/// in that order). `previous` lends round-robin cursors to pools that keep their
+/// policy.
 pub fn build(
-    zones: &[Arc<ZoneData>],
+    zones: &[Arc<Zone>],
     pools: &[Arc<PoolDef>],
     health: &dyn HealthView,
-    serials: &BTreeMap<Name, u32>,
     settings: Settings,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, Problem> {
     let Settings { edns_udp_size, regions, geoip, tsig, transfer } = settings;
-    let mut index: BTreeMap<Name, u32> = BTreeMap::new();
     let mut built = Vec::with_capacity(pools.len());
     // Previous pools by name: a reload of 100,000 pools must not search for each.
     let previous_by_name: std::collections::HashMap<&Name, &Arc<Pool>> =
         previous.map(|s| s.pools.iter().map(|p| (&p.def.name, p)).collect()).unwrap_or_default();
     // `geo` pools are built from the regions: with other regions none is kept.
     let same_regions = previous.is_some_and(|s| s.regions == regions);
-    for (i, def) in pools.iter().enumerate() {
-        index.insert(def.name.clone(), i as u32);
+    for def in pools {
         let prev = previous_by_name.get(&def.name).copied();
         built.push(match prev {
             Some(p) if same_regions && unchanged(p, def, health) => p.clone(),
             _ => Arc::new(build_pool(def.clone(), health, prev.map(|p| &**p), &regions)),
         });
     }
-    let mut zone_map = FxHashMap::default();
-    for z in zones {
-        let bump = serials.get(&z.origin).copied().unwrap_or(0);
-        let zone = build_zone(z, bump, &index)?;
-        zone_map.insert(zone.origin_wire.clone(), Arc::new(zone));
-    }
+    let zone_map: FxHashMap<Box<[u8]>, Arc<Zone>> = zones.iter().map(|z| (z.origin_wire.clone(), z.clone())).collect();
     let pools = built.into_iter().collect();
     Ok(Snapshot { zones: Arc::new(zone_map), pools, edns_udp_size, regions: regions.clone(), geoip, tsig, transfer })
 }
@@ -113,7 +122,8 @@ mod tests {
             tsig: Arc::default(),
             transfer: Arc::default(),
         };
-        build(&[Arc::new(zone.unwrap())], &defs, health, &BTreeMap::new(), settings, previous).unwrap()
+        let zones = build_zones(&[Arc::new(zone.unwrap())], &defs, &BTreeMap::new()).unwrap();
+        build(&zones, &defs, health, settings, previous).unwrap()
     }
 
     /// A full build keeps the previous pool whole when its definition (wherever it

@@ -9,11 +9,13 @@
 
 mod build;
 mod pools;
+mod read;
 pub mod transfer;
 mod zone;
 
-pub use build::{Settings, build, rebuild_pools};
+pub use build::{Settings, build, build_zones, pool_index, rebuild_pools};
 pub use pools::Pools;
+pub use read::{RRsetTexts, decode_rrset, node_name, rrset_texts};
 pub use zone::{Base, BaseBuilder, EncodedRRset, Layer, LayerNode, NodeView, RRsetView, RRsets, Records, TooLarge};
 
 use std::collections::BTreeMap;
@@ -103,6 +105,8 @@ pub struct Zone {
     pub serial: u32,
     soa_rdata: SOA,
     soa_ttl: u32,
+    /// The SOA serial of the zone file (before the API's changes advanced it).
+    file_serial: u32,
 }
 
 impl Zone {
@@ -122,17 +126,23 @@ impl Zone {
             serial: soa.serial,
             soa_rdata: soa,
             soa_ttl: self.soa_ttl,
+            file_serial: self.file_serial,
         })
+    }
+
+    /// This zone with its SOA serial advanced by `bump` from the zone file's
+    /// (itself, shared, when that is its serial already).
+    pub fn with_bump(self: &Arc<Zone>, bump: u32) -> Result<Arc<Zone>, RecordError> {
+        let serial = self.file_serial.wrapping_add(bump);
+        if serial == self.serial {
+            return Ok(self.clone());
+        }
+        self.with_serial_bump(self.file_serial, bump).map(Arc::new)
     }
 
     /// The apex SOA RRset.
     pub fn soa(&self) -> RRsetView<'_> {
         RRsetView::new(6, 1, &self.soa)
-    }
-
-    /// Every node of the zone, each once, in no particular order.
-    pub fn nodes(&self) -> impl Iterator<Item = NodeView<'_>> {
-        self.base.nodes_in(&self.layer)
     }
 
     /// The node at `name` (lower-cased wire), if the name exists.
@@ -156,6 +166,7 @@ impl Zone {
             serial: self.serial,
             soa_rdata: self.soa_rdata.clone(),
             soa_ttl: self.soa_ttl,
+            file_serial: self.file_serial,
         }
     }
 
@@ -392,6 +403,7 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
     let Some((mut soa, soa_ttl)) = apex_soa else {
         return Err(Problem::new(&data.file, 0, format!("zone {origin} has no SOA record at its apex")));
     };
+    let file_serial = soa.serial;
     // RFC 1982 serial arithmetic: wrapping addition.
     soa.serial = soa.serial.wrapping_add(serial_bump);
     let (soa_record, negative_soa) =
@@ -407,6 +419,7 @@ pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name,
         serial: soa.serial,
         soa_rdata: soa,
         soa_ttl,
+        file_serial,
     })
 }
 

@@ -79,16 +79,9 @@ impl Base {
         lookup(self, layer, name)
     }
 
-    /// Every node of the zone with `layer` over this base, each once (the
-    /// layer's version of a name it holds, and only while that name exists), in
-    /// no particular order: what a zone transfer walks.
-    pub fn nodes_in<'z>(&'z self, layer: &'z Layer) -> impl Iterator<Item = NodeView<'z>> + 'z {
-        let base = self
-            .nodes
-            .iter()
-            .filter(move |rec| layer.is_empty() || !layer.contains_key(self.name(rec)))
-            .map(move |rec| NodeView(Inner::Base(self, rec)));
-        base.chain(layer.values().filter(|l| l.exists()).map(|l| NodeView(Inner::Layer(l))))
+    /// Every node, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeView<'_>> {
+        self.nodes.iter().map(move |rec| NodeView(Inner::Base(self, rec)))
     }
 
     /// How many nodes (names, empty non-terminals included) the zone has.
@@ -246,6 +239,24 @@ fn lookup<'z>(base: &'z Base, layer: &'z Layer, name: &[u8]) -> Option<NodeView<
         }
     }
     base.find(name).map(|rec| NodeView(Inner::Base(base, rec)))
+}
+
+/// Every node of `layer` over `base` that exists, in no particular order.
+pub fn nodes_in<'z>(base: &'z Base, layer: &'z Layer) -> impl Iterator<Item = NodeView<'z>> {
+    let shadowed = move |n: &NodeView<'_>| !layer.is_empty() && layer.contains_key(n.name());
+    let laid = layer.values().filter(|l| l.exists()).map(|l| NodeView(Inner::Layer(l)));
+    base.nodes().filter(move |n| !shadowed(n)).chain(laid)
+}
+
+/// How many RRsets `layer` over `base` holds: the base's, corrected at the
+/// nodes of the layer (O(layer)).
+pub fn rrset_count(base: &Base, layer: &Layer) -> usize {
+    let mut count = base.rrsets.len();
+    for (name, l) in layer.iter() {
+        count -= base.find(name).map_or(0, |r| r.rrset_count as usize);
+        count += l.rrsets.len();
+    }
+    count
 }
 
 /// The child count a node at `name` has in `layer` over `base` (0 if none).

@@ -1,28 +1,20 @@
 //! CNAME chains inside one zone: the check that refuses an API write which would
 //! close a loop (a→b→a, a→a, or through a wildcard CNAME). A zone file with a
 //! loop is left to the answer engine, which stops at the loop; the API does not
-//! let one be made.
+//! let one be made. The chain is walked by lookups in the zone in effect, so the
+//! check costs the chain's length, not the zone's size.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use hickory_proto::rr::{Name, RData};
+use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::zone::ZoneData;
+use crate::snapshot::{NodeView, Zone, decode_rrset};
 
 /// The loop that a CNAME `owner → target` would close in `zone` (whose own CNAME
 /// at `owner`, if any, is replaced), as the chain from `owner` back to a name
 /// already on it; `None` when the chain ends (or leaves the zone).
-pub fn loop_closed_by(zone: &ZoneData, owner: &Name, target: &Name) -> Option<Vec<Name>> {
+pub fn loop_closed_by(zone: &Zone, owner: &Name, target: &Name) -> Option<Vec<Name>> {
     let owner = owner.to_lowercase();
-    let next: HashMap<Name, &Name> = zone
-        .records
-        .iter()
-        .filter_map(|r| match &r.rdata {
-            RData::CNAME(c) if r.name.to_lowercase() != owner => Some((r.name.to_lowercase(), &c.0)),
-            _ => None,
-        })
-        .collect();
-    let names = Existing::of(zone, &owner);
     let mut chain = vec![owner.clone()];
     let mut seen: HashSet<Name> = HashSet::from([owner.clone()]);
     let mut at = target.to_lowercase();
@@ -31,48 +23,61 @@ pub fn loop_closed_by(zone: &ZoneData, owner: &Name, target: &Name) -> Option<Ve
         if !seen.insert(at.clone()) {
             return Some(chain);
         }
-        let via = if at == owner { Some(&owner) } else { names.source_of(&at, &zone.origin) };
-        at = match via {
-            Some(name) if *name == owner => target.to_lowercase(),
-            Some(name) => next.get(name)?.to_lowercase(),
-            None => return None,
+        at = match source_of(zone, &owner, &at)? {
+            Source::Owner => target.to_lowercase(),
+            Source::Node(node) => cname_of(&node)?.to_lowercase(),
         };
     }
 }
 
-/// The names that exist in a zone (owners and their ancestors: empty
-/// non-terminals exist too), to find which name's records answer a query name.
-struct Existing {
-    names: HashSet<Name>,
+/// Whose records answer a query name.
+enum Source<'z> {
+    /// The owner of the CNAME being written.
+    Owner,
+    Node(NodeView<'z>),
 }
 
-impl Existing {
-    fn of(zone: &ZoneData, owner: &Name) -> Existing {
-        let mut names = HashSet::new();
-        for n in zone.records.iter().map(|r| &r.name).chain([owner]) {
-            let mut n = n.to_lowercase();
-            while n.num_labels() >= zone.origin.num_labels() && names.insert(n.clone()) {
-                n = n.base_name();
-            }
-        }
-        Existing { names }
-    }
+/// Whether `name` exists once the owner's CNAME is written: it is a node of the
+/// zone, or the owner or one of its ancestors (empty non-terminals exist too).
+fn exists(zone: &Zone, owner: &Name, name: &Name) -> bool {
+    name.zone_of(owner) || zone.node_at(name).is_some()
+}
 
-    /// The owner whose records answer `qname`: itself when it exists, else the
-    /// wildcard at its closest encloser (RFC 4592), when there is one.
-    fn source_of(&self, qname: &Name, origin: &Name) -> Option<&Name> {
-        if !origin.zone_of(qname) {
+/// The owner whose records answer `qname`: itself when it exists, else the
+/// wildcard at its closest encloser (RFC 4592), when there is one.
+fn source_of<'z>(zone: &'z Zone, owner: &Name, qname: &Name) -> Option<Source<'z>> {
+    if !zone.origin.zone_of(qname) {
+        return None;
+    }
+    if qname == owner {
+        return Some(Source::Owner);
+    }
+    if let Some(node) = zone.node_at(qname) {
+        return Some(Source::Node(node));
+    }
+    if exists(zone, owner, qname) {
+        return None; // an empty non-terminal above the owner: no CNAME
+    }
+    let mut encloser = qname.base_name();
+    while !exists(zone, owner, &encloser) {
+        if encloser.num_labels() <= zone.origin.num_labels() {
             return None;
         }
-        if let Some(n) = self.names.get(qname) {
-            return Some(n);
-        }
-        let mut encloser = qname.base_name();
-        while !self.names.contains(&encloser) {
-            encloser = encloser.base_name();
-        }
-        let wildcard = Name::from_ascii("*").ok()?.append_domain(&encloser).ok()?;
-        self.names.get(&wildcard)
+        encloser = encloser.base_name();
+    }
+    let wildcard = Name::from_ascii("*").ok()?.append_domain(&encloser).ok()?;
+    if wildcard == *owner {
+        return Some(Source::Owner);
+    }
+    zone.node_at(&wildcard).map(Source::Node)
+}
+
+/// The target of the CNAME at `node`, if it has one.
+fn cname_of(node: &NodeView<'_>) -> Option<Name> {
+    let (_, records) = decode_rrset(node.rrset(u16::from(RecordType::CNAME))?);
+    match records.into_iter().next()? {
+        RData::CNAME(c) => Some(c.0),
+        _ => None,
     }
 }
 
@@ -83,31 +88,23 @@ pub fn show(chain: &[Name]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
     use std::str::FromStr;
-    use std::sync::Arc;
-
-    use hickory_proto::rr::rdata::CNAME;
 
     use super::*;
-    use crate::zone::ZoneRecord;
 
     fn n(s: &str) -> Name {
         Name::from_str(s).unwrap()
     }
 
-    fn zone(cnames: &[(&str, &str)]) -> ZoneData {
-        let file: Arc<std::path::Path> = Arc::from(std::path::Path::new("z"));
-        let records = cnames
-            .iter()
-            .map(|(o, t)| ZoneRecord {
-                name: n(o),
-                ttl: 60,
-                rdata: RData::CNAME(CNAME(n(t))),
-                file: file.clone(),
-                line: 1,
-            })
-            .collect();
-        ZoneData { origin: n("z."), file: "z".into(), records }
+    fn zone(cnames: &[(&str, &str)]) -> Zone {
+        let mut text = String::from("$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\n");
+        for (o, t) in cnames {
+            text.push_str(&format!("{o} CNAME {t}\n"));
+        }
+        let data = crate::zone::parse_str(&n("z."), Path::new("z"), &text).unwrap();
+        crate::snapshot::build_zone(&data, 0, &BTreeMap::new()).unwrap()
     }
 
     #[test]
@@ -132,5 +129,10 @@ mod tests {
         // A name that exists is not answered by the wildcard.
         let z = zone(&[("*.w.z.", "a.z."), ("x.w.z.", "end.z.")]);
         assert_eq!(loop_closed_by(&z, &n("a.z."), &n("x.w.z.")), None);
+        // The owner's own ancestors exist once it is written: q.b.z. is answered
+        // by *.b.z. (b.z. is the closest encloser), not by *.z.
+        let z = zone(&[("*.z.", "a.b.z.")]);
+        assert_eq!(loop_closed_by(&z, &n("a.b.z."), &n("q.b.z.")), None);
+        assert!(loop_closed_by(&z, &n("a.b.z."), &n("q.c.z.")).is_some());
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod cname;
+pub mod held;
 mod input;
 pub mod overlay;
 mod plan;
@@ -18,14 +19,15 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 
 pub use input::{name_in_zone, pool_name, validate_pool};
 
 use crate::config::{MemberConfig, PoolDef, parse_fqdn};
+use crate::snapshot::Zone;
 use crate::sources::Sources;
 use crate::state::api::{ApiError, ApiRequest};
-use crate::zone::{self, ZoneData};
+use crate::zone;
 use overlay::{Change, MemberFields, Origin, Overlay};
 
 /// Zone, owner name and type of an RRset.
@@ -36,8 +38,9 @@ pub type RRsetKey = (Name, Name, RecordType);
 pub struct InEffect<'a> {
     pub sources: &'a Sources,
     pub overlay: &'a Overlay,
-    /// The zones with the overlay applied.
-    pub zones: &'a [Arc<ZoneData>],
+    /// The zones with the overlay applied: each zone file's records with the
+    /// API's RRsets laid over them, read per name.
+    pub zones: &'a [Arc<Zone>],
     /// The pools with the overlay applied, each with where it comes from.
     pub pools: &'a [(Arc<PoolDef>, Origin)],
     /// Stored RRset changes the files refuse (not in effect); they can be deleted.
@@ -72,7 +75,7 @@ impl<'a> InEffect<'a> {
         self.pools.iter().find(|(p, _)| p.name == *name)
     }
 
-    pub fn find_zone(&self, origin: &str) -> Result<Arc<ZoneData>, ApiError> {
+    pub fn find_zone(&self, origin: &str) -> Result<Arc<Zone>, ApiError> {
         let origin = parse_fqdn(origin).map_err(|e| ApiError::unprocessable(format!("zone: {e}")))?;
         self.zones
             .iter()
@@ -81,7 +84,7 @@ impl<'a> InEffect<'a> {
             .ok_or_else(|| ApiError::not_found(format!("no zone {origin}")))
     }
 
-    pub fn zone_of(&self, name: &Name) -> Option<&'a Arc<ZoneData>> {
+    pub fn zone_of(&self, name: &Name) -> Option<&'a Arc<Zone>> {
         self.zones.iter().filter(|z| z.origin.zone_of(name)).max_by_key(|z| z.origin.num_labels())
     }
 
@@ -112,13 +115,36 @@ impl<'a> InEffect<'a> {
         file.members.iter().find(|m| m.address == address)
     }
 
-    /// Whether the zone file of `origin` has an RRset `name`/`rtype`.
-    pub fn file_has_rrset(&self, origin: &Name, name: &Name, rtype: RecordType) -> bool {
-        let file = self.sources.zones.iter().find(|z| z.origin == *origin);
-        file.is_some_and(|z| z.records.iter().any(|r| r.name == *name && r.rtype() == rtype))
+    /// The zone `origin` in effect.
+    pub fn zone(&self, origin: &Name) -> Option<&'a Arc<Zone>> {
+        self.zones.iter().find(|z| z.origin == *origin)
     }
 
-    pub fn rrset_key(&self, z: &ZoneData, name: &str, rtype: &str) -> Result<(Name, RecordType), ApiError> {
+    /// Whether the zone file of `origin` has an RRset `name`/`rtype`.
+    pub fn file_has_rrset(&self, origin: &Name, name: &Name, rtype: RecordType) -> bool {
+        let node = self.zone(origin).and_then(|z| z.file_node_at(name));
+        node.is_some_and(|n| n.rrset(u16::from(rtype)).is_some())
+    }
+
+    /// Every RRset in effect at `name` in the zone `origin` (the SOA too, at the
+    /// apex), in type order: type, TTL and records. A lookup, whatever the zone's size.
+    pub fn rrsets_at(&self, origin: &Name, name: &Name) -> Vec<(RecordType, u32, Vec<RData>)> {
+        self.zone(origin).map(|z| z.rrsets_at(name)).unwrap_or_default()
+    }
+
+    /// Whether `name` exists in the zone `origin` in effect (it has RRsets, is a
+    /// pool, or is an empty non-terminal above one that does).
+    pub fn name_exists(&self, origin: &Name, name: &Name) -> bool {
+        self.zone(origin).is_some_and(|z| z.node_at(name).is_some())
+    }
+
+    /// Where the RRset of a type at `name` in `origin` in effect comes from, for
+    /// messages: set through the API, or its zone file line.
+    pub fn whence(&self, origin: &Name, name: &Name, rtype: RecordType) -> String {
+        whence(self.sources, self.overlay, origin, name, rtype)
+    }
+
+    pub fn rrset_key(&self, z: &Zone, name: &str, rtype: &str) -> Result<(Name, RecordType), ApiError> {
         let name = name_in_zone(name, &z.origin).map_err(|e| ApiError::unprocessable(format!("name: {e}")))?;
         if !z.origin.zone_of(&name) {
             return Err(ApiError::unprocessable(format!("name: {name} is not inside zone {}", z.origin)));
@@ -136,4 +162,25 @@ impl<'a> InEffect<'a> {
         }
         Ok((name, rtype))
     }
+}
+
+/// Where the RRset `rtype` at `name` in `origin` comes from, for messages: "A set
+/// through the API", or "A at line 7" of its zone file. Read from the file's
+/// records only when a message needs it.
+pub fn whence(sources: &Sources, overlay: &Overlay, origin: &Name, name: &Name, rtype: RecordType) -> String {
+    if matches!(overlay.rrsets.get(&(origin.clone(), name.clone(), rtype)), Some(Some(_))) {
+        return format!("{rtype} set through the API");
+    }
+    match file_line(sources, origin, name, rtype) {
+        Some((_, line)) => format!("{rtype} at line {line}"),
+        None => format!("{rtype} in the zone file"),
+    }
+}
+
+/// The file and line of the first record of the RRset `rtype` at `name` in the
+/// zone file of `origin` (for messages only).
+pub fn file_line(sources: &Sources, origin: &Name, name: &Name, rtype: RecordType) -> Option<(String, usize)> {
+    let file = sources.zones.iter().find(|z| z.origin == *origin)?;
+    let r = file.records.iter().find(|r| r.name == *name && r.rtype() == rtype)?;
+    Some((r.file.display().to_string(), r.line))
 }

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{MemberConfig, PoolDef};
 use crate::rdata::RecordError;
+use crate::snapshot::EncodedRRset;
 use crate::sources::Sources;
-use crate::zone::{ZoneData, ZoneRecord};
 
 /// One stored change, as the admin API makes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -270,49 +270,27 @@ pub struct ApiRecordError {
     pub source: Box<RecordError>,
 }
 
-/// The zone with API RRsets applied (records parsed with the zone origin).
-pub fn effective_zone(zone: &Arc<ZoneData>, overlay: &Overlay) -> Result<Arc<ZoneData>, ApiRecordError> {
-    let origin = &zone.origin;
-    let changes: Vec<_> = overlay.rrsets.iter().filter(|((z, _, _), _)| z == origin).collect();
-    if changes.is_empty() {
-        return Ok(zone.clone());
-    }
-    let replaced: std::collections::HashSet<(&Name, RecordType)> =
-        changes.iter().map(|((_, name, rtype), _)| (name, *rtype)).collect();
-    let mut z = ZoneData {
-        origin: zone.origin.clone(),
-        file: zone.file.clone(),
-        records: zone.records.iter().filter(|r| !replaced.contains(&(&r.name, r.rtype()))).cloned().collect(),
-    };
-    for ((_, name, rtype), set) in changes {
-        if let Some(set) = set {
-            z.records.extend(api_records(name, *rtype, set, origin)?);
-        }
-    }
-    Ok(Arc::new(z))
-}
-
-/// The records of an RRset stored through the API (data parsed relative to `origin`).
-pub fn api_records(
+/// An RRset stored through the API, encoded as the zone serves it (data parsed
+/// relative to `origin`); `None` for a stored deletion.
+pub fn api_rrset(
     name: &Name,
     rtype: RecordType,
-    set: &StoredRRset,
+    set: Option<&StoredRRset>,
     origin: &Name,
-) -> Result<Vec<ZoneRecord>, ApiRecordError> {
-    let file: Arc<std::path::Path> = Arc::from(std::path::Path::new("(api)"));
-    set.data
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let rdata = crate::zone::parse_rdata(rtype, d, origin).map_err(|source| ApiRecordError {
-                name: name.to_string(),
-                rtype,
-                index: i,
-                source: Box::new(source),
-            })?;
-            Ok(ZoneRecord { name: name.clone(), ttl: set.ttl, rdata, file: file.clone(), line: 0 })
-        })
-        .collect()
+) -> Result<Option<EncodedRRset>, ApiRecordError> {
+    let Some(set) = set else { return Ok(None) };
+    let bad = |index: usize, source: RecordError| ApiRecordError {
+        name: name.to_string(),
+        rtype,
+        index,
+        source: Box::new(source),
+    };
+    let mut records = Vec::with_capacity(set.data.len());
+    for (i, d) in set.data.iter().enumerate() {
+        let rdata = crate::zone::parse_rdata(rtype, d, origin).map_err(|e| bad(i, e))?;
+        records.push(crate::snapshot::encode_record(set.ttl, &rdata).map_err(|e| bad(i, e))?);
+    }
+    Ok(Some(EncodedRRset::new(records.iter().map(|r| &r[..]))))
 }
 
 #[cfg(test)]

@@ -9,11 +9,11 @@ use hickory_proto::rr::{Name, RecordType};
 use super::input::{RRsetBody, member_address, parse_json, pool_name, validate_pool};
 use super::{InEffect, Planned};
 use crate::config::ApiPoolConfig;
-use crate::sources::{Clash, check_pool_placement, clash};
+use crate::snapshot::{Zone, decode_rrset};
+use crate::sources::{Clash, clash};
 use crate::state::api::{ApiError, ApiRequest};
 use crate::state::cname;
 use crate::state::overlay::{Change, MemberFields, Origin, StoredRRset};
-use crate::zone::ZoneData;
 
 impl InEffect<'_> {
     /// Validates a write and turns it into a stored change, the zone it belongs
@@ -55,13 +55,10 @@ impl InEffect<'_> {
     /// A zone file RRset that a revert shows again is held to the rules of a PUT:
     /// no pool behind it, no CNAME loop through it (the file was checked without
     /// the API changes made since).
-    pub fn check_restored(&self, z: &ZoneData, name: &Name, rtype: RecordType) -> Result<(), ApiError> {
-        let mut restored = z.records.iter().filter(|r| r.name == *name && r.rtype() == rtype).peekable();
-        if restored.peek().is_none() {
-            return Ok(());
-        }
+    pub fn check_restored(&self, z: &Zone, name: &Name, rtype: RecordType) -> Result<(), ApiError> {
+        let Some(restored) = z.node_at(name).and_then(|n| n.rrset(u16::from(rtype))) else { return Ok(()) };
         self.check_pools_clash(z, name, rtype)?;
-        if let Some(hickory_proto::rr::RData::CNAME(target)) = restored.next().map(|r| &r.rdata) {
+        if let Some(hickory_proto::rr::RData::CNAME(target)) = decode_rrset(restored).1.first() {
             if let Some(chain) = cname::loop_closed_by(z, name, &target.0) {
                 return Err(ApiError::unprocessable(format!(
                     "the zone file's CNAME at {name} would make a loop: {}",
@@ -74,7 +71,7 @@ impl InEffect<'_> {
 
     /// An RRset write keeps every pool of the zone placed as the zone file must
     /// (one rule for both: [`clash`]).
-    fn check_pools_clash(&self, z: &ZoneData, name: &Name, rtype: RecordType) -> Result<(), ApiError> {
+    fn check_pools_clash(&self, z: &Zone, name: &Name, rtype: RecordType) -> Result<(), ApiError> {
         for (def, _) in self.pools {
             let Some(c) = clash(&def.name, name, rtype, &z.origin) else { continue };
             if self.zone_of(&def.name).is_none_or(|pz| pz.origin != z.origin) {
@@ -102,7 +99,13 @@ impl InEffect<'_> {
         let cfg: ApiPoolConfig = parse_json(body)?;
         let def = cfg.into_def(name.clone());
         validate_pool(&def, &self.sources.config.regions)?;
-        check_pool_placement(&def, self.zones).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+        let answers =
+            |z: &Zone, rtype: RecordType| match self.overlay.rrsets.get(&(z.origin.clone(), name.clone(), rtype)) {
+                Some(Some(_)) => ("(api)".to_string(), 0),
+                _ => crate::state::file_line(self.sources, &z.origin, &name, rtype).unwrap_or_default(),
+            };
+        crate::state::held::check_placement(&def.name, self.zones, &answers)
+            .map_err(|e| ApiError::unprocessable(e.to_string()))?;
         let created = self.find_pool(&name).is_none();
         Ok(Planned::new(Change::PutPool(Box::new(def)), self.pool_zone(&name), created))
     }
@@ -230,7 +233,7 @@ impl InEffect<'_> {
                 }
             }
         }
-        let created = !z.records.iter().any(|r| r.name == name && r.rtype() == rtype);
+        let created = z.rrset_at(&name, rtype).is_none();
         let change = Change::PutRRset { zone: z.origin.clone(), name, rtype, set: StoredRRset { ttl: set.ttl, data } };
         Ok(Planned::new(change, z.origin.clone(), created))
     }

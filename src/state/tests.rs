@@ -12,10 +12,10 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::{InEffect, Planned, RRsetKey, plan};
 use crate::config::PoolDef;
+use crate::snapshot::Zone;
 use crate::sources::Sources;
 use crate::state::api::{ApiError, ApiRequest};
 use crate::state::overlay::{self, Change, Origin, Overlay};
-use crate::zone::ZoneData;
 
 const CONFIG: &str = r#"
 [dns]
@@ -45,7 +45,7 @@ b IN A 192.0.2.1\n";
 struct World {
     sources: Sources,
     overlay: Overlay,
-    zones: Vec<Arc<ZoneData>>,
+    zones: Vec<Arc<Zone>>,
     pools: Vec<(Arc<PoolDef>, Origin)>,
     refused: BTreeSet<RRsetKey>,
 }
@@ -63,8 +63,14 @@ impl World {
     }
 
     fn derive(&mut self) {
-        self.zones = self.sources.zones.iter().map(|z| overlay::effective_zone(z, &self.overlay).unwrap()).collect();
         self.pools = overlay::effective_pools(&self.sources, &self.overlay);
+        let defs: Vec<Arc<PoolDef>> = self.pools.iter().map(|(p, _)| p.clone()).collect();
+        self.zones = crate::snapshot::build_zones(&self.sources.zones, &defs, &Default::default()).unwrap();
+        for ((z, name, rtype), set) in &self.overlay.rrsets {
+            let slot = self.zones.iter_mut().find(|x| x.origin == *z).unwrap();
+            let set = overlay::api_rrset(name, *rtype, set.as_ref(), z).unwrap();
+            *slot = Arc::new(slot.with_rrset_at(name, *rtype, set));
+        }
     }
 
     fn state(&self) -> InEffect<'_> {
@@ -220,13 +226,13 @@ fn an_rrset_override_reverts_to_the_file() {
     let p = w.apply(ApiRequest::DeleteRRsetOverride("example.test.".into(), "b".into(), "A".into()));
     assert_eq!(p.change, Change::RevertRRset { zone: key.0.clone(), name: key.1.clone(), rtype: RecordType::A });
     assert!(w.overlay.rrsets.is_empty());
-    let file: Vec<_> = w.zones[0].records.iter().filter(|r| r.name == key.1).map(|r| r.rdata.to_string()).collect();
-    assert_eq!(file, ["192.0.2.1"]);
+    let (_, file) = w.zones[0].rrset_at(&key.1, RecordType::A).unwrap();
+    assert_eq!(file.iter().map(|r| r.to_string()).collect::<Vec<_>>(), ["192.0.2.1"]);
     // A file RRset deleted through the API is a stored deletion; its revert shows it again.
     w.apply(ApiRequest::DeleteRRset("example.test.".into(), "b".into(), "A".into()));
     assert_eq!(w.overlay.rrsets.get(&key), Some(&None));
     w.apply(ApiRequest::DeleteRRsetOverride("example.test.".into(), "b".into(), "A".into()));
-    assert!(w.zones[0].records.iter().any(|r| r.name == key.1));
+    assert!(w.zones[0].rrset_at(&key.1, RecordType::A).is_some());
 }
 
 #[test]
