@@ -28,6 +28,7 @@ fn snapshot(config: &str) -> Snapshot {
             geoip: s.geoip.clone(),
             tsig: s.config.tsig.clone(),
             transfer: Default::default(),
+            dnssec: s.config.dnssec.clone(),
         },
         None,
     )

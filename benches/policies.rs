@@ -100,6 +100,7 @@ fn snapshot(dir: &std::path::Path, policy: &str, n: usize) -> Snapshot {
         geoip: s.geoip.clone(),
         tsig: s.config.tsig.clone(),
         transfer: Default::default(),
+        dnssec: s.config.dnssec.clone(),
     };
     let zones = lbdns::snapshot::build_zones(&s.zones, &s.pools, &Default::default()).expect("zones build");
     lbdns::snapshot::build(&zones, &s.pools, &AllUp, settings, None).expect("snapshot builds")

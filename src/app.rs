@@ -156,6 +156,8 @@ impl App {
         let cluster = etcd.map(|(settings, conn)| join_cluster(&settings, conn, &shutdown));
         let events = crate::control::Events::default();
         let outcomes = crate::control::Outcomes::default();
+        let (file_paths, paths_rx) = watch::channel(Vec::new());
+        let (file_tx, file_rx) = mpsc::channel(64);
         let mut writer = Writer::new(WriterParts {
             sources: sources.clone(),
             store,
@@ -166,8 +168,11 @@ impl App {
             events: events.clone(),
             outcomes: outcomes.clone(),
             published: published.clone(),
+            health_files: (file_paths, file_rx),
         })
         .await?;
+        // Ends when the writer, the other end of both channels, is gone.
+        tokio::spawn(crate::health::file::watch(paths_rx, file_tx));
         writer.start().await?;
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(256);
         let control = Control {
@@ -266,6 +271,7 @@ impl App {
                 None => Cookies::random(),
             })
         });
+        let updater = self.control.updater(self.snapshot.clone());
         for (i, sock) in self.udp.into_iter().enumerate() {
             let seed = fastrand::u64(..) ^ i as u64;
             threads.push(udp::spawn_worker(
@@ -274,8 +280,7 @@ impl App {
                 self.stats.worker(),
                 self.shutdown.clone(),
                 seed,
-                rrl.clone(),
-                cookies.clone(),
+                udp::UdpSettings { rrl: rrl.clone(), cookies: cookies.clone(), updater: Some(updater.clone()) },
             )?);
         }
         let mut tasks = Vec::new();
@@ -285,6 +290,7 @@ impl App {
                 idle_timeout: cfg.dns.tcp_idle_timeout,
                 max_connections: cfg.dns.max_tcp_connections,
                 cookies: cookies.clone(),
+                updater: Some(updater.clone()),
                 journals: self.journals.clone(),
             };
             tasks.push(tokio::spawn(tcp::serve(
@@ -370,6 +376,15 @@ async fn open_store(cfg: &Config) -> Result<(Box<dyn Store>, Option<(EtcdSetting
 
 impl Control {
     /// What the admin API's handlers share.
+    /// Where the DNS transports hand UPDATE messages: to the writer, as the
+    /// admin API hands its requests.
+    fn updater(&self, snapshot: Arc<ArcSwap<Snapshot>>) -> crate::dns::updater::Updater {
+        let writer = self.writer.clone();
+        let submit: crate::dns::updater::Submit =
+            Arc::new(move |u, reply| writer.try_send(Command::Update(Box::new(u), reply)).is_ok());
+        crate::dns::updater::Updater::new(snapshot, submit)
+    }
+
     fn admin_state(&self, ui_public: bool) -> AdminState {
         AdminState {
             auth_log: Arc::default(),
@@ -405,6 +420,7 @@ fn join_cluster(settings: &EtcdSettings, conn: etcd::Connector, shutdown: &Shutd
     ClusterLink {
         node: settings.node.clone(),
         quorum: settings.health == ClusterHealth::Quorum,
+        probe_share: settings.probe_share,
         remote: Some(remote_rx),
         views: views_tx,
     }

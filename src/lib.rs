@@ -17,6 +17,7 @@ pub mod config;
 pub mod control;
 pub mod counters;
 pub mod dns;
+pub mod dnssec;
 pub mod fuzzing;
 pub mod geoip;
 pub mod health;

@@ -53,8 +53,28 @@ enum Command {
         #[arg(short = 'a', long = "algorithm", value_enum, default_value_t = KeyAlgorithm::HmacSha256)]
         algorithm: KeyAlgorithm,
     },
+    /// DNSSEC keys of a zone with a [zone.dnssec] table.
+    #[command(subcommand)]
+    Dnssec(DnssecCommand),
     #[command(flatten)]
     Client(lbdns::client::Command),
+}
+
+#[derive(Subcommand)]
+enum DnssecCommand {
+    /// Write a new CSK (K<zone>+<alg>+<tag>.key and .private) into the zone's key_dir.
+    Keygen {
+        /// The zone, as in [[zone]] origin.
+        zone: String,
+        /// Add a second key to a key_dir that holds one (for a rollover).
+        #[arg(long)]
+        add: bool,
+    },
+    /// Print one SHA-256 DS record per key of the zone, for the parent or a trust anchor.
+    Ds {
+        /// The zone, as in [[zone]] origin.
+        zone: String,
+    },
 }
 
 /// `tsig-keygen -a`: the algorithms `[[tsig]]` accepts.
@@ -88,8 +108,42 @@ fn main() -> ExitCode {
         Some(Command::Export) => transfer(&cli.config, None),
         Some(Command::Import { file }) => transfer(&cli.config, Some(&file)),
         Some(Command::TsigKeygen { name, algorithm }) => tsig_keygen(&name, algorithm),
+        Some(Command::Dnssec(c)) => dnssec(&cli.config, c),
         Some(Command::Client(c)) => ExitCode::from(lbdns::client::run(&cli.config, &c)),
         None => serve(&cli.config),
+    }
+}
+
+fn dnssec(config: &std::path::Path, command: DnssecCommand) -> ExitCode {
+    let zone = match &command {
+        DnssecCommand::Keygen { zone, .. } | DnssecCommand::Ds { zone } => zone,
+    };
+    let (origin, spec) = match lbdns::config::dnssec_zone(config, zone) {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("lbdns dnssec: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let text = origin.to_ascii();
+    let result = match command {
+        DnssecCommand::Keygen { add, .. } => lbdns::dnssec::keys::generate(&spec.key_dir, &text, spec.algorithm, add)
+            .map(|file| vec![format!("wrote {} and its .private file", file.display())]),
+        DnssecCommand::Ds { .. } => lbdns::dnssec::keys::load_dir(&spec.key_dir, &text)
+            .map(|keys| lbdns::dnssec::ZoneKeys::new(&origin, keys).ds_lines(&text)),
+    };
+    match result {
+        Ok(lines) => {
+            let mut out = std::io::stdout().lock();
+            for l in lines {
+                let _ = writeln!(out, "{l}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lbdns dnssec: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
     }
 }
 
@@ -130,6 +184,7 @@ fn check(path: &std::path::Path, no_secrets: bool) -> ExitCode {
                 }
                 warn_refused_changes(&s);
             }
+            warn_health_files(&s);
             let records: usize = s.zones.iter().map(|z| z.records.len()).sum();
             let (zones, pools) = (s.zones.len(), s.pools.len());
             // A closed pipe (`lbdns check | head -c 1`) is no reason to panic.
@@ -167,6 +222,20 @@ fn warn_refused_changes(s: &Sources) {
             s.config.path.display(),
             file.display()
         );
+    }
+}
+
+/// Lines of the health files that start-up would ignore (and log) do not fail
+/// `check` either, but `check` names them, FILE:LINE as start-up does.
+fn warn_health_files(s: &Sources) {
+    let pools = s.pools.iter().filter_map(|p| p.health.health_file.as_ref());
+    let mut paths: Vec<&std::path::PathBuf> = s.config.health_file.iter().chain(pools).collect();
+    paths.sort();
+    paths.dedup();
+    for path in paths {
+        for p in lbdns::health::file::HealthFile::read(path).problems {
+            eprintln!("warning: health file {p} (the line is ignored)");
+        }
     }
 }
 

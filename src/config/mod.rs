@@ -8,6 +8,7 @@
 //! are resolved against the config file's directory here, so nothing later
 //! depends on the working directory.
 
+mod grant;
 mod lines;
 mod name;
 mod parse;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use crate::problem::{Problem, Problems};
 
+pub use grant::{Grant, GrantError, NamePattern};
 pub use lines::line_of;
 pub use name::{NameError, parse_fqdn};
 pub use parse::parse_all;
@@ -29,8 +31,8 @@ pub use raw::{
     PolicyName, RrlConfig, StoreKind, TransferPools, default_pool_ttl,
 };
 pub use settings::{
-    AdminSettings, Config, DnsSettings, EtcdSettings, MAX_TTL, PoolDef, RedirectSettings, RedirectTarget, Secrets,
-    TransferRule, TransferSettings, ZoneSpec, unlisted_regions,
+    AdminSettings, Config, DnsSettings, DnssecSpec, EtcdSettings, MAX_TTL, PoolDef, RedirectSettings, RedirectTarget,
+    Secrets, TransferRule, TransferSettings, ZoneSpec, unlisted_regions,
 };
 
 /// Reads and validates `path`. Zone files are not read here (see `crate::load`).
@@ -47,6 +49,31 @@ pub fn load_all(path: &Path, secrets: Secrets) -> (Option<Config>, Vec<Problem>)
         Ok(text) => parse_all(&path, &text, secrets),
         Err(e) => (None, vec![Problem::new(&path, 0, format!("cannot read the config file: {e}"))]),
     }
+}
+
+/// Why the `[zone.dnssec]` of a zone could not be found (`lbdns dnssec`).
+#[derive(Debug, thiserror::Error)]
+pub enum DnssecZoneError {
+    #[error("{0}")]
+    Config(Problems),
+    #[error("zone {0}: {1}")]
+    Name(String, NameError),
+    #[error("zone {0}: not in the config")]
+    NoZone(hickory_proto::rr::Name),
+    #[error("zone {0}: has no [zone.dnssec] table in the config")]
+    NotSigned(hickory_proto::rr::Name),
+}
+
+/// The origin and `[zone.dnssec]` of `zone` in the config at `path`, read
+/// without its keys (which `lbdns dnssec keygen` is about to make) and
+/// whatever else in the config is wrong.
+pub fn dnssec_zone(path: &Path, zone: &str) -> Result<(hickory_proto::rr::Name, DnssecSpec), DnssecZoneError> {
+    let origin = parse_fqdn(zone).map_err(|e| DnssecZoneError::Name(zone.to_string(), e))?;
+    let (config, problems) = load_all(path, Secrets::Skip);
+    let config = config.ok_or(DnssecZoneError::Config(Problems(problems)))?;
+    let z = config.zones.into_iter().find(|z| z.origin == origin).ok_or(DnssecZoneError::NoZone(origin.clone()))?;
+    let spec = z.dnssec.ok_or(DnssecZoneError::NotSigned(origin.clone()))?;
+    Ok((origin, spec))
 }
 
 /// Parses config text as if read from `path` (absolute).

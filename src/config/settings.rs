@@ -35,8 +35,12 @@ pub struct Config {
     /// `Some` when API state lives in etcd.
     pub etcd: Option<EtcdSettings>,
     pub probe_source: Option<IpAddr>,
+    /// `[health] health_file`, resolved against the config's directory.
+    pub health_file: Option<PathBuf>,
     /// `[[tsig]]` keys (secrets empty under [`Secrets::Skip`]).
     pub tsig: std::sync::Arc<crate::tsig::Keys>,
+    /// The signed zones' keys (none read under [`Secrets::Skip`]).
+    pub dnssec: std::sync::Arc<crate::dnssec::Signing>,
 }
 
 /// Validated `[redirect]`.
@@ -87,8 +91,12 @@ pub struct ZoneSpec {
     pub file: PathBuf,
     /// Line of the `[[zone]]` entry in the config file.
     pub line: usize,
+    /// `update`: who may change the zone by UPDATE (empty: nobody).
+    pub update: Vec<super::Grant>,
     /// Zone transfers out and NOTIFY.
     pub transfer: TransferSettings,
+    /// `[zone.dnssec]`.
+    pub dnssec: Option<DnssecSpec>,
 }
 
 /// A zone's `transfer`, `notify`, `transfer_pools` and journal bounds.
@@ -135,6 +143,14 @@ pub enum TransferRule {
     Key(Name),
 }
 
+/// Validated `[zone.dnssec]`.
+#[derive(Debug, Clone)]
+pub struct DnssecSpec {
+    /// Absolute.
+    pub key_dir: PathBuf,
+    pub algorithm: crate::dnssec::Algorithm,
+}
+
 /// A pool after validation, from the config file or the admin API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolDef {
@@ -171,6 +187,9 @@ pub struct EtcdSettings {
     pub ca_pem: Option<Vec<u8>>,
     pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
     pub timeout: Duration,
+    /// `probe_share`: each member is probed by this many of the live nodes
+    /// (`None`: by every node).
+    pub probe_share: Option<u32>,
 }
 
 impl ApiPoolConfig {

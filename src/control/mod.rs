@@ -14,9 +14,12 @@ mod explain;
 mod outcomes;
 mod probes;
 mod publish;
+mod pushed;
 mod reload;
 mod remote;
 mod render;
+mod share;
+mod update;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -81,6 +84,9 @@ pub enum Command {
     Api(ApiRequest, oneshot::Sender<Result<Reply, ApiError>>),
     /// New sources after SIGHUP: applied as one swap, or refused whole.
     Reload(Box<Sources>, oneshot::Sender<Result<(), StateError>>),
+    /// An RFC 2136 UPDATE (its TSIG verified): the RCODE to answer, sent once
+    /// the change is stored and published.
+    Update(Box<crate::state::update::Update>, oneshot::Sender<hickory_proto::op::ResponseCode>),
     /// From the transfer task: store this encoded IXFR journal entry of the
     /// zone, keeping the zone's newest `keep` entries.
     Journal { zone: Name, entry: Vec<u8>, keep: usize },
@@ -132,6 +138,17 @@ pub struct Writer {
     by_probe: probes::PoolsByProbe,
     /// Told after each swap (the transfer task waits on it).
     published: Arc<tokio::sync::Notify>,
+    /// This node's health files, as last read.
+    files: health::file::FileVotes,
+    /// The other nodes with a health view in etcd (what `probe_share` divides over).
+    live: std::collections::BTreeSet<String>,
+    /// The health files to watch, for their watcher.
+    file_paths: watch::Sender<Vec<std::path::PathBuf>>,
+    /// What the watcher read (taken by `run`).
+    file_updates: Option<mpsc::Receiver<health::file::FileUpdate>>,
+    /// Overrides lapsing up to this time have been put out of effect: the time
+    /// at which the writer's view of overrides stands (see `pushed`).
+    expired_until: std::time::SystemTime,
 }
 
 /// The last change to a zone as this server saw it.
@@ -149,6 +166,8 @@ enum ChangeSource {
     File,
     Api,
     Etcd,
+    /// An RFC 2136 UPDATE on this server.
+    Update,
 }
 
 type ZoneMap = rustc_hash::FxHashMap<Box<[u8]>, Arc<crate::snapshot::Zone>>;
@@ -157,6 +176,8 @@ type ZoneMap = rustc_hash::FxHashMap<Box<[u8]>, Arc<crate::snapshot::Zone>>;
 pub struct ClusterLink {
     pub node: String,
     pub quorum: bool,
+    /// `probe_share`: how many live nodes probe each member (`None`: all).
+    pub probe_share: Option<u32>,
     /// What the watch sees.
     pub remote: Option<mpsc::Receiver<Remote>>,
     /// This node's health view, for the task that publishes it.
@@ -181,13 +202,26 @@ pub struct WriterParts {
     pub outcomes: Outcomes,
     /// Told after each snapshot swap.
     pub published: Arc<tokio::sync::Notify>,
+    /// The health files to watch (out) and what their watcher read (in).
+    pub health_files: (watch::Sender<Vec<std::path::PathBuf>>, mpsc::Receiver<health::file::FileUpdate>),
 }
 
 impl Writer {
     /// Loads the stored API changes over the sources. The first snapshot is built by
     /// [`Writer::start`], after the first probe round.
     pub async fn new(parts: WriterParts) -> Result<Writer, StateError> {
-        let WriterParts { sources, mut store, prober, snapshot, metrics, cluster, events, outcomes, published } = parts;
+        let WriterParts {
+            sources,
+            mut store,
+            prober,
+            snapshot,
+            metrics,
+            cluster,
+            events,
+            outcomes,
+            published,
+            health_files,
+        } = parts;
         let overlay = store.load().await?;
         let (overlay, effective, refused) = fit(&sources, overlay)?;
         let mut writer = Writer {
@@ -209,7 +243,13 @@ impl Writer {
             all_down_seen: Default::default(),
             by_probe: Default::default(),
             published,
+            files: Default::default(),
+            live: Default::default(),
+            file_paths: health_files.0,
+            file_updates: Some(health_files.1),
+            expired_until: std::time::SystemTime::now(),
         };
+        writer.follow_health_files();
         writer.note_file_changes(None);
         Ok(writer)
     }
@@ -232,6 +272,7 @@ impl Writer {
         }
         self.share_view();
         self.publish()?;
+        self.publish_override_gauges();
         self.note_all_down(false);
         Ok(())
     }
@@ -240,8 +281,12 @@ impl Writer {
         self.effective.pools.iter().map(|(p, _)| p.clone()).collect()
     }
 
+    /// The probe streams this node runs: every one the pools need, or with
+    /// `probe_share` its share of them.
     fn probe_keys(&self) -> Vec<ProbeKey> {
-        health::keys_of(&self.pool_defs())
+        let mut keys = health::keys_of(&self.pool_defs());
+        keys.retain(|k| self.assigned(k));
+        keys
     }
 
     pub async fn run(
@@ -253,12 +298,23 @@ impl Writer {
         let keys = self.probe_keys();
         self.prober.sync(&keys, false);
         let mut remote = self.cluster.as_mut().and_then(|c| c.remote.take());
+        let mut files = self.file_updates.take();
         loop {
+            let expiry = self.next_expiry();
             tokio::select! {
                 Some(r) = async { match remote.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                     let before = self.member_states();
                     self.remote(r);
+                    self.publish_override_gauges();
                     self.record_since(&before, |_, _| "changed on another server".into());
+                }
+                Some(u) = async { match files.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                    self.apply_file(u);
+                }
+                _ = async { match expiry { Some(t) => tokio::time::sleep_until(pushed::deadline_of(t)).await, None => std::future::pending().await } } => {
+                    let before = self.member_states();
+                    self.expire_overrides();
+                    self.record_since(&before, |_, _| "health override expired".into());
                 }
                 r = probes.recv() => {
                     let Some(first) = r else { return };
@@ -281,14 +337,26 @@ impl Writer {
                     Some(Command::Api(req, reply)) => {
                         let before = outcomes::is_write(&req).then(|| self.member_states());
                         let what = outcomes::describe(&req);
+                        let pushed = pushed::pushed_reason(&req);
                         let r = self.api_settled(req, &mut remote).await;
                         if let Some(before) = before {
-                            self.record_since(&before, events::api_reason);
+                            match pushed {
+                                Some(why) => self.record_since(&before, |_, _| why.clone()),
+                                None => self.record_since(&before, events::api_reason),
+                            }
+                            self.publish_override_gauges();
                         }
                         if let Some(what) = what {
                             self.outcomes.write(what, &r);
                         }
                         // Before the reply, so that a client reads its own write's events.
+                        self.note_all_down(true);
+                        let _ = reply.send(r);
+                    }
+                    Some(Command::Update(u, reply)) => {
+                        let before = self.member_states();
+                        let r = self.update_settled(&u, &mut remote).await;
+                        self.record_since(&before, |_, _| "changed by a DNS UPDATE".into());
                         self.note_all_down(true);
                         let _ = reply.send(r);
                     }

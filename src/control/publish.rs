@@ -41,6 +41,7 @@ impl Writer {
                 geoip: self.sources.geoip.clone(),
                 tsig: self.sources.config.tsig.clone(),
                 transfer: Arc::new(crate::snapshot::transfer::table(&self.sources.config.zones)),
+                dnssec: self.sources.config.dnssec.clone(),
             },
             Some(&prev),
         )?;

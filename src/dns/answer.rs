@@ -10,9 +10,11 @@ use std::net::IpAddr;
 
 use super::additional::{Owner, Pending, write_additional, write_owner};
 use super::cookie::{CookieCheck, Cookies};
+use super::dnssec::{DnssecScratch, NxNameQuery, Signer, negative_ttl, rs_ttl, signer_for};
 use super::opt::{OptReply, opt_data_len, write_opt};
 use super::tsig::{self, Tsig, Verdict};
 use super::wire::{self, Parsed, Query};
+use crate::dnssec::{TYPE_CDNSKEY, TYPE_CDS, TYPE_DNSKEY};
 use crate::net;
 use crate::policy::Scratch;
 use crate::snapshot::{self, NodeView, Pool, RRsetView, Selection, Snapshot, Zone, address_record_len, write_address};
@@ -43,6 +45,8 @@ pub struct Responder {
     opt_start: usize,
     /// The last request's TSIG, for the reply's (see [`Responder::sign`]).
     tsig: Tsig,
+    /// DNSSEC buffers, used for DO=1 queries to signed zones.
+    dnssec: DnssecScratch,
 }
 
 #[derive(Default)]
@@ -73,6 +77,7 @@ impl Responder {
             cookie_reply: [0; 24],
             opt_start: 0,
             tsig: Tsig::default(),
+            dnssec: DnssecScratch::default(),
         }
     }
 
@@ -234,6 +239,8 @@ impl Responder {
                 room: max_len.saturating_sub(opt_base),
                 out,
                 chain: [(0, 0); MAX_CNAME_CHAIN],
+                dnssec: Some(&mut self.dnssec),
+                signer: None,
             };
             ctx.lookup(&mut a);
         }
@@ -370,6 +377,10 @@ struct Ctx<'s, 'o> {
     /// written in the reply: a chain that comes back to a name already answered
     /// stops there, each record written once.
     chain: [(usize, usize); MAX_CNAME_CHAIN],
+    /// The DNSSEC buffers, until a signer takes them.
+    dnssec: Option<&'o mut DnssecScratch>,
+    /// Set when the query has DO=1 and the zone is signed.
+    signer: Option<Signer<'s, 'o>>,
 }
 
 /// Label offsets of a wire name (root excluded); returns the label count.
@@ -409,6 +420,9 @@ impl<'s> Ctx<'s, '_> {
         self.write_owner(owner);
         self.out.extend_from_slice(&zone.negative_soa);
         a.ns += 1;
+        if let Some(s) = self.signer.as_mut() {
+            a.ns += s.sign_rrset(self.out, owner, &zone.origin_wire, zone.soa(), negative_ttl(zone));
+        }
     }
 
     fn lookup(&mut self, a: &mut Answer<'s>) {
@@ -420,6 +434,14 @@ impl<'s> Ctx<'s, '_> {
             return;
         };
         a.aa = true;
+        match signer_for(&snap.dnssec, q, &zone.origin_wire, &mut self.dnssec) {
+            Ok(signer) => self.signer = signer,
+            Err(NxNameQuery) => {
+                a.aa = false;
+                a.rcode = wire::RCODE_FORMERR as u16;
+                return;
+            }
+        }
         // Owner pointers for the question name: 12 + label offset.
         let name_ptr = 12usize;
         self.resolve(zone, zl, q.qname(), Some(name_ptr), 0, a);
@@ -474,7 +496,7 @@ impl<'s> Ctx<'s, '_> {
         }
         if k == 0 {
             if let Some(n) = node {
-                self.answer_node(zone, zl, n, owner_at(0), depth, a);
+                self.answer_node(zone, zl, n, (owner_at(0), name), depth, a);
             }
             return;
         }
@@ -485,26 +507,33 @@ impl<'s> Ctx<'s, '_> {
         wc[1] = b'*';
         wc[2..2 + ce.len()].copy_from_slice(ce);
         if let Some(n) = zone.node(&wc[..2 + ce.len()]) {
-            self.answer_node(zone, zl, n, owner_at(0), depth, a);
+            // Signed as the name's own: under compact denial every name exists.
+            self.answer_node(zone, zl, n, (owner_at(0), name), depth, a);
             return;
         }
         a.rcode = wire::RCODE_NXDOMAIN as u16;
         self.negative(zone, zl, a);
+        if let Some(s) = self.signer.as_mut() {
+            a.rcode = s.nxdomain_rcode(self.q);
+            a.ns += s.deny(self.out, &self.snap.pools, zone, (owner_at(0), name), None, 0);
+        }
     }
 
+    /// Answers from `node` for the name `at` (as written, and lower-cased wire).
     fn answer_node(
         &mut self,
         zone: &'s Zone,
         zl: usize,
         node: NodeView<'s>,
-        owner: Owner<'_>,
+        at: (Owner<'_>, &[u8]),
         depth: usize,
         a: &mut Answer<'s>,
     ) {
+        let (owner, name) = at;
         let qt = self.q.qtype;
         if let Some(pidx) = node.pool() {
             if qt == wire::TYPE_A || qt == wire::TYPE_AAAA || qt == wire::TYPE_ANY {
-                match self.pool_answer(pidx, qt, owner, a) {
+                match self.pool_answer(pidx, qt, at, a) {
                     PoolResult::Answered => return,
                     PoolResult::ServFail => {
                         a.rcode = wire::RCODE_SERVFAIL as u16;
@@ -512,38 +541,50 @@ impl<'s> Ctx<'s, '_> {
                     }
                     PoolResult::NoData => {
                         if qt != wire::TYPE_ANY {
-                            self.negative(zone, zl, a);
-                            return;
+                            return self.no_data(zone, zl, at, node, a);
                         }
                     }
                 }
             }
         }
         if node.apex() && qt == wire::TYPE_SOA {
-            let (_, n) = self.write_rrset(owner, zone.soa());
-            a.an += n;
-            return;
+            return self.answer_rrset(zone, at, zone.soa(), a);
+        }
+        if node.apex() && matches!(qt, TYPE_DNSKEY | TYPE_CDS | TYPE_CDNSKEY) {
+            if let Some((data, n)) = self.snap.dnssec.zone(&zone.origin_wire).and_then(|k| k.rrset(qt)) {
+                return self.answer_rrset(zone, at, RRsetView::new(qt, n, data), a);
+            }
         }
         if qt == wire::TYPE_ANY {
             // RFC 8482: one RRset is enough.
-            if let Some(rs) = node.first().or(if node.apex() { Some(zone.soa()) } else { None }) {
-                self.answer_rrset(zone, owner, rs, a);
-            } else {
-                self.negative(zone, zl, a);
+            match node.first().or(if node.apex() { Some(zone.soa()) } else { None }) {
+                Some(rs) => self.answer_rrset(zone, at, rs, a),
+                None => self.no_data(zone, zl, at, node, a),
             }
             return;
         }
         if let Some(rs) = node.rrset(qt) {
-            self.answer_rrset(zone, owner, rs, a);
-            return;
+            return self.answer_rrset(zone, at, rs, a);
         }
         if let Some(rs) = node.rrset(wire::TYPE_CNAME) {
             let (rdata_at, n) = self.write_rrset(owner, rs);
             a.an += n;
+            if let Some(s) = self.signer.as_mut() {
+                a.an += s.sign_rrset(self.out, owner, name, rs, rs_ttl(rs));
+            }
             self.follow_cname(zone, zl, rs, rdata_at, depth, a);
             return;
         }
+        self.no_data(zone, zl, at, node, a);
+    }
+
+    /// NODATA for the question's type at `node`: the SOA, and with DO=1 the
+    /// NSEC listing the types there.
+    fn no_data(&mut self, zone: &Zone, zl: usize, at: (Owner<'_>, &[u8]), node: NodeView<'_>, a: &mut Answer) {
         self.negative(zone, zl, a);
+        if let Some(s) = self.signer.as_mut() {
+            a.ns += s.deny(self.out, &self.snap.pools, zone, at, Some(node), self.q.qtype);
+        }
     }
 
     /// Follows the CNAME `rs` (its target written at `rdata_at`) inside `zone`
@@ -575,10 +616,14 @@ impl<'s> Ctx<'s, '_> {
 
     /// Writes `rs` to the answer section; an NS, MX or SRV RRset's additional data
     /// follows at the end.
-    fn answer_rrset(&mut self, zone: &'s Zone, owner: Owner<'_>, rs: RRsetView<'s>, a: &mut Answer<'s>) {
+    fn answer_rrset(&mut self, zone: &'s Zone, at: (Owner<'_>, &[u8]), rs: RRsetView<'s>, a: &mut Answer<'s>) {
+        let (owner, name) = at;
         let start = self.out.len();
         let (_, n) = self.write_rrset(owner, rs);
         a.an += n;
+        if let Some(s) = self.signer.as_mut() {
+            a.an += s.sign_rrset(self.out, owner, name, rs, rs_ttl(rs));
+        }
         if snapshot::target_offset(rs.rtype).is_some() {
             a.extra = Some(Pending { rrset: rs, zone, owner: &[], start, owner_len: owner.len(), referral: false });
         }
@@ -593,9 +638,15 @@ impl<'s> Ctx<'s, '_> {
         let (_, n) = self.write_rrset(owner, ns);
         a.ns += n;
         a.extra = Some(Pending { rrset: ns, zone, owner: name, start, owner_len: owner.len(), referral: true });
+        // With DO=1: the signed DS, or the NSEC proving there is none (an
+        // insecure delegation). The NS RRset is the child's: not signed here.
+        if let Some(s) = self.signer.as_mut() {
+            a.ns += s.delegation(self.out, &self.snap.pools, zone, (owner, name), cut);
+        }
     }
 
-    fn pool_answer(&mut self, pidx: u32, qt: u16, owner: Owner<'_>, a: &mut Answer) -> PoolResult {
+    fn pool_answer(&mut self, pidx: u32, qt: u16, at: (Owner<'_>, &[u8]), a: &mut Answer) -> PoolResult {
+        let owner = at.0;
         let Some(pool) = self.snap.pools.get(pidx as usize) else {
             return PoolResult::NoData;
         };
@@ -612,6 +663,8 @@ impl<'s> Ctx<'s, '_> {
             a.all_down = true;
             pool.counters.all_down.fetch_add(1, Ordering::Relaxed);
         }
+        let start = self.out.len();
+        let an = a.an;
         match selection {
             Selection::NoData => return PoolResult::NoData,
             Selection::ServFail => return PoolResult::ServFail,
@@ -632,6 +685,9 @@ impl<'s> Ctx<'s, '_> {
                 }
             }
         }
+        if let Some(s) = self.signer.as_mut() {
+            a.an += s.sign_written(self.out, owner, at.1, start, a.an - an);
+        }
         if let Some(s) = self.q.edns.and_then(|e| e.ecs) {
             if selection == Selection::Members {
                 a.scope = pool.policy.ecs_scope(s.source_prefix, s.family, location.as_ref());
@@ -650,7 +706,9 @@ impl<'s> Ctx<'s, '_> {
             Owner::Name(n) => n.len(),
         };
         let record_len = if pool.family[f].all.is_empty() { 0 } else { address_record_len(f) };
-        self.room.saturating_sub(self.out.len()) / (owner_len + record_len)
+        // The RRSIGs go after the members: their room is kept first.
+        let signatures = self.signer.as_ref().map_or(0, |s| s.reserve(owner_len));
+        self.room.saturating_sub(self.out.len() + signatures) / (owner_len + record_len)
     }
 
     /// The address that stands for the client: the ECS address if the query has

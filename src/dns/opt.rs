@@ -26,7 +26,13 @@ pub(super) fn write_opt(out: &mut Vec<u8>, udp_size: u16, e: wire::Edns, a: OptR
     out.push(0);
     out.extend_from_slice(&wire::TYPE_OPT.to_be_bytes());
     out.extend_from_slice(&udp_size.to_be_bytes());
-    out.extend_from_slice(&[ext, 0, if e.dnssec_ok { 0x80 } else { 0 }, 0]);
+    // DO echoed; CO with it (RFC 9824: the reply says compact answers may be NXDOMAIN).
+    let flags = match (e.dnssec_ok, e.compact_ok) {
+        (true, true) => 0xc0,
+        (true, false) => 0x80,
+        _ => 0,
+    };
+    out.extend_from_slice(&[ext, 0, flags, 0]);
     out.extend_from_slice(&(opt_data_len(e, cookie.is_some(), a.ede.is_some()) as u16).to_be_bytes());
     if let Some(s) = e.ecs {
         let n = (s.source_prefix as usize).div_ceil(8);

@@ -26,6 +26,8 @@ use tracing::debug;
 
 use super::Responder;
 use super::cookie::Cookies;
+use super::update;
+use super::updater::Updater;
 use crate::counters::WorkerStats;
 use crate::journal::Journals;
 use crate::shutdown::Shutdown;
@@ -35,6 +37,8 @@ pub struct TcpSettings {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub cookies: Option<Arc<Cookies>>,
+    /// Where UPDATE messages go (`None`: answered NOTIMP like other opcodes).
+    pub updater: Option<Updater>,
     /// The IXFR journals, for zone transfers.
     pub journals: Arc<Journals>,
 }
@@ -128,6 +132,7 @@ pub async fn serve(
             stats: stats.clone(),
             deadline: settings.idle_timeout,
             cookies: settings.cookies.clone(),
+            updater: settings.updater.clone(),
             journals: settings.journals.clone(),
             table: table.clone(),
             last_active,
@@ -144,11 +149,24 @@ pub async fn serve(
     }
 }
 
+/// What [`answer_stream`] answers with.
+pub struct StreamCtx<'a> {
+    pub peer: IpAddr,
+    pub snapshot: &'a ArcSwap<Snapshot>,
+    pub stats: &'a WorkerStats,
+    /// Each message must arrive, and each reply be written, within this.
+    pub deadline: Duration,
+    pub updater: Option<&'a Updater>,
+    /// The IXFR journals, for zone transfers.
+    pub journals: &'a Journals,
+}
+
 struct Connection {
     snapshot: Arc<ArcSwap<Snapshot>>,
     stats: Arc<WorkerStats>,
     deadline: Duration,
     cookies: Option<Arc<Cookies>>,
+    updater: Option<Updater>,
     journals: Arc<Journals>,
     table: Arc<Table>,
     last_active: Arc<AtomicU64>,
@@ -158,26 +176,17 @@ impl Connection {
     async fn run(self, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
         let mut responder = Responder::new(fastrand::u64(..)).with_cookies(self.cookies.clone());
-        let parts = StreamParts {
+        let ctx = StreamCtx {
+            peer: peer.ip(),
             snapshot: &self.snapshot,
             stats: &self.stats,
-            journals: &self.journals,
             deadline: self.deadline,
+            updater: self.updater.as_ref(),
+            journals: &self.journals,
         };
-        answer_stream(stream, peer.ip(), parts, &mut responder, || {
-            self.last_active.store(self.table.now_ms(), Ordering::Relaxed)
-        })
-        .await;
+        answer_stream(stream, ctx, &mut responder, || self.last_active.store(self.table.now_ms(), Ordering::Relaxed))
+            .await;
     }
-}
-
-/// What a connection answers from.
-pub struct StreamParts<'a> {
-    pub snapshot: &'a Arc<ArcSwap<Snapshot>>,
-    pub stats: &'a WorkerStats,
-    pub journals: &'a Journals,
-    /// Each message must arrive, and each answer be written, within it.
-    pub deadline: Duration,
 }
 
 /// Answers length-prefixed queries from `stream` in order until the client closes
@@ -186,12 +195,11 @@ pub struct StreamParts<'a> {
 /// stream so that the fuzz target drives exactly this loop.)
 pub async fn answer_stream<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
-    peer: IpAddr,
-    parts: StreamParts<'_>,
+    ctx: StreamCtx<'_>,
     responder: &mut Responder,
     mut answered: impl FnMut(),
 ) {
-    let StreamParts { snapshot, stats, journals, deadline } = parts;
+    let StreamCtx { peer, snapshot, stats, deadline, updater, journals } = ctx;
     let mut inbuf = vec![0u8; 65535];
     let mut outbuf = Vec::with_capacity(4096);
     let mut framed = Vec::with_capacity(4098);
@@ -209,6 +217,20 @@ pub async fn answer_stream<S: AsyncRead + AsyncWrite + Unpin>(
             _ => return,
         };
         stats.query(true);
+        if let (true, Some(u)) = (update::is_update(&inbuf[..len]), updater) {
+            // The connection waits for the writer: its next message is read after.
+            let Some(reply) = u.answer(&inbuf[..len]).await else { return };
+            stats.response(super::updater::rcode(&reply), false);
+            framed.clear();
+            framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());
+            framed.extend_from_slice(&reply);
+            match tokio::time::timeout(deadline, stream.write_all(&framed)).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+            answered();
+            continue;
+        }
         let (outcome, transfer) = {
             let snap = snapshot.load();
             let outcome = responder.respond(&snap, &inbuf[..len], peer, true, &mut outbuf);

@@ -255,6 +255,11 @@ impl Tsig {
         Verdict::NotAuth
     }
 
+    /// The key that verified the last request, if one did.
+    pub fn key(&self) -> Option<&Arc<Key>> {
+        self.key.as_ref().filter(|_| self.reply == Reply::Signed && self.error == 0)
+    }
+
     /// The bytes the reply's TSIG record will take: room a reply must leave.
     pub fn reserve(&self) -> usize {
         let mac = if self.reply == Reply::Signed { self.key.as_ref().map_or(0, |k| k.algorithm.mac_len()) } else { 0 };

@@ -49,6 +49,8 @@ pub struct Edns {
     pub payload: u16,
     pub version: u8,
     pub dnssec_ok: bool,
+    /// The CO flag: the client takes NXDOMAIN with compact denial (RFC 9824).
+    pub compact_ok: bool,
     pub ecs: Option<ClientSubnet>,
     /// Client cookie (8 bytes).
     pub client_cookie: Option<[u8; 8]>,
@@ -303,10 +305,12 @@ fn parse_opt(b: &[u8], p: usize, end: usize) -> Option<Edns> {
     let payload = u16_at(b, p + 2)?.max(512);
     let version = *b.get(p + 5)?;
     let dnssec_ok = b.get(p + 6)? & 0x80 != 0;
+    let compact_ok = b.get(p + 6)? & 0x40 != 0;
     let mut edns = Edns {
         payload,
         version,
         dnssec_ok,
+        compact_ok,
         ecs: None,
         client_cookie: None,
         server_cookie: [0; 32],

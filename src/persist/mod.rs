@@ -52,7 +52,12 @@ pub trait Store: Send {
     async fn load(&mut self) -> Result<Overlay, StoreError>;
     /// Stores `change` (made in `zone`) and increments that zone's serial, in one
     /// transaction; returns once it is durable.
-    async fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError>;
+    async fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
+        self.apply_all(std::slice::from_ref(change), zone).await
+    }
+    /// Stores `changes` (one UPDATE message, made in `zone`) and increments that
+    /// zone's serial once, all in one transaction: all of them are stored, or none.
+    async fn apply_all(&mut self, changes: &[Change], zone: &Name) -> Result<(), StoreError>;
     /// Stores a whole exported state into this (empty) store; returns the number of
     /// entries written. Refuses a store that already holds changes.
     async fn import(&mut self, o: &Overlay) -> Result<usize, StoreError>;

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::encoding::{decode_pool, decode_rrset, pool_value, rrset_value};
 use super::{Store, StoreError, StoredJournals};
 use crate::config::parse_fqdn;
+use crate::health::push::{decode_override, encode_override};
 use crate::state::overlay::{Change, Overlay, decode_member, encode_member};
 
 /// The embedded store's file under `state_dir`, refused when it exists but is
@@ -61,6 +62,8 @@ CREATE TABLE IF NOT EXISTS rrsets  (zone TEXT NOT NULL, name TEXT NOT NULL, type
                                     PRIMARY KEY (zone, name, type));
 CREATE TABLE IF NOT EXISTS serials (zone TEXT PRIMARY KEY, bumps INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, zone TEXT NOT NULL, entry BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS health  (pool TEXT NOT NULL, address TEXT NOT NULL, body TEXT NOT NULL,
+                                    PRIMARY KEY (pool, address));
 ";
 
 impl SqliteStore {
@@ -120,9 +123,9 @@ impl Store for SqliteStore {
         self.call(|db| db.load()).await
     }
 
-    async fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
-        let (change, zone) = (change.clone(), zone.clone());
-        self.call(move |db| db.apply(&change, &zone)).await
+    async fn apply_all(&mut self, changes: &[Change], zone: &Name) -> Result<(), StoreError> {
+        let (changes, zone) = (changes.to_vec(), zone.clone());
+        self.call(move |db| db.apply(&changes, &zone)).await
     }
 
     async fn import(&mut self, o: &Overlay) -> Result<usize, StoreError> {
@@ -236,14 +239,34 @@ impl Db {
             let z = parse_fqdn(&zone).map_err(|e| self.corrupt(e.to_string()))?;
             o.serials.insert(z, bumps as u32);
         }
+        self.load_health(&mut o)?;
         Ok(o)
     }
 
-    fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
+    fn load_health(&mut self, o: &mut Overlay) -> Result<(), StoreError> {
+        let rows: Vec<(String, String, String)> = {
+            let mut st = self.conn.prepare("SELECT pool, address, body FROM health").map_err(self.err())?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(self.err())?
+                .collect::<Result<_, _>>()
+                .map_err(self.err())?
+        };
+        for (pool, addr, body) in rows {
+            let bad = |e: &dyn std::fmt::Display| self.corrupt(format!("health override of {addr} in {pool}: {e}"));
+            let p = parse_fqdn(&pool).map_err(|e| bad(&e))?;
+            let a = addr.parse().map_err(|e| bad(&e))?;
+            o.health.insert((p, a), decode_override(&body).map_err(|e| bad(&e))?);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, changes: &[Change], zone: &Name) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(err)?;
-        write_change(&tx, change).map_err(err)?;
+        for change in changes {
+            write_change(&tx, change).map_err(err)?;
+        }
         tx.execute(
             "INSERT INTO serials (zone, bumps) VALUES (?1, 1) ON CONFLICT(zone) DO UPDATE SET bumps = bumps + 1",
             params![zone.to_ascii()],
@@ -327,6 +350,14 @@ impl Db {
                 .map_err(err)?;
             n += 1;
         }
+        for ((pool, addr), over) in &o.health {
+            tx.execute(
+                "INSERT INTO health (pool, address, body) VALUES (?1, ?2, ?3)",
+                params![pool.to_ascii(), addr.to_string(), encode_override(over)],
+            )
+            .map_err(err)?;
+            n += 1;
+        }
         tx.commit().map_err(err)?;
         Ok(n)
     }
@@ -379,6 +410,19 @@ fn write_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), r
             tx.execute(
                 "DELETE FROM rrsets WHERE zone = ?1 AND name = ?2 AND type = ?3",
                 params![zone.to_ascii(), name.to_ascii(), rtype.to_string()],
+            )?;
+        }
+        Change::PutHealth { pool, address, over } => {
+            tx.execute(
+                "INSERT INTO health (pool, address, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(pool, address) DO UPDATE SET body = ?3",
+                params![pool.to_ascii(), address.to_string(), encode_override(over)],
+            )?;
+        }
+        Change::ClearHealth { pool, address } => {
+            tx.execute(
+                "DELETE FROM health WHERE pool = ?1 AND address = ?2",
+                params![pool.to_ascii(), address.to_string()],
             )?;
         }
     }
@@ -451,7 +495,7 @@ mod tests {
                 zone: zone.clone(),
                 name: parse_fqdn("new.example.test.").unwrap(),
                 rtype: RecordType::A,
-                set: StoredRRset { ttl: 60, data: vec!["192.0.2.7".into()] },
+                set: StoredRRset::api(60, vec!["192.0.2.7".into()]),
             },
             Change::DeleteRRset {
                 zone: zone.clone(),

@@ -19,6 +19,7 @@ pub struct Settings {
     pub geoip: Option<Arc<crate::geoip::GeoDb>>,
     pub tsig: Arc<crate::tsig::Keys>,
     pub transfer: Arc<super::transfer::TransferTable>,
+    pub dnssec: Arc<crate::dnssec::Signing>,
 }
 
 /// The pool index zones mark their pool nodes with: each pool's position.
@@ -47,7 +48,7 @@ pub fn build(
     settings: Settings,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, Problem> {
-    let Settings { edns_udp_size, regions, geoip, tsig, transfer } = settings;
+    let Settings { edns_udp_size, regions, geoip, tsig, transfer, dnssec } = settings;
     let mut built = Vec::with_capacity(pools.len());
     // Previous pools by name: a reload of 100,000 pools must not search for each.
     let previous_by_name: std::collections::HashMap<&Name, &Arc<Pool>> =
@@ -63,7 +64,16 @@ pub fn build(
     }
     let zone_map: FxHashMap<Box<[u8]>, Arc<Zone>> = zones.iter().map(|z| (z.origin_wire.clone(), z.clone())).collect();
     let pools = built.into_iter().collect();
-    Ok(Snapshot { zones: Arc::new(zone_map), pools, edns_udp_size, regions: regions.clone(), geoip, tsig, transfer })
+    Ok(Snapshot {
+        zones: Arc::new(zone_map),
+        pools,
+        edns_udp_size,
+        regions: regions.clone(),
+        geoip,
+        tsig,
+        transfer,
+        dnssec,
+    })
 }
 
 /// Whether `pool` is what building `def` with `health` would make: the same
@@ -121,6 +131,7 @@ mod tests {
             geoip: None,
             tsig: Arc::default(),
             transfer: Arc::default(),
+            dnssec: Arc::default(),
         };
         let zones = build_zones(&[Arc::new(zone.unwrap())], &defs, &BTreeMap::new()).unwrap();
         build(&zones, &defs, health, settings, previous).unwrap()

@@ -50,6 +50,8 @@ pub struct Snapshot {
     pub tsig: Arc<crate::tsig::Keys>,
     /// Zone transfer settings of the zones that have any, by lower-cased wire origin.
     pub transfer: Arc<transfer::TransferTable>,
+    /// The signed zones' keys and the signature cache.
+    pub dnssec: Arc<crate::dnssec::Signing>,
 }
 
 impl Snapshot {
@@ -64,6 +66,7 @@ impl Snapshot {
             geoip: None,
             tsig: Arc::default(),
             transfer: Arc::default(),
+            dnssec: Arc::default(),
         }
     }
 
@@ -78,6 +81,7 @@ impl Snapshot {
             geoip: self.geoip.clone(),
             tsig: self.tsig.clone(),
             transfer: self.transfer.clone(),
+            dnssec: self.dnssec.clone(),
         }
     }
 }

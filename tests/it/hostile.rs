@@ -48,7 +48,44 @@ fn valid_queries() -> Vec<Vec<u8>> {
     not_last[11] += 1;
     not_last.extend_from_slice(b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00");
     v.push(not_last);
+    v.extend(updates());
     v
+}
+
+/// UPDATE messages (RFC 2136) for the `_h` names the hostile key is granted:
+/// one good, signed; then unsigned, with a MAC cut short, under the wrong
+/// algorithm, a zone of class CH, an update of class CH, and a huge update section.
+fn updates() -> Vec<Vec<u8>> {
+    use hickory_proto::op::{MessageType, OpCode, Query};
+    use hickory_proto::rr::{DNSClass, Name, RData, Record, rdata::TXT};
+    let update = |n: usize, class: DNSClass| {
+        let mut m = Message::new(0x5150, MessageType::Query, OpCode::Update);
+        let mut zone = Query::query(Name::from_ascii("example.test.").unwrap(), RecordType::SOA);
+        zone.set_query_class(DNSClass::IN);
+        m.add_query(zone);
+        for i in 0..n {
+            let name = Name::from_ascii(format!("_h{i}.example.test.")).unwrap();
+            let mut r = Record::from_rdata(name, 60, RData::TXT(TXT::new(vec!["hostile".into()])));
+            r.dns_class = class;
+            m.add_authority(r);
+        }
+        m
+    };
+    let good = signed(update(1, DNSClass::IN));
+    let alg = good.windows(12).position(|w| w == b"\x0bhmac-sha256").unwrap();
+    let mut wrong_alg = good.clone();
+    wrong_alg[alg + 11] = b'7';
+    let mut zone_ch = update(1, DNSClass::IN);
+    zone_ch.queries[0].set_query_class(DNSClass::CH);
+    vec![
+        good.clone(),
+        update(1, DNSClass::IN).to_vec().unwrap(),
+        good[..good.len() - 12].to_vec(),
+        wrong_alg,
+        signed(zone_ch),
+        signed(update(1, DNSClass::CH)),
+        signed(update(400, DNSClass::IN)),
+    ]
 }
 
 /// An AXFR or IXFR (from serial 1) of example.test.
@@ -64,15 +101,16 @@ fn transfer_query(t: RecordType) -> Message {
     m
 }
 
-/// The example config with the hostile key, and transfers of example.test.
-/// allowed to loopback and to that key.
+/// The example config with the hostile key, transfers of example.test.
+/// allowed to loopback and to that key, and TXT UPDATEs granted to it.
 fn hostile_config(dir: &std::path::Path) -> std::path::PathBuf {
     use base64::Engine;
     write(&dir.join("hostile.key"), &base64::engine::general_purpose::STANDARD.encode(HOSTILE_SECRET));
     let tsig = "\n[[tsig]]\nname = \"hostile-key.\"\nsecret_file = \"hostile.key\"\n";
     let config = example_config().replace(
         "zones/example.test.zone\"\n",
-        "zones/example.test.zone\"\ntransfer = [\"127.0.0.0/8\", \"key:hostile-key.\"]\n",
+        "zones/example.test.zone\"\ntransfer = [\"127.0.0.0/8\", \"key:hostile-key.\"]\n\
+         update = [{ key = \"hostile-key.\", names = [\"*\"], types = [\"TXT\"] }]\n",
     );
     assert!(config.contains("key:hostile-key."), "the example config's zone moved");
     write(&dir.join("lbdns.toml"), &(config + tsig));
@@ -266,6 +304,11 @@ fn hundred_thousand_hostile_packets_and_a_thousand_broken_streams() {
     let mut verifier = m.finalize(&hostile_key(), now()).unwrap().unwrap();
     let reply = verifier.verify(&udp_raw(dns, &m.to_vec().unwrap()).unwrap()).expect("a signed reply");
     assert_eq!(reply.answers.len(), 3);
+    // Of all the UPDATEs, only the good one changed anything (a mutated one
+    // fails its MAC, and the huge one is refused whole).
+    let h0 = udp(dns, &msg("_h0.example.test.", RecordType::TXT));
+    assert_eq!(h0.answers.len(), 1, "{h0:?}");
+    assert!(udp(dns, &msg("_h1.example.test.", RecordType::TXT)).answers.is_empty());
 
     for i in 0..1000 {
         let mut s = TcpStream::connect(dns).unwrap();

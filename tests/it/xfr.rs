@@ -67,6 +67,7 @@ fn setup(dir: &Path, probe_port: u16, notify: &[SocketAddr], pools: &str) -> Pat
         "[dns]\nlisten = [\"127.0.0.1:0\"]\n\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n\
          state_dir = \"state\"\n\n[[tsig]]\nname = \"xfr-key.\"\nsecret_file = \"xfr.key\"\n\n\
          [[zone]]\norigin = \"{ORIGIN}\"\nfile = \"x.zone\"\ntransfer = [\"192.0.2.0/24\", \"key:xfr-key.\"]\n\
+         update = [{{ key = \"xfr-key.\", names = [\"upd\"], types = [\"A\"] }}]\n\
          notify = [{}]\ntransfer_pools = \"{pools}\"\n\n\
          [[zone]]\norigin = \"open.test.\"\nfile = \"open.zone\"\ntransfer = [\"127.0.0.0/8\"]\n\n\
          [[zone]]\norigin = \"big.test.\"\nfile = \"big.zone\"\ntransfer = [\"key:xfr-key.\"]\n\n\
@@ -241,7 +242,8 @@ fn same_answers(lbdns: SocketAddr, secondary: &Secondary) {
 }
 
 /// What every secondary must do: the initial transfer, an API write brought
-/// by NOTIFY and IXFR, a member going down changing the pool's RRset.
+/// by NOTIFY and IXFR, then an UPDATE, a member going down changing the pool's
+/// RRset.
 fn follows(lbdns: &Running, sec: &Secondary, backends: &mut Vec<TcpListener>, took_ixfr: impl Fn() -> bool) {
     let first = serial_at(lbdns.dns, ORIGIN).unwrap();
     assert!(sec.wait_serial(first), "the secondary never loaded serial {first}; its log:\n{}", sec.log());
@@ -254,6 +256,28 @@ fn follows(lbdns: &Running, sec: &Secondary, backends: &mut Vec<TcpListener>, to
     assert!(sec.wait_serial(second), "NOTIFY did not bring serial {second}; its log:\n{}", sec.log());
     assert_eq!(addrs(&tcp(sec.addr, &msg("new.x.test.", RecordType::A))), ["192.0.2.77"]);
     assert!(wait_for(Duration::from_secs(5), &took_ixfr), "the change did not come by IXFR:\n{}", sec.log());
+
+    // An RFC 2136 UPDATE is a change like an API write.
+    if crate::tsig::have("nsupdate") {
+        let script = format!(
+            "server 127.0.0.1 {}\nzone {ORIGIN}\nupdate add upd.x.test. 60 A 192.0.2.88\nsend\n",
+            lbdns.dns.port()
+        );
+        let mut child = Command::new("nsupdate")
+            .args(["-y", &format!("hmac-sha256:xfr-key.:{SECRET}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let third = serial_at(lbdns.dns, ORIGIN).unwrap();
+        assert!(sec.wait_serial(third), "NOTIFY did not bring the UPDATE's serial {third}:\n{}", sec.log());
+        assert_eq!(addrs(&tcp(sec.addr, &msg("upd.x.test.", RecordType::A))), ["192.0.2.88"]);
+    }
 
     // 127.0.0.3's backend goes away: its probe fails, the pool's transferred
     // RRset loses it, the serial moves and the secondary follows.
