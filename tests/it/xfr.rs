@@ -443,3 +443,44 @@ fn check_and_start_up_agree_on_transfer_settings() {
     let (ok, start) = run(&[]);
     assert!(!ok && start.contains(&wanted), "start-up: {start}");
 }
+
+/// NOTIFY after a change: opcode NOTIFY, AA, the zone's SOA as the question
+/// and its new SOA as the answer, signed with the first `key:` of `transfer`;
+/// a secondary that does not answer gets it again, and one that answers is not
+/// sent it again (the next NOTIFY it gets is the next change's).
+#[test]
+fn notify_is_signed_and_sent_again_until_answered() {
+    use hickory_proto::op::OpCode;
+    let secondary = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    secondary.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (probe_port, _backends) = backends();
+    let lbdns = spawn(&setup(dir.path(), probe_port, &[secondary.local_addr().unwrap()], "enabled"));
+    let mut buf = vec![0u8; 4096];
+    let mut receive = || {
+        let (n, from) = secondary.recv_from(&mut buf).expect("a NOTIFY before the deadline");
+        (Message::from_vec(&buf[..n]).unwrap(), buf[..n].to_vec(), from)
+    };
+    put(lbdns.admin, "new.x.test.", "192.0.2.77");
+    let (first, _, _) = receive();
+    assert_eq!(first.metadata.op_code, OpCode::Notify);
+    assert!(first.metadata.authoritative);
+    assert_eq!((first.queries[0].name().to_ascii(), first.queries[0].query_type()), (ORIGIN.into(), RecordType::SOA));
+    let sig = first.signature.as_ref().expect("signed");
+    assert_eq!(sig.name.to_ascii(), "xfr-key.");
+    let serial_of = |m: &Message| match &m.answers[0].data {
+        RData::SOA(s) => s.serial,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(Some(serial_of(&first)), serial_at(lbdns.dns, ORIGIN));
+    // Not answered: it comes again, then the answer ends the retries.
+    let (again, bytes, from) = receive();
+    assert_eq!((&again.queries, serial_of(&again)), (&first.queries, serial_of(&first)));
+    let mut reply = bytes[..12].to_vec();
+    reply[2] |= 0x80;
+    reply[4..12].fill(0);
+    secondary.send_to(&reply, from).unwrap();
+    put(lbdns.admin, "new.x.test.", "192.0.2.78");
+    let (next, _, _) = receive();
+    assert_eq!(serial_of(&next), serial_of(&first) + 1, "the next change's NOTIFY, not a retry of the answered one");
+}
