@@ -186,19 +186,7 @@ impl App {
             zone_files: Arc::new(std::sync::Mutex::new(sources.zone_files.clone())),
         };
 
-        let threads = match cfg.dns.threads {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            n => n,
-        };
-        let mut udp_sockets = Vec::new();
-        let mut tcp_listeners = Vec::new();
-        let mut dns_addrs = Vec::new();
-        for &addr in &cfg.dns.listen {
-            let (socks, listener, bound) = bind_dns(addr, threads)?;
-            udp_sockets.extend(socks);
-            tcp_listeners.push(listener);
-            dns_addrs.push(bound);
-        }
+        let (udp_sockets, tcp_listeners, dns_addrs) = bind_all_dns(cfg)?;
         let admin = tokio::net::TcpListener::bind(cfg.admin.listen)
             .await
             .map_err(|source| AppError::Bind { addr: cfg.admin.listen, source })?;
@@ -428,6 +416,25 @@ fn join_cluster(settings: &EtcdSettings, conn: etcd::Connector, shutdown: &Shutd
 
 /// Binds `threads` UDP sockets and one TCP listener on the same address and port.
 /// With port 0 the kernel picks a UDP port, and we retry if TCP cannot have it.
+/// The DNS sockets of every `[dns] listen` address: a UDP socket per worker
+/// thread and a TCP listener each, and the addresses bound.
+type DnsSockets = (Vec<std::net::UdpSocket>, Vec<tokio::net::TcpListener>, Vec<SocketAddr>);
+
+fn bind_all_dns(cfg: &crate::config::Config) -> Result<DnsSockets, AppError> {
+    let threads = match cfg.dns.threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    };
+    let mut all: DnsSockets = Default::default();
+    for &addr in &cfg.dns.listen {
+        let (socks, listener, bound) = bind_dns(addr, threads)?;
+        all.0.extend(socks);
+        all.1.push(listener);
+        all.2.push(bound);
+    }
+    Ok(all)
+}
+
 fn bind_dns(
     addr: SocketAddr,
     threads: usize,

@@ -333,52 +333,61 @@ impl Writer {
                     }
                 }
                 c = commands.recv() => match c {
-                    Some(Command::Health(reply)) => { let _ = reply.send(self.health.clone()); }
-                    Some(Command::Api(req, reply)) => {
-                        let before = outcomes::is_write(&req).then(|| self.member_states());
-                        let what = outcomes::describe(&req);
-                        let pushed = pushed::pushed_reason(&req);
-                        let r = self.api_settled(req, &mut remote).await;
-                        if let Some(before) = before {
-                            match pushed {
-                                Some(why) => self.record_since(&before, |_, _| why.clone()),
-                                None => self.record_since(&before, events::api_reason),
-                            }
-                            self.publish_override_gauges();
-                        }
-                        if let Some(what) = what {
-                            self.outcomes.write(what, &r);
-                        }
-                        // Before the reply, so that a client reads its own write's events.
-                        self.note_all_down(true);
-                        let _ = reply.send(r);
-                    }
-                    Some(Command::Update(u, reply)) => {
-                        let before = self.member_states();
-                        let r = self.update_settled(&u, &mut remote).await;
-                        self.record_since(&before, |_, _| "changed by a DNS UPDATE".into());
-                        self.note_all_down(true);
-                        let _ = reply.send(r);
-                    }
-                    Some(Command::Reload(sources, reply)) => {
-                        let before = self.member_states();
-                        let r = self.reload(*sources);
-                        self.record_since(&before, |_, _| "config reload".into());
-                        self.note_all_down(true);
-                        let _ = reply.send(r);
-                    }
-                    Some(Command::Journal { zone, entry, keep }) => {
-                        if let Err(e) = self.store.journal(&zone, entry, keep).await {
-                            warn!(zone = %zone, error = %e, "cannot store the IXFR journal entry");
-                        }
-                    }
-                    Some(Command::BumpSerial(zone)) => self.bump_serial(zone).await,
+                    Some(c) => self.command(c, &mut remote).await,
                     None => return,
                 },
                 _ = shutdown.recv() => return,
             }
             // Whatever changed above may have left a pool with no member to answer.
             self.note_all_down(true);
+        }
+    }
+
+    /// Carries out one command from the admin API, the DNS side or the transfer task.
+    async fn command(&mut self, c: Command, remote: &mut Option<mpsc::Receiver<Remote>>) {
+        match c {
+            Command::Health(reply) => {
+                let _ = reply.send(self.health.clone());
+            }
+            Command::Api(req, reply) => {
+                let before = outcomes::is_write(&req).then(|| self.member_states());
+                let what = outcomes::describe(&req);
+                let pushed = pushed::pushed_reason(&req);
+                let r = self.api_settled(req, remote).await;
+                if let Some(before) = before {
+                    match pushed {
+                        Some(why) => self.record_since(&before, |_, _| why.clone()),
+                        None => self.record_since(&before, events::api_reason),
+                    }
+                    self.publish_override_gauges();
+                }
+                if let Some(what) = what {
+                    self.outcomes.write(what, &r);
+                }
+                // Before the reply, so that a client reads its own write's events.
+                self.note_all_down(true);
+                let _ = reply.send(r);
+            }
+            Command::Update(u, reply) => {
+                let before = self.member_states();
+                let r = self.update_settled(&u, remote).await;
+                self.record_since(&before, |_, _| "changed by a DNS UPDATE".into());
+                self.note_all_down(true);
+                let _ = reply.send(r);
+            }
+            Command::Reload(sources, reply) => {
+                let before = self.member_states();
+                let r = self.reload(*sources);
+                self.record_since(&before, |_, _| "config reload".into());
+                self.note_all_down(true);
+                let _ = reply.send(r);
+            }
+            Command::Journal { zone, entry, keep } => {
+                if let Err(e) = self.store.journal(&zone, entry, keep).await {
+                    warn!(zone = %zone, error = %e, "cannot store the IXFR journal entry");
+                }
+            }
+            Command::BumpSerial(zone) => self.bump_serial(zone).await,
         }
     }
 

@@ -179,85 +179,56 @@ impl State {
     pub fn apply_key(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), BadKey> {
         let parts: Vec<&str> = key.split('/').collect();
         let text = value.map(|v| String::from_utf8_lossy(v).into_owned());
+        let text = text.as_deref();
         let bad = |e: &dyn std::fmt::Display| BadKey { key: key.to_string(), reason: e.to_string() };
+        let o = &mut self.overlay;
         match parts.as_slice() {
             ["pools", n] => {
                 let n = name(n).map_err(|e| bad(&e))?;
-                match text {
-                    Some(t) => {
-                        let cfg: ApiPoolConfig = serde_json::from_str(&t).map_err(|e| bad(&e))?;
-                        self.overlay.pools.insert(n.clone(), cfg.into_def(n));
-                    }
-                    None => {
-                        self.overlay.pools.remove(&n);
-                    }
-                }
+                set(&mut o.pools, n.clone(), text, |t| serde_json::from_str::<ApiPoolConfig>(t).map(|c| c.into_def(n)))
             }
             ["members", p, a] => {
-                let p = name(p).map_err(|e| bad(&e))?;
-                let a: IpAddr = a.parse().map_err(|e| bad(&e))?;
-                match text {
-                    Some(t) => {
-                        let m = decode_member(&t).map_err(|e| bad(&e))?;
-                        self.overlay.members.insert((p, a), m);
-                    }
-                    None => {
-                        self.overlay.members.remove(&(p, a));
-                    }
-                }
+                let key = (name(p).map_err(|e| bad(&e))?, a.parse::<IpAddr>().map_err(|e| bad(&e))?);
+                set(&mut o.members, key, text, decode_member)
             }
             ["rrsets", z, n, t] => {
                 let z = name(z).map_err(|e| bad(&e))?;
                 let n = name(n).map_err(|e| bad(&e))?;
                 let t: RecordType = t.parse().map_err(|e| bad(&e))?;
-                match text {
-                    Some(body) => {
-                        let set: Option<StoredRRset> = serde_json::from_str(&body).map_err(|e| bad(&e))?;
-                        self.overlay.rrsets.insert((z, n, t), set);
-                    }
-                    None => {
-                        self.overlay.rrsets.remove(&(z, n, t));
-                    }
-                }
+                set(&mut o.rrsets, (z, n, t), text, |b| serde_json::from_str::<Option<StoredRRset>>(b))
             }
             ["serials", z] => {
                 let z = name(z).map_err(|e| bad(&e))?;
-                match text {
-                    Some(t) => {
-                        let bumps: u32 = t.trim().parse().map_err(|e| bad(&e))?;
-                        self.overlay.serials.insert(z, bumps);
-                    }
-                    None => {
-                        self.overlay.serials.remove(&z);
-                    }
-                }
+                set(&mut o.serials, z, text, |t| t.trim().parse::<u32>())
             }
             ["health", p, a] => {
-                let p = name(p).map_err(|e| bad(&e))?;
-                let a: IpAddr = a.parse().map_err(|e| bad(&e))?;
-                match text {
-                    Some(t) => {
-                        let over = decode_override(&t).map_err(|e| bad(&e))?;
-                        self.overlay.health.insert((p, a), over);
-                    }
-                    None => {
-                        self.overlay.health.remove(&(p, a));
-                    }
-                }
+                let key = (name(p).map_err(|e| bad(&e))?, a.parse::<IpAddr>().map_err(|e| bad(&e))?);
+                set(&mut o.health, key, text, decode_override)
             }
-            ["nodes", node] => match text {
-                Some(t) => {
-                    let view: Votes = serde_json::from_str(&t).map_err(|e| bad(&e))?;
-                    self.nodes.insert(dec(node), view);
-                }
-                None => {
-                    self.nodes.remove(&dec(node));
-                }
-            },
-            _ => {}
+            ["nodes", node] => set(&mut self.nodes, dec(node), text, |t| serde_json::from_str::<Votes>(t)),
+            _ => Ok(()),
         }
-        Ok(())
+        .map_err(|e| bad(&e))
     }
+}
+
+/// Sets one entry of a stored map to its decoded `text`, or removes it when
+/// the key was deleted (`None`).
+fn set<K: Ord, V, E: std::fmt::Display>(
+    map: &mut std::collections::BTreeMap<K, V>,
+    key: K,
+    text: Option<&str>,
+    decode: impl FnOnce(&str) -> Result<V, E>,
+) -> Result<(), String> {
+    match text {
+        Some(t) => {
+            map.insert(key, decode(t).map_err(|e| e.to_string())?);
+        }
+        None => {
+            map.remove(&key);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
