@@ -156,8 +156,6 @@ impl App {
         let cluster = etcd.map(|(settings, conn)| join_cluster(&settings, conn, &shutdown));
         let events = crate::control::Events::default();
         let outcomes = crate::control::Outcomes::default();
-        let (file_paths, paths_rx) = watch::channel(Vec::new());
-        let (file_tx, file_rx) = mpsc::channel(64);
         let mut writer = Writer::new(WriterParts {
             sources: sources.clone(),
             store,
@@ -168,11 +166,9 @@ impl App {
             events: events.clone(),
             outcomes: outcomes.clone(),
             published: published.clone(),
-            health_files: (file_paths, file_rx),
+            health_files: watch_health_files(),
         })
         .await?;
-        // Ends when the writer, the other end of both channels, is gone.
-        tokio::spawn(crate::health::file::watch(paths_rx, file_tx));
         writer.start().await?;
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(256);
         let control = Control {
@@ -384,6 +380,15 @@ impl Control {
             ui_public,
         }
     }
+}
+
+/// Starts the health files' watcher and returns the writer's ends of its
+/// channels; it ends when the writer, the other end of both, is gone.
+fn watch_health_files() -> (watch::Sender<Vec<std::path::PathBuf>>, mpsc::Receiver<crate::health::file::FileUpdate>) {
+    let (paths_tx, paths_rx) = watch::channel(Vec::new());
+    let (file_tx, file_rx) = mpsc::channel(64);
+    tokio::spawn(crate::health::file::watch(paths_rx, file_tx));
+    (paths_tx, file_rx)
 }
 
 /// Starts the etcd watch (until shutdown) and the task that publishes this node's

@@ -103,14 +103,17 @@ fn fixture_sources() -> &'static crate::Sources {
 }
 
 /// An UPDATE datagram: the TSIG checked, the message read and planned against the
-/// fixture (nothing is stored), the reply signed; it must be a well-formed
-/// response whatever the input.
+/// fixture (nothing is stored; an unsigned one as if the fixture's key had signed
+/// it), the reply signed; it must be a well-formed response whatever the input.
 fn update(packet: &[u8]) {
     use crate::state::overlay::{Overlay, effective_pools};
     static RT: LazyLock<tokio::runtime::Runtime> =
         LazyLock::new(|| tokio::runtime::Builder::new_current_thread().build().expect("runtime"));
     let reply = RT.block_on(async {
-        let submit: crate::dns::updater::Submit = Arc::new(|u, reply| {
+        let submit: crate::dns::updater::Submit = Arc::new(|mut u, reply| {
+            // Planned as if signed by the granted key, so that mutated messages
+            // (whose MACs fail) still reach the prerequisites and updates.
+            u.key.get_or_insert_with(|| Name::from_ascii("fuzz-key.").expect("key name"));
             let s = fixture_sources();
             let (overlay, refused) = (Overlay::default(), Default::default());
             let pools = effective_pools(s, &overlay);

@@ -306,7 +306,7 @@ impl Writer {
                     let before = self.member_states();
                     self.remote(r);
                     self.publish_override_gauges();
-                    self.record_since(&before, |_, _| "changed on another server".into());
+                    self.record_since_each(&before, |pool, address| self.remote_reason(pool, address));
                 }
                 Some(u) = async { match files.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                     self.apply_file(u);

@@ -48,6 +48,18 @@ impl Writer {
         }
     }
 
+    /// Why a member changed with another server's write: its override's
+    /// reason when one is in force now.
+    pub(super) fn remote_reason(&self, pool: Option<&Name>, address: IpAddr) -> String {
+        match pool.and_then(|p| self.view().pushed.override_of(p, address)) {
+            Some(o) => {
+                let why = o.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+                format!("health pushed {} through the API on another server{why}", o.state.as_str())
+            }
+            None => "changed on another server".into(),
+        }
+    }
+
     /// `{state, reason, expires_at}` of the override in force, or `null`.
     pub(super) fn override_json(&self, def: &PoolDef, address: IpAddr) -> Value {
         match self.view().pushed.override_of(&def.name, address) {

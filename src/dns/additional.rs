@@ -3,6 +3,8 @@
 //! looked up in the zone from the target names in its RDATA while answering
 //! (nothing is precomputed or held twice), a referral's in-domain glue first
 //! (RFC 9471). No allocation: target names are lower-cased into a stack buffer.
+//! With DO=1 in a signed zone each authoritative RRset here comes with its RRSIGs,
+//! written or dropped together; a referral's glue is the child's and is not signed.
 
 use super::wire;
 use crate::snapshot::{self, NodeView, RRsetView, Zone};
@@ -41,6 +43,18 @@ pub(super) struct Pending<'s> {
     pub(super) referral: bool,
 }
 
+/// What signs the additional section's authoritative RRsets (the DNSSEC
+/// signer, with DO=1 in a signed zone).
+pub(super) trait Signatures {
+    /// The bytes the RRSIGs of one RRset take, its owner written in `owner_len`.
+    fn reserve(&self, owner_len: usize) -> usize;
+    /// Appends the RRSIGs of `rs`, owned by `name` written as `owner`; how many.
+    fn sign(&mut self, out: &mut Vec<u8>, owner: Owner<'_>, name: &[u8], rs: RRsetView<'_>) -> u16;
+}
+
+/// The signer of additional data, if any.
+pub(super) type Signer<'a, 'b> = Option<&'a mut (dyn Signatures + 'b)>;
+
 /// Writes `owner` as a compression pointer or the name itself.
 pub(super) fn write_owner(out: &mut Vec<u8>, owner: Owner<'_>) {
     match owner {
@@ -53,14 +67,25 @@ pub(super) fn write_owner(out: &mut Vec<u8>, owner: Owner<'_>) {
 /// bytes: a referral's in-domain glue first, which must fit whole (`false`: it
 /// does not, and the reply is to be truncated), then the rest, each RRset whole
 /// or not at all, dropped without TC when it does not fit.
-pub(super) fn write_additional(out: &mut Vec<u8>, p: &Pending<'_>, limit: usize, ar: &mut u16) -> bool {
-    if p.referral && !each_target(p, |owner, in_domain, node| !in_domain || put_addresses(out, owner, node, limit, ar))
+pub(super) fn write_additional(
+    out: &mut Vec<u8>,
+    p: &Pending<'_>,
+    limit: usize,
+    ar: &mut u16,
+    signer: Signer<'_, '_>,
+) -> bool {
+    let mut signer = signer;
+    // A referral's glue first, unsigned: it is the child's.
+    if p.referral
+        && !each_target(p, |owner, (_, in_domain), node| {
+            !in_domain || put_addresses(out, (owner, &[]), node, limit, ar, None)
+        })
     {
         return false;
     }
-    each_target(p, |owner, in_domain, node| {
+    each_target(p, |owner, (target, in_domain), node| {
         if !(p.referral && in_domain) {
-            put_addresses(out, owner, node, limit, ar);
+            put_addresses(out, (owner, target), node, limit, ar, signer.as_deref_mut());
         }
         true
     });
@@ -72,10 +97,10 @@ pub(super) fn write_additional(out: &mut Vec<u8>, p: &Pending<'_>, limit: usize,
 /// that is not a pool: pools are left out, their answer depends on the client
 /// and on health, and resolvers ask for them anyway. `f` gets the owner to write
 /// the target's addresses under (a pointer to the target name written in the
-/// RDATA, or the name where no pointer reaches), whether the target is at or
-/// below the RRset's owner (a referral's required glue, RFC 9471), and the node.
-/// Stops, returning `false`, when `f` does.
-fn each_target<'s>(p: &Pending<'s>, mut f: impl FnMut(Owner<'_>, bool, NodeView<'s>) -> bool) -> bool {
+/// RDATA, or the name where no pointer reaches), the target (lower-cased wire)
+/// and whether it is at or below the RRset's owner (a referral's required glue,
+/// RFC 9471), and the node. Stops, returning `false`, when `f` does.
+fn each_target<'s>(p: &Pending<'s>, mut f: impl FnMut(Owner<'_>, (&[u8], bool), NodeView<'s>) -> bool) -> bool {
     let Some(name_at) = snapshot::target_offset(p.rrset.rtype) else { return true };
     let mut before = 0usize;
     for (j, rec) in p.rrset.records().enumerate() {
@@ -90,19 +115,27 @@ fn each_target<'s>(p: &Pending<'s>, mut f: impl FnMut(Owner<'_>, bool, NodeView<
         }
         let Some(node) = p.zone.target_node(target).filter(|n| n.pool().is_none()) else { continue };
         let owner = if at < 0x3fff { Owner::Ptr(at as u16) } else { Owner::Name(target) };
-        if !f(owner, snapshot::is_at_or_below(target, p.owner), node) {
+        if !f(owner, (target, snapshot::is_at_or_below(target, p.owner)), node) {
             return false;
         }
     }
     true
 }
 
-/// Writes a node's A and AAAA RRsets under `owner`, each whole if it fits;
+/// Writes a node's A and AAAA RRsets under the name `at` (as written, and
+/// lower-cased wire), each whole (with its RRSIGs when signed) if it fits;
 /// `false` when one does not.
-fn put_addresses(out: &mut Vec<u8>, owner: Owner<'_>, node: NodeView<'_>, limit: usize, ar: &mut u16) -> bool {
+fn put_addresses(
+    out: &mut Vec<u8>,
+    at: (Owner<'_>, &[u8]),
+    node: NodeView<'_>,
+    limit: usize,
+    ar: &mut u16,
+    mut signer: Signer<'_, '_>,
+) -> bool {
     for rtype in [wire::TYPE_A, wire::TYPE_AAAA] {
         if let Some(rs) = node.rrset(rtype) {
-            if !put_rrset(out, owner, rs, limit, ar) {
+            if !put_rrset(out, at, rs, limit, ar, signer.as_deref_mut()) {
                 return false;
             }
         }
@@ -110,15 +143,27 @@ fn put_addresses(out: &mut Vec<u8>, owner: Owner<'_>, node: NodeView<'_>, limit:
     true
 }
 
-/// Writes all of `rs` under `owner` if the message stays within `limit`.
-fn put_rrset(out: &mut Vec<u8>, owner: Owner<'_>, rs: RRsetView<'_>, limit: usize, ar: &mut u16) -> bool {
-    if out.len() + rs.count() as usize * owner.len() + rs.bytes().len() > limit {
+/// Writes all of `rs` and its RRSIGs under `at` if the message stays within `limit`.
+fn put_rrset(
+    out: &mut Vec<u8>,
+    at: (Owner<'_>, &[u8]),
+    rs: RRsetView<'_>,
+    limit: usize,
+    ar: &mut u16,
+    signer: Signer<'_, '_>,
+) -> bool {
+    let (owner, name) = at;
+    let signatures = signer.as_ref().map_or(0, |s| s.reserve(owner.len()));
+    if out.len() + rs.count() as usize * owner.len() + rs.bytes().len() + signatures > limit {
         return false;
     }
     for rec in rs.records() {
         write_owner(out, owner);
         out.extend_from_slice(rec);
         *ar += 1;
+    }
+    if let Some(s) = signer {
+        *ar += s.sign(out, owner, name, rs);
     }
     true
 }

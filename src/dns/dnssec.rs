@@ -6,7 +6,7 @@
 //! name `\000.name` as the next name, so no other name is covered or revealed.
 //! Nothing here allocates once the buffers have grown.
 
-use super::additional::{Owner, write_owner};
+use super::additional::{Owner, Signatures, write_owner};
 use super::wire::{self, Query};
 use crate::dnssec::{
     self, Scratch, Signing, TYPE_CDNSKEY, TYPE_CDS, TYPE_DNSKEY, TYPE_NSEC, TYPE_NXNAME, TYPE_RRSIG, ZoneKeys,
@@ -229,6 +229,16 @@ impl<'s, 'x> Signer<'s, 'x> {
             return 1;
         }
         1 + self.emit(out, owner, name, ttl)
+    }
+}
+
+impl Signatures for Signer<'_, '_> {
+    fn reserve(&self, owner_len: usize) -> usize {
+        Signer::reserve(self, owner_len)
+    }
+
+    fn sign(&mut self, out: &mut Vec<u8>, owner: Owner<'_>, name: &[u8], rs: RRsetView<'_>) -> u16 {
+        self.sign_rrset(out, owner, name, rs, rs_ttl(rs))
     }
 }
 

@@ -278,6 +278,15 @@ mod tests {
                 name: parse_fqdn("static.example.test.").unwrap(),
                 rtype: RecordType::AAAA,
             },
+            Change::PutHealth {
+                pool: parse_fqdn("www.example.test.").unwrap(),
+                address: "192.0.2.10".parse().unwrap(),
+                over: crate::health::push::HealthOverride {
+                    state: crate::health::push::Pushed::Down,
+                    reason: Some("a/b".into()),
+                    expires_at: Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_800_000_000_500)),
+                },
+            },
         ];
         for c in &changes {
             o.apply(c, &zone);

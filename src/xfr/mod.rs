@@ -151,6 +151,7 @@ impl TransferTask {
                 origin: zone.origin_wire.clone(),
                 origin_text: zone.origin.to_ascii(),
                 serial: zone.serial,
+                soa: soa(zone).into(),
                 key: key.clone(),
             };
             tokio::spawn(n.run(generation, mine));

@@ -41,6 +41,9 @@ pub struct Notify {
     pub origin: Box<[u8]>,
     pub origin_text: String,
     pub serial: u32,
+    /// The zone's SOA record now (TYPE to the end of RDATA), sent in the answer
+    /// section as RFC 1996 section 3.7 allows: the secondary sees the serial.
+    pub soa: Box<[u8]>,
     pub key: Option<Arc<Key>>,
 }
 
@@ -71,7 +74,7 @@ impl Notify {
         let local: SocketAddr = if self.target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
         let sock = UdpSocket::bind(local).await?;
         let id = fastrand::u16(..);
-        let msg = message(id, &self.origin, self.key.as_ref());
+        let msg = message(id, &self.origin, &self.soa, self.key.as_ref());
         sock.send_to(&msg, self.target).await?;
         let mut buf = vec![0u8; 4096];
         let wait = async {
@@ -93,13 +96,16 @@ impl Notify {
     }
 }
 
-/// A NOTIFY for the SOA of `origin` (AA set, RFC 1996 section 3.7), signed with `key`.
-fn message(id: u16, origin: &[u8], key: Option<&Arc<Key>>) -> Vec<u8> {
-    let mut m = Vec::with_capacity(64 + origin.len());
+/// A NOTIFY for the SOA of `origin` (AA set), the SOA record `soa` in its
+/// answer section (RFC 1996 section 3.7), signed with `key`.
+fn message(id: u16, origin: &[u8], soa: &[u8], key: Option<&Arc<Key>>) -> Vec<u8> {
+    let mut m = Vec::with_capacity(64 + origin.len() + soa.len());
     m.extend_from_slice(&id.to_be_bytes());
-    m.extend_from_slice(&[(OPCODE_NOTIFY << 3) | 0x04, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    m.extend_from_slice(&[(OPCODE_NOTIFY << 3) | 0x04, 0, 0, 1, 0, 1, 0, 0, 0, 0]);
     m.extend_from_slice(origin);
     m.extend_from_slice(&[0, 6, 0, 1]);
+    m.extend_from_slice(&[0xc0, 12]);
+    m.extend_from_slice(soa);
     if let Some(k) = key {
         tsig::sign_request(k, &mut m, tsig::now());
     }
@@ -113,10 +119,15 @@ mod tests {
     #[test]
     fn a_notify_parses_as_one() {
         let key = Arc::new(Key::new("k.".parse().unwrap(), crate::tsig::Algorithm::HmacSha256, b"secret"));
-        let m = hickory_proto::op::Message::from_vec(&message(7, b"\x01z\x04test\x00", Some(&key))).unwrap();
+        let soa = [&[0u8, 6, 0, 1, 0, 0, 0, 60, 0, 22, 0, 0][..], &9u32.to_be_bytes(), &[0; 16]].concat();
+        let m = hickory_proto::op::Message::from_vec(&message(7, b"\x01z\x04test\x00", &soa, Some(&key))).unwrap();
         assert_eq!(m.metadata.op_code, hickory_proto::op::OpCode::Notify);
         assert!(m.metadata.authoritative);
         assert_eq!(m.queries[0].name().to_ascii(), "z.test.");
         assert!(m.signature.is_some(), "the TSIG is the last record");
+        match &m.answers[0].data {
+            hickory_proto::rr::RData::SOA(s) => assert_eq!(s.serial, 9),
+            other => panic!("{other:?}"),
+        }
     }
 }

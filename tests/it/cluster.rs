@@ -856,7 +856,12 @@ fn the_status_page_state_shows_each_members_quorum_votes() {
 
 /// A node with `[[tsig]]` key `up.` granted every TXT and A in c.test.
 fn update_node(etcd: &Etcd, name: &str) -> Server {
-    let config = node_config(etcd, name, "", "[[tsig]]\nname=\"up.\"\nsecret_file=\"up.key\"\n").replace(
+    update_node_with(etcd, name, "")
+}
+
+/// The same with `cluster_extra` in `[cluster]`.
+fn update_node_with(etcd: &Etcd, name: &str, cluster_extra: &str) -> Server {
+    let config = node_config(etcd, name, cluster_extra, "[[tsig]]\nname=\"up.\"\nsecret_file=\"up.key\"\n").replace(
         "file=\"c.zone\"\n",
         "file=\"c.zone\"\nupdate=[{ key = \"up.\", names = [\"*\"], types = [\"TXT\", \"A\"] }]\n",
     );
@@ -974,4 +979,20 @@ fn a_health_change_moves_the_transferred_pool_and_the_serial_on_every_node() {
         axfr_pool(&nodes[0]),
         axfr_pool(&nodes[1])
     );
+}
+
+/// With etcd down an UPDATE is SERVFAIL and changes nothing; once etcd is back
+/// UPDATEs apply again.
+#[test]
+fn an_update_with_etcd_down_is_servfail_and_changes_nothing() {
+    let Some(mut etcd) = Etcd::start(1) else { return };
+    let a = update_node_with(&etcd, "a", "timeout = \"300ms\"");
+    etcd.kill(0);
+    assert_eq!(send_update(&a, "during.c.test.", "192.0.2.2"), ResponseCode::ServFail);
+    assert_eq!(a.query("during.c.test.", RecordType::A).metadata.response_code, ResponseCode::NXDomain);
+    etcd.restart(0);
+    let ok = within(Duration::from_secs(10), || send_update(&a, "after.c.test.", "192.0.2.3") == ResponseCode::NoError);
+    assert!(ok.is_some(), "UPDATEs did not resume after etcd came back");
+    assert_eq!(answers(&a, "after.c.test."), ["192.0.2.3"]);
+    assert_eq!(a.query("during.c.test.", RecordType::A).metadata.response_code, ResponseCode::NXDomain);
 }

@@ -34,6 +34,9 @@ fn an_override_through_one_node_is_honoured_by_every_node() {
     let (_, pool) = api(&b, "GET", "/v1/pools/www.c.test.", None);
     let m = pool["members"].as_array().unwrap().iter().find(|m| m["address"] == "192.0.2.10").unwrap().clone();
     assert_eq!((m["state"].as_str(), m["health_override"]["reason"].as_str()), (Some("down"), Some("rack 4 power")));
+    let (_, events) = api(&b, "GET", "/v1/events", None);
+    let e = events.as_array().unwrap().iter().find(|e| e["address"] == "192.0.2.10").cloned().unwrap_or_default();
+    assert_eq!(e["reason"], "health pushed down through the API on another server: rack 4 power", "{e}");
 
     // Removed through the other node.
     push(&b, "192.0.2.10", json!({"state": "auto"}));

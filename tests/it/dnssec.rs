@@ -84,9 +84,11 @@ fn server(key_dir: &Path, backends: &[Backend]) -> Server {
     }
     // Nine TXT records of 100 octets: too large for 512 bytes.
     let long: String = (0..9).map(|i| format!("long TXT \"{i}{}\"\n", "x".repeat(99))).collect();
+    // Five mail exchangers, each with an address for the additional section.
+    let mail: String = (1..=5).map(|i| format!("mail MX {i} m{i}\nm{i} A 192.0.2.{}\n", 100 + i)).collect();
     let zone = small_zone(&format!(
         "static A 192.0.2.50\nstatic TXT \"Hello\"\n*.wild A 192.0.2.60\nalias CNAME RR\n@ MX 10 Static\n\
-         sub NS ns.sub\nns.sub A 192.0.2.99\na.b.ent TXT x\n{long}"
+         sub NS ns.sub\nns.sub A 192.0.2.99\na.b.ent TXT x\n{long}{mail}"
     ));
     Server::start(&cfg, &[("d.zone", &zone)])
 }
@@ -377,6 +379,34 @@ fn signed_answers_keep_within_the_size_limits() {
     m.edns.as_mut().unwrap().set_dnssec_ok(true);
     let whole = tcp(s.dns, &m);
     assert_eq!((whole.answers.len(), rrsigs(&whole)), (10, 1));
+}
+
+/// With DO=1 each address RRset of the additional section comes with its
+/// RRSIG, or is left out with it when both do not fit (without TC); the
+/// referral's glue is not signed.
+#[test]
+fn additional_data_comes_with_its_rrsig_or_not_at_all() {
+    let (key_dir, _) = keys();
+    let s = server(&key_dir.path().join("keys"), &[]);
+    let signed_a = |m: &Message| {
+        let a: Vec<String> =
+            m.additionals.iter().filter(|r| r.record_type() == RecordType::A).map(|r| r.name.to_string()).collect();
+        let sigs = m.additionals.iter().filter(|r| r.record_type() == RecordType::RRSIG);
+        let mut sig_owners: Vec<String> = sigs.map(|r| r.name.to_string()).collect();
+        sig_owners.sort();
+        let mut owners = a.clone();
+        owners.sort();
+        assert_eq!(owners, sig_owners, "an RRSIG for each address RRset: {m}");
+        a.len()
+    };
+    let small = ask_signed(&s, "mail.d.test.", RecordType::MX, 512);
+    let n = signed_a(&small);
+    assert!(!small.metadata.truncation && (1..5).contains(&n), "{n} of 5 fit 512 bytes: {small}");
+    assert!(small.to_vec().unwrap().len() <= 512);
+    assert_eq!(signed_a(&ask_signed(&s, "mail.d.test.", RecordType::MX, 1232)), 5);
+    let referral = ask_signed(&s, "a.sub.d.test.", RecordType::A, 1232);
+    let glue: Vec<RecordType> = referral.additionals.iter().map(|r| r.record_type()).collect();
+    assert_eq!(glue, [RecordType::A], "glue, unsigned: {referral}");
 }
 
 /// Queries without DO, or to a zone that is not signed, get what they got

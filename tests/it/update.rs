@@ -422,3 +422,23 @@ fn bad_grants_are_errors_at_their_line_in_check_and_at_start() {
         }
     }
 }
+
+/// Grants follow a reload: a name pattern taken out refuses UPDATEs there at once.
+#[test]
+fn a_reload_changes_what_is_granted() {
+    let dir = setup("");
+    let p = dir.path().join("lbdns.toml");
+    let r = spawn(&p);
+    let name = "app.k8s.example.test.";
+    let add = || {
+        let bytes = signed_at(&mut update_msg(name, "v1"), now());
+        Message::from_vec(&udp_raw(r.dns, &bytes).unwrap()).unwrap().response_code
+    };
+    assert_eq!(add(), ResponseCode::NoError);
+    assert_eq!(add(), ResponseCode::NoError, "adding what is there changes nothing, and is allowed");
+    let text = std::fs::read_to_string(&p).unwrap();
+    write(&p, &text.replace(r#"names = ["_acme-challenge.*", "*.k8s"]"#, r#"names = ["_acme-challenge.*"]"#));
+    assert!(Command::new("kill").args(["-HUP", &r.child.id().to_string()]).status().unwrap().success());
+    assert!(wait_for(Duration::from_secs(10), || add() == ResponseCode::Refused), "still granted after the reload");
+    assert_eq!(txt(&r, name), ["v1"], "what was written stays");
+}

@@ -67,7 +67,8 @@ fn setup(dir: &Path, probe_port: u16, notify: &[SocketAddr], pools: &str) -> Pat
         "[dns]\nlisten = [\"127.0.0.1:0\"]\n\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n\
          state_dir = \"state\"\n\n[[tsig]]\nname = \"xfr-key.\"\nsecret_file = \"xfr.key\"\n\n\
          [[zone]]\norigin = \"{ORIGIN}\"\nfile = \"x.zone\"\ntransfer = [\"192.0.2.0/24\", \"key:xfr-key.\"]\n\
-         notify = [{}]\ntransfer_pools = \"{pools}\"\n\n\
+         notify = [{}]\ntransfer_pools = \"{pools}\"\n\
+         update = [{{ key = \"xfr-key.\", names = [\"_acme-challenge.*\"], types = [\"TXT\"] }}]\n\n\
          [[zone]]\norigin = \"open.test.\"\nfile = \"open.zone\"\ntransfer = [\"127.0.0.0/8\"]\n\n\
          [[zone]]\norigin = \"big.test.\"\nfile = \"big.zone\"\ntransfer = [\"key:xfr-key.\"]\n\n\
          [[pool]]\nname = \"www.x.test.\"\nttl = 30\n[[pool.member]]\naddress = \"127.0.0.2\"\n\
@@ -135,6 +136,24 @@ fn pool_set(addr: SocketAddr) -> Vec<String> {
     let mut a = addrs(&tcp(addr, &msg("www.x.test.", RecordType::A)));
     a.sort();
     a
+}
+
+/// Adds the TXT `text` at `name` by an UPDATE signed with the zone's key.
+fn update_txt(dns: SocketAddr, name: &str, text: &str) -> ResponseCode {
+    use base64::Engine;
+    use hickory_proto::op::{MessageType, OpCode, Query};
+    use hickory_proto::rr::rdata::{TXT, tsig::TsigAlgorithm};
+    use hickory_proto::rr::{DNSClass, Name, Record, TSigner};
+    let secret = base64::engine::general_purpose::STANDARD.decode(SECRET).unwrap();
+    let key = TSigner::new(secret, TsigAlgorithm::HmacSha256, Name::from_ascii("xfr-key.").unwrap(), 300).unwrap();
+    let mut m = Message::new(7, MessageType::Query, OpCode::Update);
+    let mut zone = Query::query(Name::from_ascii(ORIGIN).unwrap(), RecordType::SOA);
+    zone.set_query_class(DNSClass::IN);
+    m.add_query(zone);
+    m.add_authority(Record::from_rdata(Name::from_ascii(name).unwrap(), 60, RData::TXT(TXT::new(vec![text.into()]))));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    m.finalize(&key, now).unwrap();
+    Message::from_vec(&tcp_raw(dns, &m.to_vec().unwrap()).unwrap()).unwrap().metadata.response_code
 }
 
 /// A secondary server process, killed on drop; its log in `log`.
@@ -241,7 +260,7 @@ fn same_answers(lbdns: SocketAddr, secondary: &Secondary) {
 }
 
 /// What every secondary must do: the initial transfer, an API write brought
-/// by NOTIFY and IXFR, a member going down changing the pool's RRset.
+/// by NOTIFY and IXFR, then an UPDATE, a member going down changing the pool's RRset.
 fn follows(lbdns: &Running, sec: &Secondary, backends: &mut Vec<TcpListener>, took_ixfr: impl Fn() -> bool) {
     let first = serial_at(lbdns.dns, ORIGIN).unwrap();
     assert!(sec.wait_serial(first), "the secondary never loaded serial {first}; its log:\n{}", sec.log());
@@ -254,6 +273,14 @@ fn follows(lbdns: &Running, sec: &Secondary, backends: &mut Vec<TcpListener>, to
     assert!(sec.wait_serial(second), "NOTIFY did not bring serial {second}; its log:\n{}", sec.log());
     assert_eq!(addrs(&tcp(sec.addr, &msg("new.x.test.", RecordType::A))), ["192.0.2.77"]);
     assert!(wait_for(Duration::from_secs(5), &took_ixfr), "the change did not come by IXFR:\n{}", sec.log());
+
+    // An RFC 2136 UPDATE reaches the secondary the same way.
+    assert_eq!(update_txt(lbdns.dns, "_acme-challenge.x.test.", "token"), ResponseCode::NoError);
+    let third = serial_at(lbdns.dns, ORIGIN).unwrap();
+    assert_ne!(third, second);
+    assert!(sec.wait_serial(third), "NOTIFY did not bring the UPDATE's serial {third}; its log:\n{}", sec.log());
+    let txt = tcp(sec.addr, &msg("_acme-challenge.x.test.", RecordType::TXT));
+    assert_eq!(txt.answers.len(), 1, "the secondary answers the UPDATE's TXT: {txt:?}");
 
     // 127.0.0.3's backend goes away: its probe fails, the pool's transferred
     // RRset loses it, the serial moves and the secondary follows.
@@ -415,4 +442,45 @@ fn check_and_start_up_agree_on_transfer_settings() {
     assert!(!ok && check.contains(&wanted), "check: {check}");
     let (ok, start) = run(&[]);
     assert!(!ok && start.contains(&wanted), "start-up: {start}");
+}
+
+/// NOTIFY after a change: opcode NOTIFY, AA, the zone's SOA as the question
+/// and its new SOA as the answer, signed with the first `key:` of `transfer`;
+/// a secondary that does not answer gets it again, and one that answers is not
+/// sent it again (the next NOTIFY it gets is the next change's).
+#[test]
+fn notify_is_signed_and_sent_again_until_answered() {
+    use hickory_proto::op::OpCode;
+    let secondary = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    secondary.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (probe_port, _backends) = backends();
+    let lbdns = spawn(&setup(dir.path(), probe_port, &[secondary.local_addr().unwrap()], "enabled"));
+    let mut buf = vec![0u8; 4096];
+    let mut receive = || {
+        let (n, from) = secondary.recv_from(&mut buf).expect("a NOTIFY before the deadline");
+        (Message::from_vec(&buf[..n]).unwrap(), buf[..n].to_vec(), from)
+    };
+    put(lbdns.admin, "new.x.test.", "192.0.2.77");
+    let (first, _, _) = receive();
+    assert_eq!(first.metadata.op_code, OpCode::Notify);
+    assert!(first.metadata.authoritative);
+    assert_eq!((first.queries[0].name().to_ascii(), first.queries[0].query_type()), (ORIGIN.into(), RecordType::SOA));
+    let sig = first.signature.as_ref().expect("signed");
+    assert_eq!(sig.name.to_ascii(), "xfr-key.");
+    let serial_of = |m: &Message| match &m.answers[0].data {
+        RData::SOA(s) => s.serial,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(Some(serial_of(&first)), serial_at(lbdns.dns, ORIGIN));
+    // Not answered: it comes again, then the answer ends the retries.
+    let (again, bytes, from) = receive();
+    assert_eq!((&again.queries, serial_of(&again)), (&first.queries, serial_of(&first)));
+    let mut reply = bytes[..12].to_vec();
+    reply[2] |= 0x80;
+    reply[4..12].fill(0);
+    secondary.send_to(&reply, from).unwrap();
+    put(lbdns.admin, "new.x.test.", "192.0.2.78");
+    let (next, _, _) = receive();
+    assert_eq!(serial_of(&next), serial_of(&first) + 1, "the next change's NOTIFY, not a retry of the answered one");
 }

@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use super::additional::{Owner, Pending, write_additional, write_owner};
+use super::additional::{Owner, Pending, Signatures, write_additional, write_owner};
 use super::cookie::{CookieCheck, Cookies};
 use super::dnssec::{DnssecScratch, NxNameQuery, Signer, negative_ttl, rs_ttl, signer_for};
 use super::opt::{OptReply, opt_data_len, write_opt};
@@ -183,7 +183,10 @@ impl Responder {
         let opt_len = q.edns.map_or(0, |e| 11 + opt_data_len(e, with_cookie, a.ede.is_some()));
         let mut truncated = out.len() + opt_len > max_len;
         if let (false, Some(p)) = (truncated, a.extra) {
-            truncated = !write_additional(out, &p, max_len - opt_len, &mut a.ar);
+            let mut signer =
+                signer_for(&snap.dnssec, q, &p.zone.origin_wire, &mut Some(&mut self.dnssec)).ok().flatten();
+            let signer = signer.as_mut().map(|s| s as &mut dyn Signatures);
+            truncated = !write_additional(out, &p, max_len - opt_len, &mut a.ar, signer);
         }
         if truncated {
             out.truncate(q.question_end);
@@ -463,7 +466,7 @@ impl<'s> Ctx<'s, '_> {
         depth: usize,
         a: &mut Answer<'s>,
     ) {
-        let (owner, name) = at;
+        let owner = at.0;
         let qt = self.q.qtype;
         if let Some(pidx) = node.pool() {
             if qt == wire::TYPE_A || qt == wire::TYPE_AAAA || qt == wire::TYPE_ANY {
@@ -501,13 +504,9 @@ impl<'s> Ctx<'s, '_> {
             return self.answer_rrset(zone, at, rs, a);
         }
         if let Some(rs) = node.rrset(wire::TYPE_CNAME) {
-            let (rdata_at, n) = self.write_rrset(owner, rs);
-            a.an += n;
-            if let Some(s) = self.signer.as_mut() {
-                a.an += s.sign_rrset(self.out, owner, name, rs, rs_ttl(rs));
-            }
-            self.follow_cname(zone, zl, rs, rdata_at, depth, a);
-            return;
+            let rdata_at = self.out.len() + owner.len() + 10;
+            self.answer_rrset(zone, at, rs, a);
+            return self.follow_cname(zone, zl, rs, rdata_at, depth, a);
         }
         self.no_data(zone, zl, at, node, a);
     }

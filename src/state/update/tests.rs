@@ -31,6 +31,9 @@ origin = "example.test."
 file = "example.test.zone"
 update = [{ key = "up.", names = ["*"], types = ["TXT", "A", "AAAA", "CNAME", "MX", "NS"] },
           { key = "other.", names = ["_acme-challenge.*"], types = ["TXT"] }]
+[[zone]]
+origin = "sub.example.test."
+file = "sub.zone"
 [[pool]]
 name = "www.example.test."
 policy = "round-robin"
@@ -63,6 +66,9 @@ impl World {
         std::fs::write(dir.path().join("lbdns.toml"), CONFIG).unwrap();
         std::fs::write(dir.path().join("example.test.zone"), ZONE).unwrap();
         std::fs::write(dir.path().join("up.key"), "c2VjcmV0LXNlY3JldC1zZWNyZXQ=\n").unwrap();
+        let sub = "$ORIGIN sub.example.test.\n@ 300 IN SOA ns.example.test. h.example.test. 1 7200 3600 1209600 60\n\
+                   @ 300 IN NS ns.example.test.\nx 300 IN TXT \"child\"\n";
+        std::fs::write(dir.path().join("sub.zone"), sub).unwrap();
         let sources = Sources::load(&dir.path().join("lbdns.toml")).unwrap();
         let mut w =
             World { sources, overlay: Overlay::default(), zones: vec![], pools: vec![], refused: BTreeSet::new() };
@@ -263,6 +269,8 @@ fn refusals() {
             update("up.", vec![], vec![add("x.other.test.", TXT, "\"x\"")]),
             ResponseCode::NotZone,
         ),
+        ("a name in a child zone", update("up.", vec![], vec![add("x.sub", TXT, "\"x\"")]), ResponseCode::NotZone),
+        ("a prerequisite in a child zone", update("up.", vec![exists("x.sub", TXT)], vec![]), ResponseCode::NotZone),
         ("ANY added", update("up.", vec![], vec![rr(DNSClass::IN, "x", 60, ANY, None)]), ResponseCode::FormErr),
         (
             "a deletion with a TTL",

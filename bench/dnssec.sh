@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# DNSSEC online signing: what signing costs lbdns (see bench/RESULTS.md, "DNSSEC").
+#
+#   bench/dnssec.sh              capacity (the reference harness, CPU_QUOTA=25): round-robin and
+#                                weighted pools unsigned (bench/lbdns*.toml, queries without DO)
+#                                and signed (bench/lbdns*-signed.toml, DO=1 on every query),
+#                                ROUNDS (3) interleaved rounds, medians
+#   bench/dnssec.sh signatures   a weighted pool of 100 members answering 2 (4,950 distinct sets,
+#                                bench/lbdns-signatures.toml) queried with DO=1 at full speed for
+#                                DURATION (15) s: signatures per second, cache hit rate, cache
+#                                memory and the server's RSS
+#
+# DO=1 on every query: dnsperf -D, through a `dnsperf` wrapper put first on the PATH of the
+# harness for the signed runs (the harness itself passes no such flag). The keys are made once
+# with `lbdns dnssec keygen` into target/bench-dnssec-keys.
+# NO_BUILD=1 uses target/release/lbdns as it is.
+# Needs: apt-get install -y dnsperf dnsutils
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+HARNESS="${HARNESS:-$ROOT/../shared/bench/run.sh}"
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet
+BIN="$ROOT/target/release/lbdns"
+KEYS="$ROOT/target/bench-dnssec-keys"
+if ! ls "$KEYS"/Klb.example.+*.private >/dev/null 2>&1; then
+  "$BIN" --config "$ROOT/bench/lbdns-signed.toml" dnssec keygen lb.example. >/dev/null
+fi
+WRAP="$ROOT/target/bench-dnssec-do"
+mkdir -p "$WRAP"
+printf '#!/bin/sh\nexec %s -D "$@"\n' "$(command -v dnsperf)" > "$WRAP/dnsperf"
+chmod +x "$WRAP/dnsperf"
+L() { echo "$1=cmd:$BIN --config $ROOT/bench/$2"; }
+mode="${1:-capacity}"
+case "$mode" in
+  capacity)
+    [ -x "$HARNESS" ] || { echo "bench/dnssec.sh: the reference harness $HARNESS is missing" >&2; exit 1; }
+    export CPU_QUOTA="${CPU_QUOTA:-25}"
+    out="$ROOT/bench/results/dnssec-capacity.$(date +%Y%m%d-%H%M%S).txt"
+    echo "# $(date -Is) CPU_QUOTA=$CPU_QUOTA DURATION=${DURATION:-15}" > "$out"
+    for r in $(seq 1 "${ROUNDS:-3}"); do
+      "$HARNESS" series 1 "$(L rr lbdns.toml)" "$(L weighted lbdns-weighted.toml)" | grep -E '^(rr|weighted) qps=' | tee -a "$out"
+      PATH="$WRAP:$PATH" "$HARNESS" series 1 "$(L rr-signed lbdns-signed.toml)" \
+        "$(L weighted-signed lbdns-weighted-signed.toml)" | grep -E '^(rr|weighted)-signed qps=' | tee -a "$out"
+    done
+    echo "# medians"
+    for s in rr weighted rr-signed weighted-signed; do
+      awk -v s="$s" '$1 == s { sub("qps=", "", $2); print $2 }' "$out" | sort -n |
+        awk -v s="$s" '{ a[NR] = $1 } END { printf "%-16s runs=%d median_qps=%d\n", s, NR, (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+    done | tee -a "$out"
+    echo "# raw lines: $out"
+    ;;
+  signatures)
+    DURATION="${DURATION:-15}"
+    taskset -c 1 "$BIN" --config "$ROOT/bench/lbdns-signatures.toml" >/dev/null 2>&1 &
+    pid=$!
+    trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
+    for _ in $(seq 1 100); do dig +short @127.0.0.1 -p 5305 big.lb.example A >/dev/null 2>&1 && break; sleep 0.1; done
+    metric() { curl -s http://127.0.0.1:5399/metrics | awk -v m="$1" '$1 == m { print $2 }'; }
+    q="$ROOT/target/bench-dnssec-do/queries.txt"
+    echo "big.lb.example A" > "$q"
+    s0=$(metric lbdns_dnssec_signatures_total)
+    res=$(taskset -c 0 dnsperf -D -s 127.0.0.1 -p 5305 -d "$q" -l "$DURATION" -c 8 -T 2 -q 200 2>&1)
+    s1=$(metric lbdns_dnssec_signatures_total)
+    qps=$(awk '/Queries per second:/ {printf "%d", $4}' <<<"$res")
+    done_q=$(awk '/Queries completed:/ {print $3}' <<<"$res")
+    sigs=$((s1 - s0))
+    echo "$(date -Is) queries=$done_q qps=$qps signatures=$sigs signatures_per_s=$((sigs / DURATION))" \
+      "hit_rate=$(awk -v s="$sigs" -v q="$done_q" 'BEGIN { printf "%.4f", 1 - s / q }')" \
+      "cache_bytes=$(metric lbdns_dnssec_cache_bytes) rss_kb=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)"
+    ;;
+  *)
+    echo "usage: bench/dnssec.sh [capacity|signatures]" >&2; exit 64 ;;
+esac
