@@ -2,6 +2,8 @@
 # Health-probe load: N members (default 1000) probed over HTTP every second against a
 # local backend. Reports lbdns CPU (share of one core), RSS, and probe-interval
 # accuracy per member. Usage: bench/probes.sh [MEMBERS] [SECONDS]
+# KEEPALIVE=false probes with a connection per probe (default: the config default,
+# keep-alive). PERF=1 records a profile of lbdns meanwhile and prints its top symbols.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
@@ -17,6 +19,7 @@ cp zones/example.test.zone "$work/"
   printf '[[zone]]\norigin = "example.test."\nfile = "example.test.zone"\n'
   printf '[[pool]]\nname = "many.example.test."\nmax_answers = 4\n'
   printf '[pool.health]\ncheck = "http"\nport = %d\npath = "/health"\ninterval = "1s"\ntimeout = "500ms"\n' "$PORT"
+  [ -n "${KEEPALIVE:-}" ] && printf 'keepalive = %s\n' "$KEEPALIVE"
   for i in $(seq 0 $((N - 1))); do
     printf '[[pool.member]]\naddress = "127.1.%d.%d"\n' $((i / 250)) $((i % 250 + 1))
   done
@@ -31,10 +34,19 @@ cat "$work/ready"
 sleep 5   # warm-up
 ticks=$(getconf CLK_TCK)
 cpu0=$(awk '{print $14 + $15}' /proc/$pid/stat); t0=$(date +%s.%N)
-sleep "$SECS"
+if [ -n "${PERF:-}" ]; then
+  perf record -q -F 499 -g -p "$pid" -o "$work/perf.data" -- sleep "$SECS" 2>/dev/null
+else
+  sleep "$SECS"
+fi
 cpu1=$(awk '{print $14 + $15}' /proc/$pid/stat); t1=$(date +%s.%N)
 rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 kill $pid
+if [ -n "${PERF:-}" ]; then
+  report() { perf report -i "$work/perf.data" --no-children --percent-limit 1.5 --stdio "$@" 2>/dev/null | grep -E '^ +[0-9]' | cut -c1-110; }
+  echo "profile by object:"; report --sort dso | head -8
+  echo "profile by symbol:"; report --sort dso,symbol | head -20
+fi
 python3 - "$work/requests.log" "$cpu0" "$cpu1" "$t0" "$t1" "$ticks" "$rss" "$N" <<'PY'
 import sys, statistics
 log, cpu0, cpu1, t0, t1, ticks, rss, n = sys.argv[1:]

@@ -228,7 +228,7 @@ fn warn_refused_changes(s: &Sources) {
 /// Lines of the health files that start-up would ignore (and log) do not fail
 /// `check` either, but `check` names them, FILE:LINE as start-up does.
 fn warn_health_files(s: &Sources) {
-    let pools = s.pools.iter().filter_map(|p| p.health.health_file.as_ref());
+    let pools = s.pools.iter().filter_map(|p| p.health.health_file());
     let mut paths: Vec<&std::path::PathBuf> = s.config.health_file.iter().chain(pools).collect();
     paths.sort();
     paths.dedup();

@@ -245,6 +245,19 @@ impl QueryPath {
                     .encode(e.encode_family(&[("pool", p.name_text.as_str()), ("address", addr.as_str())])?)?;
             }
         }
+        let mut e = encoder.encode_descriptor(
+            "lbdns_member_weight",
+            "The weight the weighted, geo and affinity policies give the member (load feedback and slow start included)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for p in &snap.pools {
+            for m in p.members.iter() {
+                let addr = m.address.to_string();
+                ConstGauge::new(m.weight)
+                    .encode(e.encode_family(&[("pool", p.name_text.as_str()), ("address", addr.as_str())])?)?;
+            }
+        }
         Ok(())
     }
 }

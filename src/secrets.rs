@@ -1,5 +1,5 @@
 //! Reading secret files: the admin bearer token, the DNS cookie secret, the etcd
-//! password and TSIG key secrets. Each reader checks what it reads (length, format, size) and names the
+//! password, TSIG key secrets and health-check request headers. Each reader checks what it reads (length, format, size) and names the
 //! file in its error, so that `lbdns check`, start-up and reload say the same thing.
 //!
 //! A leaf: imports nothing from the crate. Nothing here logs the secret itself.
@@ -104,6 +104,69 @@ pub fn parse_cookie_secret(text: &str) -> Result<[u8; 16], BadCookieSecret> {
         *byte = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).map_err(|_| BadCookieSecret)?;
     }
     Ok(s)
+}
+
+/// The largest headers file read: a few header lines.
+const MAX_HEADERS_FILE: u64 = 64 * 1024;
+
+/// Why a health check's `headers_file` cannot be used; a bad line is named as
+/// FILE:LINE.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadersFileError {
+    #[error("cannot read headers_file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}:{line}: {problem}")]
+    Line { path: String, line: usize, problem: BadHeader },
+}
+
+/// A header a health check cannot send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadHeader {
+    #[error("expected `Name: value`")]
+    NoColon,
+    #[error("{0:?} is not a header name")]
+    Name(String),
+    #[error("the value of {0} is not a valid header value")]
+    Value(String),
+}
+
+/// Checks that `name: value` can be sent as an HTTP header.
+pub fn check_header(name: &str, value: &str) -> Result<(), BadHeader> {
+    http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| BadHeader::Name(name.to_string()))?;
+    http::HeaderValue::from_str(value).map_err(|_| BadHeader::Value(name.to_string()))?;
+    Ok(())
+}
+
+/// Reads a health check's `headers_file`: `Name: value` lines; blank lines and
+/// lines starting with `#` are skipped; the value is trimmed.
+pub fn read_headers(path: &Path) -> Result<Vec<(String, String)>, HeadersFileError> {
+    let shown = || path.display().to_string();
+    let text = std::fs::metadata(path)
+        .and_then(|m| {
+            if m.is_file() && m.len() <= MAX_HEADERS_FILE {
+                std::fs::read_to_string(path)
+            } else {
+                Err(std::io::Error::other("not a regular file of at most 64 KiB"))
+            }
+        })
+        .map_err(|source| HeadersFileError::Read { path: shown(), source })?;
+    parse_headers(&text).map_err(|(line, problem)| HeadersFileError::Line { path: shown(), line, problem })
+}
+
+/// The headers of a headers file's text, or the first bad line (1-based) and why.
+pub fn parse_headers(text: &str) -> Result<Vec<(String, String)>, (usize, BadHeader)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, value) = line.split_once(':').ok_or((i + 1, BadHeader::NoColon))?;
+        let (name, value) = (name.trim(), value.trim());
+        check_header(name, value).map_err(|e| (i + 1, e))?;
+        out.push((name.to_string(), value.to_string()));
+    }
+    Ok(out)
 }
 
 /// The password in a password file's bytes: without the trailing line break (other
@@ -245,6 +308,19 @@ fn strip_comments(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_files_are_name_value_lines_and_bad_lines_are_named() {
+        let ok = parse_headers("# token\nAuthorization: Bearer abc:def\n\nX-Probe:  1 \n").unwrap();
+        assert_eq!(ok, [("Authorization".into(), "Bearer abc:def".into()), ("X-Probe".into(), "1".into())]);
+        assert_eq!(parse_headers("A: 1\nno colon here\n"), Err((2, BadHeader::NoColon)));
+        assert_eq!(parse_headers("Bad Name: 1\n"), Err((1, BadHeader::Name("Bad Name".into()))));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("h");
+        std::fs::write(&f, "A: 1\nB 2\n").unwrap();
+        let e = read_headers(&f).unwrap_err().to_string();
+        assert_eq!(e, format!("{}:2: expected `Name: value`", f.display()));
+    }
 
     #[test]
     fn cookie_secrets_are_32_hex_digits() {

@@ -62,10 +62,32 @@ pub struct Event {
     pub reason: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A pool's health checks as `GET /v1/pools` shows them: one object, or a list
+/// when the pool has several; `check` is their kinds joined by `+`.
+#[derive(Debug, Default)]
 pub struct PoolHealth {
-    #[serde(default)]
     pub check: String,
+}
+
+impl<'de> Deserialize<'de> for PoolHealth {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct One {
+            #[serde(default)]
+            check: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(One),
+            Many(Vec<One>),
+        }
+        let kinds = match OneOrMany::deserialize(d)? {
+            OneOrMany::One(o) => vec![o.check],
+            OneOrMany::Many(m) => m.into_iter().map(|o| o.check).collect(),
+        };
+        Ok(PoolHealth { check: kinds.join("+") })
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -64,6 +64,15 @@ fn pool_summary(p: &Value, ecs_scope: &Value) -> String {
     s
 }
 
+/// A member's weight: the configured one, or the effective one and where it
+/// comes from (`7.5 (reported)`, `0.4 (slow-start)`).
+fn weight(m: &Value) -> String {
+    match m["weight_source"].as_str() {
+        Some(source) if source != "config" => format!("{} ({source})", text(&m["effective_weight"])),
+        _ => text(&m["weight"]),
+    }
+}
+
 /// `lbdns explain`.
 pub fn render(out: &Output, v: &Value) -> String {
     let mut s = summary(v);
@@ -78,7 +87,7 @@ pub fn render(out: &Output, v: &Value) -> String {
                 Cell::new(if m["eligible"] == true { "yes" } else { "no" }),
                 Cell::new(text(&m["reason"])),
                 Cell::new(answered),
-                Cell::new(text(&m["weight"])),
+                Cell::new(weight(m)),
                 Cell::new(text(&m["region"])),
                 Cell::new(text(&m["since"])),
                 Cell::new(text(&m["last_error"])),

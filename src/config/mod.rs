@@ -17,6 +17,7 @@ mod recover;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod weight_from;
 
 use std::path::{Path, PathBuf};
 
@@ -27,13 +28,14 @@ pub use lines::line_of;
 pub use name::{NameError, parse_fqdn};
 pub use parse::parse_all;
 pub use raw::{
-    AllDown, ApiPoolConfig, CheckKind, ClusterConfig, ClusterHealth, GlobalHealthConfig, HealthConfig, MemberConfig,
-    PolicyName, RrlConfig, StoreKind, TransferPools, default_pool_ttl,
+    AllDown, ApiPoolConfig, CheckKind, ClusterConfig, ClusterHealth, GlobalHealthConfig, HealthChecks, HealthConfig,
+    HttpMethod, MemberConfig, PolicyName, RrlConfig, StoreKind, TransferPools, default_pool_ttl,
 };
 pub use settings::{
     AdminSettings, Config, DnsSettings, DnssecSpec, EtcdSettings, MAX_TTL, PoolDef, RedirectSettings, RedirectTarget,
     Secrets, TransferRule, TransferSettings, ZoneSpec, unlisted_regions,
 };
+pub use weight_from::{BadWeightSource, WeightSource};
 
 /// Reads and validates `path`. Zone files are not read here (see `crate::load`).
 pub fn load(path: &Path) -> Result<Config, Problems> {

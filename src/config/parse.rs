@@ -12,8 +12,8 @@ use super::grant::{Grant, GrantError, NamePattern};
 use super::lines::{LineIndex, find_key_line, find_line};
 use super::name::parse_fqdn;
 use super::raw::{
-    AdminConfig, ClusterConfig, ClusterHealth, DnsConfig, GrantConfig, PolicyName, PoolConfig, RedirectConfig,
-    RedirectHostConfig, StoreKind, TransferPools, TsigConfig, ZoneConfig,
+    AdminConfig, ClusterConfig, ClusterHealth, DnsConfig, GrantConfig, HealthChecks, PolicyName, PoolConfig,
+    RedirectConfig, RedirectHostConfig, StoreKind, TransferPools, TsigConfig, ZoneConfig,
 };
 use super::recover::deserialize_all;
 use super::settings::{
@@ -368,14 +368,6 @@ fn tsig_secret(cx: &mut Ctx, line: usize, name: &hickory_proto::rr::Name, tc: &T
     Some(read.secret)
 }
 
-/// `[[pool]]`: each pool defined once and passing [`PoolDef::validate`], a
-/// member's problem at the member's line.
-/// A pool's health table with its `health_file` relative to the config's directory.
-fn resolved_file(cx: &Ctx, mut h: super::HealthConfig) -> super::HealthConfig {
-    h.health_file = h.health_file.map(|p: PathBuf| cx.resolve(&p));
-    h
-}
-
 fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, Vec<String>>) -> Vec<PoolDef> {
     let mut pools: Vec<PoolDef> = Vec::new();
     let mut names = HashSet::new();
@@ -399,7 +391,7 @@ fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, V
             max_answers: pc.max_answers,
             all_down: pc.all_down,
             fallback: pc.fallback.clone(),
-            health: pc.health.clone().map(|h| resolved_file(cx, h)).unwrap_or_default(),
+            health: health_checks(cx, line, pc.health.clone().unwrap_or_default()),
             members: pc.member.iter().map(|m| m.get_ref().clone()).collect(),
             line,
         };
@@ -411,6 +403,23 @@ fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, V
         pools.push(def);
     }
     pools
+}
+
+/// A pool's health checks with each `headers_file` read (unless secrets are
+/// skipped); a file's problem is reported at the pool's line, naming FILE:LINE.
+fn health_checks(cx: &mut Ctx, line: usize, mut checks: HealthChecks) -> HealthChecks {
+    for h in &mut checks.0 {
+        h.health_file = h.health_file.take().map(|p| cx.resolve(&p));
+        let Some(f) = h.headers_file.as_ref().map(|f| cx.resolve(f)) else { continue };
+        if cx.secrets == Secrets::Read {
+            match secrets::read_headers(&f) {
+                Ok(headers) => h.file_headers = headers,
+                Err(e) => cx.problem(line, format!("health: {e}")),
+            }
+        }
+        h.headers_file = Some(f);
+    }
+    checks
 }
 
 /// `[regions]`: location keys, non-empty lists, and a default for geo pools.

@@ -336,7 +336,8 @@ pub(super) struct PoolConfig {
     pub(super) all_down: AllDown,
     #[serde(default)]
     pub(super) fallback: Vec<IpAddr>,
-    pub(super) health: Option<HealthConfig>,
+    /// `[pool.health]` once, or `[[pool.health]]` repeated.
+    pub(super) health: Option<HealthChecks>,
     #[serde(default)]
     pub(super) member: Vec<Spanned<MemberConfig>>,
 }
@@ -357,6 +358,10 @@ pub struct MemberConfig {
     pub region: Option<String>,
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// Where every check of this member goes instead of `address` and the
+    /// check's port (a service behind NAT or a VIP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<SocketAddr>,
 }
 
 fn default_weight() -> u32 {
@@ -435,6 +440,40 @@ pub struct HealthConfig {
     pub expect_status: Vec<u16>,
     #[serde(default)]
     pub expect_body: Option<String>,
+    /// A regular expression the first 64 KiB of the body must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_body_regex: Option<String>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub method: HttpMethod,
+    /// Request headers (e.g. `Authorization`), besides those of `headers_file`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// A file of `Name: value` lines, read with the config (secrets stay out of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers_file: Option<PathBuf>,
+    /// What `headers_file` held when the config was read (never shown or stored).
+    #[serde(skip)]
+    pub file_headers: Vec<(String, String)>,
+    /// One connection kept open per member and reused; closed after a failure.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub keepalive: bool,
+    /// Load feedback: `header:NAME` or `json:$.field`, the weight the backend
+    /// reports (http and https; one check per pool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_from: Option<String>,
+    /// Bounds of a reported weight (default 1 and 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_min: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_max: Option<u32>,
+    /// A member coming up takes its weight gradually over this long.
+    #[serde(
+        default,
+        deserialize_with = "opt_duration",
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub slow_start: Option<Duration>,
     #[serde(default = "default_interval", deserialize_with = "duration", serialize_with = "ser_duration")]
     pub interval: Duration,
     #[serde(default = "default_timeout", deserialize_with = "duration", serialize_with = "ser_duration")]
@@ -460,12 +499,103 @@ impl Default for HealthConfig {
             host: None,
             expect_status: default_expect_status(),
             expect_body: None,
+            expect_body_regex: None,
+            method: HttpMethod::Get,
+            headers: BTreeMap::new(),
+            headers_file: None,
+            file_headers: Vec::new(),
+            keepalive: true,
+            weight_from: None,
+            weight_min: None,
+            weight_max: None,
+            slow_start: None,
             interval: default_interval(),
             timeout: default_timeout(),
             rise: default_rise_fall(),
             fall: default_rise_fall(),
             tls_verify: true,
             health_file: None,
+        }
+    }
+}
+
+/// The request method of an http(s) check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Head,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// A pool's health checks: `[pool.health]` once (one check, as before) or
+/// `[[pool.health]]` repeated (all must pass). JSON takes an object or a list,
+/// and shows one check as an object, as it always did.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HealthChecks(pub Vec<HealthConfig>);
+
+impl Default for HealthChecks {
+    fn default() -> Self {
+        HealthChecks(vec![HealthConfig::default()])
+    }
+}
+
+impl HealthChecks {
+    /// The checks that probe (`check = "none"` does not).
+    pub fn active(&self) -> impl Iterator<Item = &HealthConfig> {
+        self.0.iter().filter(|h| h.check != CheckKind::None)
+    }
+
+    /// Whether any check probes: without one, every member is always up.
+    pub fn probes(&self) -> bool {
+        self.active().next().is_some()
+    }
+
+    /// The pool's own `health_file` (in any of its tables; the first wins).
+    pub fn health_file(&self) -> Option<&std::path::PathBuf> {
+        self.0.iter().find_map(|h| h.health_file.as_ref())
+    }
+
+    /// `none`, one kind, or kinds joined by `+` (`tcp+http`): for logs and tables.
+    pub fn label(&self) -> String {
+        let kinds: Vec<&str> = self.active().map(|h| h.check.as_str()).collect();
+        if kinds.is_empty() { "none".to_string() } else { kinds.join("+") }
+    }
+}
+
+impl<'de> Deserialize<'de> for HealthChecks {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OneOrMany;
+        impl<'de> serde::de::Visitor<'de> for OneOrMany {
+            type Value = HealthChecks;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a health table or a list of them")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<HealthChecks, A::Error> {
+                let one = HealthConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(HealthChecks(vec![one]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<HealthChecks, A::Error> {
+                let many = Vec::<HealthConfig>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                if many.is_empty() { Ok(HealthChecks::default()) } else { Ok(HealthChecks(many)) }
+            }
+        }
+        d.deserialize_any(OneOrMany)
+    }
+}
+
+impl serde::Serialize for HealthChecks {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(s),
+            many => many.serialize(s),
         }
     }
 }
@@ -491,6 +621,17 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
 }
 
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
+    }
+}
+
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
@@ -511,7 +652,7 @@ pub struct ApiPoolConfig {
     #[serde(default)]
     pub fallback: Vec<IpAddr>,
     #[serde(default)]
-    pub health: HealthConfig,
+    pub health: HealthChecks,
     #[serde(default)]
     pub members: Vec<MemberConfig>,
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 
 use super::raw::{
-    AllDown, ApiPoolConfig, CheckKind, ClusterHealth, HealthConfig, MemberConfig, PolicyName, RrlConfig, TransferPools,
+    AllDown, ApiPoolConfig, CheckKind, ClusterHealth, HealthChecks, HealthConfig, MemberConfig, PolicyName, RrlConfig,
+    TransferPools,
 };
 
 /// The largest TTL (RFC 2181 section 8), for pools as for records.
@@ -160,7 +161,7 @@ pub struct PoolDef {
     pub max_answers: usize,
     pub all_down: AllDown,
     pub fallback: Vec<IpAddr>,
-    pub health: HealthConfig,
+    pub health: HealthChecks,
     pub members: Vec<MemberConfig>,
     /// Where it was defined, for messages: config line, or 0 for the API.
     pub line: usize,
@@ -257,6 +258,9 @@ impl PoolDef {
             if self.members[..i].iter().any(|o| o.address == m.address) {
                 out.push((Some(i), format!("pool {name}: duplicate member {}", m.address)));
             }
+            if m.probe.is_some_and(|p| p.port() == 0 || p.ip().is_unspecified()) {
+                out.push((Some(i), format!("pool {name}: member {}: probe needs an address and a port", m.address)));
+            }
             if self.policy == PolicyName::Geo && m.region.is_none() {
                 out.push((Some(i), format!("pool {name}: member {} needs a region (policy geo)", m.address)));
             }
@@ -275,22 +279,81 @@ impl PoolDef {
         } else if !self.fallback.is_empty() {
             out.push((None, format!("pool {name}: `fallback` is set but all_down is not \"fallback\"")));
         }
-        let h = &self.health;
-        if h.check == CheckKind::Tcp && h.port.is_none() {
-            out.push((None, format!("pool {name}: health check tcp needs a port")));
+        if self.health.0.iter().filter(|h| h.weight_from.is_some()).count() > 1 {
+            out.push((None, format!("pool {name}: weight_from may be set on one health check only")));
         }
-        if h.rise == 0 || h.fall == 0 {
-            out.push((None, format!("pool {name}: health rise and fall must be at least 1")));
+        if self.health.0.iter().skip(1).any(|h| h.slow_start.is_some()) {
+            out.push((None, format!("pool {name}: slow_start belongs in the first health check")));
         }
-        if h.timeout.is_zero() || h.interval.is_zero() {
-            out.push((None, format!("pool {name}: health interval and timeout must be above zero")));
-        }
-        if h.expect_status.is_empty() {
-            out.push((None, format!("pool {name}: health expect_status is empty")));
-        }
-        if !h.path.starts_with('/') {
-            out.push((None, format!("pool {name}: health path must start with /")));
+        for (i, h) in self.health.0.iter().enumerate() {
+            let which = if self.health.0.len() > 1 { format!("health check {}", i + 1) } else { "health".to_string() };
+            out.extend(validate_check(h, &format!("pool {name}: {which}")).into_iter().map(|m| (None, m)));
         }
         out
     }
+}
+
+/// The problems of one health check, each message starting with `at`.
+fn validate_check(h: &HealthConfig, at: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let http = matches!(h.check, CheckKind::Http | CheckKind::Https);
+    if h.check == CheckKind::Tcp && h.port.is_none() {
+        out.push(format!("{at}: check tcp needs a port"));
+    }
+    if h.rise == 0 || h.fall == 0 {
+        out.push(format!("{at}: rise and fall must be at least 1"));
+    }
+    if h.timeout.is_zero() || h.interval.is_zero() {
+        out.push(format!("{at}: interval and timeout must be above zero"));
+    }
+    if h.expect_status.is_empty() {
+        out.push(format!("{at}: expect_status is empty"));
+    }
+    if !h.path.starts_with('/') {
+        out.push(format!("{at}: path must start with /"));
+    }
+    if let Some(re) = &h.expect_body_regex
+        && let Err(e) = regex::Regex::new(re)
+    {
+        out.push(format!("{at}: expect_body_regex: {e}"));
+    }
+    for (k, v) in &h.headers {
+        if let Err(e) = crate::secrets::check_header(k, v) {
+            out.push(format!("{at}: headers: {e}"));
+        }
+    }
+    out.extend(validate_weight(h, at));
+    let http_only = [
+        ("weight_from", h.weight_from.is_some()),
+        ("method", h.method != super::raw::HttpMethod::Get),
+        ("headers", !h.headers.is_empty() || h.headers_file.is_some()),
+        ("expect_body", h.expect_body.is_some() || h.expect_body_regex.is_some()),
+    ];
+    for (key, set) in http_only {
+        if set && !http {
+            out.push(format!("{at}: {key} applies to http and https checks only"));
+        }
+    }
+    out
+}
+
+/// The load-feedback keys of one health check.
+fn validate_weight(h: &HealthConfig, at: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(from) = &h.weight_from
+        && let Err(e) = from.parse::<super::WeightSource>()
+    {
+        out.push(format!("{at}: {e}"));
+    }
+    if (h.weight_min.is_some() || h.weight_max.is_some()) && h.weight_from.is_none() {
+        out.push(format!("{at}: weight_min and weight_max bound weight_from, which is not set"));
+    }
+    let (min, max) = (h.weight_min.unwrap_or(1), h.weight_max.unwrap_or(1000));
+    if min == 0 || min > max {
+        out.push(format!("{at}: weight_min ({min}) must be at least 1 and at most weight_max ({max})"));
+    }
+    if h.slow_start.is_some_and(|d| d.is_zero()) {
+        out.push(format!("{at}: slow_start must be above zero"));
+    }
+    out
 }

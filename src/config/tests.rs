@@ -122,8 +122,8 @@ fn durations_parse() {
     let text =
         "[[pool]]\nname = \"a.example.\"\n[pool.health]\ncheck = \"http\"\ninterval = \"500ms\"\ntimeout = \"2s\"\n";
     let c = p(text).unwrap();
-    assert_eq!(c.pools[0].health.interval, Duration::from_millis(500));
-    assert_eq!(c.pools[0].health.timeout, Duration::from_secs(2));
+    assert_eq!(c.pools[0].health.0[0].interval, Duration::from_millis(500));
+    assert_eq!(c.pools[0].health.0[0].timeout, Duration::from_secs(2));
     let err = p("[[pool]]\nname = \"a.example.\"\n[pool.health]\ninterval = \"soon\"\n").unwrap_err();
     assert_eq!(err.0[0].line, 4, "{err}");
 }

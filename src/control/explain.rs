@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::Writer;
 use super::render::rfc3339;
-use crate::config::{CheckKind, PolicyName};
+use crate::config::{MemberConfig, PolicyName};
 use crate::dns::answer::Responder;
 use crate::snapshot::{Pool, Snapshot, Zone, wire};
 use crate::state::api::{ApiError, ExplainQuery, Reply};
@@ -133,8 +133,12 @@ impl Writer {
                 _ => None,
             })
             .collect();
-        let members: Vec<Value> =
-            pool.members.iter().map(|m| self.member_why(pool, f, m.address, m.enabled, m.healthy, &answered)).collect();
+        let members: Vec<Value> = pool
+            .members
+            .iter()
+            .zip(&pool.def.members)
+            .map(|(m, d)| self.member_why(pool, f, d, m.healthy, &answered))
+            .collect();
         json!({
             "name": pool.def.name.to_ascii(),
             "policy": pool.def.policy,
@@ -151,20 +155,13 @@ impl Writer {
     }
 
     /// One member: eligible, or why not.
-    fn member_why(
-        &self,
-        pool: &Pool,
-        f: usize,
-        addr: IpAddr,
-        enabled: bool,
-        healthy: bool,
-        answered: &[IpAddr],
-    ) -> Value {
+    fn member_why(&self, pool: &Pool, f: usize, member: &MemberConfig, healthy: bool, answered: &[IpAddr]) -> Value {
         let def = &pool.def;
-        let h = self.health.get(def, addr);
+        let addr = member.address;
+        let h = self.health.get(def, member);
         let reason = if usize::from(addr.is_ipv6()) != f {
             Some("wrong family")
-        } else if !enabled {
+        } else if !member.enabled {
             Some("drained")
         } else if !healthy {
             Some(self.down_because(def, addr))
@@ -173,14 +170,17 @@ impl Writer {
         };
         // With `health = "quorum"` eligibility is the nodes' vote, which may
         // overrule this node's own probe either way: show every vote.
-        let votes = self.votes_json(def, addr);
+        let votes = self.votes_json(def, member);
+        let (effective_weight, weight_source) = self.health.weight(def, member);
         json!({
             "address": addr,
-            "region": def.members.iter().find(|m| m.address == addr).and_then(|m| m.region.clone()),
-            "weight": def.members.iter().find(|m| m.address == addr).map(|m| m.weight),
+            "region": member.region,
+            "weight": member.weight,
+            "effective_weight": (effective_weight * 100.0).round() / 100.0,
+            "weight_source": weight_source,
             "eligible": reason.is_none(),
             "reason": reason,
-            "health": match (def.health.check, h) { (CheckKind::None, _) => "none", (_, Some(h)) => h.state(), _ => "unknown" },
+            "health": match (def.health.probes(), h) { (false, _) => "none", (true, Some(h)) => h.state(), _ => "unknown" },
             "since": h.and_then(|h| h.last_change).map(rfc3339),
             "last_error": h.and_then(|h| h.last_error.clone()),
             "votes": votes,

@@ -265,7 +265,7 @@ impl Writer {
                 self.observe_probe(r);
                 self.health.apply(r);
                 if let Err(e) = &r.outcome {
-                    warn!(address = %r.key.addr, check = r.key.spec.check.as_str(), reason = %e, "member down at start");
+                    warn!(address = %r.key.addr, check = %r.key.spec.label(), reason = %e, "member down at start");
                 }
             }
             info!(probes = results.len(), down, took = ?started.elapsed(), "first probe round done");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use crate::config::{CheckKind, PoolDef};
+use crate::config::PoolDef;
 
 use crate::health::push::PushedView;
 use crate::health::{ClusterView, ProbeKey, ProbeResult, ProbeSpec, Votes};
@@ -71,30 +71,35 @@ impl Writer {
     }
 
     pub(super) fn observe_probe(&self, r: &ProbeResult) {
-        let check = crate::metrics::CheckLabel { check: r.key.spec.check.as_str().to_string() };
+        let check = crate::metrics::CheckLabel { check: r.key.spec.label() };
         self.metrics.probe_duration.get_or_create(&check).observe(r.took.as_secs_f64());
     }
 
     pub(super) fn apply_probe(&mut self, r: ProbeResult, changed: &mut HashSet<ProbeKey>) {
         self.observe_probe(&r);
         let from = self.health.members.get(&r.key).map_or("unknown", |h| h.state());
-        if self.health.apply(&r) {
+        let applied = self.health.apply(&r);
+        if applied.flipped {
             let up = self.health.members.get(&r.key).and_then(|h| h.flap.up).unwrap_or(false);
             let pools = self.pools_with(&r.key);
             let reason = match &r.outcome {
-                Ok(()) => format!("{} consecutive passes", r.key.spec.rise),
+                Ok(_) => format!("{} consecutive passes", r.key.spec.rise),
                 Err(e) => e.to_string(),
             };
+            let check = r.key.spec.label();
             if up {
-                info!(pools = %pools, address = %r.key.addr, check = r.key.spec.check.as_str(), %reason, "member up");
+                info!(pools = %pools, address = %r.key.addr, %check, %reason, "member up");
             } else {
-                warn!(pools = %pools, address = %r.key.addr, check = r.key.spec.check.as_str(), %reason, "member down");
+                warn!(pools = %pools, address = %r.key.addr, %check, %reason, "member down");
             }
             let why = match &r.outcome {
-                Ok(()) => "probe passed".to_string(),
+                Ok(_) => "probe passed".to_string(),
                 Err(e) => e.to_string(),
             };
             self.record_probe(&r.key, from, &why);
+        }
+        // A weight change republishes the member's pools as a flip does: only those.
+        if applied.flipped || applied.weight {
             changed.insert(r.key);
         }
     }
@@ -154,10 +159,11 @@ impl PoolsByProbe {
     }
 }
 
-/// The probe streams whose results decide `def`'s members (none with `check = "none"`).
+/// The probe streams whose results decide `def`'s members (none without a
+/// probing check).
 fn keys_of(def: &PoolDef) -> impl Iterator<Item = ProbeKey> + '_ {
-    let spec = (def.health.check != CheckKind::None).then(|| Arc::new(ProbeSpec::of(def)));
-    def.members.iter().filter_map(move |m| Some(ProbeKey { addr: m.address, spec: spec.clone()? }))
+    let spec = ProbeSpec::of(def).map(Arc::new);
+    def.members.iter().filter_map(move |m| Some(ProbeKey { addr: m.address, probe: m.probe, spec: spec.clone()? }))
 }
 
 /// Probe ids on which some node's vote differs between two sets of node views.

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use hickory_proto::rr::Name;
 use serde_json::{Value, json};
 
-use crate::config::{CheckKind, MemberConfig, PoolDef};
+use crate::config::{MemberConfig, PoolDef};
 use crate::health::file::{FileUpdate, HealthFile};
 use crate::state::overlay::Origin;
 
@@ -33,12 +33,12 @@ impl Writer {
         if let Some((_, line)) = view.pushed.file_of(&def.name, m.address) {
             return line.state.as_str();
         }
-        match (def.health.check, self.health.get(def, m.address)) {
-            (CheckKind::None, _) => "up",
+        match (def.health.probes(), self.health.get(def, m)) {
+            (false, _) => "up",
             (_, Some(h)) => h.state(),
             // Not probed here (`probe_share`): what the probers' votes say.
-            (_, None) if self.shares_probes() && view.ballots(def, m.address).any(|(_, v)| v.is_some()) => {
-                if crate::snapshot::HealthView::is_up(&view, def, m.address) {
+            (_, None) if self.shares_probes() && view.ballots(def, m).any(|(_, v)| v.is_some()) => {
+                if crate::snapshot::HealthView::is_up(&view, def, m) {
                     "up"
                 } else {
                     "down"
@@ -156,7 +156,7 @@ impl Writer {
     pub(super) fn follow_health_files(&mut self) {
         let global = self.sources.config.health_file.clone();
         let by_pool: std::collections::HashMap<Name, std::path::PathBuf> =
-            self.sources.pools.iter().filter_map(|p| Some((p.name.clone(), p.health.health_file.clone()?))).collect();
+            self.sources.pools.iter().filter_map(|p| Some((p.name.clone(), p.health.health_file()?.clone()))).collect();
         self.files.global = global;
         self.files.by_pool = by_pool;
         let paths = self.files.paths();

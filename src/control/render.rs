@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::state::overlay::{MemberFields, Origin};
 
-use crate::config::{ApiPoolConfig, CheckKind, MemberConfig, PoolDef, parse_fqdn};
+use crate::config::{ApiPoolConfig, MemberConfig, PoolDef, parse_fqdn};
 use crate::snapshot::Zone;
 
 use super::*;
@@ -73,16 +73,17 @@ impl Writer {
     /// A member for `GET`, with its `file` and `override` values (see
     /// [`Writer::pool_json`]); `file_pool` is the pool in the config, if there.
     pub(super) fn member_json(&self, def: &PoolDef, m: &MemberConfig, file_pool: Option<&Arc<PoolDef>>) -> Value {
-        let h = self.health.get(def, m.address);
-        let state = match (def.health.check, h) {
-            (CheckKind::None, _) => "none",
-            (_, Some(h)) => h.state(),
-            (_, None) => "unknown",
+        let h = self.health.get(def, m);
+        let (effective_weight, weight_source) = self.health.weight(def, m);
+        let state = match (def.health.probes(), h) {
+            (false, _) => "none",
+            (true, Some(h)) => h.state(),
+            (true, None) => "unknown",
         };
         let file = file_pool.and_then(|p| p.members.iter().find(|f| f.address == m.address));
         let over = match file_pool {
             // A member of an API pool is all override.
-            None => json!({"weight": m.weight, "region": m.region, "enabled": m.enabled}),
+            None => member_own_json(m),
             Some(_) => match self.overlay.members.get(&(def.name.clone(), m.address)) {
                 Some(Some(f)) => serde_json::to_value(f).unwrap_or(Value::Null),
                 _ => Value::Null,
@@ -93,8 +94,9 @@ impl Writer {
             "weight": m.weight,
             "region": m.region,
             "enabled": m.enabled,
+            "probe": m.probe,
             "source": if file.is_some() && over.is_null() { "config" } else { "api" },
-            "file": file.map(|f| json!({"weight": f.weight, "region": f.region, "enabled": f.enabled})),
+            "file": file.map(member_own_json),
             "override": over,
             "health": state,
             "state": self.member_state(def, m),
@@ -103,20 +105,23 @@ impl Writer {
             "last_change": h.and_then(|h| h.last_change).map(rfc3339),
             "last_error": h.and_then(|h| h.last_error.clone()),
             "last_rtt_ms": h.and_then(|h| h.last_rtt).map(|d| d.as_secs_f64() * 1000.0),
-            "votes": self.votes_json(def, m.address),
+            "effective_weight": (effective_weight * 100.0).round() / 100.0,
+            "weight_source": weight_source,
+            "weight_error": h.and_then(|h| h.weight_error.clone()),
+            "votes": self.votes_json(def, m),
         })
     }
 
     /// With `[cluster] health = "quorum"`, how the nodes see a member: `up` of
     /// `of` nodes that have a result, and each node's view by name (`null`: no
     /// result yet); `null` otherwise and for a pool without health checks.
-    pub(super) fn votes_json(&self, def: &PoolDef, address: IpAddr) -> Value {
+    pub(super) fn votes_json(&self, def: &PoolDef, member: &MemberConfig) -> Value {
         let Some(cluster) = self.cluster.as_ref().filter(|c| c.quorum) else { return Value::Null };
-        if def.health.check == CheckKind::None {
+        if !def.health.probes() {
             return Value::Null;
         }
         let (mut up, mut of, mut nodes) = (0u32, 0u32, serde_json::Map::new());
-        for (node, vote) in self.view().ballots(def, address) {
+        for (node, vote) in self.view().ballots(def, member) {
             of += u32::from(vote.is_some());
             up += u32::from(vote == Some(true));
             nodes.insert(node.unwrap_or(&cluster.node).to_string(), json!(vote));
@@ -181,6 +186,16 @@ impl Writer {
             .collect();
         json!({"zone": z.origin.to_ascii(), "serial": serial, "records": records, "deleted": deleted})
     }
+}
+
+/// A member's own fields (`probe` only when set), as its `file` or an API
+/// pool member's `override` shows them.
+fn member_own_json(m: &MemberConfig) -> Value {
+    let mut v = json!({"weight": m.weight, "region": m.region, "enabled": m.enabled});
+    if let (Some(p), Value::Object(map)) = (m.probe, &mut v) {
+        map.insert("probe".into(), json!(p));
+    }
+    v
 }
 
 /// A member override's set fields, with the member's address.

@@ -114,8 +114,8 @@ impl Writer {
         }
         let view = self.view();
         for (def, _) in &self.effective.pools {
-            for key in crate::health::keys_of(std::iter::once(def)) {
-                let votes: Vec<bool> = view.ballots(def, key.addr).filter_map(|(_, v)| v).collect();
+            for (key, m) in def.members.iter().filter_map(|m| Some((ProbeKey::of(def, m)?, m))) {
+                let votes: Vec<bool> = view.ballots(def, m).filter_map(|(_, v)| v).collect();
                 if !votes.is_empty() {
                     let down = votes.iter().filter(|v| !**v).count();
                     out.insert(key, down * 2 <= votes.len());

@@ -1,93 +1,183 @@
 //! Health probes: which members are up.
 //!
-//! One probe stream runs per distinct [`ProbeKey`] (member address + resolved check
-//! spec), however many pools share it. Streams only report results; the writer owns
-//! the [`HealthTable`] with each stream's anti-flap state and publishes changes in
-//! the next snapshot. Every probe has a timeout, the number of probes in flight is
+//! One probe stream runs per distinct [`ProbeKey`] (member address, where its
+//! checks go, and the pool's resolved checks), however many pools share it; a
+//! member with several checks is up only when all of them pass, and `rise`/`fall`
+//! count combined results. Streams only report results; the writer owns the
+//! [`HealthTable`] with each stream's anti-flap state and publishes changes in the
+//! next snapshot. Every probe has a timeout, the number of probes in flight is
 //! bounded, and intervals are jittered ±10%.
 
+mod error;
 pub mod file;
 pub mod flap;
+mod http;
 pub mod probe;
 pub mod push;
+mod tcp;
+mod tls;
+pub mod weight;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::config::{CheckKind, PoolDef};
+use crate::config::{CheckKind, HealthConfig, HttpMethod, MemberConfig, PoolDef};
+pub use error::{Passed, ProbeError};
 use flap::Flap;
-pub use probe::ProbeError;
+pub use http::USER_AGENT;
 
 /// Probes in flight at once, across all streams.
 const MAX_CONCURRENT_PROBES: usize = 256;
 
-/// A pool's `[pool.health]` with defaults resolved (port, Host header).
+/// One check of a pool's health table with defaults resolved (port, Host header,
+/// the headers of `headers_file`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ProbeSpec {
+pub struct CheckSpec {
     pub check: CheckKind,
     pub port: u16,
     pub path: String,
     pub host: String,
+    pub method: HttpMethod,
+    /// `headers` then those of `headers_file`.
+    pub headers: Vec<(String, String)>,
     pub expect_status: Vec<u16>,
     pub expect_body: Option<String>,
-    pub interval: Duration,
+    pub expect_body_regex: Option<String>,
+    pub keepalive: bool,
     pub timeout: Duration,
-    pub rise: u32,
-    pub fall: u32,
     pub tls_verify: bool,
+    pub weight_from: Option<weight::Source>,
 }
 
-impl ProbeSpec {
-    pub fn of(pool: &PoolDef) -> ProbeSpec {
-        let h = &pool.health;
+impl CheckSpec {
+    fn of(pool: &PoolDef, h: &HealthConfig) -> CheckSpec {
         let default_port = match h.check {
             CheckKind::Https => 443,
             _ => 80,
         };
-        ProbeSpec {
+        let headers = h.headers.iter().map(|(k, v)| (k.clone(), v.clone())).chain(h.file_headers.iter().cloned());
+        CheckSpec {
             check: h.check,
             port: h.port.unwrap_or(default_port),
             path: h.path.clone(),
             host: h.host.clone().unwrap_or_else(|| pool.name.to_ascii().trim_end_matches('.').to_string()),
+            method: h.method,
+            headers: headers.collect(),
             expect_status: h.expect_status.clone(),
             expect_body: h.expect_body.clone(),
-            interval: h.interval,
+            expect_body_regex: h.expect_body_regex.clone(),
+            keepalive: h.keepalive,
             timeout: h.timeout,
-            rise: h.rise,
-            fall: h.fall,
             tls_verify: h.tls_verify,
+            weight_from: h.weight_from.as_deref().and_then(|w| w.parse().ok()),
         }
+    }
+
+    /// This check's part of [`ProbeKey::id`]: the text of earlier versions for
+    /// the keys they had, then only what is set of the newer ones (header values
+    /// as a hash: the ids are published to the other nodes).
+    fn id(&self) -> String {
+        let mut s = format!(
+            "{} port={} path={} host={} expect={:?} body={:?} tls_verify={}",
+            self.check.as_str(),
+            self.port,
+            self.path,
+            self.host,
+            self.expect_status,
+            self.expect_body,
+            self.tls_verify
+        );
+        if self.method != HttpMethod::Get {
+            s.push_str(" method=HEAD");
+        }
+        if let Some(re) = &self.expect_body_regex {
+            s.push_str(&format!(" regex={re:?}"));
+        }
+        if !self.headers.is_empty() {
+            use std::hash::{Hash, Hasher};
+            let mut h = siphasher::sip::SipHasher13::new();
+            self.headers.hash(&mut h);
+            s.push_str(&format!(" headers={:016x}", h.finish()));
+        }
+        s
+    }
+}
+
+/// What one probe stream runs: a pool's checks (all must pass) and the
+/// anti-flap and timing of their combined result, from the first check.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProbeSpec {
+    pub checks: Vec<CheckSpec>,
+    pub interval: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    /// Bounds of a reported weight (`weight_min`, `weight_max` of the check
+    /// with `weight_from`).
+    pub weight_bounds: (u32, u32),
+    pub slow_start: Option<Duration>,
+}
+
+impl ProbeSpec {
+    /// The pool's probing checks; `None` when it has none (every member is up).
+    pub fn of(pool: &PoolDef) -> Option<ProbeSpec> {
+        let first = pool.health.active().next()?;
+        let feedback = pool.health.active().find(|h| h.weight_from.is_some()).unwrap_or(first);
+        Some(ProbeSpec {
+            checks: pool.health.active().map(|h| CheckSpec::of(pool, h)).collect(),
+            interval: first.interval,
+            rise: first.rise,
+            fall: first.fall,
+            weight_bounds: (feedback.weight_min.unwrap_or(1), feedback.weight_max.unwrap_or(1000)),
+            slow_start: first.slow_start,
+        })
+    }
+
+    /// The longest check timeout: how long a probe can take.
+    pub fn timeout(&self) -> Duration {
+        self.checks.iter().map(|c| c.timeout).max().unwrap_or_default()
+    }
+
+    /// `tcp`, `http`, or the kinds joined by `+` (`tcp+http`), for logs and metrics.
+    pub fn label(&self) -> String {
+        self.checks.iter().map(|c| c.check.as_str()).collect::<Vec<_>>().join("+")
     }
 }
 
 /// What one probe stream probes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ProbeKey {
+    /// The member's address (what is answered).
     pub addr: IpAddr,
+    /// The member's `probe` address: where every check goes instead.
+    pub probe: Option<SocketAddr>,
     pub spec: Arc<ProbeSpec>,
 }
 
 impl ProbeKey {
-    /// The same text on every node for the same member and check: how nodes
+    /// The stream of `member` in `pool`; `None` when the pool does not probe.
+    pub fn of(pool: &PoolDef, member: &MemberConfig) -> Option<ProbeKey> {
+        Some(ProbeKey { addr: member.address, probe: member.probe, spec: Arc::new(ProbeSpec::of(pool)?) })
+    }
+
+    /// Where `check` connects.
+    pub fn target(&self, check: &CheckSpec) -> SocketAddr {
+        self.probe.unwrap_or(SocketAddr::new(self.addr, check.port))
+    }
+
+    /// The same text on every node for the same member and checks: how nodes
     /// compare their views of a member (`[cluster] health = "quorum"`).
     pub fn id(&self) -> String {
-        let s = &self.spec;
-        format!(
-            "{} {} port={} path={} host={} expect={:?} body={:?} tls_verify={}",
-            self.addr,
-            s.check.as_str(),
-            s.port,
-            s.path,
-            s.host,
-            s.expect_status,
-            s.expect_body,
-            s.tls_verify
-        )
+        let checks: Vec<String> = self.spec.checks.iter().map(CheckSpec::id).collect();
+        let mut s = format!("{} {}", self.addr, checks.join(" & "));
+        if let Some(p) = self.probe {
+            s.push_str(&format!(" probe={p}"));
+        }
+        s
     }
 }
 
@@ -108,19 +198,24 @@ pub struct ClusterView<'a> {
 }
 
 impl crate::snapshot::HealthView for ClusterView<'_> {
-    fn is_up(&self, pool: &PoolDef, addr: IpAddr) -> bool {
-        if let Some(o) = self.pushed.override_of(&pool.name, addr) {
+    fn is_up(&self, pool: &PoolDef, member: &MemberConfig) -> bool {
+        if let Some(o) = self.pushed.override_of(&pool.name, member.address) {
             return o.state.is_up();
         }
-        if pool.health.check == CheckKind::None || self.nodes.is_empty() {
-            return self.local_vote(pool, addr).unwrap_or(false);
+        if !pool.health.probes() || self.nodes.is_empty() {
+            return self.local_vote(pool, member).unwrap_or(false);
         }
         let (mut voters, mut down) = (0u32, 0u32);
-        for up in self.ballots(pool, addr).filter_map(|(_, up)| up) {
+        for up in self.ballots(pool, member).filter_map(|(_, up)| up) {
             voters += 1;
             down += u32::from(!up);
         }
         voters > 0 && down * 2 <= voters
+    }
+
+    /// Weights are this node's: each node reads its own backends' reports.
+    fn weight(&self, pool: &PoolDef, member: &MemberConfig) -> f64 {
+        crate::snapshot::HealthView::weight(self.local, pool, member)
     }
 }
 
@@ -128,9 +223,9 @@ impl ClusterView<'_> {
     /// Each node's view of a member, this node's first (named `None`), then the
     /// others' by name; `None` where a node has no result for it yet (and so
     /// does not vote). The votes [`crate::snapshot::HealthView::is_up`] counts.
-    pub fn ballots(&self, pool: &PoolDef, addr: IpAddr) -> impl Iterator<Item = (Option<&str>, Option<bool>)> {
-        let id = ProbeKey { addr, spec: Arc::new(ProbeSpec::of(pool)) }.id();
-        let local = self.local_vote(pool, addr);
+    pub fn ballots(&self, pool: &PoolDef, member: &MemberConfig) -> impl Iterator<Item = (Option<&str>, Option<bool>)> {
+        let id = ProbeKey::of(pool, member).as_ref().map(ProbeKey::id).unwrap_or_default();
+        let local = self.local_vote(pool, member);
         std::iter::once((None, local))
             .chain(self.nodes.iter().map(move |(node, v)| (Some(node.as_str()), v.get(&id).copied())))
     }
@@ -139,14 +234,11 @@ impl ClusterView<'_> {
 impl ClusterView<'_> {
     /// This node's own view of a member: its health file's line if it has one,
     /// else its probes' result (`None` before the first); up without checks.
-    pub fn local_vote(&self, pool: &PoolDef, addr: IpAddr) -> Option<bool> {
-        if let Some((_, line)) = self.pushed.file_of(&pool.name, addr) {
+    pub fn local_vote(&self, pool: &PoolDef, member: &MemberConfig) -> Option<bool> {
+        if let Some((_, line)) = self.pushed.file_of(&pool.name, member.address) {
             return Some(line.state.is_up());
         }
-        if pool.health.check == CheckKind::None {
-            return Some(true);
-        }
-        let key = ProbeKey { addr, spec: Arc::new(ProbeSpec::of(pool)) };
+        let Some(key) = ProbeKey::of(pool, member) else { return Some(true) };
         self.local.members.get(&key).and_then(|h| h.flap.up)
     }
 
@@ -157,11 +249,12 @@ impl ClusterView<'_> {
         if self.pushed.files.files.is_empty() {
             return votes;
         }
-        for def in pools.into_iter().filter(|d| d.health.check != CheckKind::None) {
-            let spec = Arc::new(ProbeSpec::of(def));
+        for def in pools {
+            let Some(spec) = ProbeSpec::of(def).map(Arc::new) else { continue };
             for m in &def.members {
                 if let Some((_, line)) = self.pushed.file_of(&def.name, m.address) {
-                    votes.insert(ProbeKey { addr: m.address, spec: spec.clone() }.id(), line.state.is_up());
+                    let key = ProbeKey { addr: m.address, probe: m.probe, spec: spec.clone() };
+                    votes.insert(key.id(), line.state.is_up());
                 }
             }
         }
@@ -169,17 +262,14 @@ impl ClusterView<'_> {
     }
 }
 
-/// Every probe key the pools need (check = none needs none).
+/// Every probe key the pools need (a pool without a probing check needs none).
 pub fn keys_of<'a>(pools: impl IntoIterator<Item = &'a Arc<PoolDef>>) -> Vec<ProbeKey> {
     let mut out: Vec<ProbeKey> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for p in pools {
-        if p.health.check == CheckKind::None {
-            continue;
-        }
-        let spec = Arc::new(ProbeSpec::of(p));
+        let Some(spec) = ProbeSpec::of(p).map(Arc::new) else { continue };
         for m in &p.members {
-            let key = ProbeKey { addr: m.address, spec: spec.clone() };
+            let key = ProbeKey { addr: m.address, probe: m.probe, spec: spec.clone() };
             if seen.insert(key.clone()) {
                 out.push(key);
             }
@@ -192,7 +282,7 @@ pub fn keys_of<'a>(pools: impl IntoIterator<Item = &'a Arc<PoolDef>>) -> Vec<Pro
 #[derive(Debug, Clone)]
 pub struct ProbeResult {
     pub key: ProbeKey,
-    pub outcome: Result<(), ProbeError>,
+    pub outcome: Result<Passed, ProbeError>,
     pub took: Duration,
     pub at: SystemTime,
 }
@@ -206,11 +296,62 @@ pub struct MemberHealth {
     pub last_probe: Option<SystemTime>,
     /// How long the last successful probe took.
     pub last_rtt: Option<Duration>,
+    /// The smoothed weight the backend reports (`weight_from`), unbounded.
+    pub reported: Option<f64>,
+    /// Why the last report could not be read, if it could not.
+    pub weight_error: Option<String>,
+    /// With `slow_start`, the share of its weight a member that came up takes
+    /// (`None`: all of it), as of its last probe.
+    pub ramp: Option<f64>,
+    /// When it last came up from down (not from unknown: members up at
+    /// start-up all start together, so there is nobody to shift load from).
+    pub up_since: Option<SystemTime>,
 }
 
 impl MemberHealth {
     pub fn new() -> Self {
-        MemberHealth { flap: Flap::default(), last_change: None, last_error: None, last_probe: None, last_rtt: None }
+        MemberHealth {
+            flap: Flap::default(),
+            last_change: None,
+            last_error: None,
+            last_probe: None,
+            last_rtt: None,
+            reported: None,
+            weight_error: None,
+            ramp: None,
+            up_since: None,
+        }
+    }
+
+    /// The weight of a member configured with `weight`, and where it comes from:
+    /// `reported` (bounded by `bounds`) or `config`, times the slow-start ramp
+    /// (`slow-start` while it ramps).
+    pub fn weight(&self, weight: u32, bounds: (u32, u32)) -> (f64, &'static str) {
+        let (base, source) = match self.reported {
+            Some(r) => (r.clamp(f64::from(bounds.0), f64::from(bounds.1)), "reported"),
+            None => (f64::from(weight), "config"),
+        };
+        match self.ramp {
+            Some(share) => (base * share, "slow-start"),
+            None => (base, source),
+        }
+    }
+
+    /// Notes a passing probe's report and the ramp at `at`; returns whether the
+    /// weight as the policies take it (in hundredths) may have changed.
+    fn feedback(&mut self, passed: &Passed, spec: &ProbeSpec, at: SystemTime) -> bool {
+        let before = (self.reported.map(weight::scaled), self.ramp.map(weight::scaled));
+        match &passed.weight {
+            Some(Ok(w)) => {
+                self.reported = Some(weight::smooth(self.reported, *w));
+                self.weight_error = None;
+            }
+            Some(Err(e)) => self.weight_error = Some(e.to_string()),
+            None => {}
+        }
+        let since = self.up_since.filter(|_| self.flap.up == Some(true));
+        self.ramp = since.and_then(|t| weight::ramp(spec.slow_start, at.duration_since(t).unwrap_or_default()));
+        before != (self.reported.map(weight::scaled), self.ramp.map(weight::scaled))
     }
 
     /// "up", "down" or "unknown" (not probed yet).
@@ -235,37 +376,48 @@ pub struct HealthTable {
     pub members: HashMap<ProbeKey, MemberHealth>,
 }
 
+/// What applying a probe result changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The member went up or down.
+    pub flipped: bool,
+    /// Its weight changed (a report, or slow start).
+    pub weight: bool,
+}
+
 impl HealthTable {
-    /// Applies a result; returns true when the member's up/down state changed.
-    pub fn apply(&mut self, r: &ProbeResult) -> bool {
+    /// Applies a result: the member's state, and its weight when it is up.
+    pub fn apply(&mut self, r: &ProbeResult) -> Applied {
         let h = self.members.entry(r.key.clone()).or_default();
+        let was = h.flap.up;
         h.last_probe = Some(r.at);
         match &r.outcome {
-            Ok(()) => h.last_rtt = Some(r.took),
+            Ok(_) => h.last_rtt = Some(r.took),
             Err(e) => h.last_error = Some(e.to_string()),
         }
-        let changed = h.flap.record(r.outcome.is_ok(), r.key.spec.rise, r.key.spec.fall);
-        if changed {
+        let flipped = h.flap.record(r.outcome.is_ok(), r.key.spec.rise, r.key.spec.fall);
+        if flipped {
             h.last_change = Some(r.at);
+            h.up_since = (was == Some(false)).then_some(r.at);
         }
-        changed
+        let weight = match &r.outcome {
+            Ok(passed) => h.feedback(passed, &r.key.spec, r.at),
+            Err(_) => false,
+        };
+        Applied { flipped, weight }
     }
 
-    /// Whether `addr` in `pool` is up: always with check = none; never before its
-    /// first probe result.
-    pub fn is_up(&self, pool: &PoolDef, addr: IpAddr) -> bool {
-        if pool.health.check == CheckKind::None {
-            return true;
-        }
-        let key = ProbeKey { addr, spec: Arc::new(ProbeSpec::of(pool)) };
+    /// Whether `member` of `pool` is up: always without a probing check; never
+    /// before its first probe result.
+    pub fn is_up(&self, pool: &PoolDef, member: &MemberConfig) -> bool {
+        let Some(key) = ProbeKey::of(pool, member) else { return true };
         self.members.get(&key).and_then(|h| h.flap.up).unwrap_or(false)
     }
 
-    pub fn get(&self, pool: &PoolDef, addr: IpAddr) -> Option<&MemberHealth> {
-        if pool.health.check == CheckKind::None {
-            return None;
-        }
-        self.members.get(&ProbeKey { addr, spec: Arc::new(ProbeSpec::of(pool)) })
+    /// The health of `member` of `pool` (`None` without a probing check, or
+    /// before the member's first result).
+    pub fn get(&self, pool: &PoolDef, member: &MemberConfig) -> Option<&MemberHealth> {
+        self.members.get(&ProbeKey::of(pool, member)?)
     }
 
     /// Forgets keys no longer probed.
@@ -276,8 +428,24 @@ impl HealthTable {
 }
 
 impl crate::snapshot::HealthView for HealthTable {
-    fn is_up(&self, pool: &PoolDef, address: IpAddr) -> bool {
-        HealthTable::is_up(self, pool, address)
+    fn is_up(&self, pool: &PoolDef, member: &MemberConfig) -> bool {
+        HealthTable::is_up(self, pool, member)
+    }
+
+    fn weight(&self, pool: &PoolDef, member: &MemberConfig) -> f64 {
+        HealthTable::weight(self, pool, member).0
+    }
+}
+
+impl HealthTable {
+    /// The effective weight of `member` of `pool` and its source (`config`,
+    /// `reported` or `slow-start`; see [`MemberHealth::weight`]).
+    pub fn weight(&self, pool: &PoolDef, member: &MemberConfig) -> (f64, &'static str) {
+        let Some(key) = ProbeKey::of(pool, member) else { return (f64::from(member.weight), "config") };
+        match self.members.get(&key) {
+            Some(h) => h.weight(member.weight, key.spec.weight_bounds),
+            None => (f64::from(member.weight), "config"),
+        }
     }
 }
 
@@ -285,41 +453,20 @@ impl crate::snapshot::HealthView for HealthTable {
 pub struct Prober {
     results: mpsc::Sender<ProbeResult>,
     limit: Arc<Semaphore>,
-    clients: Clients,
-    streams: HashMap<ProbeKey, JoinHandle<()>>,
-}
-
-/// The HTTP clients probes share, and the source address (`[health] source_address`).
-#[derive(Clone)]
-struct Clients {
-    /// Plain HTTP from the source address (used for members of its family).
-    http_src: reqwest::Client,
-    /// Plain HTTP from any address.
-    http: reqwest::Client,
+    tls: tls::TlsConfigs,
+    /// `[health] source_address`: probes leave from it (for members of its family).
     source: Option<IpAddr>,
-}
-
-impl Clients {
-    fn http_for(&self, target: IpAddr) -> &reqwest::Client {
-        if probe::source_for(self.source, target).is_some() { &self.http_src } else { &self.http }
-    }
-
-    fn https_for(&self, key: &ProbeKey) -> Option<reqwest::Client> {
-        (key.spec.check == CheckKind::Https)
-            .then(|| probe::https_client(key, probe::source_for(self.source, key.addr)).ok())
-            .flatten()
-    }
+    streams: HashMap<ProbeKey, JoinHandle<()>>,
 }
 
 impl Prober {
     /// Probes leave from `source` when set (for members of its family).
     pub fn new(results: mpsc::Sender<ProbeResult>, source: Option<IpAddr>) -> Self {
-        let http = probe::http_client(None);
-        let http_src = if source.is_some() { probe::http_client(source) } else { http.clone() };
         Prober {
             results,
             limit: Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES)),
-            clients: Clients { http_src, http, source },
+            tls: tls::TlsConfigs::new(),
+            source,
             streams: HashMap::new(),
         }
     }
@@ -330,11 +477,10 @@ impl Prober {
         for key in keys {
             let key = key.clone();
             let limit = self.limit.clone();
-            let clients = self.clients.clone();
+            let mut runner = probe::Runner::new(&key, &self.tls, self.source);
             set.spawn(async move {
-                let https = clients.https_for(&key);
                 let _permit = limit.acquire_owned().await;
-                probe_once(&key, &clients, https.as_ref()).await
+                probe_once(&key, &mut runner).await
             });
         }
         let mut out = Vec::with_capacity(keys.len());
@@ -362,13 +508,8 @@ impl Prober {
             if self.streams.contains_key(key) {
                 continue;
             }
-            let task = tokio::spawn(stream(
-                key.clone(),
-                self.results.clone(),
-                self.limit.clone(),
-                self.clients.clone(),
-                immediate,
-            ));
+            let runner = probe::Runner::new(key, &self.tls, self.source);
+            let task = tokio::spawn(stream(key.clone(), self.results.clone(), self.limit.clone(), runner, immediate));
             self.streams.insert(key.clone(), task);
             started.push(key.clone());
         }
@@ -388,14 +529,10 @@ impl Drop for Prober {
     }
 }
 
-async fn probe_once(key: &ProbeKey, clients: &Clients, https: Option<&reqwest::Client>) -> ProbeResult {
+async fn probe_once(key: &ProbeKey, runner: &mut probe::Runner) -> ProbeResult {
     let start = Instant::now();
     let at = SystemTime::now();
-    let run = probe::run(key, clients.http_for(key.addr), https, clients.source);
-    let outcome = match tokio::time::timeout(key.spec.timeout, run).await {
-        Ok(r) => r,
-        Err(_) => Err(ProbeError::Timeout(key.spec.timeout)),
-    };
+    let outcome = runner.run(key).await;
     ProbeResult { key: key.clone(), outcome, took: start.elapsed(), at }
 }
 
@@ -404,10 +541,9 @@ async fn stream(
     key: ProbeKey,
     results: mpsc::Sender<ProbeResult>,
     limit: Arc<Semaphore>,
-    clients: Clients,
+    mut runner: probe::Runner,
     immediate: bool,
 ) {
-    let https = clients.https_for(&key);
     let mut next = if immediate {
         tokio::time::Instant::now()
     } else {
@@ -418,7 +554,7 @@ async fn stream(
         next += probe::jitter(key.spec.interval);
         let result = {
             let Ok(_permit) = limit.acquire().await else { return };
-            probe_once(&key, &clients, https.as_ref()).await
+            probe_once(&key, &mut runner).await
         };
         if results.send(result).await.is_err() {
             return;

@@ -261,7 +261,7 @@ mod tests {
             Change::PutMember {
                 pool: parse_fqdn("www.example.test.").unwrap(),
                 address: "2001:db8::9".parse().unwrap(),
-                fields: MemberFields { weight: None, region: Some("eu".into()), enabled: Some(false) },
+                fields: MemberFields { weight: None, region: Some("eu".into()), enabled: Some(false), probe: None },
             },
             Change::DeleteMember {
                 pool: parse_fqdn("www.example.test.").unwrap(),
@@ -314,7 +314,7 @@ mod tests {
         // The previous version's whole member reads as every field set.
         let old = r#"{"address":"192.0.2.1","weight":3,"region":null,"enabled":false}"#;
         s.apply_key("members/www.example.test./192.0.2.1", Some(old.as_bytes())).unwrap();
-        let set = MemberFields { weight: Some(3), region: None, enabled: Some(false) };
+        let set = MemberFields { weight: Some(3), region: None, enabled: Some(false), probe: None };
         assert_eq!(s.overlay.members[&(www, "192.0.2.1".parse().unwrap())], Some(set));
         assert_eq!(enc("a/b%c"), "a%2Fb%25c");
         assert_eq!(dec(&enc("a/b%c")), "a/b%c");

@@ -121,7 +121,7 @@ pub enum Observed {
 /// A weighted API pool with one member: the pool the store tests write.
 #[cfg(test)]
 fn test_pool() -> crate::config::PoolDef {
-    use crate::config::{AllDown, HealthConfig, MemberConfig, PolicyName, PoolDef};
+    use crate::config::{AllDown, MemberConfig, PolicyName, PoolDef};
     PoolDef {
         name: crate::config::parse_fqdn("api.example.test.").unwrap(),
         policy: PolicyName::Weighted,
@@ -129,8 +129,14 @@ fn test_pool() -> crate::config::PoolDef {
         max_answers: 1,
         all_down: AllDown::Empty,
         fallback: vec![],
-        health: HealthConfig::default(),
-        members: vec![MemberConfig { address: "192.0.2.1".parse().unwrap(), weight: 3, region: None, enabled: true }],
+        health: Default::default(),
+        members: vec![MemberConfig {
+            address: "192.0.2.1".parse().unwrap(),
+            weight: 3,
+            region: None,
+            enabled: true,
+            probe: None,
+        }],
         line: 0,
     }
 }

@@ -457,7 +457,7 @@ mod tests {
             Change::PutMember {
                 pool: parse_fqdn("www.example.test.").unwrap(),
                 address: "2001:db8::9".parse().unwrap(),
-                fields: MemberFields { weight: None, region: Some("eu".into()), enabled: Some(false) },
+                fields: MemberFields { weight: None, region: Some("eu".into()), enabled: Some(false), probe: None },
             },
             Change::PutMember {
                 pool: parse_fqdn("www.example.test.").unwrap(),
@@ -542,6 +542,7 @@ mod tests {
             weight: 3,
             region: None,
             enabled: false,
+            probe: None,
         })
         .unwrap();
         conn.execute("INSERT INTO members VALUES ('www.example.test.', '192.0.2.1', ?1)", params![old]).unwrap();
@@ -549,7 +550,7 @@ mod tests {
         drop(conn);
         let o = SqliteStore::open(dir.path()).unwrap().load().await.unwrap();
         let www = parse_fqdn("www.example.test.").unwrap();
-        let set = MemberFields { weight: Some(3), region: None, enabled: Some(false) };
+        let set = MemberFields { weight: Some(3), region: None, enabled: Some(false), probe: None };
         assert_eq!(o.members[&(www.clone(), "192.0.2.1".parse().unwrap())], Some(set));
         assert_eq!(o.members[&(www, "192.0.2.2".parse().unwrap())], None);
     }

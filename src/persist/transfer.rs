@@ -137,7 +137,7 @@ mod tests {
             "serials/example.test.": 2}}"#;
         let o = parse(old).unwrap();
         let www = parse_fqdn("www.example.test.").unwrap();
-        let set = MemberFields { weight: Some(2), region: None, enabled: Some(false) };
+        let set = MemberFields { weight: Some(2), region: None, enabled: Some(false), probe: None };
         assert_eq!(o.members[&(www.clone(), "192.0.2.1".parse().unwrap())], Some(set));
         assert_eq!(o.members[&(www, "192.0.2.2".parse().unwrap())], None);
         let e = parse(&old.replace("\"lbdns_state\": 1", "\"lbdns_state\": 3")).unwrap_err();

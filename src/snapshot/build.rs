@@ -81,7 +81,11 @@ pub fn build(
 /// member. Such a pool is kept whole, its policy state and counters with it.
 fn unchanged(pool: &Pool, def: &PoolDef, health: &dyn HealthView) -> bool {
     same_definition(&pool.def, def)
-        && pool.members.iter().zip(&def.members).all(|(m, d)| m.healthy == health.is_up(def, d.address))
+        && pool
+            .members
+            .iter()
+            .zip(&def.members)
+            .all(|(m, d)| m.healthy == health.is_up(def, d) && m.weight == health.weight(def, d))
 }
 
 /// Whether two definitions define the same pool; where each was written does not
@@ -114,8 +118,8 @@ mod tests {
     /// Every member up but those listed.
     struct Down(Vec<IpAddr>);
     impl HealthView for Down {
-        fn is_up(&self, _: &PoolDef, address: IpAddr) -> bool {
-            !self.0.contains(&address)
+        fn is_up(&self, _: &PoolDef, member: &crate::config::MemberConfig) -> bool {
+            !self.0.contains(&member.address)
         }
     }
 

@@ -26,7 +26,7 @@ use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData};
 use rustc_hash::FxHashMap;
 
-use crate::config::{AllDown, PoolDef};
+use crate::config::{AllDown, MemberConfig, PoolDef};
 use crate::counters::PoolCounters;
 use crate::geoip::GeoDb;
 use crate::policy::{self, Candidate, Policy};
@@ -305,6 +305,8 @@ pub struct PoolMember {
     pub address: IpAddr,
     pub enabled: bool,
     pub healthy: bool,
+    /// The effective weight the policies use (see [`HealthView::weight`]).
+    pub weight: f64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -321,13 +323,19 @@ pub struct Family {
 
 /// Health as the builder needs it: is this member up?
 pub trait HealthView {
-    fn is_up(&self, pool: &PoolDef, address: IpAddr) -> bool;
+    fn is_up(&self, pool: &PoolDef, member: &MemberConfig) -> bool;
+
+    /// The member's effective weight (load feedback, slow start); by default
+    /// the configured one.
+    fn weight(&self, _pool: &PoolDef, member: &MemberConfig) -> f64 {
+        f64::from(member.weight)
+    }
 }
 
 /// Every member is up (no probes): used by `check`, and for `check = "none"`.
 pub struct AllUp;
 impl HealthView for AllUp {
-    fn is_up(&self, _: &PoolDef, _: IpAddr) -> bool {
+    fn is_up(&self, _: &PoolDef, _: &MemberConfig) -> bool {
         true
     }
 }
@@ -470,6 +478,13 @@ pub fn lower_name(src: &[u8], dst: &mut [u8; 256]) -> Option<usize> {
     }
 }
 
+/// Candidate weights are effective weights in hundredths, at least 1: so that
+/// a member of weight 1 can still ramp up (slow start) and a reported weight of
+/// 2.5 is not rounded. The policies only compare weights, so the scale is free.
+pub fn candidate_weight(weight: f64) -> u32 {
+    ((weight * 100.0).round() as u32).max(1)
+}
+
 /// Builds the query-path form of a pool.
 pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&Pool>, regions: &Regions) -> Pool {
     // Keep the policy object (its round-robin cursor) when the policy is unchanged;
@@ -488,7 +503,7 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
     let mut candidates = Vec::with_capacity(def.members.len());
     for (i, m) in def.members.iter().enumerate() {
         let f = usize::from(m.address.is_ipv6());
-        let healthy = health.is_up(&def, m.address);
+        let healthy = health.is_up(&def, m);
         lists[f].0.push(i as u16);
         if m.enabled {
             lists[f].2.push(i as u16);
@@ -496,8 +511,9 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
                 lists[f].1.push(i as u16);
             }
         }
-        members.push(PoolMember { address: m.address, enabled: m.enabled, healthy });
-        candidates.push(Candidate { weight: m.weight.max(1), seed: crate::net::addr_seed(m.address) });
+        let weight = health.weight(&def, m);
+        members.push(PoolMember { address: m.address, enabled: m.enabled, healthy, weight });
+        candidates.push(Candidate { weight: candidate_weight(weight), seed: crate::net::addr_seed(m.address) });
     }
     for (f, (all, eligible, enabled)) in lists.into_iter().enumerate() {
         family[f].all = all.into();

@@ -14,6 +14,10 @@ use crate::state::api::ApiError;
 pub fn validate_pool(def: &PoolDef, regions: &std::collections::BTreeMap<String, Vec<String>>) -> Result<(), ApiError> {
     let mut problems = def.validate();
     problems.extend(crate::config::unlisted_regions(def, regions));
+    if def.line == 0 && def.health.0.iter().any(|h| h.headers_file.is_some()) {
+        let msg = format!("pool {}: health headers_file is read from the config file only; send `headers`", def.name);
+        problems.push((None, msg));
+    }
     if problems.is_empty() {
         Ok(())
     } else {

@@ -138,6 +138,8 @@ pub struct MemberFields {
     pub region: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<std::net::SocketAddr>,
 }
 
 impl MemberFields {
@@ -147,18 +149,21 @@ impl MemberFields {
             weight: patch.weight.or(self.weight),
             region: patch.region.clone().or_else(|| self.region.clone()),
             enabled: patch.enabled.or(self.enabled),
+            probe: patch.probe.or(self.probe),
         }
     }
 
     /// The member in effect: `file` (or the defaults when the config does not
     /// have the member) with these fields over it.
     pub fn over(&self, address: IpAddr, file: Option<&MemberConfig>) -> MemberConfig {
-        let base = file.cloned().unwrap_or(MemberConfig { address, weight: 1, region: None, enabled: true });
+        let base =
+            file.cloned().unwrap_or(MemberConfig { address, weight: 1, region: None, enabled: true, probe: None });
         MemberConfig {
             address,
             weight: self.weight.unwrap_or(base.weight),
             region: self.region.clone().or(base.region),
             enabled: self.enabled.unwrap_or(base.enabled),
+            probe: self.probe.or(base.probe),
         }
     }
 }
@@ -185,6 +190,8 @@ pub fn decode_member(text: &str) -> Result<Option<MemberFields>, serde_json::Err
         region: Option<String>,
         #[serde(default)]
         enabled: Option<bool>,
+        #[serde(default)]
+        probe: Option<std::net::SocketAddr>,
     }
     let Some(s) = serde_json::from_str::<Option<Stored>>(text)? else { return Ok(None) };
     let whole = s.address.is_some();
@@ -192,6 +199,7 @@ pub fn decode_member(text: &str) -> Result<Option<MemberFields>, serde_json::Err
         weight: if whole { Some(s.weight.unwrap_or(1)) } else { s.weight },
         region: s.region,
         enabled: if whole { Some(s.enabled.unwrap_or(true)) } else { s.enabled },
+        probe: s.probe,
     }))
 }
 
@@ -361,10 +369,10 @@ pub fn api_rrset(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AllDown, HealthConfig, PolicyName};
+    use crate::config::{AllDown, PolicyName};
 
     fn member(a: &str, weight: u32) -> MemberConfig {
-        MemberConfig { address: a.parse().unwrap(), weight, region: Some("eu".into()), enabled: true }
+        MemberConfig { address: a.parse().unwrap(), weight, region: Some("eu".into()), enabled: true, probe: None }
     }
 
     fn pool(members: Vec<MemberConfig>) -> PoolDef {
@@ -375,7 +383,7 @@ mod tests {
             max_answers: 0,
             all_down: AllDown::Empty,
             fallback: vec![],
-            health: HealthConfig::default(),
+            health: Default::default(),
             members,
             line: 1,
         }
@@ -410,7 +418,10 @@ mod tests {
         let gone: IpAddr = "192.0.2.1".parse().unwrap();
         let set = Some(MemberFields { weight: Some(4), ..Default::default() });
         let got = pool_with_overrides(&file, [(gone, &None), (new, &set)]);
-        let want = vec![member("192.0.2.2", 3), MemberConfig { address: new, weight: 4, region: None, enabled: true }];
+        let want = vec![
+            member("192.0.2.2", 3),
+            MemberConfig { address: new, weight: 4, region: None, enabled: true, probe: None },
+        ];
         assert_eq!(got.members, want);
         // A deletion of a member the file does not have changes nothing.
         assert_eq!(pool_with_overrides(&file, [(new, &None)]).members, file.members);
@@ -445,7 +456,7 @@ mod tests {
         assert_eq!(decode_member("null").unwrap(), None);
         assert_eq!(decode_member("{}").unwrap(), Some(MemberFields::default()));
         let old = r#"{"address":"192.0.2.1","weight":2,"region":"eu","enabled":true}"#;
-        let all = MemberFields { weight: Some(2), region: Some("eu".into()), enabled: Some(true) };
+        let all = MemberFields { weight: Some(2), region: Some("eu".into()), enabled: Some(true), probe: None };
         assert_eq!(decode_member(old).unwrap(), Some(all));
         assert!(decode_member(r#"{"weigth":2}"#).is_err());
     }

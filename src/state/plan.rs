@@ -101,7 +101,7 @@ impl InEffect<'_> {
         }
         let cfg: ApiPoolConfig = parse_json(body)?;
         let def = cfg.into_def(name.clone());
-        if def.health.health_file.is_some() {
+        if def.health.health_file().is_some() {
             // A path on the server is the config file's to name, not an API client's.
             return Err(ApiError::unprocessable(
                 "health.health_file: set only in the config file, not through the API",

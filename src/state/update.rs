@@ -329,6 +329,7 @@ impl Work<'_, '_> {
                 weight: 1,
                 region: None,
                 enabled: true,
+                probe: None,
             }));
             validate_pool(&next, &self.state.sources.config.regions).map_err(refused)?;
             return Ok(vec![Change::PutPool(Box::new(next))]);

@@ -1,5 +1,7 @@
-//! A real HTTP(S) backend for probe tests: status, body and behaviour switchable at
-//! run time, counting requests and checking the Host header. Blocking std sockets,
+//! A real HTTP(S) backend for probe tests: status, body, response headers and
+//! behaviour switchable at run time, counting requests and connections, keeping
+//! the last request's head and checking the Host header; one request per
+//! connection unless keep-alive is switched on. Blocking std sockets,
 //! one thread per connection; TLS through rustls with a certificate made by rcgen.
 
 #![allow(dead_code)]
@@ -20,6 +22,13 @@ struct State {
     stop: AtomicBool,
     /// Connections from these addresses are closed at once (an unreachable path).
     refuse: Mutex<Vec<std::net::IpAddr>>,
+    /// Serve further requests on a connection (HTTP/1.1 keep-alive).
+    keepalive: AtomicBool,
+    connections: AtomicUsize,
+    /// The head (request line and headers) of the last request.
+    last: Mutex<String>,
+    /// Extra response headers, `Name: value`.
+    headers: Mutex<Vec<String>>,
     /// Connections accepted, by source address.
     sources: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
 }
@@ -64,6 +73,7 @@ impl Backend {
                 if conn.peer_addr().is_ok_and(|p| st.refuse.lock().unwrap().contains(&p.ip())) {
                     continue;
                 }
+                st.connections.fetch_add(1, Ordering::SeqCst);
                 let st = st.clone();
                 let tls = tls.clone();
                 std::thread::spawn(move || serve(conn, st, tls));
@@ -91,6 +101,25 @@ impl Backend {
     pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::SeqCst)
     }
+    /// Connections accepted (and not refused) so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+    pub fn set_keepalive(&self, k: bool) {
+        self.state.keepalive.store(k, Ordering::SeqCst);
+    }
+    /// The last request's line and headers, as received.
+    pub fn last_request(&self) -> String {
+        self.state.last.lock().unwrap().clone()
+    }
+    /// Sends `line` (`Name: value`) with every response from now on; replaces a
+    /// header of the same name.
+    pub fn set_header(&self, line: &str) {
+        let name = line.split(':').next().unwrap().to_string();
+        let mut h = self.state.headers.lock().unwrap();
+        h.retain(|l| !l.starts_with(&format!("{name}:")));
+        h.push(line.to_string());
+    }
     /// Connections accepted since the last call, by source address.
     pub fn take_sources(&self) -> std::collections::HashMap<std::net::IpAddr, usize> {
         std::mem::take(&mut *self.state.sources.lock().unwrap())
@@ -107,37 +136,39 @@ impl Drop for Backend {
 fn serve(mut conn: TcpStream, st: Arc<State>, tls: Option<Arc<rustls::ServerConfig>>) {
     conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
     match tls {
-        None => handle(&mut conn, &st),
+        None => while handle(&mut conn, &st) {},
         Some(cfg) => {
             let Ok(sc) = rustls::ServerConnection::new(cfg) else {
                 return;
             };
             let mut s = rustls::StreamOwned::new(sc, conn);
-            handle(&mut s, &st);
+            while handle(&mut s, &st) {}
         }
     }
 }
 
-fn handle<S: Read + Write>(s: &mut S, st: &State) {
+/// Serves one request; returns whether to serve another on the connection.
+fn handle<S: Read + Write>(s: &mut S, st: &State) -> bool {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
         match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return false,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
         if buf.len() > 16384 {
-            return;
+            return false;
         }
     }
     if st.stop.load(Ordering::SeqCst) {
-        return;
+        return false;
     }
-    st.requests.fetch_add(1, Ordering::SeqCst);
     let head = String::from_utf8_lossy(&buf).to_string();
+    *st.last.lock().unwrap() = head.clone();
+    st.requests.fetch_add(1, Ordering::SeqCst);
     if st.hang.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_secs(5));
-        return;
+        return false;
     }
     let host = head
         .lines()
@@ -149,9 +180,18 @@ fn handle<S: Read + Write>(s: &mut S, st: &State) {
         Some(want) if *want != host => (400, format!("wrong host {host:?}")),
         _ => (st.status.load(Ordering::SeqCst), st.body.lock().unwrap().clone()),
     };
-    let extra = if status == 301 { "Location: http://elsewhere.test/\r\n" } else { "" };
-    let resp =
-        format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}", body.len());
+    let mut extra = if status == 301 { "Location: http://elsewhere.test/\r\n".to_string() } else { String::new() };
+    for h in st.headers.lock().unwrap().iter() {
+        extra.push_str(&format!("{h}\r\n"));
+    }
+    let keep = st.keepalive.load(Ordering::SeqCst) && !head.to_ascii_lowercase().contains("connection: close");
+    let connection = if keep { "keep-alive" } else { "close" };
+    let shown = if head.starts_with("HEAD ") { "" } else { body.as_str() };
+    let resp = format!(
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: {connection}\r\n{extra}\r\n{shown}",
+        body.len()
+    );
     let _ = s.write_all(resp.as_bytes());
     let _ = s.flush();
+    keep
 }

@@ -14,8 +14,9 @@ fn every_toml_block_in_the_readme_parses() {
         let block = &body[..end];
         rest = &body[end + 3..];
         blocks += 1;
-        // A `[pool.health]` fragment needs a pool around it.
-        let text = if block.trim_start().starts_with("[pool.health]") {
+        // A `[pool.health]`, `[[pool.health]]` or `[[pool.member]]` fragment needs a pool around it.
+        let fragment = ["[pool.health]", "[[pool.health]]", "[[pool.member]]"];
+        let text = if fragment.iter().any(|f| block.trim_start().starts_with(f)) {
             format!("[[pool]]\nname = \"x.example.test.\"\n{block}")
         } else {
             block.to_string()

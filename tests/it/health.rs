@@ -9,7 +9,7 @@ use hickory_proto::rr::RecordType;
 use crate::backend::Backend;
 use crate::harness::*;
 
-fn server(pools: &str) -> Server {
+pub(crate) fn server(pools: &str) -> Server {
     let cfg = format!(
         "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n\
          [[zone]]\norigin=\"h.test.\"\nfile=\"h.zone\"\n{pools}"
@@ -18,7 +18,7 @@ fn server(pools: &str) -> Server {
 }
 
 /// Backends on 127.0.0.2, 127.0.0.3, … all on one port (the pool's probe port).
-fn backends(n: usize) -> Vec<Backend> {
+pub(crate) fn backends(n: usize) -> Vec<Backend> {
     for _ in 0..20 {
         let first = Backend::http("127.0.0.2", 0);
         let port = first.addr.port();
@@ -49,7 +49,7 @@ fn pool(name: &str, check: &str, port: u16, extra_health: &str, extra_pool: &str
     s
 }
 
-fn answered(s: &Server, name: &str) -> Vec<String> {
+pub(crate) fn answered(s: &Server, name: &str) -> Vec<String> {
     let mut a = addrs(&s.query(name, RecordType::A));
     a.sort();
     a

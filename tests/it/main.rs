@@ -22,6 +22,8 @@ mod geo;
 mod geoip_gen;
 mod harness;
 mod health;
+mod health_checks;
+mod health_weights;
 mod hostile;
 mod imports;
 mod install;

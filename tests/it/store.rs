@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use hickory_proto::rr::{Name, RecordType};
-use lbdns::config::{AllDown, ClusterHealth, EtcdSettings, HealthConfig, MemberConfig, PolicyName, PoolDef};
+use lbdns::config::{AllDown, ClusterHealth, EtcdSettings, MemberConfig, PolicyName, PoolDef};
 use lbdns::persist::etcd::EtcdStore;
 use lbdns::persist::sqlite::SqliteStore;
 use lbdns::persist::{Store, StoreError, transfer};
@@ -29,8 +29,14 @@ fn api_pool(name: &str, weight: u32) -> Change {
         max_answers: 1,
         all_down: AllDown::Empty,
         fallback: vec![],
-        health: HealthConfig::default(),
-        members: vec![MemberConfig { address: "192.0.2.1".parse().unwrap(), weight, region: None, enabled: true }],
+        health: Default::default(),
+        members: vec![MemberConfig {
+            address: "192.0.2.1".parse().unwrap(),
+            weight,
+            region: None,
+            enabled: true,
+            probe: None,
+        }],
         line: 0,
     }))
 }
@@ -47,7 +53,11 @@ fn changes() -> Vec<Change> {
         api_pool("gone.example.test.", 1),
         api_pool("api.example.test.", 7),
         Change::DeletePool(n("gone.example.test.")),
-        member(&www, "2001:db8::9", MemberFields { weight: None, region: Some("eu".into()), enabled: Some(false) }),
+        member(
+            &www,
+            "2001:db8::9",
+            MemberFields { weight: None, region: Some("eu".into()), enabled: Some(false), probe: None },
+        ),
         member(&www, "192.0.2.11", MemberFields::default()),
         Change::DeleteMember { pool: www.clone(), address: "192.0.2.10".parse().unwrap() },
         member(&old, "192.0.2.20", MemberFields { enabled: Some(false), ..Default::default() }),
