@@ -122,6 +122,8 @@ pub struct Writer {
     all_down: std::collections::HashMap<String, Option<events::PoolDown>>,
     /// The snapshot `all_down` was computed from.
     all_down_seen: std::sync::Weak<Snapshot>,
+    /// The pools of that snapshot (a snapshot with the same pools changes nothing here).
+    all_down_pools: crate::snapshot::Pools,
     /// Which published pools each probe stream feeds.
     by_probe: probes::PoolsByProbe,
 }
@@ -197,6 +199,7 @@ impl Writer {
             outcomes,
             all_down: Default::default(),
             all_down_seen: Default::default(),
+            all_down_pools: Default::default(),
             by_probe: Default::default(),
         };
         writer.note_file_changes(None);
@@ -268,11 +271,12 @@ impl Writer {
                 c = commands.recv() => match c {
                     Some(Command::Health(reply)) => { let _ = reply.send(self.health.clone()); }
                     Some(Command::Api(req, reply)) => {
-                        let before = outcomes::is_write(&req).then(|| self.member_states());
+                        let scope = events::Scope::of(&req);
+                        let before = scope.as_ref().map(|s| self.member_states_in(s));
                         let what = outcomes::describe(&req);
                         let r = self.api_settled(req, &mut remote).await;
-                        if let Some(before) = before {
-                            self.record_since(&before, events::api_reason);
+                        if let (Some(before), Some(scope)) = (before, &scope) {
+                            self.record_since_in(&before, scope, events::api_reason);
                         }
                         if let Some(what) = what {
                             self.outcomes.write(what, &r);
