@@ -27,6 +27,7 @@ fn snapshot(config: &str) -> Snapshot {
             regions: Arc::new(s.config.regions.clone()),
             geoip: s.geoip.clone(),
             tsig: s.config.tsig.clone(),
+            transfer: Default::default(),
         },
         None,
     )

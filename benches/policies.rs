@@ -99,6 +99,7 @@ fn snapshot(dir: &std::path::Path, policy: &str, n: usize) -> Snapshot {
         regions: Arc::new(s.config.regions.clone()),
         geoip: s.geoip.clone(),
         tsig: s.config.tsig.clone(),
+        transfer: Default::default(),
     };
     let zones = lbdns::snapshot::build_zones(&s.zones, &s.pools, &Default::default()).expect("zones build");
     lbdns::snapshot::build(&zones, &s.pools, &AllUp, settings, None).expect("snapshot builds")

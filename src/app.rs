@@ -60,6 +60,10 @@ pub struct App {
     /// Made before anything is spawned, so the etcd tasks stop with the rest.
     stopper: Stopper,
     shutdown: Shutdown,
+    /// The IXFR journals (the transfer task writes, TCP transfers read).
+    journals: Arc<crate::journal::Journals>,
+    /// Told by the writer after each swap; the transfer task waits on it.
+    published: Arc<tokio::sync::Notify>,
 }
 
 /// What can be done to a running server from outside: reload it.
@@ -141,7 +145,9 @@ impl App {
     pub async fn bind(sources: Sources) -> Result<App, AppError> {
         let cfg = &sources.config;
         let token = sources.admin_token.clone();
-        let (store, etcd) = open_store(cfg).await?;
+        let (mut store, etcd) = open_store(cfg).await?;
+        let journals = stored_journals(&mut *store).await;
+        let published = Arc::new(tokio::sync::Notify::new());
         let (probe_tx, probe_rx) = mpsc::channel(4096);
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty(cfg.dns.edns_udp_size)));
         let stats = Arc::new(Stats::default());
@@ -150,6 +156,8 @@ impl App {
         let cluster = etcd.map(|(settings, conn)| join_cluster(&settings, conn, &shutdown));
         let events = crate::control::Events::default();
         let outcomes = crate::control::Outcomes::default();
+        let (file_paths, paths_rx) = watch::channel(Vec::new());
+        let (file_tx, file_rx) = mpsc::channel(64);
         let mut writer = Writer::new(WriterParts {
             sources: sources.clone(),
             store,
@@ -159,8 +167,12 @@ impl App {
             cluster,
             events: events.clone(),
             outcomes: outcomes.clone(),
+            published: published.clone(),
+            health_files: (file_paths, file_rx),
         })
         .await?;
+        // Ends when the writer, the other end of both channels, is gone.
+        tokio::spawn(crate::health::file::watch(paths_rx, file_tx));
         writer.start().await?;
         let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(256);
         let control = Control {
@@ -210,6 +222,8 @@ impl App {
             cmd_rx,
             control,
             redirect,
+            journals,
+            published,
         })
     }
 
@@ -247,6 +261,7 @@ impl App {
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight work
     /// finish, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let transfers = self.transfer_task();
         let mut threads = Vec::new();
         let rrl = self.sources.config.dns.rrl.map(|c| Arc::new(crate::dns::rrl::Rrl::new(c)));
         let dns_cfg = &self.sources.config.dns;
@@ -256,6 +271,7 @@ impl App {
                 None => Cookies::random(),
             })
         });
+        let updater = self.control.updater(self.snapshot.clone());
         for (i, sock) in self.udp.into_iter().enumerate() {
             let seed = fastrand::u64(..) ^ i as u64;
             threads.push(udp::spawn_worker(
@@ -264,8 +280,7 @@ impl App {
                 self.stats.worker(),
                 self.shutdown.clone(),
                 seed,
-                rrl.clone(),
-                cookies.clone(),
+                udp::UdpSettings { rrl: rrl.clone(), cookies: cookies.clone(), updater: Some(updater.clone()) },
             )?);
         }
         let mut tasks = Vec::new();
@@ -275,6 +290,8 @@ impl App {
                 idle_timeout: cfg.dns.tcp_idle_timeout,
                 max_connections: cfg.dns.max_tcp_connections,
                 cookies: cookies.clone(),
+                updater: Some(updater.clone()),
+                journals: self.journals.clone(),
             };
             tasks.push(tokio::spawn(tcp::serve(
                 listener,
@@ -284,6 +301,7 @@ impl App {
                 self.shutdown.clone(),
             )));
         }
+        tasks.push(tokio::spawn(transfers.run(self.shutdown.clone())));
         let writer = tokio::spawn(self.writer.run(self.probe_rx, self.cmd_rx, self.shutdown.clone()));
         let router = admin::router(self.control.admin_state(self.sources.config.admin.ui_public));
         let rates = self.control.metrics.answer_rates.clone();
@@ -321,6 +339,28 @@ impl App {
     }
 }
 
+/// The IXFR journals kept in `store`; none (IXFR starts afresh) if they cannot be read.
+async fn stored_journals(store: &mut dyn Store) -> Arc<crate::journal::Journals> {
+    let journals = Arc::new(crate::journal::Journals::default());
+    match store.load_journals().await {
+        Ok(stored) => crate::xfr::restore(&journals, stored),
+        Err(e) => tracing::warn!(error = %e, "cannot read the stored IXFR journals: IXFR starts afresh"),
+    }
+    journals
+}
+
+impl App {
+    /// The task that keeps the IXFR journals and sends NOTIFY.
+    fn transfer_task(&self) -> crate::xfr::TransferTask {
+        crate::xfr::TransferTask {
+            snapshot: self.snapshot.clone(),
+            published: self.published.clone(),
+            journals: self.journals.clone(),
+            writer: self.control.writer.clone(),
+        }
+    }
+}
+
 /// The store `[cluster]` names: SQLite in `state_dir`, or etcd (with what the
 /// watch and the health views need to reach it).
 async fn open_store(cfg: &Config) -> Result<(Box<dyn Store>, Option<(EtcdSettings, etcd::Connector)>), AppError> {
@@ -336,6 +376,15 @@ async fn open_store(cfg: &Config) -> Result<(Box<dyn Store>, Option<(EtcdSetting
 
 impl Control {
     /// What the admin API's handlers share.
+    /// Where the DNS transports hand UPDATE messages: to the writer, as the
+    /// admin API hands its requests.
+    fn updater(&self, snapshot: Arc<ArcSwap<Snapshot>>) -> crate::dns::updater::Updater {
+        let writer = self.writer.clone();
+        let submit: crate::dns::updater::Submit =
+            Arc::new(move |u, reply| writer.try_send(Command::Update(Box::new(u), reply)).is_ok());
+        crate::dns::updater::Updater::new(snapshot, submit)
+    }
+
     fn admin_state(&self, ui_public: bool) -> AdminState {
         AdminState {
             auth_log: Arc::default(),
@@ -371,6 +420,7 @@ fn join_cluster(settings: &EtcdSettings, conn: etcd::Connector, shutdown: &Shutd
     ClusterLink {
         node: settings.node.clone(),
         quorum: settings.health == ClusterHealth::Quorum,
+        probe_share: settings.probe_share,
         remote: Some(remote_rx),
         views: views_tx,
     }

@@ -10,14 +10,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// RCODEs counted individually; anything else is counted as "other".
-pub const RCODES: [(u16, &str); 9] = [
+pub const RCODES: [(u16, &str); 13] = [
     (0, "NOERROR"),
     (1, "FORMERR"),
     (2, "SERVFAIL"),
     (3, "NXDOMAIN"),
     (4, "NOTIMP"),
     (5, "REFUSED"),
+    // 6-8 and 10: UPDATE's (RFC 2136).
+    (6, "YXDOMAIN"),
+    (7, "YXRRSET"),
+    (8, "NXRRSET"),
     (9, "NOTAUTH"),
+    (10, "NOTZONE"),
     (16, "BADVERS"),
     (u16::MAX, "other"),
 ];

@@ -14,7 +14,7 @@ use hickory_proto::rr::Name;
 
 use crate::counters::WorkerStats;
 use crate::dns::cookie::Cookies;
-use crate::dns::tcp::answer_stream;
+use crate::dns::tcp::{StreamCtx, answer_stream};
 use crate::dns::{Outcome, Responder};
 use crate::snapshot::{AllUp, Snapshot};
 
@@ -33,6 +33,7 @@ pub fn fixture() -> Arc<ArcSwap<Snapshot>> {
                 regions: Arc::new(s.config.regions.clone()),
                 geoip: s.geoip.clone(),
                 tsig: s.config.tsig.clone(),
+                transfer: Arc::new(crate::snapshot::transfer::table(&s.config.zones)),
             },
             None,
         )
@@ -68,6 +69,9 @@ pub fn udp(data: &[u8]) {
         2 => [0x2001, 0xdb8, 0, 0, 0, 0, 0, sel as u16].into(),
         _ => [0xfe80, 0, 0, 0, 0, 0, 0, sel as u16].into(),
     };
+    if crate::dns::update::is_update(packet) {
+        return update(packet);
+    }
     let snap = fixture().load_full();
     let mut r = responder().lock().unwrap_or_else(|e| e.into_inner());
     let mut out = Vec::new();
@@ -88,6 +92,46 @@ pub fn udp(data: &[u8]) {
     }
 }
 
+/// The fixture's sources, for planning UPDATEs against them.
+fn fixture_sources() -> &'static crate::Sources {
+    static S: LazyLock<crate::Sources> = LazyLock::new(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/fixture/lbdns.toml");
+        crate::Sources::load(&path).unwrap_or_else(|e| panic!("fuzz fixture: {e}"))
+    });
+    &S
+}
+
+/// An UPDATE datagram: the TSIG checked, the message read and planned against the
+/// fixture (nothing is stored), the reply signed; it must be a well-formed
+/// response whatever the input.
+fn update(packet: &[u8]) {
+    use crate::state::overlay::{Overlay, effective_pools};
+    static RT: LazyLock<tokio::runtime::Runtime> =
+        LazyLock::new(|| tokio::runtime::Builder::new_current_thread().build().expect("runtime"));
+    let reply = RT.block_on(async {
+        let submit: crate::dns::updater::Submit = Arc::new(|u, reply| {
+            let s = fixture_sources();
+            let (overlay, refused) = (Overlay::default(), Default::default());
+            let pools = effective_pools(s, &overlay);
+            let zones: Vec<_> = fixture().load().zones.values().cloned().collect();
+            let state = crate::state::InEffect {
+                sources: s,
+                overlay: &overlay,
+                zones: &zones,
+                pools: &pools,
+                refused: &refused,
+            };
+            let rcode = crate::state::update::plan_update(&state, &u)
+                .map_or_else(|rc| rc, |_| hickory_proto::op::ResponseCode::NoError);
+            reply.send(rcode).is_ok()
+        });
+        crate::dns::updater::Updater::new(fixture(), submit).answer(packet).await
+    });
+    if let Some(reply) = reply {
+        check_reply(packet, &reply, u16::MAX as usize);
+    }
+}
+
 /// The TCP path: the input is the byte stream a client sends, fed to the real
 /// connection loop; every framed reply must be well-formed.
 pub fn tcp(data: &[u8]) {
@@ -99,8 +143,16 @@ pub fn tcp(data: &[u8]) {
         let (mut client, server) = tokio::io::duplex(1 << 17);
         let stats = WorkerStats::default();
         let mut r = Responder::new(3);
-        let serve =
-            answer_stream(server, IpAddr::from([127, 0, 0, 1]), &snap, &stats, Duration::from_secs(5), &mut r, || {});
+        let journals = crate::journal::Journals::default();
+        let ctx = StreamCtx {
+            peer: IpAddr::from([127, 0, 0, 1]),
+            snapshot: &snap,
+            stats: &stats,
+            deadline: Duration::from_secs(5),
+            updater: None,
+            journals: &journals,
+        };
+        let serve = answer_stream(server, ctx, &mut r, || {});
         let talk = async {
             let _ = client.write_all(data).await;
             let _ = client.shutdown().await;

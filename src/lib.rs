@@ -21,6 +21,7 @@ pub mod fuzzing;
 pub mod geoip;
 pub mod health;
 pub mod http;
+pub mod journal;
 pub mod logging;
 pub mod metrics;
 pub mod net;
@@ -35,6 +36,7 @@ pub mod snapshot;
 pub mod sources;
 pub mod state;
 pub mod tsig;
+pub mod xfr;
 pub mod zone;
 
 pub use app::App;

@@ -130,6 +130,7 @@ fn check(path: &std::path::Path, no_secrets: bool) -> ExitCode {
                 }
                 warn_refused_changes(&s);
             }
+            warn_health_files(&s);
             let records: usize = s.zones.iter().map(|z| z.records.len()).sum();
             let (zones, pools) = (s.zones.len(), s.pools.len());
             // A closed pipe (`lbdns check | head -c 1`) is no reason to panic.
@@ -167,6 +168,20 @@ fn warn_refused_changes(s: &Sources) {
             s.config.path.display(),
             file.display()
         );
+    }
+}
+
+/// Lines of the health files that start-up would ignore (and log) do not fail
+/// `check` either, but `check` names them, FILE:LINE as start-up does.
+fn warn_health_files(s: &Sources) {
+    let pools = s.pools.iter().filter_map(|p| p.health.health_file.as_ref());
+    let mut paths: Vec<&std::path::PathBuf> = s.config.health_file.iter().chain(pools).collect();
+    paths.sort();
+    paths.dedup();
+    for path in paths {
+        for p in lbdns::health::file::HealthFile::read(path).problems {
+            eprintln!("warning: health file {p} (the line is ignored)");
+        }
     }
 }
 

@@ -44,6 +44,9 @@ pub struct Metrics {
     pub admin_write_retries: Counter,
     /// Answers per second of each pool, for the status page.
     pub answer_rates: Arc<AnswerRates>,
+    /// Health overrides in force, by pool and member: 1 down, 2 up (the writer
+    /// replaces the map when they change; members without one are 0).
+    pub overrides: Overrides,
     registry: Arc<Registry>,
 }
 
@@ -75,7 +78,8 @@ impl Metrics {
         // Both results are shown from the start, so an alert on errors has a series.
         let _ = reloads.get_or_create(&ResultLabel { result: "ok".into() });
         let _ = reloads.get_or_create(&ResultLabel { result: "error".into() });
-        registry.register_collector(Box::new(QueryPath { stats, snapshot }));
+        let overrides: Overrides = Arc::default();
+        registry.register_collector(Box::new(QueryPath { stats, snapshot, overrides: overrides.clone() }));
         Metrics {
             probe_duration,
             admin_requests,
@@ -83,6 +87,7 @@ impl Metrics {
             redirects,
             admin_write_retries,
             answer_rates: Arc::default(),
+            overrides,
             registry: Arc::new(registry),
         }
     }
@@ -104,7 +109,11 @@ impl Metrics {
 struct QueryPath {
     stats: Arc<Stats>,
     snapshot: Arc<ArcSwap<Snapshot>>,
+    overrides: Overrides,
 }
+
+/// `lbdns_member_override` values by pool and member (see [`Metrics::overrides`]).
+pub type Overrides = Arc<ArcSwap<std::collections::HashMap<(String, std::net::IpAddr), i64>>>;
 
 impl prometheus_client::collector::Collector for QueryPath {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -195,6 +204,24 @@ impl QueryPath {
             for m in p.members.iter() {
                 let addr = m.address.to_string();
                 ConstGauge::new(i64::from(m.healthy))
+                    .encode(e.encode_family(&[("pool", p.name_text.as_str()), ("address", addr.as_str())])?)?;
+            }
+        }
+        let overrides = self.overrides.load();
+        let mut e = encoder.encode_descriptor(
+            "lbdns_member_override",
+            "Health override through the API in force: 0 none, 1 pushed down, 2 pushed up",
+            None,
+            MetricType::Gauge,
+        )?;
+        for p in &snap.pools {
+            for m in p.members.iter() {
+                let v = match overrides.is_empty() {
+                    true => 0,
+                    false => overrides.get(&(p.name_text.clone(), m.address)).copied().unwrap_or(0),
+                };
+                let addr = m.address.to_string();
+                ConstGauge::new(v)
                     .encode(e.encode_family(&[("pool", p.name_text.as_str()), ("address", addr.as_str())])?)?;
             }
         }

@@ -118,6 +118,11 @@ impl Keys {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
+
+    /// The key named `name` (what a zone's `transfer` names for NOTIFY).
+    pub fn named(&self, name: &Name) -> Option<&Arc<Key>> {
+        self.keys.iter().find(|k| k.name == *name)
+    }
 }
 
 /// `name` in wire format, lower-cased.

@@ -135,6 +135,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/pools/{name}/override", axum::routing::delete(delete_pool_override))
         .route("/pools/{name}/members/{address}", axum::routing::put(put_member).delete(delete_member))
         .route("/pools/{name}/members/{address}/override", axum::routing::delete(delete_member_override))
+        .route("/pools/{name}/members/{address}/health", axum::routing::put(put_member_health))
         .route("/events", get(events))
         .route("/explain", get(explain))
         .route("/zones", get(list_zones))
@@ -298,6 +299,17 @@ async fn put_member(State(st): State<AdminState>, Path((name, addr)): Path<(Stri
 
 async fn delete_member(State(st): State<AdminState>, Path((name, addr)): Path<(String, String)>) -> Response {
     ask(&st, ApiRequest::DeleteMember(name, addr)).await
+}
+
+async fn put_member_health(
+    State(st): State<AdminState>,
+    Path((name, addr)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    match read_body(body).await {
+        Ok(b) => ask(&st, ApiRequest::PutMemberHealth(name, addr, b, std::time::SystemTime::now())).await,
+        Err(r) => r,
+    }
 }
 
 async fn delete_member_override(State(st): State<AdminState>, Path((name, addr)): Path<(String, String)>) -> Response {

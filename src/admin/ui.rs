@@ -81,6 +81,7 @@ async fn ui_state(State(st): State<AdminState>) -> Response {
         "started": outcomes.started,
         "reload": outcomes.reload,
         "writes": outcomes.writes,
+        "health_file_problems": outcomes.health_files,
     });
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }
@@ -113,10 +114,13 @@ fn pool_state(st: &AdminState, p: &Value) -> Value {
     Value::Object(out)
 }
 
-/// A member for the page: `state` is `drained` when disabled, else its health
-/// (`up` too when its pool has no health check).
+/// A member for the page: `state` is the state in effect (`drained` when
+/// disabled, else an override's, a health file's or the probes' state; `up`
+/// too when its pool has no health check), with `probed` (the probes' state),
+/// `override` and `health_file` beside it.
 fn member_state(m: &Value) -> Value {
     let state = match (m["enabled"].as_bool(), m["health"].as_str()) {
+        _ if m["state"].is_string() => m["state"].as_str().unwrap_or("unknown"),
         (Some(false), _) => "drained",
         (_, Some("none")) => "up",
         (_, Some(h)) => h,
@@ -131,5 +135,8 @@ fn member_state(m: &Value) -> Value {
         "last_error": m["last_error"],
         "last_rtt_ms": m["last_rtt_ms"],
         "votes": m["votes"],
+        "probed": m["health"],
+        "override": m["health_override"],
+        "health_file": m["health_file"],
     })
 }

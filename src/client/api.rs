@@ -86,6 +86,22 @@ pub struct Member {
     pub last_error: Option<String>,
     #[serde(default)]
     pub source: String,
+    /// An override through the API in force (`lbdns health`).
+    #[serde(default)]
+    pub health_override: Option<Pushed>,
+    /// The server's health file line for the member.
+    #[serde(default)]
+    pub health_file: Option<Pushed>,
+}
+
+/// Health pushed over the probes: an override or a health file line.
+#[derive(Debug, Deserialize)]
+pub struct Pushed {
+    pub state: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 fn yes() -> bool {

@@ -1,5 +1,5 @@
 //! `lbdns` as a client of a running server: `status`, `pools`, `members`,
-//! `drain`, `undrain`, `weight`, `records`, `events` and `explain` over the admin API.
+//! `drain`, `undrain`, `weight`, `health`, `records`, `events` and `explain` over the admin API.
 //!
 //! Each command reads what it needs from the API (`api`), and prints either the
 //! server's JSON as it came (`--json`, for scripts) or tables (`render`). Where
@@ -74,6 +74,23 @@ pub enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Push a member's health over its probes (down or up), or hand it back to them (auto).
+    Health {
+        /// The pool (final dot optional).
+        pool: String,
+        /// The member's address, as the pool lists it.
+        address: IpAddr,
+        /// down, up or auto.
+        state: PushedState,
+        /// How long the override lasts (e.g. 60s, 10m, 2h) [default: until changed].
+        #[arg(long = "for", value_name = "DURATION")]
+        expires_in: Option<String>,
+        /// Why (shown in the API, events and the status page).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// The RRsets a zone serves now, with where each comes from.
     Records {
         /// The zone's origin (final dot optional).
@@ -102,6 +119,14 @@ pub enum Command {
         #[command(flatten)]
         conn: Connection,
     },
+}
+
+/// The states `lbdns health` pushes.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PushedState {
+    Down,
+    Up,
+    Auto,
 }
 
 /// Where the server is, how to authenticate, how to print.
@@ -163,6 +188,7 @@ impl Command {
             | Command::Drain { conn, .. }
             | Command::Undrain { conn, .. }
             | Command::Weight { conn, .. }
+            | Command::Health { conn, .. }
             | Command::Records { conn, .. }
             | Command::Events { conn }
             | Command::Explain { conn, .. } => conn,
@@ -212,6 +238,22 @@ fn execute(api: &Api, command: &Command, out: &render::Output) -> Result<String,
         Command::Drain { pool, address, .. } => change(api, out, pool, *address, json!({"enabled": false})),
         Command::Undrain { pool, address, .. } => change(api, out, pool, *address, json!({"enabled": true})),
         Command::Weight { pool, address, weight, .. } => change(api, out, pool, *address, json!({"weight": weight})),
+        Command::Health { pool, address, state, expires_in, reason, .. } => {
+            let state = match state {
+                PushedState::Down => "down",
+                PushedState::Up => "up",
+                PushedState::Auto => "auto",
+            };
+            let mut body = json!({ "state": state });
+            if let Some(d) = expires_in {
+                body["expires_in"] = json!(d);
+            }
+            if let Some(r) = reason {
+                body["reason"] = json!(r);
+            }
+            let after = api.put(&["pools", pool, "members", &address.to_string(), "health"], &body)?;
+            out.json_or(&after, || Ok(render::members(out, &[api::decode::<api::Member>(api, &after)?])))
+        }
         Command::Records { zone, .. } => {
             let records = api.get(&["zones", zone, "records"])?;
             out.json_or(&records, || Ok(render::records(out, &api::decode(api, &records)?)))

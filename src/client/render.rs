@@ -82,6 +82,14 @@ fn tally(p: &Pool) -> Tally {
 /// A member's state word and its colour.
 fn state(m: &Member) -> (String, Color) {
     let health = if m.health == "none" { "up" } else { m.health.as_str() };
+    let pushed = match (&m.health_override, &m.health_file) {
+        (Some(o), _) => Some((o.state.as_str(), "pushed")),
+        (None, Some(f)) => Some((f.state.as_str(), "health file")),
+        (None, None) => None,
+    };
+    if let (true, Some((word, by))) = (m.enabled, pushed) {
+        return (format!("{word} ({by})"), if word == "up" { Color::Green } else { Color::Red });
+    }
     match (m.enabled, health) {
         (false, h) => (format!("drained ({h})"), Color::Yellow),
         (true, "up") => ("up".into(), Color::Green),
@@ -148,10 +156,20 @@ pub fn members(out: &Output, members: &[Member]) -> String {
             Cell::new(or_dash(m.region.as_deref())),
             Cell::new(&m.source),
             Cell::new(or_dash(m.last_change.as_deref())),
-            Cell::new(or_dash(m.last_error.as_deref())),
+            Cell::new(why(m)),
         ]);
     }
     out.finish(&t)
+}
+
+/// The last column of a member: what pushed its state (reason, expiry), else
+/// its last probe error.
+fn why(m: &Member) -> String {
+    let Some(p) = m.health_override.as_ref().or(m.health_file.as_ref()) else {
+        return or_dash(m.last_error.as_deref());
+    };
+    let until = p.expires_at.as_deref().map(|t| format!(" until {t}")).unwrap_or_default();
+    format!("{}{until}", p.reason.as_deref().unwrap_or("(no reason given)"))
 }
 
 /// A state word's colour, as in the members table.

@@ -8,6 +8,7 @@
 //! are resolved against the config file's directory here, so nothing later
 //! depends on the working directory.
 
+mod grant;
 mod lines;
 mod name;
 mod parse;
@@ -21,16 +22,17 @@ use std::path::{Path, PathBuf};
 
 use crate::problem::{Problem, Problems};
 
+pub use grant::{Grant, GrantError, NamePattern};
 pub use lines::line_of;
 pub use name::{NameError, parse_fqdn};
 pub use parse::parse_all;
 pub use raw::{
     AllDown, ApiPoolConfig, CheckKind, ClusterConfig, ClusterHealth, GlobalHealthConfig, HealthConfig, MemberConfig,
-    PolicyName, RrlConfig, StoreKind, default_pool_ttl,
+    PolicyName, RrlConfig, StoreKind, TransferPools, default_pool_ttl,
 };
 pub use settings::{
     AdminSettings, Config, DnsSettings, EtcdSettings, MAX_TTL, PoolDef, RedirectSettings, RedirectTarget, Secrets,
-    ZoneSpec, unlisted_regions,
+    TransferRule, TransferSettings, ZoneSpec, unlisted_regions,
 };
 
 /// Reads and validates `path`. Zone files are not read here (see `crate::load`).

@@ -8,16 +8,17 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+use super::grant::{Grant, GrantError, NamePattern};
 use super::lines::{LineIndex, find_key_line, find_line};
 use super::name::parse_fqdn;
 use super::raw::{
-    AdminConfig, ClusterConfig, DnsConfig, PolicyName, PoolConfig, RedirectConfig, RedirectHostConfig, StoreKind,
-    TsigConfig, ZoneConfig,
+    AdminConfig, ClusterConfig, ClusterHealth, DnsConfig, GrantConfig, PolicyName, PoolConfig, RedirectConfig,
+    RedirectHostConfig, StoreKind, TransferPools, TsigConfig, ZoneConfig,
 };
 use super::recover::deserialize_all;
 use super::settings::{
-    AdminSettings, Config, DnsSettings, EtcdSettings, PoolDef, RedirectSettings, RedirectTarget, Secrets, ZoneSpec,
-    unlisted_regions,
+    AdminSettings, Config, DnsSettings, EtcdSettings, PoolDef, RedirectSettings, RedirectTarget, Secrets, TransferRule,
+    TransferSettings, ZoneSpec, unlisted_regions,
 };
 use crate::problem::Problem;
 use crate::secrets;
@@ -73,16 +74,20 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
     let mut cx = Ctx { path, text, dir, lines: LineIndex::new(text), secrets, problems };
     let dns = dns(&mut cx, raw.dns);
     let admin = admin(&mut cx, raw.admin);
-    let zones = zones(&mut cx, &raw.zone);
+    let tsig = tsig_keys(&mut cx, &raw.tsig);
+    let key_names: Vec<hickory_proto::rr::Name> = tsig.iter().map(|k| k.name.clone()).collect();
+    let zones = zones(&mut cx, &raw.zone, &key_names);
     let pools = pools(&mut cx, &raw.pool, &raw.regions);
     regions(&mut cx, &raw.regions, &pools);
     let etcd = raw.cluster.as_ref().and_then(|c| cluster(&mut cx, c));
     let redirect = raw.redirect.as_ref().map(|r| redirect(&mut cx, r));
-    let tsig = std::sync::Arc::new(crate::tsig::Keys::new(tsig_keys(&mut cx, &raw.tsig)));
+    let tsig = std::sync::Arc::new(crate::tsig::Keys::new(tsig));
+    transfer_checks(&mut cx, &zones, &raw.tsig, raw.cluster.as_ref());
     let config = Config {
         redirect,
         etcd,
         probe_source: raw.health.source_address,
+        health_file: raw.health.health_file.as_deref().map(|p| cx.resolve(p)),
         path: path.to_path_buf(),
         dns,
         admin,
@@ -146,7 +151,7 @@ fn admin(cx: &mut Ctx, a: AdminConfig) -> AdminSettings {
 }
 
 /// `[[zone]]`: origins are names, each zone defined once.
-fn zones(cx: &mut Ctx, raw: &[Spanned<ZoneConfig>]) -> Vec<ZoneSpec> {
+fn zones(cx: &mut Ctx, raw: &[Spanned<ZoneConfig>], keys: &[hickory_proto::rr::Name]) -> Vec<ZoneSpec> {
     let mut zones: Vec<ZoneSpec> = Vec::new();
     for z in raw {
         let line = cx.lines.line(z.span().start);
@@ -156,12 +161,137 @@ fn zones(cx: &mut Ctx, raw: &[Spanned<ZoneConfig>]) -> Vec<ZoneSpec> {
                 if zones.iter().any(|o| o.origin == origin) {
                     cx.problem(line, format!("zone {origin} is defined twice"));
                 }
-                zones.push(ZoneSpec { origin, file: cx.resolve(&zc.file), line });
+                let update = grants(cx, &origin, &zc.update, keys);
+                let transfer = transfer(cx, line, &origin, zc);
+                zones.push(ZoneSpec { origin, file: cx.resolve(&zc.file), line, update, transfer });
             }
             Err(e) => cx.problem(line, format!("zone origin: {e}")),
         }
     }
     zones
+}
+
+/// A zone's `update` list: each grant names a `[[tsig]]` key, name patterns
+/// inside the zone and types UPDATE can change. A bad grant is left out (with a
+/// problem at its line), so nothing it would allow is ever allowed.
+fn grants(
+    cx: &mut Ctx,
+    origin: &hickory_proto::rr::Name,
+    raw: &[Spanned<GrantConfig>],
+    keys: &[hickory_proto::rr::Name],
+) -> Vec<Grant> {
+    let mut out = Vec::new();
+    for g in raw {
+        let line = cx.lines.line(g.span().start);
+        let gc = g.get_ref();
+        let at = |e: &dyn std::fmt::Display| format!("zone {origin} update: {e}");
+        let key = match parse_fqdn(&gc.key) {
+            Ok(k) if keys.contains(&k) => k,
+            Ok(k) => {
+                cx.problem(
+                    line,
+                    at(&format!("key {k} is not a [[tsig]] key (define it with [[tsig]] name = \"{k}\")")),
+                );
+                continue;
+            }
+            Err(e) => {
+                cx.problem(line, at(&format!("key: {e}")));
+                continue;
+            }
+        };
+        let names: Result<Vec<NamePattern>, GrantError> = if gc.names.is_empty() {
+            Err(GrantError::NoNames)
+        } else {
+            gc.names.iter().map(|n| NamePattern::parse(n, origin)).collect()
+        };
+        match (names, super::grant::parse_types(&gc.types)) {
+            (Ok(names), Ok(types)) => out.push(Grant { key, names, types }),
+            (Err(e), _) | (_, Err(e)) => cx.problem(line, at(&e)),
+        }
+    }
+    out
+}
+
+/// A zone's `transfer`, `notify` and `transfer_pools`: each entry an address,
+/// a CIDR or `key:NAME` (the key is checked against `[[tsig]]` by
+/// [`transfer_keys`]), each NOTIFY target an address with an optional port.
+fn transfer(cx: &mut Ctx, line: usize, origin: &hickory_proto::rr::Name, zc: &ZoneConfig) -> TransferSettings {
+    let mut allow = Vec::new();
+    for entry in &zc.transfer {
+        let at = find_line_from(cx.text, line, &format!("{entry:?}"));
+        if let Some(key) = entry.strip_prefix("key:") {
+            match parse_fqdn(key) {
+                Ok(k) => allow.push(TransferRule::Key(k)),
+                Err(e) => cx.problem(at, format!("zone {origin}: transfer {entry:?}: key name: {e}")),
+            }
+        } else if let Ok(net) = entry.parse::<ipnet::IpNet>() {
+            allow.push(TransferRule::Net(net.trunc()));
+        } else if let Ok(ip) = entry.parse::<std::net::IpAddr>() {
+            allow.push(TransferRule::Net(ipnet::IpNet::from(ip)));
+        } else {
+            cx.problem(at, format!("zone {origin}: transfer {entry:?}: not an address, a CIDR or key:NAME"));
+        }
+    }
+    let mut notify = Vec::new();
+    for target in &zc.notify {
+        let parsed = target.parse::<std::net::SocketAddr>().ok();
+        match parsed.or_else(|| target.parse::<std::net::IpAddr>().ok().map(|ip| (ip, 53).into())) {
+            Some(a) => notify.push(a),
+            None => cx.problem(
+                find_line_from(cx.text, line, &format!("{target:?}")),
+                format!("zone {origin}: notify {target:?}: not ADDRESS or ADDRESS:PORT (use [v6]:port for IPv6)"),
+            ),
+        }
+    }
+    if zc.journal_max_bytes == 0 {
+        cx.problem(line, format!("zone {origin}: journal_max_bytes must be at least 1"));
+    }
+    TransferSettings {
+        allow,
+        notify,
+        pools: zc.transfer_pools,
+        journal_max_bytes: zc.journal_max_bytes,
+        journal_max_age: zc.journal_max_age,
+    }
+}
+
+/// The line of `needle` at or after line `from` (a zone's entries are below its
+/// `[[zone]]`), or `from` when it is not found.
+fn find_line_from(text: &str, from: usize, needle: &str) -> usize {
+    let skip: usize = text.split_inclusive('\n').take(from.saturating_sub(1)).map(str::len).sum();
+    match text.get(skip..).and_then(|rest| rest.find(needle)) {
+        Some(at) => from + text[skip..skip + at].matches('\n').count(),
+        None => from,
+    }
+}
+
+/// Checks what transfers need from other tables: every `key:` names a
+/// `[[tsig]]` key, and `transfer_pools = "healthy"` is not used where each
+/// cluster node has its own view of health (`[cluster] health = "local"`).
+fn transfer_checks(cx: &mut Ctx, zones: &[ZoneSpec], raw: &[Spanned<TsigConfig>], cluster: Option<&ClusterConfig>) {
+    let keys: Vec<_> = raw.iter().filter_map(|t| parse_fqdn(&t.get_ref().name).ok()).collect();
+    let local = cluster.is_some_and(|c| c.store == StoreKind::Etcd && c.health == super::raw::ClusterHealth::Local);
+    for z in zones {
+        for rule in &z.transfer.allow {
+            if let TransferRule::Key(k) = rule
+                && !keys.contains(k)
+            {
+                let at = find_line_from(cx.text, z.line, &format!("key:{}", k.to_ascii().trim_end_matches('.')));
+                cx.problem(at, format!("zone {}: transfer key:{k} is not a [[tsig]] key", z.origin));
+            }
+        }
+        if local && z.transfer.active() && z.transfer.pools == TransferPools::Healthy {
+            cx.problem(
+                z.line,
+                format!(
+                    "zone {}: transfer_pools = \"healthy\" needs one view of health in the cluster, \
+                     and [cluster] health = \"local\" gives each node its own: use transfer_pools = \"enabled\" \
+                     (or health = \"quorum\")",
+                    z.origin
+                ),
+            );
+        }
+    }
 }
 
 /// `[[tsig]]`: each key named once, its secret read (unless secrets are
@@ -221,6 +351,12 @@ fn tsig_secret(cx: &mut Ctx, line: usize, name: &hickory_proto::rr::Name, tc: &T
 
 /// `[[pool]]`: each pool defined once and passing [`PoolDef::validate`], a
 /// member's problem at the member's line.
+/// A pool's health table with its `health_file` relative to the config's directory.
+fn resolved_file(cx: &Ctx, mut h: super::HealthConfig) -> super::HealthConfig {
+    h.health_file = h.health_file.map(|p: PathBuf| cx.resolve(&p));
+    h
+}
+
 fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, Vec<String>>) -> Vec<PoolDef> {
     let mut pools: Vec<PoolDef> = Vec::new();
     let mut names = HashSet::new();
@@ -244,7 +380,7 @@ fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, V
             max_answers: pc.max_answers,
             all_down: pc.all_down,
             fallback: pc.fallback.clone(),
-            health: pc.health.clone().unwrap_or_default(),
+            health: pc.health.clone().map(|h| resolved_file(cx, h)).unwrap_or_default(),
             members: pc.member.iter().map(|m| m.get_ref().clone()).collect(),
             line,
         };
@@ -302,6 +438,18 @@ fn cluster(cx: &mut Ctx, c: &ClusterConfig) -> Option<EtcdSettings> {
         cx.problem(cx.line_of("node"), "[cluster] node must be a non-empty name without /");
     }
     let (user, ca_pem, identity_pem) = etcd_credentials(cx, c, line);
+    if c.probe_share == Some(0) {
+        cx.problem(
+            cx.line_of("probe_share"),
+            "[cluster] probe_share must be at least 1 (leave it out: every node probes)",
+        );
+    }
+    if c.probe_share.is_some() && c.health != ClusterHealth::Quorum {
+        cx.problem(
+            cx.line_of("probe_share"),
+            "[cluster] probe_share needs health = \"quorum\": a node that does not probe a member takes its probers' votes",
+        );
+    }
     Some(EtcdSettings {
         endpoints: c.endpoints.clone(),
         prefix: c.prefix.clone(),
@@ -311,6 +459,7 @@ fn cluster(cx: &mut Ctx, c: &ClusterConfig) -> Option<EtcdSettings> {
         ca_pem,
         identity_pem,
         timeout: c.timeout,
+        probe_share: c.probe_share,
     })
 }
 

@@ -127,6 +127,9 @@ pub struct ClusterConfig {
     /// Deadline of each etcd request (a write waits at most this long).
     #[serde(default = "default_etcd_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// How many of the live nodes probe each member (default: every node).
+    #[serde(default)]
+    pub probe_share: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -160,6 +163,9 @@ fn default_etcd_timeout() -> Duration {
 pub struct GlobalHealthConfig {
     /// Source address of probes (on a host with several addresses).
     pub source_address: Option<IpAddr>,
+    /// `ADDRESS up|down [REASON]` lines over the probes of every pool (a pool's
+    /// own `health_file` replaces it for that pool).
+    pub health_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,6 +252,50 @@ pub(super) struct GeoipConfig {
 pub(super) struct ZoneConfig {
     pub(super) origin: String,
     pub(super) file: PathBuf,
+    /// Who may change the zone by RFC 2136 UPDATE (none: UPDATE is refused).
+    #[serde(default)]
+    pub(super) update: Vec<Spanned<GrantConfig>>,
+    /// Who may AXFR/IXFR the zone: CIDRs (or addresses) and `key:NAME` entries.
+    #[serde(default)]
+    pub(super) transfer: Vec<String>,
+    /// Secondaries sent a NOTIFY after each change: `ADDRESS:PORT` (or an address, port 53).
+    #[serde(default)]
+    pub(super) notify: Vec<String>,
+    #[serde(default)]
+    pub(super) transfer_pools: TransferPools,
+    /// The IXFR journal's bounds: bytes of changes kept, and how long a change is kept.
+    #[serde(default = "default_journal_max_bytes")]
+    pub(super) journal_max_bytes: usize,
+    #[serde(default = "default_journal_max_age", deserialize_with = "duration")]
+    pub(super) journal_max_age: Duration,
+}
+
+/// What a pool looks like in a zone transfer (`transfer_pools`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferPools {
+    /// Every enabled, healthy member: a health change is a change of the zone.
+    #[default]
+    Healthy,
+    /// Every enabled member, whatever its health.
+    Enabled,
+}
+
+fn default_journal_max_bytes() -> usize {
+    1 << 20
+}
+fn default_journal_max_age() -> Duration {
+    Duration::from_secs(7 * 86_400)
+}
+
+/// One entry of a zone's `update` list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GrantConfig {
+    /// A `[[tsig]]` key name.
+    pub(super) key: String,
+    pub(super) names: Vec<String>,
+    pub(super) types: Vec<String>,
 }
 
 /// `[[tsig]]`: a TSIG key (RFC 8945) clients sign requests with.
@@ -383,6 +433,10 @@ pub struct HealthConfig {
     pub fall: u32,
     #[serde(default = "default_true")]
     pub tls_verify: bool,
+    /// This pool's health file (config only: the API refuses it), in place of
+    /// `[health] health_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_file: Option<std::path::PathBuf>,
 }
 
 impl Default for HealthConfig {
@@ -399,6 +453,7 @@ impl Default for HealthConfig {
             rise: default_rise_fall(),
             fall: default_rise_fall(),
             tls_verify: true,
+            health_file: None,
         }
     }
 }

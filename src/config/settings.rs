@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use hickory_proto::rr::Name;
 
-use super::raw::{AllDown, ApiPoolConfig, CheckKind, ClusterHealth, HealthConfig, MemberConfig, PolicyName, RrlConfig};
+use super::raw::{
+    AllDown, ApiPoolConfig, CheckKind, ClusterHealth, HealthConfig, MemberConfig, PolicyName, RrlConfig, TransferPools,
+};
 
 /// The largest TTL (RFC 2181 section 8), for pools as for records.
 pub const MAX_TTL: u32 = i32::MAX as u32;
@@ -33,6 +35,8 @@ pub struct Config {
     /// `Some` when API state lives in etcd.
     pub etcd: Option<EtcdSettings>,
     pub probe_source: Option<IpAddr>,
+    /// `[health] health_file`, resolved against the config's directory.
+    pub health_file: Option<PathBuf>,
     /// `[[tsig]]` keys (secrets empty under [`Secrets::Skip`]).
     pub tsig: std::sync::Arc<crate::tsig::Keys>,
 }
@@ -85,6 +89,54 @@ pub struct ZoneSpec {
     pub file: PathBuf,
     /// Line of the `[[zone]]` entry in the config file.
     pub line: usize,
+    /// `update`: who may change the zone by UPDATE (empty: nobody).
+    pub update: Vec<super::Grant>,
+    /// Zone transfers out and NOTIFY.
+    pub transfer: TransferSettings,
+}
+
+/// A zone's `transfer`, `notify`, `transfer_pools` and journal bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferSettings {
+    /// Who may transfer the zone; a request passes if any rule matches.
+    pub allow: Vec<TransferRule>,
+    pub notify: Vec<SocketAddr>,
+    pub pools: TransferPools,
+    pub journal_max_bytes: usize,
+    pub journal_max_age: Duration,
+}
+
+impl TransferSettings {
+    /// Whether a request from `client`, signed with `key` (verified) if any, may
+    /// transfer the zone. Allocation-free: the UDP path asks it.
+    pub fn allows(&self, client: IpAddr, key: Option<&Name>) -> bool {
+        let client = crate::net::canonical(client);
+        self.allow.iter().any(|r| match r {
+            TransferRule::Net(net) => net.contains(&client),
+            TransferRule::Key(k) => key.is_some_and(|key| key == k),
+        })
+    }
+
+    /// The key NOTIFY messages are signed with: the first `key:` entry.
+    pub fn notify_key(&self) -> Option<&Name> {
+        self.allow.iter().find_map(|r| match r {
+            TransferRule::Key(k) => Some(k),
+            TransferRule::Net(_) => None,
+        })
+    }
+
+    /// Whether the zone is transferred or notified at all (else no journal is kept).
+    pub fn active(&self) -> bool {
+        !self.allow.is_empty() || !self.notify.is_empty()
+    }
+}
+
+/// One `transfer` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransferRule {
+    Net(ipnet::IpNet),
+    /// A `[[tsig]]` key by name.
+    Key(Name),
 }
 
 /// A pool after validation, from the config file or the admin API.
@@ -123,6 +175,9 @@ pub struct EtcdSettings {
     pub ca_pem: Option<Vec<u8>>,
     pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
     pub timeout: Duration,
+    /// `probe_share`: each member is probed by this many of the live nodes
+    /// (`None`: by every node).
+    pub probe_share: Option<u32>,
 }
 
 impl ApiPoolConfig {

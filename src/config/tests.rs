@@ -127,3 +127,46 @@ fn durations_parse() {
     let err = p("[[pool]]\nname = \"a.example.\"\n[pool.health]\ninterval = \"soon\"\n").unwrap_err();
     assert_eq!(err.0[0].line, 4, "{err}");
 }
+
+/// A zone's `transfer` and `notify` entries: each bad one at its own line, a
+/// `key:` naming no `[[tsig]]` key included; good ones parsed.
+#[test]
+fn transfer_entries_are_checked_each_at_its_line() {
+    let text = "[[zone]]\norigin = \"a.test.\"\nfile = \"a.zone\"\ntransfer = [\n  \"192.0.2.0/24\",\n  \
+                \"key:nokey.\",\n  \"not-an-address\",\n  \"2001:db8::1\",\n]\nnotify = [\"192.0.2.53:5300\", \
+                \"192.0.2.54\"]\n\n[[zone]]\norigin = \"b.test.\"\nfile = \"b.zone\"\nnotify = [\n  \"bad:port:x\"]\n";
+    let err = p(text).unwrap_err();
+    let found: Vec<(usize, &str)> = err.0.iter().map(|p| (p.line, p.message.as_str())).collect();
+    assert_eq!(found.len(), 3, "{err}");
+    assert_eq!(found[0].0, 6, "{err}");
+    assert!(found[0].1.contains("key:nokey. is not a [[tsig]] key"), "{err}");
+    assert_eq!(found[1].0, 7, "{err}");
+    assert!(found[1].1.contains("not an address, a CIDR or key:NAME"), "{err}");
+    assert_eq!(found[2].0, 16, "{err}");
+
+    let ok = text
+        .replace("  \"key:nokey.\",\n  \"not-an-address\",\n", "")
+        .replace("\"bad:port:x\"", "\"[2001:db8::5]:53\"");
+    let c = p(&ok).unwrap();
+    let t = &c.zones[0].transfer;
+    assert!(t.allows("192.0.2.7".parse().unwrap(), None));
+    assert!(t.allows("::ffff:192.0.2.7".parse().unwrap(), None), "a mapped address is the IPv4 one");
+    assert!(t.allows("2001:db8::1".parse().unwrap(), None));
+    assert!(!t.allows("198.51.100.1".parse().unwrap(), None));
+    assert_eq!(t.notify[1], "192.0.2.54:53".parse().unwrap(), "port 53 by default");
+    assert_eq!(t.pools, TransferPools::Healthy);
+}
+
+/// `transfer_pools = "healthy"` needs one view of health: refused with
+/// `[cluster] health = "local"`, where `"enabled"` is fine.
+#[test]
+fn healthy_transfers_need_one_view_of_health() {
+    let cluster = "[cluster]\nstore = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nhealth = \"local\"\n";
+    let zone = "[[zone]]\norigin = \"a.test.\"\nfile = \"a.zone\"\ntransfer = [\"127.0.0.1\"]\n";
+    let err = p(&format!("{cluster}{zone}")).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert_eq!(err.0[0].line, 5, "the zone's line: {err}");
+    assert!(err.0[0].message.contains("transfer_pools = \"enabled\""), "{err}");
+    assert!(p(&format!("{cluster}{zone}transfer_pools = \"enabled\"\n")).is_ok());
+    assert!(p(&format!("{}{zone}", cluster.replace("local", "quorum"))).is_ok());
+}

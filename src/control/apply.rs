@@ -82,9 +82,17 @@ impl Writer {
                         | ApiRequest::DeleteMemberOverride(..)
                         | ApiRequest::DeleteRRsetOverride(..)
                 );
-                // Nothing to store: a DELETE of what is already deleted.
+                let health_of = match &other {
+                    ApiRequest::PutMemberHealth(pool, address, ..) => Some((pool.clone(), address.clone())),
+                    _ => None,
+                };
+                // Nothing to store: a DELETE of what is already deleted, or
+                // "auto" for a member without an override (its state is shown).
                 let Some(Planned { change, zone, created }) = state::plan(&self.in_effect(), other)? else {
-                    return Ok(Reply::NoContent);
+                    return Ok(match health_of {
+                        Some((pool, address)) => Reply::Ok(self.member_json_at(&pool, &address)),
+                        None => Reply::NoContent,
+                    });
                 };
                 self.commit(change.clone(), &zone).await?;
                 if let Change::DeleteRRset { zone, name, rtype } | Change::RevertRRset { zone, name, rtype } = &change {
@@ -99,6 +107,9 @@ impl Writer {
                     }
                     Change::PutMember { pool, .. } => {
                         self.in_effect().find_pool(pool).map(|p| self.pool_json(p)).unwrap_or(Value::Null)
+                    }
+                    Change::PutHealth { pool, address, .. } | Change::ClearHealth { pool, address } => {
+                        self.member_json_of(pool, *address)
                     }
                     Change::PutRRset { zone, name, rtype, set } => {
                         let over = json!({"ttl": set.ttl, "data": set.data});
@@ -164,7 +175,9 @@ impl Writer {
             Change::PutMember { pool, .. }
             | Change::DeleteMember { pool, .. }
             | Change::RevertMember { pool, .. }
-            | Change::RevertPool { pool, .. } => pool.clone(),
+            | Change::RevertPool { pool, .. }
+            | Change::PutHealth { pool, .. }
+            | Change::ClearHealth { pool, .. } => pool.clone(),
             _ => zone.clone(),
         };
         match self.in_effect().find_pool(&name) {
@@ -221,5 +234,7 @@ pub(super) fn change_label(c: &Change) -> String {
         Change::PutRRset { name, rtype, .. } => format!("put {name} {rtype}"),
         Change::DeleteRRset { name, rtype, .. } => format!("delete {name} {rtype}"),
         Change::RevertRRset { name, rtype, .. } => format!("revert {name} {rtype}"),
+        Change::PutHealth { pool, address, over } => format!("health of {address} in {pool}: {}", over.state.as_str()),
+        Change::ClearHealth { pool, address } => format!("health of {address} in {pool}: auto"),
     }
 }

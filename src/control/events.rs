@@ -15,7 +15,6 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::config::CheckKind;
 use crate::health::ProbeKey;
 
 use super::Writer;
@@ -132,7 +131,9 @@ impl Scope {
         let pool = match req {
             R::PutRRset(..) | R::DeleteRRset(..) | R::DeleteRRsetOverride(..) => return Some(Scope::Nothing),
             R::PutPool(p, _) | R::DeletePool(p) | R::DeletePoolOverride(p) => p,
-            R::PutMember(p, ..) | R::DeleteMember(p, _) | R::DeleteMemberOverride(p, _) => p,
+            R::PutMember(p, ..) | R::DeleteMember(p, _) | R::DeleteMemberOverride(p, _) | R::PutMemberHealth(p, ..) => {
+                p
+            }
             _ => return Some(Scope::All),
         };
         Some(crate::state::pool_name(pool).map_or(Scope::All, Scope::Pool))
@@ -164,15 +165,26 @@ impl Writer {
         let mut states = MemberStates::new();
         for (def, _) in self.effective.pools.iter().filter(|(d, _)| scope.covers(&d.name)) {
             for m in &def.members {
-                let state = match (m.enabled, def.health.check) {
-                    (false, _) => "drained",
-                    (true, CheckKind::None) => "up",
-                    (true, _) => self.health.get(def, m.address).map_or("unknown", |h| h.state()),
-                };
-                states.insert((def.name.to_ascii(), m.address), state);
+                states.insert((def.name.to_ascii(), m.address), self.member_state(def, m));
             }
         }
         states
+    }
+
+    /// Records what changed between `before` and now, each with the reason
+    /// `reason` gives for its pool (parsed back from the event) and address.
+    pub(super) fn record_since_each(
+        &self,
+        before: &MemberStates,
+        reason: impl Fn(Option<&hickory_proto::rr::Name>, IpAddr) -> String,
+    ) {
+        for mut e in transitions(before, &self.member_states(), |_, _| String::new(), self.node()) {
+            let pool = crate::config::parse_fqdn(&e.pool).ok();
+            if let Some(a) = e.address {
+                e.reason = reason(pool.as_ref(), a);
+            }
+            self.events.push(e);
+        }
     }
 
     /// Records what changed between `before` and now, for `reason`.

@@ -167,7 +167,7 @@ impl Writer {
         } else if !enabled {
             Some("drained")
         } else if !healthy {
-            Some("down")
+            Some(self.down_because(def, addr))
         } else {
             None
         };
@@ -184,6 +184,8 @@ impl Writer {
             "since": h.and_then(|h| h.last_change).map(rfc3339),
             "last_error": h.and_then(|h| h.last_error.clone()),
             "votes": votes,
+            "health_override": self.override_json(def, addr),
+            "health_file": self.file_json(def, addr),
             "answered": answered.iter().position(|a| *a == addr),
         })
     }

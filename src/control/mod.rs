@@ -14,9 +14,12 @@ mod explain;
 mod outcomes;
 mod probes;
 mod publish;
+mod pushed;
 mod reload;
 mod remote;
 mod render;
+mod share;
+mod update;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -81,6 +84,15 @@ pub enum Command {
     Api(ApiRequest, oneshot::Sender<Result<Reply, ApiError>>),
     /// New sources after SIGHUP: applied as one swap, or refused whole.
     Reload(Box<Sources>, oneshot::Sender<Result<(), StateError>>),
+    /// An RFC 2136 UPDATE (its TSIG verified): the RCODE to answer, sent once
+    /// the change is stored and published.
+    Update(Box<crate::state::update::Update>, oneshot::Sender<hickory_proto::op::ResponseCode>),
+    /// From the transfer task: store this encoded IXFR journal entry of the
+    /// zone, keeping the zone's newest `keep` entries.
+    Journal { zone: Name, entry: Vec<u8>, keep: usize },
+    /// From the transfer task: a health change altered what a transfer of the
+    /// zone sends; advance its serial (stored) so that secondaries follow.
+    BumpSerial(Name),
 }
 
 /// The state in effect: sources with the overlay applied.
@@ -126,6 +138,19 @@ pub struct Writer {
     all_down_pools: crate::snapshot::Pools,
     /// Which published pools each probe stream feeds.
     by_probe: probes::PoolsByProbe,
+    /// Told after each swap (the transfer task waits on it).
+    published: Arc<tokio::sync::Notify>,
+    /// This node's health files, as last read.
+    files: health::file::FileVotes,
+    /// The other nodes with a health view in etcd (what `probe_share` divides over).
+    live: std::collections::BTreeSet<String>,
+    /// The health files to watch, for their watcher.
+    file_paths: watch::Sender<Vec<std::path::PathBuf>>,
+    /// What the watcher read (taken by `run`).
+    file_updates: Option<mpsc::Receiver<health::file::FileUpdate>>,
+    /// Overrides lapsing up to this time have been put out of effect: the time
+    /// at which the writer's view of overrides stands (see `pushed`).
+    expired_until: std::time::SystemTime,
 }
 
 /// The last change to a zone as this server saw it.
@@ -143,6 +168,8 @@ enum ChangeSource {
     File,
     Api,
     Etcd,
+    /// An RFC 2136 UPDATE on this server.
+    Update,
 }
 
 type ZoneMap = rustc_hash::FxHashMap<Box<[u8]>, Arc<crate::snapshot::Zone>>;
@@ -151,6 +178,8 @@ type ZoneMap = rustc_hash::FxHashMap<Box<[u8]>, Arc<crate::snapshot::Zone>>;
 pub struct ClusterLink {
     pub node: String,
     pub quorum: bool,
+    /// `probe_share`: how many live nodes probe each member (`None`: all).
+    pub probe_share: Option<u32>,
     /// What the watch sees.
     pub remote: Option<mpsc::Receiver<Remote>>,
     /// This node's health view, for the task that publishes it.
@@ -173,13 +202,28 @@ pub struct WriterParts {
     pub events: Events,
     /// Where API write results are recorded; the status page reads it.
     pub outcomes: Outcomes,
+    /// Told after each snapshot swap.
+    pub published: Arc<tokio::sync::Notify>,
+    /// The health files to watch (out) and what their watcher read (in).
+    pub health_files: (watch::Sender<Vec<std::path::PathBuf>>, mpsc::Receiver<health::file::FileUpdate>),
 }
 
 impl Writer {
     /// Loads the stored API changes over the sources. The first snapshot is built by
     /// [`Writer::start`], after the first probe round.
     pub async fn new(parts: WriterParts) -> Result<Writer, StateError> {
-        let WriterParts { sources, mut store, prober, snapshot, metrics, cluster, events, outcomes } = parts;
+        let WriterParts {
+            sources,
+            mut store,
+            prober,
+            snapshot,
+            metrics,
+            cluster,
+            events,
+            outcomes,
+            published,
+            health_files,
+        } = parts;
         let overlay = store.load().await?;
         let (overlay, effective, refused) = fit(&sources, overlay)?;
         let mut writer = Writer {
@@ -201,7 +245,14 @@ impl Writer {
             all_down_seen: Default::default(),
             all_down_pools: Default::default(),
             by_probe: Default::default(),
+            published,
+            files: Default::default(),
+            live: Default::default(),
+            file_paths: health_files.0,
+            file_updates: Some(health_files.1),
+            expired_until: std::time::SystemTime::now(),
         };
+        writer.follow_health_files();
         writer.note_file_changes(None);
         Ok(writer)
     }
@@ -224,6 +275,7 @@ impl Writer {
         }
         self.share_view();
         self.publish()?;
+        self.publish_override_gauges();
         self.note_all_down(false);
         Ok(())
     }
@@ -232,8 +284,12 @@ impl Writer {
         self.effective.pools.iter().map(|(p, _)| p.clone()).collect()
     }
 
+    /// The probe streams this node runs: every one the pools need, or with
+    /// `probe_share` its share of them.
     fn probe_keys(&self) -> Vec<ProbeKey> {
-        health::keys_of(&self.pool_defs())
+        let mut keys = health::keys_of(&self.pool_defs());
+        keys.retain(|k| self.assigned(k));
+        keys
     }
 
     pub async fn run(
@@ -245,12 +301,23 @@ impl Writer {
         let keys = self.probe_keys();
         self.prober.sync(&keys, false);
         let mut remote = self.cluster.as_mut().and_then(|c| c.remote.take());
+        let mut files = self.file_updates.take();
         loop {
+            let expiry = self.next_expiry();
             tokio::select! {
                 Some(r) = async { match remote.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                     let before = self.member_states();
                     self.remote(r);
+                    self.publish_override_gauges();
                     self.record_since(&before, |_, _| "changed on another server".into());
+                }
+                Some(u) = async { match files.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                    self.apply_file(u);
+                }
+                _ = async { match expiry { Some(t) => tokio::time::sleep_until(pushed::deadline_of(t)).await, None => std::future::pending().await } } => {
+                    let before = self.member_states();
+                    self.expire_overrides();
+                    self.record_since(&before, |_, _| "health override expired".into());
                 }
                 r = probes.recv() => {
                     let Some(first) = r else { return };
@@ -274,14 +341,26 @@ impl Writer {
                         let scope = events::Scope::of(&req);
                         let before = scope.as_ref().map(|s| self.member_states_in(s));
                         let what = outcomes::describe(&req);
+                        let pushed = pushed::pushed_reason(&req);
                         let r = self.api_settled(req, &mut remote).await;
                         if let (Some(before), Some(scope)) = (before, &scope) {
-                            self.record_since_in(&before, scope, events::api_reason);
+                            match pushed {
+                                Some(why) => self.record_since_in(&before, scope, |_, _| why.clone()),
+                                None => self.record_since_in(&before, scope, events::api_reason),
+                            }
+                            self.publish_override_gauges();
                         }
                         if let Some(what) = what {
                             self.outcomes.write(what, &r);
                         }
                         // Before the reply, so that a client reads its own write's events.
+                        self.note_all_down(true);
+                        let _ = reply.send(r);
+                    }
+                    Some(Command::Update(u, reply)) => {
+                        let before = self.member_states();
+                        let r = self.update_settled(&u, &mut remote).await;
+                        self.record_since(&before, |_, _| "changed by a DNS UPDATE".into());
                         self.note_all_down(true);
                         let _ = reply.send(r);
                     }
@@ -292,12 +371,30 @@ impl Writer {
                         self.note_all_down(true);
                         let _ = reply.send(r);
                     }
+                    Some(Command::Journal { zone, entry, keep }) => {
+                        if let Err(e) = self.store.journal(&zone, entry, keep).await {
+                            warn!(zone = %zone, error = %e, "cannot store the IXFR journal entry");
+                        }
+                    }
+                    Some(Command::BumpSerial(zone)) => self.bump_serial(zone).await,
                     None => return,
                 },
                 _ = shutdown.recv() => return,
             }
             // Whatever changed above may have left a pool with no member to answer.
             self.note_all_down(true);
+        }
+    }
+
+    /// Advances `zone`'s serial by one, stored first (see [`Command::BumpSerial`]).
+    async fn bump_serial(&mut self, zone: Name) {
+        if let Err(e) = self.store.bump(&zone).await {
+            warn!(zone = %zone, error = %e, "cannot advance the serial after a health change");
+            return;
+        }
+        *self.overlay.serials.entry(zone.clone()).or_default() += 1;
+        if let Err(e) = self.publish_serial(&zone) {
+            warn!(zone = %zone, error = %e, "cannot publish the serial after a health change");
         }
     }
 

@@ -36,6 +36,7 @@ impl Outcome {
 struct Recorded {
     reload: Option<Outcome>,
     writes: VecDeque<Outcome>,
+    health_files: Vec<String>,
 }
 
 /// The shared record: the writer and the reload push, the status page reads.
@@ -58,6 +59,8 @@ pub struct OutcomesView {
     pub reload: Option<Outcome>,
     /// Newest first.
     pub writes: Vec<Outcome>,
+    /// The health files' lines that are ignored, `FILE:LINE: problem`.
+    pub health_files: Vec<String>,
 }
 
 impl Outcomes {
@@ -85,12 +88,18 @@ impl Outcomes {
         r.writes.push_back(outcome);
     }
 
+    /// Records the health files' ignored lines (all of them, replacing the last).
+    pub fn health_files(&self, problems: Vec<String>) {
+        self.lock().health_files = problems;
+    }
+
     pub fn view(&self) -> OutcomesView {
         let r = self.lock();
         OutcomesView {
             started: humantime::format_rfc3339_seconds(self.started).to_string(),
             reload: r.reload.clone(),
             writes: r.writes.iter().rev().cloned().collect(),
+            health_files: r.health_files.clone(),
         }
     }
 }
@@ -114,6 +123,7 @@ pub fn describe(req: &ApiRequest) -> Option<String> {
         R::PutMember(p, a, b) => ("PUT", format!("/v1/pools/{p}/members/{a}"), Some(b)),
         R::DeleteMember(p, a) => ("DELETE", format!("/v1/pools/{p}/members/{a}"), None),
         R::DeleteMemberOverride(p, a) => ("DELETE", format!("/v1/pools/{p}/members/{a}/override"), None),
+        R::PutMemberHealth(p, a, b, _) => ("PUT", format!("/v1/pools/{p}/members/{a}/health"), Some(b)),
         R::PutRRset(z, n, t, b) => ("PUT", format!("/v1/zones/{z}/records/{n}/{t}"), Some(b)),
         R::DeleteRRset(z, n, t) => ("DELETE", format!("/v1/zones/{z}/records/{n}/{t}"), None),
         R::DeleteRRsetOverride(z, n, t) => ("DELETE", format!("/v1/zones/{z}/records/{n}/{t}/override"), None),

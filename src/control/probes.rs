@@ -10,19 +10,23 @@ use tracing::{info, warn};
 
 use crate::config::{CheckKind, PoolDef};
 
+use crate::health::push::PushedView;
 use crate::health::{ClusterView, ProbeKey, ProbeResult, ProbeSpec, Votes};
 
 use super::*;
 
 impl Writer {
     pub(super) fn view(&self) -> ClusterView<'_> {
-        ClusterView { local: &self.health, nodes: &self.nodes }
+        // Overrides lapse when the writer's timer says so (`expired_until`), so
+        // that a state read just before the timer fires is the state before it.
+        let pushed = PushedView { overrides: &self.overlay.health, files: &self.files, now: self.expired_until };
+        ClusterView { local: &self.health, nodes: &self.nodes, pushed }
     }
 
     /// Hands this node's current view to the publishing task, if it changed.
     pub(super) fn share_view(&self) {
         if let Some(c) = &self.cluster {
-            let view = self.health.view();
+            let view = self.view().votes(self.effective.pools.iter().map(|(p, _)| p));
             c.views.send_if_modified(|v| {
                 if *v == view {
                     return false;
@@ -34,6 +38,18 @@ impl Writer {
     }
 
     pub(super) fn set_nodes(&mut self, mut nodes: BTreeMap<String, Votes>) {
+        let live: std::collections::BTreeSet<String> = match &self.cluster {
+            Some(c) => nodes.keys().filter(|n| **n != c.node && *n != super::share::LEFT).cloned().collect(),
+            None => Default::default(),
+        };
+        let seeds = if live != self.live { self.verdicts() } else { Default::default() };
+        if self.shares_probes() {
+            let carried = self.carried(&nodes);
+            nodes.remove(super::share::LEFT);
+            if !carried.is_empty() {
+                nodes.insert(super::share::LEFT.to_string(), carried);
+            }
+        }
         match &self.cluster {
             Some(c) if c.quorum => {
                 nodes.remove(&c.node);
@@ -41,6 +57,7 @@ impl Writer {
             }
             _ => self.nodes.clear(),
         }
+        self.note_live(live, seeds);
     }
 
     /// Probes follow the pools in effect: new members are probed at once,

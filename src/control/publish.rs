@@ -40,6 +40,7 @@ impl Writer {
                 regions: Arc::new(self.sources.config.regions.clone()),
                 geoip: self.sources.geoip.clone(),
                 tsig: self.sources.config.tsig.clone(),
+                transfer: Arc::new(crate::snapshot::transfer::table(&self.sources.config.zones)),
             },
             Some(&prev),
         )?;
@@ -157,5 +158,6 @@ impl Writer {
     /// The one place a snapshot is published: every change ends here.
     pub(super) fn swap(&self, next: Snapshot) {
         self.snapshot.store(Arc::new(next));
+        self.published.notify_one();
     }
 }

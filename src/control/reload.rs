@@ -34,9 +34,11 @@ impl Writer {
         }
         let old_sources = std::mem::replace(&mut self.sources, sources);
         let old_effective = std::mem::replace(&mut self.effective, effective);
+        self.follow_health_files();
         if let Err(e) = self.publish() {
             self.sources = old_sources;
             self.effective = old_effective;
+            self.follow_health_files();
             return Err(e);
         }
         self.note_file_changes(Some(&old_sources));

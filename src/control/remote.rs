@@ -18,8 +18,11 @@ impl Writer {
         match self.store.observe(r) {
             Observed::Nothing => {}
             Observed::Lost => {
-                if !self.nodes.is_empty() {
-                    let before = std::mem::take(&mut self.nodes);
+                // No other node is known to be alive: this one probes everything.
+                let seeds = self.verdicts();
+                let before = std::mem::take(&mut self.nodes);
+                self.note_live(Default::default(), seeds);
+                if !before.is_empty() {
                     warn!("etcd out of reach: health decided by this node's probes alone");
                     let votes = changed_votes(&before, &self.nodes);
                     self.republish_members(&self.by_probe.keys_with_ids(&votes));
@@ -51,7 +54,9 @@ impl Writer {
                 // stay one, even when this server's files refuse a change.
                 let before = self.nodes.clone();
                 let overlay = if api { self.overlay.clone() } else { Overlay::default() };
-                let mut st = State { overlay, nodes: std::mem::take(&mut self.nodes) };
+                // The nodes' votes stay in place until `set_nodes`: a member a
+                // node that left probed takes the verdict they gave (see `share`).
+                let mut st = State { overlay, nodes: before.clone() };
                 for (k, v) in &list {
                     if let Err(e) = st.apply_key(k, v.as_deref()) {
                         warn!("{e}");

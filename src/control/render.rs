@@ -97,6 +97,9 @@ impl Writer {
             "file": file.map(|f| json!({"weight": f.weight, "region": f.region, "enabled": f.enabled})),
             "override": over,
             "health": state,
+            "state": self.member_state(def, m),
+            "health_override": self.override_json(def, m.address),
+            "health_file": self.file_json(def, m.address),
             "last_change": h.and_then(|h| h.last_change).map(rfc3339),
             "last_error": h.and_then(|h| h.last_error.clone()),
             "last_rtt_ms": h.and_then(|h| h.last_rtt).map(|d| d.as_secs_f64() * 1000.0),
@@ -136,9 +139,10 @@ impl Writer {
     /// A zone's RRsets in effect for `GET`, each with what the zone file says
     /// (`file`, `null` when it has no such RRset) and the API's replacement
     /// (`override`, `null` without one). `source` is `zone` without an override,
-    /// `api` with one. Stored deletions are listed apart (`deleted`), with the
-    /// zone file's RRset they hide. The SOA shows the serial served, which
-    /// counts the API changes too, rather than the zone file's.
+    /// `api` with one written by the API, `update` with one written by UPDATE.
+    /// Stored deletions are listed apart (`deleted`), with the zone file's RRset
+    /// they hide. The SOA shows the serial served, which counts the API changes
+    /// too, rather than the zone file's.
     pub(super) fn records_json(&self, z: &Zone) -> Value {
         let serial = self.served_serial(&z.origin);
         let mut file_sets = z.texts(true, 0);
@@ -146,15 +150,20 @@ impl Writer {
         let records: Vec<Value> = served
             .into_iter()
             .map(|(key, (ttl, data))| {
-                let over = parse_fqdn(&key.0)
+                let stored = parse_fqdn(&key.0)
                     .ok()
                     .zip(key.1.parse::<RecordType>().ok())
-                    .and_then(|(n, rt)| self.overlay.rrsets.get(&(z.origin.clone(), n, rt)))
-                    .map(|o| json!(o));
+                    .and_then(|(n, rt)| self.overlay.rrsets.get(&(z.origin.clone(), n, rt)));
+                // An RRset an UPDATE wrote shows `update`, one the API wrote `api`.
+                let source = match stored {
+                    None => "zone",
+                    Some(set) => set.as_ref().map_or("api", |s| s.source.as_str()),
+                };
+                let over = stored.map(|o| json!(o));
                 let file = file_sets.remove(&key).map(|(ttl, data)| json!({"ttl": ttl, "data": data}));
                 let (name, t) = key;
                 json!({"name": name, "type": t, "ttl": ttl, "data": data,
-                       "source": if over.is_some() { "api" } else { "zone" },
+                       "source": source,
                        "file": file, "override": over})
             })
             .collect();

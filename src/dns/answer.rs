@@ -84,6 +84,31 @@ impl Responder {
         self.tsig.sign(out, tsig::now());
     }
 
+    /// The zone transfer the last request asks for, when `client` may have it:
+    /// AXFR or IXFR of a zone apex in class IN, unsigned or verified, allowed by
+    /// the zone's `transfer`. (Such a request is answered REFUSED by
+    /// [`Self::respond`]; the TCP path then streams the transfer instead.)
+    pub fn transfer(&self, snap: &Snapshot, client: IpAddr) -> Option<super::xfr::Request> {
+        let q = &*self.query;
+        let asked = q.qtype == wire::TYPE_AXFR || q.qtype == wire::TYPE_IXFR;
+        if !asked || q.opcode != 0 || q.qclass != wire::CLASS_IN || q.no_question {
+            return None;
+        }
+        let key = self.tsig.verified_key();
+        if q.tsig_start != 0 && key.is_none() {
+            return None;
+        }
+        let settings = snap.transfer.get(q.qname()).filter(|_| snap.zones.contains_key(q.qname()))?;
+        settings
+            .allows(client, key.map(|k| &k.name))
+            .then(|| super::xfr::Request { ixfr: q.qtype == wire::TYPE_IXFR, settings: settings.clone() })
+    }
+
+    /// The last request as parsed, and its TSIG state.
+    pub fn request(&self) -> (&Query, &Tsig) {
+        (&self.query, &self.tsig)
+    }
+
     /// Answers DNS Cookies (RFC 7873) with server cookies made from `cookies`.
     pub fn with_cookies(mut self, cookies: Option<std::sync::Arc<Cookies>>) -> Self {
         self.cookies = cookies;
@@ -174,6 +199,11 @@ impl Responder {
             return early;
         }
         let cookie = self.check_cookie(client);
+        if !tcp && self.query.qtype == wire::TYPE_IXFR && self.transfer(snap, client).is_some() {
+            // RFC 1995 section 2: over UDP the current SOA alone, which tells a
+            // client behind it to come back over TCP.
+            self.query.qtype = wire::TYPE_SOA;
+        }
         let q = &*self.query;
         let max_len = if tcp {
             u16::MAX as usize

@@ -1,5 +1,7 @@
 //! The DNS side: wire parsing ([`wire`]), the answer engine ([`answer`]), TSIG
-//! ([`tsig`]) and the two transports that feed it ([`udp`], [`tcp`]).
+//! ([`tsig`]), the two transports that feed it ([`udp`], [`tcp`]), RFC 2136
+//! UPDATE ([`update`] on the wire, [`updater`] handing it to the writer), and
+//! zone transfers out over TCP ([`xfr`]).
 
 mod additional;
 pub mod answer;
@@ -10,6 +12,9 @@ pub mod rrl;
 pub mod tcp;
 pub mod tsig;
 pub mod udp;
+pub mod update;
+pub mod updater;
 pub mod wire;
+pub mod xfr;
 
 pub use answer::{Outcome, Responder};

@@ -26,7 +26,10 @@ use tracing::debug;
 
 use super::Responder;
 use super::cookie::Cookies;
+use super::update;
+use super::updater::Updater;
 use crate::counters::WorkerStats;
+use crate::journal::Journals;
 use crate::shutdown::Shutdown;
 use crate::snapshot::Snapshot;
 
@@ -34,6 +37,10 @@ pub struct TcpSettings {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub cookies: Option<Arc<Cookies>>,
+    /// Where UPDATE messages go (`None`: answered NOTIMP like other opcodes).
+    pub updater: Option<Updater>,
+    /// The IXFR journals, for zone transfers.
+    pub journals: Arc<Journals>,
 }
 
 /// One open connection, as the table sees it.
@@ -125,6 +132,8 @@ pub async fn serve(
             stats: stats.clone(),
             deadline: settings.idle_timeout,
             cookies: settings.cookies.clone(),
+            updater: settings.updater.clone(),
+            journals: settings.journals.clone(),
             table: table.clone(),
             last_active,
         };
@@ -140,11 +149,25 @@ pub async fn serve(
     }
 }
 
+/// What [`answer_stream`] answers with.
+pub struct StreamCtx<'a> {
+    pub peer: IpAddr,
+    pub snapshot: &'a ArcSwap<Snapshot>,
+    pub stats: &'a WorkerStats,
+    /// Each message must arrive, and each reply be written, within this.
+    pub deadline: Duration,
+    pub updater: Option<&'a Updater>,
+    /// The IXFR journals, for zone transfers.
+    pub journals: &'a Journals,
+}
+
 struct Connection {
     snapshot: Arc<ArcSwap<Snapshot>>,
     stats: Arc<WorkerStats>,
     deadline: Duration,
     cookies: Option<Arc<Cookies>>,
+    updater: Option<Updater>,
+    journals: Arc<Journals>,
     table: Arc<Table>,
     last_active: Arc<AtomicU64>,
 }
@@ -153,10 +176,16 @@ impl Connection {
     async fn run(self, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
         let mut responder = Responder::new(fastrand::u64(..)).with_cookies(self.cookies.clone());
-        answer_stream(stream, peer.ip(), &self.snapshot, &self.stats, self.deadline, &mut responder, || {
-            self.last_active.store(self.table.now_ms(), Ordering::Relaxed)
-        })
-        .await;
+        let ctx = StreamCtx {
+            peer: peer.ip(),
+            snapshot: &self.snapshot,
+            stats: &self.stats,
+            deadline: self.deadline,
+            updater: self.updater.as_ref(),
+            journals: &self.journals,
+        };
+        answer_stream(stream, ctx, &mut responder, || self.last_active.store(self.table.now_ms(), Ordering::Relaxed))
+            .await;
     }
 }
 
@@ -166,13 +195,11 @@ impl Connection {
 /// stream so that the fuzz target drives exactly this loop.)
 pub async fn answer_stream<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
-    peer: IpAddr,
-    snapshot: &ArcSwap<Snapshot>,
-    stats: &WorkerStats,
-    deadline: Duration,
+    ctx: StreamCtx<'_>,
     responder: &mut Responder,
     mut answered: impl FnMut(),
 ) {
+    let StreamCtx { peer, snapshot, stats, deadline, updater, journals } = ctx;
     let mut inbuf = vec![0u8; 65535];
     let mut outbuf = Vec::with_capacity(4096);
     let mut framed = Vec::with_capacity(4098);
@@ -190,10 +217,36 @@ pub async fn answer_stream<S: AsyncRead + AsyncWrite + Unpin>(
             _ => return,
         };
         stats.query(true);
-        let outcome = {
+        if let (true, Some(u)) = (update::is_update(&inbuf[..len]), updater) {
+            // The connection waits for the writer: its next message is read after.
+            let Some(reply) = u.answer(&inbuf[..len]).await else { return };
+            stats.response(super::updater::rcode(&reply), false);
+            framed.clear();
+            framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());
+            framed.extend_from_slice(&reply);
+            match tokio::time::timeout(deadline, stream.write_all(&framed)).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+            answered();
+            continue;
+        }
+        let (outcome, transfer) = {
             let snap = snapshot.load();
-            responder.respond(&snap, &inbuf[..len], peer, true, &mut outbuf)
+            let outcome = responder.respond(&snap, &inbuf[..len], peer, true, &mut outbuf);
+            let refused = outcome.is_some_and(|o| o.rcode == super::wire::RCODE_REFUSED as u16);
+            (outcome, refused.then(|| responder.transfer(&snap, peer)).flatten())
         };
+        if let Some(req) = transfer {
+            stats.response(0, false);
+            let (query, tsig) = responder.request();
+            let asked = super::xfr::Asked { peer, packet: &inbuf[..len], query, tsig };
+            if super::xfr::send(&mut stream, snapshot.load_full(), asked, journals, req, deadline).await.is_err() {
+                return;
+            }
+            answered();
+            continue;
+        }
         responder.sign(&mut outbuf);
         let Some(outcome) = outcome else {
             stats.dropped();

@@ -17,6 +17,8 @@ use super::Responder;
 use super::cookie::{CookieCheck, Cookies};
 use super::mmsg::{BATCH, Batch};
 use super::rrl::{Rrl, Verdict};
+use super::update;
+use super::updater::Updater;
 use crate::counters::WorkerStats;
 use crate::shutdown::Shutdown;
 use crate::snapshot::Snapshot;
@@ -38,6 +40,16 @@ pub fn bind_reuseport(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(s)
 }
 
+/// What a worker answers with besides the snapshot: rate limiting, cookies, and
+/// where UPDATE messages go.
+#[derive(Clone, Default)]
+pub struct UdpSettings {
+    pub rrl: Option<Arc<Rrl>>,
+    pub cookies: Option<Arc<Cookies>>,
+    /// `None`: UPDATE is answered NOTIMP like any opcode not served.
+    pub updater: Option<Updater>,
+}
+
 /// Starts a worker thread serving `socket` until the server stops.
 pub fn spawn_worker(
     socket: UdpSocket,
@@ -45,9 +57,11 @@ pub fn spawn_worker(
     stats: Arc<WorkerStats>,
     shutdown: Shutdown,
     seed: u64,
-    rrl: Option<Arc<Rrl>>,
-    cookies: Option<Arc<Cookies>>,
+    settings: UdpSettings,
 ) -> io::Result<JoinHandle<()>> {
+    let UdpSettings { rrl, cookies, updater } = settings;
+    // UPDATE replies are sent by the task that waits for the writer.
+    let reply_socket = Arc::new(socket.try_clone()?);
     std::thread::Builder::new().name("lbdns-udp".into()).spawn(move || {
         let fd = socket.as_raw_fd();
         let mut responder = Responder::new(seed).with_cookies(cookies);
@@ -78,6 +92,11 @@ pub fn spawn_worker(
                     stats.dropped();
                     continue;
                 };
+                if let (true, Some(u), Some(from)) = (update::is_update(packet), &updater, batch.peer(i)) {
+                    // Answered later, by the writer's reply; never waited for here.
+                    u.spawn_udp(packet, from, &reply_socket, &stats);
+                    continue;
+                }
                 match responder.respond(&snap, packet, peer, false, &mut outs[i]) {
                     Some(outcome) => {
                         answered[i] = finish(&mut responder, outcome, rrl.as_deref(), peer, &stats, &mut outs[i]);

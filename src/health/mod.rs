@@ -6,8 +6,10 @@
 //! the next snapshot. Every probe has a timeout, the number of probes in flight is
 //! bounded, and intervals are jittered ±10%.
 
+pub mod file;
 pub mod flap;
 pub mod probe;
+pub mod push;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -101,15 +103,17 @@ pub struct ClusterView<'a> {
     pub local: &'a HealthTable,
     /// Other live nodes' views (empty: local decisions only).
     pub nodes: &'a std::collections::BTreeMap<String, Votes>,
+    /// Overrides and health files, over the probes (see [`push`]).
+    pub pushed: push::PushedView<'a>,
 }
 
 impl crate::snapshot::HealthView for ClusterView<'_> {
     fn is_up(&self, pool: &PoolDef, addr: IpAddr) -> bool {
-        if pool.health.check == CheckKind::None {
-            return true;
+        if let Some(o) = self.pushed.override_of(&pool.name, addr) {
+            return o.state.is_up();
         }
-        if self.nodes.is_empty() {
-            return self.local.is_up(pool, addr);
+        if pool.health.check == CheckKind::None || self.nodes.is_empty() {
+            return self.local_vote(pool, addr).unwrap_or(false);
         }
         let (mut voters, mut down) = (0u32, 0u32);
         for up in self.ballots(pool, addr).filter_map(|(_, up)| up) {
@@ -125,18 +129,43 @@ impl ClusterView<'_> {
     /// others' by name; `None` where a node has no result for it yet (and so
     /// does not vote). The votes [`crate::snapshot::HealthView::is_up`] counts.
     pub fn ballots(&self, pool: &PoolDef, addr: IpAddr) -> impl Iterator<Item = (Option<&str>, Option<bool>)> {
-        let key = ProbeKey { addr, spec: Arc::new(ProbeSpec::of(pool)) };
-        let id = key.id();
-        let local = self.local.members.get(&key).and_then(|h| h.flap.up);
+        let id = ProbeKey { addr, spec: Arc::new(ProbeSpec::of(pool)) }.id();
+        let local = self.local_vote(pool, addr);
         std::iter::once((None, local))
             .chain(self.nodes.iter().map(move |(node, v)| (Some(node.as_str()), v.get(&id).copied())))
     }
 }
 
-impl HealthTable {
-    /// This node's known results, by probe id (what it publishes to the others).
-    pub fn view(&self) -> Votes {
-        self.members.iter().filter_map(|(k, h)| Some((k.id(), h.flap.up?))).collect()
+impl ClusterView<'_> {
+    /// This node's own view of a member: its health file's line if it has one,
+    /// else its probes' result (`None` before the first); up without checks.
+    pub fn local_vote(&self, pool: &PoolDef, addr: IpAddr) -> Option<bool> {
+        if let Some((_, line)) = self.pushed.file_of(&pool.name, addr) {
+            return Some(line.state.is_up());
+        }
+        if pool.health.check == CheckKind::None {
+            return Some(true);
+        }
+        let key = ProbeKey { addr, spec: Arc::new(ProbeSpec::of(pool)) };
+        self.local.members.get(&key).and_then(|h| h.flap.up)
+    }
+
+    /// This node's votes, by probe id (what it publishes to the others): its
+    /// probes' results, with its health files' lines over them.
+    pub fn votes<'p>(&self, pools: impl IntoIterator<Item = &'p Arc<PoolDef>>) -> Votes {
+        let mut votes: Votes = self.local.members.iter().filter_map(|(k, h)| Some((k.id(), h.flap.up?))).collect();
+        if self.pushed.files.files.is_empty() {
+            return votes;
+        }
+        for def in pools.into_iter().filter(|d| d.health.check != CheckKind::None) {
+            let spec = Arc::new(ProbeSpec::of(def));
+            for m in &def.members {
+                if let Some((_, line)) = self.pushed.file_of(&def.name, m.address) {
+                    votes.insert(ProbeKey { addr: m.address, spec: spec.clone() }.id(), line.state.is_up());
+                }
+            }
+        }
+        votes
     }
 }
 

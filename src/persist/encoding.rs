@@ -1,6 +1,6 @@
 //! One encoding of the API state, shared by every store: the keys an entry is
 //! known by (`pools/NAME`, `members/POOL/ADDRESS`, `rrsets/ZONE/NAME/TYPE`,
-//! `serials/ZONE`; names percent-encode `%` and `/`) and the JSON values stored
+//! `serials/ZONE`, `health/POOL/ADDRESS`; names percent-encode `%` and `/`) and the JSON values stored
 //! under them. etcd stores the pairs as they are; SQLite stores the same values
 //! in its rows; `lbdns export` writes the pairs as one JSON document.
 
@@ -11,6 +11,7 @@ use hickory_proto::rr::{Name, RecordType};
 use super::State;
 use crate::config::{ApiPoolConfig, NameError, PoolDef, parse_fqdn};
 use crate::health::Votes;
+use crate::health::push::{decode_override, encode_override};
 use crate::state::overlay::{Change, Overlay, StoredRRset, decode_member, encode_member};
 
 /// A stored key whose value does not decode.
@@ -88,7 +89,7 @@ impl Touched {
                     }
                 }
                 ["serials", z] => t.serials.extend(name(z).ok()),
-                ["pools", p] | ["members", p, _] => t.pools.extend(name(p).ok()),
+                ["pools", p] | ["members", p, _] | ["health", p, _] => t.pools.extend(name(p).ok()),
                 _ => {}
             }
         }
@@ -124,7 +125,14 @@ pub fn change_entries(change: &Change) -> Vec<(String, Option<String>)> {
         }
         Change::DeleteRRset { zone, name, rtype } => vec![(rrset_key(zone, name, *rtype), Some("null".into()))],
         Change::RevertRRset { zone, name, rtype } => vec![(rrset_key(zone, name, *rtype), None)],
+        Change::PutHealth { pool, address, over } => vec![(health_key(pool, address), Some(encode_override(over)))],
+        Change::ClearHealth { pool, address } => vec![(health_key(pool, address), None)],
     }
+}
+
+/// Where a member's health override is stored.
+pub fn health_key(pool: &Name, address: &IpAddr) -> String {
+    format!("health/{}/{address}", enc(&pool.to_ascii()))
 }
 
 pub fn pool_key(pool: &Name) -> String {
@@ -158,6 +166,9 @@ pub fn entries(o: &Overlay) -> Vec<(String, String)> {
     }
     for (zone, bumps) in &o.serials {
         out.push((serial_key(zone), bumps.to_string()));
+    }
+    for ((pool, addr), over) in &o.health {
+        out.push((health_key(pool, addr), encode_override(over)));
     }
     out
 }
@@ -221,6 +232,19 @@ impl State {
                     }
                 }
             }
+            ["health", p, a] => {
+                let p = name(p).map_err(|e| bad(&e))?;
+                let a: IpAddr = a.parse().map_err(|e| bad(&e))?;
+                match text {
+                    Some(t) => {
+                        let over = decode_override(&t).map_err(|e| bad(&e))?;
+                        self.overlay.health.insert((p, a), over);
+                    }
+                    None => {
+                        self.overlay.health.remove(&(p, a));
+                    }
+                }
+            }
             ["nodes", node] => match text {
                 Some(t) => {
                     let view: Votes = serde_json::from_str(&t).map_err(|e| bad(&e))?;
@@ -276,7 +300,7 @@ mod tests {
                 zone: zone.clone(),
                 name: parse_fqdn("new.example.test.").unwrap(),
                 rtype: RecordType::TXT,
-                set: StoredRRset { ttl: 60, data: vec!["\"a/b%c\"".into()] },
+                set: StoredRRset::api(60, vec!["\"a/b%c\"".into()]),
             },
             Change::DeleteRRset {
                 zone: zone.clone(),

@@ -52,10 +52,31 @@ pub trait Store: Send {
     async fn load(&mut self) -> Result<Overlay, StoreError>;
     /// Stores `change` (made in `zone`) and increments that zone's serial, in one
     /// transaction; returns once it is durable.
-    async fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError>;
+    async fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
+        self.apply_all(std::slice::from_ref(change), zone).await
+    }
+    /// Stores `changes` (one UPDATE message, made in `zone`) and increments that
+    /// zone's serial once, all in one transaction: all of them are stored, or none.
+    async fn apply_all(&mut self, changes: &[Change], zone: &Name) -> Result<(), StoreError>;
     /// Stores a whole exported state into this (empty) store; returns the number of
     /// entries written. Refuses a store that already holds changes.
     async fn import(&mut self, o: &Overlay) -> Result<usize, StoreError>;
+    /// Appends an encoded IXFR journal entry of `zone` and keeps only the zone's
+    /// newest `keep` entries, in one transaction. The shared store does not keep
+    /// the journal (after a restart IXFR falls back to a full transfer there).
+    async fn journal(&mut self, zone: &Name, entry: Vec<u8>, keep: usize) -> Result<(), StoreError> {
+        let _ = (zone, entry, keep);
+        Ok(())
+    }
+    /// Every zone's stored journal entries, oldest first.
+    async fn load_journals(&mut self) -> Result<StoredJournals, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Increments `zone`'s serial counter alone: a health change altered what a
+    /// zone transfer sends (`transfer_pools = "healthy"`).
+    async fn bump(&mut self, zone: &Name) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(format!("zone {zone}: this store does not count serial bumps without a change")))
+    }
     /// What another server changed, as the shared store's watch saw it, reduced to
     /// what this server has not applied yet. The embedded store has no others.
     fn observe(&mut self, remote: Remote) -> Observed {
@@ -63,6 +84,9 @@ pub trait Store: Send {
         Observed::Nothing
     }
 }
+
+/// Stored IXFR journal entries (encoded), oldest first, by zone.
+pub type StoredJournals = Vec<(Name, Vec<Vec<u8>>)>;
 
 /// What a shared store's watch tells the writer (the embedded store has none).
 #[derive(Debug)]

@@ -18,8 +18,9 @@ use rusqlite::{Connection, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::encoding::{decode_pool, decode_rrset, pool_value, rrset_value};
-use super::{Store, StoreError};
+use super::{Store, StoreError, StoredJournals};
 use crate::config::parse_fqdn;
+use crate::health::push::{decode_override, encode_override};
 use crate::state::overlay::{Change, Overlay, decode_member, encode_member};
 
 /// The embedded store's file under `state_dir`, refused when it exists but is
@@ -60,6 +61,9 @@ CREATE TABLE IF NOT EXISTS members (pool TEXT NOT NULL, address TEXT NOT NULL, b
 CREATE TABLE IF NOT EXISTS rrsets  (zone TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, body TEXT,
                                     PRIMARY KEY (zone, name, type));
 CREATE TABLE IF NOT EXISTS serials (zone TEXT PRIMARY KEY, bumps INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, zone TEXT NOT NULL, entry BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS health  (pool TEXT NOT NULL, address TEXT NOT NULL, body TEXT NOT NULL,
+                                    PRIMARY KEY (pool, address));
 ";
 
 impl SqliteStore {
@@ -119,14 +123,33 @@ impl Store for SqliteStore {
         self.call(|db| db.load()).await
     }
 
-    async fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
-        let (change, zone) = (change.clone(), zone.clone());
-        self.call(move |db| db.apply(&change, &zone)).await
+    async fn apply_all(&mut self, changes: &[Change], zone: &Name) -> Result<(), StoreError> {
+        let (changes, zone) = (changes.to_vec(), zone.clone());
+        self.call(move |db| db.apply(&changes, &zone)).await
     }
 
     async fn import(&mut self, o: &Overlay) -> Result<usize, StoreError> {
         let o = o.clone();
         self.call(move |db| db.import(&o)).await
+    }
+
+    async fn journal(&mut self, zone: &Name, entry: Vec<u8>, keep: usize) -> Result<(), StoreError> {
+        let zone = zone.to_ascii();
+        self.call(move |db| db.journal(&zone, &entry, keep)).await
+    }
+
+    async fn load_journals(&mut self) -> Result<StoredJournals, StoreError> {
+        self.call(|db| db.load_journals()).await
+    }
+
+    async fn bump(&mut self, zone: &Name) -> Result<(), StoreError> {
+        let zone = zone.to_ascii();
+        self.call(move |db| {
+            let q =
+                "INSERT INTO serials (zone, bumps) VALUES (?1, 1) ON CONFLICT(zone) DO UPDATE SET bumps = bumps + 1";
+            db.conn.execute(q, params![zone]).map(|_| ()).map_err(db.err())
+        })
+        .await
     }
 }
 
@@ -216,14 +239,34 @@ impl Db {
             let z = parse_fqdn(&zone).map_err(|e| self.corrupt(e.to_string()))?;
             o.serials.insert(z, bumps as u32);
         }
+        self.load_health(&mut o)?;
         Ok(o)
     }
 
-    fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
+    fn load_health(&mut self, o: &mut Overlay) -> Result<(), StoreError> {
+        let rows: Vec<(String, String, String)> = {
+            let mut st = self.conn.prepare("SELECT pool, address, body FROM health").map_err(self.err())?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(self.err())?
+                .collect::<Result<_, _>>()
+                .map_err(self.err())?
+        };
+        for (pool, addr, body) in rows {
+            let bad = |e: &dyn std::fmt::Display| self.corrupt(format!("health override of {addr} in {pool}: {e}"));
+            let p = parse_fqdn(&pool).map_err(|e| bad(&e))?;
+            let a = addr.parse().map_err(|e| bad(&e))?;
+            o.health.insert((p, a), decode_override(&body).map_err(|e| bad(&e))?);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, changes: &[Change], zone: &Name) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(err)?;
-        write_change(&tx, change).map_err(err)?;
+        for change in changes {
+            write_change(&tx, change).map_err(err)?;
+        }
         tx.execute(
             "INSERT INTO serials (zone, bumps) VALUES (?1, 1) ON CONFLICT(zone) DO UPDATE SET bumps = bumps + 1",
             params![zone.to_ascii()],
@@ -231,6 +274,40 @@ impl Db {
         .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(())
+    }
+
+    /// Appends one journal entry and drops the zone's entries before its newest `keep`.
+    fn journal(&mut self, zone: &str, entry: &[u8], keep: usize) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute("INSERT INTO journal (zone, entry) VALUES (?1, ?2)", params![zone, entry]).map_err(err)?;
+        tx.execute(
+            "DELETE FROM journal WHERE zone = ?1 AND seq NOT IN \
+             (SELECT seq FROM journal WHERE zone = ?1 ORDER BY seq DESC LIMIT ?2)",
+            params![zone, keep as i64],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    fn load_journals(&mut self) -> Result<StoredJournals, StoreError> {
+        let rows: Vec<(String, Vec<u8>)> = {
+            let mut st = self.conn.prepare("SELECT zone, entry FROM journal ORDER BY seq").map_err(self.err())?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(self.err())?
+                .collect::<Result<_, _>>()
+                .map_err(self.err())?
+        };
+        let mut out: Vec<(Name, Vec<Vec<u8>>)> = Vec::new();
+        for (zone, entry) in rows {
+            let z = parse_fqdn(&zone).map_err(|e| self.corrupt(format!("journal of {zone}: {e}")))?;
+            match out.iter_mut().find(|(n, _)| *n == z) {
+                Some((_, list)) => list.push(entry),
+                None => out.push((z, vec![entry])),
+            }
+        }
+        Ok(out)
     }
 
     fn import(&mut self, o: &Overlay) -> Result<usize, StoreError> {
@@ -271,6 +348,14 @@ impl Db {
         for (zone, bumps) in &o.serials {
             tx.execute("INSERT INTO serials (zone, bumps) VALUES (?1, ?2)", params![zone.to_ascii(), *bumps as i64])
                 .map_err(err)?;
+            n += 1;
+        }
+        for ((pool, addr), over) in &o.health {
+            tx.execute(
+                "INSERT INTO health (pool, address, body) VALUES (?1, ?2, ?3)",
+                params![pool.to_ascii(), addr.to_string(), encode_override(over)],
+            )
+            .map_err(err)?;
             n += 1;
         }
         tx.commit().map_err(err)?;
@@ -325,6 +410,19 @@ fn write_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), r
             tx.execute(
                 "DELETE FROM rrsets WHERE zone = ?1 AND name = ?2 AND type = ?3",
                 params![zone.to_ascii(), name.to_ascii(), rtype.to_string()],
+            )?;
+        }
+        Change::PutHealth { pool, address, over } => {
+            tx.execute(
+                "INSERT INTO health (pool, address, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(pool, address) DO UPDATE SET body = ?3",
+                params![pool.to_ascii(), address.to_string(), encode_override(over)],
+            )?;
+        }
+        Change::ClearHealth { pool, address } => {
+            tx.execute(
+                "DELETE FROM health WHERE pool = ?1 AND address = ?2",
+                params![pool.to_ascii(), address.to_string()],
             )?;
         }
     }
@@ -397,7 +495,7 @@ mod tests {
                 zone: zone.clone(),
                 name: parse_fqdn("new.example.test.").unwrap(),
                 rtype: RecordType::A,
-                set: StoredRRset { ttl: 60, data: vec!["192.0.2.7".into()] },
+                set: StoredRRset::api(60, vec!["192.0.2.7".into()]),
             },
             Change::DeleteRRset {
                 zone: zone.clone(),

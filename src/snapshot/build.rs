@@ -18,6 +18,7 @@ pub struct Settings {
     pub regions: Arc<Regions>,
     pub geoip: Option<Arc<crate::geoip::GeoDb>>,
     pub tsig: Arc<crate::tsig::Keys>,
+    pub transfer: Arc<super::transfer::TransferTable>,
 }
 
 /// The pool index zones mark their pool nodes with: each pool's position.
@@ -46,7 +47,7 @@ pub fn build(
     settings: Settings,
     previous: Option<&Snapshot>,
 ) -> Result<Snapshot, Problem> {
-    let Settings { edns_udp_size, regions, geoip, tsig } = settings;
+    let Settings { edns_udp_size, regions, geoip, tsig, transfer } = settings;
     let mut built = Vec::with_capacity(pools.len());
     // Previous pools by name: a reload of 100,000 pools must not search for each.
     let previous_by_name: std::collections::HashMap<&Name, &Arc<Pool>> =
@@ -62,7 +63,7 @@ pub fn build(
     }
     let zone_map: FxHashMap<Box<[u8]>, Arc<Zone>> = zones.iter().map(|z| (z.origin_wire.clone(), z.clone())).collect();
     let pools = built.into_iter().collect();
-    Ok(Snapshot { zones: Arc::new(zone_map), pools, edns_udp_size, regions: regions.clone(), geoip, tsig })
+    Ok(Snapshot { zones: Arc::new(zone_map), pools, edns_udp_size, regions: regions.clone(), geoip, tsig, transfer })
 }
 
 /// Whether `pool` is what building `def` with `health` would make: the same
@@ -114,7 +115,13 @@ mod tests {
         let zone =
             crate::zone::parse_str(&config.zones[0].origin, Path::new("/z"), "@ 60 SOA ns h 1 2 3 4 30\n@ 60 NS ns\n");
         let defs: Vec<Arc<PoolDef>> = config.pools.into_iter().map(Arc::new).collect();
-        let settings = Settings { edns_udp_size: 1232, regions: Arc::default(), geoip: None, tsig: Arc::default() };
+        let settings = Settings {
+            edns_udp_size: 1232,
+            regions: Arc::default(),
+            geoip: None,
+            tsig: Arc::default(),
+            transfer: Arc::default(),
+        };
         let zones = build_zones(&[Arc::new(zone.unwrap())], &defs, &BTreeMap::new()).unwrap();
         build(&zones, &defs, health, settings, previous).unwrap()
     }

@@ -10,6 +10,7 @@
 mod build;
 mod pools;
 mod read;
+pub mod transfer;
 mod zone;
 
 pub use build::{Settings, build, build_zones, pool_index, rebuild_pools};
@@ -47,6 +48,8 @@ pub struct Snapshot {
     pub geoip: Option<Arc<GeoDb>>,
     /// `[[tsig]]` keys that signed queries are verified with.
     pub tsig: Arc<crate::tsig::Keys>,
+    /// Zone transfer settings of the zones that have any, by lower-cased wire origin.
+    pub transfer: Arc<transfer::TransferTable>,
 }
 
 impl Snapshot {
@@ -60,6 +63,7 @@ impl Snapshot {
             regions: Arc::default(),
             geoip: None,
             tsig: Arc::default(),
+            transfer: Arc::default(),
         }
     }
 
@@ -73,6 +77,7 @@ impl Snapshot {
             regions: self.regions.clone(),
             geoip: self.geoip.clone(),
             tsig: self.tsig.clone(),
+            transfer: self.transfer.clone(),
         }
     }
 }

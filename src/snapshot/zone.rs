@@ -188,8 +188,9 @@ impl<'z> Iterator for RRsets<'z> {
 }
 
 /// A node as API changes left it: the whole node (its RRsets in type order),
-/// so that a lookup that finds it reads nothing from the base.
-#[derive(Debug, Clone)]
+/// so that a lookup that finds it reads nothing from the base. (Comparable, so
+/// that the nodes two layers differ in are found without visiting what they share.)
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerNode {
     name: Box<[u8]>,
     flags: u8,
@@ -198,7 +199,7 @@ pub struct LayerNode {
     rrsets: Vec<LayerRRset>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct LayerRRset {
     rtype: u16,
     count: u16,

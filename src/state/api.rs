@@ -20,6 +20,9 @@ pub enum ApiRequest {
     PutMember(String, String, Bytes),
     DeleteMember(String, String),
     DeleteMemberOverride(String, String),
+    /// `PUT /v1/pools/{name}/members/{address}/health`, received at the time given
+    /// (an `expires_in` counts from it).
+    PutMemberHealth(String, String, Bytes, std::time::SystemTime),
     ListZones,
     GetRecords(String),
     PutRRset(String, String, String, Bytes),

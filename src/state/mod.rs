@@ -8,12 +8,14 @@
 
 pub mod api;
 pub mod cname;
+mod health;
 pub mod held;
 mod input;
 pub mod overlay;
 mod plan;
 #[cfg(test)]
 mod tests;
+pub mod update;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -29,6 +31,14 @@ use crate::sources::Sources;
 use crate::state::api::{ApiError, ApiRequest};
 use crate::zone;
 use overlay::{Change, MemberFields, Origin, Overlay};
+
+/// A member address as the record it answers with.
+fn address_rdata(address: IpAddr) -> RData {
+    match address {
+        IpAddr::V4(a) => RData::A(a.into()),
+        IpAddr::V6(a) => RData::AAAA(a.into()),
+    }
+}
 
 /// Zone, owner name and type of an RRset.
 pub type RRsetKey = (Name, Name, RecordType);
@@ -126,16 +136,38 @@ impl<'a> InEffect<'a> {
         node.is_some_and(|n| n.rrset(u16::from(rtype)).is_some())
     }
 
-    /// Every RRset in effect at `name` in the zone `origin` (the SOA too, at the
-    /// apex), in type order: type, TTL and records. A lookup, whatever the zone's size.
+    /// The RRsets in effect at `name` in the zone `origin` (the SOA too, at the
+    /// apex), in type order: the zone's records with API and UPDATE changes, and
+    /// a pool's members as its A and AAAA RRsets (with the pool's TTL). What
+    /// UPDATE prerequisites are checked against and its changes start from. A
+    /// lookup, whatever the zone's size.
     pub fn rrsets_at(&self, origin: &Name, name: &Name) -> Vec<(RecordType, u32, Vec<RData>)> {
-        self.zone(origin).map(|z| z.rrsets_at(name)).unwrap_or_default()
+        let mut out = self.zone(origin).map(|z| z.rrsets_at(name)).unwrap_or_default();
+        if let Some((def, _)) = self.find_pool(name).filter(|_| self.pool_zone(name) == *origin) {
+            for (rtype, v4) in [(RecordType::A, true), (RecordType::AAAA, false)] {
+                let data: Vec<RData> = def
+                    .members
+                    .iter()
+                    .filter(|m| m.address.is_ipv4() == v4)
+                    .map(|m| address_rdata(m.address))
+                    .collect();
+                if !data.is_empty() {
+                    out.push((rtype, def.ttl, data));
+                }
+            }
+        }
+        out
     }
 
-    /// Whether `name` exists in the zone `origin` in effect (it has RRsets, is a
-    /// pool, or is an empty non-terminal above one that does).
+    /// Whether `name` owns anything in the zone `origin` (a record or a pool; an
+    /// empty non-terminal owns nothing, as RFC 2136's "name is in use" reads).
     pub fn name_exists(&self, origin: &Name, name: &Name) -> bool {
-        self.zone(origin).is_some_and(|z| z.node_at(name).is_some())
+        !self.rrsets_at(origin, name).is_empty()
+    }
+
+    /// Who may change the zone `origin` by UPDATE.
+    pub fn grants(&self, origin: &Name) -> &'a [crate::config::Grant] {
+        self.sources.config.zones.iter().find(|z| z.origin == *origin).map_or(&[], |z| &z.update)
     }
 
     /// Where the RRset of a type at `name` in `origin` in effect comes from, for

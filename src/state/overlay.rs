@@ -19,6 +19,7 @@ use hickory_proto::rr::{Name, RecordType};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{MemberConfig, PoolDef};
+use crate::health::push::{HealthOverride, Overrides};
 use crate::rdata::RecordError;
 use crate::snapshot::EncodedRRset;
 use crate::sources::Sources;
@@ -71,6 +72,17 @@ pub enum Change {
         name: Name,
         rtype: RecordType,
     },
+    /// Push a member's health over its probes (`PUT …/health` up or down).
+    PutHealth {
+        pool: Name,
+        address: IpAddr,
+        over: HealthOverride,
+    },
+    /// Hand a member's health back to its probes (`PUT …/health` auto).
+    ClearHealth {
+        pool: Name,
+        address: IpAddr,
+    },
 }
 
 /// An RRset as the API stores it.
@@ -78,6 +90,39 @@ pub enum Change {
 pub struct StoredRRset {
     pub ttl: u32,
     pub data: Vec<String>,
+    /// What wrote it; absent in what older versions stored (the API).
+    #[serde(default, skip_serializing_if = "RRsetSource::is_api")]
+    pub source: RRsetSource,
+}
+
+impl StoredRRset {
+    /// An RRset written through the admin API.
+    pub fn api(ttl: u32, data: Vec<String>) -> StoredRRset {
+        StoredRRset { ttl, data, source: RRsetSource::Api }
+    }
+}
+
+/// What wrote a stored RRset: the admin API or an RFC 2136 UPDATE (both are
+/// API-layer changes over the zone file; the API shows which as `source`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RRsetSource {
+    #[default]
+    Api,
+    Update,
+}
+
+impl RRsetSource {
+    pub fn is_api(&self) -> bool {
+        *self == RRsetSource::Api
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RRsetSource::Api => "api",
+            RRsetSource::Update => "update",
+        }
+    }
 }
 
 /// The fields of a member that an override sets (also the body of `PUT
@@ -162,11 +207,26 @@ pub struct Overlay {
     pub rrsets: BTreeMap<(Name, Name, RecordType), Option<StoredRRset>>,
     /// Serial increments per zone, one per change.
     pub serials: BTreeMap<Name, u32>,
+    /// Health overrides, lapsed ones included (inert until replaced).
+    pub health: Overrides,
 }
 
 impl Overlay {
-    /// Applies `change` (already validated) for `zone`.
+    /// Applies `change` (already validated) for `zone`, one serial increment.
     pub fn apply(&mut self, change: &Change, zone: &Name) {
+        self.apply_all(std::slice::from_ref(change), zone);
+    }
+
+    /// Applies `changes` (already validated, one UPDATE message) for `zone`:
+    /// one serial increment for them all.
+    pub fn apply_all(&mut self, changes: &[Change], zone: &Name) {
+        for c in changes {
+            self.apply_one(c);
+        }
+        *self.serials.entry(zone.clone()).or_insert(0) += 1;
+    }
+
+    fn apply_one(&mut self, change: &Change) {
         match change {
             Change::PutPool(def) => {
                 self.pools.insert(def.name.clone(), (**def).clone());
@@ -196,8 +256,13 @@ impl Overlay {
             Change::RevertRRset { zone, name, rtype } => {
                 self.rrsets.remove(&(zone.clone(), name.clone(), *rtype));
             }
+            Change::PutHealth { pool, address, over } => {
+                self.health.insert((pool.clone(), *address), over.clone());
+            }
+            Change::ClearHealth { pool, address } => {
+                self.health.remove(&(pool.clone(), *address));
+            }
         }
-        *self.serials.entry(zone.clone()).or_insert(0) += 1;
     }
 
     /// The member overrides stored for `pool`, by address.

@@ -37,6 +37,9 @@ impl InEffect<'_> {
             ApiRequest::PutMember(pool, address, body) => self.plan_put_member(&pool, &address, &body).map(Some),
             ApiRequest::DeleteMember(pool, address) => self.plan_delete_member(&pool, &address),
             ApiRequest::DeleteMemberOverride(pool, address) => self.plan_revert_member(&pool, &address).map(Some),
+            ApiRequest::PutMemberHealth(pool, address, body, now) => {
+                self.plan_member_health(&pool, &address, &body, now)
+            }
             ApiRequest::PutRRset(origin, name, rtype, body) => {
                 self.plan_put_rrset(&origin, &name, &rtype, &body).map(Some)
             }
@@ -105,6 +108,12 @@ impl InEffect<'_> {
         }
         let cfg: ApiPoolConfig = parse_json(body)?;
         let def = cfg.into_def(name.clone());
+        if def.health.health_file.is_some() {
+            // A path on the server is the config file's to name, not an API client's.
+            return Err(ApiError::unprocessable(
+                "health.health_file: set only in the config file, not through the API",
+            ));
+        }
         validate_pool(&def, &self.sources.config.regions)?;
         let answers =
             |z: &Zone, rtype: RecordType| match self.overlay.rrsets.get(&(z.origin.clone(), name.clone(), rtype)) {
@@ -241,7 +250,7 @@ impl InEffect<'_> {
             }
         }
         let created = z.rrset_at(&name, rtype).is_none();
-        let change = Change::PutRRset { zone: z.origin.clone(), name, rtype, set: StoredRRset { ttl: set.ttl, data } };
+        let change = Change::PutRRset { zone: z.origin.clone(), name, rtype, set: StoredRRset::api(set.ttl, data) };
         Ok(Planned::new(change, z.origin.clone(), created))
     }
 

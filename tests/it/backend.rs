@@ -20,6 +20,8 @@ struct State {
     stop: AtomicBool,
     /// Connections from these addresses are closed at once (an unreachable path).
     refuse: Mutex<Vec<std::net::IpAddr>>,
+    /// Connections accepted, by source address.
+    sources: Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
 }
 
 pub struct Backend {
@@ -56,6 +58,9 @@ impl Backend {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
+                if let Ok(p) = conn.peer_addr() {
+                    *st.sources.lock().unwrap().entry(p.ip()).or_insert(0) += 1;
+                }
                 if conn.peer_addr().is_ok_and(|p| st.refuse.lock().unwrap().contains(&p.ip())) {
                     continue;
                 }
@@ -85,6 +90,10 @@ impl Backend {
     }
     pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::SeqCst)
+    }
+    /// Connections accepted since the last call, by source address.
+    pub fn take_sources(&self) -> std::collections::HashMap<std::net::IpAddr, usize> {
+        std::mem::take(&mut *self.state.sources.lock().unwrap())
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::backend::Backend;
 use crate::harness::*;
 
-const TOKEN: &str = "cluster-test-token-0123456789abcdef";
+pub(crate) const TOKEN: &str = "cluster-test-token-0123456789abcdef";
 
 struct Member {
     name: String,
@@ -243,15 +243,15 @@ fn ports(n: usize) -> Vec<u16> {
     held.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
-const ZONE: &str = "$ORIGIN c.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ IN NS ns1\n\
+pub(crate) const ZONE: &str = "$ORIGIN c.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ IN NS ns1\n\
                     ns1 IN A 192.0.2.53\n";
 
 /// A node: its own DNS and admin ports, the shared etcd, and `extra` config.
-fn node(etcd: &Etcd, name: &str, cluster_extra: &str, rest: &str) -> Server {
+pub(crate) fn node(etcd: &Etcd, name: &str, cluster_extra: &str, rest: &str) -> Server {
     Server::start(&node_config(etcd, name, cluster_extra, rest), &[("c.zone", ZONE), ("token", TOKEN)])
 }
 
-fn node_config(etcd: &Etcd, name: &str, cluster_extra: &str, rest: &str) -> String {
+pub(crate) fn node_config(etcd: &Etcd, name: &str, cluster_extra: &str, rest: &str) -> String {
     format!(
         "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\ntoken_file=\"token\"\n\
          [cluster]\nstore=\"etcd\"\nendpoints=[{}]\nnode=\"{name}\"\n{cluster_extra}\n{rest}\n\
@@ -262,7 +262,7 @@ fn node_config(etcd: &Etcd, name: &str, cluster_extra: &str, rest: &str) -> Stri
     )
 }
 
-fn api(s: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+pub(crate) fn api(s: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
     let mut req = http.request(method.parse().unwrap(), format!("http://{}{path}", s.admin)).bearer_auth(TOKEN);
@@ -281,7 +281,7 @@ fn put_a(s: &Server, name: &str, addr: &str) -> (u16, Value) {
 }
 
 /// Polls `f` until it holds or `limit` passes; returns how long it took.
-fn within(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+pub(crate) fn within(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
     loop {
         if f() {
@@ -294,7 +294,7 @@ fn within(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
     }
 }
 
-fn answers(s: &Server, name: &str) -> Vec<String> {
+pub(crate) fn answers(s: &Server, name: &str) -> Vec<String> {
     let mut a = addrs(&s.query(name, RecordType::A));
     a.sort();
     a
@@ -852,4 +852,126 @@ fn the_status_page_state_shows_each_members_quorum_votes() {
         assert!(!www.to_string().contains("Votes"), "no checks, no Votes column: {www}");
         c.close().await.unwrap();
     });
+}
+
+/// A node with `[[tsig]]` key `up.` granted every TXT and A in c.test.
+fn update_node(etcd: &Etcd, name: &str) -> Server {
+    let config = node_config(etcd, name, "", "[[tsig]]\nname=\"up.\"\nsecret_file=\"up.key\"\n").replace(
+        "file=\"c.zone\"\n",
+        "file=\"c.zone\"\nupdate=[{ key = \"up.\", names = [\"*\"], types = [\"TXT\", \"A\"] }]\n",
+    );
+    Server::start(
+        &config,
+        &[("c.zone", ZONE), ("token", TOKEN), ("up.key", "dXBkYXRlLXVwZGF0ZS11cGRhdGUtdXBkYXRlIQ==\n")],
+    )
+}
+
+/// A signed UPDATE of c.test. adding `rr` (name, A or TXT data), sent over UDP.
+fn send_update(s: &Server, name: &str, data: &str) -> ResponseCode {
+    use base64::Engine;
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+    use hickory_proto::rr::{DNSClass, Name, RData, Record, TSigner, rdata::TXT};
+    let secret = base64::engine::general_purpose::STANDARD.decode("dXBkYXRlLXVwZGF0ZS11cGRhdGUtdXBkYXRlIQ==").unwrap();
+    let key = TSigner::new(secret, TsigAlgorithm::HmacSha256, Name::from_ascii("up.").unwrap(), 300).unwrap();
+    let mut m = Message::new(fastrand::u16(..), MessageType::Query, OpCode::Update);
+    let mut zone = Query::query(Name::from_ascii("c.test.").unwrap(), RecordType::SOA);
+    zone.set_query_class(DNSClass::IN);
+    m.add_query(zone);
+    let rdata = match data.parse::<std::net::Ipv4Addr>() {
+        Ok(a) => RData::A(a.into()),
+        Err(_) => RData::TXT(TXT::new(vec![data.to_string()])),
+    };
+    m.add_authority(Record::from_rdata(Name::from_ascii(name).unwrap(), 60, rdata));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    m.finalize(&key, now).unwrap();
+    let reply = tcp_raw(s.dns, &m.to_vec().unwrap()).expect("a reply");
+    Message::from_vec(&reply).unwrap().metadata.response_code
+}
+
+#[test]
+fn an_update_through_one_node_is_answered_by_every_node() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    let nodes: Vec<Server> = (0..2).map(|i| update_node(&etcd, &format!("u{i}"))).collect();
+    assert_eq!(send_update(&nodes[0], "_acme-challenge.c.test.", "token"), ResponseCode::NoError);
+    for n in &nodes {
+        let seen = within(SECOND, || n.query("_acme-challenge.c.test.", RecordType::TXT).answers.len() == 1);
+        assert!(seen.is_some(), "a node did not answer the UPDATE's TXT within 1 s");
+    }
+    // A member added to the pool through the other node.
+    assert_eq!(send_update(&nodes[1], "www.c.test.", "192.0.2.12"), ResponseCode::NoError);
+    for n in &nodes {
+        let all = ["192.0.2.10", "192.0.2.11", "192.0.2.12"];
+        assert!(within(SECOND, || answers(n, "www.c.test.") == all).is_some(), "{:?}", answers(n, "www.c.test."));
+    }
+    // Two UPDATEs at once through the two nodes: both applied, one serial each.
+    let before = serial(&nodes[0]);
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| send_update(&nodes[0], "a.c.test.", "192.0.2.21"));
+        let b = s.spawn(|| send_update(&nodes[1], "b.c.test.", "192.0.2.22"));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!((a, b), (ResponseCode::NoError, ResponseCode::NoError));
+    for n in &nodes {
+        assert!(within(SECOND, || serial(n) == before + 2).is_some(), "serial {}", serial(n));
+        assert!(within(SECOND, || answers(n, "a.c.test.").len() == 1 && answers(n, "b.c.test.").len() == 1).is_some());
+    }
+    // The API shows the UPDATE's RRset as such on both.
+    for n in &nodes {
+        let (_, recs) = api(n, "GET", "/v1/zones/c.test./records", None);
+        let set = recs["records"].as_array().unwrap().iter().find(|r| r["name"] == "_acme-challenge.c.test.").cloned();
+        assert_eq!(set.map(|s| s["source"].clone()), Some(Value::from("update")));
+    }
+}
+
+/// Zone transfers in a cluster with `transfer_pools = "healthy"`: a member that
+/// every node sees go down leaves the pool's transferred RRset, and the serial
+/// moves through etcd, so both nodes serve the same serial and the same AXFR.
+#[test]
+fn a_health_change_moves_the_transferred_pool_and_the_serial_on_every_node() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    let x = Backend::http("127.0.0.2", 0);
+    let y = Backend::http("127.0.0.3", x.addr.port());
+    let pool = format!(
+        "[[pool]]\nname=\"app.c.test.\"\n[pool.health]\ncheck=\"http\"\nport={}\ninterval=\"200ms\"\n\
+         timeout=\"1s\"\nrise=1\nfall=1\n[[pool.member]]\naddress=\"127.0.0.2\"\n[[pool.member]]\naddress=\"127.0.0.3\"\n",
+        x.addr.port()
+    );
+    let nodes: Vec<Server> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            let config = node_config(&etcd, n, "health=\"quorum\"", &pool)
+                .replace("file=\"c.zone\"\n", "file=\"c.zone\"\ntransfer=[\"127.0.0.0/8\"]\n");
+            Server::start(&config, &[("c.zone", ZONE), ("token", TOKEN)])
+        })
+        .collect();
+    let axfr_pool = |s: &Server| {
+        let m = tcp(s.dns, &msg("c.test.", RecordType::AXFR));
+        let mut a: Vec<String> = m
+            .answers
+            .iter()
+            .filter(|r| r.name.to_ascii() == "app.c.test.")
+            .filter_map(|r| r.data.ip_addr())
+            .map(|a| a.to_string())
+            .collect();
+        a.sort();
+        a
+    };
+    for n in &nodes {
+        assert!(within(Duration::from_secs(5), || axfr_pool(n) == ["127.0.0.2", "127.0.0.3"]).is_some());
+    }
+    let before = serial(&nodes[0]);
+    y.set_status(500);
+    let settled = || {
+        nodes.iter().all(|n| axfr_pool(n) == ["127.0.0.2"] && serial(n) != before)
+            && serial(&nodes[0]) == serial(&nodes[1])
+    };
+    assert!(
+        within(Duration::from_secs(15), settled).is_some(),
+        "serials {} {}, pools {:?} {:?}",
+        serial(&nodes[0]),
+        serial(&nodes[1]),
+        axfr_pool(&nodes[0]),
+        axfr_pool(&nodes[1])
+    );
 }

@@ -228,13 +228,18 @@ fn server_never_exceeds_its_own_udp_size() {
 #[test]
 fn other_opcodes_get_notimp() {
     let s = Server::example();
-    for op in [OpCode::Notify, OpCode::Update, OpCode::Status] {
+    for op in [OpCode::Notify, OpCode::Status] {
         let mut q = msg("example.test.", RecordType::SOA);
         q.metadata.op_code = op;
         let r = udp(s.dns, &q);
         assert_eq!(r.metadata.response_code, ResponseCode::NotImp, "{op:?}");
         assert_eq!(r.metadata.op_code, op);
     }
+    // UPDATE is served: a zone without `update` grants refuses it.
+    let mut q = msg("example.test.", RecordType::SOA);
+    q.metadata.op_code = OpCode::Update;
+    let r = udp(s.dns, &q);
+    assert_eq!((r.metadata.response_code, r.metadata.op_code), (ResponseCode::Refused, OpCode::Update));
 }
 
 #[test]

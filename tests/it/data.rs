@@ -166,11 +166,11 @@ fn stored_change_that_does_not_encode_is_skipped_at_start() {
     let cfg = setup(dir.path(), "kept IN TXT \"kept\"\n");
     let zone = Name::from_ascii("d.test.").unwrap();
     let mut store = SqliteStore::open(&dir.path().join("state")).unwrap();
-    let bad = StoredRRset { ttl: 60, data: vec![format!("\"{}\"", "x".repeat(300))] };
+    let bad = StoredRRset::api(60, vec![format!("\"{}\"", "x".repeat(300))]);
     let name = Name::from_ascii("bad.d.test.").unwrap();
     let change = Change::PutRRset { zone: zone.clone(), name, rtype: RecordType::TXT, set: bad };
     rt.block_on(store.apply(&change, &zone)).unwrap();
-    let good = StoredRRset { ttl: 60, data: vec!["\"fine\"".into()] };
+    let good = StoredRRset::api(60, vec!["\"fine\"".into()]);
     let name = Name::from_ascii("good.d.test.").unwrap();
     let change = Change::PutRRset { zone: zone.clone(), name, rtype: RecordType::TXT, set: good };
     rt.block_on(store.apply(&change, &zone)).unwrap();
@@ -187,7 +187,7 @@ fn stored_change_that_does_not_encode_is_skipped_at_start() {
 
     // Export and import: data that cannot be served is named, not carried along.
     let mut store = SqliteStore::open(&dir.path().join("state")).unwrap();
-    let bad = StoredRRset { ttl: 60, data: vec![format!("\"{}\"", "x".repeat(300))] };
+    let bad = StoredRRset::api(60, vec![format!("\"{}\"", "x".repeat(300))]);
     let name = Name::from_ascii("bad.d.test.").unwrap();
     let change = Change::PutRRset { zone: zone.clone(), name, rtype: RecordType::TXT, set: bad };
     rt.block_on(store.apply(&change, &zone)).unwrap();

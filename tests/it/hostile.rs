@@ -28,6 +28,11 @@ fn valid_queries() -> Vec<Vec<u8>> {
         v.push(msg_ecs(n, t, "198.51.100.0", 24).to_vec().unwrap());
         v.push(signed(msg(n, t)));
     }
+    // Zone transfers (the zone allows loopback and the hostile key).
+    for t in [RecordType::AXFR, RecordType::IXFR] {
+        v.push(transfer_query(t).to_vec().unwrap());
+        v.push(signed(transfer_query(t)));
+    }
     // TSIG gone wrong: cut inside the MAC, under an algorithm the key is not for,
     // an hour off, and followed by another record.
     let good = signed(msg_plain("www.example.test.", RecordType::A));
@@ -43,7 +48,112 @@ fn valid_queries() -> Vec<Vec<u8>> {
     not_last[11] += 1;
     not_last.extend_from_slice(b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00");
     v.push(not_last);
+    v.extend(updates());
     v
+}
+
+/// UPDATE messages (RFC 2136) for the `_h` names the hostile key is granted:
+/// one good, signed; then unsigned, with a MAC cut short, under the wrong
+/// algorithm, a zone of class CH, an update of class CH, and a huge update section.
+fn updates() -> Vec<Vec<u8>> {
+    use hickory_proto::op::{MessageType, OpCode, Query};
+    use hickory_proto::rr::{DNSClass, Name, RData, Record, rdata::TXT};
+    let update = |n: usize, class: DNSClass| {
+        let mut m = Message::new(0x5150, MessageType::Query, OpCode::Update);
+        let mut zone = Query::query(Name::from_ascii("example.test.").unwrap(), RecordType::SOA);
+        zone.set_query_class(DNSClass::IN);
+        m.add_query(zone);
+        for i in 0..n {
+            let name = Name::from_ascii(format!("_h{i}.example.test.")).unwrap();
+            let mut r = Record::from_rdata(name, 60, RData::TXT(TXT::new(vec!["hostile".into()])));
+            r.dns_class = class;
+            m.add_authority(r);
+        }
+        m
+    };
+    let good = signed(update(1, DNSClass::IN));
+    let alg = good.windows(12).position(|w| w == b"\x0bhmac-sha256").unwrap();
+    let mut wrong_alg = good.clone();
+    wrong_alg[alg + 11] = b'7';
+    let mut zone_ch = update(1, DNSClass::IN);
+    zone_ch.queries[0].set_query_class(DNSClass::CH);
+    vec![
+        good.clone(),
+        update(1, DNSClass::IN).to_vec().unwrap(),
+        good[..good.len() - 12].to_vec(),
+        wrong_alg,
+        signed(zone_ch),
+        signed(update(1, DNSClass::CH)),
+        signed(update(400, DNSClass::IN)),
+    ]
+}
+
+/// An AXFR or IXFR (from serial 1) of example.test.
+fn transfer_query(t: RecordType) -> Message {
+    use hickory_proto::rr::rdata::SOA;
+    use hickory_proto::rr::{Name, RData, Record};
+    let mut m = msg_plain("example.test.", t);
+    if t == RecordType::IXFR {
+        let n = |s: &str| Name::from_ascii(s).unwrap();
+        let soa = SOA::new(n("ns1.example.test."), n("hostmaster.example.test."), 1, 0, 0, 0, 0);
+        m.add_authority(Record::from_rdata(n("example.test."), 0, RData::SOA(soa)));
+    }
+    m
+}
+
+/// The example config with the hostile key, transfers of example.test.
+/// allowed to loopback and to that key, and TXT UPDATEs granted to it.
+fn hostile_config(dir: &std::path::Path) -> std::path::PathBuf {
+    use base64::Engine;
+    write(&dir.join("hostile.key"), &base64::engine::general_purpose::STANDARD.encode(HOSTILE_SECRET));
+    let tsig = "\n[[tsig]]\nname = \"hostile-key.\"\nsecret_file = \"hostile.key\"\n";
+    let config = example_config().replace(
+        "zones/example.test.zone\"\n",
+        "zones/example.test.zone\"\ntransfer = [\"127.0.0.0/8\", \"key:hostile-key.\"]\n\
+         update = [{ key = \"hostile-key.\", names = [\"*\"], types = [\"TXT\"] }]\n",
+    );
+    assert!(config.contains("key:hostile-key."), "the example config's zone moved");
+    write(&dir.join("lbdns.toml"), &(config + tsig));
+    dir.join("lbdns.toml")
+}
+
+/// One request over TCP; the first reply message.
+fn tcp_once(dns: std::net::SocketAddr, packet: &[u8]) -> Message {
+    Message::from_vec(&tcp_raw(dns, packet).expect("a TCP reply")).expect("the reply parses")
+}
+
+/// Malformed and refused transfer requests get their RCODE and the server goes
+/// on serving transfers: a bad signature (NOTAUTH), a cut question and an IXFR
+/// without the client's SOA (FORMERR), class CH (REFUSED), AXFR over UDP
+/// (REFUSED); then a good AXFR comes whole, SOA first and last.
+#[test]
+fn malformed_transfer_requests_get_their_rcode() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = spawn(&hostile_config(dir.path()));
+    let dns = r.dns;
+    use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+    let name = hickory_proto::rr::Name::from_ascii("hostile-key.").unwrap();
+    let wrong = hickory_proto::rr::TSigner::new(b"wrong".to_vec(), TsigAlgorithm::HmacSha256, name, 300).unwrap();
+    let mut bad = transfer_query(RecordType::AXFR);
+    bad.finalize(&wrong, now()).unwrap();
+    assert_eq!(tcp_once(dns, &bad.to_vec().unwrap()).metadata.response_code, ResponseCode::NotAuth);
+    let whole = transfer_query(RecordType::AXFR).to_vec().unwrap();
+    let cut = tcp_raw(dns, &whole[..whole.len() - 3]).expect("a reply to a cut question");
+    assert_eq!(cut[3] & 0x0f, 1, "FORMERR");
+    let mut no_soa = transfer_query(RecordType::IXFR);
+    no_soa.authorities.clear();
+    assert_eq!(tcp_once(dns, &no_soa.to_vec().unwrap()).metadata.response_code, ResponseCode::FormErr);
+    let mut chaos = transfer_query(RecordType::AXFR);
+    chaos.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
+    assert_eq!(tcp_once(dns, &chaos.to_vec().unwrap()).metadata.response_code, ResponseCode::Refused);
+    assert_eq!(udp(dns, &transfer_query(RecordType::AXFR)).metadata.response_code, ResponseCode::Refused);
+
+    let good = tcp_once(dns, &signed(transfer_query(RecordType::AXFR)));
+    assert_eq!(good.metadata.response_code, ResponseCode::NoError);
+    let soa = |i: usize| good.answers[i].record_type() == RecordType::SOA;
+    assert!(soa(0) && soa(good.answers.len() - 1), "{:?}", lines(&good.answers));
+    assert!(r.child.try_wait().unwrap().is_none(), "the server died");
+    assert_answers_correctly(dns);
 }
 
 const HOSTILE_SECRET: &[u8] = b"hostile-hostile-hostile-hostile!";
@@ -158,11 +268,7 @@ fn assert_answers_correctly(dns: std::net::SocketAddr) {
 #[test]
 fn hundred_thousand_hostile_packets_and_a_thousand_broken_streams() {
     let dir = tempfile::tempdir().unwrap();
-    use base64::Engine;
-    write(&dir.path().join("hostile.key"), &base64::engine::general_purpose::STANDARD.encode(HOSTILE_SECRET));
-    let tsig = "\n[[tsig]]\nname = \"hostile-key.\"\nsecret_file = \"hostile.key\"\n";
-    write(&dir.path().join("lbdns.toml"), &(example_config() + tsig));
-    let mut r = spawn(&dir.path().join("lbdns.toml"));
+    let mut r = spawn(&hostile_config(dir.path()));
     let dns = r.dns;
     let mut rng = fastrand::Rng::with_seed(7873);
     let bases: Vec<Vec<u8>> = valid_queries().into_iter().chain(crafted()).collect();
@@ -198,6 +304,11 @@ fn hundred_thousand_hostile_packets_and_a_thousand_broken_streams() {
     let mut verifier = m.finalize(&hostile_key(), now()).unwrap().unwrap();
     let reply = verifier.verify(&udp_raw(dns, &m.to_vec().unwrap()).unwrap()).expect("a signed reply");
     assert_eq!(reply.answers.len(), 3);
+    // Of all the UPDATEs, only the good one changed anything (a mutated one
+    // fails its MAC, and the huge one is refused whole).
+    let h0 = udp(dns, &msg("_h0.example.test.", RecordType::TXT));
+    assert_eq!(h0.answers.len(), 1, "{h0:?}");
+    assert!(udp(dns, &msg("_h1.example.test.", RecordType::TXT)).answers.is_empty());
 
     for i in 0..1000 {
         let mut s = TcpStream::connect(dns).unwrap();

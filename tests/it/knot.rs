@@ -41,7 +41,7 @@ pub struct Knot {
     _dir: tempfile::TempDir,
 }
 
-fn knotd_binary() -> Option<&'static str> {
+pub fn knotd_binary() -> Option<&'static str> {
     ["/usr/sbin/knotd", "knotd"]
         .into_iter()
         .find(|b| Command::new(b).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok())
@@ -49,7 +49,7 @@ fn knotd_binary() -> Option<&'static str> {
 
 /// A port free for both UDP and TCP below Linux's ephemeral range (32768 and up),
 /// so that servers binding port 0 in other tests do not take it first.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     loop {
         let port = fastrand::u16(20000..32000);
         if TcpListener::bind(("127.0.0.1", port)).is_ok() && UdpSocket::bind(("127.0.0.1", port)).is_ok() {

@@ -13,7 +13,7 @@ use lbdns::config::{AllDown, ClusterHealth, EtcdSettings, HealthConfig, MemberCo
 use lbdns::persist::etcd::EtcdStore;
 use lbdns::persist::sqlite::SqliteStore;
 use lbdns::persist::{Store, StoreError, transfer};
-use lbdns::state::overlay::{Change, MemberFields, Overlay, StoredRRset};
+use lbdns::state::overlay::{Change, MemberFields, Overlay, RRsetSource, StoredRRset};
 
 use crate::cluster::Etcd;
 
@@ -57,7 +57,7 @@ fn changes() -> Vec<Change> {
         Change::RevertMember { pool: www, address: "192.0.2.12".parse().unwrap() },
         {
             let (zone, name, rtype) = rrset("new.example.test.", RecordType::A);
-            Change::PutRRset { zone, name, rtype, set: StoredRRset { ttl: 60, data: vec!["192.0.2.7".into()] } }
+            Change::PutRRset { zone, name, rtype, set: StoredRRset::api(60, vec!["192.0.2.7".into()]) }
         },
         {
             let (zone, name, rtype) = rrset("static.example.test.", RecordType::AAAA);
@@ -108,6 +108,31 @@ async fn conformance(kind: &str, mut open: impl AsyncFnMut(usize) -> Box<dyn Sto
     let written = open(1).await.import(&parsed).await.unwrap();
     assert_eq!(written, 1 + 3 + 2 + 1, "{kind}: one entry per pool, member, RRset and serial");
     assert_eq!(open(1).await.load().await.unwrap(), loaded, "{kind}: the imported store after reopening");
+
+    // One UPDATE message: several changes, one transaction, one serial increment;
+    // an RRset an UPDATE wrote keeps its source.
+    let mut by_update = StoredRRset::api(30, vec!["\"token\"".into()]);
+    by_update.source = RRsetSource::Update;
+    let batch = vec![
+        Change::PutRRset {
+            zone: zone.clone(),
+            name: n("_acme-challenge.example.test."),
+            rtype: RecordType::TXT,
+            set: by_update,
+        },
+        Change::DeleteRRset { zone: zone.clone(), name: n("new.example.test."), rtype: RecordType::A },
+        Change::PutMember {
+            pool: n("www.example.test."),
+            address: "192.0.2.30".parse().unwrap(),
+            fields: MemberFields::default(),
+        },
+    ];
+    let mut expected = loaded.clone();
+    expected.apply_all(&batch, &zone);
+    open(1).await.apply_all(&batch, &zone).await.unwrap_or_else(|e| panic!("{kind}: apply_all: {e}"));
+    let after = open(1).await.load().await.unwrap();
+    assert_eq!(after, expected, "{kind}: the batch after reopening");
+    assert_eq!(after.serials[&zone], loaded.serials[&zone] + 1, "{kind}: one serial increment for the batch");
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -134,6 +159,7 @@ fn etcd_store_conforms() {
         ca_pem: None,
         identity_pem: None,
         timeout: Duration::from_secs(5),
+        probe_share: None,
     };
     let prefixes = [settings("/a/"), settings("/b/")];
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -71,7 +71,7 @@ fn run(tool: &str, args: &[&str]) -> Option<String> {
 
 /// Whether `tool` runs. CI (`LBDNS_REQUIRE_KNOT=1`) needs kdig, Knot's client, so
 /// that these tests cannot pass there by skipping.
-fn have(tool: &str) -> bool {
+pub fn have(tool: &str) -> bool {
     let ok = Command::new(tool).arg("-v").output().is_ok();
     if !ok {
         assert!(

@@ -94,6 +94,22 @@ function votesCell(m) {
   return `<td data-label="votes" class="votes state ${kept ? "up" : "down"}" title="${esc(who)}">${v.up}/${v.of} up</td>`;
 }
 
+// Health pushed over the probes: an API override, or this server's health file.
+function pushedMark(m) {
+  if (m.state === "drained") return "";
+  if (m.override) return " (pushed)";
+  if (m.health_file) return " (file)";
+  return "";
+}
+
+function pushedTitle(m) {
+  const o = m.override || m.health_file;
+  if (!o) return "";
+  const by = m.override ? "override" : `health file ${o.file}:${o.line}`;
+  const until = o.expires_at ? ` until ${o.expires_at}` : "";
+  return `${by}: ${o.state}${o.reason ? " (" + o.reason + ")" : ""}${until}; probes: ${m.probed}`;
+}
+
 function memberRow(p, m, quorum) {
   const rtt = m.last_rtt_ms == null ? "" : m.last_rtt_ms.toFixed(1) + " ms";
   let actions = "";
@@ -107,7 +123,7 @@ function memberRow(p, m, quorum) {
   }
   return `<tr class="member" data-pool="${esc(p.name)}" data-address="${esc(m.address)}">
     <td data-label="address">${esc(m.address)}</td>
-    <td data-label="state" class="state ${esc(m.state)}">${esc(m.state)}</td>
+    <td data-label="state" class="state ${esc(m.state)}" title="${esc(pushedTitle(m))}">${esc(m.state)}${pushedMark(m)}</td>
     <td data-label="since" title="${esc(m.since)}">${esc(ago(m.since))}</td>
     <td data-label="weight">${esc(m.weight)}${m.region ? " · " + esc(m.region) : ""}</td>
     <td data-label="rtt">${esc(rtt)}</td>${quorum ? votesCell(m) : ""}

@@ -178,12 +178,12 @@ impl EtcdStore {
         out
     }
 
-    /// Records this node's write of `change`, the zone's `bumps`-th, stored at
+    /// Records this node's write of `changes`, the zone's `bumps`-th, stored at
     /// `revision`.
-    fn wrote(&mut self, change: &Change, zone: &Name, bumps: u32, revision: i64) {
+    fn wrote(&mut self, changes: &[Change], zone: &Name, bumps: u32, revision: i64) {
         self.serials.insert(zone.clone(), (bumps, revision));
         let mut kvs: KeyValues =
-            change_entries(change).into_iter().map(|(k, v)| (k, v.map(String::into_bytes))).collect();
+            changes.iter().flat_map(change_entries).map(|(k, v)| (k, v.map(String::into_bytes))).collect();
         kvs.push((serial_key(zone), Some(bumps.to_string().into_bytes())));
         self.own.insert(revision, kvs);
     }
@@ -285,17 +285,34 @@ impl Store for EtcdStore {
         Ok(self.observe_full(&entries, revision).overlay)
     }
 
-    async fn apply(&mut self, change: &Change, zone: &Name) -> Result<(), StoreError> {
+    async fn apply_all(&mut self, changes: &[Change], zone: &Name) -> Result<(), StoreError> {
         let (bumps, rev) = self.serials.get(zone).copied().unwrap_or((0, 0));
         let serial = format!("{}{}", self.prefix, serial_key(zone));
-        let mut ops = self.change_ops(change);
+        let mut ops: Vec<TxnOp> = changes.iter().flat_map(|c| self.change_ops(c)).collect();
         let mark = format!("{:016x}", fastrand::u64(..));
         ops.push(TxnOp::put(self.mark_key.clone(), mark.clone(), None));
         // Last: the watch takes the serial key as the end of a transaction.
         ops.push(TxnOp::put(serial.clone(), (bumps + 1).to_string(), None));
         let txn = Txn::new().when(vec![Compare::mod_revision(serial.clone(), CompareOp::Equal, rev)]).and_then(ops);
         let revision = self.send(txn, &mark, zone).await?;
-        self.wrote(change, zone, bumps + 1, revision);
+        self.wrote(changes, zone, bumps + 1, revision);
+        Ok(())
+    }
+
+    /// The serial key alone, in one transaction conditioned like a change's, so
+    /// that every node serves the new serial (the watch brings it to them).
+    async fn bump(&mut self, zone: &Name) -> Result<(), StoreError> {
+        let (bumps, rev) = self.serials.get(zone).copied().unwrap_or((0, 0));
+        let serial = format!("{}{}", self.prefix, serial_key(zone));
+        let mark = format!("{:016x}", fastrand::u64(..));
+        let ops = vec![
+            TxnOp::put(self.mark_key.clone(), mark.clone(), None),
+            TxnOp::put(serial.clone(), (bumps + 1).to_string(), None),
+        ];
+        let txn = Txn::new().when(vec![Compare::mod_revision(serial, CompareOp::Equal, rev)]).and_then(ops);
+        let revision = self.send(txn, &mark, zone).await?;
+        self.serials.insert(zone.clone(), (bumps + 1, revision));
+        self.own.insert(revision, vec![(serial_key(zone), Some((bumps + 1).to_string().into_bytes()))]);
         Ok(())
     }
 
@@ -350,6 +367,7 @@ mod tests {
             ca_pem: None,
             identity_pem: None,
             timeout: Duration::from_secs(1),
+            probe_share: None,
         };
         EtcdStore {
             conn: Connector::new(&settings),
@@ -374,10 +392,10 @@ mod tests {
             zone: zone.clone(),
             name: parse_fqdn("w.c.test.").unwrap(),
             rtype: RecordType::A,
-            set: StoredRRset { ttl: 60, data: vec!["192.0.2.7".into()] },
+            set: StoredRRset::api(60, vec!["192.0.2.7".into()]),
         };
         let mut s = store();
-        s.wrote(&change, &zone, 3, 10);
+        s.wrote(std::slice::from_ref(&change), &zone, 3, 10);
         // Loaded at revision 8: the zone had 2 changes then.
         let state = s.observe_full(&[("serials/c.test.".into(), b"2".to_vec(), 7)], 8);
         let mut want = Overlay::default();
@@ -393,7 +411,7 @@ mod tests {
         let other = vec![("serials/c.test.".into(), Some(b"4".to_vec()), 11)];
         assert_eq!(s.observe_changes(other).len(), 1);
         // A load at or after the write forgets it.
-        s.wrote(&change, &zone, 5, 12);
+        s.wrote(std::slice::from_ref(&change), &zone, 5, 12);
         s.observe_full(&[], 12);
         assert!(s.own.is_empty());
     }
