@@ -113,6 +113,41 @@ pub(super) fn api_reason(from: &'static str, to: &'static str) -> String {
     }
 }
 
+/// Which members an API write can change the state of: none (an RRset write),
+/// those of one pool, or any.
+pub(super) enum Scope {
+    Nothing,
+    Pool(hickory_proto::rr::Name),
+    All,
+}
+
+impl Scope {
+    /// The scope of `req`; `None` for a read.
+    pub(super) fn of(req: &crate::state::api::ApiRequest) -> Option<Scope> {
+        use crate::state::api::ApiRequest as R;
+        if !super::outcomes::is_write(req) {
+            return None;
+        }
+        let pool = match req {
+            R::PutRRset(..) | R::DeleteRRset(..) | R::DeleteRRsetOverride(..) => return Some(Scope::Nothing),
+            R::PutPool(p, _) | R::DeletePool(p) | R::DeletePoolOverride(p) => p,
+            R::PutMember(p, ..) | R::DeleteMember(p, _) | R::DeleteMemberOverride(p, _) | R::PutMemberHealth(p, ..) => {
+                p
+            }
+            _ => return Some(Scope::All),
+        };
+        Some(crate::state::pool_name(pool).map_or(Scope::All, Scope::Pool))
+    }
+
+    fn covers(&self, pool: &hickory_proto::rr::Name) -> bool {
+        match self {
+            Scope::Nothing => false,
+            Scope::Pool(p) => p == pool,
+            Scope::All => true,
+        }
+    }
+}
+
 impl Writer {
     /// This server's node name in a cluster, for [`Event::node`].
     fn node(&self) -> Option<&str> {
@@ -121,8 +156,14 @@ impl Writer {
 
     /// Every member's state in effect, as the status page shows it.
     pub(super) fn member_states(&self) -> MemberStates {
+        self.member_states_in(&Scope::All)
+    }
+
+    /// The state of the members in `scope`: an API write looks at what it can
+    /// change (an RRset write at no pool), not at every pool.
+    pub(super) fn member_states_in(&self, scope: &Scope) -> MemberStates {
         let mut states = MemberStates::new();
-        for (def, _) in &self.effective.pools {
+        for (def, _) in self.effective.pools.iter().filter(|(d, _)| scope.covers(&d.name)) {
             for m in &def.members {
                 states.insert((def.name.to_ascii(), m.address), self.member_state(def, m));
             }
@@ -148,7 +189,17 @@ impl Writer {
 
     /// Records what changed between `before` and now, for `reason`.
     pub(super) fn record_since(&self, before: &MemberStates, reason: impl Fn(&'static str, &'static str) -> String) {
-        for e in transitions(before, &self.member_states(), reason, self.node()) {
+        self.record_since_in(before, &Scope::All, reason);
+    }
+
+    /// [`Writer::record_since`] for the members in `scope` (`before` taken in it).
+    pub(super) fn record_since_in(
+        &self,
+        before: &MemberStates,
+        scope: &Scope,
+        reason: impl Fn(&'static str, &'static str) -> String,
+    ) {
+        for e in transitions(before, &self.member_states_in(scope), reason, self.node()) {
             self.events.push(e);
         }
     }
@@ -205,6 +256,10 @@ impl Writer {
             return;
         }
         self.all_down_seen = Arc::downgrade(&snapshot);
+        // A change that touched no pool (an RRset write) published the same pools.
+        if std::mem::replace(&mut self.all_down_pools, snapshot.pools.clone()).same(&snapshot.pools) {
+            return;
+        }
         let now = SystemTime::now();
         let mut next = std::collections::HashMap::with_capacity(snapshot.pools.len());
         for pool in &snapshot.pools {
@@ -219,6 +274,7 @@ impl Writer {
     pub(super) fn note_all_down_of(&mut self, which: &std::collections::BTreeSet<u32>) {
         let snapshot = self.snapshot.load_full();
         self.all_down_seen = Arc::downgrade(&snapshot);
+        self.all_down_pools = snapshot.pools.clone();
         let now = SystemTime::now();
         for pool in which.iter().filter_map(|&i| snapshot.pools.get(i as usize)) {
             let since = self.down_since(pool, true, now);

@@ -134,6 +134,8 @@ pub struct Writer {
     all_down: std::collections::HashMap<String, Option<events::PoolDown>>,
     /// The snapshot `all_down` was computed from.
     all_down_seen: std::sync::Weak<Snapshot>,
+    /// The pools of that snapshot (a snapshot with the same pools changes nothing here).
+    all_down_pools: crate::snapshot::Pools,
     /// Which published pools each probe stream feeds.
     by_probe: probes::PoolsByProbe,
     /// Told after each swap (the transfer task waits on it).
@@ -241,6 +243,7 @@ impl Writer {
             outcomes,
             all_down: Default::default(),
             all_down_seen: Default::default(),
+            all_down_pools: Default::default(),
             by_probe: Default::default(),
             published,
             files: Default::default(),
@@ -350,14 +353,15 @@ impl Writer {
                 let _ = reply.send(self.health.clone());
             }
             Command::Api(req, reply) => {
-                let before = outcomes::is_write(&req).then(|| self.member_states());
+                let scope = events::Scope::of(&req);
+                let before = scope.as_ref().map(|s| self.member_states_in(s));
                 let what = outcomes::describe(&req);
                 let pushed = pushed::pushed_reason(&req);
                 let r = self.api_settled(req, remote).await;
-                if let Some(before) = before {
+                if let (Some(before), Some(scope)) = (before, &scope) {
                     match pushed {
-                        Some(why) => self.record_since(&before, |_, _| why.clone()),
-                        None => self.record_since(&before, events::api_reason),
+                        Some(why) => self.record_since_in(&before, scope, |_, _| why.clone()),
+                        None => self.record_since_in(&before, scope, events::api_reason),
                     }
                     self.publish_override_gauges();
                 }

@@ -48,6 +48,12 @@ impl Pools {
         self.len == 0
     }
 
+    /// Whether `other` holds the very same pools (chunk for chunk): what a
+    /// change that touched no pool publishes. O(chunks), no pool is looked at.
+    pub fn same(&self, other: &Pools) -> bool {
+        self.len == other.len && self.chunks.iter().zip(&other.chunks).all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+
     pub fn iter(&self) -> Iter<'_> {
         let chunk: fn(&Chunk) -> std::slice::Iter<'_, Arc<Pool>> = |c| c.iter();
         self.chunks.iter().flat_map(chunk)

@@ -75,7 +75,14 @@ impl InEffect<'_> {
     /// An RRset write keeps every pool of the zone placed as the zone file must
     /// (one rule for both: [`clash`]).
     fn check_pools_clash(&self, z: &Zone, name: &Name, rtype: RecordType) -> Result<(), ApiError> {
-        for (def, _) in self.pools {
+        // Only NS (a cut above pools) can clash with a pool at another name; A,
+        // AAAA and CNAME only with the pool at `name`; other types with none.
+        let pools: Vec<&(std::sync::Arc<crate::config::PoolDef>, Origin)> = match rtype {
+            RecordType::NS => self.pools.iter().collect(),
+            RecordType::A | RecordType::AAAA | RecordType::CNAME => self.find_pool(name).into_iter().collect(),
+            _ => Vec::new(),
+        };
+        for (def, _) in pools {
             let Some(c) = clash(&def.name, name, rtype, &z.origin) else { continue };
             if self.zone_of(&def.name).is_none_or(|pz| pz.origin != z.origin) {
                 continue; // the pool is in a zone below this one
