@@ -122,21 +122,18 @@ pub(super) enum Scope {
 }
 
 impl Scope {
-    /// The scope of `req`; `None` for a read.
-    pub(super) fn of(req: &crate::state::api::ApiRequest) -> Option<Scope> {
+    /// The scope of the write `req` (the caller tells writes from reads).
+    pub(super) fn of(req: &crate::state::api::ApiRequest) -> Scope {
         use crate::state::api::ApiRequest as R;
-        if !super::outcomes::is_write(req) {
-            return None;
-        }
         let pool = match req {
-            R::PutRRset(..) | R::DeleteRRset(..) | R::DeleteRRsetOverride(..) => return Some(Scope::Nothing),
+            R::PutRRset(..) | R::DeleteRRset(..) | R::DeleteRRsetOverride(..) => return Scope::Nothing,
             R::PutPool(p, _) | R::DeletePool(p) | R::DeletePoolOverride(p) => p,
             R::PutMember(p, ..) | R::DeleteMember(p, _) | R::DeleteMemberOverride(p, _) | R::PutMemberHealth(p, ..) => {
                 p
             }
-            _ => return Some(Scope::All),
+            _ => return Scope::All,
         };
-        Some(crate::state::pool_name(pool).map_or(Scope::All, Scope::Pool))
+        crate::state::pool_name(pool).map_or(Scope::All, Scope::Pool)
     }
 
     fn covers(&self, pool: &hickory_proto::rr::Name) -> bool {

@@ -353,7 +353,7 @@ impl Writer {
                 let _ = reply.send(self.health.clone());
             }
             Command::Api(req, reply) => {
-                let scope = events::Scope::of(&req);
+                let scope = outcomes::is_write(&req).then(|| events::Scope::of(&req));
                 let before = scope.as_ref().map(|s| self.member_states_in(s));
                 let what = outcomes::describe(&req);
                 let pushed = pushed::pushed_reason(&req);
