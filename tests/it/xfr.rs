@@ -181,24 +181,30 @@ impl Secondary {
     }
 }
 
-/// A knotd secondary of `primary` on `port`, with the key, taking NOTIFY from loopback.
+/// The Knot config the README shows after `<!-- knot-secondary -->`, moved to
+/// this test's directory, ports, zone and secret, so the README's own config is
+/// the one that must follow lbdns.
+fn readme_knot_conf(dir: &str, port: u16, primary: SocketAddr) -> String {
+    let readme = std::fs::read_to_string(manifest_dir().join("README.md")).unwrap();
+    let marker = "<!-- knot-secondary -->\n```yaml\n";
+    let at = readme.find(marker).expect("README has no <!-- knot-secondary --> block");
+    let body = &readme[at + marker.len()..];
+    let readme_secret = "lqWUyjfjmwAliiQJE06P6TBs5KWrB15nw9IWM2Wapkc=";
+    body[..body.find("```").unwrap()]
+        .replace("/tmp/knot", dir)
+        .replace("127.0.0.1@5354", &format!("127.0.0.1@{port}"))
+        .replace("127.0.0.1@5353", &format!("{}@{}", primary.ip(), primary.port()))
+        .replace("domain: example.test.", &format!("domain: {ORIGIN}"))
+        .replace(readme_secret, SECRET)
+}
+
+/// A knotd secondary of `primary` on `port`, configured as the README shows,
+/// logging to a file the test reads.
 fn knot(port: u16, primary: SocketAddr) -> Option<Secondary> {
     let bin = knotd_binary()?;
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    std::fs::create_dir_all(dir.path().join("run")).unwrap();
-    let conf = format!(
-        "server:\n  rundir: {d}/run\n  listen: 127.0.0.1@{port}\n\
-         database:\n  storage: {d}\n\
-         key:\n  - id: xfr-key.\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
-         remote:\n  - id: lbdns\n    address: {}@{}\n    key: xfr-key.\n\
-         acl:\n  - id: notify\n    address: 127.0.0.1\n    key: xfr-key.\n    action: notify\n\
-         template:\n  - id: default\n    storage: {d}\n    zonefile-sync: -1\n\
-         zone:\n  - domain: {ORIGIN}\n    master: lbdns\n    acl: notify\n\
-         log:\n  - target: {d}/knot.log\n    any: info\n",
-        primary.ip(),
-        primary.port()
-    );
+    let d = dir.path().display().to_string();
+    let conf = format!("{}log:\n  - target: {d}/knot.log\n    any: info\n", readme_knot_conf(&d, port, primary));
     write(&dir.path().join("knot.conf"), &conf);
     let child = Command::new(bin)
         .arg("-c")
