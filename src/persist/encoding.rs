@@ -3,6 +3,9 @@
 //! `serials/ZONE`, `health/POOL/ADDRESS`; names percent-encode `%` and `/`) and the JSON values stored
 //! under them. etcd stores the pairs as they are; SQLite stores the same values
 //! in its rows; `lbdns export` writes the pairs as one JSON document.
+//! etcd also keeps each node's own IXFR journal under `journal/NODE/ZONE/SEQ`
+//! (binary entries, not API state): no other node applies them, full loads
+//! leave them out, and export never sees them.
 
 use std::net::IpAddr;
 
@@ -57,9 +60,36 @@ pub fn name(s: &str) -> Result<Name, NameError> {
     parse_fqdn(&dec(s))
 }
 
-/// Whether a key holds API state (not a node's health view or write mark).
+/// Whether a key holds API state (not a node's health view, write mark or
+/// IXFR journal).
 pub fn is_api_key(key: &str) -> bool {
-    !key.starts_with("nodes/") && !key.starts_with("txn/")
+    !key.starts_with("nodes/") && !key.starts_with("txn/") && !is_journal_key(key)
+}
+
+/// Where every node's IXFR journal entries live (etcd only).
+pub const JOURNAL: &str = "journal/";
+
+/// Whether a key is a node's IXFR journal entry: only that node reads it, at
+/// start, so the watch and the state skip it.
+pub fn is_journal_key(key: &str) -> bool {
+    key.starts_with(JOURNAL)
+}
+
+/// The keys of `node`'s journal entries of `zone` start with this.
+pub fn journal_prefix(node: &str, zone: &Name) -> String {
+    format!("{JOURNAL}{}/{}/", enc(node), enc(&zone.to_ascii()))
+}
+
+/// Where `node` keeps its `seq`-th journal entry of `zone`: zero-padded, so
+/// that the keys sort as the entries were written.
+pub fn journal_key(node: &str, zone: &Name, seq: u64) -> String {
+    format!("{}{seq:020}", journal_prefix(node, zone))
+}
+
+/// The zone and sequence number of a key under `journal/NODE/` (the part after it).
+pub fn parse_journal_key(rest: &str) -> Option<(Name, u64)> {
+    let (zone, seq) = rest.split_once('/')?;
+    Some((name(zone).ok()?, seq.parse().ok()?))
 }
 
 /// What a changed key touches in the state in effect, so that applying another
@@ -177,6 +207,9 @@ impl State {
     /// Applies one stored key (`value` `None` = the key was deleted). Keys this
     /// version does not know are ignored; a value that does not decode is an error.
     pub fn apply_key(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), BadKey> {
+        if is_journal_key(key) {
+            return Ok(());
+        }
         let parts: Vec<&str> = key.split('/').collect();
         let text = value.map(|v| String::from_utf8_lossy(v).into_owned());
         let text = text.as_deref();
