@@ -284,6 +284,23 @@ mod tests {
         assert_eq!(t.pools.into_iter().collect::<Vec<_>>(), [n("www.example.test.")]);
     }
 
+    /// A node's journal keys sort as written, name their zone and number, and
+    /// are neither API state nor anything the state applies (whatever the value).
+    #[test]
+    fn journal_keys_are_not_state() {
+        let zone = parse_fqdn("b.test.").unwrap();
+        let (k9, k10) = (journal_key("n/1", &zone, 9), journal_key("n/1", &zone, 10));
+        assert_eq!(k9, "journal/n%2F1/b.test./00000000000000000009");
+        assert!(k9 < k10 && k10.starts_with(&journal_prefix("n/1", &zone)));
+        assert_eq!(parse_journal_key(k10.strip_prefix("journal/n%2F1/").unwrap()), Some((zone, 10)));
+        assert!(!is_api_key(&k9) && is_journal_key(&k9) && !is_journal_key("serials/a.test."));
+        let mut s = State::default();
+        s.apply_key(&k9, Some(b"\x00\xff not json")).unwrap();
+        s.apply_key(&k9, None).unwrap();
+        assert_eq!(s, State::default());
+        assert_eq!(Touched::of([k9.as_str()]), Touched::default());
+    }
+
     /// Every kind of change survives the trip through keys and values.
     #[test]
     fn entries_round_trip() {

@@ -134,3 +134,14 @@ pub(super) fn short(e: &etcd_client::Error) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The end of a prefix's range, as etcd's `--prefix` computes it.
+    #[test]
+    fn range_end_of_a_prefix() {
+        assert_eq!(super::range_end(b"/lbdns/"), b"/lbdns0");
+        assert_eq!(super::range_end(b"a\xff\xff"), b"b");
+        assert_eq!(super::range_end(b"\xff"), b"\0");
+    }
+}
