@@ -2,7 +2,8 @@
 //! store and against a real etcd (started here, as `cluster.rs` does; skipped
 //! without the etcd binary unless LBDNS_REQUIRE_ETCD=1): the same puts, deletes
 //! and override reverts, the same state after reopening, the same refusal to
-//! import into a store that holds changes, and the same export/import round trip.
+//! import into a store that holds changes, the same export/import round trip,
+//! and the same IXFR journal; and the etcd watch over large journal entries.
 //! Both run on a current-thread runtime: the store is awaited and never blocks
 //! its thread (the etcd store used to `block_in_place`, which panics there).
 
@@ -221,5 +222,47 @@ fn etcd_store_conforms() {
         let (entries, _) = etcd::load_all(&mut client, "/b/").await.unwrap();
         assert!(entries.iter().any(|(k, _, _)| k.starts_with("serials/")), "{entries:?}");
         assert!(entries.iter().all(|(k, _, _)| !k.starts_with("journal/")), "a journal in the full load");
+    });
+}
+
+/// A watch that catches up on several large journal entries (other nodes'
+/// IXFR journals) gets them in fragments under the client's 4 MiB message
+/// limit, skips them, and delivers the API change after them: it does not
+/// break (and lose etcd) over them.
+#[test]
+fn a_watch_catching_up_on_large_journal_entries_does_not_break() {
+    use lbdns::persist::Remote;
+    let Some(etcd) = Etcd::start(1) else { return };
+    let settings = EtcdSettings {
+        endpoints: etcd.urls(),
+        prefix: "/w/".into(),
+        health: ClusterHealth::Local,
+        node: "watcher".into(),
+        user: None,
+        ca_pem: None,
+        identity_pem: None,
+        timeout: Duration::from_secs(5),
+        probe_share: None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut client = etcd::connect(&settings).await.unwrap();
+        let start = client.put("/w/txn/watcher", "0", None).await.unwrap().header().unwrap().revision();
+        for i in 0..5 {
+            client.put(format!("/w/journal/other/c.test./{i:020}"), vec![7u8; 1 << 20], None).await.unwrap();
+        }
+        client.put("/w/serials/c.test.", "3", None).await.unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let watch = tokio::spawn(etcd::watch_loop(etcd::Connector::new(&settings), "/w/".into(), Some(start + 1), tx));
+        let got = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect("the watch reported nothing");
+        match got {
+            Some(Remote::Changes(c)) => {
+                let keys: Vec<&str> = c.iter().map(|(k, _, _)| k.as_str()).collect();
+                assert_eq!(keys, ["serials/c.test."]);
+            }
+            Some(Remote::Lost) => panic!("the watch broke on the journal entries"),
+            other => panic!("{other:?}"),
+        }
+        watch.abort();
     });
 }
