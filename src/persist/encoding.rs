@@ -3,6 +3,9 @@
 //! `serials/ZONE`, `health/POOL/ADDRESS`; names percent-encode `%` and `/`) and the JSON values stored
 //! under them. etcd stores the pairs as they are; SQLite stores the same values
 //! in its rows; `lbdns export` writes the pairs as one JSON document.
+//! etcd also keeps each node's own IXFR journal under `journal/NODE/ZONE/SEQ`
+//! (binary entries, not API state): no other node applies them, full loads
+//! leave them out, and export never sees them.
 
 use std::net::IpAddr;
 
@@ -57,9 +60,36 @@ pub fn name(s: &str) -> Result<Name, NameError> {
     parse_fqdn(&dec(s))
 }
 
-/// Whether a key holds API state (not a node's health view or write mark).
+/// Whether a key holds API state (not a node's health view, write mark or
+/// IXFR journal).
 pub fn is_api_key(key: &str) -> bool {
-    !key.starts_with("nodes/") && !key.starts_with("txn/")
+    !key.starts_with("nodes/") && !key.starts_with("txn/") && !is_journal_key(key)
+}
+
+/// Where every node's IXFR journal entries live (etcd only).
+pub const JOURNAL: &str = "journal/";
+
+/// Whether a key is a node's IXFR journal entry: only that node reads it, at
+/// start, so the watch and the state skip it.
+pub fn is_journal_key(key: &str) -> bool {
+    key.starts_with(JOURNAL)
+}
+
+/// The keys of `node`'s journal entries of `zone` start with this.
+pub fn journal_prefix(node: &str, zone: &Name) -> String {
+    format!("{JOURNAL}{}/{}/", enc(node), enc(&zone.to_ascii()))
+}
+
+/// Where `node` keeps its `seq`-th journal entry of `zone`: zero-padded, so
+/// that the keys sort as the entries were written.
+pub fn journal_key(node: &str, zone: &Name, seq: u64) -> String {
+    format!("{}{seq:020}", journal_prefix(node, zone))
+}
+
+/// The zone and sequence number of a key under `journal/NODE/` (the part after it).
+pub fn parse_journal_key(rest: &str) -> Option<(Name, u64)> {
+    let (zone, seq) = rest.split_once('/')?;
+    Some((name(zone).ok()?, seq.parse().ok()?))
 }
 
 /// What a changed key touches in the state in effect, so that applying another
@@ -177,6 +207,9 @@ impl State {
     /// Applies one stored key (`value` `None` = the key was deleted). Keys this
     /// version does not know are ignored; a value that does not decode is an error.
     pub fn apply_key(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), BadKey> {
+        if is_journal_key(key) {
+            return Ok(());
+        }
         let parts: Vec<&str> = key.split('/').collect();
         let text = value.map(|v| String::from_utf8_lossy(v).into_owned());
         let text = text.as_deref();
@@ -249,6 +282,23 @@ mod tests {
         assert_eq!(t.records.into_iter().collect::<Vec<_>>(), [n("example.test.")]);
         assert_eq!(t.serials.into_iter().collect::<Vec<_>>(), [n("example.test.")]);
         assert_eq!(t.pools.into_iter().collect::<Vec<_>>(), [n("www.example.test.")]);
+    }
+
+    /// A node's journal keys sort as written, name their zone and number, and
+    /// are neither API state nor anything the state applies (whatever the value).
+    #[test]
+    fn journal_keys_are_not_state() {
+        let zone = parse_fqdn("b.test.").unwrap();
+        let (k9, k10) = (journal_key("n/1", &zone, 9), journal_key("n/1", &zone, 10));
+        assert_eq!(k9, "journal/n%2F1/b.test./00000000000000000009");
+        assert!(k9 < k10 && k10.starts_with(&journal_prefix("n/1", &zone)));
+        assert_eq!(parse_journal_key(k10.strip_prefix("journal/n%2F1/").unwrap()), Some((zone, 10)));
+        assert!(!is_api_key(&k9) && is_journal_key(&k9) && !is_journal_key("serials/a.test."));
+        let mut s = State::default();
+        s.apply_key(&k9, Some(b"\x00\xff not json")).unwrap();
+        s.apply_key(&k9, None).unwrap();
+        assert_eq!(s, State::default());
+        assert_eq!(Touched::of([k9.as_str()]), Touched::default());
     }
 
     /// Every kind of change survives the trip through keys and values.

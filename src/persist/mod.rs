@@ -62,16 +62,11 @@ pub trait Store: Send {
     /// entries written. Refuses a store that already holds changes.
     async fn import(&mut self, o: &Overlay) -> Result<usize, StoreError>;
     /// Appends an encoded IXFR journal entry of `zone` and keeps only the zone's
-    /// newest `keep` entries, in one transaction. The shared store does not keep
-    /// the journal (after a restart IXFR falls back to a full transfer there).
-    async fn journal(&mut self, zone: &Name, entry: Vec<u8>, keep: usize) -> Result<(), StoreError> {
-        let _ = (zone, entry, keep);
-        Ok(())
-    }
-    /// Every zone's stored journal entries, oldest first.
-    async fn load_journals(&mut self) -> Result<StoredJournals, StoreError> {
-        Ok(Vec::new())
-    }
+    /// newest `keep` entries, in one transaction. The shared store keeps each
+    /// node's journal apart (each node journals what it serves).
+    async fn journal(&mut self, zone: &Name, entry: Vec<u8>, keep: usize) -> Result<(), StoreError>;
+    /// Every zone's stored journal entries (this node's), oldest first.
+    async fn load_journals(&mut self) -> Result<StoredJournals, StoreError>;
     /// Increments `zone`'s serial counter alone: a health change altered what a
     /// zone transfer sends (`transfer_pools = "healthy"`).
     async fn bump(&mut self, zone: &Name) -> Result<(), StoreError> {

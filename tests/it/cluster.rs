@@ -996,3 +996,51 @@ fn an_update_with_etcd_down_is_servfail_and_changes_nothing() {
     assert_eq!(answers(&a, "after.c.test."), ["192.0.2.3"]);
     assert_eq!(a.query("during.c.test.", RecordType::A).metadata.response_code, ResponseCode::NXDomain);
 }
+
+/// The IXFR journal outlives a restart with etcd too: a node with `transfer`
+/// journals an API write under its own name in etcd, and started again (same
+/// node name, fresh directory) answers `dig ixfr=SERIAL` incrementally, not
+/// with the whole zone. Another node's journal is its own.
+#[test]
+fn the_ixfr_journal_is_kept_in_etcd_across_a_restart() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    if Command::new("dig").arg("-v").output().is_err() {
+        return skipped("no dig");
+    }
+    let start = |name: &str| {
+        let config = node_config(&etcd, name, "", "")
+            .replace("file=\"c.zone\"\n", "file=\"c.zone\"\ntransfer=[\"127.0.0.0/8\"]\n");
+        Server::start(&config, &[("c.zone", ZONE), ("token", TOKEN)])
+    };
+    let (a, b) = (start("a"), start("b"));
+    let first = serial(&a);
+    assert_eq!(put_a(&a, "new.c.test.", "192.0.2.77").0, 201);
+    // Each node journals the change (b from the watch) under its own name.
+    let stored = |node: &str| {
+        let count = std::cell::Cell::new(0);
+        let (cell, key) = (&count, format!("/lbdns/journal/{node}/"));
+        let _ = etcd.admin(|mut c| async move {
+            cell.set(c.get(key, Some(etcd_client::GetOptions::new().with_prefix())).await?.count());
+            Ok(())
+        });
+        count.get()
+    };
+    assert!(within(Duration::from_secs(10), || stored("a") == 1 && stored("b") == 1).is_some());
+    drop(a);
+    let a = start("a");
+    let out = Command::new("dig")
+        .args([&format!("@{}", a.dns.ip()), &format!("-p{}", a.dns.port()), "c.test.", &format!("IXFR={first}")])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    let recs: Vec<String> = out
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    // New SOA, old SOA, (nothing removed), new SOA, the added record, new SOA.
+    assert_eq!(recs.len(), 5, "not an incremental answer: {out}");
+    assert!(recs[1].contains(" SOA ") && recs[1].contains(&format!(" {first} ")), "{out}");
+    assert_eq!(recs[3], "new.c.test. 60 IN A 192.0.2.77", "{out}");
+    drop(b);
+}

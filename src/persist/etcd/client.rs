@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions, Txn, TxnOp, TxnOpResponse};
+
+use crate::persist::encoding::JOURNAL;
 
 use super::EtcdError;
 use crate::config::EtcdSettings;
@@ -91,17 +93,38 @@ pub(super) async fn load_all_raw(
     client: &mut Client,
     prefix: &str,
 ) -> Result<(Vec<(String, Vec<u8>, i64)>, i64), etcd_client::Error> {
-    let resp = client.get(prefix, Some(GetOptions::new().with_prefix())).await?;
+    // Every key but the nodes' IXFR journals (`journal/…`, up to megabytes per
+    // node and zone, read only by their own node at start): the ranges before
+    // and after them, read in one transaction, so at one revision.
+    let journal = format!("{prefix}{JOURNAL}");
+    let after = format!("{prefix}{}0", JOURNAL.trim_end_matches('/'));
+    let txn = Txn::new().and_then(vec![
+        TxnOp::get(prefix, Some(GetOptions::new().with_range(journal))),
+        TxnOp::get(after, Some(GetOptions::new().with_range(range_end(prefix.as_bytes())))),
+    ]);
+    let resp = client.txn(txn).await?;
     let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-    let entries = resp
-        .kvs()
-        .iter()
-        .filter_map(|kv| {
+    let mut entries = Vec::new();
+    for op in resp.op_responses() {
+        let TxnOpResponse::Get(get) = op else { continue };
+        entries.extend(get.kvs().iter().filter_map(|kv| {
             let key = std::str::from_utf8(kv.key()).ok()?.strip_prefix(prefix)?.to_string();
             Some((key, kv.value().to_vec(), kv.mod_revision()))
-        })
-        .collect();
+        }));
+    }
     Ok((entries, revision))
+}
+
+/// The end of the range of keys starting with `prefix` (as etcd's `--prefix`).
+fn range_end(prefix: &[u8]) -> Vec<u8> {
+    match prefix.iter().rposition(|b| *b < 0xff) {
+        Some(i) => {
+            let mut end = prefix[..=i].to_vec();
+            end[i] += 1;
+            end
+        }
+        None => vec![0],
+    }
 }
 
 /// An etcd error without the transport's debug dump.
@@ -109,5 +132,16 @@ pub(super) fn short(e: &etcd_client::Error) -> String {
     match e {
         etcd_client::Error::GRpcStatus(s) => s.message().to_string(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The end of a prefix's range, as etcd's `--prefix` computes it.
+    #[test]
+    fn range_end_of_a_prefix() {
+        assert_eq!(super::range_end(b"/lbdns/"), b"/lbdns0");
+        assert_eq!(super::range_end(b"a\xff\xff"), b"b");
+        assert_eq!(super::range_end(b"\xff"), b"\0");
     }
 }

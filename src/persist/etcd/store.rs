@@ -4,15 +4,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
+use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp};
 use hickory_proto::rr::Name;
 use tracing::{info, warn};
 
 use super::EtcdError;
 use super::client::{Connector, load_all, load_all_raw, rejected_credentials, short};
 use crate::config::EtcdSettings;
-use crate::persist::encoding::{change_entries, enc, entries, name, pool_key, serial_key};
-use crate::persist::{Observed, Remote, State, Store, StoreError};
+use crate::persist::encoding::{
+    JOURNAL, change_entries, enc, entries, journal_key, journal_prefix, name, parse_journal_key, pool_key, serial_key,
+};
+use crate::persist::{Observed, Remote, State, Store, StoreError, StoredJournals};
 use crate::state::overlay::{Change, Overlay};
 
 /// Keys (relative to the prefix) with their values (`None`: deleted).
@@ -34,6 +36,13 @@ pub struct EtcdStore {
     initial: Option<State>,
     /// `txn/NODE`: written with every change, only by this node.
     mark_key: String,
+    /// This node's name: its IXFR journal lives under `journal/NODE/`.
+    node: String,
+    /// Per zone: the sequence number of this node's newest stored journal entry.
+    journal_seqs: HashMap<Name, u64>,
+    /// Whether etcd answered when the store opened (else the journal is not read
+    /// at start: the server is not kept waiting for it).
+    reached: bool,
 }
 
 /// What [`EtcdStore`] does when etcd cannot be reached as it opens.
@@ -71,6 +80,9 @@ impl EtcdStore {
             own: BTreeMap::new(),
             initial: None,
             mark_key: format!("{}txn/{}", s.prefix, enc(&s.node)),
+            node: s.node.clone(),
+            journal_seqs: HashMap::new(),
+            reached: false,
         };
         // Err(Err(..)): refused, a configuration error; Err(Ok(..)): out of reach.
         let refused_or_unreachable = |e: etcd_client::Error| {
@@ -96,6 +108,7 @@ impl EtcdStore {
                 let state = store.observe_full(&entries, revision);
                 info!(keys = entries.len(), revision, "loaded state from etcd");
                 store.initial = Some(state);
+                store.reached = true;
                 Ok(store)
             }
             Err(Err(refused)) => Err(refused),
@@ -227,6 +240,29 @@ impl EtcdStore {
         Ok(r.kvs().first().filter(|kv| kv.value() == mark.as_bytes()).map(|kv| kv.mod_revision()))
     }
 
+    /// The sequence number of this node's newest stored journal entry of `zone`
+    /// (0: none), asked of etcd the first time (the entries loaded at start set
+    /// it for the zones they hold).
+    async fn journal_seq(&mut self, zone: &Name) -> Result<u64, StoreError> {
+        if let Some(seq) = self.journal_seqs.get(zone) {
+            return Ok(*seq);
+        }
+        let (conn, prefix) = (self.conn.clone(), format!("{}{}", self.prefix, journal_prefix(&self.node, zone)));
+        let opts = GetOptions::new()
+            .with_prefix()
+            .with_sort(SortTarget::Key, SortOrder::Descend)
+            .with_limit(1)
+            .with_keys_only();
+        let resp = self.call(async move { conn.get().await?.get(prefix, Some(opts)).await }).await?;
+        let seq = resp
+            .kvs()
+            .first()
+            .and_then(|kv| std::str::from_utf8(kv.key()).ok()?.rsplit('/').next()?.parse().ok())
+            .unwrap_or(0);
+        self.journal_seqs.insert(zone.clone(), seq);
+        Ok(seq)
+    }
+
     /// Runs one etcd request with the timeout.
     async fn call<T>(
         &self,
@@ -316,6 +352,58 @@ impl Store for EtcdStore {
         Ok(())
     }
 
+    /// Puts the entry under the zone's next sequence number and deletes, with one
+    /// range delete, every older entry but the newest `keep - 1`: two operations
+    /// whatever the journal holds. Not conditional: only this node writes under
+    /// `journal/NODE/`, and a retried write puts the same key again.
+    async fn journal(&mut self, zone: &Name, entry: Vec<u8>, keep: usize) -> Result<(), StoreError> {
+        let seq = self.journal_seq(zone).await? + 1;
+        // The number is used even if the write fails: a write that failed after
+        // reaching etcd may have been stored, and the next must not replace it.
+        self.journal_seqs.insert(zone.clone(), seq);
+        let first_kept = (seq + 1).saturating_sub(keep.max(1) as u64);
+        let key = |seq| format!("{}{}", self.prefix, journal_key(&self.node, zone, seq));
+        let older = DeleteOptions::new().with_range(key(first_kept));
+        let txn = Txn::new().and_then(vec![
+            TxnOp::put(key(seq), entry, None),
+            TxnOp::delete(format!("{}{}", self.prefix, journal_prefix(&self.node, zone)), Some(older)),
+        ]);
+        let conn = self.conn.clone();
+        self.call(async move { conn.get().await?.txn(txn).await }).await?;
+        Ok(())
+    }
+
+    /// This node's journal entries, by zone, oldest first. Read with no limit
+    /// on the answer's size (the client's default is 4 MiB; a journal may hold
+    /// more); not read when etcd was out of reach at start (IXFR starts afresh).
+    async fn load_journals(&mut self) -> Result<StoredJournals, StoreError> {
+        if !self.reached {
+            return Err(StoreError::Unavailable(format!("etcd {} was out of reach at start", self.endpoints)));
+        }
+        let mine = format!("{}{JOURNAL}{}/", self.prefix, enc(&self.node));
+        let (conn, from) = (self.conn.clone(), mine.clone());
+        let resp = self
+            .call(async move {
+                let mut kv = conn.get().await?.kv_client().max_decoding_message_size(usize::MAX);
+                kv.get(from, Some(GetOptions::new().with_prefix())).await
+            })
+            .await?;
+        let mut out: StoredJournals = Vec::new();
+        for kv in resp.kvs() {
+            let rest = std::str::from_utf8(kv.key()).ok().and_then(|k| k.strip_prefix(&mine));
+            let Some((zone, seq)) = rest.and_then(parse_journal_key) else {
+                warn!(key = %String::from_utf8_lossy(kv.key()), "not an IXFR journal key: left out");
+                continue;
+            };
+            self.journal_seqs.insert(zone.clone(), seq);
+            match out.last_mut() {
+                Some((z, list)) if *z == zone => list.push(kv.value().to_vec()),
+                _ => out.push((zone, vec![kv.value().to_vec()])),
+            }
+        }
+        Ok(out)
+    }
+
     fn observe(&mut self, remote: Remote) -> Observed {
         match remote {
             Remote::Full { entries, revision } => Observed::Full(self.observe_full(&entries, revision)),
@@ -379,6 +467,9 @@ mod tests {
             own: BTreeMap::new(),
             initial: None,
             mark_key: "/lbdns/txn/n".into(),
+            node: "n".into(),
+            journal_seqs: HashMap::new(),
+            reached: false,
         }
     }
 

@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use super::client::{Connector, load_all, short};
 use crate::persist::Remote;
+use crate::persist::encoding::is_journal_key;
 
 /// Watches the prefix from `start` (the revision after the last load; `None` =
 /// load everything first) and sends what changes, until `tx` closes.
@@ -69,7 +70,10 @@ impl Watch {
             },
         };
         self.next = Some(from);
-        let opts = WatchOptions::new().with_prefix().with_start_revision(from).with_progress_notify();
+        // Fragmented: a watch catching up on several nodes' IXFR journal entries
+        // (each up to etcd's request limit) would otherwise get them in one
+        // response over the client's 4 MiB message limit, and break.
+        let opts = WatchOptions::new().with_prefix().with_start_revision(from).with_progress_notify().with_fragment();
         match client.watch(self.prefix.clone(), Some(opts)).await {
             Ok(mut stream) => self.follow(&mut stream).await,
             Err(e) => {
@@ -117,15 +121,20 @@ impl Watch {
         let mut changes = Vec::new();
         for ev in resp.events() {
             let Some(kv) = ev.kv() else { continue };
+            self.next = Some(self.next.unwrap_or(0).max(kv.mod_revision() + 1));
             let Some(key) = std::str::from_utf8(kv.key()).ok().and_then(|k| k.strip_prefix(&self.prefix)) else {
                 continue;
             };
+            // Another node's IXFR journal (or this one's): nothing to apply, and
+            // its value is not copied.
+            if is_journal_key(key) {
+                continue;
+            }
             let value = match ev.event_type() {
                 EventType::Put => Some(kv.value().to_vec()),
                 EventType::Delete => None,
             };
             changes.push((key.to_string(), value, kv.mod_revision()));
-            self.next = Some(self.next.unwrap_or(0).max(kv.mod_revision() + 1));
         }
         if let Some(h) = resp.header() {
             self.next = Some(self.next.unwrap_or(0).max(h.revision() + 1));
