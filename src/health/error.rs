@@ -23,6 +23,14 @@ pub enum ProbeError {
     BodyRegex(String),
     #[error("weight: {0}")]
     Weight(String),
+    #[error("DNS: {0}")]
+    Dns(String),
+    #[error("rcode {got}, expected {expected}")]
+    Rcode { got: String, expected: String },
+    #[error("answer does not contain {0:?}")]
+    Answer(String),
+    #[error("certificate expires in {days} days, fewer than min_cert_days {min}")]
+    CertDays { days: i64, min: u32 },
     #[error("cannot set up the check: {0}")]
     Client(String),
     #[error("timed out after {0:?}")]

@@ -7,6 +7,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use super::dns::DnsCheck;
 use super::error::{Passed, ProbeError, Reported};
 use super::http::HttpCheck;
 use super::tcp::tcp_connect;
@@ -18,6 +19,7 @@ use crate::config::CheckKind;
 enum CheckState {
     Tcp,
     Http(Box<HttpCheck>),
+    Dns(DnsCheck),
     /// A check that cannot run (it fails every probe with this error).
     Broken(ProbeError),
 }
@@ -37,6 +39,10 @@ impl Runner {
             .map(|c| match c.check {
                 CheckKind::Http | CheckKind::Https => match HttpCheck::new(c, tls) {
                     Ok(h) => CheckState::Http(Box::new(h)),
+                    Err(e) => CheckState::Broken(e),
+                },
+                CheckKind::Dns => match DnsCheck::new(c) {
+                    Ok(d) => CheckState::Dns(d),
                     Err(e) => CheckState::Broken(e),
                 },
                 _ => CheckState::Tcp,
@@ -95,6 +101,7 @@ async fn run_one(
             .map(|_| None)
             .map_err(|e| ProbeError::Connect { target, reason: e.to_string() }),
         CheckState::Http(h) => h.run(spec, target, source).await,
+        CheckState::Dns(d) => d.run(target, source).await,
         CheckState::Broken(e) => Err(e.clone()),
     }
 }
