@@ -434,7 +434,7 @@ pub struct HealthConfig {
     // (`Default` below matches the serde defaults.)
     #[serde(default)]
     pub check: CheckKind,
-    /// Port to probe; defaults to 80 (http), 443 (https); required for tcp.
+    /// Port to probe; defaults to 80 (http), 443 (https, tls), 53 (dns); required for tcp.
     #[serde(default)]
     pub port: Option<u16>,
     #[serde(default = "default_path")]

@@ -46,6 +46,19 @@ pub struct Passed {
     /// With `weight_from`: the weight the backend reported, or why none could be
     /// read (which does not fail the probe: the member keeps its last weight).
     pub weight: Reported,
+    /// A `tls` check: days until the leaf certificate expires.
+    pub cert_days: Option<i64>,
+}
+
+impl ProbeError {
+    /// The days to expiry a failure still learnt (`min_cert_days` not met).
+    pub fn cert_days(&self) -> Option<i64> {
+        match self {
+            ProbeError::CertDays { days, .. } => Some(*days),
+            ProbeError::Check { error, .. } => error.cert_days(),
+            _ => None,
+        }
+    }
 }
 
 /// A reported weight (`None` without `weight_from`).

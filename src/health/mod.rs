@@ -329,6 +329,8 @@ pub struct MemberHealth {
     /// When it last came up from down (not from unknown: members up at
     /// start-up all start together, so there is nobody to shift load from).
     pub up_since: Option<SystemTime>,
+    /// A `tls` check: days until the certificate expires, as last seen.
+    pub cert_days: Option<i64>,
 }
 
 impl MemberHealth {
@@ -343,6 +345,7 @@ impl MemberHealth {
             weight_error: None,
             ramp: None,
             up_since: None,
+            cert_days: None,
         }
     }
 
@@ -418,6 +421,11 @@ impl HealthTable {
             Ok(_) => h.last_rtt = Some(r.took),
             Err(e) => h.last_error = Some(e.to_string()),
         }
+        let days = match &r.outcome {
+            Ok(p) => p.cert_days,
+            Err(e) => e.cert_days(),
+        };
+        h.cert_days = days.or(h.cert_days);
         let flipped = h.flap.record(r.outcome.is_ok(), r.key.spec.rise, r.key.spec.fall);
         if flipped {
             h.last_change = Some(r.at);

@@ -10,9 +10,11 @@ use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record};
 
+use serde_json::json;
+
 use crate::harness::*;
 use crate::health::answered;
-use crate::health_checks::{LONG, member, pool, server_with};
+use crate::health_checks::{LONG, api, member, pool, server_with};
 
 /// What the tiny DNS server replies.
 #[derive(Clone)]
@@ -159,4 +161,46 @@ fn dns_check_config_errors_name_the_file_line_and_problem() {
         let at_start = lbdns::Sources::load(&dir.path().join("lbdns.toml")).map(|_| ()).unwrap_err().to_string();
         assert!(at_start.contains(want), "{at_start}");
     }
+}
+
+#[test]
+fn tls_check_shows_cert_days_fails_on_a_wrong_host_and_below_min_cert_days() {
+    let b = crate::backend::Backend::https("127.0.0.4", 0, &["www.h.test"]);
+    let port = b.addr.port();
+    // tls_verify = false: the test CA is no system root, but name and dates are checked.
+    let good = format!("check=\"tls\"\nport={port}\nhost=\"www.h.test\"\ntls_verify=false");
+    let wrong = format!("check=\"tls\"\nport={port}\nhost=\"other.h.test\"\ntls_verify=false");
+    let s = server_with(
+        &[
+            pool("good.h.test.", &good, "all_down=\"empty\"", &["address=\"127.0.0.4\""]),
+            pool("wrong.h.test.", &wrong, "all_down=\"empty\"", &["address=\"127.0.0.4\""]),
+        ]
+        .concat(),
+        &[],
+    );
+    assert!(wait_for(LONG, || answered(&s, "good.h.test.") == ["127.0.0.4"]), "the tls check never passed");
+    assert!(wait_for(LONG, || member(&s, "wrong.h.test.", "127.0.0.4")["health"] == "down"));
+    let m = member(&s, "wrong.h.test.", "127.0.0.4");
+    assert_eq!(m["last_error"], "TLS: certificate is not valid for \"other.h.test\"", "{m}");
+    assert!(answered(&s, "wrong.h.test.").is_empty());
+
+    let m = member(&s, "good.h.test.", "127.0.0.4");
+    let days = m["cert_days"].as_i64().unwrap_or_else(|| panic!("no cert_days: {m}"));
+    assert!(days > 0, "{m}");
+    let url = format!("http://{}/metrics", s.admin);
+    let metrics = reqwest::blocking::get(url).unwrap().text().unwrap();
+    let want = format!("lbdns_member_cert_days{{pool=\"good.h.test.\",address=\"127.0.0.4\"}} {days}");
+    assert!(metrics.contains(&want), "{want} not in {metrics}");
+
+    // min_cert_days above the certificate's days fails, naming both.
+    let min = days + 1;
+    let health = json!({"check": "tls", "port": port, "host": "www.h.test", "tls_verify": false,
+                        "min_cert_days": min, "interval": "200ms", "timeout": "300ms"});
+    let body = json!({"members": [{"address": "127.0.0.4"}], "all_down": "empty", "health": health}).to_string();
+    assert_eq!(api(&s, "PUT", "/v1/pools/min.h.test.", Some(&body)).0, 201);
+    assert!(wait_for(LONG, || member(&s, "min.h.test.", "127.0.0.4")["health"] == "down"), "min_cert_days ignored");
+    let m = member(&s, "min.h.test.", "127.0.0.4");
+    let why = format!("certificate expires in {days} days, fewer than min_cert_days {min}");
+    assert_eq!(m["last_error"], why, "{m}");
+    assert_eq!(m["cert_days"], days, "{m}");
 }
