@@ -47,6 +47,9 @@ pub struct Metrics {
     /// Health overrides in force, by pool and member: 1 down, 2 up (the writer
     /// replaces the map when they change; members without one are 0).
     pub overrides: Overrides,
+    /// Days to the certificate's expiry of members with a `tls` check, by pool
+    /// and member (the writer replaces the map when a value changes).
+    pub cert_days: Overrides,
     registry: Arc<Registry>,
 }
 
@@ -79,7 +82,9 @@ impl Metrics {
         let _ = reloads.get_or_create(&ResultLabel { result: "ok".into() });
         let _ = reloads.get_or_create(&ResultLabel { result: "error".into() });
         let overrides: Overrides = Arc::default();
-        registry.register_collector(Box::new(QueryPath { stats, snapshot, overrides: overrides.clone() }));
+        let cert_days: Overrides = Arc::default();
+        let collector = QueryPath { stats, snapshot, overrides: overrides.clone(), cert_days: cert_days.clone() };
+        registry.register_collector(Box::new(collector));
         Metrics {
             probe_duration,
             admin_requests,
@@ -88,6 +93,7 @@ impl Metrics {
             admin_write_retries,
             answer_rates: Arc::default(),
             overrides,
+            cert_days,
             registry: Arc::new(registry),
         }
     }
@@ -110,6 +116,7 @@ struct QueryPath {
     stats: Arc<Stats>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     overrides: Overrides,
+    cert_days: Overrides,
 }
 
 /// `lbdns_member_override` values by pool and member (see [`Metrics::overrides`]).
@@ -256,6 +263,28 @@ impl QueryPath {
                 let addr = m.address.to_string();
                 ConstGauge::new(m.weight)
                     .encode(e.encode_family(&[("pool", p.name_text.as_str()), ("address", addr.as_str())])?)?;
+            }
+        }
+        self.encode_cert_days(encoder)
+    }
+
+    /// `lbdns_member_cert_days`: only members with a `tls` check have one.
+    fn encode_cert_days(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let days = self.cert_days.load();
+        let mut e = encoder.encode_descriptor(
+            "lbdns_member_cert_days",
+            "Days until the certificate of the member's tls check expires",
+            None,
+            MetricType::Gauge,
+        )?;
+        let snap = self.snapshot.load();
+        for p in &snap.pools {
+            for m in p.members.iter() {
+                if let Some(d) = days.get(&(p.name_text.clone(), m.address)) {
+                    let addr = m.address.to_string();
+                    ConstGauge::new(*d)
+                        .encode(e.encode_family(&[("pool", p.name_text.as_str()), ("address", addr.as_str())])?)?;
+                }
             }
         }
         Ok(())

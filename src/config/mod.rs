@@ -32,8 +32,8 @@ pub use raw::{
     HttpMethod, MemberConfig, PolicyName, RrlConfig, StoreKind, TransferPools, default_pool_ttl,
 };
 pub use settings::{
-    AdminSettings, Config, DnsSettings, DnssecSpec, EtcdSettings, MAX_TTL, PoolDef, RedirectSettings, RedirectTarget,
-    Secrets, TransferRule, TransferSettings, ZoneSpec, unlisted_regions,
+    AdminSettings, Config, DnsSettings, DnssecSpec, EtcdSettings, MAX_TTL, PoolDef, RCODES, RedirectSettings,
+    RedirectTarget, Secrets, TransferRule, TransferSettings, ZoneSpec, parse_rcode, unlisted_regions,
 };
 pub use weight_from::{BadWeightSource, WeightSource};
 

@@ -408,6 +408,10 @@ pub enum CheckKind {
     Tcp,
     Http,
     Https,
+    /// A DNS query answered with `expect_rcode` (and `expect_answer`).
+    Dns,
+    /// A TLS handshake and a certificate valid for `host`.
+    Tls,
 }
 
 impl CheckKind {
@@ -417,6 +421,8 @@ impl CheckKind {
             CheckKind::Tcp => "tcp",
             CheckKind::Http => "http",
             CheckKind::Https => "https",
+            CheckKind::Dns => "dns",
+            CheckKind::Tls => "tls",
         }
     }
 }
@@ -428,7 +434,7 @@ pub struct HealthConfig {
     // (`Default` below matches the serde defaults.)
     #[serde(default)]
     pub check: CheckKind,
-    /// Port to probe; defaults to 80 (http), 443 (https); required for tcp.
+    /// Port to probe; defaults to 80 (http), 443 (https, tls), 53 (dns); required for tcp.
     #[serde(default)]
     pub port: Option<u16>,
     #[serde(default = "default_path")]
@@ -484,6 +490,19 @@ pub struct HealthConfig {
     pub fall: u32,
     #[serde(default = "default_true")]
     pub tls_verify: bool,
+    /// `dns`: the name asked (required), its type (default A), the response
+    /// code expected (default NOERROR) and a value the answer must hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qtype: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_rcode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_answer: Option<String>,
+    /// `tls`: fewer days than this before the certificate expires fails the check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_cert_days: Option<u32>,
     /// This pool's health file (config only: the API refuses it), in place of
     /// `[health] health_file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -514,6 +533,11 @@ impl Default for HealthConfig {
             rise: default_rise_fall(),
             fall: default_rise_fall(),
             tls_verify: true,
+            qname: None,
+            qtype: None,
+            expect_rcode: None,
+            expect_answer: None,
+            min_cert_days: None,
             health_file: None,
         }
     }

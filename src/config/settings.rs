@@ -323,6 +323,7 @@ fn validate_check(h: &HealthConfig, at: &str) -> Vec<String> {
         }
     }
     out.extend(validate_weight(h, at));
+    out.extend(validate_dns(h, at));
     let http_only = [
         ("weight_from", h.weight_from.is_some()),
         ("method", h.method != super::raw::HttpMethod::Get),
@@ -333,6 +334,54 @@ fn validate_check(h: &HealthConfig, at: &str) -> Vec<String> {
         if set && !http {
             out.push(format!("{at}: {key} applies to http and https checks only"));
         }
+    }
+    out
+}
+
+/// The response codes `expect_rcode` names, by value (RFC 1035, RFC 2136).
+pub const RCODES: [&str; 11] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH",
+    "NOTZONE",
+];
+
+/// The value of a response code's name (any case).
+pub fn parse_rcode(name: &str) -> Option<u16> {
+    RCODES.iter().position(|r| r.eq_ignore_ascii_case(name)).map(|i| i as u16)
+}
+
+/// The keys of `check = "dns"` (and that only it, or only tls, takes them).
+fn validate_dns(h: &HealthConfig, at: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let dns = h.check == CheckKind::Dns;
+    if dns && h.qname.is_none() {
+        out.push(format!("{at}: check dns needs a qname"));
+    }
+    if let Some(q) = &h.qname
+        && let Err(e) = hickory_proto::rr::Name::from_str_relaxed(q)
+    {
+        out.push(format!("{at}: qname {q:?}: {e}"));
+    }
+    if let Some(t) = &h.qtype
+        && t.parse::<hickory_proto::rr::RecordType>().is_err()
+    {
+        out.push(format!("{at}: qtype {t:?} is not a record type"));
+    }
+    if let Some(r) = &h.expect_rcode
+        && parse_rcode(r).is_none()
+    {
+        out.push(format!("{at}: expect_rcode {r:?} is not a response code (NOERROR, NXDOMAIN, REFUSED, ...)"));
+    }
+    let dns_only = [("qname", h.qname.is_some()), ("qtype", h.qtype.is_some())];
+    let dns_only = dns_only
+        .into_iter()
+        .chain([("expect_rcode", h.expect_rcode.is_some()), ("expect_answer", h.expect_answer.is_some())]);
+    for (key, set) in dns_only {
+        if set && !dns {
+            out.push(format!("{at}: {key} applies to dns checks only"));
+        }
+    }
+    if h.min_cert_days.is_some() && h.check != CheckKind::Tls {
+        out.push(format!("{at}: min_cert_days applies to tls checks only"));
     }
     out
 }

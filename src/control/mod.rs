@@ -276,6 +276,7 @@ impl Writer {
         self.share_view();
         self.publish()?;
         self.publish_override_gauges();
+        self.publish_cert_days();
         self.note_all_down(false);
         Ok(())
     }

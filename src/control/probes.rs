@@ -78,7 +78,11 @@ impl Writer {
     pub(super) fn apply_probe(&mut self, r: ProbeResult, changed: &mut HashSet<ProbeKey>) {
         self.observe_probe(&r);
         let from = self.health.members.get(&r.key).map_or("unknown", |h| h.state());
+        let days_before = self.health.members.get(&r.key).and_then(|h| h.cert_days);
         let applied = self.health.apply(&r);
+        if self.health.members.get(&r.key).and_then(|h| h.cert_days) != days_before {
+            self.publish_cert_days();
+        }
         if applied.flipped {
             let up = self.health.members.get(&r.key).and_then(|h| h.flap.up).unwrap_or(false);
             let pools = self.pools_with(&r.key);
@@ -102,6 +106,21 @@ impl Writer {
         if applied.flipped || applied.weight {
             changed.insert(r.key);
         }
+    }
+
+    /// `lbdns_member_cert_days` of every member with a `tls` check, in every
+    /// pool its stream feeds. Called when a value changes (a day passes, a
+    /// certificate is renewed) and after the first snapshot, not per probe.
+    pub(super) fn publish_cert_days(&self) {
+        let snap = self.snapshot.load();
+        let mut map = std::collections::HashMap::new();
+        for (key, h) in &self.health.members {
+            let Some(days) = h.cert_days else { continue };
+            for p in self.by_probe.pools_of([key]).into_iter().filter_map(|i| snap.pools.get(i as usize)) {
+                map.insert((p.name_text.clone(), key.addr), days);
+            }
+        }
+        self.metrics.cert_days.store(std::sync::Arc::new(map));
     }
 
     /// The names of the pools `key`'s results feed, for the log.

@@ -23,6 +23,14 @@ pub enum ProbeError {
     BodyRegex(String),
     #[error("weight: {0}")]
     Weight(String),
+    #[error("DNS: {0}")]
+    Dns(String),
+    #[error("rcode {got}, expected {expected}")]
+    Rcode { got: String, expected: String },
+    #[error("answer does not contain {0:?}")]
+    Answer(String),
+    #[error("certificate expires in {days} days, fewer than min_cert_days {min}")]
+    CertDays { days: i64, min: u32 },
     #[error("cannot set up the check: {0}")]
     Client(String),
     #[error("timed out after {0:?}")]
@@ -38,6 +46,19 @@ pub struct Passed {
     /// With `weight_from`: the weight the backend reported, or why none could be
     /// read (which does not fail the probe: the member keeps its last weight).
     pub weight: Reported,
+    /// A `tls` check: days until the leaf certificate expires.
+    pub cert_days: Option<i64>,
+}
+
+impl ProbeError {
+    /// The days to expiry a failure still learnt (`min_cert_days` not met).
+    pub fn cert_days(&self) -> Option<i64> {
+        match self {
+            ProbeError::CertDays { days, .. } => Some(*days),
+            ProbeError::Check { error, .. } => error.cert_days(),
+            _ => None,
+        }
+    }
 }
 
 /// A reported weight (`None` without `weight_from`).

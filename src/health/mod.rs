@@ -8,6 +8,7 @@
 //! next snapshot. Every probe has a timeout, the number of probes in flight is
 //! bounded, and intervals are jittered ±10%.
 
+mod dns;
 mod error;
 pub mod file;
 pub mod flap;
@@ -52,12 +53,20 @@ pub struct CheckSpec {
     pub timeout: Duration,
     pub tls_verify: bool,
     pub weight_from: Option<weight::Source>,
+    /// `dns`: the name and type asked, the code expected, a value the answer holds.
+    pub qname: String,
+    pub qtype: String,
+    pub expect_rcode: String,
+    pub expect_answer: Option<String>,
+    /// `tls`: fewer days to the certificate's expiry fail the check.
+    pub min_cert_days: Option<u32>,
 }
 
 impl CheckSpec {
     fn of(pool: &PoolDef, h: &HealthConfig) -> CheckSpec {
         let default_port = match h.check {
-            CheckKind::Https => 443,
+            CheckKind::Https | CheckKind::Tls => 443,
+            CheckKind::Dns => 53,
             _ => 80,
         };
         let headers = h.headers.iter().map(|(k, v)| (k.clone(), v.clone())).chain(h.file_headers.iter().cloned());
@@ -75,6 +84,11 @@ impl CheckSpec {
             timeout: h.timeout,
             tls_verify: h.tls_verify,
             weight_from: h.weight_from.as_deref().and_then(|w| w.parse().ok()),
+            qname: h.qname.clone().unwrap_or_default(),
+            qtype: h.qtype.clone().unwrap_or_else(|| "A".to_string()),
+            expect_rcode: h.expect_rcode.clone().unwrap_or_else(|| "NOERROR".to_string()),
+            expect_answer: h.expect_answer.clone(),
+            min_cert_days: h.min_cert_days,
         }
     }
 
@@ -97,6 +111,15 @@ impl CheckSpec {
         }
         if let Some(re) = &self.expect_body_regex {
             s.push_str(&format!(" regex={re:?}"));
+        }
+        if self.check == CheckKind::Dns {
+            s.push_str(&format!(" qname={} qtype={} rcode={}", self.qname, self.qtype, self.expect_rcode));
+            if let Some(a) = &self.expect_answer {
+                s.push_str(&format!(" answer={a:?}"));
+            }
+        }
+        if let Some(d) = self.min_cert_days {
+            s.push_str(&format!(" min_cert_days={d}"));
         }
         if !self.headers.is_empty() {
             use std::hash::{Hash, Hasher};
@@ -306,6 +329,8 @@ pub struct MemberHealth {
     /// When it last came up from down (not from unknown: members up at
     /// start-up all start together, so there is nobody to shift load from).
     pub up_since: Option<SystemTime>,
+    /// A `tls` check: days until the certificate expires, as last seen.
+    pub cert_days: Option<i64>,
 }
 
 impl MemberHealth {
@@ -320,6 +345,7 @@ impl MemberHealth {
             weight_error: None,
             ramp: None,
             up_since: None,
+            cert_days: None,
         }
     }
 
@@ -395,6 +421,11 @@ impl HealthTable {
             Ok(_) => h.last_rtt = Some(r.took),
             Err(e) => h.last_error = Some(e.to_string()),
         }
+        let days = match &r.outcome {
+            Ok(p) => p.cert_days,
+            Err(e) => e.cert_days(),
+        };
+        h.cert_days = days.or(h.cert_days);
         let flipped = h.flap.record(r.outcome.is_ok(), r.key.spec.rise, r.key.spec.fall);
         if flipped {
             h.last_change = Some(r.at);

@@ -7,10 +7,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::error::{Passed, ProbeError, Reported};
+use super::dns::DnsCheck;
+use super::error::{Passed, ProbeError};
 use super::http::HttpCheck;
 use super::tcp::tcp_connect;
-use super::tls::TlsConfigs;
+use super::tls::{TlsCheck, TlsConfigs};
 use super::{CheckSpec, ProbeKey};
 use crate::config::CheckKind;
 
@@ -18,6 +19,8 @@ use crate::config::CheckKind;
 enum CheckState {
     Tcp,
     Http(Box<HttpCheck>),
+    Dns(DnsCheck),
+    Tls(TlsCheck),
     /// A check that cannot run (it fails every probe with this error).
     Broken(ProbeError),
 }
@@ -39,6 +42,14 @@ impl Runner {
                     Ok(h) => CheckState::Http(Box::new(h)),
                     Err(e) => CheckState::Broken(e),
                 },
+                CheckKind::Tls => match TlsCheck::new(c, tls) {
+                    Ok(t) => CheckState::Tls(t),
+                    Err(e) => CheckState::Broken(e),
+                },
+                CheckKind::Dns => match DnsCheck::new(c) {
+                    Ok(d) => CheckState::Dns(d),
+                    Err(e) => CheckState::Broken(e),
+                },
                 _ => CheckState::Tcp,
             })
             .collect();
@@ -51,7 +62,7 @@ impl Runner {
         let source = self.source;
         if let ([state], [spec]) = (self.checks.as_mut_slice(), key.spec.checks.as_slice()) {
             // The common case, one check: nothing to join, nothing allocated.
-            return timed(state, spec, key.target(spec), source).await.map(|weight| Passed { weight });
+            return timed(state, spec, key.target(spec), source).await;
         }
         let runs = self
             .checks
@@ -62,7 +73,10 @@ impl Runner {
         let mut passed = Passed::default();
         for (i, (r, spec)) in results.into_iter().zip(&key.spec.checks).enumerate() {
             match r {
-                Ok(w) => passed.weight = passed.weight.or(w),
+                Ok(p) => {
+                    passed.weight = passed.weight.or(p.weight);
+                    passed.cert_days = passed.cert_days.or(p.cert_days);
+                }
                 Err(e) => return Err(ProbeError::Check { n: i + 1, kind: spec.check.as_str(), error: Box::new(e) }),
             }
         }
@@ -76,7 +90,7 @@ async fn timed(
     spec: &CheckSpec,
     target: SocketAddr,
     source: Option<IpAddr>,
-) -> Result<Reported, ProbeError> {
+) -> Result<Passed, ProbeError> {
     match tokio::time::timeout(spec.timeout, run_one(state, spec, target, source)).await {
         Ok(r) => r,
         Err(_) => Err(ProbeError::Timeout(spec.timeout)),
@@ -88,13 +102,15 @@ async fn run_one(
     spec: &CheckSpec,
     target: SocketAddr,
     source: Option<IpAddr>,
-) -> Result<Reported, ProbeError> {
+) -> Result<Passed, ProbeError> {
     match state {
         CheckState::Tcp => tcp_connect(target, source)
             .await
-            .map(|_| None)
+            .map(|_| Passed::default())
             .map_err(|e| ProbeError::Connect { target, reason: e.to_string() }),
-        CheckState::Http(h) => h.run(spec, target, source).await,
+        CheckState::Http(h) => h.run(spec, target, source).await.map(|weight| Passed { weight, cert_days: None }),
+        CheckState::Dns(d) => d.run(target, source).await.map(|_| Passed::default()),
+        CheckState::Tls(t) => t.run(target, source).await.map(|days| Passed { weight: None, cert_days: Some(days) }),
         CheckState::Broken(e) => Err(e.clone()),
     }
 }

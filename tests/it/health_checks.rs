@@ -13,7 +13,7 @@ use crate::health::{answered, backends};
 const TOKEN: &str = "checks-token-0123456789abcdef0123";
 
 /// A server with `pools` (and `files`), an admin token, in zone h.test.
-fn server_with(pools: &str, files: &[(&str, &str)]) -> Server {
+pub(crate) fn server_with(pools: &str, files: &[(&str, &str)]) -> Server {
     let cfg = format!(
         "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\ntoken_file=\"admin.token\"\n\
          [[zone]]\norigin=\"h.test.\"\nfile=\"h.zone\"\n{pools}"
@@ -25,7 +25,7 @@ fn server_with(pools: &str, files: &[(&str, &str)]) -> Server {
 }
 
 /// A pool with one health table of `health` lines (fast timing added) and `members`.
-fn pool(name: &str, health: &str, extra_pool: &str, members: &[&str]) -> String {
+pub(crate) fn pool(name: &str, health: &str, extra_pool: &str, members: &[&str]) -> String {
     let mut s = format!(
         "[[pool]]\nname=\"{name}\"\n{extra_pool}\n[pool.health]\n{health}\ninterval=\"200ms\"\ntimeout=\"300ms\"\nrise=2\nfall=2\n"
     );
@@ -35,7 +35,7 @@ fn pool(name: &str, health: &str, extra_pool: &str, members: &[&str]) -> String 
     s
 }
 
-fn api(s: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+pub(crate) fn api(s: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let url = format!("http://{}{path}", s.admin);
     let c = reqwest::blocking::Client::new();
@@ -49,12 +49,12 @@ fn api(s: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, Value)
 }
 
 /// The member `addr` of `pool` as `GET /v1/pools/{pool}` shows it.
-fn member(s: &Server, pool: &str, addr: &str) -> Value {
+pub(crate) fn member(s: &Server, pool: &str, addr: &str) -> Value {
     let (_, p) = api(s, "GET", &format!("/v1/pools/{pool}"), None);
     p["members"].as_array().unwrap().iter().find(|m| m["address"] == addr).cloned().unwrap_or(Value::Null)
 }
 
-const LONG: Duration = Duration::from_secs(5);
+pub(crate) const LONG: Duration = Duration::from_secs(5);
 
 #[test]
 fn method_headers_and_user_agent_reach_the_backend() {

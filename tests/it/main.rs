@@ -23,6 +23,7 @@ mod geoip_gen;
 mod harness;
 mod health;
 mod health_checks;
+mod health_dns_tls;
 mod health_weights;
 mod hostile;
 mod imports;
