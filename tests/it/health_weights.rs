@@ -137,6 +137,7 @@ fn a_member_coming_up_ramps_its_weight_with_slow_start() {
     assert!(full, "never back to its full weight");
     assert!(seen.first().is_some_and(|w| *w < 2.0), "it did not start low: {seen:?}");
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "the ramp went down: {seen:?}");
-    assert!(seen.iter().all(|w| *w > 0.0 && *w < 4.0), "{seen:?}");
+    // The API shows hundredths: a share just under 1 (3.996) reads 4.0.
+    assert!(seen.iter().all(|w| *w > 0.0 && *w <= 4.0), "{seen:?}");
     assert_eq!(effective(&s, "ss.h.test.", "127.0.0.3"), Some(4.0));
 }
