@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use crate::config::PoolDef;
 
-use crate::health::push::PushedView;
+use crate::health::PushedView;
 use crate::health::{ClusterView, ProbeKey, ProbeResult, ProbeSpec, Votes};
 
 use super::*;

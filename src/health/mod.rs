@@ -217,7 +217,7 @@ pub struct ClusterView<'a> {
     /// Other live nodes' views (empty: local decisions only).
     pub nodes: &'a std::collections::BTreeMap<String, Votes>,
     /// Overrides and health files, over the probes (see [`push`]).
-    pub pushed: push::PushedView<'a>,
+    pub pushed: PushedView<'a>,
 }
 
 impl crate::snapshot::HealthView for ClusterView<'_> {
@@ -595,5 +595,32 @@ async fn stream(
         if next < now {
             next = now;
         }
+    }
+}
+
+/// What is pushed from outside, as the health view reads it at one moment.
+#[derive(Clone, Copy)]
+pub struct PushedView<'a> {
+    pub overrides: &'a push::Overrides,
+    pub files: &'a file::FileVotes,
+    pub now: SystemTime,
+}
+
+impl<'a> PushedView<'a> {
+    /// The override in force on `address` of `pool`.
+    pub fn override_of(&self, pool: &hickory_proto::rr::Name, address: IpAddr) -> Option<&'a push::HealthOverride> {
+        if self.overrides.is_empty() {
+            return None;
+        }
+        self.overrides.get(&(pool.clone(), address)).filter(|o| o.in_force(self.now))
+    }
+
+    /// This node's health file line for `address` of `pool`.
+    pub fn file_of(
+        &self,
+        pool: &hickory_proto::rr::Name,
+        address: IpAddr,
+    ) -> Option<(&'a std::path::Path, &'a push::FileEntry)> {
+        self.files.entry(pool, address)
     }
 }

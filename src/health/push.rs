@@ -108,29 +108,6 @@ pub struct FileEntry {
     pub line: usize,
 }
 
-/// What is pushed from outside, as the health view reads it at one moment.
-#[derive(Clone, Copy)]
-pub struct PushedView<'a> {
-    pub overrides: &'a Overrides,
-    pub files: &'a crate::health::file::FileVotes,
-    pub now: SystemTime,
-}
-
-impl<'a> PushedView<'a> {
-    /// The override in force on `address` of `pool`.
-    pub fn override_of(&self, pool: &Name, address: IpAddr) -> Option<&'a HealthOverride> {
-        if self.overrides.is_empty() {
-            return None;
-        }
-        self.overrides.get(&(pool.clone(), address)).filter(|o| o.in_force(self.now))
-    }
-
-    /// This node's health file line for `address` of `pool`.
-    pub fn file_of(&self, pool: &Name, address: IpAddr) -> Option<(&'a std::path::Path, &'a FileEntry)> {
-        self.files.entry(pool, address)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
