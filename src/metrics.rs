@@ -221,74 +221,46 @@ impl QueryPath {
             ConstCounter::new(p.counters.all_down.load(Ordering::Relaxed))
                 .encode(e.encode_family(&[("pool", p.name_text.as_str())])?)?;
         }
-        let mut e = encoder.encode_descriptor(
-            "lbdns_member_up",
-            "1 if the member is healthy (or not checked), 0 if its probes fail",
-            None,
-            MetricType::Gauge,
-        )?;
-        for p in &snap.pools {
-            for m in p.members.iter() {
-                let addr = m.address.to_string();
-                ConstGauge::new(i64::from(m.healthy))
-                    .encode(e.encode_family(&[("pool", p.name_text.as_str()), ("address", addr.as_str())])?)?;
-            }
-        }
+        let up = ("lbdns_member_up", "1 if the member is healthy (or not checked), 0 if its probes fail");
+        member_gauge(encoder, &snap, up, |_, m| Some(i64::from(m.healthy)))?;
         let overrides = self.overrides.load();
-        let mut e = encoder.encode_descriptor(
-            "lbdns_member_override",
-            "Health override through the API in force: 0 none, 1 pushed down, 2 pushed up",
-            None,
-            MetricType::Gauge,
-        )?;
-        for p in &snap.pools {
-            for m in p.members.iter() {
-                let v = match overrides.is_empty() {
-                    true => 0,
-                    false => overrides.get(&(p.name_text.clone(), m.address)).copied().unwrap_or(0),
-                };
+        let pushed =
+            ("lbdns_member_override", "Health override through the API in force: 0 none, 1 pushed down, 2 pushed up");
+        member_gauge(encoder, &snap, pushed, |p, m| match overrides.is_empty() {
+            true => Some(0),
+            false => Some(overrides.get(&(p.name_text.clone(), m.address)).copied().unwrap_or(0)),
+        })?;
+        let weight = (
+            "lbdns_member_weight",
+            "The weight the weighted, geo and affinity policies give the member (load feedback and slow start included)",
+        );
+        member_gauge(encoder, &snap, weight, |_, m| Some(m.weight))?;
+        // Only members with a `tls` check have one.
+        let days = self.cert_days.load();
+        let cert = ("lbdns_member_cert_days", "Days until the certificate of the member's tls check expires");
+        member_gauge(encoder, &snap, cert, |p, m| days.get(&(p.name_text.clone(), m.address)).copied())
+    }
+}
+
+/// One gauge family, `name` with `help`, with a gauge for each pool member that
+/// `value` gives a value, labelled by pool and address.
+fn member_gauge<V: prometheus_client::encoding::EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    snap: &Snapshot,
+    (name, help): (&str, &str),
+    value: impl Fn(&crate::snapshot::Pool, &crate::snapshot::PoolMember) -> Option<V>,
+) -> Result<(), std::fmt::Error> {
+    let mut e = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for p in &snap.pools {
+        for m in p.members.iter() {
+            if let Some(v) = value(p, m) {
                 let addr = m.address.to_string();
                 ConstGauge::new(v)
                     .encode(e.encode_family(&[("pool", p.name_text.as_str()), ("address", addr.as_str())])?)?;
             }
         }
-        let mut e = encoder.encode_descriptor(
-            "lbdns_member_weight",
-            "The weight the weighted, geo and affinity policies give the member (load feedback and slow start included)",
-            None,
-            MetricType::Gauge,
-        )?;
-        for p in &snap.pools {
-            for m in p.members.iter() {
-                let addr = m.address.to_string();
-                ConstGauge::new(m.weight)
-                    .encode(e.encode_family(&[("pool", p.name_text.as_str()), ("address", addr.as_str())])?)?;
-            }
-        }
-        self.encode_cert_days(encoder)
     }
-
-    /// `lbdns_member_cert_days`: only members with a `tls` check have one.
-    fn encode_cert_days(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let days = self.cert_days.load();
-        let mut e = encoder.encode_descriptor(
-            "lbdns_member_cert_days",
-            "Days until the certificate of the member's tls check expires",
-            None,
-            MetricType::Gauge,
-        )?;
-        let snap = self.snapshot.load();
-        for p in &snap.pools {
-            for m in p.members.iter() {
-                if let Some(d) = days.get(&(p.name_text.clone(), m.address)) {
-                    let addr = m.address.to_string();
-                    ConstGauge::new(*d)
-                        .encode(e.encode_family(&[("pool", p.name_text.as_str()), ("address", addr.as_str())])?)?;
-                }
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// How often [`AnswerRates`] samples the pools' answer counters.
