@@ -41,10 +41,11 @@ ns IN A 192.0.2.53\n\
 a IN CNAME b\n\
 b IN A 192.0.2.1\n";
 
-/// The files, the overlay laid over them, and what is in effect.
-struct World {
+/// The files, the overlay laid over them, and what is in effect (the UPDATE
+/// planner's tests use it too).
+pub(super) struct World {
     sources: Sources,
-    overlay: Overlay,
+    pub(super) overlay: Overlay,
     zones: Vec<Arc<Zone>>,
     pools: Vec<(Arc<PoolDef>, Origin)>,
     refused: BTreeSet<RRsetKey>,
@@ -52,9 +53,15 @@ struct World {
 
 impl World {
     fn new() -> World {
+        World::with_files(&[("lbdns.toml", CONFIG), ("example.test.zone", ZONE)])
+    }
+
+    /// The state in effect from `files` (name, text), `lbdns.toml` among them.
+    pub(super) fn with_files(files: &[(&str, &str)]) -> World {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("lbdns.toml"), CONFIG).unwrap();
-        std::fs::write(dir.path().join("example.test.zone"), ZONE).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
         let sources = Sources::load(&dir.path().join("lbdns.toml")).unwrap();
         let mut w =
             World { sources, overlay: Overlay::default(), zones: vec![], pools: vec![], refused: BTreeSet::new() };
@@ -62,7 +69,8 @@ impl World {
         w
     }
 
-    fn derive(&mut self) {
+    /// The zones and pools in effect from the files and the overlay, as the writer derives them.
+    pub(super) fn derive(&mut self) {
         self.pools = overlay::effective_pools(&self.sources, &self.overlay);
         let defs: Vec<Arc<PoolDef>> = self.pools.iter().map(|(p, _)| p.clone()).collect();
         self.zones = crate::snapshot::build_zones(&self.sources.zones, &defs, &Default::default()).unwrap();
@@ -73,7 +81,7 @@ impl World {
         }
     }
 
-    fn state(&self) -> InEffect<'_> {
+    pub(super) fn state(&self) -> InEffect<'_> {
         InEffect {
             sources: &self.sources,
             overlay: &self.overlay,

@@ -2,18 +2,12 @@
 //! prerequisite table (section 3.2.5), its update semantics (3.4.2), the grants,
 //! and lbdns's own rules (pools, data it refuses), each case one row.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 
 use super::{Update, plan_update};
-use crate::config::PoolDef;
-use crate::snapshot::Zone;
-use crate::sources::Sources;
-use crate::state::overlay::{self, Change, Origin, Overlay, RRsetSource};
-use crate::state::{InEffect, RRsetKey};
+use crate::state::overlay::{Change, RRsetSource};
+use crate::state::tests::World;
 
 const CONFIG: &str = r#"
 [dns]
@@ -52,52 +46,18 @@ t IN TXT \"two\"\n\
 t IN MX 10 mail\n\
 t IN CAA 0 issue \"ca.example\"\n";
 
-struct World {
-    sources: Sources,
-    overlay: Overlay,
-    zones: Vec<Arc<Zone>>,
-    pools: Vec<(Arc<PoolDef>, Origin)>,
-    refused: BTreeSet<RRsetKey>,
+fn world() -> World {
+    let sub = "$ORIGIN sub.example.test.\n@ 300 IN SOA ns.example.test. h.example.test. 1 7200 3600 1209600 60\n\
+               @ 300 IN NS ns.example.test.\nx 300 IN TXT \"child\"\n";
+    World::with_files(&[
+        ("lbdns.toml", CONFIG),
+        ("example.test.zone", ZONE),
+        ("up.key", "c2VjcmV0LXNlY3JldC1zZWNyZXQ=\n"),
+        ("sub.zone", sub),
+    ])
 }
 
 impl World {
-    fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("lbdns.toml"), CONFIG).unwrap();
-        std::fs::write(dir.path().join("example.test.zone"), ZONE).unwrap();
-        std::fs::write(dir.path().join("up.key"), "c2VjcmV0LXNlY3JldC1zZWNyZXQ=\n").unwrap();
-        let sub = "$ORIGIN sub.example.test.\n@ 300 IN SOA ns.example.test. h.example.test. 1 7200 3600 1209600 60\n\
-                   @ 300 IN NS ns.example.test.\nx 300 IN TXT \"child\"\n";
-        std::fs::write(dir.path().join("sub.zone"), sub).unwrap();
-        let sources = Sources::load(&dir.path().join("lbdns.toml")).unwrap();
-        let mut w =
-            World { sources, overlay: Overlay::default(), zones: vec![], pools: vec![], refused: BTreeSet::new() };
-        w.derive();
-        w
-    }
-
-    /// The zones and pools in effect from the files and the overlay, as the writer derives them.
-    fn derive(&mut self) {
-        self.pools = overlay::effective_pools(&self.sources, &self.overlay);
-        let defs: Vec<Arc<PoolDef>> = self.pools.iter().map(|(p, _)| p.clone()).collect();
-        self.zones = crate::snapshot::build_zones(&self.sources.zones, &defs, &Default::default()).unwrap();
-        for ((z, name, rtype), set) in &self.overlay.rrsets {
-            let slot = self.zones.iter_mut().find(|x| x.origin == *z).unwrap();
-            let set = overlay::api_rrset(name, *rtype, set.as_ref(), z).unwrap();
-            *slot = Arc::new(slot.with_rrset_at(name, *rtype, set));
-        }
-    }
-
-    fn state(&self) -> InEffect<'_> {
-        InEffect {
-            sources: &self.sources,
-            overlay: &self.overlay,
-            zones: &self.zones,
-            pools: &self.pools,
-            refused: &self.refused,
-        }
-    }
-
     /// Plans `u` and, when it passes, applies it as the writer does.
     fn run(&mut self, u: &Update) -> Result<Vec<Change>, ResponseCode> {
         let changes = plan_update(&self.state(), u)?;
@@ -197,7 +157,7 @@ fn prerequisites_answer_with_the_rfc_rcodes() {
         ("outside the zone", vec![exists("x.other.test.", ANY)], Err(ResponseCode::NotZone)),
     ];
     for (what, prereqs, want) in rows {
-        let mut w = World::new();
+        let mut w = world();
         let got = w.run(&update("up.", prereqs, vec![add("new", TXT, "\"x\"")])).map(|_| ());
         assert_eq!(got, want, "{what}");
         assert_eq!(w.at("new", TXT).len(), usize::from(want.is_ok()), "{what}: applied only when it held");
@@ -239,7 +199,7 @@ fn updates_follow_rfc_2136() {
         ("a member joins a pool", vec![add("www", A, "192.0.2.11")], ("www", A, &["192.0.2.10", "192.0.2.11"])),
     ];
     for (what, updates, (name, t, want)) in rows {
-        let mut w = World::new();
+        let mut w = world();
         w.run(&update("up.", vec![], updates)).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(w.at(name, t), *want, "{what}");
     }
@@ -297,7 +257,7 @@ fn refusals() {
         ("a CNAME loop", update("up.", vec![], vec![del_rrset("b", A), add("b", CNAME, "a")]), ResponseCode::Refused),
     ];
     for (what, u, want) in rows {
-        let mut w = World::new();
+        let mut w = world();
         let before = w.overlay.clone();
         match w.run(&u) {
             Ok(_) => assert_eq!(want, ResponseCode::NoError, "{what}: planned"),
@@ -313,7 +273,7 @@ fn refusals() {
 /// marked as such, and nothing when nothing changes.
 #[test]
 fn one_message_plans_every_rrset_it_changes() {
-    let mut w = World::new();
+    let mut w = world();
     let changes = w
         .run(&update("up.", vec![], vec![add("x", TXT, "\"1\""), add("y", TXT, "\"2\""), add("x", TXT, "\"3\"")]))
         .unwrap();
