@@ -4,6 +4,8 @@
 # accuracy per member. Usage: bench/probes.sh [MEMBERS] [SECONDS]
 # KEEPALIVE=false probes with a connection per probe (default: the config default,
 # keep-alive). PERF=1 records a profile of lbdns meanwhile and prints its top symbols.
+# LBDNS_BIN=path runs that binary instead of building target/release/lbdns (to
+# compare builds: copy the "before" binary aside first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
@@ -12,7 +14,11 @@ PORT=18081
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cargo build --release --quiet
+BIN=${LBDNS_BIN:-}
+if [ -z "$BIN" ]; then
+  cargo build --release --quiet
+  BIN=./target/release/lbdns
+fi
 cp zones/example.test.zone "$work/"
 {
   printf '[dns]\nlisten = ["127.0.0.1:0"]\n[admin]\nlisten = "127.0.0.1:0"\n'
@@ -27,7 +33,7 @@ cp zones/example.test.zone "$work/"
 
 python3 bench/probe_backend.py "$PORT" "$work/requests.log" &
 sleep 0.5
-./target/release/lbdns --config "$work/lbdns.toml" > "$work/ready" 2> "$work/lbdns.log" &
+$BIN --config "$work/lbdns.toml" > "$work/ready" 2> "$work/lbdns.log" &
 pid=$!
 for _ in $(seq 100); do [ -s "$work/ready" ] && break; sleep 0.1; done
 cat "$work/ready"
