@@ -39,6 +39,10 @@ for _ in $(seq 100); do [ -s "$work/ready" ] && break; sleep 0.1; done
 cat "$work/ready"
 sleep 5   # warm-up
 ticks=$(getconf CLK_TCK)
+# Context switches by thread name: where the wake-ups are.
+switches() { for t in /proc/$pid/task/*; do
+  printf '%s %s\n' "$(tr ' ' _ < "$t/comm")" "$(awk '/ctxt_switches/ {s += $2} END {print s}' "$t/status")"; done; }
+switches > "$work/sw0"
 cpu0=$(awk '{print $14 + $15}' /proc/$pid/stat); t0=$(date +%s.%N)
 if [ -n "${PERF:-}" ]; then
   perf record -q -F 499 -g -p "$pid" -o "$work/perf.data" -- sleep "$SECS" 2>/dev/null
@@ -47,15 +51,25 @@ else
 fi
 cpu1=$(awk '{print $14 + $15}' /proc/$pid/stat); t1=$(date +%s.%N)
 rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+switches > "$work/sw1"
 kill $pid
 if [ -n "${PERF:-}" ]; then
   report() { perf report -i "$work/perf.data" --no-children --percent-limit 1.5 --stdio "$@" 2>/dev/null | grep -E '^ +[0-9]' | cut -c1-110; }
   echo "profile by object:"; report --sort dso | head -8
   echo "profile by symbol:"; report --sort dso,symbol | head -20
 fi
-python3 - "$work/requests.log" "$cpu0" "$cpu1" "$t0" "$t1" "$ticks" "$rss" "$N" <<'PY'
-import sys, statistics
-log, cpu0, cpu1, t0, t1, ticks, rss, n = sys.argv[1:]
+python3 - "$work/requests.log" "$cpu0" "$cpu1" "$t0" "$t1" "$ticks" "$rss" "$N" "$work/sw0" "$work/sw1" <<'PY'
+import sys, statistics, collections
+log, cpu0, cpu1, t0, t1, ticks, rss, n, sw0, sw1 = sys.argv[1:]
+def sw(path):
+    c = collections.Counter()
+    for line in open(path):
+        name, count = line.split()
+        c[name] += int(count)
+    return c
+d = sw(sw1); d.subtract(sw(sw0))
+secs = float(t1) - float(t0)
+print("context switches/s by thread: " + ", ".join(f"{k} {v / secs:.0f}" for k, v in d.most_common() if v > 0))
 cpu = (float(cpu1) - float(cpu0)) / int(ticks) / (float(t1) - float(t0))
 by = {}
 for line in open(log):
