@@ -123,6 +123,7 @@ fn update(packet: &[u8]) {
                 overlay: &overlay,
                 zones: &zones,
                 pools: &pools,
+                index: None,
                 refused: &refused,
             };
             let rcode = crate::state::update::plan_update(&state, &u)

@@ -466,6 +466,13 @@ impl HealthTable {
     }
 
     /// Forgets keys no longer probed.
+    /// Forgets the health of `keys` (streams no longer probed).
+    pub fn forget(&mut self, keys: &[ProbeKey]) {
+        for k in keys {
+            self.members.remove(k);
+        }
+    }
+
     pub fn retain(&mut self, keys: &[ProbeKey]) {
         let keep: std::collections::HashSet<&ProbeKey> = keys.iter().collect();
         self.members.retain(|k, _| keep.contains(k));
@@ -550,6 +557,21 @@ impl Prober {
             }
             keep
         });
+        self.start(keys, immediate)
+    }
+
+    /// Stops the streams of `keys` (those running); every other stream runs on.
+    pub fn stop(&mut self, keys: &[ProbeKey]) {
+        for k in keys {
+            if let Some(h) = self.streams.remove(k) {
+                h.abort();
+            }
+        }
+    }
+
+    /// Starts a stream for each of `keys` not running yet (see [`Prober::sync`]);
+    /// returns those started.
+    pub fn start(&mut self, keys: &[ProbeKey], immediate: bool) -> Vec<ProbeKey> {
         let mut started = Vec::new();
         for key in keys {
             if self.streams.contains_key(key) {

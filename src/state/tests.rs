@@ -87,6 +87,7 @@ impl World {
             overlay: &self.overlay,
             zones: &self.zones,
             pools: &self.pools,
+            index: None,
             refused: &self.refused,
         }
     }
