@@ -69,6 +69,9 @@ impl Sources {
         for spec in &config.zones {
             match load_zone(spec, &config.path, before) {
                 Ok((loaded, reused)) => {
+                    if spec.dnssec.is_some() {
+                        problems.extend(signer_records(&loaded.zone));
+                    }
                     unchanged_zone_files += usize::from(reused);
                     zones.push(loaded.zone.clone());
                     zone_files.0.insert((spec.origin.clone(), spec.file.clone()), loaded);
@@ -132,6 +135,27 @@ impl ZoneFiles {
         let loaded = self.0.get(&(origin.clone(), file.to_path_buf()))?;
         (hash.is_some() && loaded.hash == hash).then(|| loaded.zone.clone())
     }
+}
+
+/// The records of a signed zone's file that lbdns makes itself (DNSKEY, RRSIG,
+/// NSEC, ...), each an error at its line. An error rather than a warning and
+/// the record left out: such a file was most often signed by another signer,
+/// and serving it would mix that signer's keys and denials with lbdns's; the
+/// operator removes them (or the `[zone.dnssec]` table) knowingly. Checked on
+/// every load, also of a file taken unchanged, as `[zone.dnssec]` may be new.
+fn signer_records(zone: &ZoneData) -> impl Iterator<Item = Problem> + '_ {
+    zone.records.iter().filter(|r| crate::dnssec::is_signer_type(r.rtype())).map(move |r| {
+        let (t, origin) = (r.rtype(), &zone.origin);
+        Problem::new(
+            &*r.file,
+            r.line,
+            format!(
+                "{t} record at {}: zone {origin} is signed ([zone.dnssec]), and lbdns makes its {t} \
+                 records itself; remove this record from the zone file",
+                r.name
+            ),
+        )
+    })
 }
 
 /// Loads the zone of `spec`, or takes it from `before` when the file's bytes did

@@ -44,6 +44,14 @@ pub struct Config {
     pub dnssec: std::sync::Arc<crate::dnssec::Signing>,
 }
 
+impl Config {
+    /// Whether the zone `origin` has `[zone.dnssec]` (read from the config, so
+    /// `lbdns check`, which reads no keys, says the same as start-up).
+    pub fn is_signed(&self, origin: &Name) -> bool {
+        self.zones.iter().any(|z| z.origin == *origin && z.dnssec.is_some())
+    }
+}
+
 /// Validated `[redirect]`.
 #[derive(Debug, Clone)]
 pub struct RedirectSettings {

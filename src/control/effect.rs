@@ -44,6 +44,7 @@ pub(super) fn zones_of(
         let changes: Vec<_> = overlay.rrsets.iter().filter(|((z, _, _), _)| z == origin).collect();
         let mut zone = built;
         for ((_, name, rtype), set) in &changes {
+            check_signer_type(sources, origin, name, *rtype, set.is_some())?;
             zone = Arc::new(zone.with_rrset_at(name, *rtype, api_rrset(name, *rtype, set.as_ref(), origin)?));
         }
         for ((_, name, _), _) in &changes {
@@ -52,6 +53,31 @@ pub(super) fn zones_of(
         zones.push(zone.with_bump(overlay.serials.get(origin).copied().unwrap_or(0))?);
     }
     Ok(zones)
+}
+
+/// A stored RRset of a type the signer makes (DNSKEY, RRSIG, ...) in a zone
+/// that is signed now (it was stored before `[zone.dnssec]` was added, or by a
+/// node whose config did not sign the zone) is not put in effect: it is left
+/// out and logged like any stored change the files refuse; a revert (`DELETE
+/// .../override`) removes it from the store.
+fn check_signer_type(
+    sources: &Sources,
+    origin: &Name,
+    name: &Name,
+    rtype: RecordType,
+    stored: bool,
+) -> Result<(), StateError> {
+    if stored && crate::dnssec::is_signer_type(rtype) && sources.config.is_signed(origin) {
+        return Err(StateError::Zone(ZoneCheckError(crate::problem::Problem::new(
+            std::path::Path::new(""),
+            0,
+            format!(
+                "{rtype} at {name}, stored through the API or UPDATE: zone {origin} is signed, and lbdns \
+                 makes its {rtype} records itself"
+            ),
+        ))));
+    }
+    Ok(())
 }
 
 /// The zone file's RRset `rtype` at `name` (the base of the zone in effect).
@@ -74,7 +100,10 @@ pub(super) fn derive(
     for (origin, name, rtype) in &t.rrsets {
         let Some(slot) = zones.iter_mut().find(|z| z.origin == *origin) else { continue };
         let set = match overlay.rrsets.get(&(origin.clone(), name.clone(), *rtype)) {
-            Some(stored) => api_rrset(name, *rtype, stored.as_ref(), origin)?,
+            Some(stored) => {
+                check_signer_type(sources, origin, name, *rtype, stored.is_some())?;
+                api_rrset(name, *rtype, stored.as_ref(), origin)?
+            }
             None => file_rrset(slot, name, *rtype),
         };
         *slot = Arc::new(slot.with_rrset_at(name, *rtype, set));

@@ -31,6 +31,8 @@ pub use keys::{Algorithm, Key, KeyError};
 pub const TYPE_RRSIG: u16 = 46;
 pub const TYPE_NSEC: u16 = 47;
 pub const TYPE_DNSKEY: u16 = 48;
+pub const TYPE_NSEC3: u16 = 50;
+pub const TYPE_NSEC3PARAM: u16 = 51;
 pub const TYPE_CDS: u16 = 59;
 pub const TYPE_CDNSKEY: u16 = 60;
 /// The NXNAME meta-type of compact denial (RFC 9824).
@@ -48,6 +50,20 @@ pub const INCEPTION_BACK: u32 = 3_600;
 pub const KEY_TTL: u32 = 3_600;
 /// Signature cache slots (about 100 bytes each), when any zone is signed.
 pub const CACHE_SLOTS: usize = 1 << 15;
+
+/// Whether records of type `rtype` are the signer's to make in a signed zone:
+/// DNSKEY, CDS and CDNSKEY (from the key files), RRSIG and NSEC (made while
+/// answering), and NSEC3 and NSEC3PARAM (which compact denial does not use, and
+/// which would contradict it). A zone file, an API write or an UPDATE that
+/// holds one is refused: served beside what lbdns makes, it would publish a key
+/// or a denial the zone does not sign with. DS is not among them: at a
+/// delegation it is the child's, and the zone signs it like any other RRset.
+pub fn is_signer_type(rtype: hickory_proto::rr::RecordType) -> bool {
+    matches!(
+        u16::from(rtype),
+        TYPE_RRSIG | TYPE_NSEC | TYPE_DNSKEY | TYPE_NSEC3 | TYPE_NSEC3PARAM | TYPE_CDS | TYPE_CDNSKEY
+    )
+}
 
 /// The signed zones, by lower-cased wire origin, and the signature cache.
 pub struct Signing {

@@ -72,6 +72,18 @@ impl InEffect<'_> {
         Ok(())
     }
 
+    /// In a signed zone, the DNSSEC records are lbdns's to make: a write of one
+    /// is refused (a revert of one stored before the zone was signed is not).
+    pub fn check_signer_type(&self, origin: &Name, rtype: RecordType) -> Result<(), ApiError> {
+        if crate::dnssec::is_signer_type(rtype) && self.sources.config.is_signed(origin) {
+            return Err(ApiError::conflict(format!(
+                "refused: zone {origin} is signed ([zone.dnssec]), and lbdns makes its {rtype} records \
+                 itself; they cannot be set or deleted through the API or UPDATE"
+            )));
+        }
+        Ok(())
+    }
+
     /// An RRset write keeps every pool of the zone placed as the zone file must
     /// (one rule for both: [`clash`]).
     fn check_pools_clash(&self, z: &Zone, name: &Name, rtype: RecordType) -> Result<(), ApiError> {
@@ -222,6 +234,7 @@ impl InEffect<'_> {
     fn plan_put_rrset(&self, origin: &str, name: &str, rtype: &str, body: &[u8]) -> Result<Planned, ApiError> {
         let z = self.find_zone(origin)?;
         let (name, rtype) = self.rrset_key(&z, name, rtype)?;
+        self.check_signer_type(&z.origin, rtype)?;
         let set: RRsetBody = parse_json(body)?;
         if set.data.is_empty() {
             return Err(ApiError::unprocessable("data: at least one record is needed (DELETE removes an RRset)"));
@@ -260,6 +273,7 @@ impl InEffect<'_> {
     fn plan_delete_rrset(&self, origin: &str, name: &str, rtype: &str) -> Result<Option<Planned>, ApiError> {
         let z = self.find_zone(origin)?;
         let (name, rtype) = self.rrset_key(&z, name, rtype)?;
+        self.check_signer_type(&z.origin, rtype)?;
         if rtype == RecordType::NS && name == z.origin {
             return Err(ApiError::conflict(format!(
                 "refused: deleting the NS RRset at the apex of {name} would leave the zone without \

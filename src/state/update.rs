@@ -71,6 +71,7 @@ fn plan(state: &InEffect, u: &Update) -> Result<Vec<Change>, Refusal> {
     check_prerequisites(state, &origin, &u.prerequisites)?;
     prescan(state, &origin, &u.updates)?;
     check_permissions(grants, &key, &u.updates)?;
+    check_signer_types(state, &origin, &u.updates)?;
     let mut work = Work { state, origin: origin.clone(), sets: BTreeMap::new(), before: BTreeMap::new() };
     for rr in &u.updates {
         work.apply(rr, grants, &key);
@@ -182,6 +183,22 @@ fn check_permissions(grants: &[Grant], key: &Name, updates: &[Record]) -> Result
         };
         if !allowed {
             return Err((ResponseCode::Refused, format!("key {key} may not change {t} at {name}")));
+        }
+    }
+    Ok(())
+}
+
+/// RFC 3007 section 4.3 in spirit: in a signed zone the DNSSEC records are the
+/// signer's, so an update that adds or deletes one is refused whole. Logged at
+/// info: the sender holds a key granted the type, so this is an operator's
+/// mistake to show, not noise.
+fn check_signer_types(state: &InEffect, origin: &Name, updates: &[Record]) -> Result<(), Refusal> {
+    for rr in updates {
+        let t = rr.record_type();
+        if let Err(e) = state.check_signer_type(origin, t) {
+            let name = rr.name.to_lowercase();
+            tracing::info!(zone = %origin, %name, rtype = %t, error = %e, "update refused");
+            return Err((ResponseCode::Refused, format!("{t} at {name}: {e}")));
         }
     }
     Ok(())

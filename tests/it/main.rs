@@ -14,6 +14,7 @@ mod cookies;
 mod core;
 mod data;
 mod dnssec;
+mod dnssec_types;
 mod docs;
 mod events;
 mod explain;
