@@ -134,13 +134,39 @@ pub(super) fn deserialize_in_batches(text: &str) -> Option<ConfigFile> {
     }
     let mut raw: ConfigFile = toml::from_str(&rest).ok()?;
     drop(rest);
+    let mut batches = Vec::new();
     for (starts, end) in &runs {
         for (i, chunk) in starts.chunks(BATCH).enumerate() {
-            let to = starts.get((i + 1) * BATCH).copied().unwrap_or(*end);
-            raw.pool.extend(read_batch(text, chunk[0]..to)?);
+            batches.push(chunk[0]..starts.get((i + 1) * BATCH).copied().unwrap_or(*end));
         }
     }
+    raw.pool = read_batches(text, &batches)?;
     Some(raw)
+}
+
+/// The pools of every batch, in order. Batches are independent, so each core
+/// reads its share of them (start-up at 100,000 pools is mostly this reading).
+fn read_batches(text: &str, batches: &[Range<usize>]) -> Option<Vec<Spanned<PoolConfig>>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(batches.len()).max(1);
+    let share = batches.len().div_ceil(threads);
+    let read = |mine: &[Range<usize>]| -> Option<Vec<Spanned<PoolConfig>>> {
+        let mut pools = Vec::new();
+        for b in mine {
+            pools.extend(read_batch(text, b.clone())?);
+        }
+        Some(pools)
+    };
+    if threads == 1 {
+        return read(batches);
+    }
+    std::thread::scope(|s| {
+        let shares: Vec<_> = batches.chunks(share).map(|mine| s.spawn(move || read(mine))).collect();
+        let mut pools = Vec::new();
+        for share in shares {
+            pools.extend(share.join().ok()??);
+        }
+        Some(pools)
+    })
 }
 
 #[cfg(test)]
