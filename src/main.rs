@@ -350,6 +350,8 @@ fn serve(path: &std::path::Path) -> ExitCode {
             error!("cannot install signal handlers");
             return ExitCode::FAILURE;
         };
+        // What reading the config and zones freed goes back to the system.
+        lbdns::memory::give_back();
         let line = app.ready_line();
         {
             let mut out = std::io::stdout().lock();

@@ -108,8 +108,12 @@ impl Sources {
         if !problems.is_empty() {
             return Err(Problems(problems));
         }
-        // Taken, not copied: 100,000 pool definitions are held once.
-        let pools = std::mem::take(&mut config.pools).into_iter().map(Arc::new).collect();
+        // Taken, not copied: 100,000 pool definitions are held once. Collected
+        // into a new vector: collected in place, the 8-byte `Arc`s would keep the
+        // definitions' whole buffer (17 MB at 100,000 pools).
+        let defs = std::mem::take(&mut config.pools);
+        let mut pools = Vec::with_capacity(defs.len());
+        pools.extend(defs.into_iter().map(Arc::new));
         Ok(Sources { config, zones, pools, geoip, admin_token, zone_files, unchanged_zone_files })
     }
 }

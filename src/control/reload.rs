@@ -43,6 +43,9 @@ impl Writer {
         }
         self.note_file_changes(Some(&old_sources));
         let started = self.follow_pools();
+        // What the old sources and the parse freed goes back to the system.
+        drop((old_sources, old_effective));
+        crate::memory::give_back();
         info!(
             zones = self.effective.zones.len(),
             zone_files_unchanged = unchanged_files,

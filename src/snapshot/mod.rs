@@ -309,14 +309,17 @@ pub struct PoolMember {
     pub weight: f64,
 }
 
+/// One family's members by index. The lists are shared (`Arc`): in most pools
+/// each is every member in order (`0..n`), and all such pools hold one copy of
+/// it (see [`ids`]).
 #[derive(Debug, Default, Clone)]
 pub struct Family {
     /// Members of this family, in declared order.
-    pub all: Box<[u16]>,
+    pub all: Arc<[u16]>,
     /// Enabled and healthy.
-    pub eligible: Box<[u16]>,
+    pub eligible: Arc<[u16]>,
     /// Enabled (for `all_down = "serve-all"`).
-    pub enabled: Box<[u16]>,
+    pub enabled: Arc<[u16]>,
     /// The pool's fallback addresses of this family.
     pub fallback_addrs: Box<[IpAddr]>,
 }
@@ -516,9 +519,9 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
         candidates.push(Candidate { weight: candidate_weight(weight), seed: crate::net::addr_seed(m.address) });
     }
     for (f, (all, eligible, enabled)) in lists.into_iter().enumerate() {
-        family[f].all = all.into();
-        family[f].eligible = eligible.into();
-        family[f].enabled = enabled.into();
+        family[f].all = ids(all);
+        family[f].eligible = ids(eligible);
+        family[f].enabled = ids(enabled);
     }
     for (f, fam) in family.iter_mut().enumerate() {
         fam.fallback_addrs = def.fallback.iter().filter(|a| usize::from(a.is_ipv6()) == f).copied().collect();
@@ -538,6 +541,22 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
     }
 }
 
+/// Lists `0..n` up to this long are shared by every pool that has one.
+const SHARED_IDS: usize = 64;
+
+/// `list` as held by a [`Family`]: `0..n` (every member of a one-family pool, all
+/// enabled and up) is one shared copy for all pools, anything else its own.
+fn ids(list: Vec<u16>) -> Arc<[u16]> {
+    static RANGES: std::sync::LazyLock<Vec<Arc<[u16]>>> =
+        std::sync::LazyLock::new(|| (0..=SHARED_IDS as u16).map(|n| (0..n).collect()).collect());
+    let n = list.len();
+    let in_order = list.iter().enumerate().all(|(i, &id)| usize::from(id) == i);
+    match RANGES.get(n) {
+        Some(shared) if in_order => shared.clone(),
+        _ => list.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,6 +570,30 @@ mod tests {
 
     fn w(n: &str) -> Box<[u8]> {
         wire(&Name::from_ascii(n).unwrap())
+    }
+
+    /// Member lists in order (`0..n`) are one shared copy for every pool; any
+    /// other list (a member down) is the pool's own, with the right members.
+    #[test]
+    fn in_order_member_lists_are_shared() {
+        let text = "[[pool]]\nname = \"a.t.\"\n[[pool.member]]\naddress = \"192.0.2.1\"\n\
+                    [[pool.member]]\naddress = \"192.0.2.2\"\n[[pool.member]]\naddress = \"2001:db8::1\"\n";
+        let config = crate::config::parse(Path::new("/lbdns.toml"), text).unwrap();
+        let def = Arc::new(config.pools[0].clone());
+        struct Down;
+        impl HealthView for Down {
+            fn is_up(&self, _: &PoolDef, m: &MemberConfig) -> bool {
+                m.address.to_string() != "192.0.2.1"
+            }
+        }
+        let (a, b) = (
+            build_pool(def.clone(), &AllUp, None, &Regions::new()),
+            build_pool(def.clone(), &Down, None, &Regions::new()),
+        );
+        assert!(Arc::ptr_eq(&a.family[0].all, &b.family[0].all));
+        assert!(Arc::ptr_eq(&a.family[0].eligible, &a.family[0].all));
+        assert_eq!((&*b.family[0].eligible, &*b.family[0].enabled), (&[1u16][..], &[0u16, 1][..]));
+        assert_eq!((&*a.family[1].all, &*a.family[1].eligible), (&[2u16][..], &[2u16][..]));
     }
 
     #[test]
