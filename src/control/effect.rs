@@ -37,9 +37,8 @@ pub(super) fn zones_of(
     pools: &[Arc<PoolDef>],
 ) -> Result<Vec<Arc<Zone>>, StateError> {
     let mut zones = Vec::with_capacity(sources.zones.len());
-    for (file, built) in
-        sources.zones.iter().zip(crate::snapshot::build_zones(&sources.zones, pools, &BTreeMap::new())?)
-    {
+    let files = sources.zones.iter().map(|z| &z.zone);
+    for (file, built) in sources.zones.iter().zip(crate::snapshot::build_zones(files, pools)) {
         let origin = &file.origin;
         let changes: Vec<_> = overlay.rrsets.iter().filter(|((z, _, _), _)| z == origin).collect();
         let mut zone = built;

@@ -253,6 +253,6 @@ pub fn whence(sources: &Sources, overlay: &Overlay, origin: &Name, name: &Name, 
 /// zone file of `origin` (for messages only).
 pub fn file_line(sources: &Sources, origin: &Name, name: &Name, rtype: RecordType) -> Option<(String, usize)> {
     let file = sources.zones.iter().find(|z| z.origin == *origin)?;
-    let r = file.records.iter().find(|r| r.name == *name && r.rtype() == rtype)?;
-    Some((r.file.display().to_string(), r.line))
+    let (path, line) = file.file_line(name, rtype)?;
+    Some((path.display().to_string(), line))
 }
