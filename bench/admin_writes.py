@@ -3,7 +3,9 @@
 acknowledges them, from C concurrent keep-alive clients (one connection each).
 Prints writes/s. With --seconds, each client stops after that long (for zones
 where a write is slow); the rate is of the writes done.
-Usage: admin_writes.py HOST:PORT TOKEN TOTAL CLIENTS [PREFIX] [--zone ORIGIN] [--seconds S]"""
+With --pools N, each write is a member PUT instead (a new member added to pool
+p{k} of the zone, k spread over N pools, as bench/scale.py names them).
+Usage: admin_writes.py HOST:PORT TOKEN TOTAL CLIENTS [PREFIX] [--zone ORIGIN] [--seconds S] [--pools N]"""
 import argparse
 import http.client
 import threading
@@ -17,6 +19,7 @@ ap.add_argument("clients", type=int)
 ap.add_argument("prefix", nargs="?", default="w")
 ap.add_argument("--zone", default="example.test.")
 ap.add_argument("--seconds", type=float, default=None)
+ap.add_argument("--pools", type=int, default=None)
 args = ap.parse_args()
 host, port = args.addr.rsplit(":", 1)
 per = args.total // args.clients
@@ -32,7 +35,12 @@ def worker(c, start):
             break
         n = c * per + i
         body = '{"ttl":60,"data":["10.%d.%d.%d"]}' % (n >> 16 & 255, n >> 8 & 255, n & 255)
-        conn.request("PUT", f"/v1/zones/{args.zone}/records/{args.prefix}{n}.{args.zone}/A", body, hdr)
+        if args.pools:
+            addr = "203.0.%d.%d" % (n >> 8 & 255, n & 255)
+            path = f"/v1/pools/p{(n * 7919) % args.pools}.{args.zone}/members/{addr}"
+            conn.request("PUT", path, "{}", hdr)
+        else:
+            conn.request("PUT", f"/v1/zones/{args.zone}/records/{args.prefix}{n}.{args.zone}/A", body, hdr)
         r = conn.getresponse()
         r.read()
         if r.status not in (200, 201):
@@ -48,5 +56,6 @@ for t in threads:
     t.join()
 took = time.monotonic() - start
 writes = sum(done)
-print(f"zone={args.zone} clients={args.clients} writes={writes} seconds={took:.2f} "
+kind = "members" if args.pools else "rrsets"
+print(f"kind={kind} zone={args.zone} clients={args.clients} writes={writes} seconds={took:.2f} "
       f"writes_per_s={writes / took:.2f} errors={len(errors)}")

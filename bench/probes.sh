@@ -4,6 +4,8 @@
 # accuracy per member. Usage: bench/probes.sh [MEMBERS] [SECONDS]
 # KEEPALIVE=false probes with a connection per probe (default: the config default,
 # keep-alive). PERF=1 records a profile of lbdns meanwhile and prints its top symbols.
+# LBDNS_BIN=path runs that binary instead of building target/release/lbdns (to
+# compare builds: copy the "before" binary aside first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
@@ -12,7 +14,11 @@ PORT=18081
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cargo build --release --quiet
+BIN=${LBDNS_BIN:-}
+if [ -z "$BIN" ]; then
+  cargo build --release --quiet
+  BIN=./target/release/lbdns
+fi
 cp zones/example.test.zone "$work/"
 {
   printf '[dns]\nlisten = ["127.0.0.1:0"]\n[admin]\nlisten = "127.0.0.1:0"\n'
@@ -27,12 +33,16 @@ cp zones/example.test.zone "$work/"
 
 python3 bench/probe_backend.py "$PORT" "$work/requests.log" &
 sleep 0.5
-./target/release/lbdns --config "$work/lbdns.toml" > "$work/ready" 2> "$work/lbdns.log" &
+$BIN --config "$work/lbdns.toml" > "$work/ready" 2> "$work/lbdns.log" &
 pid=$!
 for _ in $(seq 100); do [ -s "$work/ready" ] && break; sleep 0.1; done
 cat "$work/ready"
 sleep 5   # warm-up
 ticks=$(getconf CLK_TCK)
+# Context switches by thread name: where the wake-ups are.
+switches() { for t in /proc/$pid/task/*; do
+  printf '%s %s\n' "$(tr ' ' _ < "$t/comm")" "$(awk '/ctxt_switches/ {s += $2} END {print s}' "$t/status")"; done; }
+switches > "$work/sw0"
 cpu0=$(awk '{print $14 + $15}' /proc/$pid/stat); t0=$(date +%s.%N)
 if [ -n "${PERF:-}" ]; then
   perf record -q -F 499 -g -p "$pid" -o "$work/perf.data" -- sleep "$SECS" 2>/dev/null
@@ -41,15 +51,25 @@ else
 fi
 cpu1=$(awk '{print $14 + $15}' /proc/$pid/stat); t1=$(date +%s.%N)
 rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+switches > "$work/sw1"
 kill $pid
 if [ -n "${PERF:-}" ]; then
   report() { perf report -i "$work/perf.data" --no-children --percent-limit 1.5 --stdio "$@" 2>/dev/null | grep -E '^ +[0-9]' | cut -c1-110; }
   echo "profile by object:"; report --sort dso | head -8
   echo "profile by symbol:"; report --sort dso,symbol | head -20
 fi
-python3 - "$work/requests.log" "$cpu0" "$cpu1" "$t0" "$t1" "$ticks" "$rss" "$N" <<'PY'
-import sys, statistics
-log, cpu0, cpu1, t0, t1, ticks, rss, n = sys.argv[1:]
+python3 - "$work/requests.log" "$cpu0" "$cpu1" "$t0" "$t1" "$ticks" "$rss" "$N" "$work/sw0" "$work/sw1" <<'PY'
+import sys, statistics, collections
+log, cpu0, cpu1, t0, t1, ticks, rss, n, sw0, sw1 = sys.argv[1:]
+def sw(path):
+    c = collections.Counter()
+    for line in open(path):
+        name, count = line.split()
+        c[name] += int(count)
+    return c
+d = sw(sw1); d.subtract(sw(sw0))
+secs = float(t1) - float(t0)
+print("context switches/s by thread: " + ", ".join(f"{k} {v / secs:.0f}" for k, v in d.most_common() if v > 0))
 cpu = (float(cpu1) - float(cpu0)) / int(ticks) / (float(t1) - float(t0))
 by = {}
 for line in open(log):

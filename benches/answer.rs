@@ -17,7 +17,7 @@ use lbdns::snapshot::{AllUp, Snapshot};
 fn snapshot(config: &str) -> Snapshot {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench").join(config);
     let s = Sources::load(&path).expect("bench config loads");
-    let zones = lbdns::snapshot::build_zones(&s.zones, &s.pools, &Default::default()).expect("zones build");
+    let zones = lbdns::snapshot::build_zones(s.zones.iter().map(|z| &z.zone), &s.pools);
     lbdns::snapshot::build(
         &zones,
         &s.pools,

@@ -102,7 +102,7 @@ fn snapshot(dir: &std::path::Path, policy: &str, n: usize) -> Snapshot {
         transfer: Default::default(),
         dnssec: s.config.dnssec.clone(),
     };
-    let zones = lbdns::snapshot::build_zones(&s.zones, &s.pools, &Default::default()).expect("zones build");
+    let zones = lbdns::snapshot::build_zones(s.zones.iter().map(|z| &z.zone), &s.pools);
     lbdns::snapshot::build(&zones, &s.pools, &AllUp, settings, None).expect("snapshot builds")
 }
 

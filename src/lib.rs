@@ -24,6 +24,7 @@ pub mod health;
 pub mod http;
 pub mod journal;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod persist;

@@ -185,7 +185,7 @@ fn check(path: &std::path::Path, no_secrets: bool) -> ExitCode {
                 warn_refused_changes(&s);
             }
             warn_health_files(&s);
-            let records: usize = s.zones.iter().map(|z| z.records.len()).sum();
+            let records: usize = s.zones.iter().map(|z| z.records).sum();
             let (zones, pools) = (s.zones.len(), s.pools.len());
             // A closed pipe (`lbdns check | head -c 1`) is no reason to panic.
             let _ = writeln!(
@@ -350,6 +350,8 @@ fn serve(path: &std::path::Path) -> ExitCode {
             error!("cannot install signal handlers");
             return ExitCode::FAILURE;
         };
+        // What reading the config and zones freed goes back to the system.
+        lbdns::memory::give_back();
         let line = app.ready_line();
         {
             let mut out = std::io::stdout().lock();

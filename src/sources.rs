@@ -5,7 +5,7 @@
 //! Cross-checks that need both live here: a pool must be inside a zone, not at a
 //! name that the zone file already gives addresses or a CNAME, and not below a cut.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -66,8 +66,10 @@ impl Sources {
         let mut zones = Vec::new();
         let mut broken = Vec::new();
         let (mut zone_files, mut unchanged_zone_files) = (ZoneFiles::default(), 0);
+        // The config's pools are marked in their zones' records at their positions.
+        let pool_index = config.pools.iter().enumerate().map(|(i, p)| (p.name.clone(), i as u32)).collect();
         for spec in &config.zones {
-            match load_zone(spec, &config.path, before) {
+            match load_zone(spec, &config.path, before, &pool_index) {
                 Ok((loaded, reused)) => {
                     if spec.dnssec.is_some() {
                         problems.extend(signer_records(&loaded.zone));
@@ -108,8 +110,12 @@ impl Sources {
         if !problems.is_empty() {
             return Err(Problems(problems));
         }
-        // Taken, not copied: 100,000 pool definitions are held once.
-        let pools = std::mem::take(&mut config.pools).into_iter().map(Arc::new).collect();
+        // Taken, not copied: 100,000 pool definitions are held once. Collected
+        // into a new vector: collected in place, the 8-byte `Arc`s would keep the
+        // definitions' whole buffer (17 MB at 100,000 pools).
+        let defs = std::mem::take(&mut config.pools);
+        let mut pools = Vec::with_capacity(defs.len());
+        pools.extend(defs.into_iter().map(Arc::new));
         Ok(Sources { config, zones, pools, geoip, admin_token, zone_files, unchanged_zone_files })
     }
 }
@@ -160,13 +166,18 @@ fn signer_records(zone: &ZoneData) -> impl Iterator<Item = Problem> + '_ {
 
 /// Loads the zone of `spec`, or takes it from `before` when the file's bytes did
 /// not change. Returns the zone, its hash, and whether it was taken.
-fn load_zone(spec: &ZoneSpec, config: &Path, before: &ZoneFiles) -> Result<(LoadedFile, bool), Vec<Problem>> {
+fn load_zone(
+    spec: &ZoneSpec,
+    config: &Path,
+    before: &ZoneFiles,
+    pools: &BTreeMap<Name, u32>,
+) -> Result<(LoadedFile, bool), Vec<Problem>> {
     let hash = reusable_hash(&spec.file);
     if let Some(zone) = before.unchanged(&spec.origin, &spec.file, hash) {
         debug!(zone = %spec.origin, file = %spec.file.display(), "zone file unchanged");
         return Ok((LoadedFile { hash, zone }, true));
     }
-    let zone = Arc::new(zone::load_named_at(&spec.origin, &spec.file, Some((config, spec.line)))?);
+    let zone = Arc::new(zone::load_named_at(&spec.origin, &spec.file, Some((config, spec.line)), pools)?);
     // Bytes that changed while being parsed may not be what was parsed.
     let hash = hash.filter(|h| reusable_hash(&spec.file) == Some(*h));
     Ok((LoadedFile { hash, zone }, false))
@@ -216,34 +227,16 @@ fn has_include(bytes: &[u8]) -> bool {
         .any(|(i, &b)| b == b'$' && bytes.get(i..i + INCLUDE.len()).is_some_and(|w| w.eq_ignore_ascii_case(INCLUDE)))
 }
 
-/// The names that matter for placing pools, indexed once: checking 100,000 pools
-/// against a zone of 1,000,000 records must not scan the zone per pool.
+/// Pool placement against the zone files as loaded: each check is a few lookups
+/// in the zones' compact records (checking 100,000 pools against a zone of
+/// 1,000,000 records must not scan the zone per pool).
 struct PlacementIndex<'a> {
     zones: &'a [Arc<ZoneData>],
-    /// Owner -> its first A, AAAA or CNAME record.
-    addresses: std::collections::HashMap<&'a hickory_proto::rr::Name, &'a crate::zone::ZoneRecord>,
-    /// Names with NS records below their zone's apex.
-    cuts: std::collections::HashSet<&'a hickory_proto::rr::Name>,
 }
 
 impl<'a> PlacementIndex<'a> {
     fn new(zones: &'a [Arc<ZoneData>]) -> Self {
-        let mut addresses = std::collections::HashMap::new();
-        let mut cuts = std::collections::HashSet::new();
-        for z in zones {
-            for r in &z.records {
-                match r.rtype() {
-                    RecordType::A | RecordType::AAAA | RecordType::CNAME => {
-                        addresses.entry(&r.name).or_insert(r);
-                    }
-                    RecordType::NS if r.name != z.origin => {
-                        cuts.insert(&r.name);
-                    }
-                    _ => {}
-                }
-            }
-        }
-        PlacementIndex { zones, addresses, cuts }
+        PlacementIndex { zones }
     }
 
     fn check(&self, pool: &PoolDef) -> Result<(), PlacementError> {
@@ -252,18 +245,35 @@ impl<'a> PlacementIndex<'a> {
         else {
             return Err(PlacementError::NoZone { pool: name.to_string() });
         };
-        if let Some(r) = self.addresses.get(name) {
-            return Err(PlacementError::answers(name, r));
+        if let Some(e) = self.zones.iter().find_map(|z| answers(z, name)) {
+            return Err(e);
         }
         let mut n = name.clone();
         while n.num_labels() > zone.origin.num_labels() {
-            if self.cuts.contains(&n) {
+            let w = crate::snapshot::wire(&n);
+            if self.zones.iter().any(|z| z.zone.base.node(&w).is_some_and(|v| v.delegation())) {
                 return Err(PlacementError::Cut { pool: name.to_string(), cut: n.to_string() });
             }
             n = n.base_name();
         }
         Ok(())
     }
+}
+
+/// The zone file's first A, AAAA or CNAME record at `pool` (in file order), as
+/// the placement error it makes.
+fn answers(zone: &ZoneData, pool: &Name) -> Option<PlacementError> {
+    let first = [RecordType::A, RecordType::AAAA, RecordType::CNAME]
+        .into_iter()
+        .filter_map(|t| zone.whence(pool, t).map(|(file, line, position)| (position, t, file, line)))
+        .min_by_key(|&(position, ..)| position)?;
+    let (_, rtype, file, line) = first;
+    Some(PlacementError::Answers {
+        pool: pool.to_string(),
+        rtype: rtype.to_string(),
+        file: file.display().to_string(),
+        line,
+    })
 }
 
 /// Why a pool cannot be where its name puts it.
@@ -276,34 +286,6 @@ pub enum PlacementError {
     Answers { pool: String, rtype: String, file: String, line: usize },
     #[error("pool {pool} is at or below the zone cut {cut}")]
     Cut { pool: String, cut: String },
-}
-
-impl PlacementError {
-    fn answers(pool: &hickory_proto::rr::Name, r: &crate::zone::ZoneRecord) -> Self {
-        PlacementError::Answers {
-            pool: pool.to_string(),
-            rtype: r.rtype().to_string(),
-            file: r.file.display().to_string(),
-            line: r.line,
-        }
-    }
-}
-
-/// A pool name must be inside a zone, below no cut, and have no A, AAAA or CNAME
-/// in the zone file (the pool answers those).
-pub fn check_pool_placement(pool: &PoolDef, zones: &[Arc<ZoneData>]) -> Result<(), PlacementError> {
-    let name = &pool.name;
-    let Some(zone) = zones.iter().filter(|z| z.origin.zone_of(name)).max_by_key(|z| z.origin.num_labels()) else {
-        return Err(PlacementError::NoZone { pool: name.to_string() });
-    };
-    for r in &zone.records {
-        match clash(name, &r.name, r.rtype(), &zone.origin) {
-            Some(Clash::Answers) => return Err(PlacementError::answers(name, r)),
-            Some(Clash::Cut) => return Err(PlacementError::Cut { pool: name.to_string(), cut: r.name.to_string() }),
-            None => {}
-        }
-    }
-    Ok(())
 }
 
 /// How an RRset and a pool cannot live in one zone.

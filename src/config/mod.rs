@@ -15,6 +15,7 @@ mod parse;
 mod raw;
 mod recover;
 mod settings;
+mod split;
 #[cfg(test)]
 mod tests;
 mod weight_from;

@@ -69,7 +69,7 @@ impl Ctx<'_> {
 /// read and every problem found (see [`super::load_all`]).
 pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, Vec<Problem>) {
     let (raw, problems) = deserialize_all(path, text);
-    let Some(raw) = raw else { return (None, problems) };
+    let Some(mut raw) = raw else { return (None, problems) };
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut cx = Ctx { path, text, dir, lines: LineIndex::new(text), secrets, problems };
     let dns = dns(&mut cx, raw.dns);
@@ -78,7 +78,7 @@ pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, 
     let key_names: Vec<hickory_proto::rr::Name> = tsig.iter().map(|k| k.name.clone()).collect();
     let zones = zones(&mut cx, &raw.zone, &key_names);
     let dnssec = std::sync::Arc::new(crate::dnssec::Signing::new(zone_keys(&mut cx, &zones)));
-    let pools = pools(&mut cx, &raw.pool, &raw.regions);
+    let pools = pools(&mut cx, std::mem::take(&mut raw.pool), &raw.regions);
     regions(&mut cx, &raw.regions, &pools);
     let etcd = raw.cluster.as_ref().and_then(|c| cluster(&mut cx, c));
     let redirect = raw.redirect.as_ref().map(|r| redirect(&mut cx, r));
@@ -368,12 +368,15 @@ fn tsig_secret(cx: &mut Ctx, line: usize, name: &hickory_proto::rr::Name, tc: &T
     Some(read.secret)
 }
 
-fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, Vec<String>>) -> Vec<PoolDef> {
-    let mut pools: Vec<PoolDef> = Vec::new();
-    let mut names = HashSet::new();
+fn pools(cx: &mut Ctx, raw: Vec<Spanned<PoolConfig>>, regions: &BTreeMap<String, Vec<String>>) -> Vec<PoolDef> {
+    let mut pools: Vec<PoolDef> = Vec::with_capacity(raw.len());
+    let mut names = HashSet::with_capacity(raw.len());
+    // Each distinct set of checks is held once, however many pools have it.
+    let mut checks: HashSet<HealthChecks> = HashSet::new();
+    // Taken by value: each raw pool is freed as its definition is made.
     for p in raw {
         let line = cx.lines.line(p.span().start);
-        let pc = p.get_ref();
+        let pc = p.into_inner();
         let name = match parse_fqdn(&pc.name) {
             Ok(n) => n,
             Err(e) => {
@@ -384,18 +387,22 @@ fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, V
         if !names.insert(name.clone()) {
             cx.problem(line, format!("pool {name} is defined twice"));
         }
+        let health = match pc.health {
+            Some(h) => intern(&mut checks, health_checks(cx, line, h)),
+            None => HealthChecks::default(),
+        };
+        let member_lines: Vec<usize> = pc.member.iter().map(|m| cx.lines.line(m.span().start)).collect();
         let def = PoolDef {
             name,
             policy: pc.policy,
             ttl: pc.ttl,
             max_answers: pc.max_answers,
             all_down: pc.all_down,
-            fallback: pc.fallback.clone(),
-            health: health_checks(cx, line, pc.health.clone().unwrap_or_default()),
-            members: pc.member.iter().map(|m| m.get_ref().clone()).collect(),
+            fallback: pc.fallback,
+            health,
+            members: pc.member.into_iter().map(Spanned::into_inner).collect(),
             line,
         };
-        let member_lines: Vec<usize> = pc.member.iter().map(|m| cx.lines.line(m.span().start)).collect();
         for (i, msg) in def.validate().into_iter().chain(unlisted_regions(&def, regions)) {
             let l = i.and_then(|i| member_lines.get(i).copied()).unwrap_or(line);
             cx.problem(l, msg);
@@ -405,10 +412,20 @@ fn pools(cx: &mut Ctx, raw: &[Spanned<PoolConfig>], regions: &BTreeMap<String, V
     pools
 }
 
+/// The held copy of `checks` if an equal one is held, else `checks`, now held.
+fn intern(held: &mut HashSet<HealthChecks>, checks: HealthChecks) -> HealthChecks {
+    if let Some(h) = held.get(&checks) {
+        return h.clone();
+    }
+    held.insert(checks.clone());
+    checks
+}
+
 /// A pool's health checks with each `headers_file` read (unless secrets are
 /// skipped); a file's problem is reported at the pool's line, naming FILE:LINE.
-fn health_checks(cx: &mut Ctx, line: usize, mut checks: HealthChecks) -> HealthChecks {
-    for h in &mut checks.0 {
+fn health_checks(cx: &mut Ctx, line: usize, checks: HealthChecks) -> HealthChecks {
+    let mut checks = checks.0.to_vec();
+    for h in &mut checks {
         h.health_file = h.health_file.take().map(|p| cx.resolve(&p));
         let Some(f) = h.headers_file.as_ref().map(|f| cx.resolve(f)) else { continue };
         if cx.secrets == Secrets::Read {
@@ -419,7 +436,7 @@ fn health_checks(cx: &mut Ctx, line: usize, mut checks: HealthChecks) -> HealthC
         }
         h.headers_file = Some(f);
     }
-    checks
+    HealthChecks(checks.into())
 }
 
 /// `[regions]`: location keys, non-empty lists, and a default for geo pools.

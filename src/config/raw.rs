@@ -562,12 +562,19 @@ fn is_true(b: &bool) -> bool {
 /// A pool's health checks: `[pool.health]` once (one check, as before) or
 /// `[[pool.health]]` repeated (all must pass). JSON takes an object or a list,
 /// and shows one check as an object, as it always did.
+///
+/// Shared (`Arc`): most pools of a large config have the same checks, often
+/// none, and hold one copy of them (see `config::parse`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct HealthChecks(pub Vec<HealthConfig>);
+pub struct HealthChecks(pub std::sync::Arc<[HealthConfig]>);
+
+/// One `check = "none"`: what every pool without `[pool.health]` shares.
+static NO_CHECKS: std::sync::LazyLock<HealthChecks> =
+    std::sync::LazyLock::new(|| HealthChecks(std::sync::Arc::new([HealthConfig::default()])));
 
 impl Default for HealthChecks {
     fn default() -> Self {
-        HealthChecks(vec![HealthConfig::default()])
+        NO_CHECKS.clone()
     }
 }
 
@@ -604,11 +611,11 @@ impl<'de> Deserialize<'de> for HealthChecks {
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<HealthChecks, A::Error> {
                 let one = HealthConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(HealthChecks(vec![one]))
+                Ok(HealthChecks(std::sync::Arc::new([one])))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<HealthChecks, A::Error> {
                 let many = Vec::<HealthConfig>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
-                if many.is_empty() { Ok(HealthChecks::default()) } else { Ok(HealthChecks(many)) }
+                if many.is_empty() { Ok(HealthChecks::default()) } else { Ok(HealthChecks(many.into())) }
             }
         }
         d.deserialize_any(OneOrMany)
@@ -617,7 +624,7 @@ impl<'de> Deserialize<'de> for HealthChecks {
 
 impl serde::Serialize for HealthChecks {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0.as_slice() {
+        match &*self.0 {
             [one] => one.serialize(s),
             many => many.serialize(s),
         }

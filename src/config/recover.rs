@@ -21,6 +21,10 @@ pub(super) fn deserialize_all(path: &Path, text: &str) -> (Option<ConfigFile>, V
         let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
         Problem::new(path, line, e.message().trim().to_string())
     };
+    // A valid config with many pools is read without a tree of the whole file.
+    if let Some(raw) = super::split::deserialize_in_batches(text) {
+        return (Some(raw), Vec::new());
+    }
     let mut work = text.to_string();
     let mut problems = Vec::new();
     let mut blanked: Vec<String> = Vec::new();

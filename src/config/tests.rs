@@ -170,3 +170,20 @@ fn healthy_transfers_need_one_view_of_health() {
     assert!(p(&format!("{cluster}{zone}transfer_pools = \"enabled\"\n")).is_ok());
     assert!(p(&format!("{}{zone}", cluster.replace("local", "quorum"))).is_ok());
 }
+
+/// Pools with the same checks hold one copy of them (shared), those without
+/// `[pool.health]` the one default; different checks are apart.
+#[test]
+fn equal_health_checks_are_held_once() {
+    let pool = |n: u32, health: &str| format!("[[pool]]\nname = \"p{n}.t.\"\n{health}");
+    let tcp = "[pool.health]\ncheck = \"tcp\"\nport = 80\n";
+    let text =
+        [pool(0, ""), pool(1, ""), pool(2, tcp), pool(3, tcp), pool(4, "[pool.health]\ncheck = \"tcp\"\nport = 81\n")]
+            .concat();
+    let c = p(&text).unwrap();
+    let same = |a: usize, b: usize| std::sync::Arc::ptr_eq(&c.pools[a].health.0, &c.pools[b].health.0);
+    assert!(same(0, 1) && same(2, 3));
+    assert!(!same(1, 2) && !same(3, 4));
+    assert_eq!(c.pools[3].health.0[0].port, Some(80));
+    assert_eq!(c.pools[4].health.0[0].port, Some(81));
+}

@@ -159,31 +159,29 @@ impl Writer {
     }
 
     /// Publishes a pool or member change (already applied to the overlay): the
-    /// pool rebuilt and the zone's serial advanced, or a full build when the
-    /// pool list changed (zones mark their pool nodes by position).
+    /// changed pool derived again alone and rebuilt, its probes following it,
+    /// and the zone's serial advanced; or a full build when the pool list
+    /// changed (zones mark their pool nodes by position). A member write at
+    /// 10,000 pools looks at its own pool.
     fn publish_pool_change(&mut self, change: &Change, zone: &Name) -> Result<(), StateError> {
-        let pools = overlay::effective_pools(&self.sources, &self.overlay);
-        let moved = !super::effect::same_names(&pools, &self.effective.pools);
-        self.effective.pools = pools;
-        self.effective.pools_moved |= moved;
-        self.follow_pools();
-        if moved {
-            return self.publish();
-        }
-        let name = match change {
-            Change::PutPool(d) => d.name.clone(),
-            Change::PutMember { pool, .. }
-            | Change::DeleteMember { pool, .. }
-            | Change::RevertMember { pool, .. }
-            | Change::RevertPool { pool, .. }
-            | Change::PutHealth { pool, .. }
-            | Change::ClearHealth { pool, .. } => pool.clone(),
-            _ => zone.clone(),
-        };
-        match self.in_effect().find_pool(&name) {
-            Some(_) => self.publish_pool(&name, zone),
+        let name = changed_pool(change).unwrap_or(zone).clone();
+        let at = self.effective.position(&name).filter(|_| !self.effective.pools_moved);
+        match (at, self.in_effect().derive_pool(&name)) {
+            (Some(i), Some(now)) => {
+                let before = std::mem::replace(&mut self.effective.pools[i], now);
+                self.publish_pool(&name, zone)?;
+                self.follow_pool(&before.0, i);
+                Ok(())
+            }
             // An override of a pool not in effect (it left the config): only the serial.
-            None => self.publish_serial(zone),
+            (None, None) if !self.effective.pools_moved => self.publish_serial(zone),
+            _ => {
+                let pools = overlay::effective_pools(&self.sources, &self.overlay);
+                self.effective.pools_moved |= !super::effect::same_names(&pools, &self.effective.pools);
+                self.effective.set_pools(pools);
+                self.follow_pools();
+                self.publish()
+            }
         }
     }
 
@@ -222,6 +220,21 @@ impl Writer {
 /// How long an API write that lost a race keeps catching up and trying again
 /// before it answers 409.
 pub(super) const RACE_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The pool a pool or member change is about.
+fn changed_pool(c: &Change) -> Option<&Name> {
+    match c {
+        Change::PutPool(d) => Some(&d.name),
+        Change::DeletePool(pool)
+        | Change::PutMember { pool, .. }
+        | Change::DeleteMember { pool, .. }
+        | Change::RevertMember { pool, .. }
+        | Change::RevertPool { pool, .. }
+        | Change::PutHealth { pool, .. }
+        | Change::ClearHealth { pool, .. } => Some(pool),
+        Change::PutRRset { .. } | Change::DeleteRRset { .. } | Change::RevertRRset { .. } => None,
+    }
+}
 
 pub(super) fn change_label(c: &Change) -> String {
     match c {

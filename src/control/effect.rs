@@ -26,7 +26,7 @@ pub(crate) fn effective(sources: &Sources, overlay: &Overlay) -> Result<Effectiv
     let pools = overlay::effective_pools(sources, overlay);
     let defs: Vec<Arc<PoolDef>> = pools.iter().map(|(p, _)| p.clone()).collect();
     let zones = zones_of(sources, overlay, &defs)?;
-    Ok(Effective { zones, pools, pools_moved: false })
+    Ok(Effective::new(sources, zones, pools, false))
 }
 
 /// Each zone file's zone with the overlay's RRsets laid over it (each checked
@@ -37,9 +37,8 @@ pub(super) fn zones_of(
     pools: &[Arc<PoolDef>],
 ) -> Result<Vec<Arc<Zone>>, StateError> {
     let mut zones = Vec::with_capacity(sources.zones.len());
-    for (file, built) in
-        sources.zones.iter().zip(crate::snapshot::build_zones(&sources.zones, pools, &BTreeMap::new())?)
-    {
+    let files = sources.zones.iter().map(|z| &z.zone);
+    for (file, built) in sources.zones.iter().zip(crate::snapshot::build_zones(files, pools)) {
         let origin = &file.origin;
         let changes: Vec<_> = overlay.rrsets.iter().filter(|((z, _, _), _)| z == origin).collect();
         let mut zone = built;
@@ -114,11 +113,13 @@ pub(super) fn derive(
         }
     }
     if t.pools.is_empty() {
-        return Ok(Effective { zones, pools: base.pools.clone(), pools_moved: base.pools_moved });
+        let mut e = base.clone();
+        e.zones = zones;
+        return Ok(e);
     }
     let pools = overlay::effective_pools(sources, overlay);
     let moved = base.pools_moved || !same_names(&pools, &base.pools);
-    Ok(Effective { zones, pools, pools_moved: moved })
+    Ok(Effective::new(sources, zones, pools, moved))
 }
 
 /// Whether two pool lists have the same names in the same order (zones mark

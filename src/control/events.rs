@@ -160,10 +160,15 @@ impl Writer {
     /// change (an RRset write at no pool), not at every pool.
     pub(super) fn member_states_in(&self, scope: &Scope) -> MemberStates {
         let mut states = MemberStates::new();
-        for (def, _) in self.effective.pools.iter().filter(|(d, _)| scope.covers(&d.name)) {
+        let mut add = |def: &crate::config::PoolDef| {
             for m in &def.members {
                 states.insert((def.name.to_ascii(), m.address), self.member_state(def, m));
             }
+        };
+        match scope {
+            // One pool: found by name, no other pool looked at.
+            Scope::Pool(p) => self.in_effect().find_pool(p).into_iter().for_each(|(d, _)| add(d)),
+            _ => self.effective.pools.iter().filter(|(d, _)| scope.covers(&d.name)).for_each(|(d, _)| add(d)),
         }
         states
     }
@@ -253,11 +258,23 @@ impl Writer {
             return;
         }
         self.all_down_seen = Arc::downgrade(&snapshot);
-        // A change that touched no pool (an RRset write) published the same pools.
-        if std::mem::replace(&mut self.all_down_pools, snapshot.pools.clone()).same(&snapshot.pools) {
-            return;
-        }
+        // A change that touched no pool (an RRset write) published the same
+        // pools; one that rebuilt a few (a member write) looks at those.
+        let before = std::mem::replace(&mut self.all_down_pools, snapshot.pools.clone());
         let now = SystemTime::now();
+        if let Some(changed) = snapshot.pools.changed_since(&before) {
+            let same_names = changed.iter().all(|&i| {
+                let (a, b) = (snapshot.pools.get(i), before.get(i));
+                a.zip(b).is_some_and(|(a, b)| a.name_text == b.name_text)
+            });
+            if same_names {
+                for pool in changed.iter().filter_map(|&i| snapshot.pools.get(i)) {
+                    let since = self.down_since(pool, record, now);
+                    self.all_down.insert(pool.name_text.clone(), since);
+                }
+                return;
+            }
+        }
         let mut next = std::collections::HashMap::with_capacity(snapshot.pools.len());
         for pool in &snapshot.pools {
             next.insert(pool.name_text.clone(), self.down_since(pool, record, now));

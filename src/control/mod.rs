@@ -106,6 +106,31 @@ struct Effective {
     /// The pool list changed since the zones were built: their pool nodes are
     /// marked for the old list until the next full publish builds them again.
     pools_moved: bool,
+    /// Where each of `pools`, and each of the sources' pools, is by name.
+    index: crate::state::PoolIndices,
+}
+
+impl Effective {
+    fn new(
+        sources: &Sources,
+        zones: Vec<Arc<crate::snapshot::Zone>>,
+        pools: Vec<(Arc<PoolDef>, Origin)>,
+        pools_moved: bool,
+    ) -> Effective {
+        let index = crate::state::PoolIndices::of(sources, &pools);
+        Effective { zones, pools, pools_moved, index }
+    }
+
+    /// The pools in effect are now `pools` (a list made anew).
+    fn set_pools(&mut self, pools: Vec<(Arc<PoolDef>, Origin)>) {
+        self.index.pools = crate::state::PoolIndex::of(pools.iter().map(|(p, _)| &p.name));
+        self.pools = pools;
+    }
+
+    /// The position of pool `name` in effect.
+    fn position(&self, name: &Name) -> Option<usize> {
+        self.index.pools.find(name, |i| self.pools.get(i).map(|(p, _)| &p.name))
+    }
 }
 
 pub struct Writer {
@@ -423,6 +448,7 @@ impl Writer {
             overlay: &self.overlay,
             zones: &self.effective.zones,
             pools: &self.effective.pools,
+            index: Some(&self.effective.index),
             refused: &self.refused,
         }
     }

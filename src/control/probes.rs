@@ -70,6 +70,23 @@ impl Writer {
         started
     }
 
+    /// Probes follow one pool's change (its definition was `before`, it is at
+    /// `at` in effect, and the index of probes to pools already follows it):
+    /// its new streams start at once, those no pool needs any more stop and are
+    /// forgotten. Every other stream is left alone.
+    pub(super) fn follow_pool(&mut self, before: &PoolDef, at: usize) {
+        let Some((now, _)) = self.effective.pools.get(at) else { return };
+        let now: Vec<ProbeKey> = keys_of(now).filter(|k| self.assigned(k)).collect();
+        let gone: Vec<ProbeKey> =
+            keys_of(before).filter(|k| !now.contains(k) && self.by_probe.pools_of([k]).is_empty()).collect();
+        self.prober.stop(&gone);
+        self.health.forget(&gone);
+        self.prober.start(&now, true);
+        // Votes also follow the members health files name (without a cluster
+        // there is no view to share and this costs nothing).
+        self.share_view();
+    }
+
     pub(super) fn observe_probe(&self, r: &ProbeResult) {
         let check = crate::metrics::CheckLabel { check: r.key.spec.label() };
         self.metrics.probe_duration.get_or_create(&check).observe(r.took.as_secs_f64());

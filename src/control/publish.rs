@@ -10,7 +10,6 @@ use tracing::error;
 
 use crate::state::overlay::Overlay;
 
-use crate::config::PoolDef;
 use crate::health::ProbeKey;
 use crate::snapshot::{Pool, Pools, Snapshot, Zone};
 
@@ -55,10 +54,12 @@ impl Writer {
         Ok(zone.with_bump(self.overlay.serials.get(&zone.origin).copied().unwrap_or(0))?)
     }
 
-    /// Publishes the pools `which` names rebuilt; zones are shared.
-    pub(super) fn publish_pools(&mut self, which: impl Fn(&Name) -> bool) {
+    /// Publishes the pools named rebuilt; zones are shared. The published
+    /// pools must be those in effect, at the same positions.
+    pub(super) fn publish_pools<'n>(&mut self, names: impl IntoIterator<Item = &'n Name>) {
         let prev = self.snapshot.load_full();
-        let pools = self.pools_rebuilt(&prev, which);
+        let at: Vec<u32> = names.into_iter().filter_map(|n| self.effective.position(n)).map(|i| i as u32).collect();
+        let pools = self.pools_rebuilt(&prev, &at);
         self.swap(prev.with_parts(prev.zones.clone(), pools));
     }
 
@@ -73,11 +74,12 @@ impl Writer {
     }
 
     /// Publishes a change to one pool whose name set is unchanged: the pool is
-    /// rebuilt and its zone's serial advanced, in one swap; every node is shared.
+    /// rebuilt and its zone's serial advanced, in one swap; every node is
+    /// shared, and no other pool is looked at.
     pub(super) fn publish_pool(&mut self, pool: &Name, origin: &Name) -> Result<(), StateError> {
         let prev = self.snapshot.load_full();
-        self.in_effect().find_pool(pool).ok_or(StateError::NoPool)?;
-        let pools = self.pools_rebuilt(&prev, |name| name == pool);
+        let at = self.effective.position(pool).ok_or(StateError::NoPool)? as u32;
+        let pools = self.pools_rebuilt(&prev, &[at]);
         let zones = self.zones_with_serial(&prev, origin)?;
         self.swap(prev.with_parts(Arc::new(zones), pools));
         Ok(())
@@ -104,21 +106,18 @@ impl Writer {
         Ok(zones)
     }
 
-    /// The published pools with those `which` names rebuilt from their
+    /// The published pools with those at positions `at` rebuilt from their
     /// definitions in effect (and this node's view of health); the index of
-    /// probes to pools follows their new definitions.
-    pub(super) fn pools_rebuilt(&mut self, prev: &Snapshot, which: impl Fn(&Name) -> bool) -> Pools {
+    /// probes to pools follows their new definitions. A position whose pool in
+    /// effect has another name than the published one is left as it is.
+    pub(super) fn pools_rebuilt(&mut self, prev: &Snapshot, at: &[u32]) -> Pools {
         let view = self.view();
-        let defs: std::collections::HashMap<&Name, &Arc<PoolDef>> =
-            self.effective.pools.iter().map(|(p, _)| (&p.name, p)).collect();
-        let rebuilt: Vec<(u32, Arc<Pool>)> = prev
-            .pools
+        let rebuilt: Vec<(u32, Arc<Pool>)> = at
             .iter()
-            .enumerate()
-            .filter(|(_, p)| which(&p.def.name))
-            .filter_map(|(i, p)| {
-                let def = (*defs.get(&p.def.name)?).clone();
-                Some((i as u32, Arc::new(crate::snapshot::build_pool(def, &view, Some(p), &prev.regions))))
+            .filter_map(|&i| {
+                let p = prev.pools.get(i as usize)?;
+                let (def, _) = self.effective.pools.get(i as usize).filter(|(d, _)| d.name == p.def.name)?;
+                Some((i, Arc::new(crate::snapshot::build_pool(def.clone(), &view, Some(p), &prev.regions))))
             })
             .collect();
         for (i, pool) in &rebuilt {

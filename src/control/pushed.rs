@@ -82,7 +82,7 @@ impl Writer {
     pub(super) fn member_json_of(&self, pool: &Name, address: IpAddr) -> Value {
         let Some((def, origin)) = self.in_effect().find_pool(pool) else { return Value::Null };
         let file = match origin {
-            Origin::Config => self.sources.pools.iter().find(|p| p.name == def.name),
+            Origin::Config => self.in_effect().config_pool(&def.name),
             Origin::Api => None,
         };
         let member = def.members.iter().find(|m| m.address == address);
@@ -128,7 +128,7 @@ impl Writer {
             .map(|((pool, _), _)| pool.clone())
             .collect();
         if !pools.is_empty() {
-            self.publish_pools(|name| pools.contains(name));
+            self.publish_pools(&pools);
             self.share_view();
             self.publish_override_gauges();
         }
@@ -192,7 +192,7 @@ impl Writer {
             .filter(|(p, _)| self.files.path_of(&p.name) == Some(u.path.as_path()))
             .map(|(p, _)| p.name.clone())
             .collect();
-        self.publish_pools(|name| pools.contains(name));
+        self.publish_pools(&pools);
         self.share_view();
         self.outcomes.health_files(self.file_problems());
         let path = u.path.display().to_string();

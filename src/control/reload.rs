@@ -43,6 +43,9 @@ impl Writer {
         }
         self.note_file_changes(Some(&old_sources));
         let started = self.follow_pools();
+        // What the old sources and the parse freed goes back to the system.
+        drop((old_sources, old_effective));
+        crate::memory::give_back();
         info!(
             zones = self.effective.zones.len(),
             zone_files_unchanged = unchanged_files,
@@ -62,12 +65,7 @@ impl Writer {
             if std::ptr::eq(&**old, z) {
                 return false;
             }
-            old.records.len() != z.records.len()
-                || old
-                    .records
-                    .iter()
-                    .zip(&z.records)
-                    .any(|(a, b)| (&a.name, a.ttl, &a.rdata) != (&b.name, b.ttl, &b.rdata))
+            old.zone.soa().bytes() != z.zone.soa().bytes() || !old.zone.base.same_records(&z.zone.base)
         };
         let changed: Vec<Name> = self.sources.zones.iter().filter(|z| differs(z)).map(|z| z.origin.clone()).collect();
         let served: HashSet<&Name> = self.sources.zones.iter().map(|z| &z.origin).collect();

@@ -119,7 +119,7 @@ impl Writer {
         self.changed(t.records.iter().chain(&t.serials).cloned(), ChangeSource::Etcd);
         if !t.pools.is_empty() {
             self.follow_pools();
-            self.publish_pools(|name| t.pools.contains(name));
+            self.publish_pools(t.pools.iter());
         }
         for z in &t.records {
             if let Err(e) = self.publish_zone(z) {

@@ -22,7 +22,7 @@ impl Writer {
     /// is exactly as the config says, `api` otherwise.
     pub(super) fn pool_json(&self, (def, origin): &(Arc<PoolDef>, Origin)) -> Value {
         let file = match origin {
-            Origin::Config => self.sources.pools.iter().find(|p| p.name == def.name),
+            Origin::Config => self.in_effect().config_pool(&def.name),
             Origin::Api => None,
         };
         let members: Vec<Value> = def.members.iter().map(|m| self.member_json(def, m, file)).collect();

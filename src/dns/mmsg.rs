@@ -1,7 +1,7 @@
 //! Batched UDP I/O with `recvmmsg(2)` and `sendmmsg(2)`: one system call receives
 //! up to [`BATCH`] queries, and one sends all their answers.
 //!
-//! This is the only module with `unsafe` code (the crate denies it elsewhere), for a
+//! With `memory`, the only module with `unsafe` code (the crate denies it elsewhere), for a
 //! measured gain: the reference benchmark showed the kernel taking about 65% of the
 //! time per query with one syscall per datagram (see bench/RESULTS.md). The message
 //! headers point into buffers owned by [`Batch`], allocated once; boxed slices never

@@ -6,7 +6,8 @@
 //! count combined results. Streams only report results; the writer owns the
 //! [`HealthTable`] with each stream's anti-flap state and publishes changes in the
 //! next snapshot. Every probe has a timeout, the number of probes in flight is
-//! bounded, and intervals are jittered ±10%.
+//! bounded, and intervals are jittered ±10%. The streams run on probe threads of
+//! their own and start their probes on a shared tick grid (see `schedule.rs`).
 
 mod dns;
 mod error;
@@ -15,14 +16,16 @@ pub mod flap;
 mod http;
 pub mod probe;
 pub mod push;
+mod schedule;
 mod tcp;
 mod tls;
 pub mod weight;
+mod wire;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -172,13 +175,24 @@ impl ProbeSpec {
 }
 
 /// What one probe stream probes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeKey {
     /// The member's address (what is answered).
     pub addr: IpAddr,
     /// The member's `probe` address: where every check goes instead.
     pub probe: Option<SocketAddr>,
     pub spec: Arc<ProbeSpec>,
+}
+
+/// Hashed by where it probes only: the writer looks a key up several times per
+/// probe result, and hashing the whole spec (every check's strings) each time
+/// showed in the profile. Keys equal as a whole are equal in these parts, and a
+/// member is rarely probed with two specs, so this loses nothing.
+impl std::hash::Hash for ProbeKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.addr.hash(state);
+        self.probe.hash(state);
+    }
 }
 
 impl ProbeKey {
@@ -452,6 +466,13 @@ impl HealthTable {
     }
 
     /// Forgets keys no longer probed.
+    /// Forgets the health of `keys` (streams no longer probed).
+    pub fn forget(&mut self, keys: &[ProbeKey]) {
+        for k in keys {
+            self.members.remove(k);
+        }
+    }
+
     pub fn retain(&mut self, keys: &[ProbeKey]) {
         let keep: std::collections::HashSet<&ProbeKey> = keys.iter().collect();
         self.members.retain(|k, _| keep.contains(k));
@@ -488,6 +509,7 @@ pub struct Prober {
     /// `[health] source_address`: probes leave from it (for members of its family).
     source: Option<IpAddr>,
     streams: HashMap<ProbeKey, JoinHandle<()>>,
+    threads: schedule::ProbeThreads,
 }
 
 impl Prober {
@@ -499,6 +521,7 @@ impl Prober {
             tls: tls::TlsConfigs::new(),
             source,
             streams: HashMap::new(),
+            threads: schedule::ProbeThreads::new(),
         }
     }
 
@@ -511,7 +534,7 @@ impl Prober {
             let mut runner = probe::Runner::new(&key, &self.tls, self.source);
             set.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                probe_once(&key, &mut runner).await
+                schedule::probe_once(&key, &mut runner).await
             });
         }
         let mut out = Vec::with_capacity(keys.len());
@@ -534,13 +557,29 @@ impl Prober {
             }
             keep
         });
+        self.start(keys, immediate)
+    }
+
+    /// Stops the streams of `keys` (those running); every other stream runs on.
+    pub fn stop(&mut self, keys: &[ProbeKey]) {
+        for k in keys {
+            if let Some(h) = self.streams.remove(k) {
+                h.abort();
+            }
+        }
+    }
+
+    /// Starts a stream for each of `keys` not running yet (see [`Prober::sync`]);
+    /// returns those started.
+    pub fn start(&mut self, keys: &[ProbeKey], immediate: bool) -> Vec<ProbeKey> {
         let mut started = Vec::new();
         for key in keys {
             if self.streams.contains_key(key) {
                 continue;
             }
             let runner = probe::Runner::new(key, &self.tls, self.source);
-            let task = tokio::spawn(stream(key.clone(), self.results.clone(), self.limit.clone(), runner, immediate));
+            let stream = schedule::stream(key.clone(), self.results.clone(), self.limit.clone(), runner, immediate);
+            let task = self.threads.spawn(stream);
             self.streams.insert(key.clone(), task);
             started.push(key.clone());
         }
@@ -556,44 +595,6 @@ impl Drop for Prober {
     fn drop(&mut self) {
         for h in self.streams.values() {
             h.abort();
-        }
-    }
-}
-
-async fn probe_once(key: &ProbeKey, runner: &mut probe::Runner) -> ProbeResult {
-    let start = Instant::now();
-    let at = SystemTime::now();
-    let outcome = runner.run(key).await;
-    ProbeResult { key: key.clone(), outcome, took: start.elapsed(), at }
-}
-
-/// One stream: probe every (jittered) interval, measured start to start.
-async fn stream(
-    key: ProbeKey,
-    results: mpsc::Sender<ProbeResult>,
-    limit: Arc<Semaphore>,
-    mut runner: probe::Runner,
-    immediate: bool,
-) {
-    let mut next = if immediate {
-        tokio::time::Instant::now()
-    } else {
-        tokio::time::Instant::now() + probe::jitter(key.spec.interval)
-    };
-    loop {
-        tokio::time::sleep_until(next).await;
-        next += probe::jitter(key.spec.interval);
-        let result = {
-            let Ok(_permit) = limit.acquire().await else { return };
-            probe_once(&key, &mut runner).await
-        };
-        if results.send(result).await.is_err() {
-            return;
-        }
-        // A probe that took longer than the interval does not cause a burst.
-        let now = tokio::time::Instant::now();
-        if next < now {
-            next = now;
         }
     }
 }

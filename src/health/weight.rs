@@ -2,7 +2,7 @@
 //! (`weight_from = "header:NAME"` or `"json:$.field"`), read from the response,
 //! and the member's effective weight from it: bounded, smoothed, ramped.
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderName;
 
 pub use crate::config::{BadWeightSource, WeightSource as Source};
 
@@ -19,10 +19,10 @@ pub enum BadWeight {
     Json(String),
 }
 
-/// The weight in header `name`.
-pub fn from_header(headers: &HeaderMap, name: &HeaderName) -> Result<f64, BadWeight> {
-    let value = headers.get(name).ok_or_else(|| BadWeight::NoHeader(name.clone()))?;
-    let text = value.to_str().unwrap_or("").trim();
+/// The weight in header `name`, whose value (`None`: absent) the probe found.
+pub fn from_header(name: &HeaderName, value: Option<&[u8]>) -> Result<f64, BadWeight> {
+    let value = value.ok_or_else(|| BadWeight::NoHeader(name.clone()))?;
+    let text = std::str::from_utf8(value).unwrap_or("").trim();
     number(text.parse().ok()).ok_or_else(|| BadWeight::Header { name: name.clone(), text: text.to_string() })
 }
 
@@ -77,12 +77,10 @@ mod tests {
         assert_eq!(from_json(br#"{"load":{"weight":7.5}}"#, &path), Ok(7.5));
         assert!(from_json(br#"{"load":{"weight":"7"}}"#, &path).is_err());
         assert!(from_json(b"<html>", &path).is_err());
-        let mut h = HeaderMap::new();
         let name = HeaderName::from_static("x-lb-weight");
-        h.insert(name.clone(), " 12 ".parse().unwrap());
-        assert_eq!(from_header(&h, &name), Ok(12.0));
-        h.insert(name.clone(), "-1".parse().unwrap());
-        assert!(from_header(&h, &name).is_err());
+        assert_eq!(from_header(&name, Some(b" 12 ")), Ok(12.0));
+        assert!(from_header(&name, Some(b"-1")).is_err());
+        assert_eq!(from_header(&name, None), Err(BadWeight::NoHeader(name.clone())));
     }
 
     #[test]

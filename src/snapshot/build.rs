@@ -7,10 +7,9 @@ use std::sync::Arc;
 use hickory_proto::rr::Name;
 use rustc_hash::FxHashMap;
 
-use super::{HealthView, Pool, Regions, Snapshot, Zone, build_pool, build_zone};
+use super::{HealthView, Pool, Regions, Snapshot, Zone, build_pool};
 use crate::config::PoolDef;
 use crate::problem::Problem;
-use crate::zone::ZoneData;
 
 /// Snapshot-wide settings from the config.
 pub struct Settings {
@@ -27,15 +26,11 @@ pub fn pool_index(pools: &[Arc<PoolDef>]) -> BTreeMap<Name, u32> {
     pools.iter().enumerate().map(|(i, def)| (def.name.clone(), i as u32)).collect()
 }
 
-/// Builds the zones of `data`, their pool nodes marked for `pools` (in that
-/// order), their serials advanced by `serials`.
-pub fn build_zones(
-    data: &[Arc<ZoneData>],
-    pools: &[Arc<PoolDef>],
-    serials: &BTreeMap<Name, u32>,
-) -> Result<Vec<Arc<Zone>>, Problem> {
+/// The zones of the zone files `files` with their pool nodes marked for `pools`
+/// (in that order): each shares its file's base.
+pub fn build_zones<'a>(files: impl IntoIterator<Item = &'a Arc<Zone>>, pools: &[Arc<PoolDef>]) -> Vec<Arc<Zone>> {
     let index = pool_index(pools);
-    data.iter().map(|z| build_zone(z, serials.get(&z.origin).copied().unwrap_or(0), &index).map(Arc::new)).collect()
+    files.into_iter().map(|z| z.with_pools(&index)).collect()
 }
 
 /// Builds a complete snapshot of `zones` (their pool nodes marked for `pools`,
@@ -137,7 +132,7 @@ mod tests {
             transfer: Arc::default(),
             dnssec: Arc::default(),
         };
-        let zones = build_zones(&[Arc::new(zone.unwrap())], &defs, &BTreeMap::new()).unwrap();
+        let zones = build_zones([&zone.unwrap().zone], &defs);
         build(&zones, &defs, health, settings, previous).unwrap()
     }
 

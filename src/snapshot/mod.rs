@@ -30,9 +30,7 @@ use crate::config::{AllDown, MemberConfig, PoolDef};
 use crate::counters::PoolCounters;
 use crate::geoip::GeoDb;
 use crate::policy::{self, Candidate, Policy};
-use crate::problem::Problem;
 use crate::rdata::RecordError;
-use crate::zone::ZoneData;
 
 /// Everything the query path reads. Built by the writer, never mutated.
 #[derive(Debug)]
@@ -159,12 +157,17 @@ impl Zone {
     /// (and the ancestors whose existence changes with it). The serial is not
     /// advanced here ([`Zone::with_serial_bump`]).
     pub fn with_rrset(&self, name: &[u8], rtype: u16, set: Option<EncodedRRset>) -> Zone {
+        self.with_layer(zone::with_rrset(&self.base, &self.layer, &self.origin_wire, name, rtype, set))
+    }
+
+    /// This zone with `layer` over its base.
+    fn with_layer(&self, layer: Layer) -> Zone {
         Zone {
             origin: self.origin.clone(),
             origin_wire: self.origin_wire.clone(),
             labels: self.labels,
             base: self.base.clone(),
-            layer: zone::with_rrset(&self.base, &self.layer, &self.origin_wire, name, rtype, set),
+            layer,
             soa: self.soa.clone(),
             negative_soa: self.negative_soa.clone(),
             serial: self.serial,
@@ -309,14 +312,17 @@ pub struct PoolMember {
     pub weight: f64,
 }
 
+/// One family's members by index. The lists are shared (`Arc`): in most pools
+/// each is every member in order (`0..n`), and all such pools hold one copy of
+/// it (see [`ids`]).
 #[derive(Debug, Default, Clone)]
 pub struct Family {
     /// Members of this family, in declared order.
-    pub all: Box<[u16]>,
+    pub all: Arc<[u16]>,
     /// Enabled and healthy.
-    pub eligible: Box<[u16]>,
+    pub eligible: Arc<[u16]>,
     /// Enabled (for `all_down = "serve-all"`).
-    pub enabled: Box<[u16]>,
+    pub enabled: Arc<[u16]>,
     /// The pool's fallback addresses of this family.
     pub fallback_addrs: Box<[IpAddr]>,
 }
@@ -388,51 +394,58 @@ pub fn write_address(out: &mut Vec<u8>, address: IpAddr, ttl: u32) {
     }
 }
 
-/// Builds a zone's query structure from its records. `pool_index` marks nodes that
-/// are pools (index into the snapshot's pool vector).
-pub fn build_zone(data: &ZoneData, serial_bump: u32, pool_index: &BTreeMap<Name, u32>) -> Result<Zone, Problem> {
-    let origin = data.origin.to_lowercase();
-    let origin_wire = wire(&origin);
-    let too_large = |e: TooLarge| Problem::new(&data.file, 0, e.to_string());
-    let mut builder = BaseBuilder::default();
-    let mut apex_soa: Option<(SOA, u32)> = None;
-    for r in &data.records {
-        if let RData::SOA(soa) = &r.rdata {
-            // Zone loading guarantees exactly one SOA, at the apex.
-            apex_soa = Some((soa.clone(), r.ttl));
-            continue;
-        }
-        let enc = encode_record(r.ttl, &r.rdata).map_err(|e| Problem::new(&*r.file, r.line, e.to_string()))?;
-        builder.add(&wire(&r.name), &enc).map_err(too_large)?;
-    }
-    // Pools are names too.
-    for (name, &idx) in pool_index.range(origin.clone()..) {
-        if origin.zone_of(name) {
-            builder.pool(&wire(name), idx).map_err(too_large)?;
-        }
-    }
-    let base = builder.finish(&origin_wire).map_err(too_large)?;
-    let Some((mut soa, soa_ttl)) = apex_soa else {
-        return Err(Problem::new(&data.file, 0, format!("zone {origin} has no SOA record at its apex")));
-    };
-    let file_serial = soa.serial;
-    // RFC 1982 serial arithmetic: wrapping addition.
-    soa.serial = soa.serial.wrapping_add(serial_bump);
-    let (soa_record, negative_soa) =
-        encode_soa(&soa, soa_ttl).map_err(|e| Problem::new(&data.file, 0, e.to_string()))?;
+/// The zone of a zone file: `base` (its records, with the pools known when it
+/// was loaded marked) and its apex SOA, no serial advanced and no layer.
+pub fn file_zone(origin: &Name, base: Arc<Base>, soa: SOA, soa_ttl: u32) -> Result<Zone, RecordError> {
+    let origin = origin.to_lowercase();
+    let (soa_record, negative_soa) = encode_soa(&soa, soa_ttl)?;
     Ok(Zone {
         labels: origin.num_labels() as usize,
+        origin_wire: wire(&origin),
         origin,
-        origin_wire,
-        base: Arc::new(base),
+        base,
         layer: Layer::default(),
         soa: soa_record,
         negative_soa,
         serial: soa.serial,
+        file_serial: soa.serial,
         soa_rdata: soa,
         soa_ttl,
-        file_serial,
     })
+}
+
+/// The zone of the zone file `file` with its pool nodes marked for `pool_index`
+/// and its serial advanced by `serial_bump`.
+pub fn build_zone(file: &Arc<Zone>, serial_bump: u32, pool_index: &BTreeMap<Name, u32>) -> Result<Zone, RecordError> {
+    file.with_pools(pool_index).with_serial_bump(file.file_serial, serial_bump)
+}
+
+impl Zone {
+    /// This zone with its pool nodes marked for `pool_index` (pool name ->
+    /// position in the snapshot's pools): itself, shared, when its base has them
+    /// marked so already; otherwise the marks that differ are laid over the base
+    /// (O(pools in the zone), the base is never copied).
+    pub fn with_pools(self: &Arc<Zone>, pool_index: &BTreeMap<Name, u32>) -> Arc<Zone> {
+        let wanted: FxHashMap<Box<[u8]>, u32> = pool_index
+            .range(self.origin.clone()..)
+            .filter(|(name, _)| self.origin.zone_of(name))
+            .map(|(name, &i)| (wire(name), i))
+            .collect();
+        let mut marks: Vec<(&[u8], Option<u32>)> = wanted
+            .iter()
+            .filter(|(name, i)| self.base.node(name).and_then(|n| n.pool()) != Some(**i))
+            .map(|(name, &i)| (&**name, Some(i)))
+            .collect();
+        marks.extend(self.base.pools().filter(|(name, _)| !wanted.contains_key(*name)).map(|(name, _)| (name, None)));
+        if marks.is_empty() {
+            return self.clone();
+        }
+        let mut layer = self.layer.clone();
+        for (name, pool) in marks {
+            layer = zone::with_pool(&self.base, &layer, &self.origin_wire, name, pool);
+        }
+        Arc::new(self.with_layer(layer))
+    }
 }
 
 /// Where the target name starts in the RDATA of an NS, MX or SRV record: these
@@ -516,9 +529,9 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
         candidates.push(Candidate { weight: candidate_weight(weight), seed: crate::net::addr_seed(m.address) });
     }
     for (f, (all, eligible, enabled)) in lists.into_iter().enumerate() {
-        family[f].all = all.into();
-        family[f].eligible = eligible.into();
-        family[f].enabled = enabled.into();
+        family[f].all = ids(all);
+        family[f].eligible = ids(eligible);
+        family[f].enabled = ids(enabled);
     }
     for (f, fam) in family.iter_mut().enumerate() {
         fam.fallback_addrs = def.fallback.iter().filter(|a| usize::from(a.is_ipv6()) == f).copied().collect();
@@ -538,6 +551,22 @@ pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&
     }
 }
 
+/// Lists `0..n` up to this long are shared by every pool that has one.
+const SHARED_IDS: usize = 64;
+
+/// `list` as held by a [`Family`]: `0..n` (every member of a one-family pool, all
+/// enabled and up) is one shared copy for all pools, anything else its own.
+fn ids(list: Vec<u16>) -> Arc<[u16]> {
+    static RANGES: std::sync::LazyLock<Vec<Arc<[u16]>>> =
+        std::sync::LazyLock::new(|| (0..=SHARED_IDS as u16).map(|n| (0..n).collect()).collect());
+    let n = list.len();
+    let in_order = list.iter().enumerate().all(|(i, &id)| usize::from(id) == i);
+    match RANGES.get(n) {
+        Some(shared) if in_order => shared.clone(),
+        _ => list.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,12 +574,68 @@ mod tests {
 
     fn zone(text: &str, pools: &BTreeMap<Name, u32>) -> Zone {
         let origin = Name::from_ascii("example.test.").unwrap();
-        let z = crate::zone::parse_str(&origin, Path::new("/z"), text).unwrap();
-        build_zone(&z, 0, pools).unwrap()
+        let z = crate::zone::parse_str_with(&origin, Path::new("/z"), text, pools).unwrap();
+        build_zone(&z.zone, 0, pools).unwrap()
+    }
+
+    /// Pools other than those marked when the file was loaded (an API pool, a
+    /// pool at another position, a pool gone) are laid over the base: the zone
+    /// answers as one loaded with them marked, and its base is shared.
+    #[test]
+    fn pools_unlike_the_marks_are_laid_over_the_base() {
+        let origin = Name::from_ascii("example.test.").unwrap();
+        let n = |s: &str| Name::from_ascii(s).unwrap();
+        let text = "$TTL 60\n@ SOA ns h 1 2 3 4 30\n@ NS ns\nns A 192.0.2.1\nq TXT t\n";
+        let loaded =
+            BTreeMap::from([(n("p.a.example.test."), 0u32), (n("q.example.test."), 1), (n("r.example.test."), 2)]);
+        let file = Arc::new(crate::zone::parse_str_with(&origin, Path::new("/z"), text, &loaded).unwrap().zone);
+        assert!(Arc::ptr_eq(&file.with_pools(&loaded), &file), "the marks as loaded: the zone itself");
+        let now =
+            BTreeMap::from([(n("q.example.test."), 0u32), (n("r.example.test."), 2), (n("api.b.example.test."), 3)]);
+        let laid = file.with_pools(&now);
+        assert!(Arc::ptr_eq(&laid.base, &file.base));
+        let rebuilt = zone(text, &now);
+        for name in [
+            "p.a.example.test.",
+            "a.example.test.",
+            "q.example.test.",
+            "r.example.test.",
+            "api.b.example.test.",
+            "b.example.test.",
+        ] {
+            let pool = |z: &Zone| z.node(&w(name)).map(|v| (v.pool(), v.rrsets().count()));
+            assert_eq!(pool(&laid), pool(&rebuilt), "{name}");
+        }
+        assert_eq!(laid.node(&w("q.example.test.")).and_then(|v| v.pool()), Some(0));
+        assert!(laid.node(&w("a.example.test.")).is_none(), "p's empty non-terminal went with it");
     }
 
     fn w(n: &str) -> Box<[u8]> {
         wire(&Name::from_ascii(n).unwrap())
+    }
+
+    /// Member lists in order (`0..n`) are one shared copy for every pool; any
+    /// other list (a member down) is the pool's own, with the right members.
+    #[test]
+    fn in_order_member_lists_are_shared() {
+        let text = "[[pool]]\nname = \"a.t.\"\n[[pool.member]]\naddress = \"192.0.2.1\"\n\
+                    [[pool.member]]\naddress = \"192.0.2.2\"\n[[pool.member]]\naddress = \"2001:db8::1\"\n";
+        let config = crate::config::parse(Path::new("/lbdns.toml"), text).unwrap();
+        let def = Arc::new(config.pools[0].clone());
+        struct Down;
+        impl HealthView for Down {
+            fn is_up(&self, _: &PoolDef, m: &MemberConfig) -> bool {
+                m.address.to_string() != "192.0.2.1"
+            }
+        }
+        let (a, b) = (
+            build_pool(def.clone(), &AllUp, None, &Regions::new()),
+            build_pool(def.clone(), &Down, None, &Regions::new()),
+        );
+        assert!(Arc::ptr_eq(&a.family[0].all, &b.family[0].all));
+        assert!(Arc::ptr_eq(&a.family[0].eligible, &a.family[0].all));
+        assert_eq!((&*b.family[0].eligible, &*b.family[0].enabled), (&[1u16][..], &[0u16, 1][..]));
+        assert_eq!((&*a.family[1].all, &*a.family[1].eligible), (&[2u16][..], &[2u16][..]));
     }
 
     #[test]
@@ -704,8 +789,8 @@ mod tests {
         let Ok(path) = std::env::var("LBDNS_SCALE_ZONE") else { return };
         let origin = Name::from_ascii("big.test.").unwrap();
         let data = crate::zone::load(&origin, Path::new(&path)).unwrap();
-        let zone = build_zone(&data, 0, &BTreeMap::new()).unwrap();
-        let records = data.records.len();
+        let zone = build_zone(&data.zone, 0, &BTreeMap::new()).unwrap();
+        let records = data.records;
         let bytes = zone.base.heap_bytes();
         println!(
             "{records} records, {} nodes: {bytes} bytes held, {} per record",

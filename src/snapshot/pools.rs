@@ -54,6 +54,24 @@ impl Pools {
         self.len == other.len && self.chunks.iter().zip(&other.chunks).all(|(a, b)| Arc::ptr_eq(a, b))
     }
 
+    /// The positions whose pool is not the very one `before` has there, when
+    /// both hold as many pools (`None` otherwise): found chunk by chunk, so a
+    /// change to one pool of 100,000 looks at the chunk list and one chunk.
+    pub fn changed_since(&self, before: &Pools) -> Option<Vec<usize>> {
+        if self.len != before.len {
+            return None;
+        }
+        let mut changed = Vec::new();
+        for (c, (now, was)) in self.chunks.iter().zip(&before.chunks).enumerate() {
+            if Arc::ptr_eq(now, was) {
+                continue;
+            }
+            let differs = now.iter().zip(was.iter()).enumerate().filter(|(_, (a, b))| !Arc::ptr_eq(a, b));
+            changed.extend(differs.map(|(i, _)| (c << CHUNK_BITS) + i));
+        }
+        Some(changed)
+    }
+
     pub fn iter(&self) -> Iter<'_> {
         let chunk: fn(&Chunk) -> std::slice::Iter<'_, Arc<Pool>> = |c| c.iter();
         self.chunks.iter().flat_map(chunk)
@@ -143,5 +161,17 @@ mod tests {
         assert!(Arc::ptr_eq(&next.chunks[2], &pools.chunks[2]));
         assert!(!Arc::ptr_eq(&next.chunks[1], &pools.chunks[1]));
         assert_eq!(next.len(), pools.len());
+    }
+
+    /// What changed between two pool lists: the replaced positions only, and
+    /// nothing to say when the lengths differ.
+    #[test]
+    fn changed_since_names_the_replaced_positions() {
+        let pools: Pools = (0..CHUNK * 2 + 3).map(pool).collect();
+        assert_eq!(pools.changed_since(&pools), Some(vec![]));
+        let next = pools.with_replaced([(CHUNK as u32 + 5, pool(1)), (2, pool(2))]);
+        assert_eq!(next.changed_since(&pools), Some(vec![2, CHUNK + 5]));
+        let shorter: Pools = (0..CHUNK).map(pool).collect();
+        assert_eq!(shorter.changed_since(&pools), None);
     }
 }

@@ -89,6 +89,33 @@ impl Base {
         self.nodes.len()
     }
 
+    /// The position of the RRset `rtype` at `name` among the base's RRsets (what
+    /// [`BaseBuilder::finish_tagged`]'s tags are indexed by).
+    pub fn rrset_index(&self, name: &[u8], rtype: u16) -> Option<usize> {
+        let rec = self.find(name)?;
+        let first = rec.first_rrset as usize;
+        let sets = self.rrsets.get(first..first + rec.rrset_count as usize)?;
+        sets.iter().position(|r| r.rtype == rtype).map(|i| first + i)
+    }
+
+    /// The names marked as pools, with their pool index.
+    pub fn pools(&self) -> impl Iterator<Item = (&[u8], u32)> {
+        self.nodes.iter().filter(|n| n.pool != NO_POOL).map(move |n| (self.name(n), n.pool))
+    }
+
+    /// Whether `other` holds the same records at the same names (pool marks
+    /// aside). O(zone): for a changed file only.
+    pub fn same_records(&self, other: &Base) -> bool {
+        self.rrsets.len() == other.rrsets.len()
+            && self.data.len() == other.data.len()
+            && self.nodes.iter().filter(|n| n.rrset_count > 0).all(|n| {
+                let here = NodeView(Inner::Base(self, n));
+                other.node(self.name(n)).is_some_and(|there| {
+                    here.rrsets().map(|r| (r.rtype, r.data)).eq(there.rrsets().map(|r| (r.rtype, r.data)))
+                })
+            })
+    }
+
     /// Bytes held, all included (buffers at capacity, the table's slots).
     pub fn heap_bytes(&self) -> usize {
         self.names.capacity()
@@ -278,16 +305,32 @@ pub fn with_rrset(
     rtype: u16,
     set: Option<EncodedRRset>,
 ) -> Layer {
+    with_node(base, layer, origin, name, |node| {
+        node.rrsets.retain(|r| r.rtype != rtype);
+        if let Some(s) = set.filter(|s| s.count > 0) {
+            let at = node.rrsets.partition_point(|r| r.rtype < rtype);
+            node.rrsets.insert(at, LayerRRset { rtype, count: s.count, data: s.data });
+        }
+        let cut = node.flags & APEX == 0 && node.rrsets.iter().any(|r| r.rtype == 2);
+        node.flags = (node.flags & !DELEGATION) | if cut { DELEGATION } else { 0 };
+    })
+}
+
+/// `layer` with `name` answering from pool `pool` (or from no pool), the child
+/// counts of its ancestors following the name's existence. (A zone's pools are
+/// marked in its base when its file is loaded; the pools the base does not know
+/// at their positions, API pools and pools that moved, live in the layer.)
+pub fn with_pool(base: &Base, layer: &Layer, origin: &[u8], name: &[u8], pool: Option<u32>) -> Layer {
+    with_node(base, layer, origin, name, |node| node.pool = pool.unwrap_or(NO_POOL))
+}
+
+/// `layer` with the node at `name` changed by `edit`, and the child counts of
+/// its ancestors up to `origin` following the name's existence.
+fn with_node(base: &Base, layer: &Layer, origin: &[u8], name: &[u8], edit: impl FnOnce(&mut LayerNode)) -> Layer {
     let mut next = layer.clone();
     let mut node = LayerNode::of(name, lookup(base, layer, name), children(base, layer, name));
     let existed = node.exists();
-    node.rrsets.retain(|r| r.rtype != rtype);
-    if let Some(s) = set.filter(|s| s.count > 0) {
-        let at = node.rrsets.partition_point(|r| r.rtype < rtype);
-        node.rrsets.insert(at, LayerRRset { rtype, count: s.count, data: s.data });
-    }
-    let cut = node.flags & APEX == 0 && node.rrsets.iter().any(|r| r.rtype == 2);
-    node.flags = (node.flags & !DELEGATION) | if cut { DELEGATION } else { 0 };
+    edit(&mut node);
     let exists = node.exists();
     next.insert(name.into(), Arc::new(node));
     let mut child = name;
@@ -415,11 +458,13 @@ struct Pending {
     off: u32,
     len: u32,
     ttl: u32,
+    /// The caller's mark of the record (e.g. where it was written).
+    tag: u64,
 }
 
 impl BaseBuilder {
     /// The node at `name` (lower-cased wire), made if it is not there yet.
-    fn node_id(&mut self, name: &[u8]) -> Result<u32, TooLarge> {
+    pub fn node_id(&mut self, name: &[u8]) -> Result<u32, TooLarge> {
         let h = hash(name);
         let b = &mut self.base;
         if let Some(&id) = b.index.find(h, |&id| b.names_of(id) == name) {
@@ -442,16 +487,27 @@ impl BaseBuilder {
         Ok(id)
     }
 
+    /// The name of node `id` (lower-cased wire).
+    pub fn name_of_id(&self, id: u32) -> &[u8] {
+        self.base.names_of(id)
+    }
+
     /// Adds one record at `name` (lower-cased wire): `record` is TYPE, CLASS, TTL,
     /// RDLENGTH and RDATA. Its TTL is replaced by the lowest of its RRset's.
     pub fn add(&mut self, name: &[u8], record: &[u8]) -> Result<(), TooLarge> {
+        self.add_tagged(name, record, 0).map(|_| ())
+    }
+
+    /// [`BaseBuilder::add`] with `tag`, the mark [`BaseBuilder::finish_tagged`]
+    /// gives the RRset whose first record this is. Returns the node's id.
+    pub fn add_tagged(&mut self, name: &[u8], record: &[u8], tag: u64) -> Result<u32, TooLarge> {
         let node = self.node_id(name)?;
         let rtype = u16::from_be_bytes([record[0], record[1]]);
         let ttl = u32::from_be_bytes([record[4], record[5], record[6], record[7]]);
         let off = u32::try_from(self.scratch.len()).map_err(|_| TooLarge)?;
         self.scratch.extend_from_slice(record);
-        self.pending.push(Pending { node, rtype, off, len: record.len() as u32, ttl });
-        Ok(())
+        self.pending.push(Pending { node, rtype, off, len: record.len() as u32, ttl, tag });
+        Ok(node)
     }
 
     /// Makes `name` a node that answers from pool `index`.
@@ -463,7 +519,13 @@ impl BaseBuilder {
 
     /// The finished base for the zone `origin` (lower-cased wire): RRsets grouped,
     /// duplicates dropped, empty non-terminals made, the apex and cuts marked.
-    pub fn finish(mut self, origin: &[u8]) -> Result<Base, TooLarge> {
+    pub fn finish(self, origin: &[u8]) -> Result<Base, TooLarge> {
+        self.finish_tagged(origin).map(|(base, _)| base)
+    }
+
+    /// [`BaseBuilder::finish`], with the tag of each RRset's first record, by the
+    /// RRset's position ([`Base::rrset_index`]).
+    pub fn finish_tagged(mut self, origin: &[u8]) -> Result<(Base, Vec<u64>), TooLarge> {
         let apex = self.node_id(origin)?;
         self.base.nodes[apex as usize].flags |= APEX;
         self.ancestors(origin)?;
@@ -473,6 +535,7 @@ impl BaseBuilder {
         let scratch = std::mem::take(&mut self.scratch);
         let b = &mut self.base;
         b.data.reserve_exact(scratch.len());
+        let mut tags = Vec::new();
         for group in pending.chunk_by(|x, y| (x.node, x.rtype) == (y.node, y.rtype)) {
             let (node, rtype) = (group[0].node, group[0].rtype);
             // RFC 2181 5.2: one TTL per RRset; use the lowest.
@@ -484,6 +547,7 @@ impl BaseBuilder {
             let (off, len) = (u32::try_from(off).map_err(|_| TooLarge)?, u32::try_from(len).map_err(|_| TooLarge)?);
             let rrset_id = u32::try_from(b.rrsets.len()).map_err(|_| TooLarge)?;
             b.rrsets.push(RRsetRec { off, len, rtype, count });
+            tags.push(group[0].tag);
             let n = &mut b.nodes[node as usize];
             if n.rrset_count == 0 {
                 n.first_rrset = rrset_id;
@@ -497,7 +561,8 @@ impl BaseBuilder {
         b.rrsets.shrink_to_fit();
         b.nodes.shrink_to_fit();
         b.names.shrink_to_fit();
-        Ok(self.base)
+        tags.shrink_to_fit();
+        Ok((self.base, tags))
     }
 
     /// Makes every ancestor of every node (up to the apex) a node, and counts

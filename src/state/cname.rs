@@ -104,7 +104,7 @@ mod tests {
             text.push_str(&format!("{o} CNAME {t}\n"));
         }
         let data = crate::zone::parse_str(&n("z."), Path::new("z"), &text).unwrap();
-        crate::snapshot::build_zone(&data, 0, &BTreeMap::new()).unwrap()
+        crate::snapshot::build_zone(&data.zone, 0, &BTreeMap::new()).unwrap()
     }
 
     #[test]

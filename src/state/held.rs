@@ -45,7 +45,7 @@ pub fn check_change(zone: &Zone, name: &Name, whence: &dyn Fn(RecordType) -> Str
 
 /// A pool must be inside a zone, below no cut, and have no A, AAAA or CNAME
 /// RRset in effect at its name (the pool answers those): the rule
-/// `sources::check_pool_placement` applies to the files, here by lookups.
+/// `sources` applies to the files (`PlacementIndex`), here by lookups.
 /// `answers` says where an RRset at the pool's name came from: (file, line).
 pub fn check_placement(
     pool: &Name,
@@ -82,7 +82,7 @@ mod tests {
     fn zone(text: &str) -> Arc<Zone> {
         let origin = Name::from_ascii("z.").unwrap();
         let data = crate::zone::parse_str(&origin, Path::new("/z"), text).unwrap();
-        Arc::new(build_zone(&data, 0, &BTreeMap::new()).unwrap())
+        Arc::new(build_zone(&data.zone, 0, &BTreeMap::new()).unwrap())
     }
 
     fn n(s: &str) -> Name {

@@ -10,6 +10,7 @@ pub mod api;
 pub mod cname;
 mod health;
 pub mod held;
+mod index;
 mod input;
 pub mod overlay;
 mod plan;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RData, RecordType};
 
+pub use index::PoolIndex;
 pub use input::{name_in_zone, pool_name, validate_pool};
 
 use crate::config::{MemberConfig, PoolDef, parse_fqdn};
@@ -43,6 +45,22 @@ fn address_rdata(address: IpAddr) -> RData {
 /// Zone, owner name and type of an RRset.
 pub type RRsetKey = (Name, Name, RecordType);
 
+/// Where pools are, by name: those in effect and the config's.
+#[derive(Debug, Clone, Default)]
+pub struct PoolIndices {
+    pub pools: PoolIndex,
+    pub config: PoolIndex,
+}
+
+impl PoolIndices {
+    pub fn of(sources: &Sources, pools: &[(Arc<PoolDef>, Origin)]) -> PoolIndices {
+        PoolIndices {
+            pools: PoolIndex::of(pools.iter().map(|(p, _)| &p.name)),
+            config: PoolIndex::of(sources.pools.iter().map(|p| &p.name)),
+        }
+    }
+}
+
 /// What is in effect, as planning sees it.
 #[derive(Clone, Copy)]
 pub struct InEffect<'a> {
@@ -53,6 +71,10 @@ pub struct InEffect<'a> {
     pub zones: &'a [Arc<Zone>],
     /// The pools with the overlay applied, each with where it comes from.
     pub pools: &'a [(Arc<PoolDef>, Origin)],
+    /// Where each of `pools` is, by name (`None`: found by a scan, for callers
+    /// with a handful of pools). The writer keeps one, so that a member write
+    /// finds its pool without walking 100,000.
+    pub index: Option<&'a PoolIndices>,
     /// Stored RRset changes the files refuse (not in effect); they can be deleted.
     pub refused: &'a BTreeSet<RRsetKey>,
 }
@@ -82,7 +104,25 @@ pub fn plan(state: &InEffect, req: ApiRequest) -> Result<Option<Planned>, ApiErr
 
 impl<'a> InEffect<'a> {
     pub fn find_pool(&self, name: &Name) -> Option<&'a (Arc<PoolDef>, Origin)> {
-        self.pools.iter().find(|(p, _)| p.name == *name)
+        match self.index {
+            Some(index) => index.pools.find(name, |i| self.pools.get(i).map(|(p, _)| &p.name)).map(|i| &self.pools[i]),
+            None => self.pools.iter().find(|(p, _)| p.name == *name),
+        }
+    }
+
+    /// The config's pool `name`, as its file has it.
+    pub fn config_pool(&self, name: &Name) -> Option<&'a Arc<PoolDef>> {
+        let pools = &self.sources.pools;
+        match self.index {
+            Some(index) => index.config.in_config(pools, name).map(|i| &pools[i]),
+            None => pools.iter().find(|p| p.name == *name),
+        }
+    }
+
+    /// The pool `name` as it is in effect with the overlay, derived alone
+    /// (`None`: not in effect): what a member write derives again.
+    pub fn derive_pool(&self, name: &Name) -> Option<(Arc<PoolDef>, Origin)> {
+        overlay::effective_pool(self.config_pool(name), self.overlay, name)
     }
 
     pub fn find_zone(&self, origin: &str) -> Result<Arc<Zone>, ApiError> {
@@ -112,7 +152,7 @@ impl<'a> InEffect<'a> {
         address: IpAddr,
         next: Option<&Option<MemberFields>>,
     ) -> Option<PoolDef> {
-        let file = self.sources.pools.iter().find(|p| p.name == *pool)?;
+        let file = self.config_pool(pool)?;
         let others = self.overlay.member_overrides(pool).filter(|(a, _)| *a != address);
         let mut all: Vec<(IpAddr, &Option<MemberFields>)> = others.collect();
         all.extend(next.map(|o| (address, o)));
@@ -121,7 +161,7 @@ impl<'a> InEffect<'a> {
 
     /// The member `address` as the config file has it.
     pub fn file_member(&self, pool: &Name, address: IpAddr) -> Option<&'a MemberConfig> {
-        let file = self.sources.pools.iter().find(|p| p.name == *pool)?;
+        let file = self.config_pool(pool)?;
         file.members.iter().find(|m| m.address == address)
     }
 
@@ -213,6 +253,6 @@ pub fn whence(sources: &Sources, overlay: &Overlay, origin: &Name, name: &Name, 
 /// zone file of `origin` (for messages only).
 pub fn file_line(sources: &Sources, origin: &Name, name: &Name, rtype: RecordType) -> Option<(String, usize)> {
     let file = sources.zones.iter().find(|z| z.origin == *origin)?;
-    let r = file.records.iter().find(|r| r.name == *name && r.rtype() == rtype)?;
-    Some((r.file.display().to_string(), r.line))
+    let (path, line) = file.file_line(name, rtype)?;
+    Some((path.display().to_string(), line))
 }

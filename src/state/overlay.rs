@@ -313,24 +313,40 @@ pub fn pool_with_overrides<'a>(
     def
 }
 
+/// The config pool `base` in effect: shared as it is when it has no member
+/// overrides, else a copy with them laid over it.
+fn config_pool(base: &Arc<PoolDef>, overlay: &Overlay) -> Arc<PoolDef> {
+    let mut overrides = overlay.member_overrides(&base.name).peekable();
+    if overrides.peek().is_none() {
+        return base.clone();
+    }
+    Arc::new(pool_with_overrides(base, overrides))
+}
+
 /// The pools in effect: config pools with member overrides, then API pools.
 pub fn effective_pools(sources: &Sources, overlay: &Overlay) -> Vec<(Arc<PoolDef>, Origin)> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(sources.pools.len() + overlay.pools.len());
     for base in &sources.pools {
-        let mut overrides = overlay.member_overrides(&base.name).peekable();
-        if overrides.peek().is_none() {
-            out.push((base.clone(), Origin::Config));
-            continue;
-        }
-        out.push((Arc::new(pool_with_overrides(base, overrides)), Origin::Config));
+        out.push((config_pool(base, overlay), Origin::Config));
     }
+    let config: std::collections::HashSet<&Name> =
+        if overlay.pools.is_empty() { Default::default() } else { sources.pools.iter().map(|p| &p.name).collect() };
     for def in overlay.pools.values() {
-        if sources.pools.iter().any(|p| p.name == def.name) {
+        if config.contains(&def.name) {
             continue; // a config pool now has this name: config wins
         }
         out.push((Arc::new(def.clone()), Origin::Api));
     }
     out
+}
+
+/// The pool `name` as [`effective_pools`] has it (`None`: not in effect),
+/// deriving that pool alone (`config`: the config's pool of that name).
+pub fn effective_pool(config: Option<&Arc<PoolDef>>, overlay: &Overlay, name: &Name) -> Option<(Arc<PoolDef>, Origin)> {
+    match config {
+        Some(base) => Some((config_pool(base, overlay), Origin::Config)),
+        None => overlay.pools.get(name).map(|def| (Arc::new(def.clone()), Origin::Api)),
+    }
 }
 
 /// A record of an RRset stored through the API that does not parse.

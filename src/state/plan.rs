@@ -113,7 +113,7 @@ impl InEffect<'_> {
 
     fn plan_put_pool(&self, name: &str, body: &[u8]) -> Result<Planned, ApiError> {
         let name = pool_name(name)?;
-        if self.sources.pools.iter().any(|p| p.name == name) {
+        if self.config_pool(&name).is_some() {
             return Err(ApiError::conflict(format!(
                 "pool {name} is defined in the config file; change its members with PUT /v1/pools/{name}/members/ADDRESS"
             )));

@@ -73,7 +73,7 @@ impl World {
     pub(super) fn derive(&mut self) {
         self.pools = overlay::effective_pools(&self.sources, &self.overlay);
         let defs: Vec<Arc<PoolDef>> = self.pools.iter().map(|(p, _)| p.clone()).collect();
-        self.zones = crate::snapshot::build_zones(&self.sources.zones, &defs, &Default::default()).unwrap();
+        self.zones = crate::snapshot::build_zones(self.sources.zones.iter().map(|z| &z.zone), &defs);
         for ((z, name, rtype), set) in &self.overlay.rrsets {
             let slot = self.zones.iter_mut().find(|x| x.origin == *z).unwrap();
             let set = overlay::api_rrset(name, *rtype, set.as_ref(), z).unwrap();
@@ -87,6 +87,7 @@ impl World {
             overlay: &self.overlay,
             zones: &self.zones,
             pools: &self.pools,
+            index: None,
             refused: &self.refused,
         }
     }

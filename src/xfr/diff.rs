@@ -118,7 +118,7 @@ mod tests {
     fn zone(text: &str) -> Zone {
         let origin = Name::from_ascii("e.test.").unwrap();
         let z = crate::zone::parse_str(&origin, Path::new("/z"), text).unwrap();
-        build_zone(&z, 0, &BTreeMap::new()).unwrap()
+        build_zone(&z.zone, 0, &BTreeMap::new()).unwrap()
     }
 
     /// Changed records come out as removed and added; a name gone, removed;

@@ -681,7 +681,7 @@ mod tests {
         )
         .unwrap();
         let pools = BTreeMap::from([(Name::from_ascii("pool.e.test.").unwrap(), 0u32)]);
-        let zone = crate::snapshot::build_zone(&z, 0, &pools).unwrap();
+        let zone = crate::snapshot::build_zone(&z.zone, 0, &pools).unwrap();
         let mut snap = Snapshot::empty(1232);
         snap.zones = Arc::new([(zone.origin_wire.clone(), Arc::new(zone))].into_iter().collect());
         snap

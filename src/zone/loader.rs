@@ -1,0 +1,283 @@
+//! Reading zone files entry by entry ($ORIGIN, $TTL, $INCLUDE, owner
+//! inheritance, TTL and class) and handing each record to the [`Sink`], which
+//! encodes it into the zone's compact form at once: nothing per record is kept
+//! in hickory's types.
+
+use std::io::{BufRead, Read};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::txt::parse_ttl;
+
+use super::lexer::{Entry, Lexer};
+use super::sink::{Pushed, Sink};
+use super::{MAX_INCLUDE_DEPTH, MAX_LINE, is_meta_type, parse_name, unquote};
+use crate::problem::Problem;
+use crate::rdata::{self, RecordError, excerpt};
+use crate::snapshot::TooLarge;
+
+pub(super) struct Loader {
+    /// Where the records go, as they are read.
+    pub sink: Sink,
+    pub problems: Vec<Problem>,
+    /// TTL of the previous record, the RFC 1035 default when there is no $TTL.
+    last_ttl: Option<u32>,
+}
+
+/// What one file's entries set for the entries after them.
+struct FileState {
+    file: Arc<Path>,
+    /// The file's position in `Sink::files`.
+    index: u32,
+    origin: Name,
+    default_ttl: Option<u32>,
+    owner: Option<Name>,
+}
+
+/// Opens a zone file, refusing anything but a regular file: `$INCLUDE /dev/zero`
+/// or a FIFO would otherwise hang the loader.
+fn open_regular(file: &Path) -> std::io::Result<std::io::BufReader<std::fs::File>> {
+    let meta = std::fs::metadata(file)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(std::io::BufReader::new(std::fs::File::open(file)?))
+}
+
+/// What is wrong with one line or entry of a zone file; reported as a
+/// [`Problem`] at the entry's file and line.
+#[derive(Debug, thiserror::Error)]
+enum EntryError {
+    /// The record does not encode (e.g. too long for its RDLENGTH).
+    #[error("{0}")]
+    Encode(RecordError),
+    #[error("{0}")]
+    TooLarge(TooLarge),
+    #[error("cannot read: {0}")]
+    Read(std::io::Error),
+    #[error("line is longer than {} KiB", MAX_LINE / 1024)]
+    LongLine,
+    #[error("$ORIGIN: {0}")]
+    Origin(RecordError),
+    #[error("$ORIGIN takes one domain name")]
+    OriginArgs,
+    #[error("$TTL takes one TTL value")]
+    TtlArgs,
+    #[error("$INCLUDE takes a file name and an optional origin")]
+    IncludeArgs,
+    #[error("$INCLUDE nested too deeply")]
+    IncludeDepth,
+    #[error("$INCLUDE origin: {0}")]
+    IncludeOrigin(RecordError),
+    /// The directive, quoted and shortened.
+    #[error("unknown directive {0}")]
+    Directive(String),
+    #[error("owner name: {0}")]
+    Owner(RecordError),
+    #[error("record without an owner name")]
+    NoOwner,
+    #[error("missing record type")]
+    NoType,
+    /// The TTL text, quoted and shortened.
+    #[error("invalid TTL {0}")]
+    Ttl(String),
+    #[error("class {0} is not supported (only IN)")]
+    Class(String),
+    /// The type text, quoted and shortened.
+    #[error("unknown record type {0}")]
+    Type(String),
+    #[error("record type {0} cannot appear in a zone file")]
+    MetaType(RecordType),
+    #[error("invalid {rtype} data: {source}")]
+    Data { rtype: RecordType, source: RecordError },
+    #[error("record has no TTL and there is no $TTL before it")]
+    NoTtl,
+    #[error("TTL {0} is above 2^31-1")]
+    TtlRange(u32),
+    #[error("{name} is outside the zone {zone}")]
+    Outside { name: String, zone: String },
+}
+
+/// Reads one line (newline included) into `buf`, at most `MAX_LINE` octets of
+/// it: `Ok(false)` at the end of the input, an error for a longer line.
+fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<bool, EntryError> {
+    buf.clear();
+    let n = reader.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', buf).map_err(EntryError::Read)?;
+    let content = buf.len() - usize::from(buf.last() == Some(&b'\n'));
+    if content > MAX_LINE {
+        return Err(EntryError::LongLine);
+    }
+    Ok(n > 0)
+}
+
+impl Loader {
+    pub fn new(origin: &Name) -> Loader {
+        Loader { sink: Sink::new(origin), problems: Vec::new(), last_ttl: None }
+    }
+
+    pub fn file(&mut self, origin: &Name, file: &Path, depth: usize, from: Option<(&Path, usize)>, ttl: Option<u32>) {
+        match open_regular(file) {
+            Ok(reader) => self.read(origin, file, reader, depth, ttl),
+            Err(e) => {
+                let (f, l) = from.unwrap_or((file, 0));
+                self.problems.push(Problem::new(f, l, format!("cannot read zone file {}: {e}", file.display())));
+            }
+        }
+    }
+
+    /// Reads a file line by line, handling each entry as it completes, so memory
+    /// is bounded by one entry. `default_ttl`: the $TTL in force where this file
+    /// is included. The first lexical problem stops this file.
+    pub fn read(
+        &mut self,
+        origin: &Name,
+        file: &Path,
+        mut reader: impl BufRead,
+        depth: usize,
+        default_ttl: Option<u32>,
+    ) {
+        let index = self.sink.open(Arc::from(file));
+        let mut st = FileState { file: Arc::from(file), index, origin: origin.clone(), default_ttl, owner: None };
+        let mut lexer = Lexer::default();
+        let mut buf = Vec::new();
+        loop {
+            let line = lexer.line;
+            let text = match read_line(&mut reader, &mut buf) {
+                Ok(false) => break,
+                Ok(true) => std::str::from_utf8(&buf).map_err(|_| "line is not valid UTF-8".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let fed = text.map_err(|m| (line, m)).and_then(|t| lexer.feed(t));
+            if let Err((line, msg)) = fed {
+                self.problems.push(Problem::new(file, line, msg));
+                return;
+            }
+            for entry in std::mem::take(&mut lexer.done) {
+                self.entry(origin, &mut st, entry, depth);
+            }
+        }
+        match lexer.finish() {
+            Ok(Some(entry)) => self.entry(origin, &mut st, entry, depth),
+            Ok(None) => {}
+            Err((line, msg)) => self.problems.push(Problem::new(file, line, msg)),
+        }
+    }
+
+    fn entry(&mut self, zone_origin: &Name, st: &mut FileState, entry: Entry, depth: usize) {
+        let Some(first) = entry.tokens.first() else { return };
+        if !entry.blank_owner && first.starts_with('$') {
+            if let Err(e) = self.directive(st, &entry, depth) {
+                self.problems.push(Problem::new(&*st.file, entry.line, e.to_string()));
+            }
+            return;
+        }
+        let line = entry.line;
+        let pushed = self.record(zone_origin, st, entry).and_then(|(name, ttl, rdata)| {
+            self.sink.push(&name, ttl, rdata, st.index, line).map_err(|e| match e {
+                Pushed::Encode(e) => EntryError::Encode(e),
+                Pushed::TooLarge(e) => EntryError::TooLarge(e),
+            })
+        });
+        if let Err(e) = pushed {
+            self.problems.push(Problem::new(&*st.file, line, e.to_string()));
+        }
+    }
+
+    fn directive(&mut self, st: &mut FileState, entry: &Entry, depth: usize) -> Result<(), EntryError> {
+        let toks = &entry.tokens;
+        match toks[0].to_ascii_uppercase().as_str() {
+            "$ORIGIN" => match toks.get(1).map(|t| parse_name(t, &st.origin)) {
+                Some(Ok(n)) if toks.len() == 2 => st.origin = n,
+                Some(Err(e)) => return Err(EntryError::Origin(e)),
+                _ => return Err(EntryError::OriginArgs),
+            },
+            "$TTL" => match toks.get(1).map(|t| parse_ttl(t)) {
+                Some(Ok(t)) if toks.len() == 2 => st.default_ttl = Some(t),
+                _ => return Err(EntryError::TtlArgs),
+            },
+            "$INCLUDE" => {
+                if toks.len() < 2 || toks.len() > 3 {
+                    return Err(EntryError::IncludeArgs);
+                }
+                if depth >= MAX_INCLUDE_DEPTH {
+                    return Err(EntryError::IncludeDepth);
+                }
+                let inc_origin = match toks.get(2) {
+                    Some(t) => parse_name(t, &st.origin).map_err(EntryError::IncludeOrigin)?,
+                    None => st.origin.clone(),
+                };
+                let rel = Path::new(unquote(&toks[1]));
+                let path = if rel.is_absolute() {
+                    rel.to_path_buf()
+                } else {
+                    st.file.parent().unwrap_or(Path::new("/")).join(rel)
+                };
+                let file = st.file.clone();
+                self.file(&inc_origin, &path, depth + 1, Some((&file, entry.line)), st.default_ttl);
+            }
+            _ => return Err(EntryError::Directive(excerpt(&toks[0]))),
+        }
+        Ok(())
+    }
+
+    /// One record entry: its owner (lower-cased), TTL and data.
+    fn record(
+        &mut self,
+        zone_origin: &Name,
+        st: &mut FileState,
+        entry: Entry,
+    ) -> Result<(Name, u32, RData), EntryError> {
+        let toks = &entry.tokens;
+        let mut i = 0;
+        if !entry.blank_owner {
+            st.owner = Some(parse_name(&toks[0], &st.origin).map_err(EntryError::Owner)?);
+            i = 1;
+        }
+        let name = st.owner.clone().ok_or(EntryError::NoOwner)?;
+        // [TTL] [class] in either order, then the type.
+        let mut ttl: Option<u32> = None;
+        let rtype = loop {
+            let Some(t) = toks.get(i) else { return Err(EntryError::NoType) };
+            i += 1;
+            if ttl.is_none() && t.as_bytes()[0].is_ascii_digit() {
+                ttl = Some(parse_ttl(t).map_err(|_| EntryError::Ttl(excerpt(t)))?);
+                continue;
+            }
+            let up = t.to_ascii_uppercase();
+            match up.as_str() {
+                "IN" => continue,
+                "CH" | "HS" | "CS" | "NONE" | "ANY" => return Err(EntryError::Class(up)),
+                _ => {}
+            }
+            break match RecordType::from_str(&up) {
+                Ok(rt) if !matches!(rt, RecordType::Unknown(_)) || up.starts_with("TYPE") => rt,
+                _ => return Err(EntryError::Type(excerpt(t))),
+            };
+        };
+        if is_meta_type(rtype) {
+            return Err(EntryError::MetaType(rtype));
+        }
+        let data: Vec<&str> = toks[i..].iter().map(String::as_str).collect();
+        let rdata = rdata::parse(rtype, &data, &st.origin).map_err(|source| EntryError::Data { rtype, source })?;
+        let explicit_ttl = ttl;
+        let ttl = match ttl.or(st.default_ttl).or(self.last_ttl) {
+            Some(t) => t,
+            None => match &rdata {
+                RData::SOA(soa) => soa.minimum,
+                _ => return Err(EntryError::NoTtl),
+            },
+        };
+        if ttl > i32::MAX as u32 {
+            return Err(EntryError::TtlRange(ttl));
+        }
+        if explicit_ttl.is_some() {
+            self.last_ttl = explicit_ttl;
+        }
+        if !zone_origin.zone_of(&name) {
+            return Err(EntryError::Outside { name: name.to_string(), zone: zone_origin.to_string() });
+        }
+        Ok((name.to_lowercase(), ttl, rdata))
+    }
+}

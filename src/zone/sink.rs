@@ -1,0 +1,119 @@
+//! Where a zone file's records go as they are read: encoded at once into the
+//! zone's compact form ([`BaseBuilder`]), with a small fact per record (node, type,
+//! line: 12 bytes) that the whole-zone checks read and that is dropped after
+//! them. What stays per RRset is the position of its first record, from which its
+//! file and line are found for messages.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use crate::rdata::RecordError;
+use crate::snapshot::{BaseBuilder, TooLarge, encode_record, wire};
+
+/// One record as the checks need it: its node in the builder, type and line
+/// (its file is found from its position, [`Sink::runs`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Fact {
+    pub node: u32,
+    pub rtype: u16,
+    pub line: u32,
+}
+
+/// Why a record could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Pushed {
+    #[error("{0}")]
+    Encode(RecordError),
+    #[error("{0}")]
+    TooLarge(TooLarge),
+}
+
+/// The records of one zone, as they are read.
+pub(super) struct Sink {
+    pub builder: BaseBuilder,
+    /// One per record, in the order read (a record's position is its index).
+    pub facts: Vec<Fact>,
+    /// (first position, file index): the positions from there on came from that
+    /// file, up to the next run. Files interleave only through `$INCLUDE`.
+    pub runs: Vec<(u32, u32)>,
+    /// Every file read, in the order opened.
+    pub files: Vec<Arc<Path>>,
+    /// The apex (lower-cased wire).
+    pub apex: Box<[u8]>,
+    /// The first SOA at the apex, its TTL and tag (position and line).
+    pub soa: Option<(SOA, u32, u64)>,
+}
+
+impl Sink {
+    pub fn new(origin: &Name) -> Sink {
+        Sink {
+            builder: BaseBuilder::default(),
+            facts: Vec::new(),
+            runs: Vec::new(),
+            files: Vec::new(),
+            apex: wire(origin),
+            soa: None,
+        }
+    }
+
+    /// Notes that `file` is read from now on; returns its index.
+    pub fn open(&mut self, file: Arc<Path>) -> u32 {
+        self.files.push(file);
+        (self.files.len() - 1) as u32
+    }
+
+    /// Takes one record (owner lower-cased) read at `line` of file `file`.
+    pub fn push(&mut self, name: &Name, ttl: u32, rdata: RData, file: u32, line: usize) -> Result<(), Pushed> {
+        let position = self.facts.len() as u32;
+        if self.runs.last().is_none_or(|&(_, f)| f != file) {
+            self.runs.push((position, file));
+        }
+        let owner = wire(name);
+        let line = line as u32;
+        let rtype = u16::from(rdata.record_type());
+        let tag = u64::from(position) << 32 | u64::from(line);
+        // The SOA is kept out of the base (a serial change re-encodes it alone).
+        if let RData::SOA(soa) = rdata {
+            let node = self.builder.node_id(&owner).map_err(Pushed::TooLarge)?;
+            if self.soa.is_none() && owner == self.apex {
+                self.soa = Some((soa, ttl, tag));
+            }
+            self.facts.push(Fact { node, rtype, line });
+            return Ok(());
+        }
+        let record = encode_record(ttl, &rdata).map_err(Pushed::Encode)?;
+        let node = self.builder.add_tagged(&owner, &record, tag).map_err(Pushed::TooLarge)?;
+        self.facts.push(Fact { node, rtype, line });
+        Ok(())
+    }
+
+    /// The file the record at `position` came from.
+    pub fn file_at(&self, position: u32) -> &Arc<Path> {
+        file_at(&self.runs, &self.files, position)
+    }
+
+    /// The name of node `node`, for messages.
+    pub fn name(&self, node: u32) -> String {
+        name_of_wire(self.builder.name_of_id(node))
+    }
+
+    pub fn rtype(fact: &Fact) -> RecordType {
+        RecordType::from(fact.rtype)
+    }
+}
+
+/// The file of position `position` in `runs` over `files`.
+pub(super) fn file_at<'a>(runs: &[(u32, u32)], files: &'a [Arc<Path>], position: u32) -> &'a Arc<Path> {
+    let run = runs.partition_point(|&(start, _)| start <= position).saturating_sub(1);
+    let index = runs.get(run).map_or(0, |&(_, f)| f as usize);
+    &files[index.min(files.len().saturating_sub(1))]
+}
+
+/// A lower-cased wire name as text (with its final dot), as hickory shows it.
+pub(super) fn name_of_wire(name: &[u8]) -> String {
+    use hickory_proto::serialize::binary::BinDecodable;
+    Name::from_bytes(name).map(|n| n.to_string()).unwrap_or_default()
+}
