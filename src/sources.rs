@@ -144,21 +144,21 @@ impl ZoneFiles {
 }
 
 /// The records of a signed zone's file that lbdns makes itself (DNSKEY, RRSIG,
-/// NSEC, ...), each an error at its line. An error rather than a warning and
-/// the record left out: such a file was most often signed by another signer,
-/// and serving it would mix that signer's keys and denials with lbdns's; the
-/// operator removes them (or the `[zone.dnssec]` table) knowingly. Checked on
-/// every load, also of a file taken unchanged, as `[zone.dnssec]` may be new.
+/// NSEC, ...), each RRset an error at its first record's line. An error rather
+/// than a warning and the record left out: such a file was most often signed
+/// by another signer, and serving it would mix that signer's keys and denials
+/// with lbdns's; the operator removes them (or the `[zone.dnssec]` table)
+/// knowingly. Checked on every load, also of a file taken unchanged, as
+/// `[zone.dnssec]` may be new.
 fn signer_records(zone: &ZoneData) -> impl Iterator<Item = Problem> + '_ {
-    zone.records.iter().filter(|r| crate::dnssec::is_signer_type(r.rtype())).map(move |r| {
-        let (t, origin) = (r.rtype(), &zone.origin);
+    zone.rrsets_of(crate::dnssec::is_signer_type).into_iter().map(move |(name, t, file, line)| {
+        let origin = &zone.origin;
         Problem::new(
-            &*r.file,
-            r.line,
+            file,
+            line,
             format!(
-                "{t} record at {}: zone {origin} is signed ([zone.dnssec]), and lbdns makes its {t} \
-                 records itself; remove this record from the zone file",
-                r.name
+                "{t} record at {name}: zone {origin} is signed ([zone.dnssec]), and lbdns makes its {t} \
+                 records itself; remove this record from the zone file"
             ),
         )
     })
