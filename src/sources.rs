@@ -144,24 +144,33 @@ impl ZoneFiles {
 }
 
 /// The records of a signed zone's file that lbdns makes itself (DNSKEY, RRSIG,
-/// NSEC, ...), each RRset an error at its first record's line. An error rather
-/// than a warning and the record left out: such a file was most often signed
-/// by another signer, and serving it would mix that signer's keys and denials
-/// with lbdns's; the operator removes them (or the `[zone.dnssec]` table)
-/// knowingly. Checked on every load, also of a file taken unchanged, as
-/// `[zone.dnssec]` may be new.
-fn signer_records(zone: &ZoneData) -> impl Iterator<Item = Problem> + '_ {
-    zone.rrsets_of(crate::dnssec::is_signer_type).into_iter().map(move |(name, t, file, line)| {
-        let origin = &zone.origin;
-        Problem::new(
-            file,
-            line,
-            format!(
-                "{t} record at {name}: zone {origin} is signed ([zone.dnssec]), and lbdns makes its {t} \
-                 records itself; remove this record from the zone file"
-            ),
-        )
-    })
+/// NSEC, ...), each an error at its line. An error rather than a warning and
+/// the record left out: such a file was most often signed by another signer,
+/// and serving it would mix that signer's keys and denials with lbdns's; the
+/// operator removes them (or the `[zone.dnssec]` table) knowingly. Checked on
+/// every load, also of a file taken unchanged, as `[zone.dnssec]` may be new.
+fn signer_records(zone: &ZoneData) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for node in zone.zone.nodes() {
+        for set in node.rrsets() {
+            let t = RecordType::from(set.rtype);
+            if !crate::dnssec::is_signer_type(t) {
+                continue;
+            }
+            let Some(name) = crate::snapshot::node_name(&node) else { continue };
+            let Some((file, line, _)) = zone.whence(&name, t) else { continue };
+            problems.push(Problem::new(
+                file,
+                line,
+                format!(
+                    "{t} record at {name}: zone {} is signed ([zone.dnssec]), and lbdns makes its {t} \
+                     records itself; remove this record from the zone file",
+                    zone.origin
+                ),
+            ));
+        }
+    }
+    problems
 }
 
 /// Loads the zone of `spec`, or takes it from `before` when the file's bytes did

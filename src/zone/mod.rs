@@ -70,24 +70,6 @@ impl ZoneData {
     pub fn file_line(&self, name: &Name, rtype: RecordType) -> Option<(&Path, usize)> {
         self.whence(name, rtype).map(|(f, l, _)| (f, l))
     }
-
-    /// Every RRset whose type `keep` accepts: its owner (presentation form),
-    /// type, and the file and line of its first record. One pass over the zone.
-    pub fn rrsets_of(&self, keep: impl Fn(RecordType) -> bool) -> Vec<(String, RecordType, &Path, usize)> {
-        let base = &self.zone.base;
-        let mut out = Vec::new();
-        for node in base.nodes() {
-            for rs in node.rrsets().filter(|rs| keep(RecordType::from(rs.rtype))) {
-                let Some(tag) = base.rrset_index(node.name(), rs.rtype).and_then(|i| self.tags.get(i)) else {
-                    continue;
-                };
-                let file = sink::file_at(&self.runs, &self.files, (tag >> 32) as u32);
-                let name = sink::name_of_wire(node.name());
-                out.push((name, RecordType::from(rs.rtype), &**file, (tag & 0xffff_ffff) as usize));
-            }
-        }
-        out
-    }
 }
 
 const MAX_INCLUDE_DEPTH: usize = 16;
