@@ -4,7 +4,10 @@
 #   bench/dnssec.sh              capacity (the reference harness, CPU_QUOTA=25): round-robin and
 #                                weighted pools unsigned (bench/lbdns*.toml, queries without DO)
 #                                and signed (bench/lbdns*-signed.toml, DO=1 on every query),
-#                                ROUNDS (3) interleaved rounds, medians
+#                                ROUNDS (3) interleaved rounds, medians; beside them in the signed
+#                                series, PowerDNS with the zone signed (`pdnsutil secure-zone`) and
+#                                www a LUA record over the same eight addresses, `pickrandom` and
+#                                `pickwrandom` with the same weights (bench/pdns/signed.sh), DO=1
 #   bench/dnssec.sh signatures   a weighted pool of 100 members answering 2 (4,950 distinct sets,
 #                                bench/lbdns-signatures.toml) queried with DO=1 at full speed for
 #                                DURATION (15) s: signatures per second, cache hit rate, cache
@@ -14,7 +17,7 @@
 # harness for the signed runs (the harness itself passes no such flag). The keys are made once
 # with `lbdns dnssec keygen` into target/bench-dnssec-keys.
 # NO_BUILD=1 uses target/release/lbdns as it is.
-# Needs: apt-get install -y dnsperf dnsutils
+# Needs: apt-get install -y dnsperf dnsutils pdns-server pdns-backend-bind
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -36,17 +39,20 @@ case "$mode" in
     [ -x "$HARNESS" ] || { echo "bench/dnssec.sh: the reference harness $HARNESS is missing" >&2; exit 1; }
     export CPU_QUOTA="${CPU_QUOTA:-25}"
     out="$ROOT/bench/results/dnssec-capacity.$(date +%Y%m%d-%H%M%S).txt"
-    echo "# $(date -Is) CPU_QUOTA=$CPU_QUOTA DURATION=${DURATION:-15}" > "$out"
+    echo "# $(date -Is) CPU_QUOTA=$CPU_QUOTA DURATION=${DURATION:-15} load: $(cut -d' ' -f1-3 /proc/loadavg)" > "$out"
     for r in $(seq 1 "${ROUNDS:-3}"); do
       "$HARNESS" series 1 "$(L rr lbdns.toml)" "$(L weighted lbdns-weighted.toml)" | grep -E '^(rr|weighted) qps=' | tee -a "$out"
       PATH="$WRAP:$PATH" "$HARNESS" series 1 "$(L rr-signed lbdns-signed.toml)" \
-        "$(L weighted-signed lbdns-weighted-signed.toml)" | grep -E '^(rr|weighted)-signed qps=' | tee -a "$out"
+        "$(L weighted-signed lbdns-weighted-signed.toml)" "pdns-rr-signed=cmd:$ROOT/bench/pdns/signed.sh rr" \
+        "pdns-weighted-signed=cmd:$ROOT/bench/pdns/signed.sh weighted" |
+        grep -E '^(pdns-)?(rr|weighted)-signed qps=' | tee -a "$out"
     done
     echo "# medians"
-    for s in rr weighted rr-signed weighted-signed; do
+    for s in rr weighted rr-signed weighted-signed pdns-rr-signed pdns-weighted-signed; do
       awk -v s="$s" '$1 == s { sub("qps=", "", $2); print $2 }' "$out" | sort -n |
-        awk -v s="$s" '{ a[NR] = $1 } END { printf "%-16s runs=%d median_qps=%d\n", s, NR, (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+        awk -v s="$s" '{ a[NR] = $1 } END { printf "%-20s runs=%d median_qps=%d\n", s, NR, (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
     done | tee -a "$out"
+    echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out"
     echo "# raw lines: $out"
     ;;
   signatures)
