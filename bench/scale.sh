@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Scale: a zone of 1,000,000 records (900k A + 100k TXT) plus 100,000 pools of 4
-# members. Measures time to the ready line, RSS, and how long a reload takes to be
-# visible (a changed record answered), with a query load running during the reload,
-# the queries lost, and the peak RSS during the reload (VmHWM after resetting it
-# through /proc/PID/clear_refs just before the SIGHUP) against the steady RSS.
+# members. Measures time to the ready line, RSS and the start-up peak (VmHWM), and
+# how long a reload takes to be visible (a changed record answered), with a query
+# load running during the reload, the queries lost, and the peak RSS during the
+# reload (VmHWM after resetting it through /proc/PID/clear_refs just before the
+# SIGHUP) against the steady RSS.
 # Also measures a health flip's publish time at POOLS pools. With RECORDS = 0 it
 # stops after that (no reload step).
 # Usage: bench/scale.sh [RECORDS] [POOLS]     (needs dig and dnsperf)
@@ -39,7 +40,9 @@ while [ ! -s "$work/ready" ]; do sleep 0.02; kill -0 $pid || { cat "$work/log"; 
 ready=$(date +%s.%N)
 read -r _ _ dns _ < "$work/ready"; port=${dns##*:}
 rss=$(kb VmRSS)
-printf 'ready in %.2f s, RSS %.0f MB\n' "$(echo "$ready - $start" | bc)" "$(echo "$rss / 1024" | bc -l)"
+hwm=$(kb VmHWM)
+printf 'ready in %.2f s, RSS %.0f MB, peak RSS while starting %.0f MB\n' "$(echo "$ready - $start" | bc)" \
+    "$(echo "$rss / 1024" | bc -l)" "$(echo "$hwm / 1024" | bc -l)"
 dig @127.0.0.1 -p "$port" h12345.big.test +short
 dig @127.0.0.1 -p "$port" p777.big.test +short | head -2
 

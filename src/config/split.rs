@@ -91,13 +91,14 @@ fn pool_runs(text: &str) -> Option<Vec<(Vec<usize>, usize)>> {
 
 /// `text` with `ranges` blanked: a space for each byte but newlines, so that
 /// offsets and lines hold.
-fn blank(text: &str, ranges: impl Iterator<Item = Range<usize>>) -> String {
+fn blank(text: &str, ranges: impl Iterator<Item = Range<usize>>) -> Option<String> {
     let mut bytes = text.as_bytes().to_vec();
     for r in ranges {
-        bytes[r].iter_mut().filter(|b| **b != b'\n').for_each(|b| *b = b' ');
+        bytes.get_mut(r)?.iter_mut().filter(|b| **b != b'\n').for_each(|b| *b = b' ');
     }
-    // Only whole lines were blanked, so the text is still UTF-8.
-    String::from_utf8(bytes).unwrap_or_default()
+    // Only whole lines were blanked, so the text is still UTF-8; were it not,
+    // the whole-file reader takes over.
+    String::from_utf8(bytes).ok()
 }
 
 /// The pools of `text[range]`, their spans (and their members') moved by the
@@ -127,7 +128,7 @@ pub(super) fn deserialize_in_batches(text: &str) -> Option<ConfigFile> {
     if runs.is_empty() {
         return None;
     }
-    let rest = blank(text, runs.iter().map(|(starts, end)| starts[0]..*end));
+    let rest = blank(text, runs.iter().map(|(starts, end)| starts[0]..*end))?;
     // `pool` defined elsewhere too (`pool = []`): the whole-file reader says why.
     if rest.parse::<toml::Table>().ok()?.contains_key("pool") {
         return None;

@@ -63,6 +63,37 @@ fn check_reports_config_errors_with_file_and_line() {
     assert!(err.contains("cannot read zone file"), "{err}");
 }
 
+/// A config of many pools is read 1,000 pools at a time (`config/split.rs`): a
+/// member's problem in the third batch is still named at its line, and a pool's
+/// at its own, by `check` and at start alike.
+#[test]
+fn problems_among_thousands_of_pools_are_at_their_lines_for_check_and_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = CFG.to_string();
+    for p in 0..2500 {
+        text += &format!("[[pool]]\nname = \"p{p}.t.test.\"\n[[pool.member]]\naddress = \"192.0.2.1\"\n");
+    }
+    let pool_line = text.lines().count() + 1;
+    text += "[[pool]]\nname = \"bad.t.test.\"\n[[pool.member]]\naddress = \"192.0.2.1\"\nweight = 0\n";
+    text += "[[pool]]\nname = \"p7.t.test.\"\n";
+    let cfg = dir.path().join("lbdns.toml");
+    write(&cfg, &text);
+    write(&dir.path().join("t.zone"), &small_zone(""));
+    let want = [
+        format!("{}:{}: pool bad.t.test.: member 192.0.2.1: weight must be at least 1", cfg.display(), pool_line + 2),
+        format!("{}:{}: pool p7.t.test. is defined twice", cfg.display(), pool_line + 5),
+    ];
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64);
+    let started = bin().arg("--config").arg(&cfg).env("LBDNS_LOG", "off").output().unwrap();
+    assert_eq!(started.status.code(), Some(64));
+    let start_err = String::from_utf8_lossy(&started.stderr);
+    for w in &want {
+        assert!(err.contains(w.as_str()), "{w}\n{err}");
+        assert!(start_err.contains(w.as_str()), "{w}\n{start_err}");
+    }
+}
+
 /// A running binary, killed on drop.
 pub struct Running {
     pub child: Child,
