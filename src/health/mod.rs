@@ -428,6 +428,7 @@ pub struct Applied {
 impl HealthTable {
     /// Applies a result: the member's state, and its weight when it is up.
     pub fn apply(&mut self, r: &ProbeResult) -> Applied {
+        self.share_spec(&r.key);
         let h = self.members.entry(r.key.clone()).or_default();
         let was = h.flap.up;
         h.last_probe = Some(r.at);
@@ -450,6 +451,19 @@ impl HealthTable {
             Err(_) => false,
         };
         Applied { flipped, weight }
+    }
+
+    /// Keys `key`'s entry by `key` itself when it holds an equal spec of another
+    /// allocation (the first round's keys are made apart from the streams'):
+    /// keys that share their spec compare by pointer, not every check's
+    /// strings, at each of the writer's lookups per result.
+    fn share_spec(&mut self, key: &ProbeKey) {
+        let Some((held, _)) = self.members.get_key_value(key) else { return };
+        if !Arc::ptr_eq(&held.spec, &key.spec)
+            && let Some(h) = self.members.remove(key)
+        {
+            self.members.insert(key.clone(), h);
+        }
     }
 
     /// Whether `member` of `pool` is up: always without a probing check; never
