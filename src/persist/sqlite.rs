@@ -267,11 +267,9 @@ impl Db {
         for change in changes {
             write_change(&tx, change).map_err(err)?;
         }
-        tx.execute(
-            "INSERT INTO serials (zone, bumps) VALUES (?1, 1) ON CONFLICT(zone) DO UPDATE SET bumps = bumps + 1",
-            params![zone.to_ascii()],
-        )
-        .map_err(err)?;
+        // Statements are prepared once per connection (rusqlite's cache), not per write.
+        let bump = "INSERT INTO serials (zone, bumps) VALUES (?1, 1) ON CONFLICT(zone) DO UPDATE SET bumps = bumps + 1";
+        tx.prepare_cached(bump).and_then(|mut st| st.execute(params![zone.to_ascii()])).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(())
     }
@@ -374,56 +372,63 @@ fn write_change(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), r
     match change {
         Change::PutPool(def) => {
             let body = pool_value(def);
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO pools (name, body) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET body = ?2",
-                params![def.name.to_ascii(), body],
-            )?;
+            )?
+            .execute(params![def.name.to_ascii(), body])?;
         }
         Change::DeletePool(name) => {
-            tx.execute("DELETE FROM pools WHERE name = ?1", params![name.to_ascii()])?;
+            tx.prepare_cached("DELETE FROM pools WHERE name = ?1")?.execute(params![name.to_ascii()])?;
         }
         Change::PutMember { pool, address, fields } => {
             let body = encode_member(&Some(fields.clone()));
-            tx.execute(upsert_member, params![pool.to_ascii(), address.to_string(), body])?;
+            tx.prepare_cached(upsert_member)?.execute(params![pool.to_ascii(), address.to_string(), body])?;
         }
         Change::DeleteMember { pool, address } => {
-            tx.execute(upsert_member, params![pool.to_ascii(), address.to_string(), None::<String>])?;
+            tx.prepare_cached(upsert_member)?.execute(params![pool.to_ascii(), address.to_string(), None::<String>])?;
         }
         Change::RevertMember { pool, address } => {
-            tx.execute(
-                "DELETE FROM members WHERE pool = ?1 AND address = ?2",
-                params![pool.to_ascii(), address.to_string()],
-            )?;
+            tx.prepare_cached("DELETE FROM members WHERE pool = ?1 AND address = ?2")?
+                .execute(params![pool.to_ascii(), address.to_string()])?;
         }
         Change::RevertPool { pool, .. } => {
-            tx.execute("DELETE FROM members WHERE pool = ?1", params![pool.to_ascii()])?;
-            tx.execute("DELETE FROM pools WHERE name = ?1", params![pool.to_ascii()])?;
+            tx.prepare_cached("DELETE FROM members WHERE pool = ?1")?.execute(params![pool.to_ascii()])?;
+            tx.prepare_cached("DELETE FROM pools WHERE name = ?1")?.execute(params![pool.to_ascii()])?;
         }
         Change::PutRRset { zone, name, rtype, set } => {
             let body = rrset_value(Some(set));
-            tx.execute(upsert_rrset, params![zone.to_ascii(), name.to_ascii(), rtype.to_string(), body])?;
+            tx.prepare_cached(upsert_rrset)?.execute(params![
+                zone.to_ascii(),
+                name.to_ascii(),
+                rtype.to_string(),
+                body
+            ])?;
         }
         Change::DeleteRRset { zone, name, rtype } => {
-            tx.execute(upsert_rrset, params![zone.to_ascii(), name.to_ascii(), rtype.to_string(), None::<String>])?;
+            tx.prepare_cached(upsert_rrset)?.execute(params![
+                zone.to_ascii(),
+                name.to_ascii(),
+                rtype.to_string(),
+                None::<String>
+            ])?;
         }
         Change::RevertRRset { zone, name, rtype } => {
-            tx.execute(
-                "DELETE FROM rrsets WHERE zone = ?1 AND name = ?2 AND type = ?3",
-                params![zone.to_ascii(), name.to_ascii(), rtype.to_string()],
-            )?;
+            tx.prepare_cached("DELETE FROM rrsets WHERE zone = ?1 AND name = ?2 AND type = ?3")?.execute(params![
+                zone.to_ascii(),
+                name.to_ascii(),
+                rtype.to_string()
+            ])?;
         }
         Change::PutHealth { pool, address, over } => {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO health (pool, address, body) VALUES (?1, ?2, ?3)
                  ON CONFLICT(pool, address) DO UPDATE SET body = ?3",
-                params![pool.to_ascii(), address.to_string(), encode_override(over)],
-            )?;
+            )?
+            .execute(params![pool.to_ascii(), address.to_string(), encode_override(over)])?;
         }
         Change::ClearHealth { pool, address } => {
-            tx.execute(
-                "DELETE FROM health WHERE pool = ?1 AND address = ?2",
-                params![pool.to_ascii(), address.to_string()],
-            )?;
+            tx.prepare_cached("DELETE FROM health WHERE pool = ?1 AND address = ?2")?
+                .execute(params![pool.to_ascii(), address.to_string()])?;
         }
     }
     Ok(())
