@@ -779,8 +779,8 @@ mod tests {
         assert!(Arc::ptr_eq(&gone.base, &base.base));
         assert!(base.layer.is_empty());
     }
-    /// Bytes per record of a held zone, all included (`Base::heap_bytes` over
-    /// the records loaded): `LBDNS_SCALE_ZONE=bench-dir/big.zone cargo test
+    /// Bytes per record of a held zone, all included (`ZoneData::heap_bytes`:
+    /// the base and the line table, over the records loaded): `LBDNS_SCALE_ZONE=bench-dir/big.zone cargo test
     /// --release --lib held_zone_bytes -- --ignored --nocapture` on the zone
     /// `bench/scale.py` writes (origin big.test.).
     #[test]
@@ -791,7 +791,7 @@ mod tests {
         let data = crate::zone::load(&origin, Path::new(&path)).unwrap();
         let zone = build_zone(&data.zone, 0, &BTreeMap::new()).unwrap();
         let records = data.records;
-        let bytes = zone.base.heap_bytes();
+        let bytes = data.heap_bytes();
         println!(
             "{records} records, {} nodes: {bytes} bytes held, {} per record",
             zone.base.node_count(),

@@ -66,6 +66,14 @@ impl ZoneData {
         Some((&**file, (tag & 0xffff_ffff) as usize, position))
     }
 
+    /// Bytes held for the zone file, all included: its records ([`Base`]) and
+    /// the line table.
+    ///
+    /// [`Base`]: crate::snapshot::Base
+    pub fn heap_bytes(&self) -> usize {
+        self.zone.base.heap_bytes() + self.tags.len() * 8 + self.runs.len() * 8 + self.files.len() * 16
+    }
+
     /// The file and line of the first record of the RRset `rtype` at `name`.
     pub fn file_line(&self, name: &Name, rtype: RecordType) -> Option<(&Path, usize)> {
         self.whence(name, rtype).map(|(f, l, _)| (f, l))

@@ -106,3 +106,85 @@ fn a_reload_that_changes_one_pool_leaves_the_others_as_they_were() {
     assert!(a2 != a0 && a2 != a1, "rotation restarted: {a0}, {a1}, then {a2}");
     assert_eq!(addrs(&udp(r.dns, &msg("checked.o.test.", RecordType::A))), ["127.0.0.1"], "health kept");
 }
+
+const ONE_RECORD: &str = "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\ntoken_file=\"admin.token\"\n\
+                          [[zone]]\norigin=\"r.test.\"\nfile=\"r.zone\"\ntransfer=[\"127.0.0.0/8\"]\n\
+                          [[pool]]\nname=\"checked.r.test.\"\n[[pool.member]]\naddress=\"127.0.0.1\"\n\
+                          [pool.health]\ncheck=\"tcp\"\nport=PORT\ninterval=\"1h\"\nrise=1\nfall=1\n";
+
+/// The records of a `dig` transfer, comments dropped, blanks squeezed.
+fn transfer(r: &Running, query: &str) -> Vec<String> {
+    let out = Command::new("dig")
+        .args([&format!("@{}", r.dns.ip()), &format!("-p{}", r.dns.port()), "r.test.", query])
+        .output()
+        .expect("dig runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines = text.lines().filter(|l| !l.starts_with(';') && !l.trim().is_empty());
+    lines.map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect()
+}
+
+fn serial(r: &Running) -> u32 {
+    let m = udp(r.dns, &msg("r.test.", RecordType::SOA));
+    m.answers
+        .iter()
+        .find_map(|rr| match &rr.data {
+            hickory_proto::rr::RData::SOA(s) => Some(s.serial),
+            _ => None,
+        })
+        .expect("an SOA")
+}
+
+/// A reload after one record of a zone file changed: that answer changes, an
+/// RRset changed through the API keeps its data, a pool keeps its health (its
+/// backend is gone and its next probe an hour away), and an IXFR from the serial
+/// before carries exactly that one change.
+#[test]
+fn a_reload_of_one_changed_record_changes_that_record_only() {
+    if Command::new("dig").arg("-v").output().is_err() {
+        return skipped("no dig");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, log) = (dir.path().join("lbdns.toml"), dir.path().join("log"));
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    write(&cfg, &ONE_RECORD.replace("PORT", &backend.local_addr().unwrap().port().to_string()));
+    let token = dir.path().join("admin.token");
+    write(&token, "reload-test-token-0123456789abcdef");
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let zone = |one: &str| {
+        small_zone(&format!("one IN A {one}\ntwo IN A 192.0.2.2\nthree IN TXT \"same\"\n"))
+            .replace(" 1 7200 ", if one.ends_with(".1") { " 1 7200 " } else { " 2 7200 " })
+    };
+    write(&dir.path().join("r.zone"), &zone("192.0.2.1"));
+    let r = spawn_logging_with(&cfg, &log, &[("LBDNS_LOG", "info")]);
+    assert_eq!(addrs(&udp(r.dns, &msg("checked.r.test.", RecordType::A))), ["127.0.0.1"]);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let put = reqwest::blocking::Client::new()
+        .put(format!("http://{}/v1/zones/r.test./records/two.r.test./A", r.admin))
+        .bearer_auth("reload-test-token-0123456789abcdef")
+        .json(&serde_json::json!({"ttl": 60, "data": ["192.0.2.22"]}))
+        .send()
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.text().unwrap());
+    let before = serial(&r);
+
+    // The record changed with the file's serial, as a transfer needs.
+    drop(backend);
+    write(&dir.path().join("r.zone"), &zone("192.0.2.11"));
+    reload(&r, &log);
+    assert_eq!(addrs(&udp(r.dns, &msg("one.r.test.", RecordType::A))), ["192.0.2.11"]);
+    assert_eq!(addrs(&udp(r.dns, &msg("two.r.test.", RecordType::A))), ["192.0.2.22"], "the API's RRset");
+    assert_eq!(addrs(&udp(r.dns, &msg("checked.r.test.", RecordType::A))), ["127.0.0.1"], "health kept");
+    let after = serial(&r);
+    assert_ne!(after, before);
+    let ixfr = format!("IXFR={before}");
+    let changed = || {
+        let recs = transfer(&r, &ixfr);
+        // New SOA, old SOA, the record removed, new SOA, the record added, new SOA.
+        recs.len() == 6
+            && recs[1].contains(&format!(" SOA ns1.r.test. hostmaster.r.test. {before} "))
+            && recs[2] == "one.r.test. 300 IN A 192.0.2.1"
+            && recs[4] == "one.r.test. 300 IN A 192.0.2.11"
+            && [0, 3, 5].iter().all(|&i| recs[i].contains(&format!(" {after} ")))
+    };
+    assert!(wait_for(Duration::from_secs(10), changed), "{:?}", transfer(&r, &ixfr));
+}
