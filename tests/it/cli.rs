@@ -133,6 +133,8 @@ pub fn spawn_logging_with(config: &std::path::Path, log: &std::path::Path, env: 
 }
 
 fn spawn_full(config: &std::path::Path, env: &[(&str, &str)], stderr: Stdio) -> Running {
+    // As in `Server::try_start`: the reqwest clients of a test run alone need it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut child = bin()
         .arg("--config")
         .arg(config)

@@ -37,6 +37,9 @@ impl Server {
     }
 
     pub fn try_start(config: &str, files: &[(&str, &str)]) -> Result<Server, String> {
+        // The tests' reqwest clients need a rustls provider, installed once per
+        // process: a test run on its own must not depend on another having done it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         for (name, text) in files {
             let p = dir.path().join(name);
