@@ -24,6 +24,10 @@ use crate::config::{CheckKind, HttpMethod};
 /// The User-Agent of every probe: lbdns and its version.
 pub const USER_AGENT: &str = concat!("lbdns/", env!("CARGO_PKG_VERSION"), " health-check");
 
+/// The most response buffer a check keeps between probes: room for a whole
+/// [`wire::MAX_BODY`] and its head.
+const BUF_KEPT: usize = 2 * wire::MAX_BODY;
+
 /// A member's open connection.
 enum Conn {
     Plain(TcpStream),
@@ -79,6 +83,9 @@ impl HttpCheck {
             Some(weight::Source::Header(name)) => Some(name),
             _ => None,
         };
+        if self.buf.capacity() > BUF_KEPT {
+            self.buf = Vec::new(); // an odd answer's size is not kept for every probe
+        }
         let reused = self.conn.take();
         let was_reused = reused.is_some();
         let mut conn = match reused {

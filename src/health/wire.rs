@@ -85,7 +85,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let framing = if head_only || resp.status == 204 || resp.status == 304 { Framing::None } else { framing };
     let (end, complete) = match framing {
-        Framing::None => (head_len, true),
+        Framing::None => (head_len, buf.len() == head_len),
         Framing::Length(n) => read_length(io, buf, head_len, n).await?,
         Framing::Close => (read_to_close(io, buf, head_len).await?, false),
         Framing::Chunked => read_chunked(io, buf, head_len).await?,
@@ -281,6 +281,8 @@ mod tests {
         let (r, _) = answer(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", 64, true).await;
         let r = r.unwrap();
         assert_eq!((r.body.0 == r.body.1, r.reusable), (true, true));
+        let (r, _) = answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 64, true).await;
+        assert!(!r.unwrap().reusable, "a body after a HEAD answer leaves the connection out of step");
         let (r, buf) = answer(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No\r\n\r\n", 5, false).await;
         let r = r.unwrap();
         assert_eq!((r.status, body(&r, &buf)), (204, &b""[..]));
