@@ -17,10 +17,13 @@ use crate::ui::TOKEN;
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// chromedriver, killed on drop.
+/// chromedriver, killed on drop, with its own temporary directory (removed
+/// after it): Chromium with `--disable-dev-shm-usage` keeps its shared memory
+/// as files there, and would otherwise leave them in /tmp run after run.
 pub struct Driver {
     child: Child,
     url: String,
+    _tmp: tempfile::TempDir,
 }
 
 impl Drop for Driver {
@@ -45,13 +48,15 @@ pub fn browser_available() -> bool {
 /// Starts chromedriver on a free port and waits until it says it is ready.
 pub fn start_driver() -> Driver {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let tmp = tempfile::tempdir().unwrap();
     let child = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
+        .env("TMPDIR", tmp.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start chromedriver");
-    let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
+    let driver = Driver { child, url: format!("http://127.0.0.1:{port}"), _tmp: tmp };
     let status = format!("{}/status", driver.url);
     wait_until(Duration::from_secs(20), "chromedriver ready", || {
         reqwest::blocking::get(&status)
