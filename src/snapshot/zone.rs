@@ -487,6 +487,20 @@ impl BaseBuilder {
         Ok(id)
     }
 
+    /// Makes room for `more` records like those added so far (each at a new
+    /// name, its name and record as long as theirs on average), so the node
+    /// table is not rehashed at each doubling.
+    pub fn reserve(&mut self, more: usize) {
+        let added = self.pending.len().max(1);
+        let b = &mut self.base;
+        let (names, nodes) = (&b.names, &b.nodes);
+        b.index.reserve(more, |&id| hash(name_of(names, &nodes[id as usize])));
+        b.nodes.reserve(more);
+        b.names.reserve((b.names.len() / added).saturating_mul(more));
+        self.pending.reserve(more);
+        self.scratch.reserve((self.scratch.len() / added).saturating_mul(more));
+    }
+
     /// The name of node `id` (lower-cased wire).
     pub fn name_of_id(&self, id: u32) -> &[u8] {
         self.base.names_of(id)

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::txt::parse_ttl;
 
+use super::fast;
 use super::lexer::{Entry, Lexer};
 use super::sink::{Pushed, Sink};
 use super::{MAX_INCLUDE_DEPTH, MAX_LINE, is_meta_type, parse_name, unquote};
@@ -24,6 +25,20 @@ pub(super) struct Loader {
     pub problems: Vec<Problem>,
     /// TTL of the previous record, the RFC 1035 default when there is no $TTL.
     last_ttl: Option<u32>,
+    /// The record being read, when [`fast::encode`] took it (reused).
+    record: Vec<u8>,
+    /// The size of the zone's own file, to size the tables once its first
+    /// records show how long a record is ([`Loader::presize`]).
+    size_hint: Option<u64>,
+}
+
+/// How many records are read before the tables are sized from them.
+const SAMPLE: usize = 4096;
+
+/// A record's data: encoded in `Loader::record`, or parsed by hickory.
+enum Data {
+    Encoded,
+    Parsed(RData),
 }
 
 /// What one file's entries set for the entries after them.
@@ -114,12 +129,23 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<bool, Entry
 
 impl Loader {
     pub fn new(origin: &Name) -> Loader {
-        Loader { sink: Sink::new(origin), problems: Vec::new(), last_ttl: None }
+        Loader {
+            sink: Sink::new(origin),
+            problems: Vec::new(),
+            last_ttl: None,
+            record: Vec::with_capacity(64),
+            size_hint: None,
+        }
     }
 
     pub fn file(&mut self, origin: &Name, file: &Path, depth: usize, from: Option<(&Path, usize)>, ttl: Option<u32>) {
         match open_regular(file) {
-            Ok(reader) => self.read(origin, file, reader, depth, ttl),
+            Ok(reader) => {
+                if depth == 0 {
+                    self.size_hint = std::fs::metadata(file).map(|m| m.len()).ok();
+                }
+                self.read(origin, file, reader, depth, ttl)
+            }
             Err(e) => {
                 let (f, l) = from.unwrap_or((file, 0));
                 self.problems.push(Problem::new(f, l, format!("cannot read zone file {}: {e}", file.display())));
@@ -142,6 +168,7 @@ impl Loader {
         let mut st = FileState { file: Arc::from(file), index, origin: origin.clone(), default_ttl, owner: None };
         let mut lexer = Lexer::default();
         let mut buf = Vec::new();
+        let mut read_bytes = 0u64;
         loop {
             let line = lexer.line;
             let text = match read_line(&mut reader, &mut buf) {
@@ -157,12 +184,29 @@ impl Loader {
             for entry in std::mem::take(&mut lexer.done) {
                 self.entry(origin, &mut st, entry, depth);
             }
+            read_bytes += buf.len() as u64;
+            self.presize(read_bytes);
         }
         match lexer.finish() {
             Ok(Some(entry)) => self.entry(origin, &mut st, entry, depth),
             Ok(None) => {}
             Err((line, msg)) => self.problems.push(Problem::new(file, line, msg)),
         }
+    }
+
+    /// Once the first [`SAMPLE`] records of the zone's file are read, sizes
+    /// the tables for the records the rest of the file will hold at the same
+    /// length per record, instead of growing them by doubling (each doubling
+    /// rehashes the node table). Sized from records actually read, never from
+    /// the file's size alone: a file that is not records reserves nothing.
+    fn presize(&mut self, read_bytes: u64) {
+        let records = self.sink.facts.len();
+        if records != SAMPLE || read_bytes == 0 {
+            return;
+        }
+        let Some(size) = self.size_hint.take() else { return };
+        let more = size.saturating_sub(read_bytes).saturating_mul(records as u64) / read_bytes;
+        self.sink.reserve(usize::try_from(more).unwrap_or(0));
     }
 
     fn entry(&mut self, zone_origin: &Name, st: &mut FileState, entry: Entry, depth: usize) {
@@ -174,8 +218,12 @@ impl Loader {
             return;
         }
         let line = entry.line;
-        let pushed = self.record(zone_origin, st, entry).and_then(|(name, ttl, rdata)| {
-            self.sink.push(&name, ttl, rdata, st.index, line).map_err(|e| match e {
+        let pushed = self.record(zone_origin, st, entry).and_then(|(name, ttl, data)| {
+            let pushed = match data {
+                Data::Encoded => self.sink.push_encoded(&name, &self.record, st.index, line),
+                Data::Parsed(rdata) => self.sink.push(&name, ttl, rdata, st.index, line),
+            };
+            pushed.map_err(|e| match e {
                 Pushed::Encode(e) => EntryError::Encode(e),
                 Pushed::TooLarge(e) => EntryError::TooLarge(e),
             })
@@ -222,13 +270,14 @@ impl Loader {
         Ok(())
     }
 
-    /// One record entry: its owner (lower-cased), TTL and data.
+    /// One record entry: its owner, TTL and data (the common types encoded
+    /// at once into `self.record`, see [`super::fast`]).
     fn record(
         &mut self,
         zone_origin: &Name,
         st: &mut FileState,
         entry: Entry,
-    ) -> Result<(Name, u32, RData), EntryError> {
+    ) -> Result<(Name, u32, Data), EntryError> {
         let toks = &entry.tokens;
         let mut i = 0;
         if !entry.blank_owner {
@@ -236,36 +285,22 @@ impl Loader {
             i = 1;
         }
         let name = st.owner.clone().ok_or(EntryError::NoOwner)?;
-        // [TTL] [class] in either order, then the type.
-        let mut ttl: Option<u32> = None;
-        let rtype = loop {
-            let Some(t) = toks.get(i) else { return Err(EntryError::NoType) };
-            i += 1;
-            if ttl.is_none() && t.as_bytes()[0].is_ascii_digit() {
-                ttl = Some(parse_ttl(t).map_err(|_| EntryError::Ttl(excerpt(t)))?);
-                continue;
-            }
-            let up = t.to_ascii_uppercase();
-            match up.as_str() {
-                "IN" => continue,
-                "CH" | "HS" | "CS" | "NONE" | "ANY" => return Err(EntryError::Class(up)),
-                _ => {}
-            }
-            break match RecordType::from_str(&up) {
-                Ok(rt) if !matches!(rt, RecordType::Unknown(_)) || up.starts_with("TYPE") => rt,
-                _ => return Err(EntryError::Type(excerpt(t))),
-            };
-        };
+        let (ttl, rtype) = ttl_and_type(toks, &mut i)?;
         if is_meta_type(rtype) {
             return Err(EntryError::MetaType(rtype));
         }
-        let data: Vec<&str> = toks[i..].iter().map(String::as_str).collect();
-        let rdata = rdata::parse(rtype, &data, &st.origin).map_err(|source| EntryError::Data { rtype, source })?;
+        let data = if fast::encode(rtype, &toks[i..], &st.origin, &mut self.record) {
+            Data::Encoded
+        } else {
+            let data: Vec<&str> = toks[i..].iter().map(String::as_str).collect();
+            let rdata = rdata::parse(rtype, &data, &st.origin).map_err(|source| EntryError::Data { rtype, source })?;
+            Data::Parsed(rdata)
+        };
         let explicit_ttl = ttl;
         let ttl = match ttl.or(st.default_ttl).or(self.last_ttl) {
             Some(t) => t,
-            None => match &rdata {
-                RData::SOA(soa) => soa.minimum,
+            None => match &data {
+                Data::Parsed(RData::SOA(soa)) => soa.minimum,
                 _ => return Err(EntryError::NoTtl),
             },
         };
@@ -278,6 +313,51 @@ impl Loader {
         if !zone_origin.zone_of(&name) {
             return Err(EntryError::Outside { name: name.to_string(), zone: zone_origin.to_string() });
         }
-        Ok((name.to_lowercase(), ttl, rdata))
+        if let Data::Encoded = data {
+            fast::set_ttl(&mut self.record, ttl);
+        }
+        Ok((name, ttl, data))
+    }
+}
+
+/// The types most records have, matched without upper-casing a copy.
+const COMMON: [(&str, RecordType); 7] = [
+    ("A", RecordType::A),
+    ("AAAA", RecordType::AAAA),
+    ("TXT", RecordType::TXT),
+    ("CNAME", RecordType::CNAME),
+    ("NS", RecordType::NS),
+    ("MX", RecordType::MX),
+    ("SOA", RecordType::SOA),
+];
+
+/// `[TTL] [class]` in either order, then the type, from `toks[*i..]`; `*i` is
+/// left after the type.
+fn ttl_and_type(toks: &[String], i: &mut usize) -> Result<(Option<u32>, RecordType), EntryError> {
+    let mut ttl: Option<u32> = None;
+    loop {
+        let Some(t) = toks.get(*i) else { return Err(EntryError::NoType) };
+        *i += 1;
+        if ttl.is_none() && t.as_bytes()[0].is_ascii_digit() {
+            ttl = Some(parse_ttl(t).map_err(|_| EntryError::Ttl(excerpt(t)))?);
+            continue;
+        }
+        // The common spellings without an allocation.
+        if t.eq_ignore_ascii_case("IN") {
+            continue;
+        }
+        if let Some(&(_, rt)) = COMMON.iter().find(|(text, _)| t.eq_ignore_ascii_case(text)) {
+            return Ok((ttl, rt));
+        }
+        let up = t.to_ascii_uppercase();
+        match up.as_str() {
+            "IN" => continue,
+            "CH" | "HS" | "CS" | "NONE" | "ANY" => return Err(EntryError::Class(up)),
+            _ => {}
+        }
+        return match RecordType::from_str(&up) {
+            Ok(rt) if !matches!(rt, RecordType::Unknown(_)) || up.starts_with("TYPE") => Ok((ttl, rt)),
+            _ => Err(EntryError::Type(excerpt(t))),
+        };
     }
 }

@@ -14,6 +14,7 @@
 //! else.
 
 mod check;
+mod fast;
 mod lexer;
 mod loader;
 mod sink;
@@ -139,7 +140,7 @@ fn finish(
         return Err(loader.problems);
     }
     let too_large = |e: &dyn std::fmt::Display| vec![Problem::new(file, 0, e.to_string())];
-    let Sink { mut builder, facts, runs, files, apex, soa } = loader.sink;
+    let Sink { mut builder, facts, runs, files, apex, soa, .. } = loader.sink;
     let records = facts.len();
     drop(facts);
     for (name, &i) in pools.range(origin.clone()..).filter(|(n, _)| origin.zone_of(n)) {

@@ -45,6 +45,8 @@ pub(super) struct Sink {
     pub apex: Box<[u8]>,
     /// The first SOA at the apex, its TTL and tag (position and line).
     pub soa: Option<(SOA, u32, u64)>,
+    /// The owner of the record being taken, lower-cased wire (reused).
+    owner: Vec<u8>,
 }
 
 impl Sink {
@@ -56,6 +58,7 @@ impl Sink {
             files: Vec::new(),
             apex: wire(origin),
             soa: None,
+            owner: Vec::with_capacity(256),
         }
     }
 
@@ -65,29 +68,53 @@ impl Sink {
         (self.files.len() - 1) as u32
     }
 
-    /// Takes one record (owner lower-cased) read at `line` of file `file`.
+    /// Makes room for `more` records like those taken so far.
+    pub fn reserve(&mut self, more: usize) {
+        self.facts.reserve(more);
+        self.builder.reserve(more);
+    }
+
+    /// Takes one record read at `line` of file `file`.
     pub fn push(&mut self, name: &Name, ttl: u32, rdata: RData, file: u32, line: usize) -> Result<(), Pushed> {
+        let rtype = u16::from(rdata.record_type());
+        // The SOA is kept out of the base (a serial change re-encodes it alone).
+        if let RData::SOA(soa) = rdata {
+            let tag = self.start(name, file, line);
+            let node = self.builder.node_id(&self.owner).map_err(Pushed::TooLarge)?;
+            if self.soa.is_none() && *self.owner == *self.apex {
+                self.soa = Some((soa, ttl, tag));
+            }
+            self.facts.push(Fact { node, rtype, line: line as u32 });
+            return Ok(());
+        }
+        let record = encode_record(ttl, &rdata).map_err(Pushed::Encode)?;
+        self.push_encoded(name, &record, file, line)
+    }
+
+    /// Takes one record already encoded (TYPE to the end of RDATA, not an SOA)
+    /// read at `line` of file `file`.
+    pub fn push_encoded(&mut self, name: &Name, record: &[u8], file: u32, line: usize) -> Result<(), Pushed> {
+        let tag = self.start(name, file, line);
+        let rtype = u16::from_be_bytes([record[0], record[1]]);
+        let node = self.builder.add_tagged(&self.owner, record, tag).map_err(Pushed::TooLarge)?;
+        self.facts.push(Fact { node, rtype, line: line as u32 });
+        Ok(())
+    }
+
+    /// Notes the file of the next record, writes its owner into `self.owner`;
+    /// returns its tag.
+    fn start(&mut self, name: &Name, file: u32, line: usize) -> u64 {
         let position = self.facts.len() as u32;
         if self.runs.last().is_none_or(|&(_, f)| f != file) {
             self.runs.push((position, file));
         }
-        let owner = wire(name);
-        let line = line as u32;
-        let rtype = u16::from(rdata.record_type());
-        let tag = u64::from(position) << 32 | u64::from(line);
-        // The SOA is kept out of the base (a serial change re-encodes it alone).
-        if let RData::SOA(soa) = rdata {
-            let node = self.builder.node_id(&owner).map_err(Pushed::TooLarge)?;
-            if self.soa.is_none() && owner == self.apex {
-                self.soa = Some((soa, ttl, tag));
-            }
-            self.facts.push(Fact { node, rtype, line });
-            return Ok(());
+        self.owner.clear();
+        for label in name.iter() {
+            self.owner.push(label.len() as u8);
+            self.owner.extend(label.iter().map(u8::to_ascii_lowercase));
         }
-        let record = encode_record(ttl, &rdata).map_err(Pushed::Encode)?;
-        let node = self.builder.add_tagged(&owner, &record, tag).map_err(Pushed::TooLarge)?;
-        self.facts.push(Fact { node, rtype, line });
-        Ok(())
+        self.owner.push(0);
+        u64::from(position) << 32 | u64::from(line as u32)
     }
 
     /// The file the record at `position` came from.
