@@ -112,14 +112,38 @@ pub(super) fn derive(
             check_change(z, name, &|rt| crate::state::whence(sources, overlay, origin, name, rt))?;
         }
     }
-    if t.pools.is_empty() {
-        let mut e = base.clone();
-        e.zones = zones;
-        return Ok(e);
+    let mut e = base.clone();
+    e.zones = zones;
+    if !t.pools.is_empty() && !derive_pools_alone(sources, &mut e, overlay, &t.pools) {
+        let pools = overlay::effective_pools(sources, overlay);
+        let moved = base.pools_moved || !same_names(&pools, &base.pools);
+        return Ok(Effective::new(sources, e.zones, pools, moved));
     }
-    let pools = overlay::effective_pools(sources, overlay);
-    let moved = base.pools_moved || !same_names(&pools, &base.pools);
-    Ok(Effective::new(sources, zones, pools, moved))
+    Ok(e)
+}
+
+/// Derives each of the pools `names` again alone, in place in `e`, as an API
+/// member write does: found through the name indices, nothing else looked at.
+/// False (and `e` to be derived in full) when the pool list itself changes:
+/// a pool created or deleted moves the positions the zones mark.
+fn derive_pools_alone(
+    sources: &Sources,
+    e: &mut Effective,
+    overlay: &Overlay,
+    names: &std::collections::BTreeSet<Name>,
+) -> bool {
+    if e.pools_moved {
+        return false;
+    }
+    for name in names {
+        let config = e.index.config.in_config(&sources.pools, name).map(|i| &sources.pools[i]);
+        match (e.position(name), overlay::effective_pool(config, overlay, name)) {
+            (Some(i), Some(now)) => e.pools[i] = now,
+            (None, None) => {}
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Whether two pool lists have the same names in the same order (zones mark

@@ -113,11 +113,13 @@ pub(super) fn api_reason(from: &'static str, to: &'static str) -> String {
     }
 }
 
-/// Which members an API write can change the state of: none (an RRset write),
-/// those of one pool, or any.
+/// Which members a write can change the state of: none (an RRset write),
+/// those of one pool (an API write), of some pools (another server's change),
+/// or any.
 pub(super) enum Scope {
     Nothing,
     Pool(hickory_proto::rr::Name),
+    Pools(std::collections::BTreeSet<hickory_proto::rr::Name>),
     All,
 }
 
@@ -136,10 +138,25 @@ impl Scope {
         crate::state::pool_name(pool).map_or(Scope::All, Scope::Pool)
     }
 
+    /// The scope of what arrived from etcd: the pools its keys name (a member,
+    /// pool or pushed-health key), any member when a node's view (its votes)
+    /// changed or the whole state was loaded, none for RRsets and serials.
+    pub(super) fn of_remote(r: &crate::persist::Remote) -> Scope {
+        use crate::persist::encoding::{Touched, is_node_key};
+        match r {
+            crate::persist::Remote::Changes(list) if !list.iter().any(|(k, ..)| is_node_key(k)) => {
+                let pools = Touched::of(list.iter().map(|(k, ..)| k.as_str())).pools;
+                if pools.is_empty() { Scope::Nothing } else { Scope::Pools(pools) }
+            }
+            _ => Scope::All,
+        }
+    }
+
     fn covers(&self, pool: &hickory_proto::rr::Name) -> bool {
         match self {
             Scope::Nothing => false,
             Scope::Pool(p) => p == pool,
+            Scope::Pools(ps) => ps.contains(pool),
             Scope::All => true,
         }
     }
@@ -168,6 +185,7 @@ impl Writer {
         match scope {
             // One pool: found by name, no other pool looked at.
             Scope::Pool(p) => self.in_effect().find_pool(p).into_iter().for_each(|(d, _)| add(d)),
+            Scope::Pools(ps) => ps.iter().filter_map(|p| self.in_effect().find_pool(p)).for_each(|(d, _)| add(d)),
             _ => self.effective.pools.iter().filter(|(d, _)| scope.covers(&d.name)).for_each(|(d, _)| add(d)),
         }
         states
@@ -175,12 +193,14 @@ impl Writer {
 
     /// Records what changed between `before` and now, each with the reason
     /// `reason` gives for its pool (parsed back from the event) and address.
+    /// Only the members in `scope` (`before` taken in it) are looked at.
     pub(super) fn record_since_each(
         &self,
         before: &MemberStates,
+        scope: &Scope,
         reason: impl Fn(Option<&hickory_proto::rr::Name>, IpAddr) -> String,
     ) {
-        for mut e in transitions(before, &self.member_states(), |_, _| String::new(), self.node()) {
+        for mut e in transitions(before, &self.member_states_in(scope), |_, _| String::new(), self.node()) {
             let pool = crate::config::parse_fqdn(&e.pool).ok();
             if let Some(a) = e.address {
                 e.reason = reason(pool.as_ref(), a);

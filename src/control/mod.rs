@@ -332,10 +332,12 @@ impl Writer {
             let expiry = self.next_expiry();
             tokio::select! {
                 Some(r) = async { match remote.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
-                    let before = self.member_states();
+                    // Another server's member write looks at its pool, not at every pool.
+                    let scope = events::Scope::of_remote(&r);
+                    let before = self.member_states_in(&scope);
                     self.remote(r);
                     self.publish_override_gauges();
-                    self.record_since_each(&before, |pool, address| self.remote_reason(pool, address));
+                    self.record_since_each(&before, &scope, |pool, address| self.remote_reason(pool, address));
                 }
                 Some(u) = async { match files.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
                     self.apply_file(u);

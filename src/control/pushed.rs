@@ -196,7 +196,7 @@ impl Writer {
         self.share_view();
         self.outcomes.health_files(self.file_problems());
         let path = u.path.display().to_string();
-        self.record_since_each(&before, |pool, address| {
+        self.record_since_each(&before, &super::events::Scope::All, |pool, address| {
             let line = pool.and_then(|p| self.files.entry(p, address)).map(|(_, l)| l);
             match line {
                 Some(l) => {

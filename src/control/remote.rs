@@ -47,30 +47,40 @@ impl Writer {
                     Err(e) => error!(error = %e, "cannot derive the state from the files alone"),
                 }
             }
-            Observed::Changes(list) => {
-                // Health views and write marks change nothing served by themselves.
-                let api = list.iter().any(|(k, _)| crate::persist::encoding::is_api_key(k));
-                // Applied to a copy: what is served and the overlay it comes from
-                // stay one, even when this server's files refuse a change.
-                let before = self.nodes.clone();
-                let overlay = if api { self.overlay.clone() } else { Overlay::default() };
-                // The nodes' votes stay in place until `set_nodes`: a member a
-                // node that left probed takes the verdict they gave (see `share`).
-                let mut st = State { overlay, nodes: before.clone() };
-                for (k, v) in &list {
-                    if let Err(e) = st.apply_key(k, v.as_deref()) {
-                        warn!("{e}");
-                    }
-                }
-                self.set_nodes(st.nodes);
-                if api {
-                    info!(keys = list.len(), "applying changes from etcd");
-                    self.apply_remote(st.overlay, &list);
-                }
-                let votes = changed_votes(&before, &self.nodes);
-                if !votes.is_empty() {
-                    self.republish_members(&self.by_probe.keys_with_ids(&votes));
-                }
+            Observed::Changes(list) => self.remote_changes(list),
+        }
+    }
+
+    /// Applies keys another server changed: API changes re-derive what they
+    /// touch, node views move the votes (each looked at only when a key of its
+    /// kind is in `list`, so a member write costs its pool, not every vote).
+    fn remote_changes(&mut self, list: Vec<(String, Option<Vec<u8>>)>) {
+        // Health views and write marks change nothing served by themselves.
+        let api = list.iter().any(|(k, _)| crate::persist::encoding::is_api_key(k));
+        let views = list.iter().any(|(k, _)| crate::persist::encoding::is_node_key(k));
+        // Applied to a copy: what is served and the overlay it comes from
+        // stay one, even when this server's files refuse a change.
+        let overlay = if api { self.overlay.clone() } else { Overlay::default() };
+        // The nodes' votes stay in place until `set_nodes`: a member a
+        // node that left probed takes the verdict they gave (see `share`).
+        let before = if views { self.nodes.clone() } else { Default::default() };
+        let mut st = State { overlay, nodes: before.clone() };
+        for (k, v) in &list {
+            if let Err(e) = st.apply_key(k, v.as_deref()) {
+                warn!("{e}");
+            }
+        }
+        if views {
+            self.set_nodes(st.nodes);
+        }
+        if api {
+            info!(keys = list.len(), "applying changes from etcd");
+            self.apply_remote(st.overlay, &list);
+        }
+        if views {
+            let votes = changed_votes(&before, &self.nodes);
+            if !votes.is_empty() {
+                self.republish_members(&self.by_probe.keys_with_ids(&votes));
             }
         }
     }
@@ -106,20 +116,27 @@ impl Writer {
     /// in effect only in what `t` touches) the state in effect, and publishes it
     /// rebuilding only the touched zones and pools.
     pub(super) fn put_in_effect_touched(&mut self, overlay: Overlay, effective: Effective, t: &Touched) {
-        // Compared with what is published (zones index pools by position there).
-        let published = self.snapshot.load_full();
-        let same_pool_names = published.pools.len() == effective.pools.len()
-            && published.pools.iter().zip(&effective.pools).all(|(p, (d, _))| p.def.name == d.name);
-        if !same_pool_names {
-            // Pools created or deleted: the pool index of every zone changes.
+        // The published pools are those in effect, at the same positions, unless
+        // the list moved (a pool created or deleted): then every zone's pool
+        // index changes, and all is built again.
+        if effective.pools_moved {
             return self.put_in_effect(overlay, effective);
         }
+        let before: Vec<(usize, Arc<PoolDef>)> = t
+            .pools
+            .iter()
+            .filter_map(|n| self.effective.position(n))
+            .filter_map(|i| Some((i, self.effective.pools.get(i)?.0.clone())))
+            .collect();
         self.overlay = overlay;
         self.effective = effective;
         self.changed(t.records.iter().chain(&t.serials).cloned(), ChangeSource::Etcd);
         if !t.pools.is_empty() {
-            self.follow_pools();
             self.publish_pools(t.pools.iter());
+            // As an API write does: each pool's probes follow it alone.
+            for (i, def) in &before {
+                self.follow_pool(def, *i);
+            }
         }
         for z in &t.records {
             if let Err(e) = self.publish_zone(z) {

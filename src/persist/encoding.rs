@@ -63,7 +63,12 @@ pub fn name(s: &str) -> Result<Name, NameError> {
 /// Whether a key holds API state (not a node's health view, write mark or
 /// IXFR journal).
 pub fn is_api_key(key: &str) -> bool {
-    !key.starts_with("nodes/") && !key.starts_with("txn/") && !is_journal_key(key)
+    !is_node_key(key) && !key.starts_with("txn/") && !is_journal_key(key)
+}
+
+/// Whether a key holds a node's health view (its votes).
+pub fn is_node_key(key: &str) -> bool {
+    key.starts_with("nodes/")
 }
 
 /// Where every node's IXFR journal entries live (etcd only).

@@ -215,3 +215,53 @@ fn probe_share_two_of_three_keeps_a_member_one_of_its_probers_cannot_reach() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A member added through one node is probed by the other (from its own
+/// source address) and answered there once up; removed through the first, the
+/// other stops probing it. The change reaches the other node through etcd and
+/// is applied there to its pool alone.
+#[test]
+fn a_member_added_through_one_node_is_probed_by_the_other_and_its_removal_stops_those_probes() {
+    let Some(etcd) = Etcd::start(1) else { return };
+    let x = Backend::http("127.0.0.61", 0);
+    let port = x.addr.port();
+    let y = Backend::http("127.0.0.62", port);
+    let pool = format!(
+        "[[pool]]\nname=\"app.c.test.\"\n\
+         [pool.health]\ncheck=\"http\"\nport={port}\ninterval=\"100ms\"\ntimeout=\"300ms\"\nrise=1\nfall=1\n\
+         [[pool.member]]\naddress=\"127.0.0.61\"\n"
+    );
+    let [a, b] = ["1", "2"]
+        .map(|i| node(&etcd, &format!("m{i}"), "", &format!("[health]\nsource_address=\"127.0.0.7{i}\"\n{pool}")));
+    let b_ip: IpAddr = "127.0.0.72".parse().unwrap();
+    assert!(within(LIMIT, || answers(&b, "app.c.test.") == ["127.0.0.61"]).is_some());
+
+    let (st, body) = api(&a, "PUT", "/v1/pools/app.c.test./members/127.0.0.62", Some("{}"));
+    assert_eq!(st, 201, "{body}");
+    let mut y_from_b = 0;
+    let probed = within(LIMIT, || {
+        y_from_b += y.take_sources().get(&b_ip).copied().unwrap_or(0);
+        y_from_b > 0 && answers(&b, "app.c.test.") == ["127.0.0.61", "127.0.0.62"]
+    });
+    assert!(probed.is_some(), "b answers {:?}, probed the new member {y_from_b} times", answers(&b, "app.c.test."));
+
+    assert_eq!(api(&a, "DELETE", "/v1/pools/app.c.test./members/127.0.0.62", None).0, 204);
+    assert!(within(LIMIT, || answers(&b, "app.c.test.") == ["127.0.0.61"]).is_some());
+    // b's probes of the first member are the clock: two of them let a probe
+    // of the removed one that was under way end, then none may follow while
+    // three more of the first member's go by.
+    let probes_of_x = |n: usize| {
+        let mut seen = 0;
+        assert!(
+            within(LIMIT, || {
+                seen += x.take_sources().get(&b_ip).copied().unwrap_or(0);
+                seen >= n
+            })
+            .is_some()
+        );
+    };
+    probes_of_x(2);
+    y.take_sources();
+    probes_of_x(3);
+    assert_eq!(y.take_sources().get(&b_ip), None, "b still probes the removed member");
+}
