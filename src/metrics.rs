@@ -195,7 +195,21 @@ impl QueryPath {
             None,
             MetricType::Gauge,
         )?;
-        ConstGauge::new(snap.dnssec.cache_bytes() as i64).encode(e)
+        ConstGauge::new(snap.dnssec.cache_bytes() as i64).encode(e)?;
+        let e = encoder.encode_descriptor(
+            "lbdns_dnssec_presigned",
+            "RRSIGs of static RRsets made ahead, off the query path, and held",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(snap.dnssec.presigned() as i64).encode(e)?;
+        let e = encoder.encode_descriptor(
+            "lbdns_dnssec_presigned_bytes",
+            "Memory of the RRSIGs made ahead",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(snap.dnssec.presigned_bytes() as i64).encode(e)
     }
 
     /// Each pool's counters and each member's health, from the current snapshot.

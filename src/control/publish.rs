@@ -157,6 +157,10 @@ impl Writer {
 
     /// The one place a snapshot is published: every change ends here.
     pub(super) fn swap(&self, next: Snapshot) {
+        // The signed zones' static RRsets are signed ahead, in the background.
+        let bases =
+            next.zones.values().map(|z| (&*z.origin_wire, z.base.clone() as Arc<dyn crate::dnssec::RRsetSource>));
+        next.dnssec.presign(bases);
         self.snapshot.store(Arc::new(next));
         self.published.notify_one();
     }

@@ -4,8 +4,10 @@
 //! and held by the snapshot, as the TSIG keys are: a reload that brings a new key
 //! changes signing with the one swap that changes everything else.
 //!
-//! Signing is done while answering (a pool's answer depends on the client and on
-//! health, so it cannot be signed ahead), and then cached by what was signed: the
+//! The static RRsets of a zone's base are signed ahead, in the background, each
+//! time a snapshot is published ([`presign`]). The rest is signed while answering
+//! (a pool's answer depends on the client and on health, so it cannot be signed
+//! ahead; API changes; NSEC and the SOA), and then cached by what was signed: the
 //! owner, type, TTL and the canonical records, hashed with a per-process key. An
 //! RRset costs one signature per key per validity period, whatever order its
 //! records were written in and however many queries ask for it. Signatures are
@@ -16,6 +18,7 @@
 pub mod cache;
 pub mod canon;
 pub mod keys;
+pub mod presign;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +30,7 @@ use std::hash::Hasher;
 pub use cache::{Entry, SigCache};
 pub use canon::Canonical;
 pub use keys::{Algorithm, Key, KeyError};
+pub use presign::{Presigned, RRsetSource};
 
 pub const TYPE_RRSIG: u16 = 46;
 pub const TYPE_NSEC: u16 = 47;
@@ -71,6 +75,8 @@ pub struct Signing {
     cache: SigCache,
     hash_key: (u64, u64),
     signatures: AtomicU64,
+    /// The pre-signing thread, started by the first publish of a signed zone.
+    presigner: std::sync::OnceLock<Option<presign::Inbox>>,
 }
 
 impl std::fmt::Debug for Signing {
@@ -95,6 +101,8 @@ pub struct ZoneKeys {
     dnskey: Box<[u8]>,
     cds: Box<[u8]>,
     cdnskey: Box<[u8]>,
+    /// The static RRsets' signatures made ahead ([`presign`]), once made.
+    pub presigned: arc_swap::ArcSwapOption<Presigned>,
 }
 
 impl ZoneKeys {
@@ -116,7 +124,7 @@ impl ZoneKeys {
         let dnskey = enc(TYPE_DNSKEY, &|k| k.dnskey.clone());
         let cdnskey = enc(TYPE_CDNSKEY, &|k| k.dnskey.clone());
         let cds = enc(TYPE_CDS, &|k| k.ds(&origin));
-        ZoneKeys { origin, keys, dnskey, cds, cdnskey }
+        ZoneKeys { origin, keys, dnskey, cds, cdnskey, presigned: Default::default() }
     }
 
     /// The apex's DNSKEY, CDS or CDNSKEY RRset: its records (TYPE to the end
@@ -186,7 +194,33 @@ impl Signing {
             cache,
             hash_key: (word(k0), word(k1)),
             signatures: AtomicU64::new(0),
+            presigner: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Has the static RRsets of the signed zones among `zones` (origin,
+    /// lower-cased wire, and base) signed ahead, in the background: called
+    /// with each snapshot published. Never blocks; only the latest call counts.
+    pub fn presign<'z>(&self, zones: impl Iterator<Item = (&'z [u8], Arc<dyn RRsetSource>)>) {
+        if self.zones.is_empty() {
+            return;
+        }
+        let jobs: Vec<presign::Job> = zones
+            .filter_map(|(origin, source)| Some(presign::Job { keys: self.zones.get(origin)?.clone(), source }))
+            .collect();
+        if let Some(inbox) = self.presigner.get_or_init(|| presign::Inbox::start(self.hash_key)) {
+            inbox.send(jobs);
+        }
+    }
+
+    /// Signatures made ahead and held, over all zones.
+    pub fn presigned(&self) -> usize {
+        self.zones.values().map(|z| z.presigned.load().as_ref().map_or(0, |t| t.len())).sum()
+    }
+
+    /// Bytes held by the signatures made ahead.
+    pub fn presigned_bytes(&self) -> usize {
+        self.zones.values().map(|z| z.presigned.load().as_ref().map_or(0, |t| t.bytes())).sum()
     }
 
     /// The keys of the zone `origin` (lower-cased wire), if it is signed.
@@ -219,9 +253,12 @@ impl Signing {
     pub fn sign(&self, zk: &ZoneKeys, scratch: &mut Scratch, owner: &[u8], now: u32, mut emit: impl FnMut(&[u8])) {
         let Scratch { canon, signed, rdata } = scratch;
         let labels = canon::labels(owner);
+        let ahead = zk.presigned.load();
+        let fresh = |e: &Entry| e.inception <= now && e.expiration > now + REFRESH;
         for (i, key) in zk.keys.iter().enumerate() {
-            let id = self.key_of(zk, i, labels, owner, canon);
-            let entry = match self.cache.get(id).filter(|e| e.inception <= now && e.expiration > now + REFRESH) {
+            let id = cache_key(self.hash_key, zk, i, labels, owner, canon);
+            let made = ahead.as_ref().and_then(|t| t.get(id)).filter(fresh);
+            let entry = match made.or_else(|| self.cache.get(id).filter(fresh)) {
                 Some(e) => e,
                 None => {
                     let inception = now.saturating_sub(INCEPTION_BACK);
@@ -245,22 +282,40 @@ impl Signing {
             emit(rdata);
         }
     }
+}
 
-    /// The cache key of a signature: everything signed but the validity window.
-    fn key_of(&self, zk: &ZoneKeys, key_index: usize, labels: u8, owner: &[u8], canon: &Canonical) -> u128 {
-        let mut h = SipHasher13::new_with_keys(self.hash_key.0, self.hash_key.1);
-        h.write(&zk.origin);
-        h.write_usize(key_index);
-        h.write_u8(labels);
-        h.write_u16(canon.rtype);
-        h.write_u32(canon.ttl);
-        h.write(owner);
-        for rd in canon.records() {
-            h.write_usize(rd.len());
-            h.write(rd);
-        }
-        h.finish128().as_u128()
+/// The cache key of a signature: everything signed but the validity window,
+/// hashed with the per-process `hash_key`.
+fn cache_key(
+    hash_key: (u64, u64),
+    zk: &ZoneKeys,
+    key_index: usize,
+    labels: u8,
+    owner: &[u8],
+    canon: &Canonical,
+) -> u128 {
+    let mut h = SipHasher13::new_with_keys(hash_key.0, hash_key.1);
+    h.write(&zk.origin);
+    h.write_usize(key_index);
+    h.write_u8(labels);
+    h.write_u16(canon.rtype);
+    h.write_u32(canon.ttl);
+    h.write(owner);
+    for rd in canon.records() {
+        h.write_usize(rd.len());
+        h.write(rd);
     }
+    h.finish128().as_u128()
+}
+
+/// The records encoded back to back in `data`, each TYPE to the end of RDATA.
+fn walk(mut data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let len = 10 + u16::from_be_bytes([*data.get(8)?, *data.get(9)?]) as usize;
+        let rec = data.get(..len)?;
+        data = &data[len..];
+        Some(rec)
+    })
 }
 
 /// The RRSIG RDATA up to the signature (RFC 4034 section 3.1).

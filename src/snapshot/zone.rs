@@ -634,3 +634,71 @@ impl Base {
         name_of(&self.names, &self.nodes[id as usize])
     }
 }
+
+/// What is signed ahead in a signed zone: every RRset of the base the zone is
+/// authoritative for (not a delegation's NS, nothing below a zone cut).
+impl crate::dnssec::RRsetSource for Base {
+    fn each_rrset(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
+        let cuts = self.nodes.iter().any(|n| n.flags & DELEGATION != 0);
+        for rec in &self.nodes {
+            let name = self.name(rec);
+            if cuts && self.below_cut(name) {
+                continue;
+            }
+            for rs in NodeView(Inner::Base(self, rec)).rrsets() {
+                if !(rec.flags & DELEGATION != 0 && rs.rtype == u16::from(hickory_proto::rr::RecordType::NS)) {
+                    f(name, rs.data);
+                }
+            }
+        }
+    }
+
+    fn rrset_count(&self) -> usize {
+        self.rrsets.len()
+    }
+}
+
+impl Base {
+    /// Whether a proper ancestor of `name` (lower-cased wire) is a zone cut.
+    fn below_cut(&self, name: &[u8]) -> bool {
+        let mut at = 0usize;
+        while let Some(&len) = name.get(at).filter(|&&l| l != 0) {
+            at += 1 + len as usize;
+            if self.find(name.get(at..).unwrap_or_default()).is_some_and(|n| n.flags & DELEGATION != 0) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dnssec::RRsetSource;
+
+    /// What is signed ahead: the apex's and names' RRsets and a delegation's
+    /// DS, not the delegation's NS nor the glue below it.
+    #[test]
+    fn rrsets_signed_ahead_leave_out_the_childs() {
+        let rec = |rtype: u16, rdata: &[u8]| {
+            [&rtype.to_be_bytes()[..], &[0, 1, 0, 0, 0, 60], &(rdata.len() as u16).to_be_bytes(), rdata].concat()
+        };
+        let mut b = BaseBuilder::default();
+        let ns = b"\x02ns\x03sub\x01t\x00";
+        b.add(b"\x01t\x00", &rec(2, b"\x02ns\x01t\x00")).unwrap();
+        b.add(b"\x03www\x01t\x00", &rec(1, &[192, 0, 2, 1])).unwrap();
+        b.add(b"\x03sub\x01t\x00", &rec(2, ns)).unwrap();
+        b.add(b"\x03sub\x01t\x00", &rec(43, &[0, 1, 13, 2, 0xab])).unwrap();
+        b.add(ns, &rec(1, &[192, 0, 2, 2])).unwrap();
+        let base = b.finish(b"\x01t\x00").unwrap();
+        let mut seen = Vec::new();
+        base.each_rrset(&mut |owner, records| {
+            seen.push((owner.to_vec(), u16::from_be_bytes([records[0], records[1]])))
+        });
+        seen.sort();
+        let want = [(b"\x01t\x00".to_vec(), 2), (b"\x03sub\x01t\x00".to_vec(), 43), (b"\x03www\x01t\x00".to_vec(), 1)];
+        assert_eq!(seen, want);
+        assert_eq!(base.rrset_count(), 5);
+    }
+}

@@ -504,3 +504,41 @@ fn a_key_added_and_reloaded_is_published_and_signs() {
         assert!(ad && rcode == ResponseCode::NoError, "{name}: {reply}");
     }
 }
+
+/// Static RRsets are signed ahead, off the query path: once the pre-signing
+/// pass is done (`lbdns_dnssec_presigned` covers the zone), answers for 200
+/// different static names come with their RRSIGs and not one signature is made
+/// while answering; the same name twice gets the same RRSIG (the one made
+/// ahead). A pool answer is still signed while answering.
+#[test]
+fn static_answers_use_signatures_made_ahead() {
+    let (key_dir, _) = keys();
+    let dir = key_dir.path();
+    let names: String = (0..200).map(|i| format!("h{i} A 192.0.2.{}\n", i % 250)).collect();
+    let cfg = format!(
+        "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n[[zone]]\norigin=\"d.test.\"\n\
+         file=\"d.zone\"\n[zone.dnssec]\nkey_dir=\"{}\"\n[[pool]]\nname=\"rr.d.test.\"\n{}",
+        dir.join("keys").display(),
+        members(&["192.0.2.1"])
+    );
+    let s = Server::start(&cfg, &[("d.zone", &small_zone(&names))]);
+    let ready = wait_for(Duration::from_secs(30), || metric(&s, "lbdns_dnssec_presigned") >= 200);
+    assert!(ready, "pre-signing covers the 200 names: {}", metric(&s, "lbdns_dnssec_presigned"));
+    assert!(metric(&s, "lbdns_dnssec_presigned_bytes") > 0);
+    let before = metric(&s, "lbdns_dnssec_signatures_total");
+    let rrsig = |name: &str| {
+        let r = ask_signed(&s, name, RecordType::A, 1232);
+        let sigs: Vec<String> =
+            r.answers.iter().filter(|x| x.record_type() == RecordType::RRSIG).map(|x| x.data.to_string()).collect();
+        assert_eq!(sigs.len(), 1, "{name}: {r:?}");
+        sigs[0].clone()
+    };
+    let first = rrsig("h0.d.test.");
+    for i in 1..200 {
+        rrsig(&format!("h{i}.d.test."));
+    }
+    assert_eq!(rrsig("h0.d.test."), first);
+    assert_eq!(metric(&s, "lbdns_dnssec_signatures_total"), before, "no signature made while answering");
+    rrsig("rr.d.test.");
+    assert_eq!(metric(&s, "lbdns_dnssec_signatures_total"), before + 1, "a pool answer is signed while answering");
+}
