@@ -10,6 +10,7 @@ use std::sync::Arc;
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, RecordType};
 
+use super::diff::Diff;
 use crate::rdata::RecordError;
 use crate::snapshot::{BaseBuilder, TooLarge, encode_record, wire};
 
@@ -45,6 +46,10 @@ pub(super) struct Sink {
     pub apex: Box<[u8]>,
     /// The first SOA at the apex, its TTL and tag (position and line).
     pub soa: Option<(SOA, u32, u64)>,
+    /// On a reload of a file whose zone is held: the records go to the
+    /// comparison with it, not to `builder` (which then names only the nodes the
+    /// held zone does not have, their ids after the held base's).
+    pub diff: Option<Diff>,
 }
 
 impl Sink {
@@ -56,6 +61,7 @@ impl Sink {
             files: Vec::new(),
             apex: wire(origin),
             soa: None,
+            diff: None,
         }
     }
 
@@ -77,7 +83,7 @@ impl Sink {
         let tag = u64::from(position) << 32 | u64::from(line);
         // The SOA is kept out of the base (a serial change re-encodes it alone).
         if let RData::SOA(soa) = rdata {
-            let node = self.builder.node_id(&owner).map_err(Pushed::TooLarge)?;
+            let node = self.node_id(&owner).map_err(Pushed::TooLarge)?;
             if self.soa.is_none() && owner == self.apex {
                 self.soa = Some((soa, ttl, tag));
             }
@@ -85,7 +91,13 @@ impl Sink {
             return Ok(());
         }
         let record = encode_record(ttl, &rdata).map_err(Pushed::Encode)?;
-        let node = self.builder.add_tagged(&owner, &record, tag).map_err(Pushed::TooLarge)?;
+        let node = match &mut self.diff {
+            Some(diff) => {
+                diff.push(&owner, rtype, &record, tag);
+                self.node_id(&owner).map_err(Pushed::TooLarge)?
+            }
+            None => self.builder.add_tagged(&owner, &record, tag).map_err(Pushed::TooLarge)?,
+        };
         self.facts.push(Fact { node, rtype, line });
         Ok(())
     }
@@ -95,9 +107,23 @@ impl Sink {
         file_at(&self.runs, &self.files, position)
     }
 
+    /// The id of the node `owner` (lower-cased wire) in the checks' facts.
+    pub fn node_id(&mut self, owner: &[u8]) -> Result<u32, TooLarge> {
+        let Some(diff) = &self.diff else { return self.builder.node_id(owner) };
+        if let Some(id) = diff.base().node_id(owner) {
+            return Ok(id);
+        }
+        let held = u32::try_from(diff.base().node_count()).map_err(|_| TooLarge)?;
+        held.checked_add(self.builder.node_id(owner)?).ok_or(TooLarge)
+    }
+
     /// The name of node `node`, for messages.
     pub fn name(&self, node: u32) -> String {
-        name_of_wire(self.builder.name_of_id(node))
+        let held = self.diff.as_ref().map_or(0, |d| d.base().node_count() as u32);
+        match &self.diff {
+            Some(diff) if node < held => name_of_wire(diff.base().name_of_id(node)),
+            _ => name_of_wire(self.builder.name_of_id(node - held)),
+        }
     }
 
     pub fn rtype(fact: &Fact) -> RecordType {
