@@ -141,6 +141,11 @@ impl ZoneFiles {
         let loaded = self.0.get(&(origin.clone(), file.to_path_buf()))?;
         (hash.is_some() && loaded.hash == hash).then(|| loaded.zone.clone())
     }
+
+    /// The zone `origin` as loaded before from `file`, whatever its bytes now.
+    fn held(&self, origin: &Name, file: &Path) -> Option<&Arc<ZoneData>> {
+        self.0.get(&(origin.clone(), file.to_path_buf())).map(|l| &l.zone)
+    }
 }
 
 /// The records of a signed zone's file that lbdns makes itself (DNSKEY, RRSIG,
@@ -186,7 +191,13 @@ fn load_zone(
         debug!(zone = %spec.origin, file = %spec.file.display(), "zone file unchanged");
         return Ok((LoadedFile { hash, zone }, true));
     }
-    let zone = Arc::new(zone::load_named_at(&spec.origin, &spec.file, Some((config, spec.line)), pools)?);
+    let named_at = Some((config, spec.line));
+    // A held zone of the same file is compared with, not built again.
+    let zone = match before.held(&spec.origin, &spec.file) {
+        Some(held) => zone::reload_named_at(&spec.origin, &spec.file, named_at, pools, held)?,
+        None => zone::load_named_at(&spec.origin, &spec.file, named_at, pools)?,
+    };
+    let zone = Arc::new(zone);
     // Bytes that changed while being parsed may not be what was parsed.
     let hash = hash.filter(|h| reusable_hash(&spec.file) == Some(*h));
     Ok((LoadedFile { hash, zone }, false))
@@ -260,7 +271,7 @@ impl<'a> PlacementIndex<'a> {
         let mut n = name.clone();
         while n.num_labels() > zone.origin.num_labels() {
             let w = crate::snapshot::wire(&n);
-            if self.zones.iter().any(|z| z.zone.base.node(&w).is_some_and(|v| v.delegation())) {
+            if self.zones.iter().any(|z| z.zone.node(&w).is_some_and(|v| v.delegation())) {
                 return Err(PlacementError::Cut { pool: name.to_string(), cut: n.to_string() });
             }
             n = n.base_name();

@@ -2,6 +2,7 @@
 //! refused whole with the old state kept.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 use tracing::{info, warn};
@@ -65,7 +66,14 @@ impl Writer {
             if std::ptr::eq(&**old, z) {
                 return false;
             }
-            old.zone.soa().bytes() != z.zone.soa().bytes() || !old.zone.base.same_records(&z.zone.base)
+            if old.zone.soa().bytes() != z.zone.soa().bytes() {
+                return true;
+            }
+            // A reload that laid the changes over the held zone shares its base.
+            if Arc::ptr_eq(&old.zone.base, &z.zone.base) {
+                return old.zone.layer != z.zone.layer;
+            }
+            !(old.zone.layer.is_empty() && z.zone.layer.is_empty() && old.zone.base.same_records(&z.zone.base))
         };
         let changed: Vec<Name> = self.sources.zones.iter().filter(|z| differs(z)).map(|z| z.origin.clone()).collect();
         let served: HashSet<&Name> = self.sources.zones.iter().map(|z| &z.origin).collect();

@@ -99,6 +99,9 @@ pub struct Zone {
     /// The nodes API RRset changes touched since the base was built (with the
     /// ancestors whose existence followed), over the base.
     pub layer: Layer,
+    /// The part of `layer` that is the zone file's: what a reload of the
+    /// changed file laid over the base it shares with the zone before.
+    file_layer: Layer,
     /// The apex SOA record (kept out of the apex node, so that a serial bump
     /// re-encodes one record and shares every node).
     soa: Box<[u8]>,
@@ -123,6 +126,7 @@ impl Zone {
             labels: self.labels,
             base: self.base.clone(),
             layer: self.layer.clone(),
+            file_layer: self.file_layer.clone(),
             soa: record,
             negative_soa: negative,
             serial: soa.serial,
@@ -160,6 +164,24 @@ impl Zone {
         self.with_layer(zone::with_rrset(&self.base, &self.layer, &self.origin_wire, name, rtype, set))
     }
 
+    /// This zone (its base and layer) as a zone file's whose apex SOA is now
+    /// `soa` with TTL `soa_ttl`, no serial advanced: the zone a reload of a
+    /// changed file starts from before it lays the changed RRsets.
+    pub fn with_file_soa(&self, soa: SOA, soa_ttl: u32) -> Result<Zone, RecordError> {
+        let mut zone = file_zone(&self.origin, self.base.clone(), soa, soa_ttl)?;
+        zone.layer = self.layer.clone();
+        zone.file_layer = self.layer.clone();
+        Ok(zone)
+    }
+
+    /// This zone with all of its layer taken as the zone file's (a reload laid
+    /// the file's changes over the base).
+    pub fn as_file(&self) -> Zone {
+        let mut zone = self.with_layer(self.layer.clone());
+        zone.file_layer = self.layer.clone();
+        zone
+    }
+
     /// This zone with `layer` over its base.
     fn with_layer(&self, layer: Layer) -> Zone {
         Zone {
@@ -168,6 +190,7 @@ impl Zone {
             labels: self.labels,
             base: self.base.clone(),
             layer,
+            file_layer: self.file_layer.clone(),
             soa: self.soa.clone(),
             negative_soa: self.negative_soa.clone(),
             serial: self.serial,
@@ -405,6 +428,7 @@ pub fn file_zone(origin: &Name, base: Arc<Base>, soa: SOA, soa_ttl: u32) -> Resu
         origin,
         base,
         layer: Layer::default(),
+        file_layer: Layer::default(),
         soa: soa_record,
         negative_soa,
         serial: soa.serial,

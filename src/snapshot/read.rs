@@ -24,7 +24,7 @@ impl Zone {
 
     /// The node at `name` as the zone file has it.
     pub fn file_node_at(&self, name: &Name) -> Option<NodeView<'_>> {
-        self.base.node(&wire(name))
+        self.base.node_in(&self.file_layer, &wire(name))
     }
 
     /// The RRset `rtype` at `name` in effect: its TTL and records (the SOA too).
@@ -76,7 +76,8 @@ impl Zone {
     /// The RRsets in effect (`file`: as the zone file has them) as the API shows
     /// them, the SOA with `serial` (`file`: the file's).
     pub fn texts(&self, file: bool, serial: u32) -> RRsetTexts {
-        let mut out = if file { rrset_texts(self.base.nodes()) } else { rrset_texts(self.nodes()) };
+        let mut out =
+            if file { rrset_texts(zone::nodes_in(&self.base, &self.file_layer)) } else { rrset_texts(self.nodes()) };
         let (ttl, soa) = self.soa_at(if file { self.file_serial } else { serial });
         let data = soa.iter().map(crate::rdata::render).collect();
         out.insert((self.origin.to_ascii(), RecordType::SOA.to_string()), (ttl, data));

@@ -116,6 +116,54 @@ impl Base {
             })
     }
 
+    /// The id of the node at `name` (its position among the nodes), if any.
+    pub fn node_id(&self, name: &[u8]) -> Option<u32> {
+        self.index.find(hash(name), |&id| self.name(&self.nodes[id as usize]) == name).copied()
+    }
+
+    /// The name of node `id` (from [`Base::node_id`]).
+    pub fn name_of_id(&self, id: u32) -> &[u8] {
+        self.names_of(id)
+    }
+
+    /// How many bytes of record data the base holds (record offsets are below).
+    pub fn data_len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Where `record` (TYPE to the end of RDATA, TTL included) is among the
+    /// records of the RRset `rtype` at `name`: the RRset's position and the
+    /// record's offset in the data.
+    pub fn find_record(&self, name: &[u8], rtype: u16, record: &[u8]) -> Option<(usize, usize)> {
+        let i = self.rrset_index(name, rtype)?;
+        let off = self.records_of(i).find(|&(_, rec)| rec == record)?.0;
+        Some((i, off))
+    }
+
+    /// Every RRset: its node's name, its position and its type.
+    pub fn rrset_positions(&self) -> impl Iterator<Item = (&[u8], usize, u16)> {
+        self.nodes.iter().flat_map(move |n| {
+            let first = n.first_rrset as usize;
+            (first..first + n.rrset_count as usize).map(move |i| (self.name(n), i, self.rrsets[i].rtype))
+        })
+    }
+
+    /// The records of the RRset at position `i`, each with its offset in the data.
+    pub fn records_of(&self, i: usize) -> impl Iterator<Item = (usize, &[u8])> + Clone {
+        let r = self.rrsets.get(i).copied().unwrap_or(RRsetRec { off: 0, len: 0, rtype: 0, count: 0 });
+        let data = &self.data[r.off as usize..(r.off + r.len) as usize];
+        RRsetView::new(r.rtype, r.count, data).records().scan(r.off as usize, |off, rec| {
+            let at = *off;
+            *off += rec.len();
+            Some((at, rec))
+        })
+    }
+
+    /// How many RRsets the base holds.
+    pub fn rrset_total(&self) -> usize {
+        self.rrsets.len()
+    }
+
     /// Bytes held, all included (buffers at capacity, the table's slots).
     pub fn heap_bytes(&self) -> usize {
         self.names.capacity()

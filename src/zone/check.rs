@@ -14,7 +14,8 @@ use crate::problem::Problem;
 /// Every whole-zone problem of the records in `sink`, in the order they were
 /// always reported: SOA, NS, then CNAME problems in record order.
 pub(super) fn check(origin: &Name, file: &Path, sink: &mut Sink, problems: &mut Vec<Problem>) {
-    let apex = sink.builder.node_id(&sink.apex).ok();
+    let apex_name = sink.apex.clone();
+    let apex = sink.node_id(&apex_name).ok();
     let at = |sink: &Sink, position: usize, message: String| {
         Problem::new(&**sink.file_at(position as u32), sink.facts[position].line as usize, message)
     };

@@ -14,6 +14,7 @@
 //! else.
 
 mod check;
+mod diff;
 mod fast;
 mod lexer;
 mod loader;
@@ -46,6 +47,9 @@ pub struct ZoneData {
     /// Where each RRset's first record was read, by the RRset's position in the
     /// base: the record's position in the file (high 32 bits) and line (low).
     tags: Arc<[u64]>,
+    /// Where the RRsets a reload laid over the base were read (they shadow
+    /// `tags`); empty for a file loaded in full.
+    laid: Arc<diff::Laid>,
     /// The SOA's tag.
     soa_tag: u64,
     /// (first position, file index) runs: see `Sink::runs`.
@@ -60,7 +64,15 @@ impl ZoneData {
         let tag = if rtype == RecordType::SOA {
             (*name == self.origin).then_some(self.soa_tag)?
         } else {
-            *self.tags.get(self.zone.base.rrset_index(&wire(name), u16::from(rtype))?)?
+            let (owner, rtype) = (wire(name), u16::from(rtype));
+            // A reload's layer may have removed what the base still has.
+            if !self.zone.layer.is_empty() && self.zone.node(&owner)?.rrset(rtype).is_none() {
+                return None;
+            }
+            match self.laid.get(&(owner.clone(), rtype)) {
+                Some(&tag) => tag,
+                None => *self.tags.get(self.zone.base.rrset_index(&owner, rtype)?)?,
+            }
         };
         let position = (tag >> 32) as u32;
         let file = sink::file_at(&self.runs, &self.files, position);
@@ -106,6 +118,57 @@ pub fn load_named_at(
     // A file that could not be read has no records to check.
     let read = !loader.sink.facts.is_empty() || loader.problems.is_empty();
     finish(origin, file, loader, read, pools)
+}
+
+/// As [`load_named_at`], for a file whose zone `held` is held (a reload): when
+/// little changed, the result shares `held`'s base and lays only the changed
+/// RRsets over it; the checks and their messages are those of a full load.
+pub fn reload_named_at(
+    origin: &Name,
+    file: &Path,
+    named_at: Option<(&Path, usize)>,
+    pools: &BTreeMap<Name, u32>,
+    held: &Arc<ZoneData>,
+) -> Result<ZoneData, Vec<Problem>> {
+    let mut loader = Loader::new(origin);
+    loader.sink.diff = Some(diff::Diff::new(held.clone()));
+    loader.file(origin, file, 0, named_at, None);
+    let read = !loader.sink.facts.is_empty() || loader.problems.is_empty();
+    if read {
+        check::check(origin, file, &mut loader.sink, &mut loader.problems);
+    }
+    if !loader.problems.is_empty() {
+        return Err(loader.problems);
+    }
+    match finish_diff(origin, file, loader.sink, pools)? {
+        Some(zone) => Ok(zone),
+        None => load_named_at(origin, file, named_at, pools),
+    }
+}
+
+/// The zone of a checked diff: `None` when too much changed.
+fn finish_diff(
+    origin: &Name,
+    file: &Path,
+    sink: Sink,
+    pools: &BTreeMap<Name, u32>,
+) -> Result<Option<ZoneData>, Vec<Problem>> {
+    let problem = |e: &dyn std::fmt::Display| vec![Problem::new(file, 0, e.to_string())];
+    let Sink { facts, runs, files, soa, diff, .. } = sink;
+    let (Some(diff), Some((soa, soa_ttl, soa_tag))) = (diff, soa) else { return Err(problem(&"no SOA at the apex")) };
+    let start = diff.held.zone.with_file_soa(soa, soa_ttl).map_err(|e| problem(&e))?;
+    let Some(relaid) = diff.finish(start, pools) else { return Ok(None) };
+    Ok(Some(ZoneData {
+        origin: origin.clone(),
+        file: file.to_path_buf(),
+        zone: relaid.zone,
+        records: facts.len(),
+        tags: relaid.tags.into(),
+        laid: Arc::new(relaid.laid),
+        soa_tag,
+        runs: runs.into(),
+        files: files.into(),
+    }))
 }
 
 /// Parses zone text as if read from `file` (used by tests and the fuzzer).
@@ -156,6 +219,7 @@ fn finish(
         zone: Arc::new(zone),
         records,
         tags: tags.into(),
+        laid: Arc::default(),
         soa_tag,
         runs: runs.into(),
         files: files.into(),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, RecordType};
 
+use super::diff::Diff;
 use crate::rdata::RecordError;
 use crate::snapshot::{BaseBuilder, TooLarge, encode_record, wire};
 
@@ -47,6 +48,10 @@ pub(super) struct Sink {
     pub soa: Option<(SOA, u32, u64)>,
     /// The owner of the record being taken, lower-cased wire (reused).
     owner: Vec<u8>,
+    /// On a reload of a file whose zone is held: the records go to the
+    /// comparison with it, not to `builder` (which then names only the nodes the
+    /// held zone does not have, their ids after the held base's).
+    pub diff: Option<Diff>,
 }
 
 impl Sink {
@@ -59,6 +64,7 @@ impl Sink {
             apex: wire(origin),
             soa: None,
             owner: Vec::with_capacity(256),
+            diff: None,
         }
     }
 
@@ -71,7 +77,10 @@ impl Sink {
     /// Makes room for `more` records like those taken so far.
     pub fn reserve(&mut self, more: usize) {
         self.facts.reserve(more);
-        self.builder.reserve(more);
+        // Compared with a held zone, the builder takes only the new nodes.
+        if self.diff.is_none() {
+            self.builder.reserve(more);
+        }
     }
 
     /// Takes one record read at `line` of file `file`.
@@ -80,7 +89,7 @@ impl Sink {
         // The SOA is kept out of the base (a serial change re-encodes it alone).
         if let RData::SOA(soa) = rdata {
             let tag = self.start(name, file, line);
-            let node = self.builder.node_id(&self.owner).map_err(Pushed::TooLarge)?;
+            let node = node_id(&self.diff, &mut self.builder, &self.owner).map_err(Pushed::TooLarge)?;
             if self.soa.is_none() && *self.owner == *self.apex {
                 self.soa = Some((soa, ttl, tag));
             }
@@ -96,7 +105,13 @@ impl Sink {
     pub fn push_encoded(&mut self, name: &Name, record: &[u8], file: u32, line: usize) -> Result<(), Pushed> {
         let tag = self.start(name, file, line);
         let rtype = u16::from_be_bytes([record[0], record[1]]);
-        let node = self.builder.add_tagged(&self.owner, record, tag).map_err(Pushed::TooLarge)?;
+        let node = match &mut self.diff {
+            Some(diff) => {
+                diff.push(&self.owner, rtype, record, tag);
+                node_id(&self.diff, &mut self.builder, &self.owner).map_err(Pushed::TooLarge)?
+            }
+            None => self.builder.add_tagged(&self.owner, record, tag).map_err(Pushed::TooLarge)?,
+        };
         self.facts.push(Fact { node, rtype, line: line as u32 });
         Ok(())
     }
@@ -122,14 +137,35 @@ impl Sink {
         file_at(&self.runs, &self.files, position)
     }
 
+    /// The id of the node `owner` (lower-cased wire) in the checks' facts.
+    pub fn node_id(&mut self, owner: &[u8]) -> Result<u32, TooLarge> {
+        node_id(&self.diff, &mut self.builder, owner)
+    }
+
     /// The name of node `node`, for messages.
     pub fn name(&self, node: u32) -> String {
-        name_of_wire(self.builder.name_of_id(node))
+        let held = self.diff.as_ref().map_or(0, |d| d.base().node_count() as u32);
+        match &self.diff {
+            Some(diff) if node < held => name_of_wire(diff.base().name_of_id(node)),
+            _ => name_of_wire(self.builder.name_of_id(node - held)),
+        }
     }
 
     pub fn rtype(fact: &Fact) -> RecordType {
         RecordType::from(fact.rtype)
     }
+}
+
+/// The id of the node `owner` in the checks' facts: the held zone's own id when
+/// it has the node (on a reload compared with it), else the builder's, after
+/// the held zone's ids.
+fn node_id(diff: &Option<Diff>, builder: &mut BaseBuilder, owner: &[u8]) -> Result<u32, TooLarge> {
+    let Some(diff) = diff else { return builder.node_id(owner) };
+    if let Some(id) = diff.base().node_id(owner) {
+        return Ok(id);
+    }
+    let held = u32::try_from(diff.base().node_count()).map_err(|_| TooLarge)?;
+    held.checked_add(builder.node_id(owner)?).ok_or(TooLarge)
 }
 
 /// The file of position `position` in `runs` over `files`.
