@@ -87,9 +87,13 @@ impl Writer {
         self.share_view();
     }
 
+    /// Observes `r`'s duration in its stream's histogram, resolved at the
+    /// stream's first result (a result then costs no label string and no lookup
+    /// in the metric family); the stream observes the results it does not send.
     pub(super) fn observe_probe(&self, r: &ProbeResult) {
-        let check = crate::metrics::CheckLabel { check: r.key.spec.label() };
-        self.metrics.probe_duration.get_or_create(&check).observe(r.took.as_secs_f64());
+        let family = &self.metrics.probe_duration;
+        let check = || family.get_or_create(&crate::metrics::CheckLabel { check: r.key.spec.label() }).clone();
+        r.last.duration.get_or_init(check).observe(r.took.as_secs_f64());
     }
 
     pub(super) fn apply_probe(&mut self, r: ProbeResult, changed: &mut HashSet<ProbeKey>) {

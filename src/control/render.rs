@@ -104,7 +104,7 @@ impl Writer {
             "health_file": self.file_json(def, m.address),
             "last_change": h.and_then(|h| h.last_change).map(rfc3339),
             "last_error": h.and_then(|h| h.last_error.clone()),
-            "last_rtt_ms": h.and_then(|h| h.last_rtt).map(|d| d.as_secs_f64() * 1000.0),
+            "last_rtt_ms": h.and_then(|h| h.last_rtt()).map(|d| d.as_secs_f64() * 1000.0),
             "cert_days": h.and_then(|h| h.cert_days),
             "effective_weight": (effective_weight * 100.0).round() / 100.0,
             "weight_source": weight_source,

@@ -13,6 +13,11 @@ pub struct Flap {
 }
 
 impl Flap {
+    /// Up, with no failure counted: a pass changes nothing.
+    pub fn settled_up(&self) -> bool {
+        self.up == Some(true) && self.streak == 0
+    }
+
     /// Records a probe result; returns true when the state changed.
     pub fn record(&mut self, ok: bool, rise: u32, fall: u32) -> bool {
         match self.up {

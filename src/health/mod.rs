@@ -14,6 +14,7 @@ mod error;
 pub mod file;
 pub mod flap;
 mod http;
+pub mod last;
 pub mod probe;
 pub mod push;
 mod schedule;
@@ -34,6 +35,7 @@ use crate::config::{CheckKind, HealthConfig, HttpMethod, MemberConfig, PoolDef};
 pub use error::{Passed, ProbeError};
 use flap::Flap;
 pub use http::USER_AGENT;
+use last::LastProbe;
 
 /// Probes in flight at once, across all streams.
 const MAX_CONCURRENT_PROBES: usize = 256;
@@ -322,6 +324,10 @@ pub struct ProbeResult {
     pub outcome: Result<Passed, ProbeError>,
     pub took: Duration,
     pub at: SystemTime,
+    /// Its number among the results its stream sent (see [`LastProbe`]).
+    pub seq: u64,
+    /// What its stream shares with the writer.
+    pub last: Arc<LastProbe>,
 }
 
 /// Health of one probe stream, as kept by the writer and shown by the API.
@@ -330,9 +336,9 @@ pub struct MemberHealth {
     pub flap: Flap,
     pub last_change: Option<SystemTime>,
     pub last_error: Option<String>,
-    pub last_probe: Option<SystemTime>,
-    /// How long the last successful probe took.
-    pub last_rtt: Option<Duration>,
+    /// The last probe's time and duration, as its stream keeps them (results
+    /// that change nothing else do not reach the writer).
+    pub last: Option<Arc<LastProbe>>,
     /// The smoothed weight the backend reports (`weight_from`), unbounded.
     pub reported: Option<f64>,
     /// Why the last report could not be read, if it could not.
@@ -353,8 +359,7 @@ impl MemberHealth {
             flap: Flap::default(),
             last_change: None,
             last_error: None,
-            last_probe: None,
-            last_rtt: None,
+            last: None,
             reported: None,
             weight_error: None,
             ramp: None,
@@ -394,6 +399,25 @@ impl MemberHealth {
         before != (self.reported.map(weight::scaled), self.ramp.map(weight::scaled))
     }
 
+    /// How long the last successful probe took.
+    pub fn last_rtt(&self) -> Option<Duration> {
+        self.last.as_ref().and_then(|l| l.rtt())
+    }
+
+    /// Whether a pass now would change nothing here: the member is up with no
+    /// failure counted and takes no slow-start ramp.
+    fn settled(&self) -> bool {
+        self.flap.settled_up() && self.ramp.is_none()
+    }
+
+    /// A stream whose entry is dropped sends its next result whatever it is, so
+    /// that an entry is made again should the stream run on.
+    fn unsettle(&self) {
+        if let Some(l) = &self.last {
+            l.applied(0, false);
+        }
+    }
+
     /// "up", "down" or "unknown" (not probed yet).
     pub fn state(&self) -> &'static str {
         match self.flap.up {
@@ -431,10 +455,11 @@ impl HealthTable {
         self.share_spec(&r.key);
         let h = self.members.entry(r.key.clone()).or_default();
         let was = h.flap.up;
-        h.last_probe = Some(r.at);
-        match &r.outcome {
-            Ok(_) => h.last_rtt = Some(r.took),
-            Err(e) => h.last_error = Some(e.to_string()),
+        if !h.last.as_ref().is_some_and(|l| Arc::ptr_eq(l, &r.last)) {
+            h.last = Some(r.last.clone());
+        }
+        if let Err(e) = &r.outcome {
+            h.last_error = Some(e.to_string());
         }
         let days = match &r.outcome {
             Ok(p) => p.cert_days,
@@ -450,6 +475,7 @@ impl HealthTable {
             Ok(passed) => h.feedback(passed, &r.key.spec, r.at),
             Err(_) => false,
         };
+        r.last.applied(r.seq, h.settled());
         Applied { flipped, weight }
     }
 
@@ -483,13 +509,21 @@ impl HealthTable {
     /// Forgets the health of `keys` (streams no longer probed).
     pub fn forget(&mut self, keys: &[ProbeKey]) {
         for k in keys {
-            self.members.remove(k);
+            if let Some(h) = self.members.remove(k) {
+                h.unsettle();
+            }
         }
     }
 
     pub fn retain(&mut self, keys: &[ProbeKey]) {
         let keep: std::collections::HashSet<&ProbeKey> = keys.iter().collect();
-        self.members.retain(|k, _| keep.contains(k));
+        self.members.retain(|k, h| {
+            let kept = keep.contains(k);
+            if !kept {
+                h.unsettle();
+            }
+            kept
+        });
     }
 }
 
@@ -517,43 +551,50 @@ impl HealthTable {
 
 /// Runs the probe streams.
 pub struct Prober {
-    results: mpsc::Sender<ProbeResult>,
     limit: Arc<Semaphore>,
     tls: tls::TlsConfigs,
     /// `[health] source_address`: probes leave from it (for members of its family).
     source: Option<IpAddr>,
     streams: HashMap<ProbeKey, JoinHandle<()>>,
     threads: schedule::ProbeThreads,
+    /// The first round's runners (with their open connections), taken by the
+    /// streams started next, so that start-up opens each connection once.
+    warm: HashMap<ProbeKey, (probe::Runner, Arc<LastProbe>)>,
 }
 
 impl Prober {
     /// Probes leave from `source` when set (for members of its family).
     pub fn new(results: mpsc::Sender<ProbeResult>, source: Option<IpAddr>) -> Self {
         Prober {
-            results,
+            threads: schedule::ProbeThreads::new(results),
             limit: Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES)),
             tls: tls::TlsConfigs::new(),
             source,
             streams: HashMap::new(),
-            threads: schedule::ProbeThreads::new(),
+            warm: HashMap::new(),
         }
     }
 
     /// Probes every key once, concurrently (bounded), and returns the results.
-    pub async fn first_round(&self, keys: &[ProbeKey]) -> Vec<ProbeResult> {
+    /// The runners are kept for the streams of the same keys started next.
+    pub async fn first_round(&mut self, keys: &[ProbeKey]) -> Vec<ProbeResult> {
         let mut set = tokio::task::JoinSet::new();
         for key in keys {
             let key = key.clone();
             let limit = self.limit.clone();
             let mut runner = probe::Runner::new(&key, &self.tls, self.source);
+            let last = Arc::new(LastProbe::default());
             set.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                schedule::probe_once(&key, &mut runner).await
+                let mut r = schedule::probe_once(&key, &mut runner, &last).await;
+                r.seq = last.next_sent();
+                (r, runner)
             });
         }
         let mut out = Vec::with_capacity(keys.len());
         while let Some(r) = set.join_next().await {
-            if let Ok(r) = r {
+            if let Ok((r, runner)) = r {
+                self.warm.insert(r.key.clone(), (runner, r.last.clone()));
                 out.push(r);
             }
         }
@@ -591,12 +632,16 @@ impl Prober {
             if self.streams.contains_key(key) {
                 continue;
             }
-            let runner = probe::Runner::new(key, &self.tls, self.source);
-            let stream = schedule::stream(key.clone(), self.results.clone(), self.limit.clone(), runner, immediate);
-            let task = self.threads.spawn(stream);
+            let (runner, last) = match self.warm.remove(key) {
+                Some(warm) => warm,
+                None => (probe::Runner::new(key, &self.tls, self.source), Arc::default()),
+            };
+            let (k, limit) = (key.clone(), self.limit.clone());
+            let task = self.threads.spawn(|outbox| schedule::stream(k, outbox, limit, (runner, last), immediate));
             self.streams.insert(key.clone(), task);
             started.push(key.clone());
         }
+        self.warm.clear(); // those of keys no stream wanted: their connections close
         started
     }
 

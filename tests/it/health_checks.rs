@@ -215,3 +215,49 @@ fn several_checks_must_all_pass_and_the_reason_names_the_failing_one() {
     assert!(wait_for(LONG, || answered(&s, "api.h.test.") == ["127.0.0.2"]), "never up with both checks passing");
     drop(tcp);
 }
+
+#[test]
+fn with_keepalive_start_up_opens_one_connection_per_member() {
+    // The first round's connection is the one the member's stream goes on with:
+    // a backend sees one connection per member, not a second one at start-up.
+    let b = backends(1);
+    b[0].set_keepalive(true);
+    let port = b[0].addr.port();
+    let _s =
+        server_with(&pool("one.h.test.", &format!("check=\"http\"\nport={port}"), "", &["address=\"127.0.0.2\""]), &[]);
+    assert!(wait_for(LONG, || b[0].requests() >= 5), "too few probes");
+    assert_eq!(b[0].connections(), 1, "{} connections for {} probes", b[0].connections(), b[0].requests());
+}
+
+/// `lbdns_probe_duration_seconds_count{check="http"}` as `/metrics` shows it.
+fn http_probes_counted(s: &Server) -> u64 {
+    let text = http_get(&format!("http://{}/metrics", s.admin));
+    let line = text.lines().find(|l| l.starts_with("lbdns_probe_duration_seconds_count{check=\"http\"}"));
+    line.and_then(|l| l.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn a_member_that_keeps_passing_shows_every_probe_and_still_falls_on_failures() {
+    // Passes of a member that is up change nothing but its last probe: they are
+    // counted, timed and shown all the same, and failures after many of them
+    // still take it down after `fall`, and passes bring it back after `rise`.
+    let b = backends(1);
+    let port = b[0].addr.port();
+    let s = server_with(
+        &pool("steady.h.test.", &format!("check=\"http\"\nport={port}"), "", &["address=\"127.0.0.2\""]),
+        &[],
+    );
+    assert!(wait_for(LONG, || member(&s, "steady.h.test.", "127.0.0.2")["health"] == "up"), "never up");
+    let (requests, counted) = (b[0].requests(), http_probes_counted(&s));
+    assert!(wait_for(LONG, || b[0].requests() >= requests + 5), "too few probes");
+    let seen = b[0].requests();
+    assert!(wait_for(LONG, || http_probes_counted(&s) as usize >= seen), "probes not counted in /metrics");
+    assert!(http_probes_counted(&s) > counted + 4);
+    let m = member(&s, "steady.h.test.", "127.0.0.2");
+    assert!(m["last_rtt_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{m}");
+
+    b[0].set_status(500);
+    assert!(wait_for(LONG, || member(&s, "steady.h.test.", "127.0.0.2")["health"] == "down"), "never down");
+    b[0].set_status(200);
+    assert!(wait_for(LONG, || member(&s, "steady.h.test.", "127.0.0.2")["health"] == "up"), "never back up");
+}
