@@ -500,13 +500,14 @@ impl Base {
 }
 
 /// What is signed ahead in a signed zone: every RRset of the base the zone is
-/// authoritative for (not a delegation's NS, nothing below a zone cut).
+/// authoritative for (not a delegation's NS, nothing below a zone cut), but a
+/// wildcard's, which is signed as the name asked for, while answering.
 impl crate::dnssec::RRsetSource for Base {
     fn each_rrset(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
         let cuts = self.nodes.iter().any(|n| n.flags & DELEGATION != 0);
         for rec in &self.nodes {
             let name = self.name(rec);
-            if cuts && self.below_cut(name) {
+            if name.starts_with(b"\x01*") || (cuts && self.below_cut(name)) {
                 continue;
             }
             for rs in NodeView(Inner::Base(self, rec)).rrsets() {
@@ -542,7 +543,7 @@ mod tests {
     use crate::dnssec::RRsetSource;
 
     /// What is signed ahead: the apex's and names' RRsets and a delegation's
-    /// DS, not the delegation's NS nor the glue below it.
+    /// DS, not the delegation's NS nor the glue below it, nor a wildcard.
     #[test]
     fn rrsets_signed_ahead_leave_out_the_childs() {
         let rec = |rtype: u16, rdata: &[u8]| {
@@ -555,6 +556,7 @@ mod tests {
         b.add(b"\x03sub\x01t\x00", &rec(2, ns)).unwrap();
         b.add(b"\x03sub\x01t\x00", &rec(43, &[0, 1, 13, 2, 0xab])).unwrap();
         b.add(ns, &rec(1, &[192, 0, 2, 2])).unwrap();
+        b.add(b"\x01*\x01t\x00", &rec(1, &[192, 0, 2, 3])).unwrap();
         let base = b.finish(b"\x01t\x00").unwrap();
         let mut seen = Vec::new();
         base.each_rrset(&mut |owner, records| {
@@ -563,6 +565,6 @@ mod tests {
         seen.sort();
         let want = [(b"\x01t\x00".to_vec(), 2), (b"\x03sub\x01t\x00".to_vec(), 43), (b"\x03www\x01t\x00".to_vec(), 1)];
         assert_eq!(seen, want);
-        assert_eq!(base.rrset_count(), 5);
+        assert_eq!(base.rrset_count(), 6);
     }
 }
