@@ -70,6 +70,16 @@ impl HttpCheck {
         })
     }
 
+    /// Registers a kept plain connection with the current runtime's reactor
+    /// (see [`super::probe::Runner::rehome`]); a kept TLS connection is closed,
+    /// to be opened again on this runtime by the next probe.
+    pub fn rehome(&mut self) {
+        self.conn = match self.conn.take() {
+            Some(Conn::Plain(s)) => s.into_std().ok().and_then(|s| TcpStream::from_std(s).ok()).map(Conn::Plain),
+            _ => None,
+        };
+    }
+
     /// One probe. The connection is taken out while it runs and put back only
     /// after a clean pass, so a failure or a timeout (which drops this future)
     /// closes it. Returns the weight the backend reported, if asked for.

@@ -32,6 +32,18 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// Moves the connections kept from the first round (opened on the server's
+    /// runtime) onto the runtime this runs on, the probe thread's: a tokio socket
+    /// stays with the reactor it was made on, and would wake the server's
+    /// runtime for every answer the probe thread reads.
+    pub fn rehome(&mut self) {
+        for check in &mut self.checks {
+            if let CheckState::Http(h) = check {
+                h.rehome();
+            }
+        }
+    }
+
     pub fn new(key: &ProbeKey, tls: &TlsConfigs, source: Option<IpAddr>) -> Runner {
         let checks = key
             .spec

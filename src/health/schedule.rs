@@ -226,6 +226,7 @@ pub async fn stream(
     (mut runner, last): (probe::Runner, Arc<LastProbe>),
     immediate: bool,
 ) {
+    runner.rehome();
     let now = tokio::time::Instant::now();
     let mut next = if immediate { now } else { now + key.spec.interval.mul_f64(fastrand::f64()) };
     loop {

@@ -248,7 +248,10 @@ fn a_member_that_keeps_passing_shows_every_probe_and_still_falls_on_failures() {
         &[],
     );
     assert!(wait_for(LONG, || member(&s, "steady.h.test.", "127.0.0.2")["health"] == "up"), "never up");
-    let (requests, counted) = (b[0].requests(), http_probes_counted(&s));
+    // Counted first: a probe is counted after the backend has its request, so
+    // `counted <= requests` here, whatever lands between the two reads.
+    let counted = http_probes_counted(&s);
+    let requests = b[0].requests();
     assert!(wait_for(LONG, || b[0].requests() >= requests + 5), "too few probes");
     let seen = b[0].requests();
     assert!(wait_for(LONG, || http_probes_counted(&s) as usize >= seen), "probes not counted in /metrics");
