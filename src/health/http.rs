@@ -70,9 +70,11 @@ impl HttpCheck {
         })
     }
 
-    /// Registers a kept plain connection with the current runtime's reactor
-    /// (see [`super::probe::Runner::rehome`]); a kept TLS connection is closed,
-    /// to be opened again on this runtime by the next probe.
+    /// Registers a kept plain connection with the current runtime's reactor (a
+    /// tokio socket stays with the reactor it was made on: the first round's
+    /// connections are made on the server's runtime, and the probe thread goes
+    /// on with them); a kept TLS connection is closed, to be opened again on this
+    /// runtime by the next probe.
     pub fn rehome(&mut self) {
         self.conn = match self.conn.take() {
             Some(Conn::Plain(s)) => s.into_std().ok().and_then(|s| TcpStream::from_std(s).ok()).map(Conn::Plain),
