@@ -229,19 +229,8 @@ fn bad_bodies_are_refused_with_the_field_named_and_store_nothing() {
 /// carries them.
 #[test]
 fn overrides_set_with_the_client_survive_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("lbdns.toml");
-    write(
-        &cfg,
-        "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\ntoken_file=\"admin.token\"\n\
-         state_dir=\"state\"\n[[zone]]\norigin=\"a.test.\"\nfile=\"a.zone\"\n\
-         [[pool]]\nname=\"www.a.test.\"\n[[pool.member]]\naddress=\"192.0.2.1\"\n\
-         [[pool.member]]\naddress=\"192.0.2.2\"\n[[pool.member]]\naddress=\"192.0.2.3\"\n",
-    );
-    write(&dir.path().join("a.zone"), &small_zone(""));
-    write(&dir.path().join("admin.token"), TOKEN);
+    let (dir, cfg) = stored_pool_dir();
     let token = dir.path().join("admin.token");
-    chmod_600(&token);
     let health = |admin: std::net::SocketAddr, args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_lbdns"))
             .arg("health")
@@ -283,8 +272,9 @@ fn overrides_set_with_the_client_survive_kill_9() {
     import_into_fresh_store(&export);
 }
 
-/// An export with an override imports into an empty store and loads from it.
-fn import_into_fresh_store(export: &str) {
+/// A directory with a config (SQLite in `state/`, a token file made 0600) of
+/// zone a.test. and pool www.a.test. of three members; returns it and the config.
+fn stored_pool_dir() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("lbdns.toml");
     write(
@@ -297,6 +287,12 @@ fn import_into_fresh_store(export: &str) {
     write(&dir.path().join("a.zone"), &small_zone(""));
     write(&dir.path().join("admin.token"), TOKEN);
     chmod_600(&dir.path().join("admin.token"));
+    (dir, cfg)
+}
+
+/// An export with an override imports into an empty store and loads from it.
+fn import_into_fresh_store(export: &str) {
+    let (dir, cfg) = stored_pool_dir();
     let file = dir.path().join("export.json");
     write(&file, export);
     import(&cfg, &file);
