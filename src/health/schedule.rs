@@ -1,12 +1,13 @@
 //! When probes run, and where: the probe streams live on threads of their own
 //! (each a single-threaded runtime; one per 2,000 streams, at most one per core),
 //! and every stream's probes start, and their results leave, on a shared grid
-//! of ticks (`grid.rs`). Both are for cost (issue 21): the profile of 1,000 members each
-//! probed every second showed the time going to thread wake-ups, as each timer
-//! fired on its own millisecond and woke a worker of the server's runtime, and
-//! each result woke the writer. On the grid the probes due in one tick start at
-//! one wake-up of their thread (which then wakes for their answers only), and
-//! the writer takes a tick's results at one wake-up. A thread's results wait in
+//! of ticks (`grid.rs`). Both are for cost (issue 21): the profile of 1,000
+//! members each probed every second showed the time going to thread wake-ups,
+//! as each timer fired on its own millisecond and woke a worker of the server's
+//! runtime, and each result woke the writer. On the grid the probes due in one
+//! tick start at one wake-up of their thread (whose answers on kept plain HTTP
+//! connections are read at the next one: `stamped.rs`), and the writer takes a
+//! tick's results at one wake-up. A thread's results wait in
 //! its [`Outbox`], which one task sends on at the next tick: one timer per tick
 //! for the whole thread rather than one per result.
 //!
