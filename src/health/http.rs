@@ -2,19 +2,25 @@
 //!
 //! With `keepalive` (the default) the connection is opened once, reused by every
 //! probe and dropped after any failure (or when the backend closes it), so that a
-//! probe costs one request, not a TCP and TLS handshake. Without it every probe
+//! probe costs one request, not a TCP and TLS handshake. A kept plain
+//! connection is read on the tick and timed by the kernel (`stamped.rs`), so
+//! that the probe thread does not wake for each answer; https and connections
+//! per probe await their answers in the reactor. Without keep-alive every probe
 //! opens a connection and sends `Connection: close`. What a probe sends (method,
 //! path, Host, User-Agent, headers) is serialised once per check, and the
 //! exchange itself (`wire.rs`) runs inside the probing task on a buffer the check
 //! keeps: a probe on a kept connection allocates nothing.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 use super::error::{ProbeError, Reported};
+use super::grid;
+use super::stamped::Stamped;
 use super::tcp::tcp_connect;
 use super::tls::TlsConfigs;
 use super::wire;
@@ -28,9 +34,16 @@ pub const USER_AGENT: &str = concat!("lbdns/", env!("CARGO_PKG_VERSION"), " heal
 /// [`wire::MAX_BODY`] and its head.
 const BUF_KEPT: usize = 2 * wire::MAX_BODY;
 
+/// The least time left before a check's timeout for its answer to be read on
+/// the next tick rather than awaited: the timers fire to the millisecond.
+const TICK_MARGIN: Duration = Duration::from_millis(2);
+
 /// A member's open connection.
 enum Conn {
+    /// Opened for one probe (no keep-alive).
     Plain(TcpStream),
+    /// Kept, plain: read on the tick.
+    Stamped(Stamped),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
@@ -46,6 +59,9 @@ pub struct HttpCheck {
     conn: Option<Conn>,
     /// The last response, kept for its capacity.
     buf: Vec<u8>,
+    /// When the last probe's answer arrived, if it was read on the tick (the
+    /// time it took is then the kernel's, not the tick's).
+    answered: Option<Instant>,
 }
 
 impl HttpCheck {
@@ -67,19 +83,25 @@ impl HttpCheck {
             keepalive: spec.keepalive,
             conn: None,
             buf: Vec::new(),
+            answered: None,
         })
     }
 
-    /// Registers a kept plain connection with the current runtime's reactor (a
-    /// tokio socket stays with the reactor it was made on: the first round's
+    /// Readies a kept connection for the current runtime (the first round's
     /// connections are made on the server's runtime, and the probe thread goes
-    /// on with them); a kept TLS connection is closed, to be opened again on this
-    /// runtime by the next probe.
+    /// on with them): a plain one is in no reactor between probes and stays; a
+    /// TLS one (whose socket stays with the reactor it was made on, which would
+    /// wake for its answers) is closed, to be opened again by the next probe.
     pub fn rehome(&mut self) {
         self.conn = match self.conn.take() {
-            Some(Conn::Plain(s)) => s.into_std().ok().and_then(|s| TcpStream::from_std(s).ok()).map(Conn::Plain),
+            Some(Conn::Stamped(s)) => Some(Conn::Stamped(s)),
             _ => None,
         };
+    }
+
+    /// When the last probe's answer arrived, if it was read on the tick.
+    pub fn answered(&self) -> Option<Instant> {
+        self.answered
     }
 
     /// One probe. The connection is taken out while it runs and put back only
@@ -95,6 +117,8 @@ impl HttpCheck {
             Some(weight::Source::Header(name)) => Some(name),
             _ => None,
         };
+        let deadline = tokio::time::Instant::now() + spec.timeout;
+        self.answered = None;
         if self.buf.capacity() > BUF_KEPT {
             self.buf = Vec::new(); // an odd answer's size is not kept for every probe
         }
@@ -104,16 +128,19 @@ impl HttpCheck {
             Some(c) => c,
             None => self.connect(target, source).await?,
         };
-        let resp = match self.exchange(&mut conn, header).await {
+        let resp = match self.exchange(&mut conn, header, deadline).await {
             Ok(r) => r,
             // The backend may close an idle connection just as it is reused: that
             // is no failure of the member, so try once on a fresh one.
             Err(_) if was_reused => {
                 conn = self.connect(target, source).await?;
-                self.exchange(&mut conn, header).await?
+                self.exchange(&mut conn, header, deadline).await?
             }
             Err(e) => return Err(e),
         };
+        if let Conn::Stamped(s) = &conn {
+            self.answered = s.answered();
+        }
         let weight = self.check(spec, &resp)?;
         if self.keepalive && resp.reusable {
             self.conn = Some(conn);
@@ -126,6 +153,7 @@ impl HttpCheck {
         let tcp = tcp_connect(target, source).await.map_err(connect)?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
+            None if self.keepalive => Ok(Conn::Stamped(Stamped::new(tcp).map_err(connect)?)),
             None => Ok(Conn::Plain(tcp)),
             Some((connector, name)) => {
                 let tls = connector.connect(name.clone(), tcp).await.map_err(|e| ProbeError::Tls(e.to_string()))?;
@@ -134,11 +162,17 @@ impl HttpCheck {
         }
     }
 
-    async fn exchange(&mut self, conn: &mut Conn, header: Option<&HeaderName>) -> Result<wire::Response, ProbeError> {
+    async fn exchange(
+        &mut self,
+        conn: &mut Conn,
+        header: Option<&HeaderName>,
+        deadline: tokio::time::Instant,
+    ) -> Result<wire::Response, ProbeError> {
         let header = header.map(HeaderName::as_str);
         let (req, buf, head) = (&self.request, &mut self.buf, self.head_only);
         let r = match conn {
             Conn::Plain(io) => wire::exchange(io, req, buf, head, header).await,
+            Conn::Stamped(io) => on_tick(io, req, buf, (head, header), deadline).await,
             Conn::Tls(io) => wire::exchange(io.as_mut(), req, buf, head, header).await,
         };
         r.map_err(|e| ProbeError::Request(e.to_string()))
@@ -171,6 +205,30 @@ impl HttpCheck {
     }
 }
 
+/// An exchange on a kept plain connection: the request is written, and its
+/// answer read on the next tick (when that comes before the timeout) with
+/// whatever else arrived for the thread's other streams, then awaited if it is
+/// not all there. `(head_only, header)`: as for [`wire::exchange`].
+async fn on_tick(
+    io: &mut Stamped,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+    (head_only, header): (bool, Option<&str>),
+    deadline: tokio::time::Instant,
+) -> Result<wire::Response, wire::WireError> {
+    io.send(request).await.map_err(wire::WireError::Write)?;
+    buf.clear();
+    let tick = grid::on_grid(tokio::time::Instant::now());
+    if tick + TICK_MARGIN < deadline {
+        tokio::time::sleep_until(tick).await;
+        io.read_arrived(buf, BUF_KEPT).map_err(wire::WireError::Read)?;
+    }
+    let mut resp = wire::read_response(io, buf, head_only, header).await?;
+    // Out of the reactor again for the next probe, or not kept.
+    resp.reusable &= io.leave().is_ok();
+    Ok(resp)
+}
+
 /// The request a check sends, serialised: method, path, then `Host`,
 /// `User-Agent`, `Connection: close` without keep-alive, and the configured
 /// headers (which replace those of the same name).
@@ -197,4 +255,73 @@ fn request(spec: &CheckSpec) -> Result<Vec<u8>, ProbeError> {
     }
     out.extend_from_slice(b"\r\n");
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::mpsc;
+
+    fn spec() -> CheckSpec {
+        CheckSpec {
+            check: CheckKind::Http,
+            port: 0,
+            path: "/health".into(),
+            host: "example.test".into(),
+            method: HttpMethod::Get,
+            headers: Vec::new(),
+            expect_status: vec![200],
+            expect_body: Some("ok".into()),
+            expect_body_regex: None,
+            keepalive: true,
+            timeout: Duration::from_secs(5),
+            tls_verify: true,
+            weight_from: None,
+            qname: String::new(),
+            qtype: String::new(),
+            expect_rcode: String::new(),
+            expect_answer: None,
+            min_cert_days: None,
+        }
+    }
+
+    /// A backend on loopback that answers each request on one connection 1 ms
+    /// after it came, and says when each answer had been written.
+    async fn backend() -> (SocketAddr, mpsc::UnboundedReceiver<Instant>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = [0u8; 1024];
+            while s.read(&mut req).await.unwrap() > 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await.unwrap();
+                tx.send(Instant::now()).unwrap();
+            }
+        });
+        (addr, rx)
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_is_read_on_the_tick_and_timed_by_the_answers_arrival() {
+        let (addr, mut written) = backend().await;
+        let spec = spec();
+        let mut check = HttpCheck::new(&spec, &TlsConfigs::new()).unwrap();
+        for probe in 0..4 {
+            check.run(&spec, addr, None).await.unwrap();
+            let read = Instant::now();
+            let wrote = written.recv().await.unwrap();
+            assert!(matches!(check.conn, Some(Conn::Stamped(_))), "the connection is kept");
+            if probe == 0 {
+                continue; // the kernel may start stamping a moment after it is first asked to
+            }
+            let answered = check.answered().expect("an answer read on the tick has the kernel's time");
+            // The kernel's time of a loopback answer falls within the backend's write
+            // (give or take the reading of two clocks), before it was read.
+            assert!(answered <= wrote + Duration::from_micros(200), "{:?} after", answered - wrote);
+            assert!(answered < read, "{:?}", read - answered);
+        }
+    }
 }

@@ -5,7 +5,7 @@
 //! connections, its compiled request), built once when the stream starts.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::dns::DnsCheck;
 use super::error::{Passed, ProbeError};
@@ -69,8 +69,10 @@ impl Runner {
     }
 
     /// Runs every check of `key` at once; the first failure (in check order)
-    /// fails the probe.
-    pub async fn run(&mut self, key: &ProbeKey) -> Result<Passed, ProbeError> {
+    /// fails the probe. Also returns when the probe ended: when its last
+    /// check's answer arrived (a kept http connection's answer, read on the
+    /// tick, arrived before it was read), so that its duration is the answer's.
+    pub async fn run(&mut self, key: &ProbeKey) -> (Result<Passed, ProbeError>, Instant) {
         let source = self.source;
         if let ([state], [spec]) = (self.checks.as_mut_slice(), key.spec.checks.as_slice()) {
             // The common case, one check: nothing to join, nothing allocated.
@@ -82,31 +84,40 @@ impl Runner {
             .zip(&key.spec.checks)
             .map(|(state, spec)| timed(state, spec, key.target(spec), source));
         let results = futures_join(runs).await;
+        let ended = results.iter().map(|(_, end)| *end).max().unwrap_or_else(Instant::now);
         let mut passed = Passed::default();
-        for (i, (r, spec)) in results.into_iter().zip(&key.spec.checks).enumerate() {
+        for (i, ((r, _), spec)) in results.into_iter().zip(&key.spec.checks).enumerate() {
             match r {
                 Ok(p) => {
                     passed.weight = passed.weight.or(p.weight);
                     passed.cert_days = passed.cert_days.or(p.cert_days);
                 }
-                Err(e) => return Err(ProbeError::Check { n: i + 1, kind: spec.check.as_str(), error: Box::new(e) }),
+                Err(e) => {
+                    let error = ProbeError::Check { n: i + 1, kind: spec.check.as_str(), error: Box::new(e) };
+                    return (Err(error), ended);
+                }
             }
         }
-        Ok(passed)
+        (Ok(passed), ended)
     }
 }
 
-/// One check, bounded by its timeout.
+/// One check, bounded by its timeout, and when it ended.
 async fn timed(
     state: &mut CheckState,
     spec: &CheckSpec,
     target: SocketAddr,
     source: Option<IpAddr>,
-) -> Result<Passed, ProbeError> {
-    match tokio::time::timeout(spec.timeout, run_one(state, spec, target, source)).await {
+) -> (Result<Passed, ProbeError>, Instant) {
+    let r = match tokio::time::timeout(spec.timeout, run_one(state, spec, target, source)).await {
         Ok(r) => r,
         Err(_) => Err(ProbeError::Timeout(spec.timeout)),
-    }
+    };
+    let answered = match state {
+        CheckState::Http(h) => h.answered(),
+        _ => None,
+    };
+    (r, answered.unwrap_or_else(Instant::now))
 }
 
 async fn run_one(

@@ -1,12 +1,13 @@
 //! When probes run, and where: the probe streams live on threads of their own
 //! (each a single-threaded runtime; one per 2,000 streams, at most one per core),
 //! and every stream's probes start, and their results leave, on a shared grid
-//! of [`TICK`]s. Both are for cost (issue 21): the profile of 1,000 members each
-//! probed every second showed the time going to thread wake-ups, as each timer
-//! fired on its own millisecond and woke a worker of the server's runtime, and
-//! each result woke the writer. On the grid the probes due in one tick start at
-//! one wake-up of their thread (which then wakes for their answers only), and
-//! the writer takes a tick's results at one wake-up. A thread's results wait in
+//! of ticks (`grid.rs`). Both are for cost (issue 21): the profile of 1,000
+//! members each probed every second showed the time going to thread wake-ups,
+//! as each timer fired on its own millisecond and woke a worker of the server's
+//! runtime, and each result woke the writer. On the grid the probes due in one
+//! tick start at one wake-up of their thread (whose answers on kept plain HTTP
+//! connections are read at the next one: `stamped.rs`), and the writer takes a
+//! tick's results at one wake-up. A thread's results wait in
 //! its [`Outbox`], which one task sends on at the next tick: one timer per tick
 //! for the whole thread rather than one per result.
 //!
@@ -16,17 +17,14 @@
 //! members spread over the interval instead of probing in step.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Instant, SystemTime};
 
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
+use super::grid::on_grid;
 use super::{LastProbe, ProbeKey, ProbeResult, probe};
-
-/// The grid probes are started on: a tenth of the jitter of a 100 ms interval,
-/// and a hundredth of the default 2 s one.
-pub const TICK: Duration = Duration::from_millis(10);
 
 /// Most probe threads, however many cores.
 const MAX_THREADS: usize = 8;
@@ -180,24 +178,13 @@ impl Outbox {
     }
 }
 
-/// The first tick at or after `t`. The grid starts at one instant shared by
-/// every thread, so that all streams due in a tick wake at the same moment.
-fn on_grid(t: tokio::time::Instant) -> tokio::time::Instant {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    let origin = tokio::time::Instant::from_std(*ORIGIN.get_or_init(Instant::now));
-    let since = t.saturating_duration_since(origin).as_nanos();
-    let tick = TICK.as_nanos();
-    let nanos = since.div_ceil(tick) * tick;
-    origin + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
-}
-
 /// One probe of `key`, timed and noted in `last` (the result is numbered 0:
 /// it is numbered when it is sent).
 pub async fn probe_once(key: &ProbeKey, runner: &mut probe::Runner, last: &Arc<LastProbe>) -> ProbeResult {
     let start = Instant::now();
     let at = SystemTime::now();
-    let outcome = runner.run(key).await;
-    let took = start.elapsed();
+    let (outcome, ended) = runner.run(key).await;
+    let took = ended.saturating_duration_since(start);
     last.record(at, took, outcome.is_ok());
     ProbeResult { key: key.clone(), outcome, took, at, seq: 0, last: last.clone() }
 }
@@ -261,20 +248,6 @@ fn continue_after(next: &mut tokio::time::Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn deadlines_fall_on_the_shared_grid_never_before_they_are_due() {
-        let now = tokio::time::Instant::now();
-        let mut ticks = std::collections::HashSet::new();
-        for ms in 0..100 {
-            let t = now + Duration::from_micros(ms * 997);
-            let g = on_grid(t);
-            assert!(g >= t && g - t < TICK, "{ms}");
-            ticks.insert(g);
-        }
-        // 100 deadlines spread over ~100 ms wake on about ten ticks.
-        assert!(ticks.len() <= 11, "{}", ticks.len());
-    }
 
     #[tokio::test]
     async fn streams_share_a_thread_and_leave_its_count_when_stopped() {

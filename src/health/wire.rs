@@ -69,6 +69,17 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     io.write_all(request).await.map_err(WireError::Write)?;
     io.flush().await.map_err(WireError::Write)?;
     buf.clear();
+    read_response(io, buf, head_only, header).await
+}
+
+/// Reads a response into `buf`, after what is there already (the start of it,
+/// read on the tick: `stamped.rs`), and returns where its parts are.
+pub async fn read_response<S: AsyncRead + Unpin>(
+    io: &mut S,
+    buf: &mut Vec<u8>,
+    head_only: bool,
+    header: Option<&str>,
+) -> Result<Response, WireError> {
     let (mut resp, head_len, framing) = loop {
         let parsed = parse_head(buf, header)?;
         if let Some((resp, len, framing)) = parsed {
