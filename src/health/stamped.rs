@@ -32,6 +32,11 @@ use tokio::net::TcpStream;
 /// What is read per `recvmsg`: a whole usual answer, so that one call reads it.
 const READ: usize = 4096;
 
+thread_local! {
+    /// What a read takes before it is copied onto the exchange's buffer.
+    static SCRATCH: std::cell::RefCell<[u8; READ]> = const { std::cell::RefCell::new([0; READ]) };
+}
+
 /// Where the socket is.
 enum Sock {
     /// Out of the reactor, non-blocking: nothing wakes the thread for it.
@@ -87,37 +92,31 @@ impl Stamped {
     pub fn read_arrived(&mut self, buf: &mut Vec<u8>, limit: usize) -> io::Result<()> {
         let Sock::Out(s) = &self.sock else { return Ok(()) };
         let fd = s.as_raw_fd();
-        while buf.len() < limit {
-            let len = buf.len();
-            let want = READ.min(limit - len);
-            buf.resize(len + want, 0);
-            let iov = &mut [IoSliceMut::new(&mut buf[len..])];
-            let got = match recvmsg::<()>(fd, iov, Some(&mut self.cmsg), MsgFlags::MSG_DONTWAIT) {
-                Ok(m) => Ok((m.bytes, kernel_time(&m))),
-                Err(e) => Err(e),
-            };
-            match got {
-                Ok((n, at)) => {
-                    buf.truncate(len + n);
-                    self.arrived = at.or(self.arrived);
-                    // Less than asked for: the socket is empty (TCP hands over all
-                    // it holds), and its end or more of the answer is for later.
-                    if n < want {
-                        return Ok(());
+        // Read into the thread's scratch and copied: the answer's few hundred
+        // bytes, rather than zeroing 4 KiB of `buf` for each read (2.4% of the
+        // probe thread's time in the profile).
+        SCRATCH.with_borrow_mut(|scratch| {
+            while buf.len() < limit {
+                let want = READ.min(limit - buf.len());
+                let iov = &mut [IoSliceMut::new(&mut scratch[..want])];
+                match recvmsg::<()>(fd, iov, Some(&mut self.cmsg), MsgFlags::MSG_DONTWAIT) {
+                    Ok(m) => {
+                        let (n, at) = (m.bytes, kernel_time(&m));
+                        buf.extend_from_slice(&scratch[..n]);
+                        self.arrived = at.or(self.arrived);
+                        // Less than asked for: the socket is empty (TCP hands over all
+                        // it holds), and its end or more of the answer is for later.
+                        if n < want {
+                            return Ok(());
+                        }
                     }
-                }
-                Err(Errno::EAGAIN) => {
-                    buf.truncate(len);
-                    return Ok(());
-                }
-                Err(Errno::EINTR) => buf.truncate(len),
-                Err(e) => {
-                    buf.truncate(len);
-                    return Err(e.into());
+                    Err(Errno::EAGAIN) => return Ok(()),
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// When the answer arrived, if it was read whole on the tick: its time
