@@ -48,7 +48,7 @@ impl Writer {
             let file = file.map(|f| serde_json::to_value(ApiPoolConfig::from_def(f)).unwrap_or(Value::Null));
             map.insert("file".into(), file.unwrap_or(Value::Null));
             map.insert("override".into(), over);
-            let since = self.all_down.get(&def.name.to_ascii()).copied().flatten().map(|d| rfc3339(d.since));
+            let since = self.all_down.get(&def.name.to_ascii()).map(|d| rfc3339(d.since));
             map.insert("all_down_since".into(), json!(since));
         }
         v
