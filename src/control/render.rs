@@ -193,7 +193,7 @@ impl Writer {
 /// pool member's `override` shows them.
 fn member_own_json(m: &MemberConfig) -> Value {
     let mut v = json!({"weight": m.weight, "region": m.region, "enabled": m.enabled});
-    if let (Some(p), Value::Object(map)) = (m.probe, &mut v) {
+    if let (Some(p), Value::Object(map)) = (m.probe.as_deref(), &mut v) {
         map.insert("probe".into(), json!(p));
     }
     v
