@@ -208,3 +208,14 @@ fn members_are_small_and_read_as_before() {
     );
     assert_eq!(serde_json::from_value::<MemberConfig>(json).unwrap(), m[0]);
 }
+
+/// A pool's member list holds no spare room (it is kept as long as the pool).
+#[test]
+fn member_lists_have_no_spare_capacity() {
+    let member = |i: usize| format!("[[pool.member]]\naddress = \"192.0.2.{i}\"\n");
+    for n in 1..=9 {
+        let members: String = (1..=n).map(member).collect();
+        let c = p(&format!("[[pool]]\nname = \"a.t.\"\n{members}")).unwrap();
+        assert_eq!(c.pools[0].members.capacity(), n, "{n} members");
+    }
+}
