@@ -31,10 +31,10 @@ fn regions() -> BTreeMap<String, Vec<String>> {
     BTreeMap::from([("default".to_string(), vec!["us".to_string(), "eu".to_string()])])
 }
 
-fn policy_object(name: &str, n: usize) -> Box<dyn Policy> {
+fn policy_object(name: &str, n: usize) -> std::sync::Arc<dyn Policy> {
     if name == "geo" {
         let names: Vec<Option<&str>> = (0..n).map(|i| Some(member(i).2)).collect();
-        return Box::new(policy::Geo::new(&regions(), &names));
+        return std::sync::Arc::new(policy::Geo::new(&regions(), &names));
     }
     let p: lbdns::config::PolicyName = serde_json::from_str(&format!("\"{name}\"")).expect("policy name");
     policy::build(p).expect("not geo")

@@ -92,6 +92,8 @@ enum LogFormat {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: the allocator's arenas are chosen per thread.
+    lbdns::memory::configure();
     let cli = Cli::parse();
     lbdns::logging::init(match cli.log_format {
         LogFormat::Text => lbdns::logging::Format::Text,

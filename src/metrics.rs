@@ -285,17 +285,59 @@ pub const RATE_SAMPLES: usize = 60;
 /// Answers per second of each pool over the last five minutes, for the status
 /// page's sparklines: a small ring per pool, filled from [`crate::counters::PoolCounters`] every
 /// [`RATE_EVERY`] off the query path (which only ever bumps its atomics).
+///
+/// A pool that answered nothing in the last five minutes holds no buffer, only
+/// a count of its zeros: 100,000 idle pools held 60 rates each (51 MB).
 #[derive(Debug, Default)]
 pub struct AnswerRates {
-    rings: std::sync::Mutex<std::collections::HashMap<String, Ring>>,
+    rings: std::sync::Mutex<Rings>,
 }
 
 #[derive(Debug, Default)]
+struct Rings {
+    by_pool: std::collections::HashMap<Box<str>, Ring>,
+    /// Flipped at each sample: a ring whose mark is not the current one was not
+    /// seen by it (its pool is gone).
+    mark: bool,
+}
+
+#[derive(Debug)]
 struct Ring {
     /// The counter at the last sample, to take the difference from.
-    last: Option<u64>,
-    /// Answers per second, oldest first, at most [`RATE_SAMPLES`].
+    last: u64,
+    /// Answers per second, oldest first, at most [`RATE_SAMPLES`]: `rates`, or,
+    /// while it is empty, `zeros` rates of 0.
     rates: std::collections::VecDeque<f64>,
+    zeros: u8,
+    mark: bool,
+}
+
+impl Ring {
+    fn push(&mut self, rate: f64) {
+        if self.rates.is_empty() && rate == 0.0 {
+            self.zeros = (self.zeros + 1).min(RATE_SAMPLES as u8);
+            return;
+        }
+        if self.rates.is_empty() {
+            self.rates.extend(std::iter::repeat_n(0.0, usize::from(self.zeros)));
+            self.zeros = 0;
+        }
+        if self.rates.len() == RATE_SAMPLES {
+            self.rates.pop_front();
+        }
+        self.rates.push_back(rate);
+        if rate == 0.0 && self.rates.iter().all(|&r| r == 0.0) {
+            self.zeros = self.rates.len() as u8;
+            self.rates = Default::default();
+        }
+    }
+
+    fn rates(&self) -> Vec<f64> {
+        match self.rates.is_empty() {
+            true => vec![0.0; usize::from(self.zeros)],
+            false => self.rates.iter().copied().collect(),
+        }
+    }
 }
 
 impl AnswerRates {
@@ -307,31 +349,37 @@ impl AnswerRates {
     }
 
     /// [`AnswerRates::sample`] given each pool's answer counter.
-    fn sample_counts<'a>(&self, counts: impl Iterator<Item = (&'a str, u64)> + Clone, secs: f64) {
-        // A set of the names, so that forgetting removed pools is linear in the
-        // pools (it was quadratic: seconds per sample at 10,000 pools).
-        let present: std::collections::HashSet<&str> = counts.clone().map(|(n, _)| n).collect();
+    fn sample_counts<'a>(&self, counts: impl Iterator<Item = (&'a str, u64)>, secs: f64) {
         let Ok(mut rings) = self.rings.lock() else { return };
-        rings.retain(|name, _| present.contains(name.as_str()));
+        rings.mark = !rings.mark;
+        let mark = rings.mark;
         for (name, now) in counts {
             // A pool already sampled is found without allocating its name.
-            if !rings.contains_key(name) {
-                rings.insert(name.to_string(), Ring::default());
-            }
-            let Some(ring) = rings.get_mut(name) else { continue };
-            if let Some(last) = ring.last {
-                if ring.rates.len() == RATE_SAMPLES {
-                    ring.rates.pop_front();
+            match rings.by_pool.get_mut(name) {
+                Some(ring) => {
+                    ring.push(now.saturating_sub(ring.last) as f64 / secs.max(0.001));
+                    ring.last = now;
+                    ring.mark = mark;
                 }
-                ring.rates.push_back(now.saturating_sub(last) as f64 / secs.max(0.001));
+                None => {
+                    let ring = Ring { last: now, rates: Default::default(), zeros: 0, mark };
+                    rings.by_pool.insert(name.into(), ring);
+                }
             }
-            ring.last = Some(now);
         }
+        rings.by_pool.retain(|_, ring| ring.mark == mark);
     }
 
     /// The samples of `pool`, oldest first (empty before the second sample).
     pub fn of(&self, pool: &str) -> Vec<f64> {
-        self.rings.lock().ok().and_then(|r| r.get(pool).map(|r| r.rates.iter().copied().collect())).unwrap_or_default()
+        self.rings.lock().ok().and_then(|r| r.by_pool.get(pool).map(Ring::rates)).unwrap_or_default()
+    }
+
+    /// How many pools hold a buffer of rates (those that answered in the last
+    /// five minutes); the others hold a count.
+    #[cfg(test)]
+    fn buffers(&self) -> usize {
+        self.rings.lock().map(|r| r.by_pool.values().filter(|ring| !ring.rates.is_empty()).count()).unwrap_or(0)
     }
 
     /// Samples every [`RATE_EVERY`] until the server stops.
@@ -369,5 +417,32 @@ mod tests {
         assert_eq!(r.of("a.").len(), RATE_SAMPLES);
         assert_eq!(r.of("a.").last(), Some(&1.0));
         assert!(r.of("b.").is_empty(), "a pool no longer there is forgotten");
+    }
+
+    /// Pools that answer nothing hold no buffer, yet show the same rates: as
+    /// many zeros as samples (up to five minutes' worth); a pool that answers
+    /// gets a buffer with the zeros before, and gives it up once five minutes
+    /// of zeros have pushed its answers out.
+    #[test]
+    fn idle_pools_hold_no_buffer_of_rates() {
+        let r = AnswerRates::default();
+        let names: Vec<String> = (0..1000).map(|i| format!("p{i}.")).collect();
+        let busy = |round: u64| names.iter().map(move |n| (n.as_str(), if n == "p7." { round * 10 } else { 0 }));
+        for round in 0..=70 {
+            r.sample_counts(busy(round.min(65)), 5.0);
+        }
+        assert_eq!(r.of("p1."), vec![0.0; RATE_SAMPLES]);
+        let p7 = r.of("p7.");
+        assert_eq!(p7.len(), RATE_SAMPLES);
+        assert_eq!(p7[RATE_SAMPLES - 6..], [2.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(r.buffers(), 1, "only the pool that answered");
+        for _ in 0..RATE_SAMPLES {
+            r.sample_counts(busy(65), 5.0);
+        }
+        assert_eq!(r.of("p7."), vec![0.0; RATE_SAMPLES]);
+        assert_eq!(r.buffers(), 0, "five minutes idle: the buffer is given up");
+        r.sample_counts(busy(66), 5.0);
+        assert_eq!(r.of("p7.")[RATE_SAMPLES - 2..], [0.0, 2.0]);
+        assert_eq!(r.of("p7.").len(), RATE_SAMPLES);
     }
 }

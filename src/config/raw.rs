@@ -355,13 +355,15 @@ pub struct MemberConfig {
     #[serde(default = "default_weight")]
     pub weight: u32,
     #[serde(default)]
-    pub region: Option<String>,
+    pub region: Option<Box<str>>,
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// Where every check of this member goes instead of `address` and the
-    /// check's port (a service behind NAT or a VIP).
+    /// check's port (a service behind NAT or a VIP). Boxed, as the region is
+    /// not a `String`: few members have either, and a member is 48 bytes
+    /// instead of 80 (100,000 pools of 4 members held 12.8 MB more).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probe: Option<SocketAddr>,
+    pub probe: Option<Box<SocketAddr>>,
 }
 
 fn default_weight() -> u32 {

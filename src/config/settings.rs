@@ -235,12 +235,12 @@ pub fn unlisted_regions(def: &PoolDef, regions: &BTreeMap<String, Vec<String>>) 
     if def.policy != PolicyName::Geo {
         return Vec::new();
     }
-    let listed = |r: &String| regions.values().flatten().any(|l| l == r);
+    let listed = |r: &str| regions.values().flatten().any(|l| l == r);
     let name = &def.name;
     def.members
         .iter()
         .enumerate()
-        .filter_map(|(i, m)| m.region.as_ref().filter(|r| !listed(r)).map(|r| (i, m, r)))
+        .filter_map(|(i, m)| m.region.as_deref().filter(|r| !listed(r)).map(|r| (i, m, r)))
         .map(|(i, m, r)| {
             let msg = format!(
                 "pool {name}: member {}: region {r:?} is in no [regions] list, so it is never chosen",
@@ -266,7 +266,7 @@ impl PoolDef {
             if self.members[..i].iter().any(|o| o.address == m.address) {
                 out.push((Some(i), format!("pool {name}: duplicate member {}", m.address)));
             }
-            if m.probe.is_some_and(|p| p.port() == 0 || p.ip().is_unspecified()) {
+            if m.probe.as_deref().is_some_and(|p| p.port() == 0 || p.ip().is_unspecified()) {
                 out.push((Some(i), format!("pool {name}: member {}: probe needs an address and a port", m.address)));
             }
             if self.policy == PolicyName::Geo && m.region.is_none() {

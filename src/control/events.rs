@@ -289,15 +289,17 @@ impl Writer {
             });
             if same_names {
                 for pool in changed.iter().filter_map(|&i| snapshot.pools.get(i)) {
-                    let since = self.down_since(pool, record, now);
-                    self.all_down.insert(pool.name_text.clone(), since);
+                    self.note_pool(pool, true, record, now);
                 }
                 return;
             }
         }
-        let mut next = std::collections::HashMap::with_capacity(snapshot.pools.len());
+        let known: std::collections::HashSet<&str> = before.iter().map(|p| p.name_text.as_str()).collect();
+        let mut next = std::collections::HashMap::new();
         for pool in &snapshot.pools {
-            next.insert(pool.name_text.clone(), self.down_since(pool, record, now));
+            if let Some(since) = self.down_since(pool, known.contains(pool.name_text.as_str()), record, now) {
+                next.insert(pool.name_text.clone(), since);
+            }
         }
         self.all_down = next;
     }
@@ -308,27 +310,38 @@ impl Writer {
     pub(super) fn note_all_down_of(&mut self, which: &std::collections::BTreeSet<u32>) {
         let snapshot = self.snapshot.load_full();
         self.all_down_seen = Arc::downgrade(&snapshot);
-        self.all_down_pools = snapshot.pools.clone();
+        let before = std::mem::replace(&mut self.all_down_pools, snapshot.pools.clone());
         let now = SystemTime::now();
-        for pool in which.iter().filter_map(|&i| snapshot.pools.get(i as usize)) {
-            let since = self.down_since(pool, true, now);
-            self.all_down.insert(pool.name_text.clone(), since);
+        for &i in which {
+            let Some(pool) = snapshot.pools.get(i as usize) else { continue };
+            let known = before.get(i as usize).is_some_and(|b| b.name_text == pool.name_text);
+            self.note_pool(pool, known, true, now);
         }
     }
 
+    /// Notes of `pool` (`known`: in the snapshot seen before) whether it is all
+    /// down, and since when.
+    fn note_pool(&mut self, pool: &crate::snapshot::Pool, known: bool, record: bool, now: SystemTime) {
+        match self.down_since(pool, known, record, now) {
+            Some(since) => self.all_down.insert(pool.name_text.clone(), since),
+            None => self.all_down.remove(&pool.name_text),
+        };
+    }
+
     /// Since when `pool` (as now published) is all down, from what was noted of
-    /// it before; a change is recorded as an event if `record`.
-    fn down_since(&self, pool: &crate::snapshot::Pool, record: bool, now: SystemTime) -> Option<PoolDown> {
+    /// it before (`known`: whether it was in the pools seen before); a change is
+    /// recorded as an event if `record`.
+    fn down_since(&self, pool: &crate::snapshot::Pool, known: bool, record: bool, now: SystemTime) -> Option<PoolDown> {
         let down = families_down(pool);
-        match (self.all_down.get(&pool.name_text), down.is_empty()) {
-            (Some(Some(d)), false) => Some(*d),
-            (Some(Some(d)), true) => {
+        match (self.all_down.get(&pool.name_text), known, down.is_empty()) {
+            (Some(d), _, false) => Some(*d),
+            (Some(d), _, true) => {
                 if record && d.telling {
                     self.push_pool(pool, "all-down", "up", "a member is eligible again".into());
                 }
                 None
             }
-            (Some(None), false) => {
+            (None, true, false) => {
                 if record {
                     let policy = serde_json::to_value(pool.all_down).ok();
                     let policy = policy.as_ref().and_then(|v| v.as_str()).unwrap_or_default();
@@ -340,8 +353,8 @@ impl Writer {
             }
             // A pool down at start-up is news when it comes up; a pool just
             // added is down only until its members' first probes.
-            (None, false) => Some(PoolDown { since: now, telling: !record }),
-            (Some(None) | None, true) => None,
+            (None, false, false) => Some(PoolDown { since: now, telling: !record }),
+            (None, _, true) => None,
         }
     }
 

@@ -154,9 +154,11 @@ pub struct Writer {
     events: Events,
     /// The last API writes' results, shared with the status page.
     outcomes: Outcomes,
-    /// Since when each pool has had a family with no eligible member (so it
-    /// answers its `all_down` policy), by pool name; `None` while it has one.
-    all_down: std::collections::HashMap<String, Option<events::PoolDown>>,
+    /// Since when each pool that has a family with no eligible member (so it
+    /// answers its `all_down` policy) has been so, by pool name. Pools with an
+    /// eligible member in every family are not held (at 100,000 pools an entry
+    /// for each was 8 MB).
+    all_down: std::collections::HashMap<String, events::PoolDown>,
     /// The snapshot `all_down` was computed from.
     all_down_seen: std::sync::Weak<Snapshot>,
     /// The pools of that snapshot (a snapshot with the same pools changes nothing here).

@@ -203,7 +203,9 @@ impl PoolsByProbe {
 /// probing check).
 fn keys_of(def: &PoolDef) -> impl Iterator<Item = ProbeKey> + '_ {
     let spec = ProbeSpec::of(def).map(Arc::new);
-    def.members.iter().filter_map(move |m| Some(ProbeKey { addr: m.address, probe: m.probe, spec: spec.clone()? }))
+    def.members.iter().filter_map(move |m| {
+        Some(ProbeKey { addr: m.address, probe: m.probe.as_deref().copied(), spec: spec.clone()? })
+    })
 }
 
 /// Probe ids on which some node's vote differs between two sets of node views.

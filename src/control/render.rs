@@ -48,7 +48,7 @@ impl Writer {
             let file = file.map(|f| serde_json::to_value(ApiPoolConfig::from_def(f)).unwrap_or(Value::Null));
             map.insert("file".into(), file.unwrap_or(Value::Null));
             map.insert("override".into(), over);
-            let since = self.all_down.get(&def.name.to_ascii()).copied().flatten().map(|d| rfc3339(d.since));
+            let since = self.all_down.get(&def.name.to_ascii()).map(|d| rfc3339(d.since));
             map.insert("all_down_since".into(), json!(since));
         }
         v
@@ -193,7 +193,7 @@ impl Writer {
 /// pool member's `override` shows them.
 fn member_own_json(m: &MemberConfig) -> Value {
     let mut v = json!({"weight": m.weight, "region": m.region, "enabled": m.enabled});
-    if let (Some(p), Value::Object(map)) = (m.probe, &mut v) {
+    if let (Some(p), Value::Object(map)) = (m.probe.as_deref(), &mut v) {
         map.insert("probe".into(), json!(p));
     }
     v

@@ -202,7 +202,11 @@ impl std::hash::Hash for ProbeKey {
 impl ProbeKey {
     /// The stream of `member` in `pool`; `None` when the pool does not probe.
     pub fn of(pool: &PoolDef, member: &MemberConfig) -> Option<ProbeKey> {
-        Some(ProbeKey { addr: member.address, probe: member.probe, spec: Arc::new(ProbeSpec::of(pool)?) })
+        Some(ProbeKey {
+            addr: member.address,
+            probe: member.probe.as_deref().copied(),
+            spec: Arc::new(ProbeSpec::of(pool)?),
+        })
     }
 
     /// Where `check` connects.
@@ -294,7 +298,7 @@ impl ClusterView<'_> {
             let Some(spec) = ProbeSpec::of(def).map(Arc::new) else { continue };
             for m in &def.members {
                 if let Some((_, line)) = self.pushed.file_of(&def.name, m.address) {
-                    let key = ProbeKey { addr: m.address, probe: m.probe, spec: spec.clone() };
+                    let key = ProbeKey { addr: m.address, probe: m.probe.as_deref().copied(), spec: spec.clone() };
                     votes.insert(key.id(), line.state.is_up());
                 }
             }
@@ -310,7 +314,7 @@ pub fn keys_of<'a>(pools: impl IntoIterator<Item = &'a Arc<PoolDef>>) -> Vec<Pro
     for p in pools {
         let Some(spec) = ProbeSpec::of(p).map(Arc::new) else { continue };
         for m in &p.members {
-            let key = ProbeKey { addr: m.address, probe: m.probe, spec: spec.clone() };
+            let key = ProbeKey { addr: m.address, probe: m.probe.as_deref().copied(), spec: spec.clone() };
             if seen.insert(key.clone()) {
                 out.push(key);
             }

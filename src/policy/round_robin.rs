@@ -5,11 +5,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{Pick, Policy, Scratch};
 
-/// One cursor per address family, shared by every snapshot that holds this pool so
-/// that rotation continues across health changes and reloads.
-#[derive(Debug, Default, Clone)]
+/// One cursor per address family. The policy object itself is shared (`Arc`) by
+/// every snapshot that holds this pool, so that rotation continues across health
+/// changes and reloads; the cursors are inline (one allocation per pool, not two).
+#[derive(Debug, Default)]
 pub struct RoundRobin {
-    cursor: Arc<[AtomicUsize; 2]>,
+    cursor: [AtomicUsize; 2],
 }
 
 impl Policy for RoundRobin {
@@ -25,7 +26,7 @@ impl Policy for RoundRobin {
 
     fn detached(&self) -> Option<Arc<dyn Policy>> {
         let at = |f: usize| AtomicUsize::new(self.cursor[f].load(Ordering::Relaxed));
-        Some(Arc::new(RoundRobin { cursor: Arc::new([at(0), at(1)]) }))
+        Some(Arc::new(RoundRobin { cursor: [at(0), at(1)] }))
     }
 }
 

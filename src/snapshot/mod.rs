@@ -26,7 +26,7 @@ use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData};
 use rustc_hash::FxHashMap;
 
-use crate::config::{AllDown, MemberConfig, PoolDef};
+use crate::config::{AllDown, MemberConfig, PolicyName, PoolDef};
 use crate::counters::PoolCounters;
 use crate::geoip::GeoDb;
 use crate::policy::{self, Candidate, Policy};
@@ -526,10 +526,10 @@ pub fn candidate_weight(weight: f64) -> u32 {
 pub fn build_pool(def: Arc<PoolDef>, health: &dyn HealthView, previous: Option<&Pool>, regions: &Regions) -> Pool {
     // Keep the policy object (its round-robin cursor) when the policy is unchanged;
     // `geo` depends on the members' regions, so it is built anew.
-    let policy: Arc<dyn Policy> = match (previous, policy::build(def.policy)) {
-        (Some(p), Some(_)) if p.def.policy == def.policy => p.policy.clone(),
-        (_, Some(built)) => Arc::from(built),
-        (_, None) => {
+    let kept = previous.filter(|p| p.def.policy == def.policy && def.policy != PolicyName::Geo);
+    let policy: Arc<dyn Policy> = match kept.map(|p| p.policy.clone()).or_else(|| policy::build(def.policy)) {
+        Some(policy) => policy,
+        None => {
             let member_regions: Vec<Option<&str>> = def.members.iter().map(|m| m.region.as_deref()).collect();
             Arc::new(policy::Geo::new(regions, &member_regions))
         }
@@ -660,6 +660,28 @@ mod tests {
         assert!(Arc::ptr_eq(&a.family[0].eligible, &a.family[0].all));
         assert_eq!((&*b.family[0].eligible, &*b.family[0].enabled), (&[1u16][..], &[0u16, 1][..]));
         assert_eq!((&*a.family[1].all, &*a.family[1].eligible), (&[2u16][..], &[2u16][..]));
+    }
+
+    /// A rebuilt pool keeps its round-robin object (the rotation goes on); the
+    /// policies without state are one object for every pool; a pool's own
+    /// rotation is its own.
+    #[test]
+    fn policy_objects_are_kept_and_shared() {
+        let def = |name: &str, policy: &str| {
+            let text = format!(
+                "[[pool]]\nname = \"{name}\"\npolicy = \"{policy}\"\n[[pool.member]]\naddress = \"192.0.2.1\"\n"
+            );
+            Arc::new(crate::config::parse(Path::new("/lbdns.toml"), &text).unwrap().pools[0].clone())
+        };
+        let build =
+            |d: &Arc<PoolDef>, previous: Option<&Pool>| build_pool(d.clone(), &AllUp, previous, &Regions::new());
+        let (w1, w2) = (build(&def("a.t.", "weighted"), None), build(&def("b.t.", "weighted"), None));
+        assert!(Arc::ptr_eq(&w1.policy, &w2.policy), "one weighted object for every pool");
+        let rr = def("c.t.", "round-robin");
+        let (r1, r2) = (build(&rr, None), build(&def("d.t.", "round-robin"), None));
+        assert!(!Arc::ptr_eq(&r1.policy, &r2.policy), "each pool rotates on its own");
+        assert!(Arc::ptr_eq(&build(&rr, Some(&r1)).policy, &r1.policy), "a rebuild keeps the rotation");
+        assert!(!Arc::ptr_eq(&build(&def("c.t.", "random"), Some(&r1)).policy, &r1.policy));
     }
 
     #[test]

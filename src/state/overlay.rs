@@ -161,9 +161,9 @@ impl MemberFields {
         MemberConfig {
             address,
             weight: self.weight.unwrap_or(base.weight),
-            region: self.region.clone().or(base.region),
+            region: self.region.clone().map(Into::into).or(base.region),
             enabled: self.enabled.unwrap_or(base.enabled),
-            probe: self.probe.or(base.probe),
+            probe: self.probe.map(Box::new).or(base.probe),
         }
     }
 }

@@ -32,6 +32,7 @@ mod install;
 mod knot;
 mod limits;
 mod logs;
+mod memory;
 mod ops;
 mod overrides;
 mod pools;
