@@ -16,7 +16,7 @@ use tracing::info;
 
 use crate::admin::{self, AdminState};
 use crate::config::{ClusterHealth, Config, EtcdSettings, RedirectSettings};
-use crate::control::{ClusterLink, Command, Writer, WriterParts};
+use crate::control::{ClusterLink, Command, Writer, WriterParts, WriterThread};
 use crate::counters::Stats;
 use crate::dns::cookie::Cookies;
 use crate::dns::{tcp, udp};
@@ -286,11 +286,21 @@ impl App {
             )));
         }
         tasks.push(tokio::spawn(transfers.run(self.shutdown.clone())));
-        let writer = tokio::spawn(self.writer.run(self.probe_rx, self.cmd_rx, self.shutdown.clone()));
         let router = admin::router(self.control.admin_state(self.sources.config.admin.ui_public));
         let rates = self.control.metrics.answer_rates.clone();
         tasks.push(tokio::spawn(rates.run(self.snapshot.clone(), self.shutdown.clone())));
-        let admin = tokio::spawn(crate::http::serve(self.admin, router, self.shutdown.clone()));
+        // The admin server runs on the writer's thread (see control::WriterThread),
+        // its listener registered there.
+        let (admin, admin_shutdown) = (self.admin.into_std()?, self.shutdown.clone());
+        let guest: crate::control::Guest = Box::new(move || {
+            Box::pin(async move {
+                match tokio::net::TcpListener::from_std(admin) {
+                    Ok(l) => crate::http::serve(l, router, admin_shutdown).await,
+                    Err(e) => tracing::error!(error = %e, "cannot serve the admin API"),
+                }
+            })
+        });
+        let writer = WriterThread::spawn(self.writer, self.probe_rx, self.cmd_rx, self.shutdown.clone(), guest)?;
 
         if let Some(settings) = &self.control.redirect {
             let state = crate::redirect::RedirectState {
@@ -310,8 +320,7 @@ impl App {
         for t in tasks {
             let _ = t.await;
         }
-        let _ = writer.await;
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), admin).await;
+        writer.stopped().await;
         tokio::task::spawn_blocking(move || {
             for t in threads {
                 let _ = t.join();
