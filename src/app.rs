@@ -289,8 +289,8 @@ impl App {
         let router = admin::router(self.control.admin_state(self.sources.config.admin.ui_public));
         let rates = self.control.metrics.answer_rates.clone();
         tasks.push(tokio::spawn(rates.run(self.snapshot.clone(), self.shutdown.clone())));
-        let guest = admin_guest(self.admin, router, self.shutdown.clone())?;
-        let writer = WriterThread::spawn(self.writer, self.probe_rx, self.cmd_rx, self.shutdown.clone(), guest)?;
+        let admin = tokio::spawn(crate::http::serve(self.admin, router, self.shutdown.clone()));
+        let writer = WriterThread::spawn(self.writer, self.probe_rx, self.cmd_rx, self.shutdown.clone())?;
 
         if let Some(settings) = &self.control.redirect {
             let state = crate::redirect::RedirectState {
@@ -311,6 +311,7 @@ impl App {
             let _ = t.await;
         }
         writer.stopped().await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), admin).await;
         tokio::task::spawn_blocking(move || {
             for t in threads {
                 let _ = t.join();
@@ -320,24 +321,6 @@ impl App {
         .ok();
         Ok(())
     }
-}
-
-/// The admin server, to run on the writer's thread (see [`WriterThread`]): its
-/// listener is registered there, so that a request wakes that thread alone.
-fn admin_guest(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    shutdown: Shutdown,
-) -> io::Result<crate::control::Guest> {
-    let listener = listener.into_std()?;
-    Ok(Box::new(move || {
-        Box::pin(async move {
-            match tokio::net::TcpListener::from_std(listener) {
-                Ok(l) => crate::http::serve(l, router, shutdown).await,
-                Err(e) => tracing::error!(error = %e, "cannot serve the admin API"),
-            }
-        })
-    }))
 }
 
 /// The IXFR journals kept in `store`; none (IXFR starts afresh) if they cannot be read.

@@ -47,7 +47,7 @@ use crate::zone::ZoneCheckError;
 use effect::fit;
 pub use events::{Event, Events};
 pub use outcomes::{Outcome, Outcomes, OutcomesView};
-pub use thread::{Guest, WriterThread};
+pub use thread::WriterThread;
 
 /// Why stored API changes would not all be put in effect over `sources` (start-up
 /// then leaves out each one the files refuse, and logs it): for `lbdns check`.

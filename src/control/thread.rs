@@ -1,19 +1,13 @@
-//! The writer's own thread: a single-threaded runtime that runs the writer and
-//! a guest beside it (the server gives it the admin HTTP server).
+//! The writer's own thread: a single-threaded runtime that runs the writer.
 //!
 //! Why a thread of its own: a write's commit blocks for the disk (the SQLite
 //! store runs on its caller's thread), and nothing else the writer does can go
-//! on meanwhile anyway; on a thread of its own that wait blocks no runtime
-//! worker serving DNS over TCP. Why the admin server shares it: an API request
-//! then goes from its socket through the writer, the commit and the publish to
-//! its reply on one thread, woken once by the request, where it used to wake a
-//! runtime worker, the store's thread and a worker again (measured in
-//! bench/RESULTS.md, "Issue 17, sequential writes (writes17c)"). The guest's
-//! sockets must be registered on this runtime (made here, by the guest's
-//! closure), or each would wake another runtime's reactor first.
-
-use std::future::Future;
-use std::pin::Pin;
+//! on meanwhile anyway. On a thread of its own that wait blocks no runtime
+//! worker serving DNS over TCP or the admin API (which goes on reading and
+//! parsing other clients' requests during a commit), and a commit no longer
+//! hops to a store thread and back: the writer's thread is woken by the request
+//! and wakes the HTTP task with its reply (measured in bench/RESULTS.md, "Issue
+//! 17, sequential writes (writes17c)").
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,14 +15,8 @@ use super::{Command, Writer};
 use crate::health::ProbeResult;
 use crate::shutdown::Shutdown;
 
-/// A future made on the writer's thread, run beside the writer until it ends.
-pub type Guest = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
-
-/// How long the guest may go on after the writer has stopped.
-const GUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// The running writer thread; [`WriterThread::stopped`] resolves once both the
-/// writer and its guest have ended (after shutdown).
+/// The running writer thread; [`WriterThread::stopped`] resolves once the
+/// writer has ended (after shutdown).
 pub struct WriterThread {
     done: oneshot::Receiver<()>,
     thread: std::thread::JoinHandle<()>,
@@ -36,29 +24,24 @@ pub struct WriterThread {
 
 impl WriterThread {
     /// Starts the thread `lbdns-writer`: `writer` runs on `probes` and
-    /// `commands` until `shutdown`, and `guest()` is made and run beside it.
+    /// `commands` until `shutdown`.
     pub fn spawn(
         writer: Writer,
         probes: mpsc::Receiver<ProbeResult>,
         commands: mpsc::Receiver<Command>,
         shutdown: Shutdown,
-        guest: Guest,
     ) -> std::io::Result<WriterThread> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (tx, done) = oneshot::channel();
         let thread = std::thread::Builder::new().name("lbdns-writer".into()).spawn(move || {
-            runtime.block_on(async move {
-                let guest = tokio::spawn(guest());
-                writer.run(probes, commands, shutdown).await;
-                let _ = tokio::time::timeout(GUEST_GRACE, guest).await;
-            });
+            runtime.block_on(writer.run(probes, commands, shutdown));
             let _ = tx.send(());
         })?;
         Ok(WriterThread { done, thread })
     }
 
-    /// Waits (without blocking a runtime thread) until the writer and its guest
-    /// have ended, then for the thread.
+    /// Waits (without blocking a runtime thread) until the writer has ended,
+    /// then for its thread.
     pub async fn stopped(self) {
         let _ = self.done.await;
         let _ = tokio::task::spawn_blocking(move || self.thread.join()).await;

@@ -569,12 +569,12 @@ fn thread_names(pid: u32) -> Vec<String> {
     tasks.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok()).map(|c| c.trim().into()).collect()
 }
 
-/// As the README says (Architecture): the admin API is served, and its writes
-/// are committed to SQLite, on the writer's own thread `lbdns-writer`, so a write
-/// wakes one thread; there is no thread of the store's own (`lbdns-sqlite`, which
-/// each write used to wake and wait for), and the writes are still durable.
+/// As the README says (Architecture): API writes are committed to SQLite on the
+/// writer's own thread `lbdns-writer`; there is no thread of the store's own
+/// (`lbdns-sqlite`, which each write used to wake and wait for), and the writes
+/// are still answered and served.
 #[test]
-fn the_admin_api_and_its_commits_run_on_the_writers_own_thread() {
+fn api_writes_are_committed_on_the_writers_own_thread() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = binary_config(dir.path());
     let r = crate::cli::spawn(&cfg);
