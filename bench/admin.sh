@@ -11,7 +11,8 @@
 #    BIG_WRITES writes, stopping after BIG_SECONDS (a write can take seconds there);
 #  - DNS throughput with dnsperf before and during a 10 s burst of writes.
 # Needs python3 and dnsperf (apt-get install dnsperf).
-# Usage: [BIG_RECORDS=N] [BIG_WRITES=N] [BIG_SECONDS=S] bench/admin.sh
+# LBDNS_BIN: a binary built before (e.g. from another commit), instead of building.
+# Usage: [LBDNS_BIN=BINARY] [BIG_RECORDS=N] [BIG_WRITES=N] [BIG_SECONDS=S] bench/admin.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIG_RECORDS=${BIG_RECORDS:-1000000}
@@ -19,7 +20,8 @@ BIG_WRITES=${BIG_WRITES:-1000}
 BIG_SECONDS=${BIG_SECONDS:-60}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-cargo build --release --quiet
+BIN=${LBDNS_BIN:-./target/release/lbdns}
+[ -n "${LBDNS_BIN:-}" ] || cargo build --release --quiet
 token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')   # 32 hex characters: the shortest lbdns accepts
 
 # start DIR: runs lbdns on DIR/lbdns.toml (token in DIR/admin.token) until its ready
@@ -27,7 +29,7 @@ token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')   # 32 hex characte
 start() {
     echo "$token" > "$1/admin.token"; chmod 600 "$1/admin.token"
     local t0; t0=$(date +%s.%N)
-    ./target/release/lbdns --config "$1/lbdns.toml" > "$1/ready" 2> "$1/log" &
+    "$BIN" --config "$1/lbdns.toml" > "$1/ready" 2> "$1/log" &
     pid=$!
     while [ ! -s "$1/ready" ]; do sleep 0.02; kill -0 $pid 2>/dev/null || { cat "$1/log"; exit 1; }; done
     read -r _ _ dns admin _ < "$1/ready"; dns=${dns#dns=}; admin=${admin#admin=}

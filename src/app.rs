@@ -16,7 +16,7 @@ use tracing::info;
 
 use crate::admin::{self, AdminState};
 use crate::config::{ClusterHealth, Config, EtcdSettings, RedirectSettings};
-use crate::control::{ClusterLink, Command, Writer, WriterParts};
+use crate::control::{ClusterLink, Command, Writer, WriterParts, WriterThread};
 use crate::counters::Stats;
 use crate::dns::cookie::Cookies;
 use crate::dns::{tcp, udp};
@@ -286,11 +286,11 @@ impl App {
             )));
         }
         tasks.push(tokio::spawn(transfers.run(self.shutdown.clone())));
-        let writer = tokio::spawn(self.writer.run(self.probe_rx, self.cmd_rx, self.shutdown.clone()));
         let router = admin::router(self.control.admin_state(self.sources.config.admin.ui_public));
         let rates = self.control.metrics.answer_rates.clone();
         tasks.push(tokio::spawn(rates.run(self.snapshot.clone(), self.shutdown.clone())));
         let admin = tokio::spawn(crate::http::serve(self.admin, router, self.shutdown.clone()));
+        let writer = WriterThread::spawn(self.writer, self.probe_rx, self.cmd_rx, self.shutdown.clone())?;
 
         if let Some(settings) = &self.control.redirect {
             let state = crate::redirect::RedirectState {
@@ -310,7 +310,7 @@ impl App {
         for t in tasks {
             let _ = t.await;
         }
-        let _ = writer.await;
+        writer.stopped().await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), admin).await;
         tokio::task::spawn_blocking(move || {
             for t in threads {

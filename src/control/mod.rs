@@ -19,6 +19,7 @@ mod reload;
 mod remote;
 mod render;
 mod share;
+mod thread;
 mod update;
 
 use std::collections::{BTreeMap, HashSet};
@@ -46,6 +47,7 @@ use crate::zone::ZoneCheckError;
 use effect::fit;
 pub use events::{Event, Events};
 pub use outcomes::{Outcome, Outcomes, OutcomesView};
+pub use thread::WriterThread;
 
 /// Why stored API changes would not all be put in effect over `sources` (start-up
 /// then leaves out each one the files refuse, and logs it): for `lbdns check`.
@@ -165,7 +167,8 @@ pub struct Writer {
     all_down_pools: crate::snapshot::Pools,
     /// Which published pools each probe stream feeds.
     by_probe: probes::PoolsByProbe,
-    /// Told after each swap (the transfer task waits on it).
+    /// Told after each swap that the transfer task has to look at (one with
+    /// zones to transfer, or the one after the last such); it waits on it.
     published: Arc<tokio::sync::Notify>,
     /// This node's health files, as last read.
     files: health::file::FileVotes,
@@ -229,7 +232,7 @@ pub struct WriterParts {
     pub events: Events,
     /// Where API write results are recorded; the status page reads it.
     pub outcomes: Outcomes,
-    /// Told after each snapshot swap.
+    /// Told after each snapshot swap the transfer task has to look at.
     pub published: Arc<tokio::sync::Notify>,
     /// The health files to watch (out) and what their watcher read (in).
     pub health_files: (watch::Sender<Vec<std::path::PathBuf>>, mpsc::Receiver<health::file::FileUpdate>),

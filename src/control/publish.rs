@@ -161,7 +161,12 @@ impl Writer {
         let bases =
             next.zones.values().map(|z| (&*z.origin_wire, z.base.clone() as Arc<dyn crate::dnssec::RRsetSource>));
         next.dnssec.presign(bases);
+        // The transfer task (on another thread) follows the zones transferred:
+        // with none before or now it would wake for every write to do nothing.
+        let follow = !next.transfer.is_empty() || !self.snapshot.load().transfer.is_empty();
         self.snapshot.store(Arc::new(next));
-        self.published.notify_one();
+        if follow {
+            self.published.notify_one();
+        }
     }
 }

@@ -38,14 +38,12 @@ pub enum StoreError {
     /// The change lost a race with another server's, or the target is not empty.
     #[error("{0}")]
     Conflict(String),
-    /// The embedded store's thread could not start or has ended (nothing stored).
-    #[error("state store {path}: {reason}")]
-    Stopped { path: String, reason: String },
 }
 
-/// Where API changes live. The calls are async, so the writer awaits the disk or
-/// etcd without blocking a runtime thread (and any runtime will do, a
-/// current-thread one too): SQLite runs on a thread of its own, etcd is async.
+/// Where API changes live. The calls are async: etcd is awaited; SQLite's
+/// calls block the caller for the disk, which the writer's own thread
+/// ([`crate::control::WriterThread`]) is there for. Any runtime will do, a
+/// current-thread one too.
 #[async_trait::async_trait]
 pub trait Store: Send {
     /// Everything stored so far.

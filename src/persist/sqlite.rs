@@ -5,17 +5,17 @@
 //! Each change is one transaction that also increments its zone's serial counter.
 //! Row bodies are the values of the shared [`encoding`](super::encoding).
 //!
-//! SQLite calls block (a commit waits for the disk), so the connection lives on
-//! a thread of its own: [`SqliteStore`] sends it each call over a bounded channel
-//! and awaits the reply on a oneshot, and the writer's task never blocks a
-//! runtime thread. Calls run one at a time, in the order sent.
+//! SQLite calls block (a commit waits for the disk), and they run on the
+//! caller's thread: the server's writer has a thread of its own
+//! ([`crate::control::WriterThread`]) with nothing else to do while its change
+//! commits, so handing each call to yet another thread (as this store did) only
+//! added two thread wake-ups to every write. Other callers (start-up, `lbdns
+//! import`/`export`, tests) may block too.
 
 use std::path::Path;
-use std::thread::JoinHandle;
 
 use hickory_proto::rr::{Name, RecordType};
 use rusqlite::{Connection, params};
-use tokio::sync::{mpsc, oneshot};
 
 use super::encoding::{decode_pool, decode_rrset, pool_value, rrset_value};
 use super::{Store, StoreError, StoredJournals};
@@ -33,22 +33,13 @@ pub fn check_file(state_dir: &Path) -> Result<std::path::PathBuf, StoreError> {
     }
 }
 
-/// The embedded store: `state_dir/lbdns.sqlite3`, served by its own thread.
+/// The embedded store: `state_dir/lbdns.sqlite3`, its calls run on the caller's
+/// thread (see the module docs).
 pub struct SqliteStore {
-    /// Calls to the store's thread; `None` once dropped (which ends the thread).
-    calls: Option<mpsc::Sender<Call>>,
-    thread: Option<JoinHandle<()>>,
-    path: String,
+    db: Db,
 }
 
-/// One call run on the store's thread, which sends its own reply.
-type Call = Box<dyn FnOnce(&mut Db) + Send>;
-
-/// Calls queued for the store's thread: the writer waits for each reply, so
-/// more than one is rare.
-const QUEUE: usize = 16;
-
-/// The database connection, owned by the store's thread.
+/// The database connection.
 struct Db {
     conn: Connection,
     path: String,
@@ -67,89 +58,44 @@ CREATE TABLE IF NOT EXISTS health  (pool TEXT NOT NULL, address TEXT NOT NULL, b
 ";
 
 impl SqliteStore {
-    /// Opens (or creates) the database and starts its thread. Errors come from
-    /// here, before anything is served.
+    /// Opens (or creates) the database. Errors come from here, before anything
+    /// is served.
     pub fn open(state_dir: &Path) -> Result<SqliteStore, StoreError> {
-        let mut db = Db::open(state_dir)?;
-        let path = db.path.clone();
-        let (calls, mut rx) = mpsc::channel::<Call>(QUEUE);
-        let thread = std::thread::Builder::new()
-            .name("lbdns-sqlite".into())
-            .spawn(move || {
-                while let Some(call) = rx.blocking_recv() {
-                    call(&mut db);
-                }
-            })
-            .map_err(|e| StoreError::Stopped { path: path.clone(), reason: e.to_string() })?;
-        Ok(SqliteStore { calls: Some(calls), thread: Some(thread), path })
-    }
-
-    /// Runs `f` on the store's thread and waits for its result.
-    async fn call<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let stopped = |reason: &str| StoreError::Stopped { path: self.path.clone(), reason: reason.into() };
-        let calls = self.calls.as_ref().ok_or_else(|| stopped("closed"))?;
-        let (tx, rx) = oneshot::channel();
-        let call: Call = Box::new(move |db| {
-            let _ = tx.send(f(db));
-        });
-        calls.send(call).await.map_err(|_| stopped("its thread ended"))?;
-        rx.await.map_err(|_| stopped("its thread ended during the call"))?
+        Ok(SqliteStore { db: Db::open(state_dir)? })
     }
 }
 
-/// Reads the stored changes once, on the calling thread, without starting a
-/// store (for `lbdns check`, which has no runtime).
+/// Reads the stored changes once, without opening a store (for `lbdns check`).
 pub fn read(state_dir: &Path) -> Result<Overlay, StoreError> {
     Db::open(state_dir)?.load()
-}
-
-impl Drop for SqliteStore {
-    /// Ends the thread and waits for it: the database is closed when the store is
-    /// dropped (the writer awaits every call, so none is running then).
-    fn drop(&mut self) {
-        self.calls.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn load(&mut self) -> Result<Overlay, StoreError> {
-        self.call(|db| db.load()).await
+        self.db.load()
     }
 
     async fn apply_all(&mut self, changes: &[Change], zone: &Name) -> Result<(), StoreError> {
-        let (changes, zone) = (changes.to_vec(), zone.clone());
-        self.call(move |db| db.apply(&changes, &zone)).await
+        self.db.apply(changes, zone)
     }
 
     async fn import(&mut self, o: &Overlay) -> Result<usize, StoreError> {
-        let o = o.clone();
-        self.call(move |db| db.import(&o)).await
+        self.db.import(o)
     }
 
     async fn journal(&mut self, zone: &Name, entry: Vec<u8>, keep: usize) -> Result<(), StoreError> {
-        let zone = zone.to_ascii();
-        self.call(move |db| db.journal(&zone, &entry, keep)).await
+        self.db.journal(&zone.to_ascii(), &entry, keep)
     }
 
     async fn load_journals(&mut self) -> Result<StoredJournals, StoreError> {
-        self.call(|db| db.load_journals()).await
+        self.db.load_journals()
     }
 
     async fn bump(&mut self, zone: &Name) -> Result<(), StoreError> {
-        let zone = zone.to_ascii();
-        self.call(move |db| {
-            let q =
-                "INSERT INTO serials (zone, bumps) VALUES (?1, 1) ON CONFLICT(zone) DO UPDATE SET bumps = bumps + 1";
-            db.conn.execute(q, params![zone]).map(|_| ()).map_err(db.err())
-        })
-        .await
+        let db = &self.db;
+        let q = "INSERT INTO serials (zone, bumps) VALUES (?1, 1) ON CONFLICT(zone) DO UPDATE SET bumps = bumps + 1";
+        db.conn.prepare_cached(q).and_then(|mut st| st.execute(params![zone.to_ascii()])).map(|_| ()).map_err(db.err())
     }
 }
 

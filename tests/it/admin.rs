@@ -563,6 +563,30 @@ fn acknowledged_writes_survive_a_restart() {
     durable_writes(false);
 }
 
+/// The names of the server's threads (`top -H`, `/proc/PID/task`).
+fn thread_names(pid: u32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok()).map(|c| c.trim().into()).collect()
+}
+
+/// As the README says (Architecture): API writes are committed to SQLite on the
+/// writer's own thread `lbdns-writer`; there is no thread of the store's own
+/// (`lbdns-sqlite`, which each write used to wake and wait for), and the writes
+/// are still answered and served.
+#[test]
+fn api_writes_are_committed_on_the_writers_own_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = binary_config(dir.path());
+    let r = crate::cli::spawn(&cfg);
+    let api = Api::new(r.admin);
+    let (st, v) = api.put("/v1/zones/a.test./records/t.a.test./A", r#"{"ttl":60,"data":["192.0.2.9"]}"#);
+    assert_eq!(st, 201, "{v}");
+    let names = thread_names(r.child.id());
+    assert_eq!(names.iter().filter(|n| *n == "lbdns-writer").count(), 1, "{names:?}");
+    assert!(!names.iter().any(|n| n == "lbdns-sqlite"), "{names:?}");
+    assert_eq!(addrs(&udp(r.dns, &msg("t.a.test.", RecordType::A))), vec!["192.0.2.9"]);
+}
+
 /// Wrong tokens never lock out the right one: each gets 401, is counted, and is
 /// logged once per source per 10 s (no flood of log lines, no lockout).
 #[test]
