@@ -61,7 +61,10 @@ impl Sources {
     }
 
     fn load_reusing(path: &Path, secrets: Secrets, before: &ZoneFiles) -> Result<Sources, Problems> {
-        let (config, mut problems) = config::load_all(path, secrets);
+        let reading = config::begin(path);
+        // A reload compares changed files with the zones held, once the pools are known.
+        let early = if before.0.is_empty() { reading.zone_files() } else { Vec::new() };
+        let (config, mut problems, mut early) = read_both(reading, secrets, early);
         let Some(mut config) = config else { return Err(Problems(problems)) };
         let mut zones = Vec::new();
         let mut broken = Vec::new();
@@ -69,7 +72,8 @@ impl Sources {
         // The config's pools are marked in their zones' records at their positions.
         let pool_index = config.pools.iter().enumerate().map(|(i, p)| (p.name.clone(), i as u32)).collect();
         for spec in &config.zones {
-            match load_zone(spec, &config.path, before, &pool_index) {
+            let read = early.iter().position(|e| e.is(spec)).map(|i| early.swap_remove(i));
+            match load_zone(spec, &config.path, before, &pool_index, read) {
                 Ok((loaded, reused)) => {
                     if spec.dnssec.is_some() {
                         problems.extend(signer_records(&loaded.zone));
@@ -178,14 +182,65 @@ fn signer_records(zone: &ZoneData) -> Vec<Problem> {
     problems
 }
 
-/// Loads the zone of `spec`, or takes it from `before` when the file's bytes did
-/// not change. Returns the zone, its hash, and whether it was taken.
+/// The config read and, meanwhile on another thread, the zone files `early`
+/// read and checked: start-up at 100,000 pools and 1,000,000 records is mostly
+/// these two, and neither needs the other until the pools are marked.
+fn read_both(
+    reading: config::Reading,
+    secrets: Secrets,
+    early: Vec<config::ZoneFile>,
+) -> (Option<Config>, Vec<Problem>, Vec<ReadEarly>) {
+    if early.is_empty() {
+        let (config, problems) = reading.finish(secrets);
+        return (config, problems, Vec::new());
+    }
+    let config_path = reading.path().to_path_buf();
+    std::thread::scope(|s| {
+        let zones = s.spawn(|| early.into_iter().map(|z| ReadEarly::read(z, &config_path)).collect());
+        let (config, problems) = reading.finish(secrets);
+        let zones = zones.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (config, problems, zones)
+    })
+}
+
+/// A zone file read and checked before the config's pools were known.
+struct ReadEarly {
+    /// The zone's origin, file and `[[zone]]` line: the config's zone it is.
+    named: (Name, PathBuf, usize),
+    /// As [`LoadedFile::hash`].
+    hash: Option<u128>,
+    read: Result<zone::ReadZone, Vec<Problem>>,
+}
+
+impl ReadEarly {
+    fn read(z: config::ZoneFile, config: &Path) -> ReadEarly {
+        let hash = reusable_hash(&z.file);
+        let read = zone::read_named_at(&z.origin, &z.file, Some((config, z.line)));
+        // Bytes that changed while being parsed may not be what was parsed.
+        let hash = hash.filter(|h| reusable_hash(&z.file) == Some(*h));
+        ReadEarly { named: (z.origin, z.file, z.line), hash, read }
+    }
+
+    /// Whether this is the zone file of `spec`.
+    fn is(&self, spec: &ZoneSpec) -> bool {
+        (&self.named.0, &self.named.1, self.named.2) == (&spec.origin, &spec.file, spec.line)
+    }
+}
+
+/// Loads the zone of `spec` (its pools marked in `early` when it was read
+/// early), or takes it from `before` when the file's bytes did not change.
+/// Returns the zone, its hash, and whether it was taken.
 fn load_zone(
     spec: &ZoneSpec,
     config: &Path,
     before: &ZoneFiles,
     pools: &BTreeMap<Name, u32>,
+    early: Option<ReadEarly>,
 ) -> Result<(LoadedFile, bool), Vec<Problem>> {
+    if let Some(early) = early {
+        let zone = Arc::new(early.read?.build(pools)?);
+        return Ok((LoadedFile { hash: early.hash, zone }, false));
+    }
     let hash = reusable_hash(&spec.file);
     if let Some(zone) = before.unchanged(&spec.origin, &spec.file, hash) {
         debug!(zone = %spec.origin, file = %spec.file.display(), "zone file unchanged");

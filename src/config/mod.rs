@@ -47,10 +47,64 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
 /// be read or deserialized at all) and every problem found, so that callers can
 /// go on checking what the config names and report everything in one run.
 pub fn load_all(path: &Path, secrets: Secrets) -> (Option<Config>, Vec<Problem>) {
+    begin(path).finish(secrets)
+}
+
+/// Starts reading the config at `path`: everything but its pools, when they
+/// can be read in batches (see [`Reading::zone_files`]).
+pub fn begin(path: &Path) -> Reading {
     let path = absolute(path);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => parse_all(&path, &text, secrets),
-        Err(e) => (None, vec![Problem::new(&path, 0, format!("cannot read the config file: {e}"))]),
+    let text = std::fs::read_to_string(&path);
+    let cut = text.as_deref().ok().and_then(split::Cut::new);
+    Reading { path, text, cut }
+}
+
+/// A config file read up to its pools. The zone files it names are known
+/// before its pools (100,000 of them take a second) are read, so that start-up
+/// reads both at once. [`Reading::finish`] is [`load_all`].
+pub struct Reading {
+    path: PathBuf,
+    text: std::io::Result<String>,
+    cut: Option<split::Cut>,
+}
+
+/// A zone file a config names: the zone's origin, the file (resolved against
+/// the config's directory) and the line of its `[[zone]]` table, as in the
+/// config's [`ZoneSpec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneFile {
+    pub origin: hickory_proto::rr::Name,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+impl Reading {
+    /// The zone files named by a config whose pools are read in batches (a
+    /// valid config of many pools); empty for any other config, whose zones
+    /// are known once it is read whole. A zone whose origin is no name is left
+    /// out (the config's problems say why).
+    pub fn zone_files(&self) -> Vec<ZoneFile> {
+        let (Some(cut), Ok(text)) = (&self.cut, &self.text) else { return Vec::new() };
+        let dir = self.path.parent().unwrap_or(Path::new("/"));
+        let file = |f: &Path| if f.is_absolute() { f.to_path_buf() } else { dir.join(f) };
+        let zone = |z: &toml::Spanned<raw::ZoneConfig>| {
+            let origin = parse_fqdn(&z.get_ref().origin).ok()?;
+            Some(ZoneFile { origin, file: file(&z.get_ref().file), line: line_of(text, z.span().start) })
+        };
+        cut.zones().iter().filter_map(zone).collect()
+    }
+
+    /// The config file's path, made absolute.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The config and every problem found, as [`load_all`].
+    pub fn finish(self, secrets: Secrets) -> (Option<Config>, Vec<Problem>) {
+        match self.text {
+            Ok(text) => parse::parse_cut(&self.path, &text, secrets, self.cut),
+            Err(e) => (None, vec![Problem::new(&self.path, 0, format!("cannot read the config file: {e}"))]),
+        }
     }
 }
 

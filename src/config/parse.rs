@@ -20,6 +20,7 @@ use super::settings::{
     AdminSettings, Config, DnsSettings, DnssecSpec, EtcdSettings, PoolDef, RedirectSettings, RedirectTarget, Secrets,
     TransferRule, TransferSettings, ZoneSpec, unlisted_regions,
 };
+use super::split::Cut;
 use crate::problem::Problem;
 use crate::secrets;
 
@@ -68,7 +69,12 @@ impl Ctx<'_> {
 /// Parses config text, returning the config built from every part that could be
 /// read and every problem found (see [`super::load_all`]).
 pub fn parse_all(path: &Path, text: &str, secrets: Secrets) -> (Option<Config>, Vec<Problem>) {
-    let (raw, problems) = deserialize_all(path, text);
+    parse_cut(path, text, secrets, Cut::new(text))
+}
+
+/// [`parse_all`] of `text` already cut for reading its pools in batches.
+pub(super) fn parse_cut(path: &Path, text: &str, secrets: Secrets, cut: Option<Cut>) -> (Option<Config>, Vec<Problem>) {
+    let (raw, problems) = deserialize_all(path, text, cut);
     let Some(mut raw) = raw else { return (None, problems) };
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut cx = Ctx { path, text, dir, lines: LineIndex::new(text), secrets, problems };

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::lines::line_of;
 use super::raw::ConfigFile;
+use super::split::Cut;
 use crate::problem::Problem;
 
 /// At most this many keys are set aside by [`deserialize_all`] before it gives up.
@@ -16,13 +17,14 @@ const MAX_VALUE_LINES: usize = 200;
 /// numbers hold) and deserialization is tried again, so one run reports every
 /// independent mistake instead of one per run. Stops at a syntax error (nothing
 /// after it can be trusted) and at a missing key (the table cannot be built).
-pub(super) fn deserialize_all(path: &Path, text: &str) -> (Option<ConfigFile>, Vec<Problem>) {
+/// `cut` is `text` cut for reading its pools in batches, when it could be.
+pub(super) fn deserialize_all(path: &Path, text: &str, cut: Option<Cut>) -> (Option<ConfigFile>, Vec<Problem>) {
     let problem = |e: &toml::de::Error| {
         let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
         Problem::new(path, line, e.message().trim().to_string())
     };
     // A valid config with many pools is read without a tree of the whole file.
-    if let Some(raw) = super::split::deserialize_in_batches(text) {
+    if let Some(raw) = cut.and_then(|c| c.read_pools(text)) {
         return (Some(raw), Vec::new());
     }
     let mut work = text.to_string();

@@ -16,7 +16,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::raw::{ConfigFile, PoolConfig};
+use super::raw::{ConfigFile, PoolConfig, ZoneConfig};
 
 /// Pools read at once: small enough that one batch's tree is a few MB.
 const BATCH: usize = 1000;
@@ -89,16 +89,50 @@ fn pool_runs(text: &str) -> Option<Vec<(Vec<usize>, usize)>> {
     Some(runs)
 }
 
-/// `text` with `ranges` blanked: a space for each byte but newlines, so that
-/// offsets and lines hold.
-fn blank(text: &str, ranges: impl Iterator<Item = Range<usize>>) -> Option<String> {
-    let mut bytes = text.as_bytes().to_vec();
-    for r in ranges {
-        bytes.get_mut(r)?.iter_mut().filter(|b| **b != b'\n').for_each(|b| *b = b' ');
+/// `text` without `runs` (whole lines each), and where each kept piece is:
+/// (offset in the returned text, offset in `text`), in order.
+fn without(text: &str, runs: impl Iterator<Item = Range<usize>>) -> (String, Vec<(usize, usize)>) {
+    let (mut rest, mut pieces, mut at) = (String::new(), vec![(0, 0)], 0);
+    for r in runs {
+        rest.push_str(&text[at..r.start]);
+        pieces.push((rest.len(), r.end));
+        at = r.end;
     }
-    // Only whole lines were blanked, so the text is still UTF-8; were it not,
-    // the whole-file reader takes over.
-    String::from_utf8(bytes).ok()
+    rest.push_str(&text[at..]);
+    (rest, pieces)
+}
+
+/// `span` of the text without the runs, moved to where it is in the whole
+/// text. An end is moved with the piece of its last byte, so that a table
+/// ending where a run was cut out still ends before it.
+fn moved(pieces: &[(usize, usize)], span: Range<usize>) -> Range<usize> {
+    let at = |o: usize| {
+        let i = pieces.partition_point(|&(cut, _)| cut <= o).saturating_sub(1);
+        let (cut, whole) = pieces[i];
+        whole + (o - cut)
+    };
+    let end = if span.end > span.start { at(span.end - 1) + 1 } else { at(span.end) };
+    at(span.start)..end
+}
+
+fn respan<T>(pieces: &[(usize, usize)], t: Spanned<T>) -> Spanned<T> {
+    let span = moved(pieces, t.span());
+    Spanned::new(span, t.into_inner())
+}
+
+/// The spans of `raw` (read from the text without the pool runs) moved to
+/// where they are in the whole text. Every `Spanned` outside the pools is
+/// here: `batches_read_what_the_whole_file_holds` compares them all.
+fn respan_all(raw: &mut ConfigFile, pieces: &[(usize, usize)]) {
+    raw.redirect = raw.redirect.take().map(|r| respan(pieces, r));
+    let zones = std::mem::take(&mut raw.zone).into_iter().map(|z| {
+        let mut zone = respan(pieces, z);
+        let update = std::mem::take(&mut zone.get_mut().update);
+        zone.get_mut().update = update.into_iter().map(|g| respan(pieces, g)).collect();
+        zone
+    });
+    raw.zone = zones.collect();
+    raw.tsig = std::mem::take(&mut raw.tsig).into_iter().map(|t| respan(pieces, t)).collect();
 }
 
 /// The pools of `text[range]`, their spans (and their members') moved by the
@@ -121,28 +155,57 @@ fn read_batch(text: &str, range: Range<usize>) -> Option<Vec<Spanned<PoolConfig>
     Some(pools.collect())
 }
 
+/// A config's text cut for reading its pools in batches: everything but the
+/// pools read (the zones are known), the batches of pools still to read.
+pub(super) struct Cut {
+    rest: ConfigFile,
+    batches: Vec<Range<usize>>,
+}
+
+impl Cut {
+    /// Reads everything in `text` but the runs of pool tables, and cuts those
+    /// into batches; `None` when that cannot be done (see the module docs) or
+    /// when the rest does not deserialize.
+    pub(super) fn new(text: &str) -> Option<Cut> {
+        let runs = pool_runs(text)?;
+        if runs.is_empty() {
+            return None;
+        }
+        // Cut out, not blanked: the toml lexer would go through every blank.
+        let (rest, pieces) = without(text, runs.iter().map(|(starts, end)| starts[0]..*end));
+        // `pool` defined elsewhere too (`pool = []`): the whole-file reader says why.
+        if rest.parse::<toml::Table>().ok()?.contains_key("pool") {
+            return None;
+        }
+        let mut rest: ConfigFile = toml::from_str(&rest).ok()?;
+        respan_all(&mut rest, &pieces);
+        let mut batches = Vec::new();
+        for (starts, end) in &runs {
+            for (i, chunk) in starts.chunks(BATCH).enumerate() {
+                batches.push(chunk[0]..starts.get((i + 1) * BATCH).copied().unwrap_or(*end));
+            }
+        }
+        Some(Cut { rest, batches })
+    }
+
+    /// The `[[zone]]` tables, spans in the whole text.
+    pub(super) fn zones(&self) -> &[Spanned<ZoneConfig>] {
+        &self.rest.zone
+    }
+
+    /// The whole config: the pools of `text` (the text it was cut from) read.
+    pub(super) fn read_pools(self, text: &str) -> Option<ConfigFile> {
+        let mut raw = self.rest;
+        raw.pool = read_batches(text, &self.batches)?;
+        Some(raw)
+    }
+}
+
 /// `text` deserialized with its pools read a batch at a time; `None` when that
 /// cannot be done (see the module docs) or when anything does not deserialize.
-pub(super) fn deserialize_in_batches(text: &str) -> Option<ConfigFile> {
-    let runs = pool_runs(text)?;
-    if runs.is_empty() {
-        return None;
-    }
-    let rest = blank(text, runs.iter().map(|(starts, end)| starts[0]..*end))?;
-    // `pool` defined elsewhere too (`pool = []`): the whole-file reader says why.
-    if rest.parse::<toml::Table>().ok()?.contains_key("pool") {
-        return None;
-    }
-    let mut raw: ConfigFile = toml::from_str(&rest).ok()?;
-    drop(rest);
-    let mut batches = Vec::new();
-    for (starts, end) in &runs {
-        for (i, chunk) in starts.chunks(BATCH).enumerate() {
-            batches.push(chunk[0]..starts.get((i + 1) * BATCH).copied().unwrap_or(*end));
-        }
-    }
-    raw.pool = read_batches(text, &batches)?;
-    Some(raw)
+#[cfg(test)]
+fn deserialize_in_batches(text: &str) -> Option<ConfigFile> {
+    Cut::new(text)?.read_pools(text)
 }
 
 /// The pools of every batch, in order. Batches are independent, so each core
@@ -205,16 +268,22 @@ mod tests {
     /// file deserializes to what reading it whole does, spans (lines) included.
     #[test]
     fn batches_read_what_the_whole_file_holds() {
+        // Every spanned table outside the pools, after a run of pools: their
+        // spans are moved back over the runs cut out.
         let text = format!(
-            "[dns]\nlisten = [\"127.0.0.1:53\"]\n{}[[zone]]\norigin = \"e.test.\"\nfile = \"e.zone\"\n{}\
-             [regions]\nEU = [\n  \"DE\",\n]\n{}",
+            "[dns]\nlisten = [\"127.0.0.1:53\"]\n{}[[zone]]\norigin = \"e.test.\"\nfile = \"e.zone\"\n\
+             [[zone.update]]\nkey = \"k.\"\nnames = [\"e.test.\"]\ntypes = [\"A\"]\n{}\
+             [regions]\nEU = [\n  \"DE\",\n]\n{}[[tsig]]\nname = \"k.\"\nsecret_file = \"k.key\"\n{}\
+             [redirect]\n[redirect.hosts]\n{}",
             pools(3, 0),
             pools(2 * BATCH + 7, 3),
-            pools(1, 5000)
+            pools(1, 5000),
+            pools(2, 6000),
+            pools(1, 7000)
         );
         let whole: ConfigFile = toml::from_str(&text).unwrap();
         let batched = deserialize_in_batches(&text).expect("read in batches");
-        assert_eq!(batched.pool.len(), 2 * BATCH + 11);
+        assert_eq!(batched.pool.len(), 2 * BATCH + 14);
         assert_eq!(format!("{batched:?}"), format!("{whole:?}"));
     }
 

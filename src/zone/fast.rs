@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::rdata::{MAX_RDATA, MAX_STRING};
+use crate::rdata::{MAX_RDATA, MAX_STRING, RecordError};
 
 /// Encodes TYPE, CLASS IN, TTL 0 (see [`set_ttl`]), RDLENGTH and RDATA of a
 /// record written as `toks` into `out` (cleared first). `false`: not taken,
@@ -99,10 +99,84 @@ fn name(tok: &str, origin: &Name, out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// An owner name as [`crate::rdata::name`] reads it, without its allocation
+/// per label, for the plain names most owners are (labels of letters, digits,
+/// `-`, `_` and `*`, relative or absolute, well inside 255 octets); anything
+/// else goes to `rdata::name`, so every error message is its.
+pub(super) fn owner(tok: &str, origin: &Name) -> Result<Name, RecordError> {
+    let plain = |l: &str| {
+        (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*'))
+    };
+    let (body, absolute) = match tok.strip_suffix('.') {
+        Some(body) => (body, true),
+        None => (tok, false),
+    };
+    let origin_len: usize = if absolute { 1 } else { origin.iter().map(|l| l.len() + 1).sum::<usize>() + 1 };
+    if tok == "@" || body.len() + 1 + origin_len > 255 || !body.split('.').all(plain) {
+        return crate::rdata::name(tok, origin);
+    }
+    let labels = Name::from_labels(body.split('.').map(str::as_bytes));
+    let name = match labels {
+        Ok(mut n) if absolute => {
+            n.set_fqdn(true);
+            Ok(n)
+        }
+        Ok(n) => n.append_domain(origin),
+        Err(e) => Err(e),
+    };
+    name.or_else(|_| crate::rdata::name(tok, origin))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::snapshot::encode_record;
+
+    /// Plain owners are read as the general reader reads them (labels, case,
+    /// absolute or not); every other owner, read or refused, is its.
+    #[test]
+    fn owners_are_read_as_the_general_reader_reads_them() {
+        let origins = [Name::from_ascii("Example.COM.").unwrap(), Name::from_ascii("rel.ative").unwrap()];
+        let l63 = "a".repeat(63);
+        let long = [l63.as_str(); 4].join(".");
+        let toks = [
+            "www",
+            "WwW",
+            "h12345",
+            "a.b.c",
+            "a.b.c.",
+            "x.",
+            "*",
+            "*.wild",
+            "_srv._tcp",
+            "a-b",
+            "@",
+            ".",
+            "",
+            "a..b",
+            ".a",
+            "a b",
+            "a\\.b",
+            "\\065bc",
+            "\"q\"",
+            "é",
+            "a/b",
+            &l63,
+            &format!("{l63}a"),
+            &long,
+            &format!("{long}."),
+        ];
+        for origin in &origins {
+            for tok in toks {
+                let (fast, general) = (owner(tok, origin), crate::rdata::name(tok, origin));
+                let show = |r: &Result<Name, RecordError>| match r {
+                    Ok(n) => format!("{} fqdn={} labels={:?}", n.to_ascii(), n.is_fqdn(), n.iter().collect::<Vec<_>>()),
+                    Err(e) => format!("error {e}"),
+                };
+                assert_eq!(show(&fast), show(&general), "{tok:?} in {origin}");
+            }
+        }
+    }
 
     fn toks(text: &str) -> Vec<String> {
         text.split(' ').map(str::to_string).collect()

@@ -29,7 +29,17 @@ pub(super) struct Lexer {
     comment: bool,
     at_line_start: bool,
     blank: bool,
+    /// Token strings and lists of entries already handled, cleared for reuse
+    /// ([`Lexer::recycle`]): a zone of 1,000,000 records would otherwise
+    /// allocate and free each of its 5,000,000 tokens, and grow each by pushes.
+    spare_tokens: Vec<String>,
+    spare_lists: Vec<Vec<String>>,
 }
+
+/// Most spare token strings (and lists) kept, and the longest kept: enough for
+/// the common entries, so a long entry's many or long tokens are not held.
+const SPARE: usize = 64;
+const SPARE_LEN: usize = 1024;
 
 impl Default for Lexer {
     fn default() -> Self {
@@ -46,19 +56,46 @@ impl Default for Lexer {
             comment: false,
             at_line_start: true,
             blank: false,
+            spare_tokens: Vec::new(),
+            spare_lists: Vec::new(),
         }
     }
 }
 
 impl Lexer {
+    /// Takes back the tokens of `entries` (handled) for the entries to come;
+    /// `entries`, emptied, is the next [`Lexer::done`].
+    pub fn recycle(&mut self, mut entries: Vec<Entry>) {
+        for e in entries.drain(..) {
+            let mut tokens = e.tokens;
+            for mut t in tokens.drain(..).filter(|t| t.capacity() <= SPARE_LEN) {
+                if self.spare_tokens.len() < SPARE {
+                    t.clear();
+                    self.spare_tokens.push(t);
+                }
+            }
+            if self.spare_lists.len() < SPARE && tokens.capacity() <= SPARE_LEN {
+                self.spare_lists.push(tokens);
+            }
+        }
+        if self.done.is_empty() {
+            self.done = entries;
+        }
+    }
+
+    /// The entry being read, opened at the current line if there is none.
+    fn current(&mut self) -> &mut Entry {
+        let (line, blank) = (self.line, self.blank);
+        let spare = &mut self.spare_lists;
+        self.cur.get_or_insert_with(|| Entry { line, blank_owner: blank, tokens: spare.pop().unwrap_or_default() })
+    }
+
     fn flush(&mut self) -> Result<(), (usize, String)> {
         if !self.tok.is_empty() {
             self.cur_len += self.tok.len() + 1;
-            let (line, blank) = (self.line, self.blank);
-            self.cur
-                .get_or_insert_with(|| Entry { line, blank_owner: blank, tokens: Vec::new() })
-                .tokens
-                .push(std::mem::take(&mut self.tok));
+            let next = self.spare_tokens.pop().unwrap_or_default();
+            let tok = std::mem::replace(&mut self.tok, next);
+            self.current().tokens.push(tok);
         }
         if self.cur_len > MAX_LINE {
             let line = self.cur.as_ref().map_or(self.line, |e| e.line);
@@ -126,8 +163,7 @@ impl Lexer {
                     self.paren_line = self.line;
                 }
                 self.depth += 1;
-                let (line, blank) = (self.line, self.blank);
-                self.cur.get_or_insert_with(|| Entry { line, blank_owner: blank, tokens: Vec::new() });
+                self.current();
             }
             ')' => {
                 self.flush()?;

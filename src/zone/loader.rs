@@ -181,14 +181,16 @@ impl Loader {
                 self.problems.push(Problem::new(file, line, msg));
                 return;
             }
-            for entry in std::mem::take(&mut lexer.done) {
+            let done = std::mem::take(&mut lexer.done);
+            for entry in &done {
                 self.entry(origin, &mut st, entry, depth);
             }
+            lexer.recycle(done);
             read_bytes += buf.len() as u64;
             self.presize(read_bytes);
         }
         match lexer.finish() {
-            Ok(Some(entry)) => self.entry(origin, &mut st, entry, depth),
+            Ok(Some(entry)) => self.entry(origin, &mut st, &entry, depth),
             Ok(None) => {}
             Err((line, msg)) => self.problems.push(Problem::new(file, line, msg)),
         }
@@ -209,10 +211,10 @@ impl Loader {
         self.sink.reserve(usize::try_from(more).unwrap_or(0));
     }
 
-    fn entry(&mut self, zone_origin: &Name, st: &mut FileState, entry: Entry, depth: usize) {
+    fn entry(&mut self, zone_origin: &Name, st: &mut FileState, entry: &Entry, depth: usize) {
         let Some(first) = entry.tokens.first() else { return };
         if !entry.blank_owner && first.starts_with('$') {
-            if let Err(e) = self.directive(st, &entry, depth) {
+            if let Err(e) = self.directive(st, entry, depth) {
                 self.problems.push(Problem::new(&*st.file, entry.line, e.to_string()));
             }
             return;
@@ -276,12 +278,12 @@ impl Loader {
         &mut self,
         zone_origin: &Name,
         st: &mut FileState,
-        entry: Entry,
+        entry: &Entry,
     ) -> Result<(Name, u32, Data), EntryError> {
         let toks = &entry.tokens;
         let mut i = 0;
         if !entry.blank_owner {
-            st.owner = Some(parse_name(&toks[0], &st.origin).map_err(EntryError::Owner)?);
+            st.owner = Some(fast::owner(&toks[0], &st.origin).map_err(EntryError::Owner)?);
             i = 1;
         }
         let name = st.owner.clone().ok_or(EntryError::NoOwner)?;

@@ -113,11 +113,39 @@ pub fn load_named_at(
     named_at: Option<(&Path, usize)>,
     pools: &BTreeMap<Name, u32>,
 ) -> Result<ZoneData, Vec<Problem>> {
+    read_named_at(origin, file, named_at)?.build(pools)
+}
+
+/// The first half of [`load_named_at`]: the file read and checked, everything
+/// but the pools, which are marked by [`ReadZone::build`]. Start-up reads the
+/// zone files while the config's pools are still being read.
+pub fn read_named_at(origin: &Name, file: &Path, named_at: Option<(&Path, usize)>) -> Result<ReadZone, Vec<Problem>> {
     let mut loader = Loader::new(origin);
     loader.file(origin, file, 0, named_at, None);
     // A file that could not be read has no records to check.
     let read = !loader.sink.facts.is_empty() || loader.problems.is_empty();
-    finish(origin, file, loader, read, pools)
+    checked(origin, file, loader, read)
+}
+
+/// A zone file read and checked (no problem found), its pools not marked yet.
+pub struct ReadZone {
+    origin: Name,
+    file: PathBuf,
+    sink: Sink,
+}
+
+impl std::fmt::Debug for ReadZone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadZone").field("origin", &self.origin).field("file", &self.file).finish_non_exhaustive()
+    }
+}
+
+impl ReadZone {
+    /// The zone, the names of `pools` (name -> position in the snapshot's
+    /// pools) in it marked as pools.
+    pub fn build(self, pools: &BTreeMap<Name, u32>) -> Result<ZoneData, Vec<Problem>> {
+        build(&self.origin, &self.file, self.sink, pools)
+    }
 }
 
 /// As [`load_named_at`], for a file whose zone `held` is held (a reload): when
@@ -185,25 +213,25 @@ pub fn parse_str_with(
 ) -> Result<ZoneData, Vec<Problem>> {
     let mut loader = Loader::new(origin);
     loader.read(origin, file, text.as_bytes(), 0, None);
-    finish(origin, file, loader, true, pools)
+    checked(origin, file, loader, true)?.build(pools)
 }
 
-/// Checks what `loader` read (when `check`) and builds the zone.
-fn finish(
-    origin: &Name,
-    file: &Path,
-    mut loader: Loader,
-    check: bool,
-    pools: &BTreeMap<Name, u32>,
-) -> Result<ZoneData, Vec<Problem>> {
+/// Checks what `loader` read (when `check`): what is left to do is marking
+/// the pools and building the zone.
+fn checked(origin: &Name, file: &Path, mut loader: Loader, check: bool) -> Result<ReadZone, Vec<Problem>> {
     if check {
         check::check(origin, file, &mut loader.sink, &mut loader.problems);
     }
     if !loader.problems.is_empty() {
         return Err(loader.problems);
     }
+    Ok(ReadZone { origin: origin.clone(), file: file.to_path_buf(), sink: loader.sink })
+}
+
+/// The zone of a checked `sink`, the names of `pools` in it marked.
+fn build(origin: &Name, file: &Path, sink: Sink, pools: &BTreeMap<Name, u32>) -> Result<ZoneData, Vec<Problem>> {
     let too_large = |e: &dyn std::fmt::Display| vec![Problem::new(file, 0, e.to_string())];
-    let Sink { mut builder, facts, runs, files, apex, soa, .. } = loader.sink;
+    let Sink { mut builder, facts, runs, files, apex, soa, .. } = sink;
     let records = facts.len();
     drop(facts);
     for (name, &i) in pools.range(origin.clone()..).filter(|(n, _)| origin.zone_of(n)) {

@@ -94,6 +94,40 @@ fn problems_among_thousands_of_pools_are_at_their_lines_for_check_and_start() {
     }
 }
 
+/// With pools in the config its zone files are read while the pools are
+/// (`Sources::load`): each zone's problems are still named at their file and
+/// line, a zone that fails still hides only its own pools' placement, and
+/// `check` and start say the same.
+#[test]
+fn zone_problems_beside_pools_are_the_same_for_check_and_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{CFG}[[pool]]\nname=\"www.t.test.\"\n[[pool.member]]\naddress=\"192.0.2.1\"\n\
+         [[zone]]\norigin=\"u.test.\"\nfile=\"u.zone\"\n[[pool]]\nname=\"p.u.test.\"\n\
+         [[zone]]\norigin=\"v.test.\"\nfile=\"v.zone\"\n[[pool]]\nname=\"q.v.test.\"\n"
+    );
+    let cfg = dir.path().join("lbdns.toml");
+    write(&cfg, &text);
+    write(&dir.path().join("t.zone"), &small_zone("www IN A 192.0.2.7\n"));
+    write(&dir.path().join("v.zone"), &small_zone("bad IN A 300.1.2.3\n"));
+    let (t, u, v) = (dir.path().join("t.zone"), dir.path().join("u.zone"), dir.path().join("v.zone"));
+    let want = [
+        format!("{}:12: cannot read zone file {}", cfg.display(), u.display()),
+        format!("{}:5: invalid A data: \"300.1.2.3\"", v.display()),
+        format!("{}:8: pool www.t.test. also has A records in {}:5;", cfg.display(), t.display()),
+    ];
+    let (code, err) = check(dir.path());
+    assert_eq!(code, 64, "{err}");
+    let started = bin().arg("--config").arg(&cfg).env("LBDNS_LOG", "off").output().unwrap();
+    assert_eq!(started.status.code(), Some(64));
+    let start_err = String::from_utf8_lossy(&started.stderr);
+    for w in &want {
+        assert!(err.contains(w.as_str()), "{w}\n{err}");
+        assert!(start_err.contains(w.as_str()), "{w}\n{start_err}");
+    }
+    assert_eq!(err.lines().count(), 3, "{err}");
+}
+
 /// A running binary, killed on drop.
 pub struct Running {
     pub child: Child,
