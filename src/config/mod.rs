@@ -14,6 +14,7 @@ mod name;
 mod parse;
 mod raw;
 mod recover;
+mod reuse;
 mod settings;
 mod split;
 #[cfg(test)]
@@ -32,6 +33,7 @@ pub use raw::{
     AllDown, ApiPoolConfig, CheckKind, ClusterConfig, ClusterHealth, GlobalHealthConfig, HealthChecks, HealthConfig,
     HttpMethod, MemberConfig, PolicyName, RrlConfig, StoreKind, TransferPools, default_pool_ttl,
 };
+pub use reuse::{HeldConfig, Loaded, load_for_reload};
 pub use settings::{
     AdminSettings, Config, DnsSettings, DnssecSpec, EtcdSettings, MAX_TTL, PoolDef, RCODES, RedirectSettings,
     RedirectTarget, Secrets, TransferRule, TransferSettings, ZoneSpec, parse_rcode, unlisted_regions,
