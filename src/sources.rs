@@ -5,7 +5,7 @@
 //! Cross-checks that need both live here: a pool must be inside a zone, not at a
 //! name that the zone file already gives addresses or a CNAME, and not below a cut.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,7 +74,10 @@ impl Sources {
         let config_took = started.elapsed();
         let (zones, zone_files, unchanged_zone_files) = load_zones(&config, &pools, before, &mut problems);
         let zones_took = started.elapsed() - config_took;
-        problems.extend(placement(&config, &pools, &zones));
+        // The same pools as before, placed then: only those at names whose
+        // RRsets changed can clash now.
+        let changed = if config_unchanged { changed_names(&zones, &before.zone_files) } else { None };
+        problems.extend(placement(&config, &pools, &zones, changed.as_ref()));
         let (admin_token, geoip) = (read_token(&config, secrets, &mut problems), open_geoip(&config, &mut problems));
         debug!(?config_took, config_unchanged, ?zones_took, took = ?started.elapsed(), "sources read");
         if !problems.is_empty() {
@@ -123,19 +126,55 @@ fn load_zones(
     (zones, zone_files, unchanged)
 }
 
-/// Each pool placed where it can be in the zones that loaded. A pool in a zone
-/// that did not load is not checked: its zone's problems say why.
-fn placement(config: &Config, pools: &[Arc<PoolDef>], zones: &[Arc<ZoneData>]) -> Vec<Problem> {
+/// Each pool placed where it can be in the zones that loaded (only those named
+/// in `only`, when given). A pool in a zone that did not load is not checked:
+/// its zone's problems say why.
+fn placement(
+    config: &Config,
+    pools: &[Arc<PoolDef>],
+    zones: &[Arc<ZoneData>],
+    only: Option<&BTreeSet<Name>>,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     let broken: Vec<&Name> =
         config.zones.iter().map(|s| &s.origin).filter(|o| !zones.iter().any(|z| &z.origin == *o)).collect();
     let index = PlacementIndex::new(zones);
-    for pool in pools.iter().filter(|p| !broken.iter().any(|o| o.zone_of(&p.name))) {
+    let checked = |p: &&Arc<PoolDef>| only.is_none_or(|names| names.contains(&p.name));
+    for pool in pools.iter().filter(checked).filter(|p| !broken.iter().any(|o| o.zone_of(&p.name))) {
         if let Err(e) = index.check(pool) {
             problems.push(Problem::new(&config.path, pool.line, e.to_string()));
         }
     }
     problems
+}
+
+/// The names whose RRsets changed from the zones held in `before`, when each
+/// zone is either held as it was or the held one with changes laid over it
+/// (a reload's diff); `None` when a zone was loaded in full or is new, or when
+/// a delegation changed (a cut moves every pool below it): every pool is then
+/// placed again.
+fn changed_names(zones: &[Arc<ZoneData>], before: &ZoneFiles) -> Option<BTreeSet<Name>> {
+    use hickory_proto::serialize::binary::BinDecodable;
+    use imbl::ordmap::DiffItem;
+    let mut names = BTreeSet::new();
+    for z in zones {
+        let held = before.held(&z.origin, &z.file)?;
+        if Arc::ptr_eq(held, z) {
+            continue;
+        }
+        if !Arc::ptr_eq(&held.zone.base, &z.zone.base) {
+            return None;
+        }
+        for item in held.zone.layer.diff(&z.zone.layer) {
+            let (DiffItem::Add(name, _) | DiffItem::Remove(name, _) | DiffItem::Update { new: (name, _), .. }) = item;
+            let cut = |zone: &ZoneData| zone.zone.node(name).is_some_and(|n| n.delegation());
+            if cut(held) || cut(z) {
+                return None;
+            }
+            names.insert(Name::from_bytes(name).ok()?);
+        }
+    }
+    Some(names)
 }
 
 /// The admin token of `[admin] token_file`, read on every load (unless secrets
