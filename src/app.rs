@@ -28,7 +28,7 @@ use crate::persist::sqlite::SqliteStore;
 use crate::problem::{Problem, Problems};
 use crate::shutdown::{Shutdown, Stopper};
 use crate::snapshot::Snapshot;
-use crate::sources::{Sources, ZoneFiles};
+use crate::sources::{Reusable, Sources};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -77,9 +77,9 @@ pub struct Control {
     /// The last reload's and API writes' results, for the status page.
     outcomes: crate::control::Outcomes,
     redirect: Option<Arc<ArcSwap<RedirectSettings>>>,
-    /// The zone files of the sources in effect: a reload parses again only
-    /// those whose bytes changed.
-    zone_files: Arc<std::sync::Mutex<ZoneFiles>>,
+    /// What a reload may take from the sources in effect: it parses again only
+    /// the zone files whose bytes changed, and the pools of a changed config.
+    reusable: Arc<std::sync::Mutex<Reusable>>,
 }
 
 impl Control {
@@ -88,7 +88,7 @@ impl Control {
     /// returned, and counted in `lbdns_reloads_total{result="error"}`.
     pub async fn reload(&self) -> Result<(), Problems> {
         let path = self.config_path.clone();
-        let before = self.zone_files.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let before = self.reusable.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let sources = Sources::reload(&path, &before)?;
             let token = sources.admin_token.clone();
@@ -99,13 +99,13 @@ impl Control {
         let result = match loaded {
             Ok((sources, token)) => {
                 let redirect = sources.config.redirect.clone();
-                let zone_files = sources.zone_files.clone();
+                let reusable = sources.reusable.clone();
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let sent = self.writer.send(Command::Reload(Box::new(sources), tx)).await;
                 match (sent, rx.await) {
                     (Ok(()), Ok(Ok(()))) => {
                         self.token.store(Arc::new(token));
-                        *self.zone_files.lock().unwrap_or_else(|e| e.into_inner()) = zone_files;
+                        *self.reusable.lock().unwrap_or_else(|e| e.into_inner()) = reusable;
                         match (&self.redirect, redirect) {
                             (Some(current), Some(new)) => current.store(Arc::new(new)),
                             (None, Some(_)) | (Some(_), None) => {
@@ -179,7 +179,7 @@ impl App {
             events,
             outcomes,
             redirect: cfg.redirect.clone().map(|r| Arc::new(ArcSwap::from_pointee(r))),
-            zone_files: Arc::new(std::sync::Mutex::new(sources.zone_files.clone())),
+            reusable: Arc::new(std::sync::Mutex::new(sources.reusable.clone())),
         };
 
         let (udp_sockets, tcp_listeners, dns_addrs) = bind_all_dns(cfg)?;

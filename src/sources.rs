@@ -5,14 +5,15 @@
 //! Cross-checks that need both live here: a pool must be inside a zone, not at a
 //! name that the zone file already gives addresses or a CNAME, and not below a cut.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use hickory_proto::rr::{Name, RecordType};
 use tracing::debug;
 
-use crate::config::{self, Config, PoolDef, Secrets, ZoneSpec};
+use crate::config::{self, Config, HeldConfig, PoolDef, Secrets, ZoneSpec};
 use crate::geoip::GeoDb;
 use crate::problem::{Problem, Problems};
 use crate::secrets;
@@ -32,11 +33,14 @@ pub struct Sources {
     /// warnings are logged once); `None` without a token file or with
     /// `Secrets::Skip`.
     pub admin_token: Option<String>,
-    /// The zone files as loaded, for the next reload to reuse.
-    pub zone_files: ZoneFiles,
+    /// What the next reload may take as it is (zone files, the config's pools).
+    pub reusable: Reusable,
     /// How many zone files were taken from the previous load (their bytes had
     /// not changed) instead of being parsed again.
     pub unchanged_zone_files: usize,
+    /// The config's bytes (and its pools' files) had not changed: its pools
+    /// were taken from the previous load, the rest of it read again.
+    pub config_unchanged: bool,
 }
 
 impl Sources {
@@ -51,76 +55,173 @@ impl Sources {
     /// a broken zone file, and a zone that fails to load hides only the placement
     /// checks of its own pools.
     pub fn load_with(path: &Path, secrets: Secrets) -> Result<Sources, Problems> {
-        Sources::load_reusing(path, secrets, &ZoneFiles::default())
+        Sources::load_reusing(path, secrets, &Reusable::default())
     }
 
     /// [`Sources::load`] for a reload: a zone file whose bytes are those it had
-    /// in `before` (the sources in effect) is not parsed again, its zone is shared.
-    pub fn reload(path: &Path, before: &ZoneFiles) -> Result<Sources, Problems> {
+    /// in `before` (the sources in effect) is not parsed again, its zone is
+    /// shared; a config whose bytes are those it had keeps its pools.
+    pub fn reload(path: &Path, before: &Reusable) -> Result<Sources, Problems> {
         Sources::load_reusing(path, Secrets::Read, before)
     }
 
-    fn load_reusing(path: &Path, secrets: Secrets, before: &ZoneFiles) -> Result<Sources, Problems> {
-        let reading = config::begin(path);
-        // A reload compares changed files with the zones held, once the pools are known.
-        let early = if before.0.is_empty() { reading.zone_files() } else { Vec::new() };
-        let (config, mut problems, mut early) = read_both(reading, secrets, early);
-        let Some(mut config) = config else { return Err(Problems(problems)) };
-        let mut zones = Vec::new();
-        let mut broken = Vec::new();
-        let (mut zone_files, mut unchanged_zone_files) = (ZoneFiles::default(), 0);
-        // The config's pools are marked in their zones' records at their positions.
-        let pool_index = config.pools.iter().enumerate().map(|(i, p)| (p.name.clone(), i as u32)).collect();
-        for spec in &config.zones {
-            let read = early.iter().position(|e| e.is(spec)).map(|i| early.swap_remove(i));
-            match load_zone(spec, &config.path, before, &pool_index, read) {
-                Ok((loaded, reused)) => {
-                    if spec.dnssec.is_some() {
-                        problems.extend(signer_records(&loaded.zone));
-                    }
-                    unchanged_zone_files += usize::from(reused);
-                    zones.push(loaded.zone.clone());
-                    zone_files.0.insert((spec.origin.clone(), spec.file.clone()), loaded);
-                }
-                Err(p) => {
-                    problems.extend(p);
-                    broken.push(&spec.origin);
-                }
-            }
-        }
-        let index = PlacementIndex::new(&zones);
-        // A pool in a zone that did not load cannot be placed: its zone's problems say why.
-        for pool in config.pools.iter().filter(|p| !broken.iter().any(|o| o.zone_of(&p.name))) {
-            if let Err(e) = index.check(pool) {
-                problems.push(Problem::new(&config.path, pool.line, e.to_string()));
-            }
-        }
-        let mut admin_token = None;
-        if let Some(t) = config.admin.token_file.as_ref().filter(|_| secrets == Secrets::Read) {
-            match secrets::read_token(t) {
-                Ok(token) => admin_token = Some(token),
-                Err(e) => {
-                    problems.push(Problem::new(&config.path, config.admin.token_file_line, format!("[admin] {e}")))
-                }
-            }
-        }
-        let mut geoip = None;
-        if let Some(db) = &config.geoip {
-            match GeoDb::open(db) {
-                Ok(g) => geoip = Some(Arc::new(g)),
-                Err(e) => problems.push(Problem::new(&config.path, config.geoip_line, e.to_string())),
-            }
-        }
+    fn load_reusing(path: &Path, secrets: Secrets, before: &Reusable) -> Result<Sources, Problems> {
+        let started = Instant::now();
+        // At start-up the zone files are read while the config's pools are; a
+        // reload compares changed files with the zones held, once the pools are known.
+        let (loaded, mut early) = if before.is_empty() {
+            read_both(config::begin(path), secrets)
+        } else {
+            (config::load_for_reload(path, secrets, before.config.as_ref()), Vec::new())
+        };
+        let (mut problems, hash, config_unchanged) = (loaded.problems, loaded.hash, loaded.pools.is_some());
+        let Some(mut config) = loaded.config else { return Err(Problems(problems)) };
+        let pools = loaded.pools.unwrap_or_else(|| take_pools(&mut config));
+        let config_took = started.elapsed();
+        let (zones, zone_files, unchanged_zone_files) = load_zones(&config, &pools, before, &mut problems, &mut early);
+        let zones_took = started.elapsed() - config_took;
+        // The same pools as before, placed then: only those at names whose
+        // RRsets changed can clash now.
+        let changed = if config_unchanged { changed_names(&zones, &before.zone_files) } else { None };
+        problems.extend(placement(&config, &pools, &zones, changed.as_ref()));
+        let (admin_token, geoip) = (read_token(&config, secrets, &mut problems), open_geoip(&config, &mut problems));
+        debug!(?config_took, config_unchanged, ?zones_took, took = ?started.elapsed(), "sources read");
         if !problems.is_empty() {
             return Err(Problems(problems));
         }
-        // Taken, not copied: 100,000 pool definitions are held once. Collected
-        // into a new vector: collected in place, the 8-byte `Arc`s would keep the
-        // definitions' whole buffer (17 MB at 100,000 pools).
-        let defs = std::mem::take(&mut config.pools);
-        let mut pools = Vec::with_capacity(defs.len());
-        pools.extend(defs.into_iter().map(Arc::new));
-        Ok(Sources { config, zones, pools, geoip, admin_token, zone_files, unchanged_zone_files })
+        let reusable = Reusable { zone_files, config: HeldConfig::new(hash, &pools) };
+        Ok(Sources { config, zones, pools, geoip, admin_token, reusable, unchanged_zone_files, config_unchanged })
+    }
+}
+
+/// The config's pools, taken out of it, not copied: 100,000 pool definitions
+/// are held once. Collected into a new vector: collected in place, the 8-byte
+/// `Arc`s would keep the definitions' whole buffer (17 MB at 100,000 pools).
+fn take_pools(config: &mut Config) -> Vec<Arc<PoolDef>> {
+    let defs = std::mem::take(&mut config.pools);
+    let mut pools = Vec::with_capacity(defs.len());
+    pools.extend(defs.into_iter().map(Arc::new));
+    pools
+}
+
+/// Each zone of `config` that loaded, the zone files as loaded, and how many
+/// were taken unchanged from `before`. A zone that fails to load adds its
+/// problems and is left out.
+fn load_zones(
+    config: &Config,
+    pools: &[Arc<PoolDef>],
+    before: &Reusable,
+    problems: &mut Vec<Problem>,
+    early: &mut Vec<ReadEarly>,
+) -> (Vec<Arc<ZoneData>>, ZoneFiles, usize) {
+    let (mut zones, mut zone_files, mut unchanged) = (Vec::new(), ZoneFiles::default(), 0);
+    // The config's pools are marked in their zones' records at their positions.
+    let pool_index = pools.iter().enumerate().map(|(i, p)| (p.name.clone(), i as u32)).collect();
+    for spec in &config.zones {
+        let read = early.iter().position(|e| e.is(spec)).map(|i| early.swap_remove(i));
+        match load_zone(spec, &config.path, &before.zone_files, &pool_index, read) {
+            Ok((loaded, reused)) => {
+                if spec.dnssec.is_some() {
+                    problems.extend(signer_records(&loaded.zone));
+                }
+                unchanged += usize::from(reused);
+                zones.push(loaded.zone.clone());
+                zone_files.0.insert((spec.origin.clone(), spec.file.clone()), loaded);
+            }
+            Err(p) => problems.extend(p),
+        }
+    }
+    (zones, zone_files, unchanged)
+}
+
+/// Each pool placed where it can be in the zones that loaded (only those named
+/// in `only`, when given). A pool in a zone that did not load is not checked:
+/// its zone's problems say why.
+fn placement(
+    config: &Config,
+    pools: &[Arc<PoolDef>],
+    zones: &[Arc<ZoneData>],
+    only: Option<&BTreeSet<Name>>,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let broken: Vec<&Name> =
+        config.zones.iter().map(|s| &s.origin).filter(|o| !zones.iter().any(|z| &z.origin == *o)).collect();
+    let index = PlacementIndex::new(zones);
+    let checked = |p: &&Arc<PoolDef>| only.is_none_or(|names| names.contains(&p.name));
+    for pool in pools.iter().filter(checked).filter(|p| !broken.iter().any(|o| o.zone_of(&p.name))) {
+        if let Err(e) = index.check(pool) {
+            problems.push(Problem::new(&config.path, pool.line, e.to_string()));
+        }
+    }
+    problems
+}
+
+/// The names whose RRsets changed from the zones held in `before`, when each
+/// zone is either held as it was or the held one with changes laid over it
+/// (a reload's diff); `None` when a zone was loaded in full or is new, or when
+/// a delegation changed (a cut moves every pool below it): every pool is then
+/// placed again.
+fn changed_names(zones: &[Arc<ZoneData>], before: &ZoneFiles) -> Option<BTreeSet<Name>> {
+    use hickory_proto::serialize::binary::BinDecodable;
+    use imbl::ordmap::DiffItem;
+    let mut names = BTreeSet::new();
+    for z in zones {
+        let held = before.held(&z.origin, &z.file)?;
+        if Arc::ptr_eq(held, z) {
+            continue;
+        }
+        if !Arc::ptr_eq(&held.zone.base, &z.zone.base) {
+            return None;
+        }
+        for item in held.zone.layer.diff(&z.zone.layer) {
+            let (DiffItem::Add(name, _) | DiffItem::Remove(name, _) | DiffItem::Update { new: (name, _), .. }) = item;
+            let cut = |zone: &ZoneData| zone.zone.node(name).is_some_and(|n| n.delegation());
+            if cut(held) || cut(z) {
+                return None;
+            }
+            names.insert(Name::from_bytes(name).ok()?);
+        }
+    }
+    Some(names)
+}
+
+/// The admin token of `[admin] token_file`, read on every load (unless secrets
+/// are skipped) so that a new token is taken by a reload.
+fn read_token(config: &Config, secrets: Secrets, problems: &mut Vec<Problem>) -> Option<String> {
+    let t = config.admin.token_file.as_ref().filter(|_| secrets == Secrets::Read)?;
+    match secrets::read_token(t) {
+        Ok(token) => Some(token),
+        Err(e) => {
+            problems.push(Problem::new(&config.path, config.admin.token_file_line, format!("[admin] {e}")));
+            None
+        }
+    }
+}
+
+/// The GeoIP database of `[geoip]`, read whole on every load.
+fn open_geoip(config: &Config, problems: &mut Vec<Problem>) -> Option<Arc<GeoDb>> {
+    let db = config.geoip.as_ref()?;
+    match GeoDb::open(db) {
+        Ok(g) => Some(Arc::new(g)),
+        Err(e) => {
+            problems.push(Problem::new(&config.path, config.geoip_line, e.to_string()));
+            None
+        }
+    }
+}
+
+/// What a reload may take from the sources in effect instead of reading it
+/// again: the zone files as loaded, and the config's pools.
+#[derive(Debug, Clone, Default)]
+pub struct Reusable {
+    zone_files: ZoneFiles,
+    config: Option<HeldConfig>,
+}
+
+impl Reusable {
+    /// Nothing held: a start, or `lbdns check`.
+    fn is_empty(&self) -> bool {
+        self.zone_files.0.is_empty() && self.config.is_none()
     }
 }
 
@@ -182,24 +283,20 @@ fn signer_records(zone: &ZoneData) -> Vec<Problem> {
     problems
 }
 
-/// The config read and, meanwhile on another thread, the zone files `early`
+/// The config read and, meanwhile on another thread, the zone files it names
 /// read and checked: start-up at 100,000 pools and 1,000,000 records is mostly
 /// these two, and neither needs the other until the pools are marked.
-fn read_both(
-    reading: config::Reading,
-    secrets: Secrets,
-    early: Vec<config::ZoneFile>,
-) -> (Option<Config>, Vec<Problem>, Vec<ReadEarly>) {
+fn read_both(reading: config::Reading, secrets: Secrets) -> (config::Loaded, Vec<ReadEarly>) {
+    let early = reading.zone_files();
     if early.is_empty() {
-        let (config, problems) = reading.finish(secrets);
-        return (config, problems, Vec::new());
+        return (reading.finish_loaded(secrets), Vec::new());
     }
     let config_path = reading.path().to_path_buf();
     std::thread::scope(|s| {
         let zones = s.spawn(|| early.into_iter().map(|z| ReadEarly::read(z, &config_path)).collect());
-        let (config, problems) = reading.finish(secrets);
+        let loaded = reading.finish_loaded(secrets);
         let zones = zones.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (config, problems, zones)
+        (loaded, zones)
     })
 }
 

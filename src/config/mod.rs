@@ -14,6 +14,7 @@ mod name;
 mod parse;
 mod raw;
 mod recover;
+mod reuse;
 mod settings;
 mod split;
 #[cfg(test)]
@@ -32,6 +33,7 @@ pub use raw::{
     AllDown, ApiPoolConfig, CheckKind, ClusterConfig, ClusterHealth, GlobalHealthConfig, HealthChecks, HealthConfig,
     HttpMethod, MemberConfig, PolicyName, RrlConfig, StoreKind, TransferPools, default_pool_ttl,
 };
+pub use reuse::{HeldConfig, Loaded, load_for_reload};
 pub use settings::{
     AdminSettings, Config, DnsSettings, DnssecSpec, EtcdSettings, MAX_TTL, PoolDef, RCODES, RedirectSettings,
     RedirectTarget, Secrets, TransferRule, TransferSettings, ZoneSpec, parse_rcode, unlisted_regions,
@@ -105,6 +107,14 @@ impl Reading {
             Ok(text) => parse::parse_cut(&self.path, &text, secrets, self.cut),
             Err(e) => (None, vec![Problem::new(&self.path, 0, format!("cannot read the config file: {e}"))]),
         }
+    }
+
+    /// [`Reading::finish`] with the hash of the config's bytes, so that the
+    /// next reload can take its pools when they did not change.
+    pub fn finish_loaded(self, secrets: Secrets) -> Loaded {
+        let hash = self.text.as_ref().ok().map(|t| reuse::bytes_hash(t.as_bytes()));
+        let (config, problems) = self.finish(secrets);
+        Loaded { config, problems, pools: None, hash }
     }
 }
 

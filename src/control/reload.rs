@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use hickory_proto::rr::Name;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::sources::Sources;
 use crate::zone::ZoneData;
@@ -17,8 +17,10 @@ impl Writer {
     /// Replaces the sources (config and zone files) in one swap. On any error the
     /// old state stays in effect.
     pub(super) fn reload(&mut self, sources: Sources) -> Result<(), StateError> {
+        let started = std::time::Instant::now();
         let effective = effective(&sources, &self.overlay)?;
-        let unchanged_files = sources.unchanged_zone_files;
+        let effective_took = started.elapsed();
+        let (unchanged_files, config_unchanged) = (sources.unchanged_zone_files, sources.config_unchanged);
         let old = &self.sources.config;
         let new = &sources.config;
         if old.dns.listen != new.dns.listen
@@ -42,18 +44,21 @@ impl Writer {
             self.follow_health_files();
             return Err(e);
         }
+        let published = started.elapsed();
         self.note_file_changes(Some(&old_sources));
-        let started = self.follow_pools();
+        let new_probes = self.follow_pools();
         // What the old sources and the parse freed goes back to the system.
         drop((old_sources, old_effective));
         crate::memory::give_back();
         info!(
             zones = self.effective.zones.len(),
             zone_files_unchanged = unchanged_files,
+            config_unchanged,
             pools = self.effective.pools.len(),
-            new_probes = started,
+            new_probes,
             "reloaded"
         );
+        debug!(?effective_took, ?published, took = ?started.elapsed(), "reload applied");
         Ok(())
     }
 

@@ -138,7 +138,16 @@ impl Base {
     /// records of the RRset `rtype` at `name`: the RRset's position and the
     /// record's offset in the data.
     pub fn find_record(&self, name: &[u8], rtype: u16, record: &[u8]) -> Option<(usize, usize)> {
-        let i = self.rrset_index(name, rtype)?;
+        self.find_record_at(self.node_id(name)?, rtype, record)
+    }
+
+    /// [`Base::find_record`] at the node `id` (from [`Base::node_id`]): a
+    /// reload that has the node's id already looks the name up once.
+    pub fn find_record_at(&self, id: u32, rtype: u16, record: &[u8]) -> Option<(usize, usize)> {
+        let rec = self.nodes.get(id as usize)?;
+        let first = rec.first_rrset as usize;
+        let sets = self.rrsets.get(first..first + rec.rrset_count as usize)?;
+        let i = first + sets.iter().position(|r| r.rtype == rtype)?;
         let off = self.records_of(i).find(|&(_, rec)| rec == record)?.0;
         Some((i, off))
     }

@@ -42,6 +42,8 @@ pub(super) struct Diff {
     tags: Vec<u64>,
     new: Vec<New>,
     scratch: Vec<u8>,
+    /// The node after the last record's (see [`Diff::near`]).
+    next: u32,
     /// More new records than `limit`: the diff is given up.
     limit: usize,
     over: bool,
@@ -69,6 +71,7 @@ impl Diff {
             tags: vec![u64::MAX; base.rrset_total()],
             new: Vec::new(),
             scratch: Vec::new(),
+            next: 0,
             limit: most_changes(held.records),
             over: false,
             held,
@@ -84,30 +87,46 @@ impl Diff {
         !layer.is_empty() && layer.contains_key(name)
     }
 
+    /// The id of `owner` when it is the node of the last record read or the
+    /// one after it. The held base numbers its nodes in the order the file
+    /// first named them, so a file read again mostly names them in that order:
+    /// comparing one name there spares most records a lookup in the name index
+    /// (at 1,000,000 names, a cache miss each).
+    fn near(&self, owner: &[u8]) -> Option<u32> {
+        let base = self.base();
+        let count = base.node_count() as u32;
+        [self.next.wrapping_sub(1), self.next].into_iter().find(|&id| id < count && base.name_of_id(id) == owner)
+    }
+
     fn is_seen(&self, off: usize) -> bool {
         self.seen[off / 64] & (1 << (off % 64)) != 0
     }
 
-    /// Takes one record (`owner` lower-cased wire, `record` encoded) read at `tag`.
-    pub fn push(&mut self, owner: &[u8], rtype: u16, record: &[u8], tag: u64) {
-        if !self.shadowed(owner) {
-            if let Some((i, off)) = self.held.zone.base.find_record(owner, rtype, record) {
+    /// Takes one record (`owner` lower-cased wire, `record` encoded) read at
+    /// `tag`. Returns the id of `owner`'s node in the held base, if it has it
+    /// (the name is looked up once per record, for both).
+    pub fn push(&mut self, owner: &[u8], rtype: u16, record: &[u8], tag: u64) -> Option<u32> {
+        let id = self.near(owner).or_else(|| self.held.zone.base.node_id(owner));
+        self.next = id.map_or(self.next, |i| i.saturating_add(1));
+        if let Some(id) = id.filter(|_| !self.shadowed(owner)) {
+            if let Some((i, off)) = self.held.zone.base.find_record_at(id, rtype, record) {
                 self.seen[off / 64] |= 1 << (off % 64);
                 self.tags[i] = self.tags[i].min(tag);
-                return;
+                return Some(id);
             }
         }
         if self.over {
-            return;
+            return id;
         }
         if self.new.len() >= self.limit {
             // Not worth it: what was gathered is freed for the full load.
             (self.over, self.new, self.scratch) = (true, Vec::new(), Vec::new());
-            return;
+            return id;
         }
         let off = self.scratch.len();
         self.scratch.extend_from_slice(record);
         self.new.push(New { name: owner.into(), rtype, tag, off, len: record.len() });
+        id
     }
 
     /// The held zone with what changed laid over it, its SOA `soa`; `None` when

@@ -106,10 +106,10 @@ impl Sink {
         let tag = self.start(name, file, line);
         let rtype = u16::from_be_bytes([record[0], record[1]]);
         let node = match &mut self.diff {
-            Some(diff) => {
-                diff.push(&self.owner, rtype, record, tag);
-                node_id(&self.diff, &mut self.builder, &self.owner).map_err(Pushed::TooLarge)?
-            }
+            Some(diff) => match diff.push(&self.owner, rtype, record, tag) {
+                Some(held) => held,
+                None => node_id(&self.diff, &mut self.builder, &self.owner).map_err(Pushed::TooLarge)?,
+            },
             None => self.builder.add_tagged(&self.owner, record, tag).map_err(Pushed::TooLarge)?,
         };
         self.facts.push(Fact { node, rtype, line: line as u32 });

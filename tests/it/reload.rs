@@ -188,3 +188,65 @@ fn a_reload_of_one_changed_record_changes_that_record_only() {
     };
     assert!(wait_for(Duration::from_secs(10), changed), "{:?}", transfer(&r, &ixfr));
 }
+
+const UNCHANGED: &str = "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\ntoken_file=\"admin.token\"\n\
+                         [[zone]]\norigin=\"u.test.\"\nfile=\"u.zone\"\n\
+                         [[pool]]\nname=\"www.u.test.\"\n[[pool.member]]\naddress=\"192.0.2.80\"\n";
+
+/// The status of `GET /v1/pools` with `token`.
+fn pools_status(r: &Running, token: &str) -> u16 {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = reqwest::blocking::Client::new();
+    c.get(format!("http://{}/v1/pools", r.admin)).bearer_auth(token).send().unwrap().status().as_u16()
+}
+
+/// A reload of a config whose bytes did not change takes its pools as they
+/// were (the log says so) but still reads its token file again, and still
+/// checks the pools against the zone files: a zone change that puts an A
+/// record at a pool's name is refused with both places, the old zone serving.
+#[test]
+fn a_reload_of_an_unchanged_config_keeps_its_pools_and_still_checks_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, log) = (dir.path().join("lbdns.toml"), dir.path().join("log"));
+    write(&cfg, UNCHANGED);
+    let (token, zone) = (dir.path().join("admin.token"), dir.path().join("u.zone"));
+    let set_token = |t: &str| {
+        write(&token, t);
+        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    };
+    set_token("first-token-0123456789abcdef0123");
+    write(&zone, &small_zone("one IN A 192.0.2.1\n"));
+    let r = spawn_logging_with(&cfg, &log, &[("LBDNS_LOG", "info")]);
+
+    write(&zone, &small_zone("one IN A 192.0.2.1\ntwo IN A 192.0.2.2\n"));
+    set_token("second-token-0123456789abcdef012");
+    let (line, _) = reload(&r, &log);
+    assert!(line.contains("config_unchanged=true"), "{line}");
+    assert_eq!(addrs(&udp(r.dns, &msg("two.u.test.", RecordType::A))), ["192.0.2.2"]);
+    assert_eq!(addrs(&udp(r.dns, &msg("www.u.test.", RecordType::A))), ["192.0.2.80"]);
+    assert_eq!(pools_status(&r, "second-token-0123456789abcdef012"), 200, "the new token");
+    assert_eq!(pools_status(&r, "first-token-0123456789abcdef0123"), 401, "the old token");
+
+    let failed = |log: &Path| std::fs::read_to_string(log).unwrap_or_default().matches("reload failed").count();
+    write(&zone, &small_zone("one IN A 192.0.2.1\ntwo IN A 192.0.2.2\nwww IN A 192.0.2.7\n"));
+    hup(&r);
+    assert!(wait_for(Duration::from_secs(10), || failed(&log) == 1), "the clash refused");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let want = format!("{}:9: pool www.u.test. also has A records in {}:7", cfg.display(), zone.display());
+    assert!(text.contains(&want), "{text}");
+    assert_eq!(addrs(&udp(r.dns, &msg("www.u.test.", RecordType::A))), ["192.0.2.80"], "the old state serving");
+    // A new cut above the pool: every pool is placed again.
+    write(&zone, &small_zone("one IN A 192.0.2.1\ntwo IN A 192.0.2.2\nwww IN NS ns.elsewhere.test.\n"));
+    hup(&r);
+    assert!(wait_for(Duration::from_secs(10), || failed(&log) == 2), "the cut refused");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(&format!("{}:9: pool www.u.test. is at or below the zone cut www.u.test.", cfg.display())));
+    assert_eq!(addrs(&udp(r.dns, &msg("www.u.test.", RecordType::A))), ["192.0.2.80"], "the old state serving");
+
+    // The config changed: read in full.
+    write(&zone, &small_zone("one IN A 192.0.2.1\n"));
+    write(&cfg, &UNCHANGED.replace("192.0.2.80", "192.0.2.81"));
+    let (line, _) = reload(&r, &log);
+    assert!(line.contains("config_unchanged=false"), "{line}");
+    assert_eq!(addrs(&udp(r.dns, &msg("www.u.test.", RecordType::A))), ["192.0.2.81"]);
+}
