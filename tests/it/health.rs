@@ -165,6 +165,7 @@ fn every_all_down_mode_with_every_member_down() {
 fn pools_sharing_a_member_and_spec_share_one_probe_stream() {
     let b = backends(1);
     let port = b[0].addr.port();
+    let started = Instant::now();
     let s = server(
         &[
             // Same Host header too: the default Host is the pool name, which differs.
@@ -176,9 +177,12 @@ fn pools_sharing_a_member_and_spec_share_one_probe_stream() {
     // The first round probed the shared key once.
     assert_eq!(b[0].requests(), 1);
     std::thread::sleep(Duration::from_millis(1050));
-    // One stream at 200 ms ±10% makes at most 1 + 1050/180 = 6 requests; two would make ~10.
+    // One stream at 200 ms ±10% makes at most one request per 180 ms since the
+    // server started (bounded by the time the test saw, so that a slow start
+    // under load cannot fail it): about 7; two streams would make ~10.
     let n = b[0].requests();
-    assert!((3..=6).contains(&n), "{n} requests in 1 s");
+    let most = 1 + (started.elapsed().as_millis() / 180) as usize;
+    assert!((3..=most).contains(&n), "{n} requests in {:?}, at most {most} from one stream", started.elapsed());
     drop(s);
 }
 
