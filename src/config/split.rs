@@ -135,25 +135,6 @@ fn respan_all(raw: &mut ConfigFile, pieces: &[(usize, usize)]) {
     raw.tsig = std::mem::take(&mut raw.tsig).into_iter().map(|t| respan(pieces, t)).collect();
 }
 
-/// `text` with its runs of pool tables cut down to their newlines, so that every
-/// other table keeps its line; `None` when the text is not plainly cut into
-/// tables (see the module docs) or has no pool table.
-pub(super) fn without_pools(text: &str) -> Option<String> {
-    let runs = pool_runs(text)?;
-    if runs.is_empty() {
-        return None;
-    }
-    let mut out = String::with_capacity(text.len() / 8);
-    let mut at = 0;
-    for (starts, end) in &runs {
-        out.push_str(&text[at..starts[0]]);
-        out.extend(text[starts[0]..*end].bytes().filter(|&b| b == b'\n').map(char::from));
-        at = *end;
-    }
-    out.push_str(&text[at..]);
-    Some(out)
-}
-
 /// The pools of `text[range]`, their spans (and their members') moved by the
 /// range's start to where they are in the whole file.
 fn read_batch(text: &str, range: Range<usize>) -> Option<Vec<Spanned<PoolConfig>>> {
@@ -212,8 +193,19 @@ impl Cut {
         &self.rest.zone
     }
 
-    /// The whole config: the pools of `text` (the text it was cut from) read.
+    /// The cut with no pools to read: a reload of unchanged bytes keeps the
+    /// pools it holds and reads only the rest (see `reuse.rs`).
+    pub(super) fn without_batches(mut self) -> Cut {
+        self.batches.clear();
+        self
+    }
+
+    /// The whole config: the pools of `text` (the text it was cut from) read
+    /// (none, after [`Cut::without_batches`]).
     pub(super) fn read_pools(self, text: &str) -> Option<ConfigFile> {
+        if self.batches.is_empty() {
+            return Some(self.rest);
+        }
         let mut raw = self.rest;
         raw.pool = read_batches(text, &self.batches)?;
         Some(raw)
