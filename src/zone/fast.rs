@@ -99,11 +99,12 @@ fn name(tok: &str, origin: &Name, out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// An owner name as [`crate::rdata::name`] reads it, without its allocation
-/// per label, for the plain names most owners are (labels of letters, digits,
-/// `-`, `_` and `*`, relative or absolute, well inside 255 octets); anything
-/// else goes to `rdata::name`, so every error message is its.
-pub(super) fn owner(tok: &str, origin: &Name) -> Result<Name, RecordError> {
+/// An owner name as [`crate::rdata::name`] reads it, written onto `out` as
+/// wire with its case kept, without a hickory `Name` for the plain names most
+/// owners are (labels of letters, digits, `-`, `_` and `*`, relative or
+/// absolute, well inside 255 octets); anything else goes to `rdata::name`, so
+/// every error message is its. `origin_wire` is [`wire_of`] `origin`.
+pub(super) fn owner_wire(tok: &str, origin: &Name, origin_wire: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError> {
     let plain = |l: &str| {
         (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*'))
     };
@@ -111,20 +112,53 @@ pub(super) fn owner(tok: &str, origin: &Name) -> Result<Name, RecordError> {
         Some(body) => (body, true),
         None => (tok, false),
     };
-    let origin_len: usize = if absolute { 1 } else { origin.iter().map(|l| l.len() + 1).sum::<usize>() + 1 };
+    let origin_len = if absolute { 1 } else { origin_wire.len() };
     if tok == "@" || body.len() + 1 + origin_len > 255 || !body.split('.').all(plain) {
-        return crate::rdata::name(tok, origin);
+        let name = crate::rdata::name(tok, origin)?;
+        write_wire(&name, out);
+        return Ok(());
     }
-    let labels = Name::from_labels(body.split('.').map(str::as_bytes));
-    let name = match labels {
-        Ok(mut n) if absolute => {
-            n.set_fqdn(true);
-            Ok(n)
+    for label in body.split('.') {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    match absolute {
+        true => out.push(0),
+        false => out.extend_from_slice(origin_wire),
+    }
+    Ok(())
+}
+
+/// `name` as wire, its case kept, ended by the root label (as the zone's
+/// nodes are keyed, whether or not `name` is absolute).
+pub(super) fn wire_of(name: &Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    write_wire(name, &mut out);
+    out
+}
+
+fn write_wire(name: &Name, out: &mut Vec<u8>) {
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+}
+
+/// Whether the wire name `owner` is `apex` (lower-cased wire) or below it,
+/// compared without case at label boundaries.
+pub(super) fn at_or_below(owner: &[u8], apex: &[u8]) -> bool {
+    let mut at = 0;
+    while at < owner.len() {
+        if owner[at..].eq_ignore_ascii_case(apex) {
+            return true;
         }
-        Ok(n) => n.append_domain(origin),
-        Err(e) => Err(e),
-    };
-    name.or_else(|_| crate::rdata::name(tok, origin))
+        if owner[at] == 0 {
+            return false;
+        }
+        at += 1 + usize::from(owner[at]);
+    }
+    false
 }
 
 #[cfg(test)]
@@ -168,13 +202,29 @@ mod tests {
         ];
         for origin in &origins {
             for tok in toks {
-                let (fast, general) = (owner(tok, origin), crate::rdata::name(tok, origin));
-                let show = |r: &Result<Name, RecordError>| match r {
-                    Ok(n) => format!("{} fqdn={} labels={:?}", n.to_ascii(), n.is_fqdn(), n.iter().collect::<Vec<_>>()),
+                let mut fast = Vec::new();
+                let fast = owner_wire(tok, origin, &wire_of(origin), &mut fast).map(|()| fast);
+                let general = crate::rdata::name(tok, origin).map(|n| wire_of(&n));
+                let show = |r: &Result<Vec<u8>, RecordError>| match r {
+                    Ok(w) => format!("{w:?}"),
                     Err(e) => format!("error {e}"),
                 };
                 assert_eq!(show(&fast), show(&general), "{tok:?} in {origin}");
             }
+        }
+    }
+
+    /// An owner is in the zone at or below its apex, compared without case and
+    /// at label boundaries only.
+    #[test]
+    fn owners_at_or_below_the_apex() {
+        let apex = crate::snapshot::wire(&Name::from_ascii("example.com.").unwrap());
+        let w = |n: &str| wire_of(&Name::from_ascii(n).unwrap());
+        for inside in ["example.com.", "EXAMPLE.Com.", "www.example.com.", "a.b.Example.com."] {
+            assert!(at_or_below(&w(inside), &apex), "{inside}");
+        }
+        for outside in ["com.", ".", "xexample.com.", "example.com.x.", "example.org.", "wwwexample.com."] {
+            assert!(!at_or_below(&w(outside), &apex), "{outside}");
         }
     }
 

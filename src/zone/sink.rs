@@ -84,7 +84,7 @@ impl Sink {
     }
 
     /// Takes one record read at `line` of file `file`.
-    pub fn push(&mut self, name: &Name, ttl: u32, rdata: RData, file: u32, line: usize) -> Result<(), Pushed> {
+    pub fn push(&mut self, name: &[u8], ttl: u32, rdata: RData, file: u32, line: usize) -> Result<(), Pushed> {
         let rtype = u16::from(rdata.record_type());
         // The SOA is kept out of the base (a serial change re-encodes it alone).
         if let RData::SOA(soa) = rdata {
@@ -102,7 +102,7 @@ impl Sink {
 
     /// Takes one record already encoded (TYPE to the end of RDATA, not an SOA)
     /// read at `line` of file `file`.
-    pub fn push_encoded(&mut self, name: &Name, record: &[u8], file: u32, line: usize) -> Result<(), Pushed> {
+    pub fn push_encoded(&mut self, name: &[u8], record: &[u8], file: u32, line: usize) -> Result<(), Pushed> {
         let tag = self.start(name, file, line);
         let rtype = u16::from_be_bytes([record[0], record[1]]);
         let node = match &mut self.diff {
@@ -118,17 +118,15 @@ impl Sink {
 
     /// Notes the file of the next record, writes its owner into `self.owner`;
     /// returns its tag.
-    fn start(&mut self, name: &Name, file: u32, line: usize) -> u64 {
+    fn start(&mut self, name: &[u8], file: u32, line: usize) -> u64 {
         let position = self.facts.len() as u32;
         if self.runs.last().is_none_or(|&(_, f)| f != file) {
             self.runs.push((position, file));
         }
+        // Lower-casing the whole wire name leaves its length octets (at most
+        // 63, below b'A') as they are.
         self.owner.clear();
-        for label in name.iter() {
-            self.owner.push(label.len() as u8);
-            self.owner.extend(label.iter().map(u8::to_ascii_lowercase));
-        }
-        self.owner.push(0);
+        self.owner.extend(name.iter().map(u8::to_ascii_lowercase));
         u64::from(position) << 32 | u64::from(line as u32)
     }
 
