@@ -470,6 +470,22 @@ impl Zone {
         }
         Arc::new(self.with_layer(layer))
     }
+
+    /// This zone with the nodes of `pools` (name, position) in it marked as
+    /// theirs, every other mark kept: a zone marked for the config's pools
+    /// given the API's, which follow them in the list. The cost is that of the
+    /// pools given, not of those the zone has.
+    pub fn with_pools_added<'p>(self: &Arc<Zone>, pools: impl IntoIterator<Item = (&'p Name, u32)>) -> Arc<Zone> {
+        let mut layer: Option<Layer> = None;
+        for (name, i) in pools.into_iter().filter(|(name, _)| self.origin.zone_of(name)) {
+            let over = layer.get_or_insert_with(|| self.layer.clone());
+            *over = zone::with_pool(&self.base, over, &self.origin_wire, &wire(name), Some(i));
+        }
+        match layer {
+            Some(layer) => Arc::new(self.with_layer(layer)),
+            None => self.clone(),
+        }
+    }
 }
 
 /// Where the target name starts in the RDATA of an NS, MX or SRV record: these
