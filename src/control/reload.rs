@@ -21,7 +21,7 @@ impl Writer {
     /// whose files changed are derived and published again: the pools, their
     /// probes and the health files stay as they are.
     pub(super) fn reload(&mut self, sources: Sources) -> Result<(), StateError> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let same_pools = sources.config_unchanged && !self.effective.pools_moved;
         let (unchanged_files, config_unchanged) = (sources.unchanged_zone_files, sources.config_unchanged);
         let (old_sources, effective_took) =
