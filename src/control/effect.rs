@@ -36,22 +36,62 @@ pub(super) fn zones_of(
     overlay: &Overlay,
     pools: &[Arc<PoolDef>],
 ) -> Result<Vec<Arc<Zone>>, StateError> {
-    let mut zones = Vec::with_capacity(sources.zones.len());
     let files = sources.zones.iter().map(|z| &z.zone);
-    for (file, built) in sources.zones.iter().zip(crate::snapshot::build_zones(files, pools)) {
-        let origin = &file.origin;
-        let changes: Vec<_> = overlay.rrsets.iter().filter(|((z, _, _), _)| z == origin).collect();
-        let mut zone = built;
-        for ((_, name, rtype), set) in &changes {
-            check_signer_type(sources, origin, name, *rtype, set.is_some())?;
-            zone = Arc::new(zone.with_rrset_at(name, *rtype, api_rrset(name, *rtype, set.as_ref(), origin)?));
+    sources
+        .zones
+        .iter()
+        .zip(crate::snapshot::build_zones(files, pools))
+        .map(|(file, built)| with_overlay(sources, overlay, &file.origin, built))
+        .collect()
+}
+
+/// The zones in effect over `sources` when only zone files changed since
+/// `before` (the config's bytes did not: its pools are the same, and so are
+/// the pools in effect in `base`, at the same positions). A zone whose file
+/// was taken as it was keeps its zone in effect in `base`; any other is
+/// derived as [`zones_of`] does, but marked only for the API's pools (its file
+/// was loaded marked for the config's). The cost is that of the changed zones.
+pub(super) fn zones_for_files(
+    sources: &Sources,
+    before: &Sources,
+    base: &Effective,
+    overlay: &Overlay,
+) -> Result<Vec<Arc<Zone>>, StateError> {
+    use std::collections::HashMap;
+    let held: HashMap<&Name, &Arc<crate::zone::ZoneData>> = before.zones.iter().map(|z| (&z.origin, z)).collect();
+    let in_effect: HashMap<&Name, &Arc<Zone>> = base.zones.iter().map(|z| (&z.origin, z)).collect();
+    let api_pools =
+        || base.pools.iter().enumerate().filter(|(_, (_, o))| *o == Origin::Api).map(|(i, (p, _))| (&p.name, i as u32));
+    let mut zones = Vec::with_capacity(sources.zones.len());
+    for file in &sources.zones {
+        let unchanged = held.get(&file.origin).is_some_and(|h| Arc::ptr_eq(h, file));
+        match in_effect.get(&file.origin) {
+            Some(z) if unchanged => zones.push(Arc::clone(z)),
+            _ => zones.push(with_overlay(sources, overlay, &file.origin, file.zone.with_pools_added(api_pools()))?),
         }
-        for ((_, name, _), _) in &changes {
-            check_change(&zone, name, &|t| crate::state::whence(sources, overlay, origin, name, t))?;
-        }
-        zones.push(zone.with_bump(overlay.serials.get(origin).copied().unwrap_or(0))?);
     }
     Ok(zones)
+}
+
+/// The zone `origin` (`built` from its file, its pools marked) with the
+/// overlay's RRsets laid over it, each checked where it changed, and its
+/// serial advanced.
+fn with_overlay(
+    sources: &Sources,
+    overlay: &Overlay,
+    origin: &Name,
+    built: Arc<Zone>,
+) -> Result<Arc<Zone>, StateError> {
+    let changes: Vec<_> = overlay.rrsets.iter().filter(|((z, _, _), _)| z == origin).collect();
+    let mut zone = built;
+    for ((_, name, rtype), set) in &changes {
+        check_signer_type(sources, origin, name, *rtype, set.is_some())?;
+        zone = Arc::new(zone.with_rrset_at(name, *rtype, api_rrset(name, *rtype, set.as_ref(), origin)?));
+    }
+    for ((_, name, _), _) in &changes {
+        check_change(&zone, name, &|t| crate::state::whence(sources, overlay, origin, name, t))?;
+    }
+    Ok(zone.with_bump(overlay.serials.get(origin).copied().unwrap_or(0))?)
 }
 
 /// A stored RRset of a type the signer makes (DNSKEY, RRSIG, ...) in a zone

@@ -30,23 +30,45 @@ impl Writer {
         for i in 0..self.effective.zones.len() {
             self.effective.zones[i] = self.bumped(&self.effective.zones[i])?;
         }
-        let next = crate::snapshot::build(
-            &self.effective.zones,
-            &pools,
-            &self.view(),
-            crate::snapshot::Settings {
-                edns_udp_size: self.sources.config.dns.edns_udp_size,
-                regions: Arc::new(self.sources.config.regions.clone()),
-                geoip: self.sources.geoip.clone(),
-                tsig: self.sources.config.tsig.clone(),
-                transfer: Arc::new(crate::snapshot::transfer::table(&self.sources.config.zones)),
-                dnssec: self.sources.config.dnssec.clone(),
-            },
-            Some(&prev),
-        )?;
+        let next = crate::snapshot::build(&self.effective.zones, &pools, &self.view(), self.settings(), Some(&prev))?;
         self.swap(next);
         self.by_probe = PoolsByProbe::of(&pools);
         Ok(())
+    }
+
+    /// Publishes the zones in effect and the config's settings (its secrets
+    /// and GeoIP database read again) with the published pools kept whole:
+    /// for a reload whose pools in effect are those published, at the same
+    /// positions (the config's bytes did not change). The zones in effect are
+    /// already derived (and their serials advanced); only the map of them is
+    /// made again, and no pool is looked at.
+    pub(super) fn publish_zones(&mut self) {
+        let prev = self.snapshot.load_full();
+        let zones = self.effective.zones.iter().map(|z| (z.origin_wire.clone(), z.clone())).collect();
+        let settings = self.settings();
+        self.swap(Snapshot {
+            zones: Arc::new(zones),
+            pools: prev.pools.clone(),
+            edns_udp_size: settings.edns_udp_size,
+            regions: settings.regions,
+            geoip: settings.geoip,
+            tsig: settings.tsig,
+            transfer: settings.transfer,
+            dnssec: settings.dnssec,
+        });
+    }
+
+    /// The snapshot-wide settings of the config in effect.
+    fn settings(&self) -> crate::snapshot::Settings {
+        let config = &self.sources.config;
+        crate::snapshot::Settings {
+            edns_udp_size: config.dns.edns_udp_size,
+            regions: Arc::new(config.regions.clone()),
+            geoip: self.sources.geoip.clone(),
+            tsig: config.tsig.clone(),
+            transfer: Arc::new(crate::snapshot::transfer::table(&config.zones)),
+            dnssec: config.dnssec.clone(),
+        }
     }
 
     /// `zone` with the serial its overlay counter gives.

@@ -470,6 +470,22 @@ impl Zone {
         }
         Arc::new(self.with_layer(layer))
     }
+
+    /// This zone with the nodes of `pools` (name, position) in it marked as
+    /// theirs, every other mark kept: a zone marked for the config's pools
+    /// given the API's, which follow them in the list. The cost is that of the
+    /// pools given, not of those the zone has.
+    pub fn with_pools_added<'p>(self: &Arc<Zone>, pools: impl IntoIterator<Item = (&'p Name, u32)>) -> Arc<Zone> {
+        let mut layer: Option<Layer> = None;
+        for (name, i) in pools.into_iter().filter(|(name, _)| self.origin.zone_of(name)) {
+            let over = layer.get_or_insert_with(|| self.layer.clone());
+            *over = zone::with_pool(&self.base, over, &self.origin_wire, &wire(name), Some(i));
+        }
+        match layer {
+            Some(layer) => Arc::new(self.with_layer(layer)),
+            None => self.clone(),
+        }
+    }
 }
 
 /// Where the target name starts in the RDATA of an NS, MX or SRV record: these
@@ -632,6 +648,34 @@ mod tests {
         }
         assert_eq!(laid.node(&w("q.example.test.")).and_then(|v| v.pool()), Some(0));
         assert!(laid.node(&w("a.example.test.")).is_none(), "p's empty non-terminal went with it");
+    }
+
+    /// A zone loaded marked for the config's pools, given the API's pools
+    /// (which follow them in the list), is the zone `with_pools` makes of the
+    /// whole list: the config's marks kept, each API pool's node marked (its
+    /// empty non-terminal made), a pool of another zone left out.
+    #[test]
+    fn pools_added_keep_the_marks_as_loaded() {
+        let origin = Name::from_ascii("example.test.").unwrap();
+        let n = |s: &str| Name::from_ascii(s).unwrap();
+        let text = "$TTL 60\n@ SOA ns h 1 2 3 4 30\n@ NS ns\nns A 192.0.2.1\n";
+        let config = BTreeMap::from([(n("p.a.example.test."), 0u32), (n("q.example.test."), 1)]);
+        let file = Arc::new(crate::zone::parse_str_with(&origin, Path::new("/z"), text, &config).unwrap().zone);
+        assert!(Arc::ptr_eq(&file.with_pools_added([]), &file), "nothing added: the zone itself");
+        let (api, elsewhere) = (n("api.b.example.test."), n("api.other.test."));
+        let added = file.with_pools_added([(&api, 2u32), (&elsewhere, 3)]);
+        assert!(Arc::ptr_eq(&added.base, &file.base));
+        let mut all = config.clone();
+        all.extend([(api.clone(), 2), (elsewhere.clone(), 3)]);
+        let whole = file.with_pools(&all);
+        for name in
+            ["p.a.example.test.", "a.example.test.", "q.example.test.", "api.b.example.test.", "b.example.test."]
+        {
+            let pool = |z: &Zone| z.node(&w(name)).map(|v| (v.pool(), v.rrsets().count()));
+            assert_eq!(pool(&added), pool(&whole), "{name}");
+        }
+        assert_eq!(added.node(&w("api.b.example.test.")).and_then(|v| v.pool()), Some(2));
+        assert_eq!(added.node(&w("q.example.test.")).and_then(|v| v.pool()), Some(1));
     }
 
     fn w(n: &str) -> Box<[u8]> {

@@ -250,3 +250,57 @@ fn a_reload_of_an_unchanged_config_keeps_its_pools_and_still_checks_them() {
     assert!(line.contains("config_unchanged=false"), "{line}");
     assert_eq!(addrs(&udp(r.dns, &msg("www.u.test.", RecordType::A))), ["192.0.2.81"]);
 }
+
+const KEPT: &str = "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\ntoken_file=\"admin.token\"\n\
+                    [[zone]]\norigin=\"k.test.\"\nfile=\"k.zone\"\n\
+                    [[zone]]\norigin=\"l.test.\"\nfile=\"l.zone\"\n\
+                    [[pool]]\nname=\"www.k.test.\"\n[[pool.member]]\naddress=\"192.0.2.80\"\n";
+
+/// A reload whose config did not change keeps the pools in effect as they
+/// were (the log says `pools_kept=true`) and publishes again only the zone
+/// whose file changed: its changed record is served, with the API's RRset and
+/// the API's pool laid over it as before; the config's pool and the other
+/// zone still answer.
+#[test]
+fn a_reload_of_a_changed_zone_file_keeps_the_pools_and_the_apis_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, log) = (dir.path().join("lbdns.toml"), dir.path().join("log"));
+    write(&cfg, KEPT);
+    let token = dir.path().join("admin.token");
+    write(&token, "kept-token-0123456789abcdef012345");
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let k = dir.path().join("k.zone");
+    write(&k, &small_zone("one IN A 192.0.2.1\ntwo IN A 192.0.2.2\n"));
+    write(&dir.path().join("l.zone"), &small_zone("one IN A 192.0.2.101\n"));
+    let r = spawn_logging_with(&cfg, &log, &[("LBDNS_LOG", "info")]);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let put = |path: &str, body: serde_json::Value| {
+        let c = reqwest::blocking::Client::new();
+        let res = c
+            .put(format!("http://{}/v1/{path}", r.admin))
+            .bearer_auth("kept-token-0123456789abcdef012345")
+            .json(&body)
+            .send()
+            .unwrap();
+        assert!(res.status().is_success(), "{path}: {}", res.text().unwrap());
+    };
+    put("zones/k.test./records/two.k.test./A", serde_json::json!({"ttl": 60, "data": ["192.0.2.22"]}));
+    put("pools/api.k.test.", serde_json::json!({"members": [{"address": "192.0.2.90"}]}));
+    assert_eq!(addrs(&udp(r.dns, &msg("api.k.test.", RecordType::A))), ["192.0.2.90"]);
+
+    write(&k, &small_zone("one IN A 192.0.2.11\ntwo IN A 192.0.2.2\n"));
+    let (line, _) = reload(&r, &log);
+    assert!(line.contains("config_unchanged=true") && line.contains("pools_kept=true"), "{line}");
+    assert_eq!(addrs(&udp(r.dns, &msg("one.k.test.", RecordType::A))), ["192.0.2.11"], "the file's change");
+    assert_eq!(addrs(&udp(r.dns, &msg("two.k.test.", RecordType::A))), ["192.0.2.22"], "the API's RRset");
+    assert_eq!(addrs(&udp(r.dns, &msg("api.k.test.", RecordType::A))), ["192.0.2.90"], "the API's pool");
+    assert_eq!(addrs(&udp(r.dns, &msg("www.k.test.", RecordType::A))), ["192.0.2.80"], "the config's pool");
+    assert_eq!(addrs(&udp(r.dns, &msg("one.l.test.", RecordType::A))), ["192.0.2.101"], "the other zone");
+
+    // The config changed: every pool derived again.
+    write(&cfg, &KEPT.replace("192.0.2.80", "192.0.2.81"));
+    let (line, _) = reload(&r, &log);
+    assert!(line.contains("pools_kept=false"), "{line}");
+    assert_eq!(addrs(&udp(r.dns, &msg("www.k.test.", RecordType::A))), ["192.0.2.81"]);
+    assert_eq!(addrs(&udp(r.dns, &msg("api.k.test.", RecordType::A))), ["192.0.2.90"], "the API's pool");
+}
