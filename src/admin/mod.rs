@@ -128,7 +128,14 @@ pub struct AdminState {
     pub ui_public: bool,
 }
 
+/// The handlers' state: one allocation shared by every request. Cloning the
+/// `AdminState` itself for each request (axum clones the state per request and
+/// per middleware) copied its metrics handles and channels two or three times
+/// per API write (bench/RESULTS.md, "writes17d").
+type Shared = Arc<AdminState>;
+
 pub fn router(state: AdminState) -> Router {
+    let state: Shared = Arc::new(state);
     let v1 = Router::new()
         .route("/pools", get(list_pools))
         .route("/pools/{name}", get(get_pool).put(put_pool).delete(delete_pool))
@@ -186,7 +193,7 @@ async fn json_errors(req: Request, next: Next) -> Response {
     r
 }
 
-async fn metrics(State(st): State<AdminState>) -> Response {
+async fn metrics(State(st): State<Shared>) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], st.metrics.render())
         .into_response()
 }
@@ -200,7 +207,7 @@ async fn deadline(req: Request, next: Next) -> Response {
 }
 
 /// Counts every `/v1` request by response status.
-async fn count(State(st): State<AdminState>, req: Request, next: Next) -> Response {
+async fn count(State(st): State<Shared>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     st.metrics
         .admin_requests
@@ -210,7 +217,7 @@ async fn count(State(st): State<AdminState>, req: Request, next: Next) -> Respon
 }
 
 async fn auth(
-    State(st): State<AdminState>,
+    State(st): State<Shared>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     req: Request,
@@ -267,42 +274,42 @@ async fn read_body(body: Body) -> Result<Bytes, Response> {
     })
 }
 
-async fn list_pools(State(st): State<AdminState>) -> Response {
+async fn list_pools(State(st): State<Shared>) -> Response {
     ask(&st, ApiRequest::ListPools).await
 }
 
-async fn get_pool(State(st): State<AdminState>, Path(name): Path<String>) -> Response {
+async fn get_pool(State(st): State<Shared>, Path(name): Path<String>) -> Response {
     ask(&st, ApiRequest::GetPool(name)).await
 }
 
-async fn put_pool(State(st): State<AdminState>, Path(name): Path<String>, body: Body) -> Response {
+async fn put_pool(State(st): State<Shared>, Path(name): Path<String>, body: Body) -> Response {
     match read_body(body).await {
         Ok(b) => ask(&st, ApiRequest::PutPool(name, b)).await,
         Err(r) => r,
     }
 }
 
-async fn delete_pool(State(st): State<AdminState>, Path(name): Path<String>) -> Response {
+async fn delete_pool(State(st): State<Shared>, Path(name): Path<String>) -> Response {
     ask(&st, ApiRequest::DeletePool(name)).await
 }
 
-async fn delete_pool_override(State(st): State<AdminState>, Path(name): Path<String>) -> Response {
+async fn delete_pool_override(State(st): State<Shared>, Path(name): Path<String>) -> Response {
     ask(&st, ApiRequest::DeletePoolOverride(name)).await
 }
 
-async fn put_member(State(st): State<AdminState>, Path((name, addr)): Path<(String, String)>, body: Body) -> Response {
+async fn put_member(State(st): State<Shared>, Path((name, addr)): Path<(String, String)>, body: Body) -> Response {
     match read_body(body).await {
         Ok(b) => ask(&st, ApiRequest::PutMember(name, addr, b)).await,
         Err(r) => r,
     }
 }
 
-async fn delete_member(State(st): State<AdminState>, Path((name, addr)): Path<(String, String)>) -> Response {
+async fn delete_member(State(st): State<Shared>, Path((name, addr)): Path<(String, String)>) -> Response {
     ask(&st, ApiRequest::DeleteMember(name, addr)).await
 }
 
 async fn put_member_health(
-    State(st): State<AdminState>,
+    State(st): State<Shared>,
     Path((name, addr)): Path<(String, String)>,
     body: Body,
 ) -> Response {
@@ -312,7 +319,7 @@ async fn put_member_health(
     }
 }
 
-async fn delete_member_override(State(st): State<AdminState>, Path((name, addr)): Path<(String, String)>) -> Response {
+async fn delete_member_override(State(st): State<Shared>, Path((name, addr)): Path<(String, String)>) -> Response {
     ask(&st, ApiRequest::DeleteMemberOverride(name, addr)).await
 }
 
@@ -326,7 +333,7 @@ pub struct EventsQuery {
 
 /// `GET /v1/events`: member state transitions, newest first.
 pub async fn events(
-    State(st): State<AdminState>,
+    State(st): State<Shared>,
     q: Result<axum::extract::Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     match q {
@@ -339,16 +346,16 @@ pub async fn events(
     }
 }
 
-async fn list_zones(State(st): State<AdminState>) -> Response {
+async fn list_zones(State(st): State<Shared>) -> Response {
     ask(&st, ApiRequest::ListZones).await
 }
 
-async fn get_records(State(st): State<AdminState>, Path(origin): Path<String>) -> Response {
+async fn get_records(State(st): State<Shared>, Path(origin): Path<String>) -> Response {
     ask(&st, ApiRequest::GetRecords(origin)).await
 }
 
 async fn put_rrset(
-    State(st): State<AdminState>,
+    State(st): State<Shared>,
     Path((origin, name, rtype)): Path<(String, String, String)>,
     body: Body,
 ) -> Response {
@@ -359,21 +366,21 @@ async fn put_rrset(
 }
 
 async fn delete_rrset(
-    State(st): State<AdminState>,
+    State(st): State<Shared>,
     Path((origin, name, rtype)): Path<(String, String, String)>,
 ) -> Response {
     ask(&st, ApiRequest::DeleteRRset(origin, name, rtype)).await
 }
 
 async fn delete_rrset_override(
-    State(st): State<AdminState>,
+    State(st): State<Shared>,
     Path((origin, name, rtype)): Path<(String, String, String)>,
 ) -> Response {
     ask(&st, ApiRequest::DeleteRRsetOverride(origin, name, rtype)).await
 }
 
 async fn explain(
-    State(st): State<AdminState>,
+    State(st): State<Shared>,
     query: Result<axum::extract::Query<crate::state::api::ExplainQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     match query {

@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 use tower_http::compression::CompressionLayer;
 
-use super::{AdminError, AdminState};
+use super::{AdminError, AdminState, Shared};
 use crate::control::Command;
 use crate::state::api::{ApiRequest, Reply};
 
@@ -34,7 +34,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The page's routes, to be merged into the admin router.
-pub fn router(state: AdminState) -> Router<AdminState> {
+pub fn router(state: Shared) -> Router<Shared> {
     let mut api = Router::new().route("/ui/api/state", get(ui_state)).route("/ui/api/events", get(super::events));
     if !state.ui_public {
         api = api.route_layer(middleware::from_fn_with_state(state, super::auth));
@@ -63,7 +63,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// `GET /ui/api/state`: zones and pools as the page shows them.
-async fn ui_state(State(st): State<AdminState>) -> Response {
+async fn ui_state(State(st): State<Shared>) -> Response {
     let (pools, zones) = match (read(&st, ApiRequest::ListPools).await, read(&st, ApiRequest::ListZones).await) {
         (Ok(p), Ok(z)) => (p, z),
         (Err(e), _) | (_, Err(e)) => return e.into_response(),
