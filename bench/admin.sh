@@ -54,7 +54,7 @@ start "$work/ex"
 # state_dir (other work on the machine moves it): the target uses the higher.
 commits1=$(python3 bench/sqlite_commits.py "$work" 3)
 echo "$commits1"
-seq_ex=$(python3 bench/admin_writes.py "$admin" "$token" 1000 1 seq)
+seq_ex=$(python3 bench/admin_writes.py "$admin" "$token" 3000 1 seq)
 echo "$seq_ex"
 commits2=$(python3 bench/sqlite_commits.py "$work" 3)
 echo "$commits2"
