@@ -42,7 +42,7 @@ pub enum StoreError {
 
 /// Where API changes live. The calls are async: etcd is awaited; SQLite's
 /// calls block the caller for the disk, which the writer's own thread
-/// ([`crate::control::WriterThread`]) is there for. Any runtime will do, a
+/// (`lbdns-writer`) is there for. Any runtime will do, a
 /// current-thread one too.
 #[async_trait::async_trait]
 pub trait Store: Send {

@@ -7,7 +7,7 @@
 //!
 //! SQLite calls block (a commit waits for the disk), and they run on the
 //! caller's thread: the server's writer has a thread of its own
-//! ([`crate::control::WriterThread`]) with nothing else to do while its change
+//! (`lbdns-writer`) with nothing else to do while its change
 //! commits, so handing each call to yet another thread (as this store did) only
 //! added two thread wake-ups to every write. Other callers (start-up, `lbdns
 //! import`/`export`, tests) may block too.
