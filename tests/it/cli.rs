@@ -15,6 +15,21 @@ fn check(dir: &std::path::Path) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// `lbdns check` and a start on `dir/lbdns.toml` both exit 64 and both name
+/// every problem of `want`; returns what `check` printed.
+fn both_refuse(dir: &std::path::Path, want: &[String]) -> String {
+    let (code, err) = check(dir);
+    assert_eq!(code, 64, "{err}");
+    let started = bin().arg("--config").arg(dir.join("lbdns.toml")).env("LBDNS_LOG", "off").output().unwrap();
+    assert_eq!(started.status.code(), Some(64));
+    let start_err = String::from_utf8_lossy(&started.stderr);
+    for w in want {
+        assert!(err.contains(w.as_str()), "{w}\n{err}");
+        assert!(start_err.contains(w.as_str()), "{w}\n{start_err}");
+    }
+    err
+}
+
 const CFG: &str = "[dns]\nlisten=[\"127.0.0.1:0\"]\n[admin]\nlisten=\"127.0.0.1:0\"\n\
                    [[zone]]\norigin=\"t.test.\"\nfile=\"t.zone\"\n";
 
@@ -83,15 +98,7 @@ fn problems_among_thousands_of_pools_are_at_their_lines_for_check_and_start() {
         format!("{}:{}: pool bad.t.test.: member 192.0.2.1: weight must be at least 1", cfg.display(), pool_line + 2),
         format!("{}:{}: pool p7.t.test. is defined twice", cfg.display(), pool_line + 5),
     ];
-    let (code, err) = check(dir.path());
-    assert_eq!(code, 64);
-    let started = bin().arg("--config").arg(&cfg).env("LBDNS_LOG", "off").output().unwrap();
-    assert_eq!(started.status.code(), Some(64));
-    let start_err = String::from_utf8_lossy(&started.stderr);
-    for w in &want {
-        assert!(err.contains(w.as_str()), "{w}\n{err}");
-        assert!(start_err.contains(w.as_str()), "{w}\n{start_err}");
-    }
+    both_refuse(dir.path(), &want);
 }
 
 /// With pools in the config its zone files are read while the pools are
@@ -116,15 +123,7 @@ fn zone_problems_beside_pools_are_the_same_for_check_and_start() {
         format!("{}:5: invalid A data: \"300.1.2.3\"", v.display()),
         format!("{}:8: pool www.t.test. also has A records in {}:5;", cfg.display(), t.display()),
     ];
-    let (code, err) = check(dir.path());
-    assert_eq!(code, 64, "{err}");
-    let started = bin().arg("--config").arg(&cfg).env("LBDNS_LOG", "off").output().unwrap();
-    assert_eq!(started.status.code(), Some(64));
-    let start_err = String::from_utf8_lossy(&started.stderr);
-    for w in &want {
-        assert!(err.contains(w.as_str()), "{w}\n{err}");
-        assert!(start_err.contains(w.as_str()), "{w}\n{start_err}");
-    }
+    let err = both_refuse(dir.path(), &want);
     assert_eq!(err.lines().count(), 3, "{err}");
 }
 
